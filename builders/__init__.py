@@ -1,0 +1,1 @@
+"""Programs that make and publish rnamotif-data datasets (they import the library)."""

@@ -1,0 +1,56 @@
+"""Shared command-line plumbing: logging, config flags, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Callable
+
+from rnamotif_data.errors import RNAMotifError
+
+log = logging.getLogger("builders")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type) -> None:
+    """Add one ``--field-name`` flag per public field of a frozen config dataclass.
+
+    Defaults come from the dataclass, so the CLI and the library never disagree.
+    """
+    group = parser.add_argument_group(f"{config_cls.__name__} (defaults as in the library)")
+    for f in dataclasses.fields(config_cls):
+        if f.name.startswith("_"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        help_text = f"default: {default}"
+        if isinstance(default, bool):
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=default, help=help_text)
+        else:
+            group.add_argument(flag, dest=f.name, type=type(default), default=default,
+                               metavar=f.name.upper(), help=help_text)
+
+
+def config_from_args(args: argparse.Namespace, config_cls: type):
+    """Build a config dataclass from parsed arguments added by :func:`add_config_arguments`."""
+    names = [f.name for f in dataclasses.fields(config_cls) if not f.name.startswith("_")]
+    return config_cls(**{n: getattr(args, n) for n in names})
+
+
+def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a CLI ``main``: configure logging, turn known errors into one line, no traceback.
+
+    Returns the process exit status: 0 on success, 1 on bad input (the message names the
+    file, entry or selection), 130 on Ctrl-C.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        return main(argv)
+    except (RNAMotifError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

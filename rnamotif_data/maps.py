@@ -1,0 +1,464 @@
+"""Cryo-EM density maps: reading, placement in the model's frame, statistics, writing.
+
+Conventions used everywhere in this package
+-------------------------------------------
+* ``DensityMap.data`` is a C-contiguous ``float32`` array of shape ``(nz, ny, nx)``,
+  axis order **z-y-x** (sections along Z, rows along Y, columns along X), whatever the
+  file's MAPC/MAPR/MAPS axis order was.
+* World coordinates are Cartesian x-y-z in Å, in the frame of the fitted atomic model.
+  ``voxel_size`` and ``origin`` are given in **x-y-z** order, like mrcfile's
+  ``voxel_size`` and the MRC ORIGIN field.
+* Index space is z-y-x and fractional: index ``(k, j, i)`` is the centre of voxel
+  ``data[k, j, i]`` at world position ``origin + (i, j, k) * voxel_size``.
+
+Placement (MRC2014, https://www.ccpem.ac.uk/mrc_format/mrc2014.php; DESIGN.md section 2):
+the world position of the first stored voxel comes from the ORIGIN field if it is
+non-zero, else from NXSTART/NYSTART/NZSTART times the voxel size. NSTART values are
+given per *file* axis (columns, rows, sections) and are permuted to x-y-z with
+MAPC/MAPR/MAPS, as CCP4, gemmi and ChimeraX do. When both ORIGIN and NSTART are
+non-zero, ORIGIN wins (as in ChimeraX) and a warning names the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+
+from .errors import MapFormatError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DensityMap",
+    "MapStatistics",
+    "read_map",
+    "write_mrc",
+    "map_statistics",
+    "axis_order_to_zyx",
+]
+
+_SUPPORTED_MODES = {0, 1, 2, 6, 12}  # int8, int16, float32, uint16, float16
+
+
+@dataclass(frozen=True, eq=False)
+class DensityMap:
+    """A density map placed in the model's Cartesian frame.
+
+    Attributes
+    ----------
+    data:
+        ``(nz, ny, nx)`` float32 array, z-y-x axis order, raw map values (not normalised).
+    voxel_size:
+        ``(3,)`` float64, voxel size in Å along x, y, z.
+    origin:
+        ``(3,)`` float64, world position (Å, x-y-z) of the centre of ``data[0, 0, 0]``.
+    path:
+        The file the map was read from (used in error messages), or a description.
+    header_origin, nstart_xyz, axis_order:
+        Provenance: the file's ORIGIN field (Å, x-y-z), its NSTART permuted to x-y-z
+        (voxels) and its (MAPC, MAPR, MAPS).
+    """
+
+    data: np.ndarray
+    voxel_size: np.ndarray
+    origin: np.ndarray
+    path: str = "<memory>"
+    header_origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    nstart_xyz: tuple[int, int, int] = (0, 0, 0)
+    axis_order: tuple[int, int, int] = (1, 2, 3)
+    _stats: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        data = np.ascontiguousarray(self.data, dtype=np.float32)
+        if data.ndim != 3:
+            raise MapFormatError(f"{self.path}: map data must be 3D, got shape {data.shape}")
+        vs = np.asarray(self.voxel_size, dtype=np.float64).reshape(3)
+        if not np.all(np.isfinite(vs)) or np.any(vs <= 0):
+            raise MapFormatError(f"{self.path}: voxel size {tuple(vs)} Å must be positive")
+        org = np.asarray(self.origin, dtype=np.float64).reshape(3)
+        object.__setattr__(self, "data", data)
+        object.__setattr__(self, "voxel_size", vs)
+        object.__setattr__(self, "origin", org)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Array shape ``(nz, ny, nx)`` in voxels."""
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+    def world_to_index(self, xyz: np.ndarray) -> np.ndarray:
+        """Convert world coordinates to fractional voxel indices.
+
+        Parameters
+        ----------
+        xyz:
+            ``(N, 3)`` or ``(3,)`` world coordinates in Å, x-y-z order.
+
+        Returns
+        -------
+        ``(N, 3)`` or ``(3,)`` float64 fractional indices in **z-y-x** order; integer
+        values are voxel centres.
+        """
+        xyz = np.asarray(xyz, dtype=np.float64)
+        return ((xyz - self.origin) / self.voxel_size)[..., ::-1]
+
+    def index_to_world(self, index_zyx: np.ndarray) -> np.ndarray:
+        """Convert (fractional) voxel indices, z-y-x order, to world x-y-z in Å.
+
+        Exact inverse of :meth:`world_to_index`.
+        """
+        index_zyx = np.asarray(index_zyx, dtype=np.float64)
+        return self.origin + index_zyx[..., ::-1] * self.voxel_size
+
+    def contains(self, xyz: np.ndarray) -> np.ndarray:
+        """Return a boolean ``(N,)`` mask: which points lie within the box of voxel centres.
+
+        A point is inside when each fractional index is in ``[0, n - 1]``, i.e. it can be
+        interpolated from stored voxels only.
+        """
+        idx = np.atleast_2d(self.world_to_index(xyz))
+        upper = np.asarray(self.shape, dtype=np.float64) - 1.0
+        return np.all((idx >= 0.0) & (idx <= upper), axis=-1)
+
+    def interpolate(self, xyz: np.ndarray) -> np.ndarray:
+        """Trilinearly interpolate raw map values at scattered world points.
+
+        Parameters
+        ----------
+        xyz:
+            ``(N, 3)`` world coordinates in Å, x-y-z order.
+
+        Returns
+        -------
+        ``(N,)`` float64 values. Points outside the box of voxel centres take the value
+        of a zero-padded map (they never wrap around); use :meth:`contains` to find them.
+        """
+        from scipy.ndimage import map_coordinates
+
+        idx = np.atleast_2d(self.world_to_index(xyz))
+        return map_coordinates(
+            self.data, idx.T, order=1, mode="constant", cval=0.0, prefilter=False,
+            output=np.float64,
+        )
+
+    def sample_box(
+        self, origin: np.ndarray, shape: tuple[int, int, int], voxel_size: np.ndarray | float
+    ) -> tuple[np.ndarray, float]:
+        """Trilinearly sample the map on an axis-aligned box of points (local resampling).
+
+        Only the box's points are computed, from the block of the original grid that
+        surrounds them; the whole map is never resampled. Because the box is aligned with
+        the map axes, trilinear interpolation is applied separably, one axis at a time,
+        which is exactly equal to trilinear interpolation at each point.
+
+        Parameters
+        ----------
+        origin:
+            ``(3,)`` world position (Å, x-y-z) of the box's voxel ``[0, 0, 0]``.
+        shape:
+            ``(D, H, W)`` box size in voxels, z-y-x order.
+        voxel_size:
+            Box voxel size in Å, a scalar or ``(3,)`` x-y-z.
+
+        Returns
+        -------
+        values:
+            ``(D, H, W)`` float32 raw map values, z-y-x. The map is treated as zero
+            outside its stored voxels (zero padding, never periodic wrap-around).
+        fraction_outside:
+            Fraction of box points that lie outside the box of the map's voxel centres.
+        """
+        origin = np.asarray(origin, dtype=np.float64).reshape(3)
+        box_vs = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"box shape must be three positive sizes, got {shape}")
+        inside_frac = 1.0
+        axes = []
+        for axis_zyx, n in enumerate(shape):
+            a = 2 - axis_zyx  # the x-y-z component for this z-y-x axis
+            t = (origin[a] + np.arange(n) * box_vs[a] - self.origin[a]) / self.voxel_size[a]
+            n_map = self.data.shape[axis_zyx]
+            inside = (t >= 0.0) & (t <= n_map - 1)
+            inside_frac *= float(inside.mean())
+            i0 = np.floor(t).astype(np.int64)
+            w = (t - i0).astype(np.float32)
+            axes.append((i0, w, n_map))
+        # The block of stored voxels the box needs, zero-padded where it leaves the map.
+        lo = [int(i0.min()) for i0, _, _ in axes]
+        hi = [int(i0.max()) + 2 for i0, _, _ in axes]  # exclusive; +1 neighbour
+        block = np.zeros([h - l for l, h in zip(lo, hi)], dtype=np.float32)
+        src, dst = [], []
+        for (l, h), (_, _, n_map) in zip(zip(lo, hi), axes):
+            s0, s1 = max(l, 0), min(h, n_map)
+            if s1 <= s0:  # the box misses the map entirely along this axis
+                return np.zeros(shape, dtype=np.float32), 1.0
+            src.append(slice(s0, s1))
+            dst.append(slice(s0 - l, s1 - l))
+        block[tuple(dst)] = self.data[tuple(src)]
+        out = block
+        for axis_zyx, ((i0, w, _), l) in enumerate(zip(axes, lo)):
+            r0 = i0 - l
+            a0 = np.take(out, r0, axis=axis_zyx)
+            a1 = np.take(out, r0 + 1, axis=axis_zyx)
+            bshape = [1, 1, 1]
+            bshape[axis_zyx] = -1
+            wb = w.reshape(bshape)
+            out = a0 + (a1 - a0) * wb
+        return np.ascontiguousarray(out, dtype=np.float32), 1.0 - inside_frac
+
+    def statistics(self, percentile: float = 95.0) -> "MapStatistics":
+        """Return (and cache) :func:`map_statistics` of this map."""
+        key = float(percentile)
+        if key not in self._stats:
+            self._stats[key] = map_statistics(self.data, percentile, path=self.path)
+        return self._stats[key]
+
+
+@dataclass(frozen=True)
+class MapStatistics:
+    """Whole-map statistics, computed once per map on the original grid.
+
+    Attributes
+    ----------
+    mean, sd:
+        Mean and (population) standard deviation of all voxels.
+    minimum, maximum:
+        Extremes of all voxels.
+    percentile, percentile_value:
+        ``percentile_value`` is the ``percentile``-th percentile of the map's positive
+        (non-zero after clipping negatives to zero) voxels, the normalisation divisor
+        of Cryo2StructData (Giri et al., Sci. Data 11:458, 2024;
+        doi:10.1038/s41597-024-03299-9).
+    n_voxels:
+        Number of voxels.
+    """
+
+    mean: float
+    sd: float
+    minimum: float
+    maximum: float
+    percentile: float
+    percentile_value: float
+    n_voxels: int
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable dictionary of the fields."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def map_statistics(data: np.ndarray, percentile: float = 95.0, *, path: str = "<memory>") -> MapStatistics:
+    """Compute whole-map statistics.
+
+    Parameters
+    ----------
+    data:
+        ``(nz, ny, nx)`` map values, any axis order.
+    percentile:
+        Percentile (0-100] of the positive voxels used as the normalisation divisor.
+
+    Raises
+    ------
+    MapFormatError
+        If the map has no positive voxel (it cannot be normalised) or non-finite values.
+    """
+    flat = np.asarray(data).reshape(-1)
+    mean = float(flat.mean(dtype=np.float64))
+    sd = float(flat.std(dtype=np.float64))
+    lo, hi = float(flat.min()), float(flat.max())
+    if not (np.isfinite(mean) and np.isfinite(sd)):
+        raise MapFormatError(f"{path}: map contains non-finite values (NaN or inf)")
+    positive = flat[flat > 0]
+    if positive.size == 0:
+        raise MapFormatError(f"{path}: map has no positive density; it cannot be normalised")
+    k = (positive.size - 1) * percentile / 100.0
+    # np.percentile with linear interpolation, via partition (no full sort).
+    k0 = int(np.floor(k))
+    k1 = min(k0 + 1, positive.size - 1)
+    part = np.partition(positive, (k0, k1))
+    pval = float(part[k0] + (part[k1] - part[k0]) * (k - k0))
+    return MapStatistics(mean, sd, lo, hi, float(percentile), pval, int(flat.size))
+
+
+def axis_order_to_zyx(data_file: np.ndarray, mapc: int, mapr: int, maps: int) -> np.ndarray:
+    """Reorder an array as stored in an MRC file into z-y-x axis order.
+
+    Parameters
+    ----------
+    data_file:
+        ``(n_sections, n_rows, n_columns)`` array, as mrcfile returns it.
+    mapc, mapr, maps:
+        The header's MAPC, MAPR, MAPS: which of X (1), Y (2), Z (3) runs along columns,
+        rows and sections.
+
+    Returns
+    -------
+    A view of shape ``(nz, ny, nx)``.
+    """
+    labels = (maps, mapr, mapc)  # data axis 0, 1, 2 -> x/y/z label
+    if sorted(labels) != [1, 2, 3]:
+        raise ValueError(f"MAPC/MAPR/MAPS = {mapc},{mapr},{maps} is not a permutation of 1,2,3")
+    perm = [labels.index(a) for a in (3, 2, 1)]
+    return data_file.transpose(perm)
+
+
+def read_map(path: str | os.PathLike) -> DensityMap:
+    """Read an MRC/CCP4 map (``.mrc``, ``.map``, ``.ccp4``, optionally ``.gz``/``.bz2``).
+
+    Compression is detected from the file's content by mrcfile. The array is returned
+    in z-y-x order with MAPC/MAPR/MAPS applied, and placed with ORIGIN or NSTART as
+    described in the module docstring.
+
+    Parameters
+    ----------
+    path:
+        Map file.
+
+    Returns
+    -------
+    DensityMap
+        ``data`` float32 ``(nz, ny, nx)``; ``voxel_size`` and ``origin`` in Å, x-y-z.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    MapFormatError
+        If the file is corrupt or truncated, is not an MRC map, has complex data, a
+        non-orthogonal cell (EM maps have 90° angles), a zero voxel size, or an axis
+        order that is not a permutation of 1, 2, 3.
+    """
+    path = Path(path)
+    name = str(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{name}: no such map file")
+    try:
+        with mrcfile.open(path, mode="r", permissive=False) as mrc:
+            header = mrc.header
+            if header is None or mrc.data is None:
+                raise MapFormatError(f"{name}: not a readable MRC map (no header or data)")
+            mode = int(header.mode)
+            if mode not in _SUPPORTED_MODES:
+                raise MapFormatError(f"{name}: MRC mode {mode} is not a real-valued density map")
+            cellb = tuple(float(v) for v in (header.cellb.alpha, header.cellb.beta, header.cellb.gamma))
+            if any(abs(a - 90.0) > 1e-3 for a in cellb):
+                raise MapFormatError(
+                    f"{name}: cell angles ({cellb[0]:g}, {cellb[1]:g}, {cellb[2]:g}) are not "
+                    "orthogonal; cryo-EM maps must have 90° cell angles"
+                )
+            mapcrs = (int(header.mapc), int(header.mapr), int(header.maps))
+            try:
+                data = axis_order_to_zyx(np.asarray(mrc.data), *mapcrs)
+            except ValueError as exc:
+                raise MapFormatError(f"{name}: {exc}") from None
+            vs = np.array(mrc.voxel_size.tolist(), dtype=np.float64)  # x, y, z
+            if np.any(~np.isfinite(vs)) or np.any(vs <= 0):
+                raise MapFormatError(
+                    f"{name}: voxel size {tuple(vs)} Å (cell / sampling) is not positive"
+                )
+            hdr_origin = np.array(header.origin.tolist(), dtype=np.float64)
+            nstart_crs = (int(header.nxstart), int(header.nystart), int(header.nzstart))
+            nstart_xyz = [0, 0, 0]
+            for n, label in zip(nstart_crs, mapcrs):
+                nstart_xyz[label - 1] = n
+            data = np.ascontiguousarray(data, dtype=np.float32)
+    except MapFormatError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        raise MapFormatError(f"{name}: corrupt or truncated map file ({exc})") from None
+
+    if not np.all(np.isfinite(hdr_origin)):
+        raise MapFormatError(f"{name}: ORIGIN {tuple(hdr_origin)} is not finite")
+    nstart_arr = np.asarray(nstart_xyz, dtype=np.float64)
+    if np.any(hdr_origin != 0.0):
+        origin = hdr_origin
+        if np.any(nstart_arr != 0):
+            log.warning(
+                "%s: both ORIGIN %s Å and NSTART %s are non-zero; using ORIGIN as ChimeraX does",
+                name, tuple(hdr_origin.round(3)), tuple(nstart_xyz),
+            )
+    else:
+        origin = nstart_arr * vs
+    return DensityMap(
+        data=data,
+        voxel_size=vs,
+        origin=origin,
+        path=name,
+        header_origin=tuple(float(v) for v in hdr_origin),
+        nstart_xyz=tuple(nstart_xyz),
+        axis_order=mapcrs,
+    )
+
+
+def write_mrc(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    voxel_size: float | np.ndarray,
+    origin: np.ndarray,
+    *,
+    placement: str = "origin",
+) -> Path:
+    """Write a z-y-x array as an MRC2014 file that passes ``mrcfile.validate``.
+
+    The file has axis order 1,2,3 (columns X) and cell = shape × voxel size, placed so
+    that it overlays the model in ChimeraX. A path ending in ``.gz`` or ``.bz2`` is
+    compressed accordingly.
+
+    Parameters
+    ----------
+    path:
+        Output file (overwritten).
+    data:
+        ``(D, H, W)`` array, z-y-x. float32/float64 are written as mode 2 (float32),
+        float16 as mode 12, bool/uint8/int8 label maps as mode 0 (int8).
+    voxel_size:
+        Å, scalar or ``(3,)`` x-y-z.
+    origin:
+        ``(3,)`` world position (Å, x-y-z) of ``data[0, 0, 0]``.
+    placement:
+        ``"origin"`` (default): ORIGIN = ``origin``, NSTART = 0, as ChimeraX writes maps.
+        ``"nstart"``: ORIGIN = 0 and NSTART = ``origin / voxel_size``, as EMDB maps are;
+        the origin must then be a whole number of voxels.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not 3D, a label map has values outside the int8 range, the
+        placement is unknown, or an NSTART placement is not a whole number of voxels.
+    """
+    arr = np.asarray(data)
+    if arr.ndim != 3:
+        raise ValueError(f"{path}: MRC data must be 3D (z-y-x), got shape {arr.shape}")
+    if arr.dtype == np.bool_ or arr.dtype == np.uint8:
+        if arr.size and int(arr.max()) > 127:
+            raise ValueError(f"{path}: label values above 127 do not fit MRC mode 0 (int8)")
+        arr = arr.astype(np.int8)
+    elif arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    vs = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
+    org = np.asarray(origin, dtype=np.float64).reshape(3)
+    if placement == "origin":
+        header_origin, nstart = org, np.zeros(3, dtype=np.int64)
+    elif placement == "nstart":
+        n = org / vs
+        nstart = np.rint(n).astype(np.int64)
+        if not np.allclose(n, nstart, atol=1e-4):
+            raise ValueError(
+                f"{path}: origin {tuple(org)} Å is not a whole number of voxels "
+                f"({tuple(vs)} Å); NSTART placement impossible"
+            )
+        header_origin = np.zeros(3)
+    else:
+        raise ValueError(f"{path}: placement must be 'origin' or 'nstart', got {placement!r}")
+    path = Path(path)
+    compression = {".gz": "gzip", ".bz2": "bzip2"}.get(path.suffix)
+    with mrcfile.new(path, overwrite=True, compression=compression) as mrc:
+        mrc.set_data(np.ascontiguousarray(arr))
+        mrc.voxel_size = tuple(float(v) for v in vs)
+        mrc.header.origin = tuple(float(v) for v in header_origin)
+        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in nstart)
+        mrc.update_header_stats()
+    return path

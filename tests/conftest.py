@@ -1,0 +1,94 @@
+"""Shared fixtures: real data from ../shared/data (skipped with a reason when absent)
+and maps simulated from real models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pytest
+
+from rnamotif_data.maps import DensityMap
+from rnamotif_data.simulate import simulate_map
+from rnamotif_data.structure import read_model
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("RNAMOTIF_SHARED_DATA", REPO.parent / "shared" / "data"))
+SEED_HAIRPIN = SHARED_DATA / "seed-sample" / "EMD-20353_6PJ6_hairpin3_2606"
+DEMO = REPO / "demo"
+
+#: Motifs read off 6V5B chain D (../shared/data/README.md), with their fine types.
+MOTIFS_6V5B = {
+    "D:14-16,88-90": "1x1",
+    "D:19-22,82-85": "2x2",
+    "D:30-31,72-74": "bulge1",
+    "D:31-33,71-72": "bulge1",
+    "D:3-9,95-100": "4x5",
+}
+
+
+def shared(*parts: str) -> Path:
+    """Path under ../shared/data; skips the test with a clear reason if it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real test data not available: {path} (set RNAMOTIF_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def seed_map_path() -> Path:
+    """Real EMD-20353 box around the 6PJ6 J:85-91 hairpin (ORIGIN-placed, 0.822 Å)."""
+    return shared("seed-sample", SEED_HAIRPIN.name, f"{SEED_HAIRPIN.name}.mrc")
+
+
+@pytest.fixture(scope="session")
+def seed_model_path() -> Path:
+    """Deposited 6PJ6 coordinates of the 7 hairpin nucleotides (with hydrogens)."""
+    return shared("seed-sample", SEED_HAIRPIN.name, "6PJ6_hairpin3_2606.pdb")
+
+
+@pytest.fixture(scope="session")
+def rna_model_path() -> Path:
+    """Real 78-nt RNA chain D of PDB 6V5B (shipped in demo/, CC0)."""
+    return DEMO / "6v5b_drna.pdb"
+
+
+@pytest.fixture(scope="session")
+def rna_model(rna_model_path):
+    return read_model(rna_model_path)
+
+
+@pytest.fixture(scope="session")
+def sim_map(rna_model) -> DensityMap:
+    """Noise-free map simulated from 6V5B chain D at 3 Å, 0.83 Å voxels (EMDB-like)."""
+    return simulate_map(rna_model.atoms, resolution=3.0, voxel_size=0.83, padding=8.0)
+
+
+def write_raw_mrc(path: Path, data_zyx: np.ndarray, voxel_size, *, origin=(0.0, 0.0, 0.0),
+                  nstart_xyz=(0, 0, 0), axis_order=(1, 2, 3)) -> Path:
+    """Write a map with mrcfile directly, with any axis order and placement.
+
+    Independent of the package's writer: the array is stored in the file's
+    column/row/section order given by ``axis_order`` = (MAPC, MAPR, MAPS), and NSTART is
+    written per file axis (columns, rows, sections) as the CCP4 convention says.
+    """
+    mapc, mapr, maps = axis_order
+    # file data axes are (sections, rows, columns) labelled (maps, mapr, mapc);
+    # data_zyx axes are labelled (3, 2, 1)
+    src_axis = {3: 0, 2: 1, 1: 2}
+    file_data = np.ascontiguousarray(data_zyx.transpose([src_axis[maps], src_axis[mapr], src_axis[mapc]]))
+    vs = np.broadcast_to(np.asarray(voxel_size, dtype=float), (3,))
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(file_data.astype(np.float32))
+        h = mrc.header
+        h.mapc, h.mapr, h.maps = mapc, mapr, maps
+        n_xyz = [data_zyx.shape[2], data_zyx.shape[1], data_zyx.shape[0]]
+        h.mx, h.my, h.mz = n_xyz
+        h.cella = tuple(float(n * v) for n, v in zip(n_xyz, vs))
+        h.origin = tuple(float(v) for v in origin)
+        crs = [nstart_xyz[a - 1] for a in axis_order]
+        h.nxstart, h.nystart, h.nzstart = crs
+        mrc.update_header_stats()
+    return path

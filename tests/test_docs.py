@@ -1,0 +1,53 @@
+"""Public API documentation and the README's promises."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+
+import pytest
+
+from .conftest import REPO
+
+MODULES = ["rnamotif_data.maps", "rnamotif_data.structure", "rnamotif_data.labels",
+           "rnamotif_data.segment", "rnamotif_data.quality", "rnamotif_data.simulate",
+           "rnamotif_data.motifs", "rnamotif_data.errors"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_public_api_has_docstrings(name):
+    mod = importlib.import_module(name)
+    assert mod.__doc__ and len(mod.__doc__) > 40
+    for attr in getattr(mod, "__all__", [n for n in dir(mod) if not n.startswith("_")]):
+        obj = getattr(mod, attr)
+        if inspect.isfunction(obj) or inspect.isclass(obj):
+            if obj.__module__ != name:
+                continue
+            assert obj.__doc__, f"{name}.{attr} has no docstring"
+            if inspect.isclass(obj):
+                for meth, fn in vars(obj).items():
+                    if inspect.isfunction(fn) and not meth.startswith("_"):
+                        assert fn.__doc__, f"{name}.{attr}.{meth} has no docstring"
+
+
+def test_readme_quick_start_is_two_commands_and_ci_runs_the_test_command():
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"## Quick start.*?```(?:bash|sh)?\n(.*?)```", readme, re.S)
+    assert block, "README has no quick-start code block"
+    commands = [ln for ln in block.group(1).splitlines() if ln.strip() and not ln.startswith("#")]
+    assert len(commands) == 2, commands
+    assert "builders.segment" in commands[0] and "demo/" in commands[0]
+    assert commands[1].strip() in (REPO / ".ci" / "run").read_text()
+    for path in re.findall(r"demo/[\w.\-]+", commands[0]):
+        assert (REPO / path).exists(), path
+
+
+def test_library_does_not_print_or_import_heavy_frameworks():
+    for path in (REPO / "rnamotif_data").glob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"^\s*print\(", text, re.M), f"print() in {path.name}"
+    core = ["maps", "structure", "labels", "segment", "quality", "simulate"]
+    for name in core:
+        text = (REPO / "rnamotif_data" / f"{name}.py").read_text()
+        assert not re.search(r"^\s*(import|from)\s+(torch|dask)", text, re.M), name
