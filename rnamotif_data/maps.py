@@ -28,6 +28,7 @@ from pathlib import Path
 
 import mrcfile
 import numpy as np
+from scipy.ndimage import map_coordinates
 
 from .errors import MapFormatError
 
@@ -137,8 +138,6 @@ class DensityMap:
         ``(N,)`` float64 values. Points outside the box of voxel centres take the value
         of a zero-padded map (they never wrap around); use :meth:`contains` to find them.
         """
-        from scipy.ndimage import map_coordinates
-
         idx = np.atleast_2d(self.world_to_index(xyz))
         return map_coordinates(
             self.data, idx.T, order=1, mode="constant", cval=0.0, prefilter=False,

@@ -25,7 +25,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import gemmi
@@ -174,15 +174,31 @@ class AtomTable:
     def __len__(self) -> int:
         return int(self.xyz.shape[0])
 
+    @property
+    def residue_name(self) -> np.ndarray:
+        """``(N,)`` residue name of each atom."""
+        return np.asarray(self.residue_names)[self.residue_index]
+
+    def residue_rows(self, residue_indices: np.ndarray | list[int]) -> np.ndarray:
+        """Row indices of the atoms of the given residues, residues in the order given."""
+        residue_indices = np.asarray(residue_indices, dtype=np.int64)
+        ri = self.residue_index
+        if ri.size and np.all(ri[1:] >= ri[:-1]):  # atoms grouped by residue (as read)
+            order = None
+            starts = np.searchsorted(ri, residue_indices, side="left")
+            stops = np.searchsorted(ri, residue_indices, side="right")
+        else:
+            order = np.argsort(ri, kind="stable")
+            starts = np.searchsorted(ri[order], residue_indices, side="left")
+            stops = np.searchsorted(ri[order], residue_indices, side="right")
+        rows = [np.arange(a, b) for a, b in zip(starts, stops)]
+        flat = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        return flat if order is None else order[flat]
+
     def subset(self, residue_indices: np.ndarray | list[int]) -> "AtomTable":
         """Atoms of the given residues (indices into ``residues``), in the order given."""
         residue_indices = np.asarray(residue_indices, dtype=np.int64)
-        order = np.argsort(self.residue_index, kind="stable")
-        starts = np.searchsorted(self.residue_index[order], residue_indices, side="left")
-        stops = np.searchsorted(self.residue_index[order], residue_indices, side="right")
-        rows = np.concatenate(
-            [order[a:b] for a, b in zip(starts, stops)] or [np.zeros(0, dtype=np.int64)]
-        )
+        rows = self.residue_rows(residue_indices)
         remap = np.full(len(self.residues), -1, dtype=np.int64)
         remap[residue_indices] = np.arange(len(residue_indices))
         return AtomTable(
@@ -245,24 +261,23 @@ class Model:
         """
         if isinstance(selection, str):
             selection = parse_selection(selection)
-        by_chain = _residues_by_chain(self.atoms.residues)
         chosen: list[int] = []
         for item in selection.items:
             chain = item.start.chain
-            if chain not in by_chain:
+            if chain not in self._chain_index:
                 raise SelectionError(
                     f"{self.name} has no chain {chain} (selection {selection}); chains: "
                     + " ".join(self.chains())
                 )
-            rows = by_chain[chain]
-            i0 = _find(rows, item.start, self.name, selection)
-            i1 = i0 if item.end is None else _find(rows, item.end, self.name, selection)
+            order, position = self._chain_index[chain]
+            i0 = self._position(position, item.start, selection)
+            i1 = i0 if item.end is None else self._position(position, item.end, selection)
             if i1 < i0:
                 raise SelectionError(
                     f"{self.name} chain {chain}: range {item} ends before it starts in the "
                     f"model's residue order (selection {selection})"
                 )
-            chosen.extend(rows[k][1] for k in range(i0, i1 + 1))
+            chosen.extend(order[i0:i1 + 1])
         if len(set(chosen)) != len(chosen):
             dup = sorted({str(self.atoms.residues[i]) for i in chosen if chosen.count(i) > 1})
             raise SelectionError(
@@ -270,12 +285,31 @@ class Model:
                 f"(selection {selection})"
             )
         for i in chosen:
-            if not np.any((self.atoms.residue_index == i) & (self.atoms.part > 0)):
+            if not np.any(self.atoms.part[self.atoms.residue_rows([i])] > 0):
                 raise SelectionError(
                     f"{self.name} residue {self.atoms.residues[i]} is "
                     f"{self.atoms.residue_names[i]}, not a nucleotide (selection {selection})"
                 )
         return np.asarray(chosen, dtype=np.int64)
+
+    @cached_property
+    def _chain_index(self) -> dict[str, tuple[list[int], dict[ResidueId, int]]]:
+        """Per chain: residue indices in model order, and each residue id's position."""
+        out: dict[str, tuple[list[int], dict[ResidueId, int]]] = {}
+        for i, r in enumerate(self.atoms.residues):
+            order, position = out.setdefault(r.chain, ([], {}))
+            position.setdefault(r, len(order))  # a repeated id resolves to its first copy
+            order.append(i)
+        return out
+
+    def _position(self, position: dict[ResidueId, int], rid: ResidueId, sel: Selection) -> int:
+        try:
+            return position[rid]
+        except KeyError:
+            raise SelectionError(
+                f"{self.name} chain {rid.chain} has no residue {rid.seq_num}{rid.icode} "
+                f"(selection {sel})"
+            ) from None
 
     def select(self, selection: Selection | str) -> AtomTable:
         """Heavy atoms of a selection's residues, residues in selection order.
@@ -283,22 +317,6 @@ class Model:
         Raises the same errors as :meth:`resolve`.
         """
         return self.atoms.subset(self.resolve(selection))
-
-
-def _residues_by_chain(residues: tuple[ResidueId, ...]) -> dict[str, list[tuple[ResidueId, int]]]:
-    out: dict[str, list[tuple[ResidueId, int]]] = {}
-    for i, r in enumerate(residues):
-        out.setdefault(r.chain, []).append((r, i))
-    return out
-
-
-def _find(rows: list[tuple[ResidueId, int]], rid: ResidueId, name: str, sel: Selection) -> int:
-    for k, (r, _) in enumerate(rows):
-        if r == rid:
-            return k
-    raise SelectionError(
-        f"{name} chain {rid.chain} has no residue {rid.seq_num}{rid.icode} (selection {sel})"
-    )
 
 
 @lru_cache(maxsize=None)
@@ -339,9 +357,8 @@ def read_model(path: str | os.PathLike, name: str | None = None) -> Model:
         raise StructureError(f"{path}: the file has no models")
     st.remove_hydrogens()
     st.remove_alternative_conformations()
-    entry = name or (st.info["_entry.id"] if "_entry.id" in st.info else "") or st.name
-    if not entry or entry.lower() == path.name.split(".")[0].lower():
-        entry = path.name.split(".")[0]
+    # PDB ID from _entry.id (mmCIF) or the HEADER idcode (PDB), else the file name
+    entry = name or (st.info["_entry.id"] if "_entry.id" in st.info else "") or path.name.split(".")[0]
     return Model(name=entry, path=str(path), atoms=_atom_table(st[0], str(path)))
 
 
