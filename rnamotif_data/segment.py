@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import ConfigError, MotifOutsideMapError
-from .labels import nearest_atom, within_radius
+from .labels import nearest_atom, nucleotide_id, within_radius
 from .maps import DensityMap, MapStatistics
 from .structure import AtomTable
 
@@ -242,8 +242,6 @@ def segment_motif(
 
 
 def _modified_as_other(atoms: AtomTable, keep: np.ndarray) -> np.ndarray:
-    from .labels import nucleotide_id
-
     per_res = np.array(
         [nucleotide_id(n, modified_as_parent=False) for n in atoms.residue_names], dtype=np.uint8
     )

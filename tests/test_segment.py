@@ -54,8 +54,11 @@ def test_real_hairpin_cube(seed):
     np.testing.assert_allclose(cube.origin + 19.5 * cfg.voxel_size, motif.xyz.mean(0), atol=1e-9)
     # the 0.822 Å box is ~34 x 26 x 24 Å: most of a 40 Å cube lies outside and is zero
     assert 0.5 < cube.fraction_outside < 0.9
-    inside = m.contains(_cube_points(cube))
-    assert np.all(cube.density.ravel()[~inside] == 0.0) or _edge_only(cube, m, inside)
+    # zero padding: a point more than one map voxel outside the box reads exactly 0
+    idx = m.world_to_index(_cube_points(cube))
+    far = np.any((idx <= -1.0) | (idx >= np.asarray(m.shape)), axis=1)
+    assert far.mean() > 0.4
+    assert np.all(cube.density.ravel()[far] == 0.0)
     # normalisation: raw / 95th percentile of positive voxels, clipped
     raw, _ = m.sample_box(cube.origin, (40, 40, 40), 1.0)
     np.testing.assert_allclose(cube.density, np.clip(raw / m.statistics().percentile_value, 0, 1), rtol=1e-6)
@@ -65,14 +68,6 @@ def _cube_points(cube):
     n = cube.density.shape[0]
     k, j, i = np.meshgrid(*[np.arange(n)] * 3, indexing="ij")
     return cube.origin + np.stack([i, j, k], -1).reshape(-1, 3) * cube.voxel_size
-
-
-def _edge_only(cube, m, inside):
-    """Points just outside the box of voxel centres may blend with the zero padding;
-    none farther than one map voxel may be non-zero."""
-    idx = m.world_to_index(_cube_points(cube))
-    far = np.any((idx < -1) | (idx > np.asarray(m.shape) - 0.0), axis=1)
-    return np.all(cube.density.ravel()[far] == 0.0)
 
 
 def test_zone_reproduces_upstream_chimerax_zone(seed, seed_map_path):
