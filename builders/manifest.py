@@ -10,6 +10,7 @@ Usage::
     python -m builders.manifest import cossmos FILE [FILE ...] --out M.parquet [--motif-type T]
     python -m builders.manifest import atlas FILE [FILE ...] --out M.parquet
     python -m builders.manifest import folds DIR --out M.parquet
+    python -m builders.manifest resolve FOLDS.parquet --cossmos C.parquet --out M.parquet
     python -m builders.manifest validate M.parquet
 
 Importers keep the valid rows and write the rejected ones, with row, column and reason,
@@ -30,9 +31,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rnamotif_data.errors import RNAMotifError, SelectionSyntaxError
+from rnamotif_data.errors import RNAMotifError, SelectionError, SelectionSyntaxError
 from rnamotif_data.motifs import FINE_TYPES
-from rnamotif_data.structure import parse_selection
+from rnamotif_data.structure import Model, ResidueId, ResidueRange, Selection, parse_selection
 
 from .cli import run
 
@@ -214,6 +215,75 @@ def validate_manifest(table: pa.Table, *, strict: bool = False, name: str = "man
     return valid, rejections
 
 
+def row_selection(row: dict) -> Selection | None:
+    """The residues of a manifest row as a :class:`Selection` (``residues`` win over
+    ``selection``; each listed residue becomes one single-residue item), or None."""
+    if row.get("residues") is not None:
+        items = tuple(ResidueRange(ResidueId(r["chain"], int(r["seq_num"]), r.get("icode") or ""))
+                      for r in row["residues"])
+        return Selection(" ".join(str(i.start) for i in items), items)
+    if row.get("selection") is not None:
+        return parse_selection(row["selection"])
+    return None
+
+
+def check_rows_against_model(rows: list[tuple[int, dict]], model: Model) -> list[Rejection]:
+    """Check manifest rows of one entry against its model.
+
+    Parameters
+    ----------
+    rows:
+        ``(row index, row dict)`` pairs, all of the model's PDB entry.
+    model:
+        The entry's model (:func:`rnamotif_data.structure.read_model`).
+
+    Returns
+    -------
+    One :class:`Rejection` per row whose residues are not all in the model (chain,
+    number, insertion code), are not nucleotides, or whose ``sequence`` differs from
+    the model's residues.
+    """
+    out = []
+    for i, row in rows:
+        sel = row_selection(row)
+        if sel is None:
+            continue
+        try:
+            atoms = model.select(sel)
+        except SelectionError as exc:
+            out.append(Rejection(i, "residues", str(exc), row.get("source"), row.get("source_id")))
+            continue
+        seq = row.get("sequence")
+        if seq and seq.upper() != atoms.sequence():
+            out.append(Rejection(i, "sequence", f"sequence {seq} differs from the model's {atoms.sequence()} "
+                                 f"({model.name} {sel})", row.get("source"), row.get("source_id")))
+    return out
+
+
+def resolve_residues(rows: list[dict], cossmos_rows: list[dict]) -> tuple[list[dict], list[Rejection]]:
+    """Fill the residues of rows marked ``needs_residues`` from CoSSMos manifest rows.
+
+    Rows are matched by (PDB ID, motif type, ``cossmos_number``). Matched rows get the
+    CoSSMos residues and sequence and lose the mark; unmatched ones are returned as
+    rejections (``row`` is their index in ``rows``); other rows pass through unchanged.
+    """
+    index = {(r["pdb_id"], r["motif_type"], r.get("cossmos_number")): r for r in cossmos_rows}
+    out, missing = [], []
+    for i, row in enumerate(rows):
+        if not row.get("needs_residues"):
+            out.append(row)
+            continue
+        hit = index.get((row["pdb_id"], row["motif_type"], row.get("cossmos_number")))
+        if hit is None:
+            missing.append(Rejection(i, "residues", "no CoSSMos occurrence matches: "
+                                     f"{row['pdb_id']} {row['motif_type']} #{row.get('cossmos_number')}",
+                                     row.get("source"), row.get("source_id")))
+            continue
+        out.append({**row, "residues": hit["residues"], "sequence": hit.get("sequence"),
+                    "needs_residues": False})
+    return out, missing
+
+
 def rows_to_table(rows: list[dict]) -> pa.Table:
     """Build a manifest table from row dicts (missing columns null), not yet validated."""
     filled = []
@@ -311,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
     for k in (c, a, f):
         k.add_argument("--out", required=True, type=Path, help="manifest to write (.parquet)")
         k.add_argument("--strict", action="store_true", help="refuse the manifest if any row is bad")
+    r = sub.add_parser("resolve", help="fill residues of needs_residues rows from a CoSSMos manifest")
+    r.add_argument("manifest", type=Path)
+    r.add_argument("--cossmos", required=True, type=Path, help="manifest imported from CoSSMos exports")
+    r.add_argument("--out", required=True, type=Path)
+    r.add_argument("--strict", action="store_true")
     v = sub.add_parser("validate", help="validate a manifest and print counts")
     v.add_argument("manifest", type=Path)
     v.add_argument("--strict", action="store_true")
@@ -319,6 +394,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "validate":
         table, rejections = read_manifest(args.manifest, strict=args.strict)
         print(f"{args.manifest}:\n{summary(table, rejections)}")
+        return 0
+    if args.command == "resolve":
+        table, _ = read_manifest(args.manifest)
+        cossmos, _ = read_manifest(args.cossmos)
+        rows, rejected = resolve_residues(table.to_pylist(), cossmos.to_pylist())
+        table, everything = write_manifest(rows, rejected, args.out, strict=args.strict)
+        print(f"{args.out} (rejected rows: {rejected_path(args.out).name}):\n{summary(table, everything)}")
         return 0
     if args.kind == "cossmos":
         rows, rejected = importers.import_cossmos(args.files, motif_type=args.motif_type)

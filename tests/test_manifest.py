@@ -211,3 +211,45 @@ def test_import_cli_prints_counts(tmp_path):
                             capture_output=True, text=True, cwd=REPO, timeout=120)
     assert strict.returncode == 1 and "duplicate occurrence" in strict.stderr
     assert "Traceback" not in strict.stderr
+
+
+def test_rows_checked_against_the_model(rna_model):
+    from builders.manifest import check_rows_against_model
+
+    res = [{"chain": "D", "seq_num": n, "icode": ""} for n in (19, 20, 21, 22, 82, 83, 84, 85)]
+    rows = [
+        (0, {"pdb_id": "6V5B", "selection": "D:19-22,82-85", "sequence": "UCUAUUUA"}),
+        (1, {"pdb_id": "6V5B", "residues": res, "sequence": "UCUAUUUA"}),
+        (2, {"pdb_id": "6V5B", "selection": "D:40-45"}),  # 42-62 are not modelled
+        (3, {"pdb_id": "6V5B", "residues": res, "sequence": "GCUAUUUA"}),
+        (4, {"pdb_id": "6V5B", "selection": "E:1-3"}),
+    ]
+    bad = check_rows_against_model(rows, rna_model)
+    assert [(b.row, b.column) for b in bad] == [(2, "residues"), (3, "sequence"), (4, "residues")]
+    assert "chain D has no residue 45 (selection D:40-45)" in bad[0].reason
+    assert "differs from the model's UCUAUUUA" in bad[1].reason
+    assert "no chain E" in bad[2].reason
+
+
+def test_resolve_upstream_rows_from_cossmos(tmp_path):
+    """An upstream fold row is matched to a (2025-format) CoSSMos occurrence by PDB ID,
+    type and CoSSMos number; an unmatched one is reported."""
+    from builders.manifest import resolve_residues
+
+    folds, _ = import_upstream_folds(shared("seed-folds"))
+    target = next(r for r in folds if r["motif_type"] == "1x2")
+    other = next(r for r in folds if r["motif_type"] == "hairpin5")
+    export = tmp_path / "export.tsv"
+    export.write_text(
+        "InternalID\tpdb\tAseq\tBseq\tAseq_num\tBseq_num\tA Residue Conformation 2\t"
+        "B Residue Conformation 2\tB Residue Conformation 3\n"
+        f"{target['cossmos_number']}\t{target['pdb_id']}\tGAC\tGUUC\t10-G 11-A 12-C\t40-G 41-U 42-U 43-C\t"
+        "A11 A C3p_endo anti\tA41 U C3p_endo anti\tA42 U C2p_endo anti\n")
+    cossmos, rejected = import_cossmos([export])
+    assert not rejected
+    rows, missing = resolve_residues([target, other], cossmos)
+    assert len(rows) == 1 and rows[0]["needs_residues"] is False
+    assert [x["seq_num"] for x in rows[0]["residues"]] == [10, 11, 12, 40, 41, 42, 43]
+    assert len(missing) == 1 and missing[0].row == 1 and "no CoSSMos occurrence matches" in missing[0].reason
+    table, bad = validate_manifest(rows_to_table(rows))
+    assert table.num_rows == 1 and not bad
