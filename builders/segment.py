@@ -21,7 +21,6 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
 
 import rnamotif_data
 from rnamotif_data.maps import read_map, write_mrc

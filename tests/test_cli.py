@@ -10,7 +10,6 @@ from pathlib import Path
 
 import mrcfile
 import numpy as np
-import pytest
 
 from rnamotif_data.maps import read_map
 
