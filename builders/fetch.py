@@ -64,16 +64,20 @@ def fetch_entries(sources: Sources, wanted: dict[str, list[str | None]], progres
     rows = []
     bad_rows: list[Rejection] = []
     for pdb, emdb_ids in tqdm(sorted(wanted.items()), desc="entries", unit="entry", disable=not progress):
-        if rows_by_entry is not None:
-            try:
-                bad_rows += check_rows_against_model(rows_by_entry.get(pdb, []), read_model(sources.model(pdb), name=pdb))
-            except (RNAMotifError, OSError):
-                pass  # the model failure itself is reported below
+        model_path, model_error = None, None
+        try:  # once per entry: every map of the entry shares the model and its outcome
+            model_path = sources.model(pdb)
+            if rows_by_entry is not None:
+                bad_rows += check_rows_against_model(rows_by_entry.get(pdb, []), read_model(model_path, name=pdb))
+        except (RNAMotifError, ValueError) as exc:
+            model_error = exc
         for emdb in emdb_ids:
-            row = {"pdb_id": pdb, "emdb_id": emdb, "emdb_reason": None, "model_path": None,
+            row = {"pdb_id": pdb, "emdb_id": emdb, "emdb_reason": None,
+                   "model_path": str(model_path) if model_path else None,
                    "map_path": None, "status": "ok", "error": None}
             try:
-                row["model_path"] = str(sources.model(pdb))
+                if model_error is not None:
+                    raise model_error
                 row["emdb_id"], row["emdb_reason"] = sources.map_id(pdb, emdb)
                 row["map_path"] = str(sources.map(row["emdb_id"]))
             except (RNAMotifError, ValueError) as exc:
