@@ -45,7 +45,7 @@ VOXEL = 0.83
 
 
 def build_inputs(size: int, n_motifs: int):
-    model = read_model(REPO / "demo" / "6v5b_drna.pdb")
+    model = read_model(REPO / "demo" / "mirror" / "pdb" / "6v5b.pdb")
     tile = simulate_map(model.atoms, 3.0, VOXEL, padding=4.0)
     reps = [int(np.ceil(size / n)) for n in tile.shape]
     data = np.tile(tile.data, reps)[:size, :size, :size]

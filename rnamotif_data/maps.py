@@ -21,12 +21,16 @@ non-zero, ORIGIN wins (as in ChimeraX) and a warning names the file.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import logging
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import mrcfile
+import mrcfile.utils
 import numpy as np
 from scipy.ndimage import map_coordinates
 
@@ -265,10 +269,19 @@ def map_statistics(data: np.ndarray, percentile: float = 95.0, *, path: str = "<
         If the map has no positive voxel (it cannot be normalised) or non-finite values.
     """
     flat = np.asarray(data).reshape(-1)
-    mean = float(flat.mean(dtype=np.float64))
-    sd = float(flat.std(dtype=np.float64))
+    # mean and sd in blocks, float64 accumulators: no map-sized float64 temporary
+    block = 1 << 22
+    total = 0.0
+    for a in range(0, flat.size, block):
+        total += float(flat[a:a + block].sum(dtype=np.float64))
+    mean = total / flat.size
+    sq = 0.0
+    for a in range(0, flat.size, block):
+        d = flat[a:a + block].astype(np.float64) - mean
+        sq += float(np.sum(d * d))  # not np.dot: BLAS sums in a thread-count-dependent order
+    sd = (sq / flat.size) ** 0.5
     lo, hi = float(flat.min()), float(flat.max())
-    if not (np.isfinite(mean) and np.isfinite(sd)):
+    if not (np.isfinite(mean) and np.isfinite(sd) and np.isfinite(lo) and np.isfinite(hi)):
         raise MapFormatError(f"{path}: map contains non-finite values (NaN or inf)")
     positive = flat[flat > 0]
     if positive.size == 0:
@@ -277,8 +290,8 @@ def map_statistics(data: np.ndarray, percentile: float = 95.0, *, path: str = "<
     # np.percentile with linear interpolation, via partition (no full sort).
     k0 = int(np.floor(k))
     k1 = min(k0 + 1, positive.size - 1)
-    part = np.partition(positive, (k0, k1))
-    pval = float(part[k0] + (part[k1] - part[k0]) * (k - k0))
+    positive.partition((k0, k1))  # in place: positive is already a copy
+    pval = float(positive[k0] + (positive[k1] - positive[k0]) * (k - k0))
     return MapStatistics(mean, sd, lo, hi, float(percentile), pval, int(flat.size))
 
 
@@ -335,9 +348,12 @@ def read_map(path: str | os.PathLike) -> DensityMap:
     if not path.exists():
         raise FileNotFoundError(f"{name}: no such map file")
     try:
-        with mrcfile.open(path, mode="r", permissive=False) as mrc:
+        compressed = _compression(path)
+        # compressed maps: header from mrcfile, data streamed once into the final array
+        # (mrcfile decompresses a .gz twice and holds the bytes and the array at once)
+        with mrcfile.open(path, mode="r", permissive=False, header_only=compressed is not None) as mrc:
             header = mrc.header
-            if header is None or mrc.data is None:
+            if header is None or (compressed is None and mrc.data is None):
                 raise MapFormatError(f"{name}: not a readable MRC map (no header or data)")
             mode = int(header.mode)
             if mode not in _SUPPORTED_MODES:
@@ -349,8 +365,9 @@ def read_map(path: str | os.PathLike) -> DensityMap:
                     "orthogonal; cryo-EM maps must have 90° cell angles"
                 )
             mapcrs = (int(header.mapc), int(header.mapr), int(header.maps))
+            raw = np.asarray(mrc.data) if compressed is None else _stream_data(path, compressed, header)
             try:
-                data = axis_order_to_zyx(np.asarray(mrc.data), *mapcrs)
+                data = axis_order_to_zyx(raw, *mapcrs)
             except ValueError as exc:
                 raise MapFormatError(f"{name}: {exc}") from None
             vs = np.array(mrc.voxel_size.tolist(), dtype=np.float64)  # x, y, z
@@ -366,7 +383,7 @@ def read_map(path: str | os.PathLike) -> DensityMap:
             data = np.ascontiguousarray(data, dtype=np.float32)
     except MapFormatError:
         raise
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zlib.error) as exc:
         raise MapFormatError(f"{name}: corrupt or truncated map file ({exc})") from None
 
     if not np.all(np.isfinite(hdr_origin)):
@@ -390,6 +407,43 @@ def read_map(path: str | os.PathLike) -> DensityMap:
         nstart_xyz=tuple(nstart_xyz),
         axis_order=mapcrs,
     )
+
+
+def _compression(path: Path) -> str | None:
+    """``"gzip"``, ``"bzip2"`` or None, from the file's magic bytes (as mrcfile does)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(3)
+    if magic[:2] == b"\x1f\x8b":
+        return "gzip"
+    if magic == b"BZh":
+        return "bzip2"
+    return None
+
+
+def _stream_data(path: Path, compression: str, header) -> np.ndarray:
+    """Decompress a map's data block once, straight into its array (file axis order).
+
+    Raises ``ValueError`` if the data block is shorter or longer than the header says,
+    and lets gzip/bz2 raise on a bad CRC or a truncated stream.
+    """
+    dtype = mrcfile.utils.data_dtype_from_header(header)
+    shape = mrcfile.utils.data_shape_from_header(header)
+    opener = gzip.open if compression == "gzip" else bz2.open
+    out = np.empty(shape, dtype=dtype)
+    buf = memoryview(out.reshape(-1).view(np.uint8))
+    with opener(path, "rb") as fh:
+        skip = int(header.nbytes) + int(header.nsymbt)
+        if len(fh.read(skip)) != skip:
+            raise ValueError("file ends inside the header")
+        got = 0
+        while got < len(buf):  # bounded blocks: readinto(huge) allocates a same-size temporary
+            n = fh.readinto(buf[got:got + (1 << 24)])
+            if not n:
+                raise ValueError(f"data block is {got} bytes, header says {len(buf)}")
+            got += n
+        if fh.read(1):
+            raise ValueError("file is longer than the header's data block")
+    return out if dtype.isnative else out.byteswap().view(dtype.newbyteorder("="))
 
 
 def write_mrc(
@@ -453,6 +507,7 @@ def write_mrc(
     else:
         raise ValueError(f"{path}: placement must be 'origin' or 'nstart', got {placement!r}")
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     compression = {".gz": "gzip", ".bz2": "bzip2"}.get(path.suffix)
     with mrcfile.new(path, overwrite=True, compression=compression) as mrc:
         mrc.set_data(np.ascontiguousarray(arr))

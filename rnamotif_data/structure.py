@@ -41,6 +41,7 @@ __all__ = [
     "ResidueRange",
     "Selection",
     "parse_selection",
+    "format_residues",
     "Model",
     "AtomTable",
     "read_model",
@@ -409,3 +410,30 @@ def _is_nucleotide(res: gemmi.Residue) -> bool:
         return bool(info.is_nucleic_acid())
     names = {a.name.replace("*", "'") for a in res}
     return "C1'" in names and ("P" in names or "O3'" in names)
+
+
+def format_residues(residues: tuple[ResidueId, ...] | list[ResidueId]) -> str:
+    """Write residues as a compact selection in the upstream syntax.
+
+    Consecutive residues of one chain (in the order given, numbers increasing by one and
+    no insertion codes in between) become a range: ``(J:85, J:86, J:87)`` -> ``"J:85-87"``;
+    chains are separated by spaces and runs of one chain by commas, so the result parses
+    back with :func:`parse_selection` to the same residues when they are contiguous in the
+    model.
+    """
+    runs: list[tuple[ResidueId, ResidueId]] = []
+    for r in residues:
+        if runs:
+            a, b = runs[-1]
+            if r.chain == b.chain and not b.icode and not r.icode and r.seq_num == b.seq_num + 1:
+                runs[-1] = (a, r)
+                continue
+        runs.append((r, r))
+    groups: list[tuple[str, list[str]]] = []
+    for a, b in runs:
+        item = f"{a.seq_num}{a.icode}" if a == b else f"{a.seq_num}{a.icode}-{b.seq_num}{b.icode}"
+        if groups and groups[-1][0] == a.chain:
+            groups[-1][1].append(item)
+        else:
+            groups.append((a.chain, [item]))
+    return " ".join(f"{c}:{','.join(items)}" for c, items in groups)

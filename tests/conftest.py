@@ -52,7 +52,7 @@ def seed_model_path() -> Path:
 @pytest.fixture(scope="session")
 def rna_model_path() -> Path:
     """Real 78-nt RNA chain D of PDB 6V5B (shipped in demo/, CC0)."""
-    return DEMO / "6v5b_drna.pdb"
+    return DEMO / "mirror" / "pdb" / "6v5b.pdb"
 
 
 @pytest.fixture(scope="session")

@@ -49,8 +49,8 @@ def test_acceptance_command(seed_map_path, seed_model_path, tmp_path):
 
 def test_demo_command(tmp_path):
     """The README's quick-start demo: a 2x2 internal loop of 6V5B on the simulated map."""
-    r = _run("--map", REPO / "demo" / "6v5b_drna_simulated_3A.map.gz", "--model",
-             REPO / "demo" / "6v5b_drna.pdb", "D:19-22,82-85", "--motif-type", "2x2",
+    r = _run("--map", REPO / "demo" / "mirror" / "emdb" / "emd_21051.map.gz", "--model",
+             REPO / "demo" / "mirror" / "pdb" / "6v5b.pdb", "D:19-22,82-85", "--motif-type", "2x2",
              "--out", tmp_path / "demo")
     assert r.returncode == 0, r.stderr
     record = json.loads((tmp_path / "demo" / "motif.json").read_text())
@@ -78,7 +78,7 @@ def test_bad_inputs_exit_with_one_line(seed_map_path, seed_model_path, tmp_path)
         (["--map", seed_map_path, "--model", seed_model_path, "X:85-91"], ["no chain X", "X:85-91"]),
         (["--map", seed_map_path, "--model", seed_model_path, "J:85-92"],
          ["chain J has no residue 92", "J:85-92"]),
-        (["--map", seed_map_path, "--model", REPO / "demo" / "6v5b_drna.pdb", "D:3-9"],
+        (["--map", seed_map_path, "--model", REPO / "demo" / "mirror" / "pdb" / "6v5b.pdb", "D:3-9"],
          ["EMD-20353", "outside the map", "D:3-9"]),
         (["--map", tmp_path / "none.map", "--model", seed_model_path, "J:85-91"], ["none.map"]),
     ]

@@ -12,7 +12,8 @@ from .conftest import REPO
 
 MODULES = ["rnamotif_data.maps", "rnamotif_data.structure", "rnamotif_data.labels",
            "rnamotif_data.segment", "rnamotif_data.quality", "rnamotif_data.simulate",
-           "rnamotif_data.motifs", "rnamotif_data.errors"]
+           "rnamotif_data.motifs", "rnamotif_data.errors", "rnamotif_data.background",
+           "rnamotif_data.store", "builders.build", "builders.verify", "builders.export"]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -37,10 +38,21 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_test_command():
     assert block, "README has no quick-start code block"
     commands = [ln for ln in block.group(1).splitlines() if ln.strip() and not ln.startswith("#")]
     assert len(commands) == 2, commands
-    assert "builders.segment" in commands[0] and "demo/" in commands[0]
+    assert commands[0].rstrip().endswith("python -m builders.build"), commands[0]
     assert commands[1].strip() in (REPO / ".ci" / "run").read_text()
-    for path in re.findall(r"demo/[\w.\-]+", commands[0]):
-        assert (REPO / path).exists(), path
+    for path in re.findall(r"`(demo/[\w./\-]+)`", readme):
+        if not path.startswith("demo-out"):
+            assert (REPO / path).exists(), path
+
+
+def test_store_column_dictionary_matches_the_schema():
+    from rnamotif_data.store import FAILURES_COLUMNS, METADATA_COLUMNS
+
+    doc = (REPO / "docs" / "store.md").read_text()
+    for title, columns in (("metadata.parquet", METADATA_COLUMNS), ("failures.parquet", FAILURES_COLUMNS)):
+        section = doc.split(f"## {title}")[1].split("\n## ")[0]
+        documented = re.findall(r"^\| `(\w+)` \|", section, re.M)
+        assert documented == list(columns), (title, documented)
 
 
 def test_library_does_not_print_or_import_heavy_frameworks():

@@ -48,7 +48,7 @@ RECORDS = {
 
 
 def _mmcif_gz() -> bytes:
-    st = gemmi.read_structure(str(DEMO / "6v5b_drna.pdb"))
+    st = gemmi.read_structure(str(DEMO / "mirror" / "pdb" / "6v5b.pdb"))
     st.setup_entities()
     return gzip.compress(st.make_mmcif_document().as_string().encode())
 
@@ -63,7 +63,7 @@ class Server:
 
     def __init__(self):
         self.files = {"/model/6V5B.cif.gz": _mmcif_gz(),
-                      "/emdb/EMD-21051/map/emd_21051.map.gz": (DEMO / "6v5b_drna_simulated_3A.map.gz").read_bytes()}
+                      "/emdb/EMD-21051/map/emd_21051.map.gz": (DEMO / "mirror" / "emdb" / "emd_21051.map.gz").read_bytes()}
         self.files.update({f"/entry/{k}": json.dumps(v).encode() for k, v in RECORDS.items()})
         self.faults: dict[str, list[str]] = {}
         self.hits: dict[str, int] = {}

@@ -1,0 +1,186 @@
+"""Build throughput: is a Dask build dominated by reading maps?
+
+20 simulated entries, each a ~300³ map at 1 Å simulated (gemmi, 3-4 Å) from 27 rotated
+copies of the real 6V5B chain D model (chains A-Z, a) laid out on a 3×3×3 grid 90 Å apart,
+plus independent Gaussian noise (0.2 sd), written as EMDB writes maps (``.map.gz``).
+Each entry lists 30 motifs (the 5 internal loops and bulges of 6V5B in 6 of the copies);
+background cubes come on top (``ceil(30 / 4)`` = 8 per entry).
+
+Printed figures:
+  * samples/s of the whole build (stage + commit) on a LocalCluster of 2 workers × 1 thread;
+  * the baseline, measured in the same run: reading every map and computing its
+    statistics sequentially in one process, divided by the worker count (the time the
+    build would take if reading were all it did);
+  * ratio of build wall time to that baseline (goal <= 1.5);
+  * peak RSS per worker against the largest map's float32 size (goal <= 3×);
+  * commit (writer) time against staging time (the writer must not be the bottleneck).
+
+Usage: python benchmarks/bench_build.py [--entries 20] [--size 300] [--workers 2] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import string  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gemmi  # noqa: E402
+import numpy as np  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+from scipy.spatial.transform import Rotation  # noqa: E402
+
+from builders.build import BuildConfig, build  # noqa: E402
+from builders.make_demo import DEMO_MOTIFS  # noqa: E402
+from builders.manifest import rows_to_table  # noqa: E402
+from builders.sources import SourceConfig  # noqa: E402
+from rnamotif_data.maps import read_map, write_mrc  # noqa: E402
+from rnamotif_data.simulate import simulate_map  # noqa: E402
+from rnamotif_data.structure import read_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "demo" / "mirror" / "pdb" / "6v5b.pdb"
+CHAINS = string.ascii_uppercase + "a"
+
+
+def make_entry(mirror: Path, k: int, size: int) -> tuple[str, str]:
+    """Write entry k (PDB 9B{k:02d}, EMD-8{k:04d}) into the mirror; return its IDs."""
+    pdb_id, number = f"9B{k:02d}", f"8{k:04d}"
+    model_out = mirror / "pdb" / f"{pdb_id.lower()}.pdb"
+    map_out = mirror / "emdb" / f"emd_{number}.map.gz"
+    if model_out.exists() and map_out.exists():
+        return pdb_id, f"EMD-{number}"
+    src = gemmi.read_structure(str(MODEL))
+    src.remove_hydrogens()
+    base = src[0]["D"]
+    xyz0 = np.array([a.pos.tolist() for r in base for a in r])
+    centre = xyz0.mean(axis=0)
+    rng = np.random.default_rng(1000 + k)
+    st = gemmi.Structure()
+    st.cell = src.cell
+    model = gemmi.Model("1")
+    spacing = (size - 30) / 3.0
+    for c, (i, j, l) in enumerate(np.ndindex(3, 3, 3)):
+        rot = Rotation.random(random_state=int(rng.integers(1 << 31))).as_matrix()
+        shift = np.array([i, j, l]) * spacing + spacing / 2 + 15
+        chain = gemmi.Chain(CHAINS[c])
+        for res in base:
+            chain.add_residue(res)
+            for a in chain[len(chain) - 1]:
+                a.pos = gemmi.Position(*(rot @ (np.array(a.pos.tolist()) - centre) + shift))
+        model.add_chain(chain)
+    st.add_model(model)
+    st.setup_entities()
+    model_out.parent.mkdir(parents=True, exist_ok=True)
+    st.write_pdb(str(model_out))
+    atoms = read_model(model_out).atoms
+    m = simulate_map(atoms, 3.0 + (k % 3) * 0.5, 1.0, padding=10.0, noise_sd=0.2, seed=k)
+    write_mrc(map_out, m.data, m.voxel_size, m.origin, placement="nstart")
+    return pdb_id, f"EMD-{number}"
+
+
+def _read_stats(path: str) -> float:
+    t = time.perf_counter()
+    read_map(path).statistics()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--entries", type=int, default=20)
+    p.add_argument("--size", type=int, default=300)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--keep", type=Path, help="keep (and reuse) the simulated mirror here")
+    args = p.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench_build_"))
+    mirror = args.keep or work / "mirror"
+    try:
+        t0 = time.perf_counter()
+        rows = []
+        for k in range(args.entries):
+            pdb_id, emdb_id = make_entry(mirror, k, args.size)
+            for c in CHAINS[:6]:
+                for sel, mtype in DEMO_MOTIFS.items():
+                    rows.append({"pdb_id": pdb_id, "emdb_id": emdb_id, "motif_type": mtype,
+                                 "selection": sel.replace("D:", f"{c}:"), "source": "bench"})
+        manifest = work / "bench.parquet"
+        pq.write_table(rows_to_table(rows), manifest)
+        print(f"simulated mirror ready in {time.perf_counter() - t0:.0f} s: {mirror}")
+
+        # baseline: read + statistics of every map, one process
+        t0 = time.perf_counter()
+        largest = 0
+        for path in sorted((mirror / "emdb").glob("*.map.gz"))[: args.entries]:
+            m = read_map(path)
+            m.statistics()
+            largest = max(largest, m.data.nbytes)
+            shape = m.shape
+            del m
+        t_read = time.perf_counter() - t0
+        baseline = t_read / args.workers
+
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, memory_limit="auto")
+        client = Client(cluster)
+        # baseline 2: the same reads on the same workers, in parallel (what the machine can do)
+        paths = [str(p) for p in sorted((mirror / "emdb").glob("*.map.gz"))[: args.entries]]
+        t0 = time.perf_counter()
+        client.gather(client.map(_read_stats, paths, pure=False))
+        t_read_par = time.perf_counter() - t0
+        client.restart()
+        idle = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        out = work / "bench.zarr"
+        t0 = time.perf_counter()
+        result = build(manifest, str(out), BuildConfig(),
+                       source_config=SourceConfig(cache_dir=work / "cache", mirror=mirror, offline=True),
+                       scheduler=cluster.scheduler_address, progress=False)
+        wall = time.perf_counter() - t0
+        rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        client.close()
+        cluster.close()
+        store_bytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+
+        mib = 1 << 20
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+        print(f"entries: {args.entries}, maps {shape} voxels (z-y-x) at 1 Å, largest {largest / mib:.0f} MiB float32")
+        print(f"samples: {result.n_samples} ({result.n_samples - result.n_background} motifs + "
+              f"{result.n_background} background), failed rows {result.n_failed_rows}")
+        print(f"build wall time            : {wall:8.1f} s  ({result.n_samples / wall:.1f} samples/s, "
+              f"{wall / args.entries:.2f} s per entry)")
+        print(f"  staging                  : {result.stage_seconds:8.1f} s")
+        print(f"  commit (shard writers)   : {result.commit_seconds:8.1f} s  "
+              f"({100 * result.commit_seconds / wall:.0f}% of wall)")
+        print(f"baseline read+stats, 1 proc: {t_read:8.1f} s  / {args.workers} workers = {baseline:.1f} s")
+        print(f"read+stats inside tasks    : {result.read_seconds:8.1f} s  (sum over tasks)")
+        print(f"baseline read+stats, {args.workers} workers in parallel: {t_read_par:8.1f} s")
+        ratio = wall / t_read_par
+        print(f"build / parallel read+stats: {ratio:8.2f}    goal <= 1.5   {'PASS' if ratio <= 1.5 else 'FAIL'}")
+        print(f"build / (1-proc read / {args.workers}): {wall / baseline:8.2f}    (assumes reads scale perfectly)")
+        peak = max(rss.values())
+        grow = max(rss[w] - idle.get(w, 0) for w in rss)
+        print(f"peak RSS per worker        : {', '.join(f'{v / mib:.0f}' for v in rss.values())} MiB "
+              f"(idle worker {max(idle.values()) / mib:.0f} MiB); "
+              f"{peak / largest:.2f}x largest map   goal <= 3x   {'PASS' if peak <= 3 * largest else 'FAIL'}")
+        print(f"peak RSS growth per worker : {grow / mib:.0f} MiB = {grow / largest:.2f}x largest map")
+        print(f"store size                 : {store_bytes / mib:.1f} MiB "
+              f"({store_bytes / max(result.n_samples, 1) / 1024:.0f} KiB per sample)")
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            shutil.rmtree(work / "bench.zarr", ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,430 @@
+"""The dataset store: sharded Zarr v3 cubes plus Parquet metadata (DESIGN.md section 7).
+
+Layout of a store ``ROOT`` (a local path or an fsspec URL such as ``s3://bucket/x.zarr``)::
+
+    ROOT/zarr.json              Zarr v3 group; attributes below
+    ROOT/density/ zone/ labels/ nucleotide/
+                                arrays (N, D, H, W), z-y-x, one sample per inner chunk,
+                                ``shard_size`` samples per shard, zstd-compressed
+    ROOT/metadata.parquet       one row per sample, in sample order (METADATA_COLUMNS)
+    ROOT/failures.parquet       every manifest row that did not become a sample, and why
+    ROOT/checksums.sha256       sha256 of every other file but the group's zarr.json
+                                (``sha256sum`` format)
+
+Group attributes: ``format_version``, ``dataset_version``, ``build_state``
+(``"building"`` until the last file is written, then ``"complete"``), ``build_config``
+and ``config_hash``, ``manifest_sha256``, ``class_names``, ``label_names``,
+``nucleotide_names``, ``voxel_size`` (Å), ``cube_shape`` (D, H, W), ``shard_size``,
+``n_samples``, ``package_version``.
+
+A store whose ``build_state`` is not ``"complete"`` is refused by :class:`RNAMotifStore`
+(an interrupted build); its arrays may hold half-written shards.
+
+Each shard is written by exactly one writer (:func:`write_shard`): zarr-python 3 loses data
+silently when two writers update parts of one shard concurrently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import posixpath
+from typing import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import RNAMotifError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "FORMAT_VERSION", "ARRAYS", "ARRAY_DTYPES", "METADATA_SCHEMA", "FAILURES_SCHEMA",
+    "METADATA_COLUMNS", "FAILURES_COLUMNS", "StoreError", "RNAMotifStore", "open_store",
+    "create_arrays", "write_shard", "file_checksums", "write_checksums", "check_checksums",
+    "url_to_fs", "write_table", "read_table",
+]
+
+FORMAT_VERSION = 1
+ARRAYS = ("density", "zone", "labels", "nucleotide")
+#: dtype of each array (DESIGN.md section 7)
+ARRAY_DTYPES = {"density": "float16", "zone": "bool", "labels": "uint8", "nucleotide": "uint8"}
+DIMENSION_NAMES = ("sample", "z", "y", "x")
+METADATA_FILE = "metadata.parquet"
+FAILURES_FILE = "failures.parquet"
+CHECKSUMS_FILE = "checksums.sha256"
+LABEL_NAMES = ("none", "backbone", "sugar", "base")
+NUCLEOTIDE_NAMES = ("none", "A", "C", "G", "U", "other")
+
+_XYZ = pa.list_(pa.float64(), 3)
+
+#: metadata.parquet columns: name -> (Arrow type, description). The column dictionary.
+METADATA_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
+    "sample_index": (pa.int64(), "position of the sample along the arrays' first axis"),
+    "sample_id": (pa.string(), "stable id: EMDB_PDB_type_residues (motifs) or EMDB_PDB_unknown_bgK"),
+    "is_background": (pa.bool_(), "true for background ('unknown') samples"),
+    "background_kind": (pa.string(), "'atoms' (modelled structure) or 'density' (unmodelled); null for motifs"),
+    "manifest_row": (pa.int64(), "row of the input manifest (null for background samples)"),
+    "pdb_id": (pa.string(), "PDB ID of the model, upper case"),
+    "emdb_id": (pa.string(), "EMDB map, EMD-N"),
+    "motif_id": (pa.string(), "manifest motif_id (null if none)"),
+    "motif_type": (pa.string(), "fine type (1x1 ... 4x5, bulgeN, hairpinN) or 'unknown'"),
+    "motif_class": (pa.string(), "symmetric_loop, bulge, hairpin, asymmetric_loop or unknown"),
+    "class_index": (pa.int8(), "0 sym, 1 bulge, 2 hairpin, 3 asym, 4 unknown (upstream order)"),
+    "residues": (pa.string(), "the sample's residues in selection syntax (J:85-91)"),
+    "sequence": (pa.string(), "one-letter sequence of those residues in model order"),
+    "resolution": (pa.float64(), "resolution of the map in Å (manifest, else RCSB record; null if unknown)"),
+    "origin_xyz": (_XYZ, "world position (Å, x-y-z) of voxel [0, 0, 0] of the cube"),
+    "centroid_xyz": (_XYZ, "heavy-atom centroid (Å, x-y-z), the cube's centre"),
+    "n_atoms": (pa.int32(), "heavy atoms of the sample (zone atoms for background)"),
+    "n_residues": (pa.int32(), "residues of the sample"),
+    "fraction_outside": (pa.float32(), "fraction of cube voxels outside the map box (zero-padded)"),
+    "fit_z": (pa.float64(), "(mean map value at the atoms - map mean) / map sd"),
+    "source": (pa.string(), "manifest source (cossmos-2012, motif-atlas-4.5, ...)"),
+    "source_id": (pa.string(), "id of the occurrence in its source"),
+    "cossmos_number": (pa.int32(), "CoSSMos occurrence number, if any"),
+    "upstream_fold": (pa.int8(), "upstream validation fold (1-5), if any"),
+}
+METADATA_SCHEMA = pa.schema([pa.field(k, t) for k, (t, _) in METADATA_COLUMNS.items()])
+
+#: failures.parquet columns: name -> (Arrow type, description).
+FAILURES_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
+    "manifest_row": (pa.int64(), "row of the input manifest"),
+    "pdb_id": (pa.string(), "PDB ID"),
+    "emdb_id": (pa.string(), "EMDB map (null if it could not be determined)"),
+    "motif_type": (pa.string(), "fine motif type"),
+    "residues": (pa.string(), "the row's residues in selection syntax"),
+    "source": (pa.string(), "manifest source"),
+    "source_id": (pa.string(), "id in the source"),
+    "stage": (pa.string(), "where it failed: manifest, fetch, model, map, placement, segment, quality"),
+    "error_type": (pa.string(), "exception class"),
+    "error": (pa.string(), "the error message (names the file, entry and residues)"),
+}
+FAILURES_SCHEMA = pa.schema([pa.field(k, t) for k, (t, _) in FAILURES_COLUMNS.items()])
+
+
+class StoreError(RNAMotifError):
+    """A store is missing, incomplete, or inconsistent."""
+
+
+# ---------------------------------------------------------------------- file system helpers
+def url_to_fs(url: str | os.PathLike):
+    """``(fsspec filesystem, path)`` for a local path or fsspec URL."""
+    import fsspec
+
+    return fsspec.core.url_to_fs(str(url))
+
+
+def _is_local(fs) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def zarr_location(root: str) -> str:
+    """What to hand zarr for ``root``: the plain path for local stores (``file://`` URLs
+    included, since fsspec's local file system does not create directories for zarr),
+    else the URL."""
+    fs, path = url_to_fs(root)
+    return path if _is_local(fs) else str(root)
+
+
+def put_bytes(url: str, data: bytes) -> None:
+    """Write ``data`` to ``url`` atomically (temporary file + rename locally; a single PUT
+    on object stores), so a reader never sees a partial file."""
+    fs, path = url_to_fs(url)
+    if _is_local(fs):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    else:
+        fs.pipe_file(path, data)
+
+
+def write_table(url: str, table: pa.Table) -> None:
+    """Write a Parquet table atomically to ``url`` (deterministic bytes for equal tables)."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    put_bytes(url, buf.getvalue())
+
+
+def read_table(url: str) -> pa.Table:
+    """Read a Parquet table from a local path or fsspec URL."""
+    fs, path = url_to_fs(url)
+    with fs.open(path, "rb") as f:
+        return pq.read_table(f)
+
+
+def _join(root: str, *parts: str) -> str:
+    return posixpath.join(str(root).rstrip("/"), *parts) if "://" in str(root) else os.path.join(str(root), *parts)
+
+
+# ---------------------------------------------------------------------- writing
+def create_arrays(root: str, n: int, cube_shape: tuple[int, int, int], shard_size: int,
+                  compression_level: int = 3) -> None:
+    """Create (or replace) the four arrays of a store, shape ``(n, D, H, W)``.
+
+    One sample per inner chunk ``(1, D, H, W)``; shards of ``(shard_size, D, H, W)``;
+    zstd at ``compression_level``; ``dimension_names`` ``("sample", "z", "y", "x")``.
+    Existing arrays and their chunks are deleted first (``overwrite``).
+    """
+    import zarr
+
+    group = zarr.open_group(zarr_location(root), mode="a")
+    for name in ARRAYS:
+        group.create_array(
+            name, shape=(int(n), *cube_shape), chunks=(1, *cube_shape),
+            shards=(int(shard_size), *cube_shape),
+            dtype=ARRAY_DTYPES[name], compressors=zarr.codecs.ZstdCodec(level=compression_level),
+            dimension_names=DIMENSION_NAMES, fill_value=0, overwrite=True,
+        )
+
+
+def write_shard(root: str, start: int, arrays: dict[str, np.ndarray]) -> None:
+    """Write samples ``start : start + len`` of every array; the caller is the only writer
+    of the shard(s) this range covers (ranges must be whole shards, or end at N).
+
+    Raises
+    ------
+    StoreError
+        If the range is not shard-aligned or the arrays disagree in length.
+    """
+    import zarr
+
+    group = zarr.open_group(zarr_location(root), mode="r+")
+    lengths = {len(a) for a in arrays.values()}
+    if len(lengths) != 1:
+        raise StoreError(f"{root}: arrays of different lengths for one shard: {lengths}")
+    (k,) = lengths
+    for name, data in arrays.items():
+        arr = group[name]
+        shard = arr.shards[0] if arr.shards else arr.chunks[0]
+        if start % shard or (k % shard and start + k != arr.shape[0]):
+            raise StoreError(f"{root}/{name}: write of samples {start}:{start + k} is not shard-aligned "
+                             f"(shard size {shard}, N {arr.shape[0]})")
+        arr[start:start + k] = np.asarray(data, dtype=ARRAY_DTYPES[name])
+
+
+def set_attrs(root: str, attrs: dict) -> None:
+    """Update the store group's attributes (creating the group if needed)."""
+    import zarr
+
+    group = zarr.open_group(zarr_location(root), mode="a")
+    group.attrs.update(attrs)
+
+
+def get_attrs(root: str) -> dict | None:
+    """The store group's attributes, or None if there is no group at ``root``."""
+    import zarr
+
+    try:
+        return dict(zarr.open_group(zarr_location(root), mode="r").attrs)
+    except FileNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------- checksums
+def file_checksums(root: str, *, exclude: Iterable[str] = (CHECKSUMS_FILE, "zarr.json")) -> dict[str, str]:
+    """sha256 (hex) of every file under ``root``, keyed by POSIX path relative to it.
+
+    The group's own ``zarr.json`` (its attributes, which record the build state after the
+    checksums are written) and the checksum file are excluded; staging and temporary
+    files are skipped."""
+    fs, base = url_to_fs(root)
+    base = base.rstrip("/")
+    out = {}
+    for path in sorted(fs.find(base)):
+        rel = posixpath.relpath(path.replace(os.sep, "/"), base.replace(os.sep, "/"))
+        if rel in exclude or ".tmp-" in rel or rel.startswith("_staging/"):
+            continue
+        h = hashlib.sha256()
+        with fs.open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        out[rel] = h.hexdigest()
+    return out
+
+
+def write_checksums(root: str) -> dict[str, str]:
+    """Write ``checksums.sha256`` (``sha256sum`` format) for every file of the store."""
+    sums = file_checksums(root)
+    text = "".join(f"{h}  {rel}\n" for rel, h in sums.items())
+    put_bytes(_join(root, CHECKSUMS_FILE), text.encode())
+    return sums
+
+
+def check_checksums(root: str) -> list[str]:
+    """Compare the store's files with ``checksums.sha256``; a list of problems (empty if
+    every listed file exists with its checksum and no unlisted file exists)."""
+    fs, base = url_to_fs(_join(root, CHECKSUMS_FILE))
+    if not fs.exists(base):
+        return [f"{root}: no {CHECKSUMS_FILE}"]
+    listed = {}
+    for line in fs.cat_file(base).decode().splitlines():
+        h, _, rel = line.partition("  ")
+        listed[rel] = h
+    actual = file_checksums(root)
+    problems = [f"{rel}: missing" for rel in listed if rel not in actual]
+    problems += [f"{rel}: sha256 differs from {CHECKSUMS_FILE}" for rel in listed
+                 if rel in actual and actual[rel] != listed[rel]]
+    problems += [f"{rel}: not listed in {CHECKSUMS_FILE}" for rel in actual if rel not in listed]
+    return problems
+
+
+# ---------------------------------------------------------------------- reading
+class RNAMotifStore:
+    """Read access to a built store.
+
+    Metadata and failures are read from Parquet without touching the cube arrays; the
+    Zarr arrays are opened lazily on first cube access and never pickled, so an instance
+    can be sent to DataLoader workers (fork or spawn) and reopens there.
+
+    Parameters
+    ----------
+    root:
+        Local path or fsspec URL of the store.
+    require_complete:
+        Refuse a store whose build did not finish (default).
+
+    Raises
+    ------
+    StoreError
+        If ``root`` holds no store, or (``require_complete``) its build is incomplete, or
+        its format version is newer than this package understands.
+    """
+
+    def __init__(self, root: str | os.PathLike, *, require_complete: bool = True):
+        self.root = str(root)
+        attrs = get_attrs(self.root)
+        if attrs is None or "format_version" not in attrs:
+            raise StoreError(f"{self.root}: no rnamotif-data store here (build one with "
+                             "`python -m builders.build --manifest M.parquet --out "
+                             f"{self.root}`)")
+        if attrs["format_version"] > FORMAT_VERSION:
+            raise StoreError(f"{self.root}: store format {attrs['format_version']} is newer than "
+                             f"this package's ({FORMAT_VERSION}); upgrade rnamotif-data")
+        if require_complete and attrs.get("build_state") != "complete":
+            raise StoreError(f"{self.root}: build is incomplete (state {attrs.get('build_state')!r}); "
+                             "finish it with `python -m builders.build ... --resume`")
+        self.attrs = attrs
+        self._arrays = None
+        self._metadata = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_arrays"] = None
+        return state
+
+    def __len__(self) -> int:
+        return int(self.attrs.get("n_samples", 0))
+
+    def __repr__(self) -> str:
+        return (f"RNAMotifStore({self.root!r}, samples={len(self)}, cube={tuple(self.cube_shape)}, "
+                f"version={self.attrs.get('dataset_version')!r})")
+
+    @property
+    def cube_shape(self) -> tuple[int, int, int]:
+        """``(D, H, W)`` voxels."""
+        return tuple(self.attrs["cube_shape"])
+
+    @property
+    def voxel_size(self) -> float:
+        """Cube voxel size in Å."""
+        return float(self.attrs["voxel_size"])
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Class names in class-index order."""
+        return tuple(self.attrs["class_names"])
+
+    @property
+    def shard_size(self) -> int:
+        """Samples per shard."""
+        return int(self.attrs["shard_size"])
+
+    @property
+    def metadata(self):
+        """``pandas.DataFrame`` of metadata.parquet, one row per sample in sample order."""
+        if self._metadata is None:
+            self._metadata = read_table(_join(self.root, METADATA_FILE)).to_pandas()
+        return self._metadata
+
+    @property
+    def failures(self):
+        """``pandas.DataFrame`` of failures.parquet."""
+        return read_table(_join(self.root, FAILURES_FILE)).to_pandas()
+
+    def arrays(self) -> dict:
+        """The Zarr arrays by name (opened on first use, in this process)."""
+        if self._arrays is None:
+            import zarr
+
+            group = zarr.open_group(zarr_location(self.root), mode="r")
+            self._arrays = {name: group[name] for name in ARRAYS}
+        return self._arrays
+
+    def _check(self, index: int) -> int:
+        n = len(self)
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < n:
+            raise IndexError(f"{self.root}: sample index {index!r} out of range [0, {n})")
+        return int(index)
+
+    def read(self, index: int, arrays: Iterable[str] = ARRAYS) -> dict[str, np.ndarray]:
+        """One sample: ``{name: (D, H, W) array}`` (z-y-x; dtypes as :data:`ARRAY_DTYPES`).
+
+        Raises
+        ------
+        IndexError
+            If ``index`` is not in ``[0, N)`` (no negative-index wrap-around).
+        """
+        i = self._check(index)
+        arrs = self.arrays()
+        return {name: np.asarray(arrs[name][i]) for name in arrays}
+
+    def read_batch(self, indices: Iterable[int] | slice, arrays: Iterable[str] = ARRAYS) -> dict[str, np.ndarray]:
+        """Several samples in one call: ``{name: (B, D, H, W) array}`` in the order given.
+
+        A slice or a sorted run of consecutive indices is read as one contiguous block (a
+        whole shard decodes once); other lists use orthogonal indexing.
+
+        Raises
+        ------
+        IndexError
+            If any index is out of range.
+        """
+        arrs = self.arrays()
+        if isinstance(indices, slice):
+            start, stop, step = indices.indices(len(self))
+            idx = np.arange(start, stop, step)
+        else:
+            idx = np.asarray(list(indices), dtype=np.int64)
+        for i in idx:
+            self._check(int(i))
+        if idx.size == 0:
+            return {name: np.zeros((0, *self.cube_shape), dtype=ARRAY_DTYPES[name]) for name in arrays}
+        if np.all(np.diff(idx) == 1):
+            sel = slice(int(idx[0]), int(idx[-1]) + 1)
+            return {name: np.asarray(arrs[name][sel]) for name in arrays}
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        return {name: np.asarray(arrs[name].get_orthogonal_selection((uniq,)))[inverse] for name in arrays}
+
+    def shard_ranges(self) -> list[tuple[int, int]]:
+        """``(start, stop)`` sample ranges of the shards, in order."""
+        s, n = self.shard_size, len(self)
+        return [(a, min(a + s, n)) for a in range(0, n, s)]
+
+
+def open_store(root: str | os.PathLike, *, require_complete: bool = True) -> RNAMotifStore:
+    """Open a built store for reading (see :class:`RNAMotifStore`)."""
+    return RNAMotifStore(root, require_complete=require_complete)
+
+
+def attrs_json(attrs: dict) -> str:
+    """Canonical JSON of store attributes (sorted keys), for hashing and display."""
+    return json.dumps(attrs, sort_keys=True, separators=(",", ":"))

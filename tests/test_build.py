@@ -1,0 +1,319 @@
+"""The builder end to end: simulated entries from a real model in a --mirror, failing
+entries mixed with good ones, multi-worker vs synchronous, kill and resume, verify and
+export; plus the acceptance case on the real seed-sample hairpin box."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import mrcfile
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from builders.build import BuildConfig, build, main as build_main
+from builders.export import export_hdf5, export_mrc
+from builders.make_demo import DEMO_MOTIFS
+from builders.manifest import rows_to_table
+from builders.simulate_entries import SimulatedEntry, write_entry
+from builders.sources import SourceConfig
+from builders.verify import verify_store
+from rnamotif_data.background import BackgroundConfig, select_background_sites
+from rnamotif_data.maps import read_map
+from rnamotif_data.store import StoreError, get_attrs, open_store
+from rnamotif_data.structure import parse_selection, read_model
+
+from .conftest import DEMO, REPO, shared
+
+GOOD = [SimulatedEntry("9S01", "EMD-90001", 3.0, seed=1),
+        SimulatedEntry("9S02", "EMD-90002", 3.5, seed=2),
+        SimulatedEntry("9S03", "EMD-90003", 4.0, seed=3)]
+MISPLACED = SimulatedEntry("9S09", "EMD-90009", 3.0, seed=9, map_shift=(10.0, 0.0, 0.0))
+MODEL = DEMO / "mirror" / "pdb" / "6v5b.pdb"
+
+
+def _rows(entry, motifs=DEMO_MOTIFS):
+    return [{"pdb_id": entry.pdb_id, "emdb_id": entry.emdb_id, "motif_type": t, "selection": s,
+             "resolution": entry.resolution, "source": "simulated", "source_id": f"{entry.pdb_id}-{k}"}
+            for k, (s, t) in enumerate(motifs.items())]
+
+
+@pytest.fixture(scope="session")
+def sim_mirror(tmp_path_factory) -> Path:
+    """Mirror with 3 good simulated entries, a misplaced map (10 Å off), a truncated map
+    file and an entry without a map."""
+    mirror = tmp_path_factory.mktemp("mirror")
+    for e in GOOD + [MISPLACED]:
+        write_entry(MODEL, mirror, e)
+    bad = SimulatedEntry("9S08", "EMD-90008", 3.0, seed=8)
+    _, path = write_entry(MODEL, mirror, bad)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # truncated download
+    missing = SimulatedEntry("9S07", "EMD-90007", 3.0, seed=7)
+    _, path = write_entry(MODEL, mirror, missing)
+    path.unlink()
+    return mirror
+
+
+@pytest.fixture(scope="session")
+def sim_manifest(tmp_path_factory) -> Path:
+    rows = []
+    for e in GOOD:
+        rows += _rows(e)
+    rows.append({"pdb_id": "9S01", "emdb_id": "EMD-90001", "motif_type": "hairpin4",
+                 "selection": "D:200-205", "source": "simulated", "source_id": "no-such-residues"})
+    rows.append({"pdb_id": "9S02", "emdb_id": "EMD-90002", "motif_type": "7x9",
+                 "selection": "D:3-9", "source": "simulated", "source_id": "bad-type"})
+    for pdb, emdb in (("9S09", "EMD-90009"), ("9S08", "EMD-90008"), ("9S07", "EMD-90007")):
+        rows += _rows(SimulatedEntry(pdb, emdb, 3.0, seed=0), dict(list(DEMO_MOTIFS.items())[:2]))
+    path = tmp_path_factory.mktemp("manifest") / "sim.parquet"
+    pq.write_table(rows_to_table(rows), path)
+    return path
+
+
+def _sources(mirror, tmp=None):
+    # one cache for every build: error messages name it, and stores are compared byte for byte
+    return SourceConfig(cache_dir=mirror.parent / "cache", mirror=mirror, offline=True)
+
+
+@pytest.fixture(scope="session")
+def sim_store(sim_mirror, sim_manifest, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("store") / "sim.zarr"
+    result = build(sim_manifest, str(out), source_config=_sources(sim_mirror, out.parent), progress=False)
+    assert result.exit_status == 2
+    return out
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_good_entries_land_and_every_failure_is_listed(sim_store):
+    store = open_store(sim_store)
+    meta, fails = store.metadata, store.failures
+    motifs = meta[~meta["is_background"]]
+    assert len(motifs) == 15 and set(motifs["pdb_id"]) == {"9S01", "9S02", "9S03"}
+    assert sorted(motifs["motif_type"].value_counts().items()) == [("1x1", 3), ("2x2", 3), ("4x5", 3), ("bulge1", 6)]
+    assert (motifs["fit_z"] > 3).all()
+    # 2 background samples per good entry (ceil(5 / 4)), none for failed entries
+    bg = meta[meta["is_background"]]
+    assert bg.groupby("pdb_id").size().to_dict() == {"9S01": 2, "9S02": 2, "9S03": 2}
+    assert (bg["class_index"] == 4).all()
+    # every manifest row is a sample or a failure, never both, never neither
+    rows = set(motifs["manifest_row"].astype(int)) | set(fails["manifest_row"])
+    assert rows == set(range(23)) and len(motifs) + len(fails) == 23
+    by_row = fails.set_index("manifest_row")
+    assert by_row.loc[15, "stage"] == "segment" and "D:200" in by_row.loc[15, "error"]
+    assert by_row.loc[16, "stage"] == "manifest" and "7x9" in by_row.loc[16, "error"]
+    stages = fails[fails["pdb_id"] != "9S01"].groupby("pdb_id")["stage"].agg(set).to_dict()
+    assert stages["9S09"] == {"placement"} and stages["9S08"] == {"map"} and stages["9S07"] == {"fetch"}
+    assert "fit_z" in by_row[by_row["pdb_id"] == "9S09"]["error"].iloc[0]
+    problems, counts = verify_store(str(sim_store))
+    assert problems == []
+    assert counts == {"symmetric_loop": 6, "bulge": 6, "hairpin": 0, "asymmetric_loop": 3, "unknown": 6}
+
+
+def test_cubes_match_a_direct_segmentation(sim_store, sim_mirror):
+    """The stored cube of a motif equals segmenting it directly (float16-rounded)."""
+    from rnamotif_data.segment import SegmentConfig, segment_motif
+
+    store = open_store(sim_store)
+    row = store.metadata.query("pdb_id == '9S02' and motif_type == '4x5'").iloc[0]
+    model = read_model(sim_mirror / "pdb" / "9s02.pdb")
+    cube = segment_motif(read_map(sim_mirror / "emdb" / "emd_90002.map.gz"),
+                         model.select(parse_selection(row["residues"])), SegmentConfig())
+    got = store.read(int(row["sample_index"]))
+    np.testing.assert_array_equal(got["density"], cube.density.astype(np.float16))
+    np.testing.assert_array_equal(got["zone"], cube.zone)
+    np.testing.assert_array_equal(got["labels"], cube.labels)
+    np.testing.assert_allclose(row["origin_xyz"], cube.origin)
+
+
+def test_background_sites_keep_away_from_motifs(sim_mirror):
+    model = read_model(sim_mirror / "pdb" / "9s01.pdb")
+    dmap = read_map(sim_mirror / "emdb" / "emd_90001.map.gz")
+    motif = np.concatenate([model.select(parse_selection(s)).xyz for s in DEMO_MOTIFS])
+    cfg = BackgroundConfig()
+    sites = select_background_sites(dmap, model.atoms, motif, 4, cfg, key="a")
+    assert len(sites) == 4
+    for s in sites:
+        assert np.min(np.linalg.norm(motif - s.centre, axis=1)) >= cfg.min_distance
+        assert np.all(np.linalg.norm(s.atoms.xyz - s.centre, axis=1) <= cfg.central_radius + 1e-9)
+    centres = np.array([s.centre for s in sites])
+    d = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
+    assert d[np.triu_indices(4, 1)].min() >= cfg.spacing
+    again = select_background_sites(dmap, model.atoms, motif, 4, cfg, key="a")
+    assert all(np.array_equal(a.centre, b.centre) for a, b in zip(sites, again))
+    other = select_background_sites(dmap, model.atoms, motif, 4, BackgroundConfig(seed=1), key="a")
+    assert not all(np.array_equal(a.centre, b.centre) for a, b in zip(sites, other))
+
+
+def test_multi_worker_cluster_equals_synchronous_byte_for_byte(sim_store, sim_mirror, sim_manifest, tmp_path):
+    out = tmp_path / "cluster.zarr"
+    result = build(sim_manifest, str(out), source_config=_sources(sim_mirror, tmp_path), scheduler=None,
+                   workers=2, progress=False)
+    assert result.n_failed_rows == 8
+    assert _tree(out) == _tree(sim_store)
+
+
+def test_rerun_of_a_finished_build_is_a_noop(sim_store, sim_mirror, sim_manifest):
+    before = {p: p.stat().st_mtime_ns for p in sim_store.rglob("*")}
+    result = build(sim_manifest, str(sim_store), source_config=_sources(sim_mirror, sim_store.parent),
+                   progress=False)
+    assert result.noop and result.exit_status == 2
+    assert {p: p.stat().st_mtime_ns for p in sim_store.rglob("*")} == before
+
+
+def test_other_config_or_interrupted_store_is_refused(sim_store, sim_mirror, sim_manifest, tmp_path):
+    with pytest.raises(StoreError, match="different config hash"):
+        build(sim_manifest, str(sim_store), BuildConfig(min_fit_z=2.0),
+              source_config=_sources(sim_mirror, tmp_path), progress=False)
+    out = tmp_path / "partial.zarr"
+    build(sim_manifest, str(out), source_config=_sources(sim_mirror, tmp_path), progress=False, stop_after=2)
+    with pytest.raises(StoreError, match="incomplete"):
+        open_store(out)
+    with pytest.raises(StoreError, match="--resume"):
+        build(sim_manifest, str(out), source_config=_sources(sim_mirror, tmp_path), progress=False)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x").write_text("x")
+    with pytest.raises(StoreError, match="not an rnamotif-data store"):
+        build(sim_manifest, str(tmp_path / "junk"), source_config=_sources(sim_mirror, tmp_path), progress=False)
+
+
+def test_killed_build_resumes_to_the_identical_store(sim_store, sim_mirror, sim_manifest, tmp_path):
+    out = tmp_path / "killed.zarr"
+    cmd = [sys.executable, "-m", "builders.build", "--manifest", str(sim_manifest), "--mirror", str(sim_mirror),
+           "--cache", str(sim_mirror.parent / "cache"), "--out", str(out), "--scheduler", "synchronous",
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    staging = out / "_staging"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (staging.exists() and any(staging.glob("*.npz"))):
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert get_attrs(str(out))["build_state"] == "building", "the build finished before it could be killed"
+    n_staged = len(list(staging.glob("*.npz")))
+    assert 1 <= n_staged < 6
+    with pytest.raises(StoreError):
+        open_store(out)  # nothing half-written is readable as valid
+    rc = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True)
+    assert rc.returncode == 2, rc.stderr
+    assert _tree(out) == _tree(sim_store)
+
+
+def test_verify_catches_a_corrupted_chunk_and_metadata(sim_store, tmp_path):
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(sim_store, copy)
+    chunk = next(p for p in sorted((copy / "labels").rglob("*")) if p.is_file() and p.name != "zarr.json")
+    data = bytearray(chunk.read_bytes())
+    data[-20] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    problems, _ = verify_store(str(copy), values=False)
+    assert any("labels/c" in p and "sha256" in p for p in problems)
+    assert build_verify_cli(copy) == 1
+
+
+def build_verify_cli(path) -> int:
+    from builders.verify import main
+
+    return main([str(path), "--no-values"])
+
+
+def test_export_hdf5_and_mrc_match_the_store(sim_store, tmp_path):
+    store = open_store(sim_store)
+    h5 = export_hdf5(str(sim_store), tmp_path / "s.h5", progress=False)
+    with h5py.File(h5) as f:
+        for name in ("density", "labels", "nucleotide"):
+            np.testing.assert_array_equal(f[name][:], store.read_batch(slice(0, len(store)))[name])
+        np.testing.assert_array_equal(f["zone"][:].astype(bool), store.read_batch(range(len(store)))["zone"])
+        assert [s.decode() for s in f["metadata/sample_id"][:]] == store.metadata["sample_id"].tolist()
+        np.testing.assert_allclose(f["metadata/origin_xyz"][:], np.stack(store.metadata["origin_xyz"]))
+    n = export_mrc(str(sim_store), tmp_path / "mrc", progress=False)
+    assert n == len(store)
+    row = store.metadata.query("pdb_id == '9S03' and motif_type == '2x2'").iloc[0]
+    name = f"EMD-90003_9S03_2x2_{row['sample_index']}"
+    folder = tmp_path / "mrc" / name
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [f"{name}.mrc", f"{name}_context.mrc", f"backbone_label_{name}.mrc", f"ribose_label_{name}.mrc",
+         f"sugar_label_{name}.mrc"])
+    for p in folder.iterdir():
+        assert mrcfile.validate(str(p), print_file=open(os.devnull, "w"))
+    m = read_map(folder / f"{name}.mrc")
+    np.testing.assert_allclose(m.origin, row["origin_xyz"], atol=1e-3)
+    cube = store.read(int(row["sample_index"]))
+    np.testing.assert_allclose(m.data, cube["density"].astype(np.float32) * cube["zone"], atol=1e-6)
+    base = read_map(folder / f"sugar_label_{name}.mrc").data
+    np.testing.assert_array_equal(base > 0, cube["labels"] == 3)  # upstream "sugar" is the base
+
+
+def test_store_reader_refuses_bad_indices(sim_store):
+    store = open_store(sim_store)
+    for bad in (-1, len(store), 2.0):
+        with pytest.raises(IndexError):
+            store.read(bad)
+    with pytest.raises(IndexError):
+        store.read_batch([0, len(store)])
+    b = store.read_batch([5, 1, 5])
+    np.testing.assert_array_equal(b["labels"][0], b["labels"][2])
+    np.testing.assert_array_equal(b["labels"][1], store.read(1)["labels"])
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(store))
+    np.testing.assert_array_equal(clone.read(3)["density"], store.read(3)["density"])
+
+
+def test_fsspec_url_store(sim_mirror, tmp_path):
+    manifest = tmp_path / "one.parquet"
+    pq.write_table(rows_to_table(_rows(GOOD[0])), manifest)
+    url = (tmp_path / "url.zarr").as_uri()
+    result = build(manifest, url, source_config=_sources(sim_mirror, tmp_path), progress=False)
+    assert result.exit_status == 0 and result.n_samples == 7
+    assert verify_store(url)[0] == []
+    assert open_store(url).metadata["sample_id"].str.startswith("EMD-90001_9S01_").all()
+
+
+def test_demo_build_cli(tmp_path, capsys):
+    out = tmp_path / "demo.zarr"
+    assert build_main(["--out", str(out), "--scheduler", "synchronous", "--no-progress"]) == 0
+    store = open_store(out)
+    assert len(store) == 7 and store.metadata["class_index"].tolist() == [0, 0, 1, 1, 3, 4, 4]
+
+
+def test_seed_sample_hairpin_acceptance(tmp_path):
+    """The real EMD-20353 box around the 6PJ6 J:85-91 hairpin, through a --mirror."""
+    box = shared("seed-sample", "EMD-20353_6PJ6_hairpin3_2606")
+    mirror = tmp_path / "mirror"
+    (mirror / "pdb").mkdir(parents=True)
+    (mirror / "emdb").mkdir()
+    shutil.copy(box / "6PJ6_hairpin3_2606.pdb", mirror / "pdb" / "6pj6.pdb")
+    shutil.copy(box / "EMD-20353_6PJ6_hairpin3_2606.mrc", mirror / "emdb" / "emd_20353.mrc")
+    manifest = tmp_path / "hairpin.parquet"
+    pq.write_table(rows_to_table([{"pdb_id": "6PJ6", "emdb_id": "EMD-20353", "motif_type": "hairpin3",
+                                   "selection": "J:85-91", "sequence": "GGUCUCC", "cossmos_number": 2606}]),
+                   manifest)
+    out = tmp_path / "s.zarr"
+    rc = build_main(["--manifest", str(manifest), "--mirror", str(mirror), "--cache", str(tmp_path / "c"),
+                     "--out", str(out), "--scheduler", "synchronous", "--no-progress"])
+    assert rc == 0
+    from builders.verify import main as verify_main
+
+    assert verify_main([str(out)]) == 0
+    meta = open_store(out).metadata
+    hp = meta[meta["motif_type"] == "hairpin3"].iloc[0]
+    assert hp["class_index"] == 2 and hp["fit_z"] >= 2.5 and hp["sequence"] == "GGUCUCC"
+    assert hp["sample_id"] == "EMD-20353_6PJ6_hairpin3_J85-91"
+
+
+def test_gzip_of_truncated_map_is_what_failed(sim_mirror):
+    """Guard for the fixture: the 9S08 map really is a broken gzip stream."""
+    with pytest.raises((EOFError, OSError)):
+        gzip.decompress((sim_mirror / "emdb" / "emd_90008.map.gz").read_bytes())
