@@ -34,6 +34,10 @@ The mask radius defaults to ``max(3.0, min(resolution, 10.0))`` Å, the resoluti
 automatic radius of Phenix ``map_model_cc`` without its atom-image term (which is below
 the resolution for B-factors under ~100 Å²).
 
+Status: Q-score and CC_mask are implemented here but not yet validated against the
+published behaviour nor wired into the builder (issue 5); ``fit_z`` is what the builder
+records today.
+
 **Q_exp** for nucleic acids at σ 0.6: ``-0.1377 * resolution + 0.9973`` (Pintilie 2020).
 """
 
@@ -245,7 +249,6 @@ def q_scores(
     for i, rows in enumerate(nb_lists):
         nb[i, :len(rows)] = data[rows]
     sphere = _spiral_cached(config.q_test_points)  # (P, 3) unit vectors
-    P = len(sphere)
     pts_list, owner_list, ref_list = [], [], []
     for R in config.shells:
         g = reference.A * np.exp(-0.5 * (R / config.q_sigma) ** 2) + reference.B
