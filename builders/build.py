@@ -64,7 +64,7 @@ from rnamotif_data.segment import SegmentConfig, segment_motif
 from rnamotif_data.store import (
     ARRAY_DTYPES, ARRAYS, FAILURES_FILE, FAILURES_SCHEMA, FORMAT_VERSION, LABEL_NAMES,
     METADATA_FILE, METADATA_SCHEMA, NUCLEOTIDE_NAMES, StoreError, _join,
-    create_arrays, get_attrs, put_bytes, set_attrs, url_to_fs, write_checksums, write_shard,
+    create_arrays, get_attrs, put_bytes, set_attrs, sha256_file, url_to_fs, write_checksums, write_shard,
     write_table,
 )
 from rnamotif_data.structure import format_residues, read_model
@@ -369,14 +369,6 @@ def group_entries(table: pa.Table, row_numbers: list[int]) -> list[EntryJob]:
     return sorted(jobs, key=lambda j: j.key)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class _Runner:
     """Runs tasks synchronously or on a Dask cluster, yielding results as they finish."""
 
@@ -511,7 +503,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
     rejected_rows = {r.row for r in rejections}
     row_numbers = [i for i in range(n_rows) if i not in rejected_rows]
     jobs = group_entries(table, row_numbers)
-    manifest_sha = _sha256(manifest)
+    manifest_sha = sha256_file(manifest)
     raw_rows = _raw_rows(manifest, rejected_rows)
     attrs = {
         "format_version": FORMAT_VERSION, "dataset_version": dataset_version,

@@ -40,6 +40,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.store import sha256_stream
 
 log = logging.getLogger("builders.sources")
 
@@ -393,11 +394,8 @@ def _intact(path: Path) -> bool:
         digest, _, size = side.read_text().strip().partition("  ")
         if path.stat().st_size != int(size or -1):
             return False
-        h = hashlib.sha256()
         with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
-        return h.hexdigest() == digest
+            return sha256_stream(fh) == digest
     return _gzip_intact(path) if path.name.endswith(".gz") else True
 
 

@@ -228,7 +228,7 @@ def select_background_sites(
                 rows = np.sort(np.asarray(atom_tree.query_ball_point(c, config.central_radius), dtype=np.int64))
                 if rows.size == 0:
                     continue
-                site_atoms = _rows(atoms, rows)
+                site_atoms = atoms.take(rows)
             else:
                 site_atoms = _density_points(density_map, c, config.central_radius, threshold)
                 if site_atoms is None:
@@ -236,14 +236,6 @@ def select_background_sites(
             chosen.append(BackgroundSite(centre=np.asarray(c, dtype=np.float64), kind=kind, atoms=site_atoms))
             centres.append(c)
     return chosen
-
-
-def _rows(atoms: AtomTable, rows: np.ndarray) -> AtomTable:
-    return AtomTable(
-        xyz=atoms.xyz[rows], element=atoms.element[rows], atom_name=atoms.atom_name[rows],
-        residue_index=atoms.residue_index[rows], part=atoms.part[rows],
-        nucleotide=atoms.nucleotide[rows], residues=atoms.residues, residue_names=atoms.residue_names,
-    )
 
 
 def _density_points(density_map: DensityMap, centre: np.ndarray, radius: float, threshold: float) -> AtomTable | None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
 import os
 import posixpath
@@ -46,7 +45,7 @@ __all__ = [
     "FORMAT_VERSION", "ARRAYS", "ARRAY_DTYPES", "METADATA_SCHEMA", "FAILURES_SCHEMA",
     "METADATA_COLUMNS", "FAILURES_COLUMNS", "StoreError", "RNAMotifStore", "open_store",
     "create_arrays", "write_shard", "file_checksums", "write_checksums", "check_checksums",
-    "url_to_fs", "write_table", "read_table",
+    "url_to_fs", "write_table", "read_table", "sha256_file", "sha256_stream",
 ]
 
 FORMAT_VERSION = 1
@@ -230,6 +229,21 @@ def get_attrs(root: str) -> dict | None:
 
 
 # ---------------------------------------------------------------------- checksums
+def sha256_stream(f) -> str:
+    """sha256 (hex) of everything left in a binary file object, read in 4 MiB blocks."""
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 22), b""):
+        h.update(block)
+    return h.hexdigest()
+
+
+def sha256_file(url: str | os.PathLike) -> str:
+    """sha256 (hex) of a local file or fsspec URL."""
+    fs, path = url_to_fs(url)
+    with fs.open(path, "rb") as f:
+        return sha256_stream(f)
+
+
 def file_checksums(root: str, *, exclude: Iterable[str] = (CHECKSUMS_FILE, "zarr.json")) -> dict[str, str]:
     """sha256 (hex) of every file under ``root``, keyed by POSIX path relative to it.
 
@@ -243,11 +257,8 @@ def file_checksums(root: str, *, exclude: Iterable[str] = (CHECKSUMS_FILE, "zarr
         rel = posixpath.relpath(path.replace(os.sep, "/"), base.replace(os.sep, "/"))
         if rel in exclude or ".tmp-" in rel or rel.startswith("_staging/"):
             continue
-        h = hashlib.sha256()
         with fs.open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        out[rel] = h.hexdigest()
+            out[rel] = sha256_stream(f)
     return out
 
 
@@ -423,8 +434,3 @@ class RNAMotifStore:
 def open_store(root: str | os.PathLike, *, require_complete: bool = True) -> RNAMotifStore:
     """Open a built store for reading (see :class:`RNAMotifStore`)."""
     return RNAMotifStore(root, require_complete=require_complete)
-
-
-def attrs_json(attrs: dict) -> str:
-    """Canonical JSON of store attributes (sorted keys), for hashing and display."""
-    return json.dumps(attrs, sort_keys=True, separators=(",", ":"))

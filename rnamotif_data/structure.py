@@ -196,6 +196,15 @@ class AtomTable:
         flat = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
         return flat if order is None else order[flat]
 
+    def take(self, rows: np.ndarray | list[int]) -> "AtomTable":
+        """The given atom rows (indices into this table), residues table unchanged."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return AtomTable(
+            xyz=self.xyz[rows], element=self.element[rows], atom_name=self.atom_name[rows],
+            residue_index=self.residue_index[rows], part=self.part[rows],
+            nucleotide=self.nucleotide[rows], residues=self.residues, residue_names=self.residue_names,
+        )
+
     def subset(self, residue_indices: np.ndarray | list[int]) -> "AtomTable":
         """Atoms of the given residues (indices into ``residues``), in the order given."""
         residue_indices = np.asarray(residue_indices, dtype=np.int64)
