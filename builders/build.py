@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial import cKDTree
 import pyarrow as pa
 from tqdm import tqdm
 
@@ -59,7 +60,7 @@ from rnamotif_data.background import BackgroundConfig, background_count, select_
 from rnamotif_data.errors import ConfigError, RNAMotifError
 from rnamotif_data.maps import read_map
 from rnamotif_data.motifs import CLASS_NAMES, class_index, motif_class
-from rnamotif_data.quality import fit_z
+from rnamotif_data.quality import QualityConfig, expected_q_score, fit_z, motif_quality, q_reference
 from rnamotif_data.segment import SegmentConfig, segment_motif
 from rnamotif_data.store import (
     ARRAY_DTYPES, ARRAYS, FAILURES_FILE, FAILURES_SCHEMA, FORMAT_VERSION, LABEL_NAMES,
@@ -96,6 +97,12 @@ class BuildConfig:
         An entry whose model atoms inside the map have a fit z-score below this fails
         (stage ``placement``): a misplaced map or a wrong model. The real seed-sample
         hairpin gives +3.3; atoms shifted by 8 Å give under +1 (DESIGN.md section 2).
+    quality:
+        Q-score and CC_mask parameters (:class:`QualityConfig`).
+    min_q_score, min_cc_mask:
+        Motifs whose Q-score (motif mean) or CC_mask is below these, or undefined, go to
+        ``failures.parquet`` (stage ``quality``) with the value in the message; None
+        (default) keeps every motif. Background samples are never filtered.
     shard_size:
         Samples per shard (one writer each).
     compression_level:
@@ -105,6 +112,9 @@ class BuildConfig:
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     min_fit_z: float = 1.5
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    min_q_score: float | None = None
+    min_cc_mask: float | None = None
     shard_size: int = 64
     compression_level: int = 3
 
@@ -198,12 +208,13 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
             raise RNAMotifError(f"{job.pdb_id} / {emdb} ({map_path.name}): model atoms inside the map have fit_z "
                                 f"{z:.2f} < min_fit_z {config.min_fit_z}; map misplaced or wrong model")
         resolution = _resolution(sources, job.pdb_id, job.rows)
-        samples, failures, motif_xyz = _segment_rows(job, emdb, model, dmap, stats, config, resolution)
+        quality = _Quality(dmap, model, stats, resolution, config.quality)
+        samples, failures, motif_xyz = _segment_rows(job, emdb, model, dmap, stats, config, resolution, quality)
         n_ok = len(samples)
         if n_ok == 0 and job.rows:
             entry_failed = True
         else:
-            samples += _background(job, emdb, model, dmap, stats, config, resolution, motif_xyz, n_ok)
+            samples += _background(job, emdb, model, dmap, stats, config, resolution, motif_xyz, n_ok, quality)
     except Exception as exc:  # noqa: BLE001 - an entry failure is recorded, never fatal
         log.debug("%s: %s failed: %s", job.key, stage, exc)
         samples, entry_failed = [], True
@@ -214,7 +225,43 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
             "seconds": time.perf_counter() - t0, "read_seconds": read_s}
 
 
-def _segment_rows(job, emdb, model, dmap, stats, config, resolution):
+class _Quality:
+    """Per-entry quality context: one KD-tree of every model atom, one Q-score reference."""
+
+    def __init__(self, dmap, model, stats, resolution, config: QualityConfig):
+        self.dmap, self.model, self.stats, self.resolution, self.config = dmap, model, stats, resolution, config
+        self.tree = cKDTree(model.atoms.xyz)
+        self.reference = q_reference(stats)
+
+    def columns(self, atoms, rows=None) -> dict:
+        """Quality columns of ``atoms`` (``rows``: their rows in the model, if known)."""
+        mq = motif_quality(self.dmap, atoms, self.tree, self.stats, self.resolution, self.config,
+                           self.reference, atom_rows=rows)
+        q_exp = expected_q_score(self.resolution)
+        return {"fit_z": mq.fit_z, "q_score": _nan_none(mq.q_score),
+                "q_score_min_residue": _nan_none(mq.q_score_min_residue), "cc_mask": _nan_none(mq.cc_mask),
+                "frac_atoms_above_1sd": mq.frac_atoms_above_1sd, "q_expected": _nan_none(q_exp),
+                "q_score_minus_expected": _nan_none(mq.q_score - q_exp)}
+
+
+def _nan_none(v: float) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _check_quality(cols: dict, config: BuildConfig, what: str) -> None:
+    """Raise if a motif is below the configured Q-score / CC_mask thresholds."""
+    for name, label, limit in (("q_score", "Q-score", config.min_q_score), ("cc_mask", "CC_mask", config.min_cc_mask)):
+        if limit is None:
+            continue
+        v = cols[name]
+        if v is None:
+            why = " (no resolution known)" if name == "cc_mask" else ""
+            raise RNAMotifError(f"{what}: {label} is undefined{why}; --min-{name.replace('_', '-')} {limit} needs it")
+        if v < limit:
+            raise RNAMotifError(f"{what}: {label} {v:.3f} < --min-{name.replace('_', '-')} {limit}")
+
+
+def _segment_rows(job, emdb, model, dmap, stats, config, resolution, quality):
     samples, failures, motif_xyz = [], [], []
     for i, row in job.rows:
         stage = "manifest"
@@ -226,6 +273,7 @@ def _segment_rows(job, emdb, model, dmap, stats, config, resolution):
             if sel is None:
                 raise RNAMotifError(f"row {i}: no residues or selection")
             stage = "segment"
+            rows = model.atoms.residue_rows(model.resolve(sel))
             atoms = model.select(sel)
             motif_xyz.append(atoms.xyz)
             seq = atoms.sequence()
@@ -234,6 +282,9 @@ def _segment_rows(job, emdb, model, dmap, stats, config, resolution):
                                     f"({job.pdb_id} {sel})")
             desc = f"{job.pdb_id} {sel} (row {i})"
             cube = segment_motif(dmap, atoms, config.segment, context=model.atoms, stats=stats, description=desc)
+            stage = "quality"
+            qcols = quality.columns(atoms, rows)
+            _check_quality(qcols, config, f"{desc} {row['motif_type']}")
             residues = format_residues(atoms.residues)
             samples.append(_sample(cube, {
                 "sample_id": _sample_id(emdb, job.pdb_id, row["motif_type"], residues),
@@ -242,7 +293,7 @@ def _segment_rows(job, emdb, model, dmap, stats, config, resolution):
                 "motif_type": row["motif_type"], "motif_class": motif_class(row["motif_type"]),
                 "class_index": class_index(row["motif_type"]), "residues": residues, "sequence": seq,
                 "resolution": resolution, "n_residues": len(atoms.residues),
-                "fit_z": fit_z(dmap, atoms.xyz, stats),
+                **qcols,
                 "source": row.get("source"), "source_id": row.get("source_id"),
                 "cossmos_number": row.get("cossmos_number"), "upstream_fold": row.get("upstream_fold"),
             }))
@@ -252,7 +303,7 @@ def _segment_rows(job, emdb, model, dmap, stats, config, resolution):
     return samples, failures, xyz
 
 
-def _background(job, emdb, model, dmap, stats, config, resolution, motif_xyz, n_ok):
+def _background(job, emdb, model, dmap, stats, config, resolution, motif_xyz, n_ok, quality):
     n = background_count(n_ok, config.background)
     sites = select_background_sites(dmap, model.atoms, motif_xyz, n, config.background, stats=stats,
                                     key=f"{job.pdb_id}/{emdb}")
@@ -274,10 +325,17 @@ def _background(job, emdb, model, dmap, stats, config, resolution, motif_xyz, n_
             "motif_id": None, "motif_type": "unknown", "motif_class": "unknown",
             "class_index": class_index("unknown"), "residues": format_residues(res_ids) or None,
             "sequence": None, "resolution": resolution, "n_residues": len(res_ids),
-            "fit_z": fit_z(dmap, site.atoms.xyz, stats), "source": "background", "source_id": None,
+            **(quality.columns(site.atoms) if site.kind == "atoms" else _density_site_quality(dmap, site, stats)),
+            "source": "background", "source_id": None,
             "cossmos_number": None, "upstream_fold": None,
         }))
     return out
+
+
+def _density_site_quality(dmap, site, stats) -> dict:
+    """Unmodelled-density sites have no atoms to score: only fit_z of the pseudo-atoms."""
+    cols = dict.fromkeys(("q_score", "q_score_min_residue", "cc_mask", "q_expected", "q_score_minus_expected"))
+    return {**cols, "fit_z": fit_z(dmap, site.atoms.xyz, stats), "frac_atoms_above_1sd": None}
 
 
 def _sample(cube, meta: dict) -> dict:
@@ -750,11 +808,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-failed", action="store_true", help="with --resume, redo entries that failed")
     p.add_argument("--dataset-version", default="0.0.0-dev")
     p.add_argument("--min-fit-z", type=float, default=BuildConfig.min_fit_z)
+    p.add_argument("--min-q-score", type=float, default=None,
+                   help="motifs with a lower (or undefined) Q-score go to failures.parquet (stage quality)")
+    p.add_argument("--min-cc-mask", type=float, default=None,
+                   help="motifs with a lower (or undefined) CC_mask go to failures.parquet (stage quality)")
     p.add_argument("--shard-size", type=int, default=BuildConfig.shard_size)
     p.add_argument("--compression-level", type=int, default=BuildConfig.compression_level)
     p.add_argument("--no-progress", action="store_true")
     add_config_arguments(p, SegmentConfig)
     add_config_arguments(p, BackgroundConfig, prefix="background_", types={"per_entry": _int_or_auto})
+    add_config_arguments(p, QualityConfig, types={"cc_mask_radius": float})
     args = p.parse_args(argv)
 
     mirror = args.mirror
@@ -766,7 +829,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--out is required with --manifest")
     config = BuildConfig(segment=config_from_args(args, SegmentConfig),
                          background=config_from_args(args, BackgroundConfig, prefix="background_"),
-                         min_fit_z=args.min_fit_z, shard_size=args.shard_size,
+                         min_fit_z=args.min_fit_z, quality=config_from_args(args, QualityConfig),
+                         min_q_score=args.min_q_score, min_cc_mask=args.min_cc_mask, shard_size=args.shard_size,
                          compression_level=args.compression_level)
     source_config = SourceConfig(cache_dir=args.cache or default_cache_dir(), mirror=mirror,
                                  offline=args.offline or (mirror is not None and not args.online))

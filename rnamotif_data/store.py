@@ -48,7 +48,7 @@ __all__ = [
     "url_to_fs", "write_table", "read_table", "sha256_file", "sha256_stream",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ARRAYS = ("density", "zone", "labels", "nucleotide")
 #: dtype of each array (DESIGN.md section 7)
 ARRAY_DTYPES = {"density": "float16", "zone": "bool", "labels": "uint8", "nucleotide": "uint8"}
@@ -83,6 +83,14 @@ METADATA_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "n_residues": (pa.int32(), "residues of the sample"),
     "fraction_outside": (pa.float32(), "fraction of cube voxels outside the map box (zero-padded)"),
     "fit_z": (pa.float64(), "(mean map value at the atoms - map mean) / map sd"),
+    "q_score": (pa.float64(), "Q-score (Pintilie 2020, sigma 0.6 Å), mean over the sample's heavy atoms; "
+                              "null for density background sites"),
+    "q_score_min_residue": (pa.float64(), "lowest per-residue mean Q-score of the sample"),
+    "cc_mask": (pa.float64(), "CC_mask (Afonine 2018) of the sample's atoms at the map's resolution; "
+                              "null if the resolution is unknown"),
+    "frac_atoms_above_1sd": (pa.float64(), "fraction of heavy atoms whose map value exceeds map mean + 1 sd"),
+    "q_expected": (pa.float64(), "expected nucleic-acid Q-score at the resolution: -0.1377 * resolution + 0.9973"),
+    "q_score_minus_expected": (pa.float64(), "q_score - q_expected (negative: worse than typical at this resolution)"),
     "source": (pa.string(), "manifest source (cossmos-2012, motif-atlas-4.5, ...)"),
     "source_id": (pa.string(), "id of the occurrence in its source"),
     "cossmos_number": (pa.int32(), "CoSSMos occurrence number, if any"),

@@ -288,6 +288,29 @@ def test_demo_build_cli(tmp_path, capsys):
     assert len(store) == 7 and store.metadata["class_index"].tolist() == [0, 0, 1, 1, 3, 4, 4]
 
 
+def test_quality_columns_and_thresholds_filter_into_failures(tmp_path):
+    """Every sample carries the quality columns; --min-cc-mask moves the motifs below it
+    to failures.parquet (stage quality, value in the message), never silently."""
+    out = tmp_path / "q.zarr"
+    rc = build_main(["--out", str(out), "--scheduler", "synchronous", "--no-progress", "--min-cc-mask", "0.895"])
+    assert rc == 2  # some rows failed
+    store = open_store(out)
+    meta, fail = store.metadata, store.failures
+    motifs = meta[~meta["is_background"]]
+    assert sorted(motifs["motif_type"]) == ["2x2", "4x5"]
+    assert (motifs["cc_mask"] >= 0.895).all()
+    for col in ("q_score", "q_score_min_residue", "cc_mask", "fit_z", "frac_atoms_above_1sd"):
+        assert meta[col].notna().all(), col
+    assert np.allclose(meta["q_expected"], -0.1377 * 3.0 + 0.9973)
+    assert np.allclose(meta["q_score_minus_expected"], meta["q_score"] - meta["q_expected"])
+    assert (motifs["q_score"] > motifs["q_expected"]).all()  # simulated 3 Å demo map
+    assert sorted(fail["motif_type"]) == ["1x1", "bulge1", "bulge1"]
+    assert set(fail["stage"]) == {"quality"}
+    assert fail["error"].str.contains(r"CC_mask 0\.\d{3} < --min-cc-mask 0\.895").all()
+    cfg = get_attrs(out)["build_config"]
+    assert cfg["min_cc_mask"] == 0.895 and cfg["quality"]["q_sigma"] == 0.6
+
+
 def test_seed_sample_hairpin_acceptance(tmp_path):
     """The real EMD-20353 box around the 6PJ6 J:85-91 hairpin, through a --mirror."""
     box = shared("seed-sample", "EMD-20353_6PJ6_hairpin3_2606")
