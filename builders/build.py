@@ -58,6 +58,7 @@ from tqdm import tqdm
 import rnamotif_data
 from rnamotif_data.background import BackgroundConfig, background_count, select_background_sites
 from rnamotif_data.errors import ConfigError, RNAMotifError
+from rnamotif_data.labels import one_letter
 from rnamotif_data.maps import read_map
 from rnamotif_data.motifs import CLASS_NAMES, class_index, motif_class
 from rnamotif_data.quality import QualityConfig, expected_q_score, fit_z, motif_quality, q_reference
@@ -209,6 +210,7 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
                                 f"{z:.2f} < min_fit_z {config.min_fit_z}; map misplaced or wrong model")
         resolution = _resolution(sources, job.pdb_id, job.rows)
         quality = _Quality(dmap, model, stats, resolution, config.quality)
+        quality.chain_sequences = _chain_sequences(model)
         samples, failures, motif_xyz = _segment_rows(job, emdb, model, dmap, stats, config, resolution, quality)
         n_ok = len(samples)
         if n_ok == 0 and job.rows:
@@ -242,6 +244,23 @@ class _Quality:
                 "q_score_min_residue": _nan_none(mq.q_score_min_residue), "cc_mask": _nan_none(mq.cc_mask),
                 "frac_atoms_above_1sd": mq.frac_atoms_above_1sd, "q_expected": _nan_none(q_exp),
                 "q_score_minus_expected": _nan_none(mq.q_score - q_exp)}
+
+
+def _chain_sequences(model) -> dict[str, str]:
+    """One-letter sequence of every chain of the model (modified residues as parent)."""
+    seqs: dict[str, list[str]] = {}
+    for rid, name in zip(model.atoms.residues, model.atoms.residue_names):
+        seqs.setdefault(rid.chain, []).append(one_letter(name))
+    return {c: "".join(v) for c, v in seqs.items()}
+
+
+def _parent_sequence(chain_sequences: dict[str, str], residues) -> str | None:
+    """Hash of the full sequences of the chains of ``residues`` (splits' leakage key)."""
+    chains = sorted({r.chain for r in residues})
+    if not chains:
+        return None
+    blob = "/".join(sorted(chain_sequences[c] for c in chains))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def _nan_none(v: float) -> float | None:
@@ -292,6 +311,7 @@ def _segment_rows(job, emdb, model, dmap, stats, config, resolution, quality):
                 "pdb_id": job.pdb_id, "emdb_id": emdb, "motif_id": row.get("motif_id"),
                 "motif_type": row["motif_type"], "motif_class": motif_class(row["motif_type"]),
                 "class_index": class_index(row["motif_type"]), "residues": residues, "sequence": seq,
+                "parent_sequence": _parent_sequence(quality.chain_sequences, atoms.residues),
                 "resolution": resolution, "n_residues": len(atoms.residues),
                 **qcols,
                 "source": row.get("source"), "source_id": row.get("source_id"),
@@ -324,7 +344,8 @@ def _background(job, emdb, model, dmap, stats, config, resolution, motif_xyz, n_
             "background_kind": site.kind, "manifest_row": None, "pdb_id": job.pdb_id, "emdb_id": emdb,
             "motif_id": None, "motif_type": "unknown", "motif_class": "unknown",
             "class_index": class_index("unknown"), "residues": format_residues(res_ids) or None,
-            "sequence": None, "resolution": resolution, "n_residues": len(res_ids),
+            "sequence": None, "parent_sequence": _parent_sequence(quality.chain_sequences, res_ids),
+            "resolution": resolution, "n_residues": len(res_ids),
             **(quality.columns(site.atoms) if site.kind == "atoms" else _density_site_quality(dmap, site, stats)),
             "source": "background", "source_id": None,
             "cossmos_number": None, "upstream_fold": None,

@@ -38,3 +38,12 @@ __all__ = [
     "SegmentConfig", "MotifCube", "segment_motif",
     "AtomTable", "Model", "Selection", "parse_selection", "read_model",
 ]
+
+
+def __getattr__(name: str):
+    """Lazy exports that import torch: ``RNAMotifDataset``, ``ShardBatchSampler``."""
+    if name in ("RNAMotifDataset", "ShardBatchSampler"):
+        from . import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(f"module 'rnamotif_data' has no attribute {name!r}")

@@ -1,0 +1,290 @@
+"""PyTorch dataset over a built store: ``RNAMotifDataset(split="fold1")``.
+
+Items are ``(x, y)``: ``x`` a float32 tensor ``(C, D, H, W)`` (z-y-x, 40³ at 1 Å by
+default) with the requested channels, ``y`` the class index (0 symmetric_loop, 1 bulge,
+2 hairpin, 3 asymmetric_loop, 4 unknown; the upstream order). Splits come from
+:mod:`rnamotif_data.splits` (no motif on both sides under the default ``sequence``
+scheme).
+
+Channels (``channels=``, in the order given):
+
+* ``density``: normalised density in [0, 1]; with ``masked=True`` multiplied by the
+  zone (the upstream model's input: density within 5 Å of the motif), else the context
+  cube;
+* ``zone``: 1 inside the zone;
+* ``labels``: label index (0 none, 1 backbone, 2 sugar, 3 base) as float;
+* ``labels_onehot``: three channels, backbone / sugar / base;
+* ``nucleotide``: nucleotide id (0 none, 1 A, 2 C, 3 G, 4 U, 5 other) as float.
+
+Worker safety: the Zarr arrays are opened lazily, in the process that reads (handles are
+never pickled), so the dataset works with any ``num_workers`` and with the fork and
+spawn start methods. ``__getitems__`` reads a whole batch in one call (PyTorch's
+DataLoader uses it automatically), and :class:`ShardBatchSampler` makes batches that
+stay within shards, which is the fastest order to read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import RNAMotifError
+from .splits import Split, load_or_make_split, validate_split_name
+from .store import open_store, url_to_fs
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RNAMotifDataset", "ShardBatchSampler", "CHANNELS", "default_root", "ENV_ROOT"]
+
+#: Environment variable naming the default store.
+ENV_ROOT = "RNAMOTIF_DATA"
+#: Channel names and the number of tensor channels each produces.
+CHANNELS = {"density": 1, "zone": 1, "labels": 1, "labels_onehot": 3, "nucleotide": 1}
+_SOURCE = {"density": "density", "zone": "zone", "labels": "labels", "labels_onehot": "labels",
+           "nucleotide": "nucleotide"}
+
+
+def default_root(version: str | None = None) -> Path:
+    """Default store location: ``$RNAMOTIF_DATA``, else the user data dir
+    (``$XDG_DATA_HOME`` or ``~/.local/share``) ``/rnamotif-data/rnamotif[-VERSION].zarr``."""
+    env = os.environ.get(ENV_ROOT)
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "rnamotif-data"
+    return base / (f"rnamotif-{version}.zarr" if version else "rnamotif.zarr")
+
+
+class RNAMotifDataset(torch.utils.data.Dataset):
+    """RNA motif cubes of one subset of one split of a store.
+
+    Parameters
+    ----------
+    root:
+        Store path or fsspec URL; default :func:`default_root`.
+    split:
+        ``fold1`` ... ``fold5`` or ``all`` (every placed sample, ``train`` only).
+    subset:
+        ``train`` or ``val``.
+    scheme:
+        Split scheme (``sequence``, ``entry``, ``upstream``); the stored
+        ``STORE/splits/<scheme>.parquet`` is used if present, else a ``sequence`` or
+        ``entry`` split is made in memory (seed 0).
+    channels:
+        Names from :data:`CHANNELS`, in output order.
+    masked:
+        Multiply the density channel by the zone.
+    transform, target_transform:
+        Callables applied to ``x`` ``(C, D, H, W)`` and to ``y`` (see
+        :mod:`rnamotif_data.transforms`).
+    version:
+        Dataset version, used to find the default root.
+    download:
+        Fetch a published version (not available yet: raises).
+    return_metadata:
+        Items are dicts ``{"x", "y", "sample_id", "sample_index"}`` instead of tuples.
+
+    Raises
+    ------
+    ValueError
+        For an unknown split, subset or channel.
+    FileNotFoundError
+        If the store does not exist (the message says how to build it).
+    rnamotif_data.store.StoreError
+        If the store is incomplete.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, split: str = "fold1", subset: str = "train",
+                 scheme: str = "sequence", channels: tuple[str, ...] | list[str] = ("density",),
+                 masked: bool = True, transform=None, target_transform=None, version: str | None = None,
+                 download: bool = False, return_metadata: bool = False):
+        channels = (channels,) if isinstance(channels, str) else tuple(channels)
+        bad = [c for c in channels if c not in CHANNELS]
+        if bad or not channels:
+            raise ValueError(f"unknown channel(s) {bad or channels!r}; choose from {', '.join(CHANNELS)}")
+        validate_split_name(split, subset)
+        if download:
+            raise RNAMotifError("download=True is not available yet: build a store with "
+                                "'python -m builders.build --manifest M --out DIR' and pass root=DIR")
+        self.root = str(root) if root is not None else str(default_root(version))
+        fs, path = url_to_fs(self.root)
+        if not fs.exists(path):
+            raise FileNotFoundError(
+                f"no RNA motif store at {self.root}. Build one with 'python -m builders.build --manifest "
+                f"MANIFEST --out {self.root}' (the shipped demo: 'python -m builders.build'), or set "
+                f"${ENV_ROOT} / pass root=")
+        store = open_store(self.root)
+        self.split, self.subset, self.scheme = split, subset, scheme
+        self.channels, self.masked = channels, masked
+        self.transform, self.target_transform = transform, target_transform
+        self.return_metadata = return_metadata
+        self.class_names = store.class_names
+        self.shard_size = store.shard_size
+        self._split: Split = load_or_make_split(store, scheme)
+        self.indices = np.sort(self._split.indices(split, subset))  # store sample indices
+        meta = store.metadata
+        self._targets = meta["class_index"].to_numpy(dtype=np.int64)[self.indices]
+        self._sample_ids = meta["sample_id"].astype(str).to_numpy()[self.indices]
+        self._metadata = meta.iloc[self.indices].reset_index(drop=True)
+        self._store = None  # opened lazily per process
+        self._pid = None
+
+    # ------------------------------------------------------------------ info
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names, index = target value."""
+        return tuple(self.class_names)
+
+    @property
+    def class_counts(self) -> dict[str, int]:
+        """Samples per class in this subset."""
+        counts = np.bincount(self._targets, minlength=len(self.class_names))
+        return {c: int(n) for c, n in zip(self.class_names, counts)}
+
+    @property
+    def metadata(self) -> pd.DataFrame:
+        """The subset's rows of ``metadata.parquet`` (row i = item i)."""
+        return self._metadata
+
+    @property
+    def targets(self) -> np.ndarray:
+        """``(len,)`` class index of every item."""
+        return self._targets
+
+    @property
+    def split_fingerprint(self) -> str:
+        """Fingerprint of the split in use (record it with a training run)."""
+        return self._split.fingerprint
+
+    @property
+    def n_channels(self) -> int:
+        """C of the items' ``(C, D, H, W)``."""
+        return sum(CHANNELS[c] for c in self.channels)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{c} {n}" for c, n in self.class_counts.items())
+        return (f"RNAMotifDataset(root={self.root!r}, split={self.split!r}, subset={self.subset!r}, "
+                f"scheme={self.scheme!r}, channels={self.channels}, masked={self.masked})\n"
+                f"    {len(self)} samples: {counts}\n    split fingerprint {self.split_fingerprint[:16]}"
+                + (f"\n    transform: {self.transform!r}" if self.transform is not None else ""))
+
+    # ------------------------------------------------------------------ reading
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_store"], state["_pid"] = None, None  # never pickle open handles
+        return state
+
+    def _open(self):
+        if self._store is None or self._pid != os.getpid():
+            self._store = open_store(self.root)
+            self._pid = os.getpid()
+        return self._store
+
+    def _positions(self, items) -> np.ndarray:
+        pos = np.asarray(items, dtype=np.int64).reshape(-1)
+        n = len(self)
+        bad = pos[(pos < 0) | (pos >= n)]
+        if bad.size:
+            raise IndexError(f"index {int(bad[0])} out of range [0, {n}) of {self.split}/{self.subset}")
+        return pos
+
+    def _tensors(self, arrays: dict[str, np.ndarray]) -> torch.Tensor:
+        """``{name: (B, D, H, W)}`` -> ``(B, C, D, H, W)`` float32."""
+        parts = []
+        for c in self.channels:
+            a = arrays[_SOURCE[c]]
+            if c == "density":
+                d = a.astype(np.float32)
+                if self.masked:
+                    d *= arrays["zone"]
+                parts.append(d[:, None])
+            elif c == "labels_onehot":
+                parts.append(np.stack([(a == k) for k in (1, 2, 3)], axis=1).astype(np.float32))
+            else:
+                parts.append(a.astype(np.float32)[:, None])
+        return torch.from_numpy(np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0])
+
+    def _needed(self) -> list[str]:
+        names = {_SOURCE[c] for c in self.channels}
+        if "density" in self.channels and self.masked:
+            names.add("zone")
+        return sorted(names)
+
+    def get_batch(self, items) -> tuple[torch.Tensor, torch.Tensor]:
+        """Items ``items`` (positions in this subset) read in one call.
+
+        Returns ``x`` ``(B, C, D, H, W)`` float32 and ``y`` ``(B,)`` int64, without
+        transforms. Consecutive store indices (e.g. a :class:`ShardBatchSampler` batch)
+        decode each shard once.
+        """
+        pos = self._positions(items)
+        arrays = self._open().read_batch(self.indices[pos], arrays=self._needed())
+        return self._tensors(arrays), torch.from_numpy(self._targets[pos])
+
+    def _item(self, x: torch.Tensor, p: int):
+        y = int(self._targets[p])
+        if self.transform is not None:
+            x = self.transform(x)
+        if self.target_transform is not None:
+            y = self.target_transform(y)
+        if self.return_metadata:
+            return {"x": x, "y": y, "sample_id": str(self._sample_ids[p]), "sample_index": int(self.indices[p])}
+        return x, y
+
+    def __getitem__(self, item: int):
+        if not isinstance(item, (int, np.integer)):
+            raise TypeError(f"index must be an int, got {type(item).__name__}")
+        x, _ = self.get_batch([item])
+        return self._item(x[0], int(item))
+
+    def __getitems__(self, items: list[int]) -> list:
+        """Batch fetch used by ``DataLoader``: one store read for all ``items``."""
+        x, _ = self.get_batch(items)
+        return [self._item(x[i], int(p)) for i, p in enumerate(items)]
+
+
+class ShardBatchSampler(torch.utils.data.Sampler):
+    """Batches of dataset positions that stay within store shards.
+
+    Shards are visited in a (seeded, per-epoch) random order and shuffled inside; a batch
+    never spans shards unless a shard's remainder is smaller than the batch, so each batch
+    decodes at most two shards. Use as ``DataLoader(ds, batch_sampler=ShardBatchSampler(ds, 32))``.
+    """
+
+    def __init__(self, dataset: RNAMotifDataset, batch_size: int, shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = False):
+        self.dataset, self.batch_size, self.shuffle, self.seed, self.drop_last = dataset, batch_size, shuffle, seed, drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the shuffling order (call once per epoch)."""
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        rng = np.random.default_rng((self.seed, self.epoch))
+        shard = self.dataset.indices // self.dataset.shard_size
+        order = []
+        shards = np.unique(shard)
+        if self.shuffle:
+            shards = rng.permutation(shards)
+        for s in shards:
+            pos = np.nonzero(shard == s)[0]
+            order.extend((rng.permutation(pos) if self.shuffle else pos).tolist())
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+            batches.pop()
+        return batches
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
