@@ -56,9 +56,13 @@ def test_store_column_dictionary_matches_the_schema():
 
 
 def test_library_does_not_print_or_import_heavy_frameworks():
+    # the library's two command-line entry points print their results, from main() only
+    cli = {"train.py": "def main(", "evaluate.py": "def main(", "_cli.py": "def run("}
     for path in (REPO / "rnamotif_data").glob("*.py"):
         text = path.read_text()
-        assert not re.search(r"^\s*print\(", text, re.M), f"print() in {path.name}"
+        if path.name in cli:
+            text = text.split(cli[path.name])[0]
+        assert not re.search(r"^\s*print\(", text, re.M), f"print() in {path.name} outside its CLI main"
     core = ["maps", "structure", "labels", "segment", "quality", "simulate"]
     for name in core:
         text = (REPO / "rnamotif_data" / f"{name}.py").read_text()

@@ -1,0 +1,116 @@
+"""Motif3DCNN trainer and evaluator (issue 7), on CPU."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from builders.build import main as build_main
+from builders.export import export_mrc
+from builders.synthetic_store import make_synthetic_store
+from rnamotif_data.evaluate import CheckpointMismatchError, Evaluator, main as evaluate_main
+from rnamotif_data.evaluation import class_metrics, confusion_matrix
+from rnamotif_data.models import Motif3DCNN, build_model
+from rnamotif_data.train import TrainConfig, main as train_main, train
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "demo.zarr"
+    assert build_main(["--out", str(out), "--scheduler", "synchronous", "--no-progress"]) == 0
+    return str(out)
+
+
+def test_metrics_against_a_hand_computed_matrix():
+    cm = np.array([[5, 1, 0, 0, 0],
+                   [0, 3, 1, 0, 0],
+                   [0, 0, 4, 0, 0],
+                   [1, 0, 0, 2, 1],
+                   [0, 0, 0, 0, 6]])
+    true = np.repeat(np.arange(5), cm.sum(1))
+    pred = np.concatenate([np.repeat(np.arange(5), row) for row in cm])
+    assert (confusion_matrix(true, pred) == cm).all()
+    m = class_metrics(cm)
+    # by hand: sensitivity TP/(TP+FN) per row; specificity TN/(TN+FP), N = 24
+    sens = [5 / 6, 3 / 4, 4 / 4, 2 / 4, 6 / 6]
+    spec = [17 / 18, 19 / 20, 19 / 20, 20 / 20, 17 / 18]
+    for name, se, sp in zip(m["per_class"], sens, spec):
+        assert m["per_class"][name]["sensitivity"] == pytest.approx(se)
+        assert m["per_class"][name]["specificity"] == pytest.approx(sp)
+    assert m["macro_sensitivity"] == pytest.approx(np.mean(sens))
+    assert m["macro_specificity"] == pytest.approx(np.mean(spec))
+    assert m["accuracy"] == pytest.approx(20 / 24)
+    with pytest.raises(ValueError):
+        confusion_matrix([0, 5], [0, 1])
+
+
+def test_models_take_documented_shapes():
+    x = torch.zeros(3, 2, 40, 40, 40)
+    for name in ("motif3dcnn", "motif3dcnn_bn"):
+        assert build_model(name, 2)(x).shape == (3, 5)
+    assert sum(p.numel() for p in Motif3DCNN(1).classifier.parameters()) == 64 * 125 * 128 + 128 + 128 * 5 + 5
+    with pytest.raises(ValueError):
+        build_model("resnet", 1)
+
+
+def test_tiny_store_trains_and_loss_decreases(demo_store, tmp_path):
+    cfg = TrainConfig(root=demo_store, out=str(tmp_path / "run"), split="all", epochs=6, batch_size=4,
+                      lr=1e-3, device="cpu")
+    train(cfg, progress=False)
+    hist = __import__("json").loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(hist) == 6 and hist[-1]["train_loss"] < hist[0]["train_loss"]
+    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert ck["epoch"] == 5 and ck["class_names"][2] == "hairpin" and len(ck["split_fingerprint"]) == 64
+    assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,train_loss")
+
+
+def test_resume_gives_the_same_weights(demo_store, tmp_path):
+    base = TrainConfig(root=demo_store, out=str(tmp_path / "a"), split="fold2", epochs=3, batch_size=2,
+                       device="cpu", model="motif3dcnn_bn")
+    train(base, progress=False)
+    cut = replace(base, out=str(tmp_path / "b"))
+    train(cut, progress=False, stop_after=1)  # interrupted after epoch 1
+    train(cut, resume=True, progress=False)
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=False)
+    assert a["epoch"] == b["epoch"] == 2
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_evaluator_refuses_mismatched_inputs(demo_store, tmp_path):
+    cfg = TrainConfig(root=demo_store, out=str(tmp_path / "r"), split="fold1", epochs=1, batch_size=4, device="cpu")
+    train(cfg, progress=False)
+    ev = Evaluator.from_checkpoint(tmp_path / "r" / "best.pt")
+    res = ev.evaluate_store(demo_store, "fold1")
+    assert res["n"] == 2 and len(res["predictions"]) == 2
+    other = make_synthetic_store(demo_store, str(tmp_path / "o.zarr"), 40, seed=3, shard_size=16)
+    with pytest.raises(CheckpointMismatchError, match="fingerprint"):
+        ev.evaluate_store(other, "fold1")
+    assert ev.evaluate_store(other, "fold1", allow_mismatch=True)["mismatches_allowed"]
+    ev.checkpoint["class_names"] = ["a", "b", "c", "d", "e"]
+    with pytest.raises(CheckpointMismatchError, match="class names"):
+        ev.evaluate_store(demo_store, "fold1")
+
+
+def test_cli_acceptance_and_mrc_folder_mode(demo_store, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train_main(["--root", demo_store, "--split", "fold1", "--epochs", "2", "--out", str(run),
+                       "--no-progress", "--device", "cpu"]) == 0
+    assert evaluate_main(["--checkpoint", str(run / "best.pt"), "--root", demo_store, "--split", "fold1"]) == 0
+    out = capsys.readouterr().out
+    assert "| true \\ predicted | sym | bul | hp | asymm | unk |" in out and "Macro sensitivity" in out
+    for f in ("metrics.json", "report.md", "confusion.png"):
+        assert (run / "eval-fold1-val" / f).exists()
+    folder = tmp_path / "mrc"
+    assert export_mrc(demo_store, folder, by_class=True, progress=False) == 7
+    ev = Evaluator.from_checkpoint(run / "best.pt")
+    res = ev.evaluate_mrc_folder(folder)
+    assert res["n"] == 7 and [r["true"] for r in res["predictions"]].count(4) == 2
+    # the same cubes through the store give the same predictions (same normalisation)
+    store_res = ev.evaluate_store(demo_store, "all", "train")
+    by_id = {r["sample_id"]: r["pred"] for r in store_res["predictions"]}
+    assert sorted(by_id.values()) == sorted(r["pred"] for r in res["predictions"])
