@@ -38,8 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.ndimage import zoom  # noqa: E402
 
-from builders.build import main as build_main  # noqa: E402
-from builders.synthetic_store import make_synthetic_store  # noqa: E402
+from builders.synthetic_store import demo_synthetic_store  # noqa: E402
 from rnamotif_data.dataset import RNAMotifDataset, ShardBatchSampler  # noqa: E402
 from rnamotif_data.store import open_store  # noqa: E402
 
@@ -111,14 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_loader_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        demo = work / "demo.zarr"
-        if not (demo / "metadata.parquet").exists():
-            assert build_main(["--out", str(demo), "--scheduler", "synchronous", "--no-progress",
-                               "--overwrite"]) == 0
-        root = work / f"synthetic-{args.n}.zarr"
-        if not (root / "metadata.parquet").exists():
-            shutil.rmtree(root, ignore_errors=True)
-            make_synthetic_store(str(demo), str(root), args.n)
+        root = demo_synthetic_store(work, args.n)
         store = open_store(root)
         ds = RNAMotifDataset(root, split="all", subset="train", channels=("density",), masked=True)
         targets = ds.targets

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import torch
 
-from builders.build import main as build_main
-from builders.synthetic_store import make_synthetic_store
+from builders.synthetic_store import demo_synthetic_store
 from rnamotif_data.dataset import RNAMotifDataset
 from rnamotif_data.models import build_model
 
@@ -50,13 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_train_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        demo = work / "demo.zarr"
-        if not (demo / "metadata.parquet").exists():
-            assert build_main(["--out", str(demo), "--scheduler", "synchronous", "--no-progress", "--overwrite"]) == 0
-        root = work / f"synthetic-{args.n}.zarr"
-        if not (root / "metadata.parquet").exists():
-            shutil.rmtree(root, ignore_errors=True)
-            make_synthetic_store(str(demo), str(root), args.n)
+        root = demo_synthetic_store(work, args.n)
         ds = RNAMotifDataset(root, split="all")
         kw = dict(batch_size=args.batch_size, num_workers=args.workers, pin_memory=device.type == "cuda",
                   persistent_workers=args.workers > 0)

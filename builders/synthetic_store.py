@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -91,6 +93,22 @@ def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard
     set_attrs(root, {"n_samples": n, "n_failed_rows": 0})
     write_checksums(root)
     set_attrs(root, {"build_state": "complete"})
+    return root
+
+
+def demo_synthetic_store(work: Path, n: int, seed: int = 0) -> Path:
+    """``work/synthetic-<n>.zarr`` made from the demo store (``work/demo.zarr``, built with
+    the synchronous scheduler if missing); both are reused when already complete."""
+    from .build import main as build_main
+
+    demo = work / "demo.zarr"
+    if not (demo / "metadata.parquet").exists():
+        if build_main(["--out", str(demo), "--scheduler", "synchronous", "--no-progress", "--overwrite"]) != 0:
+            raise RuntimeError(f"building the demo store at {demo} failed")
+    root = work / f"synthetic-{n}.zarr"
+    if not (root / "metadata.parquet").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        make_synthetic_store(str(demo), str(root), n, seed=seed)
     return root
 
 

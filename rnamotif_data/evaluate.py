@@ -13,7 +13,7 @@ Outputs in DIR (default: beside the checkpoint, ``eval-<split>-<subset>``):
 ``metrics.json`` (confusion matrix rows true / columns predicted in the order sym, bul,
 hp, asymm, unk; per-class and macro sensitivity/specificity; accuracy; the same by
 resolution bin and fine motif type), ``report.md`` (upstream README layout) and
-``confusion.png``. The confusion matrix and macro figures are also printed.
+``confusion.png``. The confusion matrix and macro figures are also logged.
 
 A checkpoint whose split fingerprint or class names differ from the store's is refused
 (``--allow-mismatch`` overrides, and the outputs say so).
@@ -232,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         title = f"{a.split} {a.subset}"
         out = a.out or Path(a.checkpoint).parent / f"eval-{a.split}-{a.subset}"
     write_outputs(res, out, names, title)
-    print(markdown_report(res, names, title))
-    log.info("wrote %s", out)
+    log.info("%s\nwrote %s", markdown_report(res, names, title), out)
     return 0
 
 

@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         train_all_folds(cfg, resume=a.resume, progress=not a.no_progress)
     else:
         last = train(cfg, resume=a.resume, progress=not a.no_progress)
-        print(json.dumps(last, indent=2))
+        log.info("%s: last epoch %s", a.out, json.dumps(last))
     return 0
 
 

@@ -96,12 +96,14 @@ def test_evaluator_refuses_mismatched_inputs(demo_store, tmp_path):
         ev.evaluate_store(demo_store, "fold1")
 
 
-def test_cli_acceptance_and_mrc_folder_mode(demo_store, tmp_path, capsys):
+def test_cli_acceptance_and_mrc_folder_mode(demo_store, tmp_path, caplog):
     run = tmp_path / "run"
     assert train_main(["--root", demo_store, "--split", "fold1", "--epochs", "2", "--out", str(run),
                        "--no-progress", "--device", "cpu"]) == 0
     assert evaluate_main(["--checkpoint", str(run / "best.pt"), "--root", demo_store, "--split", "fold1"]) == 0
-    out = capsys.readouterr().out
+    caplog.set_level("INFO")
+    assert evaluate_main(["--checkpoint", str(run / "best.pt"), "--root", demo_store, "--split", "fold1"]) == 0
+    out = caplog.text
     assert "| true \\ predicted | sym | bul | hp | asymm | unk |" in out and "Macro sensitivity" in out
     for f in ("metrics.json", "report.md", "confusion.png"):
         assert (run / "eval-fold1-val" / f).exists()
