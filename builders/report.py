@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from rnamotif_data.motifs import CLASS_NAMES
+from rnamotif_data.evaluation import format_metric
 from rnamotif_data.quality import expected_q_score
 from rnamotif_data.store import StoreError, open_store
 
@@ -91,10 +92,6 @@ def plot_qc(meta: pd.DataFrame, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def _fmt(v) -> str:
-    return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
-
-
 def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_name: str) -> str:
     """The QC page as Markdown (counts, per-class medians, failures by stage, the figure)."""
     lines = [f"# QC report: {store}", "",
@@ -109,8 +106,8 @@ def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_
         sub = meta[meta["motif_class"] == c]
         med = {k: (float(sub[k].median()) if sub[k].notna().any() else None)
                for k in ("q_score", "q_score_minus_expected", "cc_mask", "fit_z", "resolution")}
-        lines.append(f"| {c} | {len(sub)} | {_fmt(med['q_score'])} | {_fmt(med['q_score_minus_expected'])} | "
-                     f"{_fmt(med['cc_mask'])} | {_fmt(med['fit_z'])} | {_fmt(med['resolution'])} |")
+        lines.append(f"| {c} | {len(sub)} | {format_metric(med['q_score'])} | {format_metric(med['q_score_minus_expected'])} | "
+                     f"{format_metric(med['cc_mask'])} | {format_metric(med['fit_z'])} | {format_metric(med['resolution'])} |")
     lines += ["", "## Failed manifest rows by stage", ""]
     if len(failures):
         lines += ["| stage | rows |", "| --- | ---: |"]
@@ -121,7 +118,7 @@ def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_
     lines += ["", "## Motifs more than 0.2 below the expected Q-score", ""]
     if len(low):
         lines += ["| sample_id | Q-score | Q_exp | CC_mask |", "| --- | ---: | ---: | ---: |"]
-        lines += [f"| {r.sample_id} | {_fmt(r.q_score)} | {_fmt(r.q_expected)} | {_fmt(r.cc_mask)} |"
+        lines += [f"| {r.sample_id} | {format_metric(r.q_score)} | {format_metric(r.q_expected)} | {format_metric(r.cc_mask)} |"
                   for r in low.itertuples()]
     else:
         lines.append("None.")

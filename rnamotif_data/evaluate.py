@@ -33,7 +33,9 @@ import torch
 
 from .dataset import RNAMotifDataset
 from .errors import RNAMotifError
-from .evaluation import breakdown, class_metrics, confusion_matrix, markdown_report, plot_confusion
+from .evaluation import (
+    breakdown, class_metrics, confusion_matrix, format_metric, markdown_report, plot_confusion,
+)
 from .models import build_model
 
 log = logging.getLogger("rnamotif_data.evaluate")
@@ -187,10 +189,6 @@ class Evaluator:
         return res
 
 
-def _f(v) -> str:
-    return "–" if v is None else f"{v:.3f}"
-
-
 def write_outputs(res: dict, out: Path, class_names, title: str) -> None:
     """metrics.json, report.md and confusion.png in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -202,8 +200,8 @@ def write_outputs(res: dict, out: Path, class_names, title: str) -> None:
     if by_res:
         md += "\n| resolution | n | accuracy | macro sensitivity | macro specificity |\n|---|---:|---:|---:|---:|\n"
         for label, r in by_res.items():
-            md += (f"| {label} | {r['n']} | {_f(r['accuracy'])} | {_f(r['macro_sensitivity'])} | "
-                   f"{_f(r['macro_specificity'])} |\n")
+            md += (f"| {label} | {r['n']} | {format_metric(r['accuracy'])} | {format_metric(r['macro_sensitivity'])} | "
+                   f"{format_metric(r['macro_specificity'])} |\n")
     (out / "report.md").write_text(md)
     plot_confusion(res["confusion_matrix"], out / "confusion.png", class_names, title)
 

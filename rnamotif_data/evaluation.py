@@ -17,7 +17,7 @@ import pandas as pd
 from .motifs import CLASS_NAMES
 
 __all__ = ["SHORT_NAMES", "RESOLUTION_BINS", "confusion_matrix", "class_metrics", "breakdown",
-           "markdown_report", "plot_confusion"]
+           "markdown_report", "plot_confusion", "format_metric"]
 
 #: The upstream README's column labels.
 SHORT_NAMES = ("sym", "bul", "hp", "asymm", "unk")
@@ -91,23 +91,24 @@ def breakdown(meta: pd.DataFrame, y_true, y_pred, class_names=CLASS_NAMES) -> di
     return out
 
 
-def _f(v) -> str:
-    return "–" if v is None else f"{v:.3f}"
+def format_metric(v) -> str:
+    """A metric with 3 decimals, or "–" when undefined (None or NaN)."""
+    return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
 
 
 def markdown_report(metrics: dict, class_names=CLASS_NAMES, title: str = "Evaluation") -> str:
     """Confusion matrix and per-class figures as Markdown (the upstream README's layout)."""
     short = SHORT_NAMES if len(class_names) == len(SHORT_NAMES) else class_names
     cm = metrics["confusion_matrix"]
-    lines = [f"## {title}", "", f"n = {metrics['n']}, accuracy {_f(metrics['accuracy'])}", "",
+    lines = [f"## {title}", "", f"n = {metrics['n']}, accuracy {format_metric(metrics['accuracy'])}", "",
              "| true \\ predicted | " + " | ".join(short) + " |", "|---|" + "---:|" * len(short)]
     lines += [f"| {short[i]} | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(cm)]
     lines += ["", "| class | support | sensitivity | specificity |", "|---|---:|---:|---:|"]
     for s, name in zip(short, class_names):
         d = metrics["per_class"][name]
-        lines.append(f"| {s} | {d['support']} | {_f(d['sensitivity'])} | {_f(d['specificity'])} |")
-    lines += ["", f"**Macro sensitivity {_f(metrics['macro_sensitivity'])}, macro specificity "
-              f"{_f(metrics['macro_specificity'])}**", ""]
+        lines.append(f"| {s} | {d['support']} | {format_metric(d['sensitivity'])} | {format_metric(d['specificity'])} |")
+    lines += ["", f"**Macro sensitivity {format_metric(metrics['macro_sensitivity'])}, macro specificity "
+              f"{format_metric(metrics['macro_specificity'])}**", ""]
     return "\n".join(lines)
 
 

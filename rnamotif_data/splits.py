@@ -39,7 +39,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .errors import ConfigError
-from .store import RNAMotifStore, _join, get_attrs, read_table, write_table
+from .store import RNAMotifStore, _join, get_attrs, read_table, url_to_fs, write_table
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,6 @@ def read_split(store: RNAMotifStore, scheme: str) -> Split | None:
         If the file's sample ids differ from the store's (written for another store).
     """
     url = split_path(store.root, scheme)
-    from .store import url_to_fs
-
     fs, path = url_to_fs(url)
     if not fs.exists(path):
         return None

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from .dataset import CHANNELS, RNAMotifDataset
 from .errors import ConfigError
-from .evaluation import class_metrics, confusion_matrix
+from .evaluation import class_metrics, confusion_matrix, format_metric
 from .models import MODELS, build_model
 
 log = logging.getLogger("rnamotif_data.train")
@@ -239,8 +239,8 @@ def train_all_folds(cfg: TrainConfig, *, resume: bool = False, progress: bool = 
     summary = {"folds": rows}
     lines = ["| fold | n | macro sensitivity | macro specificity | accuracy |", "|---|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['fold']} | {r['n']} | {_fmt(r['macro_sensitivity'])} | {_fmt(r['macro_specificity'])} | "
-                     f"{_fmt(r['accuracy'])} |")
+        lines.append(f"| {r['fold']} | {r['n']} | {format_metric(r['macro_sensitivity'])} | {format_metric(r['macro_specificity'])} | "
+                     f"{format_metric(r['accuracy'])} |")
     for key in ("macro_sensitivity", "macro_specificity", "accuracy"):
         v = [r[key] for r in rows if r[key] is not None]
         summary[key] = {"mean": float(np.mean(v)) if v else None, "sd": float(np.std(v, ddof=1)) if len(v) > 1 else None}
@@ -250,10 +250,6 @@ def train_all_folds(cfg: TrainConfig, *, resume: bool = False, progress: bool = 
     Path(cfg.out, "cv_summary.json").write_text(json.dumps(summary, indent=2))
     log.info("cross-validation summary (%s):\n%s", Path(cfg.out, "cv_summary.md"), "\n".join(lines))
     return summary
-
-
-def _fmt(v) -> str:
-    return "–" if v is None else f"{v:.3f}"
 
 
 def _pm(d: dict) -> str:

@@ -92,3 +92,13 @@ def write_raw_mrc(path: Path, data_zyx: np.ndarray, voxel_size, *, origin=(0.0, 
         h.nxstart, h.nystart, h.nzstart = crs
         mrc.update_header_stats()
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory) -> str:
+    """The shipped demo built once (7 samples), as a path string."""
+    from builders.build import main as build_main
+
+    out = tmp_path_factory.mktemp("demo") / "demo.zarr"
+    assert build_main(["--out", str(out), "--scheduler", "synchronous", "--no-progress"]) == 0
+    return str(out)

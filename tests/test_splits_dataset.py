@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import torch
 
-from builders.build import main as build_main
 from builders.split import main as split_main
 from builders.synthetic_store import make_synthetic_store
 from rnamotif_data.dataset import RNAMotifDataset, ShardBatchSampler
@@ -17,13 +16,6 @@ from rnamotif_data.errors import ConfigError
 from rnamotif_data.splits import SplitConfig, leakage_report, make_split, read_split, write_split
 from rnamotif_data.store import check_checksums, open_store
 from rnamotif_data.transforms import PROPER_ROTATIONS, GaussianNoise, RandomFlip, RandomRotation24, rotate
-
-
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "demo.zarr"
-    assert build_main(["--out", str(out), "--scheduler", "synchronous", "--no-progress"]) == 0
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -8,20 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from builders.build import main as build_main
 from builders.export import export_mrc
 from builders.synthetic_store import make_synthetic_store
 from rnamotif_data.evaluate import CheckpointMismatchError, Evaluator, main as evaluate_main
 from rnamotif_data.evaluation import class_metrics, confusion_matrix
 from rnamotif_data.models import Motif3DCNN, build_model
 from rnamotif_data.train import TrainConfig, main as train_main, train
-
-
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "demo.zarr"
-    assert build_main(["--out", str(out), "--scheduler", "synchronous", "--no-progress"]) == 0
-    return str(out)
 
 
 def test_metrics_against_a_hand_computed_matrix():
