@@ -92,14 +92,10 @@ def plot_qc(meta: pd.DataFrame, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_name: str) -> str:
-    """The QC page as Markdown (counts, per-class medians, failures by stage, the figure)."""
-    lines = [f"# QC report: {store}", "",
-             f"{len(meta)} samples ({int(meta['is_background'].sum())} background), "
-             f"{meta['emdb_id'].nunique()} maps, {len(failures)} manifest rows failed.", "",
-             f"![QC histograms]({png_name})", "",
-             "## Per class", "",
-             "| class | samples | Q-score (median) | Q - Q_exp (median) | CC_mask (median) | fit_z (median) "
+def quality_table(meta: pd.DataFrame) -> list[str]:
+    """Per-class sample counts and median Q-score, Q - Q_exp, CC_mask, fit_z and resolution,
+    as Markdown table lines."""
+    lines = ["| class | samples | Q-score (median) | Q - Q_exp (median) | CC_mask (median) | fit_z (median) "
              "| resolution Å (median) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for c in CLASS_NAMES:
@@ -108,12 +104,26 @@ def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_
                for k in ("q_score", "q_score_minus_expected", "cc_mask", "fit_z", "resolution")}
         lines.append(f"| {c} | {len(sub)} | {format_metric(med['q_score'])} | {format_metric(med['q_score_minus_expected'])} | "
                      f"{format_metric(med['cc_mask'])} | {format_metric(med['fit_z'])} | {format_metric(med['resolution'])} |")
+    return lines
+
+
+def failures_table(failures: pd.DataFrame) -> list[str]:
+    """Failed manifest rows per stage as Markdown table lines ("None." if there are none)."""
+    if not len(failures):
+        return ["None."]
+    return ["| stage | rows |", "| --- | ---: |"] + [f"| {k} | {v} |" for k, v in failures["stage"].value_counts().items()]
+
+
+def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_name: str) -> str:
+    """The QC page as Markdown (counts, per-class medians, failures by stage, the figure)."""
+    lines = [f"# QC report: {store}", "",
+             f"{len(meta)} samples ({int(meta['is_background'].sum())} background), "
+             f"{meta['emdb_id'].nunique()} maps, {len(failures)} manifest rows failed.", "",
+             f"![QC histograms]({png_name})", "",
+             "## Per class", ""]
+    lines += quality_table(meta)
     lines += ["", "## Failed manifest rows by stage", ""]
-    if len(failures):
-        lines += ["| stage | rows |", "| --- | ---: |"]
-        lines += [f"| {k} | {v} |" for k, v in failures["stage"].value_counts().items()]
-    else:
-        lines.append("None.")
+    lines += failures_table(failures)
     low = meta[(~meta["is_background"]) & (meta["q_score_minus_expected"] < -0.2)]
     lines += ["", "## Motifs more than 0.2 below the expected Q-score", ""]
     if len(low):

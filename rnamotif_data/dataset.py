@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import RNAMotifError
+from .download import STORE_DIRNAME, data_home, version_dir
 from .splits import Split, load_or_make_split, validate_split_name
 from .store import open_store, url_to_fs
 
@@ -50,13 +50,16 @@ _SOURCE = {"density": "density", "zone": "zone", "labels": "labels", "labels_one
 
 
 def default_root(version: str | None = None) -> Path:
-    """Default store location: ``$RNAMOTIF_DATA``, else the user data dir
-    (``$XDG_DATA_HOME`` or ``~/.local/share``) ``/rnamotif-data/rnamotif[-VERSION].zarr``."""
+    """Default store location.
+
+    Without ``version``: ``$RNAMOTIF_DATA``, else ``data_home()/rnamotif.zarr``; with it,
+    where :func:`rnamotif_data.download.download` unpacks that version:
+    ``data_home()/<version>/rnamotif.zarr`` (``data_home()``: ``$RNAMOTIF_DATA_HOME``,
+    ``$XDG_DATA_HOME/rnamotif-data`` or ``~/.local/share/rnamotif-data``)."""
+    if version is not None:
+        return version_dir(version) / STORE_DIRNAME
     env = os.environ.get(ENV_ROOT)
-    if env:
-        return Path(env)
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "rnamotif-data"
-    return base / (f"rnamotif-{version}.zarr" if version else "rnamotif.zarr")
+    return Path(env) if env else data_home() / "rnamotif.zarr"
 
 
 class RNAMotifDataset(torch.utils.data.Dataset):
@@ -65,7 +68,9 @@ class RNAMotifDataset(torch.utils.data.Dataset):
     Parameters
     ----------
     root:
-        Store path or fsspec URL; default :func:`default_root`.
+        Store path or fsspec URL; default :func:`default_root`. With ``version``, the
+        folder holding downloaded versions instead (default
+        :func:`rnamotif_data.download.data_home`); the store is ``root/<version>/rnamotif.zarr``.
     split:
         ``fold1`` ... ``fold5`` or ``all`` (every placed sample, ``train`` only).
     subset:
@@ -82,9 +87,10 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         Callables applied to ``x`` ``(C, D, H, W)`` and to ``y`` (see
         :mod:`rnamotif_data.transforms`).
     version:
-        Dataset version, used to find the default root.
+        A published dataset version (``"1.0.0"``; see :mod:`rnamotif_data.registry`).
     download:
-        Fetch a published version (not available yet: raises).
+        With ``version``: fetch and verify it unless it is already in the cache
+        (:func:`rnamotif_data.download.download`; offline with ``RNAMOTIF_OFFLINE=1``).
     return_metadata:
         Items are dicts ``{"x", "y", "sample_id", "sample_index"}`` instead of tuples.
 
@@ -93,7 +99,11 @@ class RNAMotifDataset(torch.utils.data.Dataset):
     ValueError
         For an unknown split, subset or channel.
     FileNotFoundError
-        If the store does not exist (the message says how to build it).
+        If the store does not exist (the message says how to build or download it).
+    rnamotif_data.registry.RegistryError
+        If ``version`` is not a published version.
+    rnamotif_data.download.DownloadError
+        If a download fails or does not verify.
     rnamotif_data.store.StoreError
         If the store is incomplete.
     """
@@ -107,10 +117,22 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         if bad or not channels:
             raise ValueError(f"unknown channel(s) {bad or channels!r}; choose from {', '.join(CHANNELS)}")
         validate_split_name(split, subset)
-        if download:
-            raise RNAMotifError("download=True is not available yet: build a store with "
-                                "'python -m builders.build --manifest M --out DIR' and pass root=DIR")
-        self.root = str(root) if root is not None else str(default_root(version))
+        if version is not None:
+            if download:
+                from .download import download as fetch
+
+                self.root = str(fetch(version, root=root) / STORE_DIRNAME)
+            else:
+                self.root = str(version_dir(version, root) / STORE_DIRNAME)
+                if not Path(self.root).exists():
+                    raise FileNotFoundError(
+                        f"dataset version {version} is not in {Path(self.root).parent}; pass download=True or run "
+                        f"'python -m rnamotif_data.download --version {version}'")
+        elif download:
+            raise ValueError("download=True needs version= (a published version, e.g. version='1.0.0'; see "
+                             "'python -m rnamotif_data.download --help')")
+        else:
+            self.root = str(root) if root is not None else str(default_root())
         fs, path = url_to_fs(self.root)
         if not fs.exists(path):
             raise FileNotFoundError(

@@ -44,7 +44,7 @@ from .store import RNAMotifStore, _join, get_attrs, read_table, url_to_fs, write
 log = logging.getLogger(__name__)
 
 __all__ = ["SCHEMES", "SPLIT_NAMES", "SplitConfig", "Split", "assign_folds", "make_split", "write_split",
-           "read_split", "load_or_make_split", "leakage_report", "split_path", "upstream_key",
+           "read_split", "split_table", "load_or_make_split", "leakage_report", "split_path", "upstream_key",
            "validate_split_name"]
 
 SCHEMES = ("sequence", "entry", "upstream")
@@ -239,13 +239,18 @@ def make_split(store: RNAMotifStore, config: SplitConfig = SplitConfig(),
                  fingerprint=fingerprint(_store_identity(store), table["sample_id"], table["fold"]))
 
 
-def write_split(store: RNAMotifStore, split: Split) -> str:
-    """Write ``split`` to ``STORE/splits/<scheme>.parquet``; returns its location."""
+def split_table(split: Split) -> pa.Table:
+    """``split`` as the Arrow table of a split file: ``sample_index``, ``sample_id``, ``fold``,
+    with the config and fingerprint in the schema metadata (key ``rnamotif_split``)."""
     t = pa.Table.from_pandas(split.table, preserve_index=False)
     meta = {b"rnamotif_split": json.dumps({"config": asdict(split.config), "fingerprint": split.fingerprint}).encode()}
-    t = t.replace_schema_metadata(meta)
+    return t.replace_schema_metadata(meta)
+
+
+def write_split(store: RNAMotifStore, split: Split) -> str:
+    """Write ``split`` to ``STORE/splits/<scheme>.parquet``; returns its location."""
     url = split_path(store.root, split.config.scheme)
-    write_table(url, t)
+    write_table(url, split_table(split))
     return url
 
 

@@ -46,7 +46,7 @@ __all__ = [
     "FORMAT_VERSION", "ARRAYS", "ARRAY_DTYPES", "METADATA_SCHEMA", "FAILURES_SCHEMA",
     "METADATA_COLUMNS", "FAILURES_COLUMNS", "StoreError", "RNAMotifStore", "open_store",
     "create_arrays", "write_shard", "file_checksums", "write_checksums", "check_checksums",
-    "url_to_fs", "write_table", "read_table", "sha256_file", "sha256_stream",
+    "url_to_fs", "write_table", "table_bytes", "read_table", "sha256_file", "sha256_stream",
 ]
 
 FORMAT_VERSION = 2
@@ -157,11 +157,16 @@ def put_bytes(url: str, data: bytes) -> None:
         fs.pipe_file(path, data)
 
 
-def write_table(url: str, table: pa.Table) -> None:
-    """Write a Parquet table atomically to ``url`` (deterministic bytes for equal tables)."""
+def table_bytes(table: pa.Table) -> bytes:
+    """A table as Parquet bytes (zstd; deterministic bytes for equal tables)."""
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
-    put_bytes(url, buf.getvalue())
+    return buf.getvalue()
+
+
+def write_table(url: str, table: pa.Table) -> None:
+    """Write a Parquet table atomically to ``url`` (deterministic bytes for equal tables)."""
+    put_bytes(url, table_bytes(table))
 
 
 def read_table(url: str) -> pa.Table:

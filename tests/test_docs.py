@@ -13,7 +13,9 @@ from .conftest import REPO
 MODULES = ["rnamotif_data.maps", "rnamotif_data.structure", "rnamotif_data.labels",
            "rnamotif_data.segment", "rnamotif_data.quality", "rnamotif_data.simulate",
            "rnamotif_data.motifs", "rnamotif_data.errors", "rnamotif_data.background",
-           "rnamotif_data.store", "builders.build", "builders.verify", "builders.export"]
+           "rnamotif_data.store", "rnamotif_data.registry", "rnamotif_data.download", "builders.build",
+           "builders.verify", "builders.export", "builders.zenodo", "builders.release", "builders.card",
+           "builders.publish"]
 
 
 @pytest.mark.parametrize("name", MODULES)
