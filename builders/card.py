@@ -33,7 +33,7 @@ from .split import format_report
 
 log = logging.getLogger("builders.card")
 
-__all__ = ["CROISSANT_CONTEXT", "dataset_card", "croissant", "write_descriptors"]
+__all__ = ["CROISSANT_CONTEXT", "dataset_card", "croissant", "write_descriptors", "format_size"]
 
 _SCHEME_TEXT = {
     "sequence": "grouped by (motif type, motif sequence), background by EMDB entry: the same motif never "
@@ -72,7 +72,8 @@ CROISSANT_CONTEXT = {
 }
 
 
-def _size(n: int) -> str:
+def format_size(n: int) -> str:
+    """Bytes as B, KiB, MiB or GiB for people."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -116,7 +117,7 @@ def dataset_card(package: Package, config: ZenodoConfig, *, doi: str | None = No
              + ".", "",
              "## Files", "", "| file | size | sha256 | what |", "| --- | ---: | --- | --- |"]
     for f in package.files:
-        lines.append(f"| `{f.name}` | {_size(f.size)} | `{f.sha256[:16]}…` | {_ROLE_TEXT[f.role]} |")
+        lines.append(f"| `{f.name}` | {format_size(f.size)} | `{f.sha256[:16]}…` | {_ROLE_TEXT[f.role]} |")
     lines += ["| `README.md` | | | this dataset card |", "| `croissant.json` | | | Croissant 1.0 JSON-LD description |",
               "| `SHA256SUMS` | | | sha256 of every other file (`sha256sum -c SHA256SUMS`) |", "",
               "## Using it", "", "```python",

@@ -37,6 +37,7 @@ import datetime as _dt
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -46,7 +47,7 @@ from rnamotif_data.registry import (
 )
 from rnamotif_data.store import StoreError
 
-from .card import _size, write_descriptors
+from .card import format_size, write_descriptors
 from .cli import run
 from .release import Package, ZenodoConfig, hash_file, load_zenodo_config, prepare_package
 from .verify import verify_store
@@ -69,14 +70,37 @@ def default_out(store: str, version: str) -> Path:
     return p.with_name(f"{p.stem}-release-{version}")
 
 
+@dataclass(frozen=True)
 class PublishOptions:
-    """Resolved options of one publish run (what :func:`publish` needs)."""
+    """What one publish run does.
 
-    def __init__(self, store: str, version: str, out: Path, config: ZenodoConfig, api_url: str, registry: Path,
-                 notes: str = "", parent: int | None = None, new_concept: bool = False, verify_values: bool = True):
-        self.store, self.version, self.out, self.config = store, version, out, config
-        self.api_url, self.registry, self.notes = api_url.rstrip("/"), registry, notes
-        self.parent, self.new_concept, self.verify_values = parent, new_concept, verify_values
+    Attributes
+    ----------
+    store: local store path.
+    version: dataset version to publish (PEP 440, e.g. ``1.0.0``).
+    out: package folder.
+    config: Zenodo metadata (:func:`builders.release.load_zenodo_config`).
+    api_url: Zenodo API base URL (no trailing slash).
+    registry: versions registry file to update.
+    notes: what changed in this version.
+    parent: record id to make a new version of (default: the latest registered).
+    new_concept: start a new dataset instead of a new version.
+    verify_values: also check array values when verifying the store.
+    """
+
+    store: str
+    version: str
+    out: Path
+    config: ZenodoConfig
+    api_url: str
+    registry: Path
+    notes: str = ""
+    parent: int | None = None
+    new_concept: bool = False
+    verify_values: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "api_url", self.api_url.rstrip("/"))
 
 
 def _check_version(opts: PublishOptions) -> tuple[dict[str, Release], Release | None]:
@@ -123,7 +147,7 @@ def planned_calls(package: Package, opts: PublishOptions, parent: Release | None
         if f.name in kept:
             continue
         note = " (rewritten with the reserved DOI first)" if f.role in ("card", "croissant", "checksums") else ""
-        calls.append(f"PUT    {{links.bucket}}/{f.name}  ({_size(f.size)}, md5 checked against the answer){note}")
+        calls.append(f"PUT    {{links.bucket}}/{f.name}  ({format_size(f.size)}, md5 checked against the answer){note}")
     m = opts.config.metadata(opts.version)
     calls += [f"PUT    /deposit/depositions/{{id}}  (metadata: upload_type dataset, title {m['title']!r}, version "
               f"{opts.version}, {len(m['creators'])} creator(s), license {m['license']}, "
@@ -136,10 +160,10 @@ def planned_calls(package: Package, opts: PublishOptions, parent: Release | None
 def _describe(package: Package) -> list[str]:
     total = sum(f.size for f in package.files)
     lines = [f"Release package rnamotif-data {package.version} in {package.directory} "
-             f"({len(package.files)} files, {_size(total)}):"]
+             f"({len(package.files)} files, {format_size(total)}):"]
     width = max(len(f.name) for f in package.files)
     for f in package.files:
-        lines.append(f"  {f.name:<{width}}  {_size(f.size):>10}  sha256 {f.sha256}")
+        lines.append(f"  {f.name:<{width}}  {format_size(f.size):>10}  sha256 {f.sha256}")
     return lines
 
 
@@ -192,7 +216,7 @@ def _sync_files(client: ZenodoClient, draft: dict, package: Package, progress: b
               disable=not progress or not todo) as bar:
         for f in todo:
             client.upload(draft, f.path, f.name, md5=f.md5)
-            log.info("uploaded %s (%s, md5 verified)", f.name, _size(f.size))
+            log.info("uploaded %s (%s, md5 verified)", f.name, format_size(f.size))
             bar.update(f.size)
     final = {(e.get("filename") or e.get("key")): str(e.get("checksum", "")).removeprefix("md5:")
              for e in client.list_files(draft)}
@@ -242,6 +266,8 @@ def publish(opts: PublishOptions, *, dry_run: bool = False, progress: bool = Tru
         If Zenodo refuses a call (the message has Zenodo's reason, never the token).
     """
     releases, parent = _check_version(opts)
+    if not dry_run and client is None:
+        client = ZenodoClient(opts.api_url, token_from_env())  # before the packaging work
     problems, _ = verify_store(opts.store, values=opts.verify_values)
     if problems:
         raise StoreError(f"{opts.store}: fails verification, not publishing: " + "; ".join(problems[:5])
@@ -258,7 +284,6 @@ def publish(opts: PublishOptions, *, dry_run: bool = False, progress: bool = Tru
                                           "--dry-run sends nothing):"]
         lines += [f"  {i:2d}. {c}" for i, c in enumerate(planned_calls(package, opts, parent), 1)]
         return lines
-    client = client or ZenodoClient(opts.api_url, token_from_env())
     draft = _open_draft(client, opts, parent)
     record_id, doi, concept_doi = _draft_ids(draft)
     concept_doi = concept_doi or concept

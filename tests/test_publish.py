@@ -4,7 +4,6 @@ Zenodo-API server on 127.0.0.1 (tests/zenodo_server.py); no test reaches the int
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import zipfile
 from pathlib import Path
