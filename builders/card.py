@@ -25,7 +25,7 @@ import pyarrow as pa
 from rnamotif_data import __version__ as package_version
 from rnamotif_data.registry import Release
 from rnamotif_data.splits import leakage_report
-from rnamotif_data.store import METADATA_COLUMNS, open_store
+from rnamotif_data.store import METADATA_COLUMNS, RNAMotifStore, open_store
 
 from .release import LICENCES, Package, PackageFile, ZenodoConfig, hash_file
 from .report import failures_table, quality_table
@@ -33,7 +33,7 @@ from .split import format_report
 
 log = logging.getLogger("builders.card")
 
-__all__ = ["CROISSANT_CONTEXT", "dataset_card", "croissant", "write_descriptors", "format_size"]
+__all__ = ["CROISSANT_CONTEXT", "dataset_card", "croissant", "write_descriptors", "format_size", "DESCRIPTOR_ROLES"]
 
 _SCHEME_TEXT = {
     "sequence": "grouped by (motif type, motif sequence), background by EMDB entry: the same motif never "
@@ -42,6 +42,10 @@ _SCHEME_TEXT = {
     "upstream": "the upstream dataset's five folds, for comparison with its published numbers; **it leaks** "
                 "(most validation entries also supply training motifs)",
 }
+#: The descriptor files, written last: (name, role).
+_DESCRIPTORS = (("README.md", "card"), ("croissant.json", "croissant"), ("SHA256SUMS", "checksums"))
+#: Roles of the descriptor files.
+DESCRIPTOR_ROLES = frozenset(r for _, r in _DESCRIPTORS)
 _ROLE_TEXT = {
     "archive": "the whole store (Zarr v3, sharded, zstd); open with zarr.storage.ZipStore or unzip",
     "metadata": "one row per sample (column dictionary below)",
@@ -50,10 +54,9 @@ _ROLE_TEXT = {
     "figure": "QC histograms per class",
     "card": "this dataset card",
     "croissant": "Croissant 1.0 JSON-LD description",
-    "checksums": "sha256 of every other file",
+    "checksums": "sha256 of every other file (`sha256sum -c SHA256SUMS`)",
 }
-_ENCODING = {".zip": "application/zip", ".parquet": "application/x-parquet", ".png": "image/png",
-             ".md": "text/markdown", ".json": "application/ld+json", "": "text/plain"}
+_ENCODING = {".zip": "application/zip", ".parquet": "application/x-parquet", ".png": "image/png"}
 
 #: The Croissant 1.0 JSON-LD context.
 CROISSANT_CONTEXT = {
@@ -95,14 +98,13 @@ def _citation(config: ZenodoConfig, version: str, doi: str | None, year: str) ->
     return text, "\n".join(bib)
 
 
-def dataset_card(package: Package, config: ZenodoConfig, *, doi: str | None = None, concept_doi: str | None = None,
-                 year: str, notes: str = "", history: Sequence[Release] = ()) -> str:
+def dataset_card(package: Package, config: ZenodoConfig, store: RNAMotifStore, *, doi: str | None = None,
+                 concept_doi: str | None = None, year: str, notes: str = "", history: Sequence[Release] = ()) -> str:
     """The dataset card (Markdown) of ``package`` (sections in the module docstring).
 
     ``history`` is the registry's earlier versions, for the changelog; ``notes`` this
     version's changes.
     """
-    store = open_store(package.store)
     meta, failures, attrs = store.metadata, store.failures, store.attrs
     v = package.version
     n_bg = int(meta["is_background"].sum())
@@ -118,8 +120,8 @@ def dataset_card(package: Package, config: ZenodoConfig, *, doi: str | None = No
              "## Files", "", "| file | size | sha256 | what |", "| --- | ---: | --- | --- |"]
     for f in package.files:
         lines.append(f"| `{f.name}` | {format_size(f.size)} | `{f.sha256[:16]}…` | {_ROLE_TEXT[f.role]} |")
-    lines += ["| `README.md` | | | this dataset card |", "| `croissant.json` | | | Croissant 1.0 JSON-LD description |",
-              "| `SHA256SUMS` | | | sha256 of every other file (`sha256sum -c SHA256SUMS`) |", "",
+    lines += [f"| `{name}` | | | {_ROLE_TEXT[role]} |" for name, role in _DESCRIPTORS]
+    lines += ["",
               "## Using it", "", "```python",
               "from rnamotif_data import RNAMotifDataset  # pip install rnamotif-data",
               f'ds = RNAMotifDataset(version="{v}", download=True, split="fold1", subset="train")',
@@ -207,7 +209,7 @@ def _data_type(t: pa.DataType) -> tuple[str, bool]:
     return "sc:Text", False
 
 
-def croissant(package: Package, config: ZenodoConfig, *, doi: str | None = None, published: str,
+def croissant(package: Package, config: ZenodoConfig, store: RNAMotifStore, *, doi: str | None = None, published: str,
               file_urls: dict[str, str] | None = None) -> dict:
     """The Croissant 1.0 JSON-LD description of ``package`` (a dict, ready for ``json.dump``).
 
@@ -215,7 +217,6 @@ def croissant(package: Package, config: ZenodoConfig, *, doi: str | None = None,
     publishing); without it ``contentUrl`` is the bare file name, resolved beside
     ``croissant.json``.
     """
-    store = open_store(package.store)
     file_urls = file_urls or {}
     text, _ = _citation(config, package.version, doi, published[:4])
     # before a draft exists (dry run) there is no record yet to point at
@@ -269,15 +270,16 @@ def write_descriptors(package: Package, config: ZenodoConfig, *, doi: str | None
     """Write ``README.md``, ``croissant.json`` and ``SHA256SUMS`` into the package folder;
     returns the package with them appended (card, Croissant, checksums last).
     ``published`` is the ISO date of publication (its year goes into the citation)."""
-    data = [f for f in package.files if f.role not in ("card", "croissant", "checksums")]
+    data = [f for f in package.files if f.role not in DESCRIPTOR_ROLES]
     base = package.with_files(data)
     d = package.directory
-    (d / "README.md").write_text(dataset_card(base, config, doi=doi, concept_doi=concept_doi, year=published[:4],
+    store = open_store(package.store)
+    (d / "README.md").write_text(dataset_card(base, config, store, doi=doi, concept_doi=concept_doi, year=published[:4],
                                               notes=notes,
                                               history=history))
-    (d / "croissant.json").write_text(json.dumps(croissant(base, config, doi=doi, published=published, file_urls=file_urls),
+    (d / "croissant.json").write_text(json.dumps(croissant(base, config, store, doi=doi, published=published, file_urls=file_urls),
                                                  indent=2) + "\n")
-    files: list[PackageFile] = data + [hash_file(d / "README.md", "card"), hash_file(d / "croissant.json", "croissant")]
+    files: list[PackageFile] = data + [hash_file(d / n, r) for n, r in _DESCRIPTORS[:2]]
     (d / "SHA256SUMS").write_text("".join(f"{f.sha256}  {f.name}\n" for f in files))
     return package.with_files(files + [hash_file(d / "SHA256SUMS", "checksums")])
 

@@ -47,7 +47,7 @@ from rnamotif_data.registry import (
 )
 from rnamotif_data.store import StoreError
 
-from .card import format_size, write_descriptors
+from .card import DESCRIPTOR_ROLES, format_size, write_descriptors
 from .cli import run
 from .release import Package, ZenodoConfig, hash_file, load_zenodo_config, prepare_package
 from .verify import verify_store
@@ -146,7 +146,7 @@ def planned_calls(package: Package, opts: PublishOptions, parent: Release | None
     for f in package.files:
         if f.name in kept:
             continue
-        note = " (rewritten with the reserved DOI first)" if f.role in ("card", "croissant", "checksums") else ""
+        note = " (rewritten with the reserved DOI first)" if f.role in DESCRIPTOR_ROLES else ""
         calls.append(f"PUT    {{links.bucket}}/{f.name}  ({format_size(f.size)}, md5 checked against the answer){note}")
     m = opts.config.metadata(opts.version)
     calls += [f"PUT    /deposit/depositions/{{id}}  (metadata: upload_type dataset, title {m['title']!r}, version "
@@ -197,13 +197,18 @@ def _open_draft(client: ZenodoClient, opts: PublishOptions, parent: Release | No
     return draft
 
 
+def _draft_files(client: ZenodoClient, draft: dict) -> list[tuple[str, str, dict]]:
+    """``(name, hex md5, entry)`` of each file on a draft (``filename`` + hex checksum)."""
+    return [(e.get("filename") or e.get("key"), str(e.get("checksum", "")).removeprefix("md5:"), e)
+            for e in client.list_files(draft)]
+
+
 def _sync_files(client: ZenodoClient, draft: dict, package: Package, progress: bool) -> None:
     """Make the draft's files exactly the package's: delete inherited or stale files, keep
     identical ones, upload the rest (md5-checked)."""
     wanted = {f.name: f for f in package.files}
     have = set()
-    for e in client.list_files(draft):
-        name, md5 = e.get("filename") or e.get("key"), str(e.get("checksum", "")).removeprefix("md5:")
+    for name, md5, e in _draft_files(client, draft):
         if name in wanted and wanted[name].md5 == md5 and name not in have:
             have.add(name)
             log.info("%s is already on the draft (md5 %s)", name, md5)
@@ -218,8 +223,7 @@ def _sync_files(client: ZenodoClient, draft: dict, package: Package, progress: b
             client.upload(draft, f.path, f.name, md5=f.md5)
             log.info("uploaded %s (%s, md5 verified)", f.name, format_size(f.size))
             bar.update(f.size)
-    final = {(e.get("filename") or e.get("key")): str(e.get("checksum", "")).removeprefix("md5:")
-             for e in client.list_files(draft)}
+    final = {name: md5 for name, md5, _ in _draft_files(client, draft)}
     expected = {n: f.md5 for n, f in wanted.items()}
     if final != expected:
         raise ZenodoError(f"draft {draft['id']} files differ from the package after upload: "
@@ -233,8 +237,7 @@ def _adopt_published(client: ZenodoClient, draft: dict, package: Package, record
     DOI) are replaced by the record's bytes, so the registry lists what was published."""
     local = {f.name: f for f in package.files}
     files = []
-    for e in client.list_files(draft):
-        name, md5 = e.get("filename") or e.get("key"), str(e.get("checksum", "")).removeprefix("md5:")
+    for name, md5, _ in _draft_files(client, draft):
         f = local.get(name)
         if f is None or f.md5 != md5:
             path = package.directory / name

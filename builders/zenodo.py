@@ -316,10 +316,6 @@ class ZenodoClient:
         """``POST …/actions/publish``; the published deposition (``doi``, ``conceptdoi``, ``record_id``)."""
         return self._json("POST", f"deposit/depositions/{deposition['id']}/actions/publish", ok=(202, 200))
 
-    def get_record(self, record_id: int | str) -> dict:
-        """``GET /records/{id}`` (public; the files list carries checksums)."""
-        return self._json("GET", f"records/{record_id}")
-
     def file_url(self, record_id: int | str, name: str) -> str:
         """Download URL of a published file: ``{api}/records/{id}/files/{name}/content``."""
         return f"{self.api_url}/records/{record_id}/files/{name}/content"

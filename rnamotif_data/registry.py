@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
@@ -76,7 +76,6 @@ class Release:
     archive: str
     files: tuple[ReleaseFile, ...]
     notes: str = ""
-    extra: dict = field(default_factory=dict)
 
     def file(self, name: str) -> ReleaseFile:
         """The file called ``name``.
@@ -97,8 +96,6 @@ class Release:
         d = asdict(self)
         d.pop("version")
         d["files"] = [asdict(f) for f in self.files]
-        if not d["extra"]:
-            d.pop("extra")
         return d
 
     @classmethod
@@ -109,7 +106,7 @@ class Release:
                                       url=f["url"]) for f in d["files"])
             return cls(version=version, record_id=int(d["record_id"]), doi=d["doi"], concept_doi=d["concept_doi"],
                        api_url=d["api_url"], published=d["published"], archive=d["archive"], files=files,
-                       notes=d.get("notes", ""), extra=d.get("extra", {}))
+                       notes=d.get("notes", ""))
         except (KeyError, TypeError, ValueError) as exc:
             raise RegistryError(f"{source}: version {version}: malformed entry ({type(exc).__name__}: {exc})") from None
 

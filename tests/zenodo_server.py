@@ -255,13 +255,18 @@ class FakeZenodo:
             return jsonify({"key": name, "size": len(data), "checksum": "md5:" + hashlib.md5(data).hexdigest(),
                             "links": {"self": f"{srv.url}/files/{bucket}/{name}"}}), 201
 
+        def action_target(dep_id):
+            """The deposition of an ``actions/…`` call, or the 404/403 answer."""
+            d, err = dep_or_404(dep_id)
+            if err is None and "deposit:actions" not in request.environ["scopes"]:
+                err = _err(403, "You don't have the permission to perform this action (deposit:actions).")
+            return d, err
+
         @app.post("/api/deposit/depositions/<int:dep_id>/actions/newversion")
         def newversion(dep_id):
-            d, err = dep_or_404(dep_id)
+            d, err = action_target(dep_id)
             if err:
                 return err
-            if "deposit:actions" not in request.environ["scopes"]:
-                return _err(403, "You don't have the permission to perform this action (deposit:actions).")
             if not d["submitted"]:
                 return _err(400, "Only published depositions can have new versions.")
             concept = d["conceptrecid"]
@@ -276,11 +281,9 @@ class FakeZenodo:
 
         @app.post("/api/deposit/depositions/<int:dep_id>/actions/publish")
         def publish(dep_id):
-            d, err = dep_or_404(dep_id)
+            d, err = action_target(dep_id)
             if err:
                 return err
-            if "deposit:actions" not in request.environ["scopes"]:
-                return _err(403, "You don't have the permission to perform this action (deposit:actions).")
             if d["submitted"]:
                 return _err(400, "The deposition is already published.")
             missing = [{"field": f"metadata.{k}", "message": "Missing data for required field."}
