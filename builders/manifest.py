@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import re
 import sys
 from collections import Counter
@@ -130,8 +131,8 @@ def check_row(row: dict) -> tuple[str, str] | None:
         if residues is not None and len(seq) != len(residues):
             return "sequence", f"sequence {seq!r} has {len(seq)} letters for {len(residues)} residues"
     res = row.get("resolution")
-    if res is not None and not res > 0:
-        return "resolution", f"resolution {res} Å is not positive"
+    if res is not None and not (math.isfinite(res) and res > 0):
+        return "resolution", f"resolution {res} Å is not a positive finite number"
     return None
 
 

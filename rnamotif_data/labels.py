@@ -9,13 +9,18 @@ id    part      atoms
 0     none      no nucleotide atom within the label radius
 1     backbone  P, OP1, OP2, OP3 (legacy O1P, O2P, O3P), O5', O3'
 2     sugar     C1', C2', C3', C4', C5', O4', O2'
-3     base      every other heavy atom of a nucleotide
+3     base      the base atoms of A, C, G, U (N1 ... N9, O2, O4, O6, N2, N4, N6)
 ====  ========  ===========================================================
 
+Atoms of modified nucleotides that no standard nucleotide has take the part of the atom
+they are bonded to (:func:`residue_parts`): the 2'-O-methyl carbon ``CM2`` of OMG/OMC/OMU
+is sugar, the 5-methyl of 5MC base, the threonylcarbamoyl chain of T6A base.
+
 Nucleotide ids: 0 none, 1 A, 2 C, 3 G, 4 U, 5 other/modified. Modified nucleotides are
-mapped to their parent base through gemmi's residue tables (``PSU`` -> U, ``OMC`` -> C,
-DNA ``DA`` -> A) when ``modified_as_parent`` is true (the default); otherwise, and for
-bases with no A/C/G/U parent (DNA T, unknown residues), they get 5.
+mapped to their parent base (:mod:`rnamotif_data.modified`: the model file, gemmi's
+tables, a shipped table; ``PSU`` -> U, ``OMC`` -> C, DNA ``DA`` -> A) when
+``modified_as_parent`` is true (the default); otherwise, and for bases with no A/C/G/U
+parent (DNA T, unknown residues), they get 5.
 
 Rasterisation is exact: a voxel's distance to an atom is measured from the voxel centre
 to the atom's coordinates, not to the voxel the atom falls in.
@@ -27,11 +32,16 @@ from functools import lru_cache
 
 import gemmi
 import numpy as np
+from scipy.spatial import cKDTree
+
+from .modified import parent_letter
 
 __all__ = [
     "PART_NAMES",
     "NUCLEOTIDE_NAMES",
     "label_part",
+    "standard_part",
+    "residue_parts",
     "nucleotide_id",
     "one_letter",
     "within_radius",
@@ -45,44 +55,87 @@ NUCLEOTIDE_NAMES: tuple[str, ...] = ("none", "A", "C", "G", "U", "other")
 
 _BACKBONE = frozenset({"P", "OP1", "OP2", "OP3", "O1P", "O2P", "O3P", "O5'", "O3'"})
 _SUGAR = frozenset({"C1'", "C2'", "C3'", "C4'", "C5'", "O4'", "O2'"})
-_NUC_IDS = {"A": 1, "C": 2, "G": 3, "U": 4}
+#: base atoms of A, C, G, U (and DNA T's methyl, C7/C5M)
+_BASE = frozenset({"N1", "C2", "N3", "C4", "C5", "C6", "N6", "N7", "C8", "N9", "O6", "N2", "O2", "N4",
+                   "O4", "C7", "C5M"})
+#: nucleotide id of each parent letter
+NUCLEOTIDE_IDS: dict[str, int] = {"A": 1, "C": 2, "G": 3, "U": 4}
+#: Å, the longest covalent bond followed by :func:`residue_parts` (S-C, Se-C included)
+_BOND = 2.0
 
 
-def label_part(atom_name: str, residue_name: str = "") -> int:
-    """Label part id (1 backbone, 2 sugar, 3 base) of a heavy atom of a nucleotide.
-
-    ``residue_name`` is accepted for symmetry with :func:`nucleotide_id`; parts depend on
-    the atom name alone. Legacy names with ``*`` (``C1*``) are read as primes.
-    """
+def standard_part(atom_name: str) -> int:
+    """Part id (1 backbone, 2 sugar, 3 base) of an atom name of the standard nucleotides;
+    0 for a name none of them has. Legacy ``*`` names (``C1*``) are read as primes."""
     name = atom_name.strip().replace("*", "'")
     if name in _BACKBONE:
         return 1
     if name in _SUGAR:
         return 2
-    return 3
+    if name in _BASE:
+        return 3
+    return 0
+
+
+def label_part(atom_name: str, residue_name: str = "") -> int:
+    """Label part id (1 backbone, 2 sugar, 3 base) of a heavy atom of a nucleotide, by
+    name alone: standard names as :func:`standard_part`, any other name 3 (base). Use
+    :func:`residue_parts` for modified nucleotides, whose extra atoms can sit on the
+    ribose (``CM2``) or the phosphate."""
+    return standard_part(atom_name) or 3
+
+
+def residue_parts(atom_names, xyz: np.ndarray) -> np.ndarray:
+    """Label parts of the heavy atoms of one nucleotide residue, residue-aware.
+
+    Standard atom names take their part (:func:`standard_part`); every other atom takes
+    the part of the atom it is covalently bonded to (≤ 2.0 Å), followed through chains of
+    non-standard atoms; atoms bonded to none of them are base.
+
+    Parameters
+    ----------
+    atom_names:
+        ``(N,)`` atom names of the residue.
+    xyz:
+        ``(N, 3)`` coordinates, Å.
+
+    Returns
+    -------
+    ``(N,)`` uint8 parts.
+    """
+    parts = np.array([standard_part(n) for n in atom_names], dtype=np.uint8)
+    todo = parts == 0
+    if todo.any():
+        pairs = cKDTree(np.asarray(xyz, dtype=np.float64)).query_pairs(_BOND, output_type="ndarray")
+        changed = True
+        while changed and (parts == 0).any():
+            changed = False
+            for i, j in pairs:
+                for a, b in ((i, j), (j, i)):
+                    if parts[a] == 0 and parts[b] != 0:
+                        # the nearest assigned neighbour wins where two are bonded
+                        parts[a] = parts[b]
+                        changed = True
+        parts[parts == 0] = 3
+    return parts
 
 
 @lru_cache(maxsize=None)
 def one_letter(residue_name: str, modified_as_parent: bool = True) -> str:
-    """One-letter code of a residue from gemmi's tables.
-
-    Standard residues give their code; modified nucleotides give their parent's code
-    (upper case) if ``modified_as_parent``, else ``N``; residues without a code give ``N``.
-    """
-    info = gemmi.find_tabulated_residue(residue_name)
-    if info is None or not info.found():
-        return "N"
-    code = info.one_letter_code
-    if not code.strip():
-        return "N"
-    if code.islower() and not modified_as_parent:
-        return "N"
-    return code.upper()
+    """One-letter code of a residue: its parent (:func:`rnamotif_data.modified.parent_letter`)
+    for a nucleotide, the standard code otherwise; ``N`` if no source knows it, and for any
+    non-standard nucleotide when ``modified_as_parent`` is false."""
+    name = residue_name.strip().upper()
+    if not modified_as_parent and name not in NUCLEOTIDE_IDS:
+        info = gemmi.find_tabulated_residue(name)  # standard components (DA) have upper-case codes
+        code = info.one_letter_code.strip() if info is not None and info.found() else ""
+        return code if code.isupper() else "N"
+    return parent_letter(name)
 
 
 def nucleotide_id(residue_name: str, modified_as_parent: bool = True) -> int:
     """Nucleotide id (1 A, 2 C, 3 G, 4 U, 5 other/modified) of a nucleotide residue name."""
-    return _NUC_IDS.get(one_letter(residue_name, modified_as_parent), 5)
+    return NUCLEOTIDE_IDS.get(one_letter(residue_name, modified_as_parent), 5)
 
 
 def _grid_pairs(

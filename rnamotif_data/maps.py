@@ -25,6 +25,7 @@ import bz2
 import gzip
 import logging
 import os
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ __all__ = [
     "write_mrc",
     "map_statistics",
     "axis_order_to_zyx",
+    "header_statistics_notes",
 ]
 
 _SUPPORTED_MODES = {0, 1, 2, 6, 12}  # int8, int16, float32, uint16, float16
@@ -67,6 +69,10 @@ class DensityMap:
     header_origin, nstart_xyz, axis_order:
         Provenance: the file's ORIGIN field (Å, x-y-z), its NSTART permuted to x-y-z
         (voxels) and its (MAPC, MAPR, MAPS).
+    warnings:
+        Header anomalies found on reading (:func:`read_map`), one line each.
+    header_stats:
+        The header's (DMIN, DMAX, DMEAN, RMS), or None for maps not read from a file.
     """
 
     data: np.ndarray
@@ -76,6 +82,8 @@ class DensityMap:
     header_origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
     nstart_xyz: tuple[int, int, int] = (0, 0, 0)
     axis_order: tuple[int, int, int] = (1, 2, 3)
+    warnings: tuple[str, ...] = ()
+    header_stats: tuple[float, float, float, float] | None = None
     _stats: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -84,7 +92,7 @@ class DensityMap:
             raise MapFormatError(f"{self.path}: map data must be 3D, got shape {data.shape}")
         vs = np.asarray(self.voxel_size, dtype=np.float64).reshape(3)
         if not np.all(np.isfinite(vs)) or np.any(vs <= 0):
-            raise MapFormatError(f"{self.path}: voxel size {tuple(vs)} Å must be positive")
+            raise MapFormatError(f"{self.path}: voxel size {_fmt(vs)} Å must be positive")
         org = np.asarray(self.origin, dtype=np.float64).reshape(3)
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "voxel_size", vs)
@@ -317,12 +325,20 @@ def axis_order_to_zyx(data_file: np.ndarray, mapc: int, mapr: int, maps: int) ->
     return data_file.transpose(perm)
 
 
+#: EXTTYP values defined by MRC2014 (and in use by writers); anything else is recorded.
+_KNOWN_EXTTYP = {"", "CCP4", "MRCO", "SERI", "AGAR", "FEI1", "FEI2", "HDF5"}
+
+
 def read_map(path: str | os.PathLike) -> DensityMap:
     """Read an MRC/CCP4 map (``.mrc``, ``.map``, ``.ccp4``, optionally ``.gz``/``.bz2``).
 
-    Compression is detected from the file's content by mrcfile. The array is returned
-    in z-y-x order with MAPC/MAPR/MAPS applied, and placed with ORIGIN or NSTART as
-    described in the module docstring.
+    Permissive like ChimeraX and mrcfile's permissive mode: header anomalies that do not
+    touch the data -- a zero or unknown machine stamp (cryoDRGN writes zeros), a missing
+    ``MAP`` id, an unknown EXTTYP, an NVERSION that is not MRC2014, bytes after the data
+    block, both ORIGIN and NSTART set -- are kept in ``DensityMap.warnings`` (one line
+    each) and logged, never raised. Compression is detected from the file's content. The
+    array is returned in z-y-x order with MAPC/MAPR/MAPS applied, and placed with ORIGIN
+    or NSTART as described in the module docstring.
 
     Parameters
     ----------
@@ -332,72 +348,100 @@ def read_map(path: str | os.PathLike) -> DensityMap:
     Returns
     -------
     DensityMap
-        ``data`` float32 ``(nz, ny, nx)``; ``voxel_size`` and ``origin`` in Å, x-y-z.
+        ``data`` float32 ``(nz, ny, nx)``; ``voxel_size`` and ``origin`` in Å, x-y-z;
+        ``warnings``: the header anomalies found.
 
     Raises
     ------
     FileNotFoundError
         If the file does not exist.
     MapFormatError
-        If the file is corrupt or truncated, is not an MRC map, has complex data, a
-        non-orthogonal cell (EM maps have 90° angles), a zero voxel size, or an axis
-        order that is not a permutation of 1, 2, 3.
+        One line naming the file, for what would misread the data: truncated data,
+        header dimensions that do not match the file (checked before any allocation),
+        an unsupported mode (complex, 4-bit), a non-orthogonal cell (EM maps have 90°
+        angles), a zero voxel size, non-positive dimensions, or an axis order that is
+        not a permutation of 1, 2, 3.
     """
     path = Path(path)
     name = str(path)
     if not path.exists():
         raise FileNotFoundError(f"{name}: no such map file")
+    notes: list[str] = []
     try:
         compressed = _compression(path)
-        # compressed maps: header from mrcfile, data streamed once into the final array
-        # (mrcfile decompresses a .gz twice and holds the bytes and the array at once)
-        with mrcfile.open(path, mode="r", permissive=False, header_only=compressed is not None) as mrc:
-            header = mrc.header
-            if header is None or (compressed is None and mrc.data is None):
-                raise MapFormatError(f"{name}: not a readable MRC map (no header or data)")
-            mode = int(header.mode)
-            if mode not in _SUPPORTED_MODES:
-                raise MapFormatError(f"{name}: MRC mode {mode} is not a real-valued density map")
-            cellb = tuple(float(v) for v in (header.cellb.alpha, header.cellb.beta, header.cellb.gamma))
-            if any(abs(a - 90.0) > 1e-3 for a in cellb):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with mrcfile.open(path, mode="r", permissive=True, header_only=True) as mrc:
+                header = mrc.header.copy() if mrc.header is not None else None
+                vs = np.array(mrc.voxel_size.tolist(), dtype=np.float64)  # x, y, z
+        notes += [f"{w.message}" for w in caught]
+        if header is None:
+            raise MapFormatError(f"{name}: not a readable MRC map (no header)")
+        mode = int(header.mode)
+        if mode not in _SUPPORTED_MODES:
+            raise MapFormatError(f"{name}: MRC mode {mode} is not a supported real-valued density map "
+                                 "(modes 0, 1, 2, 6, 12)")
+        dims = (int(header.nx), int(header.ny), int(header.nz))
+        if min(dims) < 1:
+            raise MapFormatError(f"{name}: header dimensions NX, NY, NZ = {dims[0]}, {dims[1]}, {dims[2]} "
+                                 "must be positive")
+        cellb = tuple(float(v) for v in (header.cellb.alpha, header.cellb.beta, header.cellb.gamma))
+        if any(abs(a - 90.0) > 1e-3 for a in cellb):
+            raise MapFormatError(
+                f"{name}: cell angles ({cellb[0]:g}, {cellb[1]:g}, {cellb[2]:g}) are not "
+                "orthogonal; cryo-EM maps must have 90° cell angles"
+            )
+        mapcrs = (int(header.mapc), int(header.mapr), int(header.maps))
+        if sorted(mapcrs) != [1, 2, 3]:
+            raise MapFormatError(f"{name}: MAPC/MAPR/MAPS = {mapcrs[0]},{mapcrs[1]},{mapcrs[2]} is not a "
+                                 "permutation of 1,2,3")
+        if np.any(~np.isfinite(vs)) or np.any(vs <= 0):
+            raise MapFormatError(f"{name}: voxel size {_fmt(vs)} Å (cell / sampling) is not positive")
+        notes += _header_notes(header)
+        dtype = mrcfile.utils.data_dtype_from_header(header)
+        shape = mrcfile.utils.data_shape_from_header(header)
+        need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        skip = 1024 + int(header.nsymbt)
+        if compressed is None:
+            have = path.stat().st_size - skip
+            if have < need:
                 raise MapFormatError(
-                    f"{name}: cell angles ({cellb[0]:g}, {cellb[1]:g}, {cellb[2]:g}) are not "
-                    "orthogonal; cryo-EM maps must have 90° cell angles"
-                )
-            mapcrs = (int(header.mapc), int(header.mapr), int(header.maps))
-            raw = np.asarray(mrc.data) if compressed is None else _stream_data(path, compressed, header)
-            try:
-                data = axis_order_to_zyx(raw, *mapcrs)
-            except ValueError as exc:
-                raise MapFormatError(f"{name}: {exc}") from None
-            vs = np.array(mrc.voxel_size.tolist(), dtype=np.float64)  # x, y, z
-            if np.any(~np.isfinite(vs)) or np.any(vs <= 0):
-                raise MapFormatError(
-                    f"{name}: voxel size {tuple(vs)} Å (cell / sampling) is not positive"
-                )
-            hdr_origin = np.array(header.origin.tolist(), dtype=np.float64)
-            nstart_crs = (int(header.nxstart), int(header.nystart), int(header.nzstart))
-            nstart_xyz = [0, 0, 0]
-            for n, label in zip(nstart_crs, mapcrs):
-                nstart_xyz[label - 1] = n
-            data = np.ascontiguousarray(data, dtype=np.float32)
+                    f"{name}: truncated, or header dimensions {dims[0]} x {dims[1]} x {dims[2]} (mode {mode}) "
+                    f"do not match the file: the data block needs {_size(need)}, the file holds {_size(max(have, 0))}")
+            if have > need:
+                notes.append(f"{have - need} bytes after the data block ignored")
+            raw = np.fromfile(path, dtype=dtype, count=int(np.prod(shape)), offset=skip).reshape(shape)
+            if not dtype.isnative:
+                raw = raw.byteswap().view(dtype.newbyteorder("="))
+        else:
+            _check_compressed_size(path, compression=compressed, need=need + skip, dims=dims, mode=mode)
+            raw, extra = _stream_data(path, compressed, header)
+            if extra:
+                notes.append("bytes after the data block ignored")
+        data = np.ascontiguousarray(axis_order_to_zyx(raw, *mapcrs), dtype=np.float32)
+        hdr_origin = np.array(header.origin.tolist(), dtype=np.float64)
+        nstart_crs = (int(header.nxstart), int(header.nystart), int(header.nzstart))
+        nstart_xyz = [0, 0, 0]
+        for n, label in zip(nstart_crs, mapcrs):
+            nstart_xyz[label - 1] = n
     except MapFormatError:
         raise
-    except (ValueError, OSError, EOFError, zlib.error) as exc:
+    except (ValueError, OSError, EOFError, zlib.error, MemoryError) as exc:
         raise MapFormatError(f"{name}: corrupt or truncated map file ({exc})") from None
 
     if not np.all(np.isfinite(hdr_origin)):
-        raise MapFormatError(f"{name}: ORIGIN {tuple(hdr_origin)} is not finite")
+        raise MapFormatError(f"{name}: ORIGIN {_fmt(hdr_origin)} is not finite")
     nstart_arr = np.asarray(nstart_xyz, dtype=np.float64)
     if np.any(hdr_origin != 0.0):
         origin = hdr_origin
         if np.any(nstart_arr != 0):
-            log.warning(
-                "%s: both ORIGIN %s Å and NSTART %s are non-zero; using ORIGIN as ChimeraX does",
-                name, tuple(hdr_origin.round(3)), tuple(nstart_xyz),
-            )
+            notes.append(f"both ORIGIN ({_fmt(hdr_origin)}) Å and NSTART {tuple(nstart_xyz)} are non-zero; "
+                         "ORIGIN used, as ChimeraX does")
     else:
         origin = nstart_arr * vs
+    notes = list(dict.fromkeys(n.strip() for n in notes if n.strip()))
+    for note in notes:
+        log.warning("%s: %s", name, note)
     return DensityMap(
         data=data,
         voxel_size=vs,
@@ -406,7 +450,76 @@ def read_map(path: str | os.PathLike) -> DensityMap:
         header_origin=tuple(float(v) for v in hdr_origin),
         nstart_xyz=tuple(nstart_xyz),
         axis_order=mapcrs,
+        warnings=tuple(notes),
+        header_stats=tuple(float(v) for v in (header.dmin, header.dmax, header.dmean, header.rms)),
     )
+
+
+def _fmt(values) -> str:
+    """Numbers for messages: ``1.5, 0, 2.25`` (never a numpy repr)."""
+    return ", ".join(f"{float(v):g}" for v in np.ravel(values))
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n}"
+
+
+def _header_notes(header) -> list[str]:
+    """Header anomalies that do not change how the data are read (MRC2014)."""
+    notes = []
+    if int(header.nversion) not in (0, 20140, 20141):
+        notes.append(f"NVERSION {int(header.nversion)} is not MRC2014 (20140/20141)")
+    exttyp = bytes(header.exttyp).decode("ascii", "replace").strip("\x00 ")
+    if int(header.nsymbt) > 0 and exttyp not in _KNOWN_EXTTYP:
+        notes.append(f"unknown EXTTYP {exttyp!r}; {int(header.nsymbt)} bytes of extended header skipped")
+    return notes
+
+
+def _check_compressed_size(path: Path, *, compression: str, need: int, dims, mode: int) -> None:
+    """Refuse header dimensions the compressed file cannot hold, before allocating them.
+
+    gzip stores the uncompressed size modulo 2**32 in its last 4 bytes, and deflate
+    compresses at most 1032:1; bzip2 has no size field, so only an absurd request (more
+    than 10**5 times the compressed size) is refused before reading.
+    """
+    size = path.stat().st_size
+    ok = True
+    if compression == "gzip":
+        with open(path, "rb") as fh:
+            fh.seek(-4, os.SEEK_END)
+            isize = int.from_bytes(fh.read(4), "little")
+        ok = need <= 1032 * size and (need >= 2**32 or isize == need % 2**32 or size >= 2**32)
+    elif need > 100_000 * size:
+        ok = False
+    if not ok:
+        raise MapFormatError(
+            f"{path}: truncated, or header dimensions {dims[0]} x {dims[1]} x {dims[2]} (mode {mode}) do not "
+            f"match the file: the data block needs {_size(need)}, the {compression} file holds "
+            f"{_size(size)} compressed")
+
+
+def header_statistics_notes(dmap: "DensityMap", stats: "MapStatistics") -> list[str]:
+    """Where the header's DMIN/DMAX/DMEAN/RMS disagree with the data (MRC2014 marks
+    unset values by DMAX < DMIN, DMEAN < min(DMIN, DMAX) and RMS < 0, and many writers leave RMS 0; those are not
+    compared). One line each, values printed as numbers."""
+    if dmap.header_stats is None:
+        return []
+    dmin, dmax, dmean, rms = dmap.header_stats
+    tol = 1e-3 * max(stats.maximum - stats.minimum, 1e-12)
+    notes = []
+    if dmax >= dmin:
+        if abs(dmin - stats.minimum) > tol or abs(dmax - stats.maximum) > tol:
+            notes.append(f"header DMIN/DMAX {dmin:.4g}/{dmax:.4g} differ from the data's "
+                         f"{stats.minimum:.4g}/{stats.maximum:.4g}")
+        if dmean >= min(dmin, dmax) and abs(dmean - stats.mean) > tol:
+            notes.append(f"header DMEAN {dmean:.4g} differs from the data's {stats.mean:.4g}")
+    if rms > 0 and abs(rms - stats.sd) > max(tol, 1e-3 * stats.sd):
+        notes.append(f"header RMS {rms:.4g} differs from the data's sd {stats.sd:.4g}")
+    return notes
 
 
 def _compression(path: Path) -> str | None:
@@ -420,11 +533,12 @@ def _compression(path: Path) -> str | None:
     return None
 
 
-def _stream_data(path: Path, compression: str, header) -> np.ndarray:
+def _stream_data(path: Path, compression: str, header) -> tuple[np.ndarray, bool]:
     """Decompress a map's data block once, straight into its array (file axis order).
 
-    Raises ``ValueError`` if the data block is shorter or longer than the header says,
-    and lets gzip/bz2 raise on a bad CRC or a truncated stream.
+    Returns the array and whether bytes follow the data block. Raises ``ValueError`` if
+    the data block is shorter than the header says, and lets gzip/bz2 raise on a bad CRC
+    or a truncated stream.
     """
     dtype = mrcfile.utils.data_dtype_from_header(header)
     shape = mrcfile.utils.data_shape_from_header(header)
@@ -441,9 +555,11 @@ def _stream_data(path: Path, compression: str, header) -> np.ndarray:
             if not n:
                 raise ValueError(f"data block is {got} bytes, header says {len(buf)}")
             got += n
-        if fh.read(1):
-            raise ValueError("file is longer than the header's data block")
-    return out if dtype.isnative else out.byteswap().view(dtype.newbyteorder("="))
+        extra = bool(fh.read(1))
+        if extra:
+            while fh.read(1 << 24):  # read to the end: the gzip/bz2 CRC is checked there
+                pass
+    return (out if dtype.isnative else out.byteswap().view(dtype.newbyteorder("="))), extra
 
 
 def write_mrc(

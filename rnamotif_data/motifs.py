@@ -75,3 +75,21 @@ def class_index(motif_type: str) -> int:
         If the type is not in the taxonomy.
     """
     return CLASS_NAMES.index(motif_class(motif_type))
+
+
+def strand_lengths(motif_type: str) -> tuple[int, ...]:
+    """Strand lengths (nucleotides, closing pairs included) a fine type must have, sorted.
+
+    ``hairpinN``: one strand of N + 2; ``bulgeN``: N + 2 and 2; ``AxB`` internal loops:
+    A + 2 and B + 2 (either strand first). Raises :class:`UnknownMotifTypeError` for a type
+    outside the 25 fine types.
+    """
+    motif_class(motif_type)
+    if motif_type == "unknown":
+        raise UnknownMotifTypeError("'unknown' has no strand layout")
+    if motif_type.startswith("hairpin"):
+        return (int(motif_type[7:]) + 2,)
+    if motif_type.startswith("bulge"):
+        return tuple(sorted((2, int(motif_type[5:]) + 2)))
+    a, b = motif_type.split("x")
+    return tuple(sorted((int(a) + 2, int(b) + 2)))

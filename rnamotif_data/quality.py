@@ -23,54 +23,68 @@ Sampling variant: **MapQ's retry spiral** (the original plugin, used for EMDB va
 reports), not ChimeraX's sphere + k-means. On each shell, N + 2t points of a
 Saff-Kuijlaars spiral (t = 0, 1, ...) are tried; points closer to another heavy atom of
 the *whole model* than to the atom are dropped; the first try that keeps at least N = 8
-points is used (all its kept points); R = 0 contributes the atom centre N times. Expected
-deviations from MapQ, measured on maps simulated from 6V5B chain D at 3 and 4.5 Å:
+points is used (all its kept points); R = 0 contributes the atom centre N times.
+Differences from MapQ's ``QscorePt3``, and what they do to the motif mean:
 
-* MapQ's code drops a point only if another atom is within 0.9 R of it; we use the
-  paper's and the issue's rule (closer than R, i.e. closer than to the atom itself). That
-  keeps fewer points between bonded atoms and lowers Q by about 0.02.
-* MapQ tries up to 96 spirals (8 ... 198 points); we stop after ``q_max_tries`` = 24
-  (8 ... 54 points) and keep the last try's points. Shells that need more are the outer
-  shells of buried atoms, which keep fewer than 8 points either way; per-atom Q differs
-  by 0.002-0.004 on average (at most 0.02-0.08 for single atoms), motif means by < 0.004
-  (lower). ``QualityConfig(q_max_tries=96)`` reproduces MapQ's tries, ~2.5x slower.
-* ChimeraX ``qscore`` instead picks 8 of a larger fixed point set by k-means; we have not
-  compared against it.
+* **Exclusion rule.** MapQ's code drops a point only if another atom is within 0.9 R of
+  it; we use the paper's rule (closer to another atom than to its own, i.e. within R).
+  Ours drops more points between bonded atoms, the points that read the neighbour's
+  density, so it **raises** Q by about 0.02 relative to MapQ (cctbx ``calc_qscore`` uses
+  MapQ's 0.9 R as ``rtol``).
+* **Tries.** MapQ tries up to 50 spirals per shell (8, 10, ..., 106 points) and a shell
+  where no try keeps 8 points contributes nothing; we stop after ``q_max_tries`` = 24
+  (8 ... 54 points) and keep the last try's points (possibly fewer than 8). Shells that
+  need more tries are the outer shells of buried atoms; per-atom Q differs by 0.002-0.004
+  on average, motif means by < 0.004.
+* ChimeraX ``qscore`` puts 8 points per shell chosen by k-means from a larger sphere set,
+  with the paper's exclusion rule.
+
+Measured on the real seed hairpin box of EMD-20353 (6PJ6 J:85-91, σ 0.6 Å, motif mean;
+references in ``../shared/data/README.md``): ours 0.753; ChimeraX ``qscore`` 0.758,
+MapQ ``QscorePt3`` 0.731, cctbx ``calc_qscore`` 0.718. The references themselves span
+0.04; ours lies inside that span, 0.005 from ChimeraX, whose exclusion rule it shares
+(``tests/test_quality.py`` holds the comparison).
 
 The "closer to another atom" test is exact and analytic (see :func:`shell_points`), so
 no KD-tree query per point is needed: ~90 µs per atom on one core, against ~1 ms per
 atom quoted for ChimeraX.
 
-**CC_mask** (Afonine et al., Acta Cryst. D74:814, 2018; doi:10.1107/S2059798318009324):
-Pearson correlation between the experimental map and a model map of the motif's atoms
-(gemmi's electron-scattering calculator at the entry's resolution, on the experimental
-map's own grid) over the mask of grid points within the mask radius of any motif atom.
-The mask radius defaults to ``max(3.0, min(resolution, 10.0))`` Å, the resolution-dependent
-automatic radius of Phenix ``map_model_cc`` without its atom-image term (which is below
-the resolution for B-factors under ~100 Å²).
+**CC_mask** (Afonine et al. 2018) and the local sphere CC ``cc_local`` are in
+:mod:`rnamotif_data.correlation`.
 
 The builder records all of them per sample (``metadata.parquet``: ``q_score``,
-``q_score_min_residue``, ``cc_mask``, ``fit_z``, ``frac_atoms_above_1sd``, ``q_expected``,
-``q_score_minus_expected``).
+``q_score_min_residue``, ``cc_mask``, ``cc_local``, ``fit_z``, ``frac_atoms_above_1sd``,
+``q_expected``, ``q_score_minus_expected``).
 
-**Q_exp** for nucleic acids at σ 0.6: ``-0.1377 * resolution + 0.9973`` (Pintilie 2020).
+**Q_exp**: the expected Q-score of nucleic acids at a resolution, the line Pintilie et al.
+(2020, Fig. 4) fit to EMDB maps with σ = 0.6 Å: ``-0.1377 * resolution + 0.9973``. It is
+defined only for the σ it was fit with and inside the resolution range of the fit
+(:data:`Q_EXPECTED_LINES`); elsewhere ``q_expected`` is null rather than an extrapolation
+(a 13 Å map would get -0.81). MapQ also prints a line for σ = 0.4 that we have not
+reproduced against its source, so σ = 0.4 gives null too.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .correlation import cc_local, cc_mask
 from .errors import ConfigError
-from .labels import within_radius
 from .maps import DensityMap, MapStatistics
-from .simulate import simulate_on_grid
 from .structure import AtomTable
 
 __all__ = ["fit_z", "QualityConfig", "QScoreReference", "MotifQuality", "q_reference", "q_scores", "shell_points",
-           "expected_q_score", "cc_mask", "fraction_above", "motif_quality"]
+           "expected_q_score", "Q_EXPECTED_LINES", "fraction_above", "motif_quality"]
+
+#: σ (Å) -> (slope, intercept, lowest and highest resolution in Å of the fit) of the
+#: expected nucleic-acid Q-score line of Pintilie et al. 2020 (Fig. 4).
+Q_EXPECTED_LINES: dict[float, tuple[float, float, float, float]] = {
+    0.6: (-0.1377, 0.9973, 1.5, 5.0),
+}
 
 
 @dataclass(frozen=True)
@@ -87,9 +101,11 @@ class QualityConfig:
         Å; shells R = 0, step, ..., max radius (0.1 and 2.0).
     q_max_tries:
         Tries with N, N+2, N+4, ... spiral points per shell before keeping fewer than N
-        (MapQ: 100).
-    cc_mask_radius:
-        Å, mask radius for CC_mask; None: ``max(3, min(resolution, 10))``.
+        (MapQ ``QscorePt3``: 50).
+    cc_local_radius:
+        Å, mask radius of ``cc_local``; None: ``max(3, min(resolution, 10))``.
+    cc_mask_padding:
+        Å of map around the atoms in the local box of CC_mask's model map.
     """
 
     q_sigma: float = 0.6
@@ -97,11 +113,16 @@ class QualityConfig:
     q_shell_step: float = 0.1
     q_max_radius: float = 2.0
     q_max_tries: int = 24
-    cc_mask_radius: float | None = None
+    cc_local_radius: float | None = None
+    cc_mask_padding: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.q_sigma <= 0 or self.q_shell_step <= 0 or self.q_max_radius <= 0:
-            raise ConfigError("q_sigma, q_shell_step and q_max_radius must be > 0 Å")
+        for name in ("q_sigma", "q_shell_step", "q_max_radius", "cc_mask_padding"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name} must be a positive finite number (Å), got {v}")
+        if self.cc_local_radius is not None and not (math.isfinite(self.cc_local_radius) and self.cc_local_radius > 0):
+            raise ConfigError(f"cc_local_radius must be a positive finite number (Å), got {self.cc_local_radius}")
         if self.q_points_per_shell < 1 or self.q_max_tries < 1:
             raise ConfigError("q_points_per_shell and q_max_tries must be >= 1")
 
@@ -127,11 +148,12 @@ class QScoreReference:
 @dataclass(frozen=True)
 class MotifQuality:
     """Quality of one motif: Q-score (mean over atoms, lowest residue mean), CC_mask,
-    fit_z, fraction of atoms above mean + 1 sd, and per-atom Q ``(N,)``."""
+    CC_local, fit_z, fraction of atoms above mean + 1 sd, and per-atom Q ``(N,)``."""
 
     q_score: float
     q_score_min_residue: float
     cc_mask: float
+    cc_local: float
     fit_z: float
     frac_atoms_above_1sd: float
     atom_q: np.ndarray
@@ -145,12 +167,18 @@ def q_reference(stats: MapStatistics) -> QScoreReference:
     return QScoreReference(A=float(max_d - min_d), B=float(min_d))
 
 
-def expected_q_score(resolution: float | None) -> float:
-    """Expected Q-score of nucleic acids at ``resolution`` Å (σ 0.6; Pintilie 2020):
-    ``-0.1377 * resolution + 0.9973``; NaN when the resolution is unknown."""
-    if resolution is None or not np.isfinite(resolution):
+def expected_q_score(resolution: float | None, sigma: float = 0.6) -> float:
+    """Expected Q-score of nucleic acids at ``resolution`` Å for reference width ``sigma``
+    (Pintilie 2020; :data:`Q_EXPECTED_LINES`): ``-0.1377 * resolution + 0.9973`` for
+    σ = 0.6 Å. NaN when the resolution is unknown, when no published line exists for
+    ``sigma``, or outside the resolution range the line was fit on."""
+    line = Q_EXPECTED_LINES.get(round(float(sigma), 3))
+    if resolution is None or line is None or not np.isfinite(resolution):
         return float("nan")
-    return float(-0.1377 * resolution + 0.9973)
+    slope, intercept, lo, hi = line
+    if not lo <= resolution <= hi:
+        return float("nan")
+    return float(slope * resolution + intercept)
 
 
 def _spiral(n: int) -> np.ndarray:
@@ -356,59 +384,6 @@ def q_scores(
     return q
 
 
-def cc_mask(density_map: DensityMap, atoms: AtomTable, resolution: float,
-            radius: float | None = None) -> float:
-    """CC_mask of a set of atoms (Afonine 2018; see the module docstring).
-
-    Parameters
-    ----------
-    density_map:
-        The experimental map, in the model's frame (isotropic voxels).
-    atoms:
-        The motif's heavy atoms.
-    resolution:
-        Å, the map's resolution (sets the model map's blur).
-    radius:
-        Å, mask radius; None: ``max(3, min(resolution, 10))``.
-
-    Returns
-    -------
-    float
-        Pearson correlation over the mask; NaN if the mask has fewer than 2 points inside
-        the map or either map is constant on it.
-
-    Raises
-    ------
-    ValueError
-        If ``resolution`` is not positive or the map's voxels are not isotropic.
-    """
-    if resolution is None or not resolution > 0:
-        raise ValueError(f"CC_mask needs a positive resolution, got {resolution}")
-    vs = density_map.voxel_size
-    if not np.allclose(vs, vs[0], rtol=1e-4):
-        raise ValueError(f"{density_map.path}: CC_mask needs isotropic voxels, got {tuple(vs)} Å")
-    r = radius if radius is not None else max(3.0, min(float(resolution), 10.0))
-    idx = density_map.world_to_index(atoms.xyz)  # z-y-x
-    reach = r / vs[::-1]
-    lo = np.maximum(np.floor(idx.min(axis=0) - reach).astype(int), 0)
-    hi = np.minimum(np.ceil(idx.max(axis=0) + reach).astype(int) + 1, np.asarray(density_map.shape))
-    if np.any(hi - lo < 1):
-        return float("nan")
-    shape = tuple(int(v) for v in hi - lo)
-    origin = density_map.index_to_world(lo.astype(np.float64))
-    mask = within_radius(shape, origin, float(vs[0]), atoms.xyz, r)
-    if mask.sum() < 2:
-        return float("nan")
-    model = simulate_on_grid(atoms, shape, origin, float(vs[0]), float(resolution))
-    exp = density_map.data[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    a = exp[mask].astype(np.float64)
-    b = model[mask].astype(np.float64)
-    a -= a.mean()
-    b -= b.mean()
-    den = np.sqrt(np.dot(a, a) * np.dot(b, b))
-    return float(np.dot(a, b) / den) if den > 0 else float("nan")
-
-
 def fraction_above(density_map: DensityMap, atom_xyz: np.ndarray, stats: MapStatistics,
                    n_sd: float = 1.0) -> float:
     """Fraction of atoms whose map value (trilinear) exceeds mean + ``n_sd`` × sd."""
@@ -429,17 +404,19 @@ def motif_quality(
     """All quality metrics of one motif (Q-score, CC_mask, fit_z, fraction above 1 sd).
 
     ``model_tree`` is a KD-tree of every heavy atom of the model; ``resolution`` (Å) may
-    be None, in which case ``cc_mask`` is NaN.
+    be None, in which case ``cc_mask`` and ``cc_local`` are NaN.
     """
     reference = reference or q_reference(stats)
     q = q_scores(density_map, motif.xyz, model_tree, reference, config, atom_rows)
     res_q = [np.nanmean(q[motif.residue_index == r]) for r in np.unique(motif.residue_index)
              if np.isfinite(q[motif.residue_index == r]).any()]
-    cc = cc_mask(density_map, motif, resolution, config.cc_mask_radius) if resolution else float("nan")
+    cc = cc_mask(density_map, motif, resolution, config.cc_mask_padding) if resolution else float("nan")
+    cl = cc_local(density_map, motif, resolution, config.cc_local_radius) if resolution else float("nan")
     return MotifQuality(
         q_score=float(np.nanmean(q)) if np.isfinite(q).any() else float("nan"),
         q_score_min_residue=float(min(res_q)) if res_q else float("nan"),
         cc_mask=cc,
+        cc_local=cl,
         fit_z=fit_z(density_map, motif.xyz, stats),
         frac_atoms_above_1sd=fraction_above(density_map, motif.xyz, stats),
         atom_q=q,

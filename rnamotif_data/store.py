@@ -49,7 +49,7 @@ __all__ = [
     "url_to_fs", "write_table", "table_bytes", "read_table", "sha256_file", "sha256_stream",
 ]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 ARRAYS = ("density", "zone", "labels", "nucleotide")
 #: dtype of each array (DESIGN.md section 7)
 ARRAY_DTYPES = {"density": "float16", "zone": "bool", "labels": "uint8", "nucleotide": "uint8"}
@@ -89,11 +89,17 @@ METADATA_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "q_score": (pa.float64(), "Q-score (Pintilie 2020, sigma 0.6 Å), mean over the sample's heavy atoms; "
                               "null for density background sites"),
     "q_score_min_residue": (pa.float64(), "lowest per-residue mean Q-score of the sample"),
-    "cc_mask": (pa.float64(), "CC_mask (Afonine 2018) of the sample's atoms at the map's resolution; "
-                              "null if the resolution is unknown"),
+    "cc_mask": (pa.float64(), "CC_mask as phenix.map_model_cc reports it (Afonine 2018): molecular mask, model "
+                              "map with the atoms' B-factors at the map's resolution; null if the resolution is "
+                              "unknown"),
+    "cc_local": (pa.float64(), "correlation with a molmap-style model map (B-factors ignored) within "
+                               "max(3, min(resolution, 10)) Å of the atoms; not Phenix's CC_mask"),
     "frac_atoms_above_1sd": (pa.float64(), "fraction of heavy atoms whose map value exceeds map mean + 1 sd"),
-    "q_expected": (pa.float64(), "expected nucleic-acid Q-score at the resolution: -0.1377 * resolution + 0.9973"),
+    "q_expected": (pa.float64(), "expected nucleic-acid Q-score at the resolution (Pintilie 2020, sigma 0.6 Å: "
+                                 "-0.1377 * resolution + 0.9973); null for another sigma or outside 1.5-5 Å"),
     "q_score_minus_expected": (pa.float64(), "q_score - q_expected (negative: worse than typical at this resolution)"),
+    "map_warnings": (pa.list_(pa.string()), "anomalies of the entry's map file (zero machine stamp, header "
+                                            "statistics that differ from the data, ...), one line each"),
     "source": (pa.string(), "manifest source (cossmos-2012, motif-atlas-4.5, ...)"),
     "source_id": (pa.string(), "id of the occurrence in its source"),
     "cossmos_number": (pa.int32(), "CoSSMos occurrence number, if any"),
@@ -113,6 +119,9 @@ FAILURES_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "stage": (pa.string(), "where it failed: manifest, fetch, model, map, placement, segment, quality"),
     "error_type": (pa.string(), "exception class"),
     "error": (pa.string(), "the error message (names the file, entry and residues)"),
+    "fit_z": (pa.float64(), "the motif's fit_z when it was measured (placement and quality rejections)"),
+    "frac_atoms_above_1sd": (pa.float64(), "the motif's fraction of heavy atoms above map mean + 1 sd, when measured"),
+    "q_score": (pa.float64(), "the motif's Q-score, for quality rejections"),
 }
 FAILURES_SCHEMA = pa.schema([pa.field(k, t) for k, (t, _) in FAILURES_COLUMNS.items()])
 

@@ -32,7 +32,8 @@ import gemmi
 import numpy as np
 
 from .errors import SelectionError, SelectionSyntaxError, StructureError
-from .labels import label_part, nucleotide_id, one_letter
+from .labels import NUCLEOTIDE_IDS, label_part, residue_parts
+from .modified import parent_letter, parents_from_structure
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,12 @@ class AtomTable:
         ``(R,)`` residue ids, in table order.
     residue_names:
         ``(R,)`` residue names (``"G"``, ``"PSU"``, ...).
+    b_iso:
+        ``(N,)`` float64 isotropic B-factors in Å² as in the file, or None (tables made
+        without a model file); used by CC_mask's model map.
+    parents:
+        ``(R,)`` parent nucleotide of each residue (``"A"``/``"C"``/``"G"``/``"U"`` or
+        ``"N"``; :mod:`rnamotif_data.modified`), or None: then gemmi's tables decide.
     """
 
     xyz: np.ndarray
@@ -171,6 +178,8 @@ class AtomTable:
     nucleotide: np.ndarray
     residues: tuple[ResidueId, ...]
     residue_names: tuple[str, ...]
+    b_iso: np.ndarray | None = None
+    parents: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.xyz.shape[0])
@@ -203,6 +212,7 @@ class AtomTable:
             xyz=self.xyz[rows], element=self.element[rows], atom_name=self.atom_name[rows],
             residue_index=self.residue_index[rows], part=self.part[rows],
             nucleotide=self.nucleotide[rows], residues=self.residues, residue_names=self.residue_names,
+            b_iso=None if self.b_iso is None else self.b_iso[rows], parents=self.parents,
         )
 
     def subset(self, residue_indices: np.ndarray | list[int]) -> "AtomTable":
@@ -220,15 +230,21 @@ class AtomTable:
             nucleotide=self.nucleotide[rows],
             residues=tuple(self.residues[i] for i in residue_indices),
             residue_names=tuple(self.residue_names[i] for i in residue_indices),
+            b_iso=None if self.b_iso is None else self.b_iso[rows],
+            parents=None if self.parents is None else tuple(self.parents[i] for i in residue_indices),
         )
 
     def sequence(self, modified_as_parent: bool = True) -> str:
         """One-letter sequence of the residues in table order.
 
-        Modified nucleotides are written as their parent (``PSU`` -> ``U``) from gemmi's
-        residue tables when ``modified_as_parent``, else as ``N``; unknown residues ``N``.
+        Modified nucleotides are written as their parent (``PSU`` -> ``U``; from the model
+        file, gemmi's tables or :data:`rnamotif_data.modified.SHIPPED_PARENTS`) when
+        ``modified_as_parent``, else as ``N``; residues without a parent ``N``.
         """
-        return "".join(one_letter(n, modified_as_parent) for n in self.residue_names)
+        parents = self.parents or tuple(parent_letter(n) for n in self.residue_names)
+        if modified_as_parent:
+            return "".join(parents)
+        return "".join(n if n in ("A", "C", "G", "U") else "N" for n in self.residue_names)
 
 
 @dataclass(frozen=True, eq=False)
@@ -302,6 +318,28 @@ class Model:
                 )
         return np.asarray(chosen, dtype=np.int64)
 
+    def strands(self, residue_indices: np.ndarray | list[int]) -> list[list[int]]:
+        """Split residues (indices into ``atoms.residues``) into strands: runs of residues
+        that follow each other in their chain's model order. Strands are returned in model
+        order (chain order, then position), each in model order.
+
+        Whether consecutive residues are also covalently linked (an unmodelled gap keeps
+        its neighbours adjacent in model order) is not checked here.
+        """
+        pos = {}
+        for chain_rank, (chain, (order, _)) in enumerate(self._chain_index.items()):
+            for k, i in enumerate(order):
+                pos[i] = (chain_rank, k)
+        keys = sorted(pos[int(i)] for i in residue_indices)
+        runs: list[list[tuple[int, int]]] = []
+        for key in keys:
+            if runs and runs[-1][-1][0] == key[0] and runs[-1][-1][1] + 1 == key[1]:
+                runs[-1].append(key)
+            else:
+                runs.append([key])
+        chains = list(self._chain_index.values())
+        return [[chains[c][0][k] for c, k in run] for run in runs]
+
     @cached_property
     def _chain_index(self) -> dict[str, tuple[list[int], dict[ResidueId, int]]]:
         """Per chain: residue indices in model order, and each residue id's position."""
@@ -330,8 +368,9 @@ class Model:
 
 
 @lru_cache(maxsize=None)
-def _atom_part(atom_name: str, residue_name: str) -> int:
-    return label_part(atom_name, residue_name)
+def _atom_part(atom_name: str) -> int:
+    """Part of a standard nucleotide atom name; 0 for a name no standard nucleotide has."""
+    return label_part(atom_name)
 
 
 def read_model(path: str | os.PathLike, name: str | None = None) -> Model:
@@ -360,7 +399,13 @@ def read_model(path: str | os.PathLike, name: str | None = None) -> Model:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model file")
     try:
-        st = gemmi.read_structure(str(path), merge_chain_parts=True)
+        block = None
+        if path.name.lower().removesuffix(".gz").endswith((".cif", ".mmcif")):
+            block = gemmi.cif.read(str(path)).sole_block()
+            st = gemmi.make_structure_from_block(block)
+            st.merge_chain_parts()
+        else:
+            st = gemmi.read_structure(str(path), merge_chain_parts=True)
     except (RuntimeError, ValueError, OSError) as exc:
         raise StructureError(f"{path}: cannot read model ({exc})") from None
     if len(st) == 0:
@@ -369,11 +414,14 @@ def read_model(path: str | os.PathLike, name: str | None = None) -> Model:
     st.remove_alternative_conformations()
     # PDB ID from _entry.id (mmCIF) or the HEADER idcode (PDB), else the file name
     entry = name or (st.info["_entry.id"] if "_entry.id" in st.info else "") or path.name.split(".")[0]
-    return Model(name=entry, path=str(path), atoms=_atom_table(st[0], str(path)))
+    file_parents = parents_from_structure(st, block)
+    return Model(name=entry, path=str(path), atoms=_atom_table(st[0], str(path), file_parents))
 
 
-def _atom_table(model: gemmi.Model, path: str) -> AtomTable:
+def _atom_table(model: gemmi.Model, path: str, file_parents: dict[str, str] | None = None) -> AtomTable:
     xyz: list[tuple[float, float, float]] = []
+    b_iso: list[float] = []
+    parents: list[str] = []
     element: list[str] = []
     atom_name: list[str] = []
     residue_index: list[int] = []
@@ -387,16 +435,27 @@ def _atom_table(model: gemmi.Model, path: str) -> AtomTable:
             residues.append(ResidueId(chain.name, int(res.seqid.num), res.seqid.icode.strip()))
             names.append(res.name)
             is_nuc = _is_nucleotide(res)
-            nid = nucleotide_id(res.name) if is_nuc else 0
+            parent = parent_letter(res.name, file_parents)
+            parents.append(parent)
+            nid = NUCLEOTIDE_IDS.get(parent, 5) if is_nuc else 0
+            res_names, res_xyz = [], []
             for atom in res:
                 an = atom.name.replace("*", "'")
                 p = atom.pos
                 xyz.append((p.x, p.y, p.z))
+                res_xyz.append((p.x, p.y, p.z))
+                b_iso.append(atom.b_iso)
                 element.append(atom.element.name)
                 atom_name.append(an)
+                res_names.append(an)
                 residue_index.append(ri)
-                part.append(_atom_part(an, res.name) if is_nuc else 0)
                 nuc.append(nid)
+            if not is_nuc:
+                part.extend([0] * len(res_names))
+            elif all(_atom_part(an) > 0 for an in res_names):
+                part.extend(_atom_part(an) for an in res_names)
+            else:  # non-standard atoms: the part of the atom they are bonded to
+                part.extend(residue_parts(res_names, np.asarray(res_xyz)).tolist())
     if not xyz:
         raise StructureError(f"{path}: the model has no heavy atoms")
     return AtomTable(
@@ -408,6 +467,8 @@ def _atom_table(model: gemmi.Model, path: str) -> AtomTable:
         nucleotide=np.asarray(nuc, dtype=np.uint8),
         residues=tuple(residues),
         residue_names=tuple(names),
+        b_iso=np.asarray(b_iso, dtype=np.float64),
+        parents=tuple(parents),
     )
 
 

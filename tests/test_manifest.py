@@ -38,7 +38,9 @@ def test_good_row_passes():
         ({"selection": "J85-91"}, "selection", "CHAIN:RESIDUES"),
         ({"selection": None}, "residues", "neither residues nor selection"),
         ({"sequence": "GGUXUCC"}, "sequence", "nucleotide codes"),
-        ({"resolution": -1.0}, "resolution", "not positive"),
+        ({"resolution": -1.0}, "resolution", "not a positive finite number"),
+        ({"resolution": float("inf")}, "resolution", "not a positive finite number"),
+        ({"resolution": float("nan")}, "resolution", "not a positive finite number"),
         ({"residues": [], "selection": None}, "residues", "empty residue list"),
     ],
 )
