@@ -55,7 +55,7 @@ class BuildConfig:
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     min_fit_z: float = 1.5
-    min_motif_fit_z: float | None = 1.0
+    min_motif_fit_z: float | None = 1.5
     min_motif_frac_above_1sd: float | None = 0.5
     quality: QualityConfig = field(default_factory=QualityConfig)
     min_q_score: float | None = None

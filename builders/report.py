@@ -8,7 +8,12 @@
 * Q-score against resolution with the expected nucleic-acid line
   ``Q_exp = -0.1377 * resolution + 0.9973`` (Pintilie et al. 2020,
   doi:10.1038/s41592-020-0731-1);
-* a table of per-class medians (Q-score, Q - Q_exp, CC_mask, fit_z, resolution).
+* a table of per-class medians (Q-score, Q - Q_exp, CC_mask, fit_z, resolution);
+* per-motif placement (``placement.png``): the distributions of motif fit_z and of the
+  fraction of heavy atoms above map mean + 1 sd, for kept motifs and for those rejected
+  at stage ``placement``, with the build's thresholds;
+* background cubes requested and placed (entries short of sites named) and the map
+  files' header anomalies (``map_warnings``).
 """
 
 from __future__ import annotations
@@ -92,6 +97,73 @@ def plot_qc(meta: pd.DataFrame, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+_PLACEMENT = (("fit_z", "motif fit_z (map sd above the map mean)", "min_motif_fit_z"),
+              ("frac_atoms_above_1sd", "fraction of heavy atoms above mean + 1 sd", "min_motif_frac_above_1sd"))
+
+
+def plot_placement(meta: pd.DataFrame, failures: pd.DataFrame, config: dict, path: Path, title: str) -> None:
+    """Write the per-motif placement figure: for each criterion, histograms of kept motifs
+    and of motifs rejected at stage ``placement``, with the threshold as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kept = meta[~meta["is_background"]]
+    rejected = failures[failures["stage"] == "placement"] if "fit_z" in failures.columns else failures.iloc[:0]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, (col, label, key) in zip(axes, _PLACEMENT):
+        a = kept[col].dropna().to_numpy(dtype=float)
+        b = rejected[col].dropna().to_numpy(dtype=float) if col in rejected.columns else np.zeros(0)
+        both = np.concatenate([a, b])
+        if both.size:
+            lo, hi = float(both.min()), float(both.max())
+            bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 31)
+            ax.hist([a, b], bins=bins, stacked=True, color=["tab:blue", "tab:red"],
+                    label=[f"kept ({a.size})", f"rejected: placement ({b.size})"])
+        limit = config.get(key)
+        if limit is not None:
+            ax.axvline(limit, color="k", ls="--", label=f"{key} = {limit:g}")
+        ax.set_xlabel(label)
+        ax.set_ylabel("motifs")
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def placement_lines(meta: pd.DataFrame, failures: pd.DataFrame, config: dict, png_name: str) -> list[str]:
+    """The per-motif placement section: thresholds, counts kept and rejected, the figure."""
+    n_kept = int((~meta["is_background"]).sum())
+    n_rej = int((failures["stage"] == "placement").sum()) if len(failures) else 0
+    limits = ", ".join(f"`{key}` = {config.get(key)}" for _, _, key in _PLACEMENT)
+    return [f"Thresholds: {limits} (docs/placement.md). {n_kept} motifs kept, {n_rej} rejected as sitting "
+            "in empty density.", "", f"![per-motif placement]({png_name})"]
+
+
+def background_lines(attrs: dict) -> list[str]:
+    """Background cubes requested and placed, naming the entries short of sites."""
+    bg = attrs.get("background")
+    if not bg:
+        return ["Not recorded (store built before format 3)."]
+    lines = [f"{bg.get('placed', 0)} of {bg.get('requested', 0)} requested background cubes placed."]
+    short = bg.get("short") or {}
+    if short:
+        lines += ["", "| entry | placed | requested |", "| --- | ---: | ---: |"]
+        lines += [f"| {k} | {p} | {a} |" for k, (p, a) in sorted(short.items())]
+    return lines
+
+
+def map_warning_lines(attrs: dict) -> list[str]:
+    """Header anomalies of the entries' map files, one row per entry and warning."""
+    warnings = attrs.get("map_warnings") or {}
+    if not warnings:
+        return ["None."]
+    return ["| entry | warning |", "| --- | --- |"] + [f"| {k} | {w} |" for k, ws in sorted(warnings.items())
+                                                        for w in ws]
+
+
 def quality_table(meta: pd.DataFrame) -> list[str]:
     """Per-class sample counts and median Q-score, Q - Q_exp, CC_mask, fit_z and resolution,
     as Markdown table lines."""
@@ -114,8 +186,11 @@ def failures_table(failures: pd.DataFrame) -> list[str]:
     return ["| stage | rows |", "| --- | ---: |"] + [f"| {k} | {v} |" for k, v in failures["stage"].value_counts().items()]
 
 
-def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_name: str) -> str:
-    """The QC page as Markdown (counts, per-class medians, failures by stage, the figure)."""
+def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_name: str,
+                    attrs: dict | None = None, placement_png: str = "placement.png") -> str:
+    """The QC page as Markdown (counts, per-class medians, failures by stage, per-motif
+    placement, background cubes, map warnings, the figures)."""
+    attrs = attrs or {}
     lines = [f"# QC report: {store}", "",
              f"{len(meta)} samples ({int(meta['is_background'].sum())} background), "
              f"{meta['emdb_id'].nunique()} maps, {len(failures)} manifest rows failed.", "",
@@ -124,6 +199,12 @@ def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_
     lines += quality_table(meta)
     lines += ["", "## Failed manifest rows by stage", ""]
     lines += failures_table(failures)
+    lines += ["", "## Per-motif placement", ""]
+    lines += placement_lines(meta, failures, attrs.get("build_config", {}), placement_png)
+    lines += ["", "## Background cubes", ""]
+    lines += background_lines(attrs)
+    lines += ["", "## Map warnings", ""]
+    lines += map_warning_lines(attrs)
     low = meta[(~meta["is_background"]) & (meta["q_score_minus_expected"] < -0.2)]
     lines += ["", "## Motifs more than 0.2 below the expected Q-score", ""]
     if len(low):
@@ -136,7 +217,8 @@ def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_
 
 
 def write_report(store_path: str, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``qc.png`` and ``qc.md`` for a store into ``out_dir``; returns their paths.
+    """Write ``qc.png``, ``placement.png`` and ``qc.md`` for a store into ``out_dir``;
+    returns the paths of ``qc.png`` and ``qc.md``.
 
     Raises
     ------
@@ -148,9 +230,11 @@ def write_report(store_path: str, out_dir: Path) -> tuple[Path, Path]:
     if "q_score" not in meta.columns:
         raise StoreError(f"{store_path}: store has no quality columns (format version < 2); rebuild it")
     out_dir.mkdir(parents=True, exist_ok=True)
-    png, md = out_dir / "qc.png", out_dir / "qc.md"
-    plot_qc(meta, png, f"{Path(str(store_path)).name}: {len(meta)} samples")
-    md.write_text(report_markdown(meta, failures, str(store_path), png.name))
+    png, md, placement = out_dir / "qc.png", out_dir / "qc.md", out_dir / "placement.png"
+    name = Path(str(store_path)).name
+    plot_qc(meta, png, f"{name}: {len(meta)} samples")
+    plot_placement(meta, failures, store.attrs.get("build_config", {}), placement, f"{name}: per-motif placement")
+    md.write_text(report_markdown(meta, failures, str(store_path), png.name, store.attrs, placement.name))
     return png, md
 
 

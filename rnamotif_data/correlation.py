@@ -36,6 +36,7 @@ import math
 
 import gemmi
 import numpy as np
+import scipy.fft
 
 from .labels import within_radius
 from .maps import DensityMap
@@ -68,7 +69,7 @@ def _box_structure(atoms: AtomTable, shift: np.ndarray, cell: tuple[float, float
 
 
 def model_map(atoms: AtomTable, shape: tuple[int, int, int], origin: np.ndarray,
-              voxel_size: np.ndarray, d_min: float) -> np.ndarray:
+              voxel_size: np.ndarray, d_min: float, structure: gemmi.Structure | None = None) -> np.ndarray:
     """Model map of ``atoms`` with their B-factors, Fourier-truncated at ``d_min``.
 
     Parameters
@@ -83,6 +84,8 @@ def model_map(atoms: AtomTable, shape: tuple[int, int, int], origin: np.ndarray,
         ``(3,)`` Å, x-y-z.
     d_min:
         Å, resolution: only Fourier terms with ``d > d_min`` are kept.
+    structure:
+        The atoms as a box structure (:func:`_box_structure`), if already made.
 
     Returns
     -------
@@ -94,7 +97,7 @@ def model_map(atoms: AtomTable, shape: tuple[int, int, int], origin: np.ndarray,
     k = max(1, int(math.ceil(float(vs.max()) / (d_min / 3.0))))
     fine = n_xyz * k
     cell = tuple(float(v) for v in n_xyz * vs)
-    st = _box_structure(atoms, np.asarray(origin, dtype=np.float64), cell)
+    st = structure or _box_structure(atoms, np.asarray(origin, dtype=np.float64), cell)
     dc = gemmi.DensityCalculatorE()
     dc.d_min = d_min
     dc.rate = d_min / (2.0 * float((vs / k).max()))
@@ -104,27 +107,30 @@ def model_map(atoms: AtomTable, shape: tuple[int, int, int], origin: np.ndarray,
     dc.grid.fill(0.0)
     dc.add_model_density_to_grid(st[0])
     rho = np.array(dc.grid, copy=False)  # x-y-z
-    f = np.fft.rfftn(rho)
-    sx = np.fft.fftfreq(int(fine[0]), d=float(vs[0] / k))
-    sy = np.fft.fftfreq(int(fine[1]), d=float(vs[1] / k))
-    sz = np.fft.rfftfreq(int(fine[2]), d=float(vs[2] / k))
-    s2 = sx[:, None, None] ** 2 + sy[None, :, None] ** 2 + sz[None, None, :] ** 2
-    keep = s2 < 1.0 / d_min**2
-    f *= np.where(keep, np.exp(dc.blur * s2 / 4.0), 0.0)  # undo the blur; truncate at d_min
-    out = np.fft.irfftn(f, s=rho.shape, axes=(0, 1, 2))[::k, ::k, ::k]
+    f = scipy.fft.rfftn(rho, workers=1)
+    s2 = [np.fft.fftfreq(int(fine[0]), d=float(vs[0] / k)) ** 2, np.fft.fftfreq(int(fine[1]), d=float(vs[1] / k)) ** 2,
+          np.fft.rfftfreq(int(fine[2]), d=float(vs[2] / k)) ** 2]
+    # undo the blur (separable: exp(B s^2 / 4) = product over axes) and cut at d_min
+    g = [np.exp(dc.blur * v / 4.0).astype(np.float32) for v in s2]
+    mult = g[0][:, None, None] * g[1][None, :, None] * g[2][None, None, :]
+    mult[(s2[0][:, None, None] + s2[1][None, :, None] + s2[2][None, None, :]) >= 1.0 / d_min**2] = 0.0
+    f *= mult
+    out = scipy.fft.irfftn(f, s=rho.shape, axes=(0, 1, 2), workers=1)[::k, ::k, ::k]
     return np.ascontiguousarray(out.transpose(2, 1, 0), dtype=np.float32)
 
 
 def molecular_mask(atoms: AtomTable, shape: tuple[int, int, int], origin: np.ndarray,
-                   voxel_size: np.ndarray) -> np.ndarray:
+                   voxel_size: np.ndarray, structure: gemmi.Structure | None = None) -> np.ndarray:
     """Molecular (non-solvent) mask of ``atoms`` on a box grid: the bulk-solvent mask of
     cctbx (vdW radii, probe 1.1 Å, shrink 0.9 Å) via gemmi's ``SolventMasker``.
 
-    Returns ``(D, H, W)`` bool, z-y-x, True inside the molecule.
+    Returns ``(D, H, W)`` bool, z-y-x, True inside the molecule. ``structure``: the atoms
+    as a box structure (:func:`_box_structure`), if already made.
     """
     vs = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
     n_xyz = [int(v) for v in shape[::-1]]
-    st = _box_structure(atoms, np.asarray(origin, dtype=np.float64), tuple(float(v) for v in np.array(n_xyz) * vs))
+    st = structure or _box_structure(atoms, np.asarray(origin, dtype=np.float64),
+                                     tuple(float(v) for v in np.array(n_xyz) * vs))
     grid = gemmi.FloatGrid(*n_xyz)
     grid.set_unit_cell(st.cell)
     grid.spacegroup = gemmi.SpaceGroup("P 1")
@@ -197,10 +203,12 @@ def cc_mask(density_map: DensityMap, atoms: AtomTable, resolution: float, paddin
     lo, shape = _box(density_map, atoms.xyz, pad)
     origin = density_map.index_to_world(lo.astype(np.float64))
     exp, inside = _map_block(density_map, lo, shape)
-    mask = molecular_mask(atoms, shape, origin, density_map.voxel_size) & inside
+    vs = density_map.voxel_size
+    st = _box_structure(atoms, origin, tuple(float(n * v) for n, v in zip(shape[::-1], vs)))
+    mask = molecular_mask(atoms, shape, origin, vs, st) & inside
     if mask.sum() < 2:
         return float("nan")
-    calc = model_map(atoms, shape, origin, density_map.voxel_size, float(resolution))
+    calc = model_map(atoms, shape, origin, vs, float(resolution), st)
     return _pearson(exp[mask], calc[mask])
 
 

@@ -32,7 +32,7 @@ import gemmi
 import numpy as np
 
 from .errors import SelectionError, SelectionSyntaxError, StructureError
-from .labels import NUCLEOTIDE_IDS, label_part, residue_parts
+from .labels import NUCLEOTIDE_IDS, residue_parts, standard_part
 from .modified import parent_letter, parents_from_structure
 
 log = logging.getLogger(__name__)
@@ -370,7 +370,7 @@ class Model:
 @lru_cache(maxsize=None)
 def _atom_part(atom_name: str) -> int:
     """Part of a standard nucleotide atom name; 0 for a name no standard nucleotide has."""
-    return label_part(atom_name)
+    return standard_part(atom_name)
 
 
 def read_model(path: str | os.PathLike, name: str | None = None) -> Model:
