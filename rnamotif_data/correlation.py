@@ -40,32 +40,15 @@ import scipy.fft
 
 from .labels import within_radius
 from .maps import DensityMap
-from .simulate import simulate_on_grid
+from .simulate import box_structure, simulate_on_grid
 from .structure import AtomTable
 
 __all__ = ["cc_mask", "cc_local", "model_map", "molecular_mask"]
 
 
 def _box_structure(atoms: AtomTable, shift: np.ndarray, cell: tuple[float, float, float]) -> gemmi.Structure:
-    """A P1 gemmi structure of ``atoms`` (elements, B-factors) in a box cell whose corner is
-    at world position ``shift`` (Å, x-y-z)."""
-    st = gemmi.Structure()
-    st.cell = gemmi.UnitCell(cell[0], cell[1], cell[2], 90, 90, 90)
-    st.spacegroup_hm = "P 1"
-    model, chain, res = gemmi.Model("1"), gemmi.Chain("A"), gemmi.Residue()
-    res.name, res.seqid = "UNK", gemmi.SeqId(1, " ")
-    b = atoms.b_iso if atoms.b_iso is not None else np.zeros(len(atoms))
-    for (x, y, z), el, bi in zip(atoms.xyz - shift, atoms.element, b):
-        atom = gemmi.Atom()
-        atom.pos = gemmi.Position(float(x), float(y), float(z))
-        atom.element = gemmi.Element(str(el))
-        atom.b_iso = float(max(bi, 0.0))
-        atom.occ = 1.0
-        res.add_atom(atom)
-    chain.add_residue(res)
-    model.add_chain(chain)
-    st.add_model(model)
-    return st
+    """``atoms`` (elements, B-factors) in a box cell whose corner is at world ``shift`` (Å)."""
+    return box_structure(atoms.xyz - shift, atoms.element, cell, atoms.b_iso)
 
 
 def model_map(atoms: AtomTable, shape: tuple[int, int, int], origin: np.ndarray,

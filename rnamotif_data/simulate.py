@@ -20,26 +20,32 @@ import numpy as np
 from .maps import DensityMap
 from .structure import AtomTable
 
-__all__ = ["simulate_map", "simulate_on_grid"]
+__all__ = ["simulate_map", "simulate_on_grid", "box_structure"]
 
 #: molmap's ratio of Gaussian sigma to resolution (Å/Å).
 SIGMA_PER_RESOLUTION = 0.225
 
 
-def _structure_for(atoms_xyz: np.ndarray, elements: np.ndarray, cell: tuple[float, float, float]) -> gemmi.Structure:
+def box_structure(atoms_xyz: np.ndarray, elements: np.ndarray, cell: tuple[float, float, float],
+                  b_iso: np.ndarray | None = None) -> gemmi.Structure:
+    """A P1 gemmi structure of atoms in an orthogonal box cell (for gemmi's density
+    calculator and solvent masker).
+
+    ``atoms_xyz`` ``(N, 3)`` Å relative to the cell's corner; ``elements`` ``(N,)``;
+    ``cell`` the box edges in Å (x, y, z); ``b_iso`` ``(N,)`` Å² (negative values read as
+    0), or None for B = 0. Occupancies are 1.
+    """
     st = gemmi.Structure()
     st.cell = gemmi.UnitCell(cell[0], cell[1], cell[2], 90, 90, 90)
     st.spacegroup_hm = "P 1"
-    model = gemmi.Model("1")
-    chain = gemmi.Chain("A")
-    res = gemmi.Residue()
-    res.name = "UNK"
-    res.seqid = gemmi.SeqId(1, " ")
-    for (x, y, z), el in zip(atoms_xyz, elements):
+    model, chain, res = gemmi.Model("1"), gemmi.Chain("A"), gemmi.Residue()
+    res.name, res.seqid = "UNK", gemmi.SeqId(1, " ")
+    b = np.zeros(len(atoms_xyz)) if b_iso is None else np.maximum(np.asarray(b_iso, dtype=np.float64), 0.0)
+    for (x, y, z), el, bi in zip(atoms_xyz, elements, b):
         atom = gemmi.Atom()
         atom.pos = gemmi.Position(float(x), float(y), float(z))
         atom.element = gemmi.Element(str(el))
-        atom.b_iso = 0.0
+        atom.b_iso = float(bi)
         atom.occ = 1.0
         res.add_atom(atom)
     chain.add_residue(res)
@@ -89,7 +95,7 @@ def simulate_on_grid(
     full = (W + 2 * pad, H + 2 * pad, D + 2 * pad)  # x, y, z
     cell = tuple(n * voxel_size for n in full)
     shift = np.asarray(origin, dtype=np.float64) - pad * voxel_size
-    st = _structure_for(atoms.xyz - shift, atoms.element, cell)  # type: ignore[arg-type]
+    st = box_structure(atoms.xyz - shift, atoms.element, cell)  # type: ignore[arg-type]
     dc = gemmi.DensityCalculatorE()
     dc.d_min = resolution
     dc.blur = 8.0 * math.pi**2 * sigma**2

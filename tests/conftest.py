@@ -4,6 +4,7 @@ and maps simulated from real models."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import mrcfile
@@ -35,6 +36,17 @@ def shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real test data not available: {path} (set RNAMOTIF_SHARED_DATA)")
     return path
+
+
+def seed_mirror(dest: Path) -> Path:
+    """A builder mirror (``pdb/6pj6.pdb``, ``emdb/emd_20353.mrc``) of the real seed hairpin
+    box of EMD-20353 / 6PJ6, copied under ``dest`` (tests only; never into the project)."""
+    box = shared("seed-sample", SEED_HAIRPIN.name)
+    (dest / "pdb").mkdir(parents=True)
+    (dest / "emdb").mkdir()
+    shutil.copy(box / "6PJ6_hairpin3_2606.pdb", dest / "pdb" / "6pj6.pdb")
+    shutil.copy(box / "EMD-20353_6PJ6_hairpin3_2606.mrc", dest / "emdb" / "emd_20353.mrc")
+    return dest
 
 
 @pytest.fixture(scope="session")

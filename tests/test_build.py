@@ -31,7 +31,7 @@ from rnamotif_data.maps import read_map
 from rnamotif_data.store import StoreError, get_attrs, open_store
 from rnamotif_data.structure import parse_selection, read_model
 
-from .conftest import DEMO, REPO, shared
+from .conftest import DEMO, REPO, seed_mirror
 
 GOOD = [SimulatedEntry("9S01", "EMD-90001", 3.0, seed=1),
         SimulatedEntry("9S02", "EMD-90002", 3.5, seed=2),
@@ -316,12 +316,7 @@ def test_quality_columns_and_thresholds_filter_into_failures(tmp_path):
 
 def test_seed_sample_hairpin_acceptance(tmp_path):
     """The real EMD-20353 box around the 6PJ6 J:85-91 hairpin, through a --mirror."""
-    box = shared("seed-sample", "EMD-20353_6PJ6_hairpin3_2606")
-    mirror = tmp_path / "mirror"
-    (mirror / "pdb").mkdir(parents=True)
-    (mirror / "emdb").mkdir()
-    shutil.copy(box / "6PJ6_hairpin3_2606.pdb", mirror / "pdb" / "6pj6.pdb")
-    shutil.copy(box / "EMD-20353_6PJ6_hairpin3_2606.mrc", mirror / "emdb" / "emd_20353.mrc")
+    mirror = seed_mirror(tmp_path / "mirror")
     manifest = tmp_path / "hairpin.parquet"
     # upstream names this 7-nt box "hairpin3" (its crop adds a flanking pair); with one
     # closing pair counted, 7 nucleotides on one strand are a hairpin5 (motifs.strand_lengths)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import gemmi
 import numpy as np
@@ -26,7 +27,7 @@ from rnamotif_data.modified import parent_letter, sequence_matches
 from rnamotif_data.store import get_attrs, open_store
 from rnamotif_data.structure import read_model
 
-from .conftest import REPO, shared
+from .conftest import REPO, seed_mirror, shared
 
 DEMO_MIRROR = REPO / "demo" / "mirror"
 DEMO_ROWS = pq.read_table(REPO / "demo" / "manifest.parquet").to_pylist()
@@ -106,7 +107,7 @@ def test_cryodrgn_volume_builds_and_motifs_in_empty_density_are_rejected(tmp_pat
 
 
 # ------------------------------------------------------------------ modified nucleotides
-def _modified_model(tmp_path) -> "Path":  # noqa: F821
+def _modified_model(tmp_path: Path) -> Path:
     """The real 6V5B chain D, with residues renamed to modified forms of the same base:
     15 C -> 5MC (parent only in the shipped table), 20 C -> OMC with its 2'-O-methyl
     carbon CM2 placed on O2' (gemmi knows it), 21 U -> PSU (gemmi), 22 A -> XA1 (parent
@@ -254,12 +255,7 @@ def test_type_must_match_the_selection(tmp_path):
 def test_background_shortfall_is_in_the_summary_and_report(tmp_path, caplog):
     """The seed hairpin box is too small for a background cube 12 Å from the motif: the
     summary and the report say 0 of 1 placed."""
-    box = shared("seed-sample", "EMD-20353_6PJ6_hairpin3_2606")
-    mirror = tmp_path / "mirror"
-    (mirror / "pdb").mkdir(parents=True)
-    (mirror / "emdb").mkdir()
-    shutil.copy(box / "6PJ6_hairpin3_2606.pdb", mirror / "pdb" / "6pj6.pdb")
-    shutil.copy(box / "EMD-20353_6PJ6_hairpin3_2606.mrc", mirror / "emdb" / "emd_20353.mrc")
+    mirror = seed_mirror(tmp_path / "mirror")
     rows = [{"pdb_id": "6PJ6", "emdb_id": "EMD-20353", "motif_type": "hairpin5", "selection": "J:85-91",
              "resolution": 2.2}]
     with caplog.at_level("WARNING", logger="builders.build"):
