@@ -57,6 +57,8 @@ SCHEMA = pa.schema([
     pa.field("cossmos_number", pa.int32()),
     pa.field("upstream_fold", pa.int8()),
     pa.field("needs_residues", pa.bool_()),
+    pa.field("annotator", pa.string()),
+    pa.field("skipped", pa.string()),
 ])
 REQUIRED = ("pdb_id", "motif_type")
 # the same columns, all nullable: what rows are read into before validation
@@ -390,7 +392,37 @@ def main(argv: list[str] | None = None) -> int:
     v = sub.add_parser("validate", help="validate a manifest and print counts")
     v.add_argument("manifest", type=Path)
     v.add_argument("--strict", action="store_true")
+    n = sub.add_parser("annotate", help="every hairpin, bulge and internal loop of some models (RNApolis)")
+    n.add_argument("models", nargs="*", type=Path, help="PDB/mmCIF files (gzip allowed)")
+    n.add_argument("--pdb-ids", type=Path, help="entries to fetch and annotate: ids.parquet (pdb_id column) "
+                   "or a text file of PDB IDs")
+    n.add_argument("--out", required=True, type=Path)
+    s = sub.add_parser("search", help="RCSB Search API: PDB IDs with their primary EMDB map and resolution")
+    s.add_argument("--method", default="electron microscopy", help="experimental method (default %(default)s)")
+    s.add_argument("--max-resolution", type=float, help="Å")
+    s.add_argument("--polymer", choices=("rna", "dna", "protein"), default="rna",
+                   help="entries that contain this polymer type (default %(default)s)")
+    s.add_argument("--released-after", help="YYYY-MM-DD")
+    s.add_argument("--limit", type=int, help="at most this many entries")
+    s.add_argument("--out", required=True, type=Path)
+    s.add_argument("--search-url", default=None, help=argparse.SUPPRESS)
+    for k in (n, s):
+        k.add_argument("--cache", type=Path, default=None, help="download cache (default $RNAMOTIF_CACHE)")
+        k.add_argument("--mirror", type=Path, help="local mirror with the cache layout (implies --offline)")
+        k.add_argument("--offline", action="store_true")
+        k.add_argument("--online", action="store_true", help="with --mirror, download what it lacks")
     args = p.parse_args(argv)
+    if args.command in ("annotate", "search"):
+        from .sources import default_cache_dir
+
+        args.cache = args.cache or default_cache_dir()
+        if args.command == "annotate":
+            from .annotate import run_annotate
+
+            return run_annotate(args)
+        from .search import run_search
+
+        return run_search(args)
 
     if args.command == "validate":
         table, rejections = read_manifest(args.manifest, strict=args.strict)
