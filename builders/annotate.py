@@ -31,12 +31,12 @@ from rnamotif_data.annotate import Annotation, AnnotationError, annotate_model
 from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.structure import Model, read_model
 
-from .manifest import Rejection, empty_row, write_manifest
+from .manifest import Rejection, empty_row, read_pdb_ids, write_manifest
 from .sources import SourceConfig, Sources
 
 log = logging.getLogger("builders.manifest")
 
-__all__ = ["OTHER_SCHEMA", "annotation_rows", "annotate_entries", "read_pdb_ids", "other_path"]
+__all__ = ["OTHER_SCHEMA", "annotation_rows", "annotate_entries", "other_path"]
 
 #: Schema of ``M.other.parquet``: loops that became no row, and why.
 OTHER_SCHEMA = pa.schema([
@@ -92,19 +92,6 @@ def annotation_rows(ann: Annotation, model: Model, *, emdb_id: str | None = None
         })
         rows.append(row)
     return rows, other
-
-
-def read_pdb_ids(path: Path) -> list[dict]:
-    """Entries to annotate from a Parquet file with a ``pdb_id`` column (and optional
-    ``emdb_id``, ``resolution``) or a text file of PDB IDs (one per line, ``#`` comments)."""
-    if path.suffix == ".parquet":
-        t = pq.read_table(path)
-        if "pdb_id" not in t.column_names:
-            raise RNAMotifError(f"{path}: no pdb_id column")
-        cols = [c for c in ("pdb_id", "emdb_id", "resolution") if c in t.column_names]
-        return t.select(cols).to_pylist()
-    ids = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
-    return [{"pdb_id": i.upper()} for i in ids if i]
 
 
 def annotate_entries(models: list[tuple[dict, Path]], out: Path) -> tuple[pa.Table, list[dict], list[Rejection]]:

@@ -4,6 +4,7 @@ Usage::
 
     python -m builders.fetch --manifest M.parquet [--cache DIR] [--mirror DIR] [--offline]
                              [--report FILE]
+    python -m builders.fetch --pdb-ids ids.parquet|ids.txt ...     # entries, before any manifest
 
 One line per entry goes into the report (Parquet; default
 ``CACHE/reports/<manifest>.fetch.parquet``): PDB ID, the EMDB map chosen and why
@@ -29,7 +30,7 @@ from rnamotif_data.errors import RNAMotifError
 from .cli import run
 from rnamotif_data.structure import read_model
 
-from .manifest import REJECTED_SCHEMA, Rejection, check_rows_against_model, read_manifest
+from .manifest import REJECTED_SCHEMA, Rejection, check_rows_against_model, read_manifest, read_pdb_ids
 from .sources import SourceConfig, Sources, default_cache_dir
 
 log = logging.getLogger("builders.fetch")
@@ -90,7 +91,10 @@ def fetch_entries(sources: Sources, wanted: dict[str, list[str | None]], progres
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     p = argparse.ArgumentParser(prog="python -m builders.fetch", description=__doc__.split("\n")[0])
-    p.add_argument("--manifest", required=True, type=Path)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--manifest", type=Path)
+    what.add_argument("--pdb-ids", type=Path, help="entries to fetch: ids.parquet (pdb_id, optional emdb_id) "
+                      "from `builders.manifest search`, or a text file of PDB IDs")
     p.add_argument("--cache", type=Path, default=None, help=f"cache folder (default {default_cache_dir()})")
     p.add_argument("--mirror", type=Path, help="read-only mirror with the cache layout")
     p.add_argument("--offline", action="store_true", help="never use the network")
@@ -103,10 +107,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
-    table, rejected = read_manifest(args.manifest)
-    if rejected:
-        log.warning("%s: %d invalid rows ignored (run `python -m builders.manifest validate`)",
-                    args.manifest, len(rejected))
+    if args.pdb_ids is not None:
+        if args.check_residues:
+            p.error("--check-residues needs --manifest")
+        entries = read_pdb_ids(args.pdb_ids)
+        table = pa.Table.from_pylist([{"pdb_id": e["pdb_id"].upper(), "emdb_id": e.get("emdb_id")} for e in entries],
+                                     schema=pa.schema([("pdb_id", pa.string()), ("emdb_id", pa.string())]))
+        args.manifest = args.pdb_ids
+    else:
+        table, rejected = read_manifest(args.manifest)
+        if rejected:
+            log.warning("%s: %d invalid rows ignored (run `python -m builders.manifest validate`)",
+                        args.manifest, len(rejected))
     config = SourceConfig(cache_dir=args.cache or default_cache_dir(), mirror=args.mirror,
                           offline=args.offline, entry_url=args.entry_url, model_url=args.model_url,
                           map_url=args.map_url)
@@ -118,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             by_entry.setdefault(r["pdb_id"], []).append((i, r))
     rows, bad_rows = fetch_entries(sources, entry_maps(table), progress=not args.no_progress,
                                    rows_by_entry=by_entry)
-    report = args.report or Path(config.cache_dir) / "reports" / (args.manifest.name.removesuffix(".parquet") + ".fetch.parquet")
+    report = args.report or Path(config.cache_dir) / "reports" / (args.manifest.name.rsplit(".", 1)[0] + ".fetch.parquet")
     report.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=REPORT_SCHEMA), report)
     failures = Counter(r["status"] for r in rows if r["status"] != "ok")

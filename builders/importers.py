@@ -26,7 +26,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.motifs import FINE_TYPES, motif_class
+from rnamotif_data.structure import format_residues, read_model
 
 from .manifest import Rejection
 
@@ -174,13 +176,78 @@ def _unit(uid: str) -> dict:
             "icode": f[7] if len(f) > 7 else ""}
 
 
-def import_motif_atlas(paths: list[Path]) -> tuple[list[dict], list[Rejection]]:
+def _atlas_strand(units: list[dict]) -> tuple[str, int, list[str]]:
+    """A strand of Atlas units as a range from its first to its last unit (the closing
+    pairs): ``(spec, length, skipped)`` with ``spec`` like ``84-90`` (ranges follow the
+    model's residue order when built, so insertion codes inside are included), its length
+    in nucleotides from the numbering, and the residue numbers the alignment skipped.
+
+    Raises ValueError if the strand changes chain or its numbering runs backwards.
+    """
+    first, last = units[0], units[-1]
+    if len({u["chain"] for u in units}) != 1:
+        raise ValueError(f"strand changes chain: {first['chain']}{first['seq_num']} ... {last['chain']}{last['seq_num']}")
+    if last["seq_num"] < first["seq_num"]:
+        raise ValueError(f"strand numbering runs backwards: {first['seq_num']} ... {last['seq_num']}")
+    numbers = {u["seq_num"] for u in units}
+    skipped = [str(n) for n in range(first["seq_num"], last["seq_num"] + 1) if n not in numbers]
+    length = len(units) + len(skipped)  # the listed units plus the numbers between them no unit names
+    spec = f"{first['seq_num']}{first['icode']}-{last['seq_num']}{last['icode']}"
+    return spec, length, skipped
+
+
+def models_in(folder: Path):
+    """A PDB ID -> Model lookup over a folder of model files (``{id}.cif``, ``.cif.gz``,
+    ``.pdb``, ``.pdb.gz``, any case, directly or in a ``pdb/`` subfolder as in a builder
+    mirror); None for an entry with no file. Each model is read once."""
+    cache: dict[str, object] = {}
+    files = {p.name.lower(): p for d in (folder, folder / "pdb") if d.is_dir() for p in d.iterdir()}
+
+    def find(pdb_id: str):
+        if pdb_id not in cache:
+            key = pdb_id.lower()
+            path = next((files[key + ext] for ext in (".cif", ".cif.gz", ".pdb", ".pdb.gz") if key + ext in files), None)
+            cache[pdb_id] = read_model(path, name=pdb_id) if path is not None else None
+        return cache[pdb_id]
+
+    return find
+
+
+def _retype_with_model(model, selection: str, listed: list[dict]) -> tuple[list[int], str | None]:
+    """Strand lengths and skipped residues of an Atlas selection, read from the model:
+    ranges follow the model's residues, so numbering jumps and insertion codes count as
+    they are. Raises ValueError if the model lacks an endpoint or a strand is broken."""
+    try:
+        idx = model.resolve(selection)
+    except RNAMotifError as exc:
+        raise ValueError(f"not in the model: {exc}") from None
+    strands = model.strands(idx)
+    given = {(u["chain"], u["seq_num"], u["icode"]) for u in listed}
+    skipped = [model.atoms.residues[i] for i in idx
+               if (model.atoms.residues[i].chain, model.atoms.residues[i].seq_num,
+                   model.atoms.residues[i].icode) not in given]
+    return [len(st) for st in strands], (format_residues(skipped) or None)
+
+
+def import_motif_atlas(paths: list[Path], models=None) -> tuple[list[dict], list[Rejection]]:
     """Import RNA 3D Motif Atlas release files (hairpin ``hl_*.json``, internal loop ``il_*.json``).
 
-    Hairpin instances of n nucleotides are ``hairpin(n-2)``; internal-loop instances split
-    at ``chainbreak`` into two strands whose unpaired counts (strand length - 2) give the
-    bulge or ``axb`` type. Loops outside the 25 types, junctions (more than one chain
-    break), symmetry mates and malformed units are rejected with the reason.
+    Atlas alignments list the nucleotides aligned to the motif group and skip the others
+    (a bulged base), so a strand's units can jump in numbering (``HL_1U9S_001`` lists
+    A84-88 and A90: a 5-nt loop closed by 84·90). The type therefore comes from each
+    strand's **endpoints** (its closing pairs): the row's ``selection`` is the range from
+    the first to the last unit of each strand, its type ``hairpin(n-2)`` for a hairpin
+    strand of n nucleotides, bulge or ``axb`` from the two strands' unpaired counts; the
+    residues the alignment skipped are recorded in ``skipped``. The builder checks the
+    strands against the model (a range over unmodelled residues, or one whose insertion
+    codes change its length, is refused there). Loops outside the 25 types, junctions
+    (more than one chain break), symmetry mates and malformed units are rejected with the
+    reason.
+
+    With ``models`` (a callable: PDB ID -> :class:`rnamotif_data.structure.Model` or None)
+    the strands are measured on the model instead of the numbering: a numbering jump
+    with no residue behind it (``HL_4LFB_027`` lists 1165-1169 and 1171; 4LFB has no 1170)
+    does not count, and a strand that is not continuous in the model is rejected.
 
     Returns
     -------
@@ -204,17 +271,29 @@ def import_motif_atlas(paths: list[Path]) -> tuple[list[dict], list[Rejection]]:
                     if kind == "HL":
                         if breaks:
                             raise ValueError("hairpin with a chain break: chainbreak {breaks}".format(breaks=breaks))
-                        mtype = loop_type(len(units) - 2, None)
+                        strands = [units]
                     elif kind == "IL":
                         if len(breaks) != 1:
                             raise ValueError(f"junction, not an internal loop: {len(breaks) + 1} strands")
-                        mtype = loop_type(breaks[0] - 2, len(units) - breaks[0] - 2)
+                        strands = [units[:breaks[0]], units[breaks[0]:]]
                     else:
                         raise ValueError(f"motif group kind not imported (junction or other): {kind}")
-                    if mtype not in FINE_TYPES:
-                        raise ValueError(f"loop type outside the 25-type taxonomy: {mtype}")
                     if len({u["pdb"] for u in units}) != 1:
                         raise ValueError("units from several PDB entries: " + iid)
+                    parts = [_atlas_strand(st) for st in strands]
+                    chains = [st[0]["chain"] for st in strands]
+                    selection = " ".join(f"{c}:{spec}" for c, (spec, _, _) in zip(chains, parts))
+                    skipped = " ".join(f"{c}:{','.join(sk)}" for c, (_, _, sk) in zip(chains, parts) if sk)
+                    lengths = [length for _, length, _ in parts]
+                    model = models(units[0]["pdb"]) if models is not None else None
+                    if model is not None:
+                        lengths, skipped = _retype_with_model(model, selection, units)
+                        if len(lengths) != len(strands):
+                            raise ValueError(f"strands of {selection} are not continuous in the model")
+                    sizes = [length - 2 for length in lengths]
+                    mtype = loop_type(sizes[0], sizes[1] if len(sizes) > 1 else None)
+                    if mtype not in FINE_TYPES:
+                        raise ValueError(f"loop type outside the 25-type taxonomy: {mtype}")
                 except ValueError as exc:
                     rejected.append(Rejection(n, "residues", str(exc), "motif-atlas", iid))
                 else:
@@ -222,8 +301,10 @@ def import_motif_atlas(paths: list[Path]) -> tuple[list[dict], list[Rejection]]:
                     rows.append({
                         "pdb_id": units[0]["pdb"],
                         "motif_type": mtype,
-                        "residues": [{"chain": u["chain"], "seq_num": u["seq_num"], "icode": u["icode"]} for u in units],
-                        "sequence": seq if re.fullmatch(r"[ACGUTN]+", seq) else None,
+                        "selection": selection,
+                        # the listed letters cover the whole range only when nothing was skipped
+                        "sequence": seq if not skipped and re.fullmatch(r"[ACGUTN]+", seq) else None,
+                        "skipped": skipped or None,
                         "motif_id": gid,
                         "source": "motif-atlas",
                         "source_id": iid,

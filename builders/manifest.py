@@ -287,6 +287,19 @@ def resolve_residues(rows: list[dict], cossmos_rows: list[dict]) -> tuple[list[d
     return out, missing
 
 
+def read_pdb_ids(path: Path) -> list[dict]:
+    """Entries to annotate from a Parquet file with a ``pdb_id`` column (and optional
+    ``emdb_id``, ``resolution``) or a text file of PDB IDs (one per line, ``#`` comments)."""
+    if path.suffix == ".parquet":
+        t = pq.read_table(path)
+        if "pdb_id" not in t.column_names:
+            raise ManifestError(f"{path}: no pdb_id column")
+        cols = [c for c in ("pdb_id", "emdb_id", "resolution") if c in t.column_names]
+        return t.select(cols).to_pylist()
+    ids = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    return [{"pdb_id": i.upper()} for i in ids if i]
+
+
 def rows_to_table(rows: list[dict]) -> pa.Table:
     """Build a manifest table from row dicts (missing columns null), not yet validated."""
     filled = []
@@ -379,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--motif-type", choices=FINE_TYPES, help="expected type; rows of another type are rejected")
     a = kinds.add_parser("atlas", help="RNA 3D Motif Atlas release JSON (hl_*.json, il_*.json)")
     a.add_argument("files", nargs="+", type=Path)
+    a.add_argument("--models", type=Path, help="folder of the entries' model files (or a builder mirror): "
+                   "strands are measured on the models, not the numbering")
     f = kinds.add_parser("folds", help="upstream fold CSVs (fold{k}_train.csv / fold{k}_val.csv)")
     f.add_argument("folder", type=Path)
     for k in (c, a, f):
@@ -438,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.kind == "cossmos":
         rows, rejected = importers.import_cossmos(args.files, motif_type=args.motif_type)
     elif args.kind == "atlas":
-        rows, rejected = importers.import_motif_atlas(args.files)
+        models = importers.models_in(args.models) if args.models else None
+        rows, rejected = importers.import_motif_atlas(args.files, models)
     else:
         rows, rejected = importers.import_upstream_folds(args.folder)
     table, everything = write_manifest(rows, rejected, args.out, strict=args.strict)

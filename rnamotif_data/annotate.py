@@ -29,9 +29,10 @@ order); only the first model of a file is annotated, as everywhere in this packa
 
 from __future__ import annotations
 
-import io
+import gzip
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -222,16 +223,16 @@ def annotate_model(path: str | os.PathLike, pdb_id: str | None = None) -> Annota
     from rnapolis.annotator import extract_base_interactions
     from rnapolis.parser import read_3d_structure
 
-    import gzip
-
-    raw = gzip.decompress(path.read_bytes()) if path.read_bytes()[:2] == b"\x1f\x8b" else path.read_bytes()
     try:
-        s3 = read_3d_structure(io.StringIO(raw.decode("utf-8", "replace")), None, nucleic_acid_only=True)
-        models = sorted({r.model for r in s3.residues})
-        if not models:
+        with tempfile.TemporaryDirectory() as tmp:
+            plain = path
+            if path.read_bytes()[:2] == b"\x1f\x8b":  # RNApolis's mmCIF reader opens the file by name
+                plain = Path(tmp) / path.name.removesuffix(".gz")
+                plain.write_bytes(gzip.decompress(path.read_bytes()))
+            with open(plain, encoding="utf-8", errors="replace") as fh:
+                s3 = read_3d_structure(fh, None, nucleic_acid_only=True)  # None: the first model
+        if not s3.residues:
             raise AnnotationError(f"{path}: no nucleotides for RNApolis to annotate")
-        if len(models) > 1:
-            s3 = read_3d_structure(io.StringIO(raw.decode("utf-8", "replace")), models[0], nucleic_acid_only=True)
         interactions = extract_base_interactions(s3)
         _, mapping = s3.extract_secondary_structure(interactions, True)
     except AnnotationError:

@@ -245,20 +245,35 @@ def test_search_errors_are_one_clear_line(search_server, tmp_path):
     search_server.faults = []
 
 
-def test_search_then_annotate_through_the_cli(search_server, tmp_path):
-    """search -> ids.parquet -> annotate --pdb-ids with a mirror holding the model."""
+def test_search_fetch_annotate_build_through_the_cli(search_server, tmp_path):
+    """The README's four commands: search -> ids.parquet -> fetch --pdb-ids -> annotate
+    --pdb-ids -> build, with a mirror holding the 6V5B model and (as the entry's map) the
+    demo map."""
     search_server.ids, search_server.faults = ["6V5B"], []
     ids = tmp_path / "ids.parquet"
     mirror = tmp_path / "mirror"
     (mirror / "pdb").mkdir(parents=True)
     (mirror / "pdb" / "6v5b.pdb").write_bytes((DEMO / "mirror" / "pdb" / "6v5b.pdb").read_bytes())
     (mirror / "pdb" / "6v5b.json").write_text(json.dumps(RECORD))
+    (mirror / "emdb").mkdir()
+    (mirror / "emdb" / "emd_20353.map.gz").write_bytes((DEMO / "mirror" / "emdb" / "emd_21051.map.gz").read_bytes())
     assert manifest_main(["search", "--max-resolution", "4", "--out", str(ids), "--mirror", str(mirror),
                           "--search-url", search_server.url + "/query"]) == 0
     t = pq.read_table(ids).to_pylist()
     assert t == [{"pdb_id": "6V5B", "emdb_id": "EMD-20353", "resolution": 3.1, "method": "ELECTRON MICROSCOPY",
                   "release_date": "2026-03-04", "score": 1.0}]
+    from builders.build import main as build_main
+    from builders.fetch import main as fetch_main
+    from rnamotif_data.store import open_store
+
+    assert fetch_main(["--pdb-ids", str(ids), "--mirror", str(mirror), "--offline", "--cache", str(tmp_path / "c"),
+                       "--no-progress"]) == 0
     out = tmp_path / "m.parquet"
     assert manifest_main(["annotate", "--pdb-ids", str(ids), "--mirror", str(mirror), "--out", str(out)]) == 0
     m = pd.read_parquet(out)
     assert len(m) == 5 and set(m["emdb_id"]) == {"EMD-20353"} and set(m["resolution"]) == {3.1}
+    store = tmp_path / "s.zarr"
+    assert build_main(["--manifest", str(out), "--mirror", str(mirror), "--cache", str(tmp_path / "c"),
+                       "--out", str(store), "--scheduler", "synchronous", "--no-progress"]) == 0
+    meta = open_store(store).metadata
+    assert sorted(meta.loc[~meta["is_background"], "motif_type"]) == ["1x1", "2x2", "4x5", "bulge1", "bulge1"]

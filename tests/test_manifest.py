@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -145,9 +146,17 @@ def test_motif_atlas_every_real_file():
     assert not bad and table.num_rows == len(rows)
     kinds = {r.reason.split(":")[0] for r in rejected}
     assert kinds == {"loop type outside the 25-type taxonomy", "symmetry mate, not in the deposited coordinates"}
-    il = next(r for r in rows if r["source_id"] == "IL_8OI5_129")  # 5 + 3 nt strands
-    assert il["motif_type"] == "1x3" and il["motif_id"] == "IL_00086.1" and il["sequence"] == "UUAACGUA"
-    assert any(x["icode"] == "A" for r in rows if r["pdb_id"] == "9DFE" for x in r["residues"])
+    # 5 + 3 units listed, but the first strand runs 3338-3343 with 3342 skipped: 6 + 3 nt
+    il = next(r for r in rows if r["source_id"] == "IL_8OI5_129")
+    assert (il["motif_type"], il["selection"], il["skipped"]) == ("1x4", "1:3338-3343 1:3293-3295", "1:3342")
+    assert il["motif_id"] == "IL_00086.1"
+    # insertion codes: 6 units 47b-47g make a 6-nt hairpin strand (hairpin4), not 7
+    hp = next(r for r in rows if r["source_id"] == "HL_9J4O_002")
+    assert (hp["motif_type"], hp["selection"], hp["skipped"]) == ("hairpin4", "A:47b-47g", None)
+    assert any(re.search(r":-?\d+[A-Z]", r["selection"]) for r in rows if r["pdb_id"] == "9DFE")  # icodes kept
+    # typed from the strand's endpoints: A84-88 and A90 listed, 89 skipped by the alignment
+    hl = next(r for r in rows if r["source_id"] == "HL_1U9S_001")
+    assert (hl["motif_type"], hl["selection"], hl["skipped"], hl["sequence"]) == ("hairpin5", "A:84-90", "A:89", None)
     assert {r["motif_type"] for r in rows} == set(SCHEMA_TYPES)
 
 
@@ -255,3 +264,31 @@ def test_resolve_upstream_rows_from_cossmos(tmp_path):
     assert len(missing) == 1 and missing[0].row == 1 and "no CoSSMos occurrence matches" in missing[0].reason
     table, bad = validate_manifest(rows_to_table(rows))
     assert table.num_rows == 1 and not bad
+
+
+def test_atlas_strands_are_measured_on_the_model_when_given(tmp_path):
+    """An internal loop of 6V5B chain D (D:14-16 / D:88-90, a 1x1) listed as the Atlas does
+    when its alignment skips a base (14, 16 | 88-90), in a copy of the model renumbered
+    from 16 on (+1, so the chain jumps 15 -> 17 with nothing missing): by numbering the
+    first strand looks like 14-17 (a 2x1 loop), on the model it is 3 nucleotides (1x1)."""
+    import gemmi
+
+    from builders.importers import models_in
+
+    st = gemmi.read_structure(str(REPO / "demo" / "mirror" / "pdb" / "6v5b.pdb"))
+    for res in st[0]["D"]:
+        if res.seqid.num >= 16:
+            res.seqid = gemmi.SeqId(res.seqid.num + 1, " ")
+    (tmp_path / "models").mkdir()
+    st.write_pdb(str(tmp_path / "models" / "6v5b.pdb"))
+    units = ["6V5B|1|D|U|14", "6V5B|1|D|C|17", "6V5B|1|D|U|89", "6V5B|1|D|G|90", "6V5B|1|D|A|91"]
+    group = {"motif_id": "IL_00001.1", "chainbreak": ["2"],
+             "alignment": {"IL_6V5B_001": {str(k + 1): u for k, u in enumerate(units)}}}
+    path = tmp_path / "il_test.json"
+    path.write_text(json.dumps([group]))
+    by_numbers, _ = import_motif_atlas([path])
+    assert by_numbers[0]["motif_type"] == "1x2" and by_numbers[0]["skipped"] == "D:15,16"
+    on_model, rejected = import_motif_atlas([path], models_in(tmp_path / "models"))
+    assert not rejected
+    assert (on_model[0]["motif_type"], on_model[0]["selection"], on_model[0]["skipped"]) == (
+        "1x1", "D:14-17 D:89-91", "D:15")
