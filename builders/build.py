@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import time
 from collections import Counter
@@ -57,7 +58,7 @@ from rnamotif_data.motifs import CLASS_NAMES
 from rnamotif_data.quality import QualityConfig
 from rnamotif_data.segment import SegmentConfig
 from rnamotif_data.store import (
-    ARRAYS, FAILURES_FILE, FAILURES_SCHEMA, FORMAT_VERSION, LABEL_NAMES,
+    ARRAYS, CHECKSUMS_FILE, FAILURES_FILE, FAILURES_SCHEMA, FORMAT_VERSION, LABEL_NAMES,
     METADATA_FILE, METADATA_SCHEMA, NUCLEOTIDE_NAMES, StoreError, _join,
     create_arrays, get_attrs, set_attrs, sha256_file, url_to_fs, write_checksums, write_shard,
     write_table,
@@ -69,7 +70,8 @@ from .entry import EntryJob, failure_row, stage_entry
 from .manifest import read_manifest
 from .runner import Runner
 from .sources import SourceConfig, Sources, default_cache_dir
-from .staging import clean_staging, part_exists, read_part, write_part
+from .lock import LOCK_FILE, BuildLock
+from .staging import STAGING, clean_staging, part_exists, read_part, write_part
 
 __all__ = ["BuildConfig", "BuildResult", "build", "group_entries", "plan_shards", "commit_shard", "main"]
 
@@ -249,88 +251,103 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
         "package_version": rnamotif_data.__version__,
     }
     result = BuildResult(root=str(root), entries=len(jobs))
-    existing = _prepare_root(str(root), attrs, resume=resume, overwrite=overwrite)
-    if existing == "complete":
-        fails = _read_failures_count(str(root))
-        result.noop, result.n_failed_rows = True, fails[0]
-        result.reasons = fails[1]
-        old = get_attrs(str(root))
-        result.n_samples = int(old.get("n_samples", 0))
-        result.n_background = int(old.get("n_background", 0))
-        result.background_requested = int(old.get("background", {}).get("requested", result.n_background))
-        result.background_short = dict(old.get("background", {}).get("short", {}))
-        result.map_warnings = dict(old.get("map_warnings", {}))
-        clean_staging(str(root))
-        return result
-    set_attrs(str(root), {**attrs, "build_state": "building"})
-
-    todo = []
-    for job in jobs:
-        if part_exists(str(root), job.key):
-            if retry_failed and read_part(str(root), job.key)["entry_failed"]:
-                todo.append(job)
-            continue
-        todo.append(job)
-    if stop_after is not None:
-        todo = todo[:stop_after]
-    log.info("%d entries, %d rows (%d rejected by validation); %d entries to stage",
-             len(jobs), n_rows, len(rejections), len(todo))
-
-    t0 = time.perf_counter()
-    runner = Runner(scheduler, workers, threads_per_worker, memory_limit)
+    old = check_out(str(root), overwrite=overwrite)
+    fs, path = url_to_fs(str(root))
+    fs.makedirs(path, exist_ok=True)
+    lock = BuildLock(str(root))
+    lock.acquire()
     try:
-        counts: dict[str, int] = {}
-        todo_keys = {j.key for j in todo}
-        for job in jobs:  # entries staged by an earlier run
-            if job.key not in todo_keys and part_exists(str(root), job.key):
-                counts[job.key] = len(read_part(str(root), job.key)["meta"])
-        # shards are written while entries are still being staged, as soon as every entry
-        # before them is staged; the arrays start at an upper bound of N and shrink at the end
-        n_max = sum(counts.get(j.key, len(j.rows) + background_count(len(j.rows), config.background))
-                    for j in jobs)
-        if stop_after is None:
-            create_arrays(str(root), max(n_max, 1), config.segment.shape, config.shard_size,
-                          config.compression_level)
-        writer = _ShardWriter(jobs, config.shard_size, counts)
-        n_samples = n_failed = 0
-        bar = tqdm(total=len(todo), desc="entries", unit="entry", disable=not progress)
-        pending = {runner.submit(stage_entry, job, config, source_config, str(root)): ("stage", job)
-                   for job in todo}
-        if stop_after is None:
-            for shard in writer.ready():
-                pending[runner.submit(commit_shard, str(root), *shard)] = ("shard", shard)
-        for handle, out in runner.as_completed(pending):
-            kind, item = pending.pop(handle)
-            if kind == "shard":
-                if isinstance(out, BaseException):
-                    raise StoreError(f"{root}: writing the shard at sample {item[0]} failed: {out}") from out
+        existing = _prepare_root(str(root), attrs, old, resume=resume, overwrite=overwrite)
+        if existing == "complete":
+            if retry_failed and old.get("n_failed_rows"):
+                raise StoreError(f"{root}: the build is complete; --retry-failed redoes failed entries of an "
+                                 f"interrupted build only ({old.get('n_failed_rows')} rows failed, see "
+                                 f"{FAILURES_FILE}); to retry them, build into a new --out")
+            if dataset_version != old.get("dataset_version"):
+                log.warning("%s: the build is complete as version %s; --dataset-version %s is not applied (build "
+                            "into a new --out, or give the version when publishing)", root,
+                            old.get("dataset_version"), dataset_version)
+            fails = _read_failures_count(str(root))
+            result.noop, result.n_failed_rows = True, fails[0]
+            result.reasons = fails[1]
+            result.n_samples = int(old.get("n_samples", 0))
+            result.n_background = int(old.get("n_background", 0))
+            result.background_requested = int(old.get("background", {}).get("requested", result.n_background))
+            result.background_short = dict(old.get("background", {}).get("short", {}))
+            result.map_warnings = dict(old.get("map_warnings", {}))
+            clean_staging(str(root))
+            return result
+        set_attrs(str(root), {**attrs, "build_state": "building"})
+
+        todo = []
+        for job in jobs:
+            if part_exists(str(root), job.key):
+                if retry_failed and read_part(str(root), job.key)["entry_failed"]:
+                    todo.append(job)
                 continue
-            job = item
-            if isinstance(out, BaseException):  # the task itself died: record every row
-                failures = [failure_row(i, row, job.emdb_id, "entry", out) for i, row in job.rows]
-                write_part(str(root), job.key, [], failures, True)
-                out = {"n_samples": 0, "n_failed": len(failures), "read_seconds": 0.0}
-            n_samples += out["n_samples"]
-            n_failed += out["n_failed"]
-            result.read_seconds += out["read_seconds"]
-            bar.set_postfix(samples=n_samples, failed_rows=n_failed)
-            bar.update(1)
-            writer.staged(job.key, out["n_samples"])
+            todo.append(job)
+        if stop_after is not None:
+            todo = todo[:stop_after]
+        log.info("%d entries, %d rows (%d rejected by validation); %d entries to stage",
+                 len(jobs), n_rows, len(rejections), len(todo))
+
+        t0 = time.perf_counter()
+        runner = Runner(scheduler, workers, threads_per_worker, memory_limit)
+        try:
+            counts: dict[str, int] = {}
+            todo_keys = {j.key for j in todo}
+            for job in jobs:  # entries staged by an earlier run
+                if job.key not in todo_keys and part_exists(str(root), job.key):
+                    counts[job.key] = len(read_part(str(root), job.key)["meta"])
+            # shards are written while entries are still being staged, as soon as every entry
+            # before them is staged; the arrays start at an upper bound of N and shrink at the end
+            n_max = sum(counts.get(j.key, len(j.rows) + background_count(len(j.rows), config.background))
+                        for j in jobs)
+            if stop_after is None:
+                create_arrays(str(root), max(n_max, 1), config.segment.shape, config.shard_size,
+                              config.compression_level)
+            writer = _ShardWriter(jobs, config.shard_size, counts)
+            n_samples = n_failed = 0
+            bar = tqdm(total=len(todo), desc="entries", unit="entry", disable=not progress)
+            pending = {runner.submit(stage_entry, job, config, source_config, str(root)): ("stage", job)
+                       for job in todo}
             if stop_after is None:
                 for shard in writer.ready():
                     pending[runner.submit(commit_shard, str(root), *shard)] = ("shard", shard)
-        bar.close()
-        result.entries_staged = len(todo)
-        result.stage_seconds = time.perf_counter() - t0
-        if stop_after is not None:
-            return result
-        t1 = time.perf_counter()
-        _commit(str(root), jobs, rejections, raw_rows, config, runner, writer, result)
-        result.commit_seconds = time.perf_counter() - t1
+            for handle, out in runner.as_completed(pending):
+                kind, item = pending.pop(handle)
+                if kind == "shard":
+                    if isinstance(out, BaseException):
+                        raise StoreError(f"{root}: writing the shard at sample {item[0]} failed: {out}") from out
+                    continue
+                job = item
+                if isinstance(out, BaseException):  # the task itself died: record every row
+                    failures = [failure_row(i, row, job.emdb_id, "entry", out) for i, row in job.rows]
+                    write_part(str(root), job.key, [], failures, True)
+                    out = {"n_samples": 0, "n_failed": len(failures), "read_seconds": 0.0}
+                n_samples += out["n_samples"]
+                n_failed += out["n_failed"]
+                result.read_seconds += out["read_seconds"]
+                bar.set_postfix(samples=n_samples, failed_rows=n_failed)
+                bar.update(1)
+                writer.staged(job.key, out["n_samples"])
+                if stop_after is None:
+                    for shard in writer.ready():
+                        pending[runner.submit(commit_shard, str(root), *shard)] = ("shard", shard)
+            bar.close()
+            result.entries_staged = len(todo)
+            result.stage_seconds = time.perf_counter() - t0
+            if stop_after is not None:
+                return result
+            t1 = time.perf_counter()
+            _commit(str(root), jobs, rejections, raw_rows, config, runner, writer, result)
+            result.commit_seconds = time.perf_counter() - t1
+        finally:
+            runner.close()
+        clean_staging(str(root))
+        return result
     finally:
-        runner.close()
-    clean_staging(str(root))
-    return result
+        lock.release()
 
 
 class _ShardWriter:
@@ -367,23 +384,81 @@ class _ShardWriter:
         return out
 
 
-def _prepare_root(root: str, attrs: dict, *, resume: bool, overwrite: bool) -> str:
+#: what a store this package built may hold at its top level
+STORE_MEMBERS = frozenset({"zarr.json", *ARRAYS, METADATA_FILE, FAILURES_FILE, CHECKSUMS_FILE, STAGING, "splits",
+                           LOCK_FILE})
+
+
+def _is_our_store(attrs: dict | None) -> bool:
+    return bool(attrs) and "format_version" in attrs and "config_hash" in attrs and "manifest_sha256" in attrs
+
+
+def _members(fs, path: str) -> list[str]:
+    return sorted(os.path.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
+
+
+def check_out(root: str, *, overwrite: bool) -> dict | None:
+    """Refuse an ``--out`` that holds anything but a store this package built (before any
+    change): returns the existing store's attributes, or None for a new or empty folder.
+
+    Raises
+    ------
+    StoreError
+        If ``root`` is a file, a folder with other content, or (``overwrite``) a store
+        that holds files this package did not write. Nothing is changed.
+    """
     fs, path = url_to_fs(root)
-    old = get_attrs(root) if fs.exists(path) else None
-    if overwrite and fs.exists(path):
-        fs.rm(path, recursive=True)
-        fs.makedirs(path, exist_ok=True)
+    if not fs.exists(path):
+        return None
+    if not fs.isdir(path):
+        raise StoreError(f"{root}: exists and is a file, not a store folder; choose another --out")
+    old = get_attrs(root) if fs.exists(_join(root, "zarr.json")) else None
+    members = [m for m in _members(fs, path) if m != LOCK_FILE]
+    if not _is_our_store(old):
+        if members:
+            raise StoreError(f"{root}: exists and is not an rnamotif-data store ({len(members)} entries, e.g. "
+                             f"{members[0]}); --out must be a new folder or a store this package built "
+                             "(--overwrite replaces only those); nothing was changed")
+        return None
+    foreign = [m for m in members if m not in STORE_MEMBERS]
+    if overwrite and foreign:
+        raise StoreError(f"{root}: holds files this package did not write ({', '.join(foreign[:5])}); "
+                         "move them before --overwrite; nothing was changed")
+    return old
+
+
+def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a} -> {b}")
+    return out
+
+
+def _prepare_root(root: str, attrs: dict, old: dict | None, *, resume: bool, overwrite: bool) -> str:
+    """Ready ``root`` for a build (the lock is held): ``"new"``, ``"resume"`` or
+    ``"complete"``. ``--overwrite`` deletes only the members a store of this package has."""
+    fs, path = url_to_fs(root)
+    if old is not None and overwrite:
+        for m in _members(fs, path):
+            if m in STORE_MEMBERS and m != LOCK_FILE:
+                fs.rm(_join(root, m), recursive=True)
         return "new"
     if old is None:
-        if fs.exists(path) and fs.ls(path):
-            raise StoreError(f"{root}: exists and is not an rnamotif-data store; choose another --out "
-                             "or pass --overwrite")
-        fs.makedirs(path, exist_ok=True)
         return "new"
-    for key in ("config_hash", "manifest_sha256", "format_version"):
-        if old.get(key) != attrs[key]:
-            raise StoreError(f"{root}: was built with a different {key.replace('_', ' ')} "
-                             f"({old.get(key)} vs {attrs[key]}); choose another --out or pass --overwrite")
+    if old.get("format_version") != attrs["format_version"]:
+        raise StoreError(f"{root}: was built in store format {old.get('format_version')}, this package writes "
+                         f"{attrs['format_version']}; choose another --out or pass --overwrite")
+    if old.get("manifest_sha256") != attrs["manifest_sha256"]:
+        raise StoreError(f"{root}: was built from another manifest ({old.get('manifest')}, sha256 "
+                         f"{str(old.get('manifest_sha256'))[:12]}...); choose another --out or pass --overwrite")
+    if old.get("config_hash") != attrs["config_hash"]:
+        diff = _config_differences(old.get("build_config", {}), attrs["build_config"])
+        raise StoreError(f"{root}: was built with other settings ({'; '.join(diff[:6]) or 'config hash differs'}); "
+                         "choose another --out or pass --overwrite")
     if old.get("build_state") == "complete":
         return "complete"
     if not resume:

@@ -46,7 +46,8 @@ __all__ = [
     "FORMAT_VERSION", "ARRAYS", "ARRAY_DTYPES", "METADATA_SCHEMA", "FAILURES_SCHEMA",
     "METADATA_COLUMNS", "FAILURES_COLUMNS", "StoreError", "RNAMotifStore", "open_store",
     "create_arrays", "write_shard", "file_checksums", "write_checksums", "check_checksums",
-    "url_to_fs", "write_table", "table_bytes", "read_table", "sha256_file", "sha256_stream",
+    "url_to_fs", "write_table", "table_bytes", "read_table", "sha256_file", "sha256_stream", "read_checksums",
+    "attrs_checksum", "ATTRS_ENTRY",
 ]
 
 FORMAT_VERSION = 3
@@ -195,7 +196,9 @@ def create_arrays(root: str, n: int, cube_shape: tuple[int, int, int], shard_siz
     """Create (or replace) the four arrays of a store, shape ``(n, D, H, W)``.
 
     One sample per inner chunk ``(1, D, H, W)``; shards of ``(shard_size, D, H, W)``;
-    zstd at ``compression_level``; ``dimension_names`` ``("sample", "z", "y", "x")``.
+    each chunk zstd-compressed at ``compression_level`` and followed by its CRC32C
+    (``crc32c`` codec), so a damaged chunk fails on read; ``dimension_names``
+    ``("sample", "z", "y", "x")``.
     Existing arrays and their chunks are deleted first (``overwrite``).
     """
     import zarr
@@ -205,7 +208,8 @@ def create_arrays(root: str, n: int, cube_shape: tuple[int, int, int], shard_siz
         group.create_array(
             name, shape=(int(n), *cube_shape), chunks=(1, *cube_shape),
             shards=(int(shard_size), *cube_shape),
-            dtype=ARRAY_DTYPES[name], compressors=zarr.codecs.ZstdCodec(level=compression_level),
+            dtype=ARRAY_DTYPES[name],
+            compressors=[zarr.codecs.ZstdCodec(level=compression_level), zarr.codecs.Crc32cCodec()],
             dimension_names=DIMENSION_NAMES, fill_value=0, overwrite=True,
         )
 
@@ -274,39 +278,77 @@ def file_checksums(root: str, *, exclude: Iterable[str] = (CHECKSUMS_FILE, "zarr
 
     The group's own ``zarr.json`` (its attributes, which record the build state after the
     checksums are written) and the checksum file are excluded; staging and temporary
-    files are skipped, and so is ``splits/`` (split files are derived from the store later,
+    files and the build lock (``.rnamotif-build.lock``) are skipped, and so is ``splits/`` (split files are derived from the store later,
     each with its own fingerprint; :mod:`rnamotif_data.splits`)."""
     fs, base = url_to_fs(root)
     base = base.rstrip("/")
     out = {}
     for path in sorted(fs.find(base)):
         rel = posixpath.relpath(path.replace(os.sep, "/"), base.replace(os.sep, "/"))
-        if rel in exclude or ".tmp-" in rel or rel.startswith(("_staging/", "splits/")):
+        if rel in exclude or ".tmp-" in rel or rel.startswith(("_staging/", "splits/", ".rnamotif-")):
             continue
         with fs.open(path, "rb") as f:
             out[rel] = sha256_stream(f)
     return out
 
 
+#: the checksum line that covers the group's attributes (its zarr.json changes with the
+#: build state and a release's version label, which are left out of the hash)
+ATTRS_ENTRY = "zarr.json#attributes"
+_ATTRS_UNHASHED = ("build_state", "dataset_version")
+
+
+def attrs_checksum(attrs: dict) -> str:
+    """sha256 (hex) of the canonical JSON of a store's attributes, ``build_state`` and
+    ``dataset_version`` left out: class names, voxel size, cube shape, config ... ."""
+    import json
+
+    blob = json.dumps({k: v for k, v in attrs.items() if k not in _ATTRS_UNHASHED}, sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def write_checksums(root: str) -> dict[str, str]:
-    """Write ``checksums.sha256`` (``sha256sum`` format) for every file of the store."""
+    """Write ``checksums.sha256`` (``sha256sum`` format) for every file of the store, and a
+    line ``zarr.json#attributes`` for the group's attributes (:func:`attrs_checksum`)."""
     sums = file_checksums(root)
+    sums[ATTRS_ENTRY] = attrs_checksum(get_attrs(root) or {})
     text = "".join(f"{h}  {rel}\n" for rel, h in sums.items())
     put_bytes(_join(root, CHECKSUMS_FILE), text.encode())
     return sums
 
 
-def check_checksums(root: str) -> list[str]:
-    """Compare the store's files with ``checksums.sha256``; a list of problems (empty if
-    every listed file exists with its checksum and no unlisted file exists)."""
-    fs, base = url_to_fs(_join(root, CHECKSUMS_FILE))
-    if not fs.exists(base):
-        return [f"{root}: no {CHECKSUMS_FILE}"]
+def read_checksums(root: str) -> dict[str, str]:
+    """``checksums.sha256`` of a store as ``{relative path: sha256}``.
+
+    Raises
+    ------
+    StoreError
+        If the file is missing or a line is not ``<64 hex>  <path>``.
+    """
+    fs, path = url_to_fs(_join(root, CHECKSUMS_FILE))
+    if not fs.exists(path):
+        raise StoreError(f"{root}: no {CHECKSUMS_FILE}; the store is damaged or was not finished")
     listed = {}
-    for line in fs.cat_file(base).decode().splitlines():
-        h, _, rel = line.partition("  ")
+    for k, line in enumerate(fs.cat_file(path).decode("utf-8", "replace").splitlines(), 1):
+        h, sep, rel = line.partition("  ")
+        if not sep or len(h) != 64 or any(c not in "0123456789abcdef" for c in h) or not rel:
+            raise StoreError(f"{root}/{CHECKSUMS_FILE} line {k}: not '<sha256>  <path>'")
         listed[rel] = h
+    return listed
+
+
+def check_checksums(root: str) -> list[str]:
+    """Compare the store's files and attributes with ``checksums.sha256``; a list of
+    problems (empty if every listed file exists with its checksum, no unlisted file
+    exists and the attributes hash as recorded)."""
+    try:
+        listed = read_checksums(root)
+    except StoreError as exc:
+        return [str(exc)]
     actual = file_checksums(root)
+    if ATTRS_ENTRY in listed:
+        actual[ATTRS_ENTRY] = attrs_checksum(get_attrs(root) or {})
     problems = [f"{rel}: missing" for rel in listed if rel not in actual]
     problems += [f"{rel}: sha256 differs from {CHECKSUMS_FILE}" for rel in listed
                  if rel in actual and actual[rel] != listed[rel]]
@@ -337,6 +379,7 @@ class _ShardReader:
 
         codec = meta["codecs"][0]["configuration"]
         self.root, self.name, self.n = root, name, n
+        self.chunk_crc = [c["name"] for c in codec["codecs"]][-1] == "crc32c"
         self.shard = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
         self.cube = tuple(int(v) for v in codec["chunk_shape"][1:])
         self.dtype = np.dtype(ARRAY_DTYPES[name]).newbyteorder("<")
@@ -353,7 +396,7 @@ class _ShardReader:
             cfg = codec["configuration"]
             inner = [c["name"] for c in cfg["codecs"]]
             index = [c["name"] for c in cfg["index_codecs"]]
-            return (codec["name"] == "sharding_indexed" and inner == ["bytes", "zstd"]
+            return (codec["name"] == "sharding_indexed" and inner in (["bytes", "zstd"], ["bytes", "zstd", "crc32c"])
                     and index == ["bytes", "crc32c"] and cfg.get("index_location", "end") == "end"
                     and cfg["chunk_shape"][0] == 1
                     and all(c.get("configuration", {}).get("endian", "little") == "little"
@@ -384,25 +427,47 @@ class _ShardReader:
             n_chunks = self.shard  # the index always covers a full shard, even the last
             size = n_chunks * 16 + 4
             path = self._path(k)
+            first, last = k * self.shard, min((k + 1) * self.shard, self.n) - 1
+            where = f"{self.root}: array {self.name}: shard c/{k}/0/0/0 (samples {first}-{last})"
             if not self.fs.exists(path):
-                self._index[k] = None  # never written: fill value
-            else:
-                total = self.fs.size(path)
-                raw = self.crc.decode(self._read(k, total - size, total))  # raises on a bad CRC
-                self._index[k] = np.frombuffer(raw, dtype="<u8").reshape(n_chunks, 2)
+                raise StoreError(f"{where} is missing; the store is damaged (run builders.verify)")
+            total = self.fs.size(path)
+            if total < size:
+                raise StoreError(f"{where} is truncated ({total} bytes); the store is damaged")
+            try:
+                raw = self.crc.decode(self._read(k, total - size, total))
+            except RuntimeError:
+                raise StoreError(f"{where}: shard index fails its CRC32C; the store is damaged") from None
+            self._index[k] = np.frombuffer(raw, dtype="<u8").reshape(n_chunks, 2)
         return self._index[k]
 
     def read(self, indices: np.ndarray) -> np.ndarray:
-        """``(B, D, H, W)`` samples ``indices`` (already range-checked)."""
-        out = np.zeros((len(indices), *self.cube), dtype=self.dtype)
+        """``(B, D, H, W)`` samples ``indices`` (already range-checked).
+
+        Raises
+        ------
+        StoreError
+            Naming store, array and sample, if a shard or a sample's chunk is missing, or a
+            chunk fails its CRC32C or does not decode: damaged data is never returned, and
+            a missing chunk is never read as zeros.
+        """
+        out = np.empty((len(indices), *self.cube), dtype=self.dtype)
         for j, i in enumerate(indices):
             k, r = divmod(int(i), self.shard)
             index = self._shard_index(k)
-            if index is None or index[r, 0] == _EMPTY:
-                continue
+            if index[r, 0] == _EMPTY:
+                raise StoreError(f"{self.root}: array {self.name}: the chunk of sample {int(i)} is missing "
+                                 f"from shard c/{k}/0/0/0; the store is damaged")
             off, nbytes = int(index[r, 0]), int(index[r, 1])
-            raw = self.zstd.decode(self._read(k, off, off + nbytes))
-            out[j] = np.frombuffer(raw, dtype=self.dtype).reshape(self.cube)
+            try:
+                raw = self._read(k, off, off + nbytes)
+                if self.chunk_crc:
+                    raw = self.crc.decode(raw)
+                arr = np.frombuffer(self.zstd.decode(raw), dtype=self.dtype).reshape(self.cube)
+            except (RuntimeError, ValueError) as exc:
+                raise StoreError(f"{self.root}: array {self.name}: sample {int(i)} is damaged "
+                                 f"({'CRC32C mismatch' if 'checksum' in str(exc) else exc})") from None
+            out[j] = arr
         return out
 
     def close(self) -> None:
@@ -446,6 +511,12 @@ class RNAMotifStore:
             raise StoreError(f"{self.root}: build is incomplete (state {attrs.get('build_state')!r}); "
                              "finish it with `python -m builders.build ... --resume`")
         self.attrs = attrs
+        self._sums = None
+        if require_complete and attrs["format_version"] >= 3:
+            self._sums = read_checksums(self.root)
+            if self._sums.get(ATTRS_ENTRY) != attrs_checksum(attrs):
+                raise StoreError(f"{self.root}: the group's attributes (zarr.json: class names, voxel size, "
+                                 f"config ...) differ from {CHECKSUMS_FILE}; the store was edited or damaged")
         self._arrays = None
         self._readers = None
         self._metadata = None
@@ -497,17 +568,27 @@ class RNAMotifStore:
         """Samples per shard."""
         return int(self.attrs["shard_size"])
 
+    def _verified_table(self, name: str) -> pa.Table:
+        """A Parquet table of the store, checked against ``checksums.sha256`` first."""
+        fs, path = url_to_fs(_join(self.root, name))
+        data = fs.cat_file(path)
+        if self._sums is not None and hashlib.sha256(data).hexdigest() != self._sums.get(name):
+            raise StoreError(f"{self.root}: {name} differs from {CHECKSUMS_FILE}; the store is damaged "
+                             "(run builders.verify)")
+        return pq.read_table(io.BytesIO(data))
+
     @property
     def metadata(self):
-        """``pandas.DataFrame`` of metadata.parquet, one row per sample in sample order."""
+        """``pandas.DataFrame`` of metadata.parquet, one row per sample in sample order
+        (verified against ``checksums.sha256``; raises :class:`StoreError` if it differs)."""
         if self._metadata is None:
-            self._metadata = read_table(_join(self.root, METADATA_FILE)).to_pandas()
+            self._metadata = self._verified_table(METADATA_FILE).to_pandas()
         return self._metadata
 
     @property
     def failures(self):
-        """``pandas.DataFrame`` of failures.parquet."""
-        return read_table(_join(self.root, FAILURES_FILE)).to_pandas()
+        """``pandas.DataFrame`` of failures.parquet (verified like :attr:`metadata`)."""
+        return self._verified_table(FAILURES_FILE).to_pandas()
 
     def arrays(self) -> dict:
         """The Zarr arrays by name (opened on first use, in this process)."""
@@ -533,8 +614,7 @@ class RNAMotifStore:
             If ``index`` is not in ``[0, N)`` (no negative-index wrap-around).
         """
         i = self._check(index)
-        arrs = self.arrays()
-        return {name: np.asarray(arrs[name][i]) for name in arrays}
+        return {name: a[0] for name, a in self.read_batch([i], arrays).items()}
 
     def read_batch(self, indices: Iterable[int] | slice, arrays: Iterable[str] = ARRAYS) -> dict[str, np.ndarray]:
         """Several samples in one call: ``{name: (B, D, H, W) array}`` in the order given.

@@ -173,7 +173,7 @@ def test_rerun_of_a_finished_build_is_a_noop(sim_store, sim_mirror, sim_manifest
 
 
 def test_other_config_or_interrupted_store_is_refused(sim_store, sim_mirror, sim_manifest, tmp_path):
-    with pytest.raises(StoreError, match="different config hash"):
+    with pytest.raises(StoreError, match=r"other settings \(min_fit_z: 1.5 -> 2.0\)"):
         build(sim_manifest, str(sim_store), BuildConfig(min_fit_z=2.0),
               source_config=_sources(sim_mirror, tmp_path), progress=False)
     out = tmp_path / "partial.zarr"

@@ -14,7 +14,7 @@ from builders.synthetic_store import make_synthetic_store
 from rnamotif_data.dataset import RNAMotifDataset, ShardBatchSampler
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.splits import SplitConfig, leakage_report, make_split, read_split, write_split
-from rnamotif_data.store import check_checksums, open_store
+from rnamotif_data.store import StoreError, check_checksums, open_store
 from rnamotif_data.transforms import PROPER_ROTATIONS, GaussianNoise, RandomFlip, RandomRotation24, rotate
 
 
@@ -199,7 +199,7 @@ def test_corrupt_shard_index_is_detected(demo_store, tmp_path):
     data = bytearray(shard.read_bytes())
     data[-10] ^= 0xFF
     shard.write_bytes(bytes(data))
-    with pytest.raises(RuntimeError, match="crc32c"):
+    with pytest.raises(StoreError, match=r"array density: shard c/0/0/0/0 \(samples 0-6\): shard index fails its CRC32C"):
         open_store(root).read_batch([0])
 
 
