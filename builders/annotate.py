@@ -31,7 +31,7 @@ from rnamotif_data.annotate import Annotation, AnnotationError, annotate_model
 from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.structure import Model, read_model
 
-from .manifest import Rejection, empty_row, read_pdb_ids, write_manifest
+from .schema import Rejection, empty_row, read_pdb_ids, write_manifest
 from .sources import SourceConfig, Sources
 
 log = logging.getLogger("builders.manifest")

@@ -41,13 +41,13 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
@@ -58,20 +58,20 @@ from rnamotif_data.motifs import CLASS_NAMES
 from rnamotif_data.quality import QualityConfig
 from rnamotif_data.segment import SegmentConfig
 from rnamotif_data.store import (
-    ARRAYS, CHECKSUMS_FILE, FAILURES_FILE, FAILURES_SCHEMA, FORMAT_VERSION, LABEL_NAMES,
-    METADATA_FILE, METADATA_SCHEMA, NUCLEOTIDE_NAMES, StoreError, _join,
-    create_arrays, get_attrs, set_attrs, sha256_file, url_to_fs, write_checksums, write_shard,
-    write_table,
+    FAILURES_FILE, FORMAT_VERSION, LABEL_NAMES, NUCLEOTIDE_NAMES, StoreError, _join, create_arrays, set_attrs,
+    sha256_file, url_to_fs,
 )
 
 from .build_config import BuildConfig
 from .cli import add_config_arguments, config_from_args, run
+from .commit import ShardWriter, commit, commit_shard, plan_shards
 from .entry import EntryJob, failure_row, stage_entry
+from .lock import BuildLock
 from .manifest import read_manifest
+from .outdir import check_out, prepare_root
 from .runner import Runner
 from .sources import SourceConfig, Sources, default_cache_dir
-from .lock import LOCK_FILE, BuildLock
-from .staging import STAGING, clean_staging, part_exists, read_part, write_part
+from .staging import clean_staging, part_exists, read_part, write_part
 
 __all__ = ["BuildConfig", "BuildResult", "build", "group_entries", "plan_shards", "commit_shard", "main"]
 
@@ -81,42 +81,6 @@ DEMO_DIR = Path(__file__).resolve().parents[1] / "demo"
 DEMO_MANIFEST = DEMO_DIR / "manifest.parquet"
 DEMO_MIRROR = DEMO_DIR / "mirror"
 DEMO_OUT = Path("demo-out") / "rnamotif-demo.zarr"
-
-
-# ---------------------------------------------------------------------------- commit
-def commit_shard(root: str, start: int, pieces: list[tuple[str, int, int]]) -> int:
-    """Write one shard (samples ``start ...``) from staging files; the only writer of it.
-
-    ``pieces`` are ``(entry key, first, stop)`` slices of the entries' staged samples, in
-    sample order. Returns the number of samples written.
-    """
-    chunks = {name: [] for name in ARRAYS}
-    for key, a, b in pieces:
-        part = read_part(root, key, arrays=True)
-        for name in ARRAYS:
-            chunks[name].append(part[name][a:b])
-    data = {name: np.concatenate(v) for name, v in chunks.items()}
-    write_shard(root, start, data)
-    return len(data["density"])
-
-
-def plan_shards(counts: list[tuple[str, int]], shard_size: int) -> list[tuple[int, list[tuple[str, int, int]]]]:
-    """Split entries' sample counts, in order, into shard-sized pieces.
-
-    Returns ``[(shard start, [(entry key, first, stop), ...]), ...]``.
-    """
-    shards: list[tuple[int, list]] = []
-    pos = 0
-    for key, n in counts:
-        done = 0
-        while done < n:
-            if pos % shard_size == 0:
-                shards.append((pos, []))
-            take = min(n - done, shard_size - pos % shard_size)
-            shards[-1][1].append((key, done, done + take))
-            done += take
-            pos += take
-    return shards
 
 
 # ---------------------------------------------------------------------------- driver
@@ -236,6 +200,8 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
     manifest = Path(manifest)
     table, rejections = read_manifest(manifest)
     n_rows = table.num_rows + len(rejections)
+    if n_rows == 0:
+        raise StoreError(f"{manifest}: the manifest has no rows; nothing to build")
     rejected_rows = {r.row for r in rejections}
     row_numbers = [i for i in range(n_rows) if i not in rejected_rows]
     jobs = group_entries(table, row_numbers, _map_ids(table, source_config))
@@ -257,7 +223,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
     lock = BuildLock(str(root))
     lock.acquire()
     try:
-        existing = _prepare_root(str(root), attrs, old, resume=resume, overwrite=overwrite)
+        existing = prepare_root(str(root), attrs, old, resume=resume, overwrite=overwrite)
         if existing == "complete":
             if retry_failed and old.get("n_failed_rows"):
                 raise StoreError(f"{root}: the build is complete; --retry-failed redoes failed entries of an "
@@ -306,7 +272,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
             if stop_after is None:
                 create_arrays(str(root), max(n_max, 1), config.segment.shape, config.shard_size,
                               config.compression_level)
-            writer = _ShardWriter(jobs, config.shard_size, counts)
+            writer = ShardWriter(jobs, config.shard_size, counts)
             n_samples = n_failed = 0
             bar = tqdm(total=len(todo), desc="entries", unit="entry", disable=not progress)
             pending = {runner.submit(stage_entry, job, config, source_config, str(root)): ("stage", job)
@@ -340,7 +306,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
             if stop_after is not None:
                 return result
             t1 = time.perf_counter()
-            _commit(str(root), jobs, rejections, raw_rows, config, runner, writer, result)
+            commit(str(root), jobs, rejections, raw_rows, config, runner, writer, result)
             result.commit_seconds = time.perf_counter() - t1
         finally:
             runner.close()
@@ -348,123 +314,6 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
         return result
     finally:
         lock.release()
-
-
-class _ShardWriter:
-    """Which shards can be written: those whose samples all come from staged entries, the
-    entries before them included (sample order is entry order)."""
-
-    def __init__(self, jobs: list[EntryJob], shard_size: int, counts: dict[str, int]):
-        self.keys = [j.key for j in jobs]
-        self.shard_size = shard_size
-        self.counts = dict(counts)
-        self.prefix = 0  # entries 0 .. prefix-1 are staged
-        self.done_samples = 0  # samples of those entries
-        self.next_shard = 0  # first shard not yet handed out
-        self.pieces: list[tuple[str, int]] = []  # (key, count) of the staged prefix
-
-    def staged(self, key: str, n: int) -> None:
-        """Record that an entry is staged with ``n`` samples."""
-        self.counts[key] = n
-
-    def ready(self, final: bool = False) -> list[tuple[int, list]]:
-        """Shards now complete (all of them, the last partial one included, if ``final``)."""
-        while self.prefix < len(self.keys) and self.keys[self.prefix] in self.counts:
-            key = self.keys[self.prefix]
-            self.pieces.append((key, self.counts[key]))
-            self.done_samples += self.counts[key]
-            self.prefix += 1
-        out = []
-        for start, pieces in plan_shards(self.pieces, self.shard_size):
-            if start // self.shard_size < self.next_shard:
-                continue
-            if start + self.shard_size <= self.done_samples or final:
-                out.append((start, pieces))
-                self.next_shard = start // self.shard_size + 1
-        return out
-
-
-#: what a store this package built may hold at its top level
-STORE_MEMBERS = frozenset({"zarr.json", *ARRAYS, METADATA_FILE, FAILURES_FILE, CHECKSUMS_FILE, STAGING, "splits",
-                           LOCK_FILE})
-
-
-def _is_our_store(attrs: dict | None) -> bool:
-    return bool(attrs) and "format_version" in attrs and "config_hash" in attrs and "manifest_sha256" in attrs
-
-
-def _members(fs, path: str) -> list[str]:
-    return sorted(os.path.basename(p.rstrip("/")) for p in fs.ls(path, detail=False))
-
-
-def check_out(root: str, *, overwrite: bool) -> dict | None:
-    """Refuse an ``--out`` that holds anything but a store this package built (before any
-    change): returns the existing store's attributes, or None for a new or empty folder.
-
-    Raises
-    ------
-    StoreError
-        If ``root`` is a file, a folder with other content, or (``overwrite``) a store
-        that holds files this package did not write. Nothing is changed.
-    """
-    fs, path = url_to_fs(root)
-    if not fs.exists(path):
-        return None
-    if not fs.isdir(path):
-        raise StoreError(f"{root}: exists and is a file, not a store folder; choose another --out")
-    old = get_attrs(root) if fs.exists(_join(root, "zarr.json")) else None
-    members = [m for m in _members(fs, path) if m != LOCK_FILE]
-    if not _is_our_store(old):
-        if members:
-            raise StoreError(f"{root}: exists and is not an rnamotif-data store ({len(members)} entries, e.g. "
-                             f"{members[0]}); --out must be a new folder or a store this package built "
-                             "(--overwrite replaces only those); nothing was changed")
-        return None
-    foreign = [m for m in members if m not in STORE_MEMBERS]
-    if overwrite and foreign:
-        raise StoreError(f"{root}: holds files this package did not write ({', '.join(foreign[:5])}); "
-                         "move them before --overwrite; nothing was changed")
-    return old
-
-
-def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _config_differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a} -> {b}")
-    return out
-
-
-def _prepare_root(root: str, attrs: dict, old: dict | None, *, resume: bool, overwrite: bool) -> str:
-    """Ready ``root`` for a build (the lock is held): ``"new"``, ``"resume"`` or
-    ``"complete"``. ``--overwrite`` deletes only the members a store of this package has."""
-    fs, path = url_to_fs(root)
-    if old is not None and overwrite:
-        for m in _members(fs, path):
-            if m in STORE_MEMBERS and m != LOCK_FILE:
-                fs.rm(_join(root, m), recursive=True)
-        return "new"
-    if old is None:
-        return "new"
-    if old.get("format_version") != attrs["format_version"]:
-        raise StoreError(f"{root}: was built in store format {old.get('format_version')}, this package writes "
-                         f"{attrs['format_version']}; choose another --out or pass --overwrite")
-    if old.get("manifest_sha256") != attrs["manifest_sha256"]:
-        raise StoreError(f"{root}: was built from another manifest ({old.get('manifest')}, sha256 "
-                         f"{str(old.get('manifest_sha256'))[:12]}...); choose another --out or pass --overwrite")
-    if old.get("config_hash") != attrs["config_hash"]:
-        diff = _config_differences(old.get("build_config", {}), attrs["build_config"])
-        raise StoreError(f"{root}: was built with other settings ({'; '.join(diff[:6]) or 'config hash differs'}); "
-                         "choose another --out or pass --overwrite")
-    if old.get("build_state") == "complete":
-        return "complete"
-    if not resume:
-        raise StoreError(f"{root}: holds an interrupted build; pass --resume to continue it "
-                         "or --overwrite to start again")
-    return "resume"
 
 
 def _read_failures_count(root: str) -> tuple[int, Counter]:
@@ -484,63 +333,6 @@ def _raw_rows(manifest: Path, rows: set[int]) -> dict[int, dict]:
     cols = [c for c in ("pdb_id", "emdb_id", "motif_type") if c in t.column_names]
     t = t.select(cols).take(pa.array(sorted(rows), type=pa.int64()))
     return dict(zip(sorted(rows), t.to_pylist()))
-
-
-def _commit(root, jobs, rejections, raw_rows, config, runner, writer, result) -> None:
-    metas, failures = [], []
-    for rej in rejections:
-        row = raw_rows.get(rej.row) or {}
-        failures.append({"manifest_row": rej.row, "pdb_id": row.get("pdb_id"), "emdb_id": row.get("emdb_id"),
-                         "motif_type": row.get("motif_type"), "residues": None, "source": rej.source,
-                         "source_id": rej.source_id, "stage": "manifest", "error_type": "Rejected",
-                         "error": f"column {rej.column}: {rej.reason}"})
-    requested, short, map_warnings = 0, {}, {}
-    for job in jobs:
-        part = read_part(root, job.key)
-        metas += part["meta"]
-        failures += part["failures"]
-        asked, placed = int(part.get("background_requested", 0)), int(part.get("background_placed", 0))
-        requested += asked
-        if placed < asked:
-            short[job.key] = [placed, asked]
-        if part.get("map_warnings"):
-            map_warnings[job.key] = list(part["map_warnings"])
-    n = len(metas)
-    for k, m in enumerate(metas):
-        m["sample_index"] = k
-    import zarr
-
-    from rnamotif_data.store import zarr_location
-
-    group = zarr.open_group(zarr_location(root), mode="r+")
-    if n == 0:
-        create_arrays(root, 0, config.segment.shape, config.shard_size, config.compression_level)
-    else:
-        for name in ARRAYS:
-            group[name].resize((n, *config.segment.shape))
-    last = writer.ready(final=True)
-    pending = {runner.submit(commit_shard, root, start, pieces): start for start, pieces in last}
-    for handle, out in runner.as_completed(pending):
-        start = pending.pop(handle)
-        if isinstance(out, BaseException):
-            raise StoreError(f"{root}: writing the shard at sample {start} failed: {out}") from out
-    meta_table = pa.Table.from_pylist([{c: m.get(c) for c in METADATA_SCHEMA.names} for m in metas],
-                                      schema=METADATA_SCHEMA)
-    failures.sort(key=lambda f: f["manifest_row"])
-    fail_table = pa.Table.from_pylist(failures, schema=FAILURES_SCHEMA)
-    write_table(_join(root, METADATA_FILE), meta_table)
-    write_table(_join(root, FAILURES_FILE), fail_table)
-    n_background = sum(1 for m in metas if m["is_background"])
-    set_attrs(root, {"n_samples": n, "n_background": n_background, "n_failed_rows": len(failures),
-                     "background": {"requested": requested, "placed": n_background, "short": short},
-                     "map_warnings": map_warnings})
-    write_checksums(root)
-    set_attrs(root, {"build_state": "complete"})
-    result.n_samples = n
-    result.n_background = n_background
-    result.background_requested, result.background_short, result.map_warnings = requested, short, map_warnings
-    result.n_failed_rows = len(failures)
-    result.reasons = Counter(f["stage"] for f in failures)
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -606,7 +398,17 @@ def main(argv: list[str] | None = None) -> int:
                          quality=config_from_args(args, QualityConfig),
                          min_q_score=args.min_q_score, min_cc_mask=args.min_cc_mask, shard_size=args.shard_size,
                          compression_level=args.compression_level)
-    source_config = SourceConfig(cache_dir=args.cache or default_cache_dir(), mirror=mirror,
+    _check_run_options(args, mirror)
+    if mirror is not None:
+        mirror = Path(mirror).resolve()
+    if "://" not in str(args.out):  # workers elsewhere must not resolve a relative path in their own cwd
+        args.out = os.path.abspath(args.out)
+    cache = Path(args.cache or default_cache_dir()).resolve()
+    if args.scheduler and args.scheduler != "synchronous" and not _local_address(args.scheduler):
+        log.warning("--scheduler %s is not on this machine: the workers must see %s%s and %s at the same paths "
+                    "(a shared file system), or use fsspec URLs", args.scheduler, args.out,
+                    f", {mirror}" if mirror else "", cache)
+    source_config = SourceConfig(cache_dir=cache, mirror=mirror,
                                  offline=args.offline or (mirror is not None and not args.online))
     t0 = time.perf_counter()
     result = build(args.manifest, args.out, config, source_config=source_config,
@@ -616,6 +418,35 @@ def main(argv: list[str] | None = None) -> int:
                    dataset_version=args.dataset_version, progress=not args.no_progress)
     _summary(result, time.perf_counter() - t0)
     return result.exit_status
+
+
+def _local_address(address: str) -> bool:
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1", "0.0.0.0") or host.startswith("127.")
+
+
+def _check_run_options(args, mirror) -> None:
+    """Refuse, in one line, run options that would fail late or hang (RNAMotifError)."""
+    if args.workers is not None and args.workers < 1:
+        raise RNAMotifError(f"--workers {args.workers}: give at least 1 worker process")
+    if args.threads_per_worker < 1:
+        raise RNAMotifError(f"--threads-per-worker {args.threads_per_worker}: give at least 1")
+    if args.memory_limit != "auto":
+        from dask.utils import parse_bytes
+
+        try:
+            if parse_bytes(args.memory_limit) <= 0:
+                raise ValueError
+        except (ValueError, TypeError):
+            raise RNAMotifError(f"--memory-limit {args.memory_limit!r}: expected 'auto' or a size such as 4GiB") from None
+    if args.scheduler and args.scheduler != "synchronous" and not re.match(
+            r"^(tcp|tls|ucx|inproc|ws|wss)://[^\s/:]+(:\d+)?/?$|^[A-Za-z0-9.\-]+:\d+$", args.scheduler):
+        raise RNAMotifError(f"--scheduler {args.scheduler!r}: expected 'synchronous' or a Dask scheduler address "
+                            "such as tcp://host:8786")
+    if mirror is not None and not Path(mirror).is_dir():
+        raise RNAMotifError(f"--mirror {mirror}: no such folder")
+    if not Path(args.manifest).is_file():
+        raise RNAMotifError(f"--manifest {args.manifest}: no such file")
 
 
 def _summary(result: BuildResult, seconds: float) -> None:

@@ -66,6 +66,8 @@ class BuildConfig:
     def __post_init__(self) -> None:
         if int(self.shard_size) != self.shard_size or self.shard_size < 1:
             raise ConfigError(f"shard_size must be an integer >= 1, got {self.shard_size}")
+        if int(self.compression_level) != self.compression_level or not 1 <= self.compression_level <= 22:
+            raise ConfigError(f"compression_level must be a zstd level from 1 to 22, got {self.compression_level}")
         for name in ("min_fit_z", "min_motif_fit_z", "min_motif_frac_above_1sd", "min_q_score", "min_cc_mask"):
             v = getattr(self, name)
             if v is not None and not math.isfinite(v):

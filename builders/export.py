@@ -29,6 +29,7 @@ import argparse
 import json
 import logging
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -39,7 +40,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from rnamotif_data.maps import write_mrc
-from rnamotif_data.store import METADATA_FILE, METADATA_SCHEMA, _join, open_store, url_to_fs
+from rnamotif_data.store import METADATA_FILE, METADATA_SCHEMA, StoreError, _join, open_store, url_to_fs
 
 from .cli import run
 
@@ -106,6 +107,8 @@ def export_mrc(root: str, out: Path, *, by_class: bool = False, progress: bool =
     store = open_store(root)
     meta = store.metadata
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MRC_MARKER).write_text(json.dumps({"store": str(root), "by_class": by_class}) + "\n")
     vs = store.voxel_size
     count = 0
     for start, stop in tqdm(store.shard_ranges(), desc="shards", disable=not progress):
@@ -129,6 +132,41 @@ def export_mrc(root: str, out: Path, *, by_class: bool = False, progress: bool =
     return count
 
 
+#: marker file an MRC export writes into its folder (so --overwrite can recognise it)
+MRC_MARKER = ".rnamotif-export.json"
+
+
+def check_export_target(out: Path, fmt: str, *, overwrite: bool) -> None:
+    """Refuse to replace anything but an export this package wrote, and anything at all
+    without ``overwrite`` (nothing is changed when refused).
+
+    Raises
+    ------
+    StoreError
+        Naming ``out`` and why.
+    """
+    if not out.exists():
+        return
+    if not overwrite:
+        raise StoreError(f"{out}: exists; pass --overwrite to replace an earlier export, or choose another --out")
+    ours = False
+    if fmt == "hdf5" and out.is_file():
+        try:
+            with h5py.File(out, "r") as h5:
+                ours = "store_attrs" in h5.attrs
+        except OSError:
+            ours = False
+    elif fmt == "mrc" and out.is_dir():
+        ours = (out / MRC_MARKER).is_file() or not any(out.iterdir())
+    if not ours:
+        raise StoreError(f"{out}: exists and is not a {fmt} export this package wrote; --overwrite replaces only "
+                         "those; nothing was changed")
+    if out.is_dir():
+        shutil.rmtree(out)
+    else:
+        out.unlink()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     p = argparse.ArgumentParser(prog="python -m builders.export", description=__doc__.split("\n")[0])
@@ -136,7 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", choices=("hdf5", "mrc"), required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--by-class", action="store_true", help="mrc: DIR/<class>/<name>.mrc only")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export of this package at --out")
     args = p.parse_args(argv)
+    if len(open_store(args.store)) == 0:
+        raise StoreError(f"{args.store}: the store has no samples; nothing to export")
+    check_export_target(args.out, args.format, overwrite=args.overwrite)
     if args.format == "hdf5":
         path = export_hdf5(args.store, args.out)
         log.info("wrote %s", path)

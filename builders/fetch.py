@@ -7,7 +7,7 @@ Usage::
     python -m builders.fetch --pdb-ids ids.parquet|ids.txt ...     # entries, before any manifest
 
 One line per entry goes into the report (Parquet; default
-``CACHE/reports/<manifest>.fetch.parquet``): PDB ID, the EMDB map chosen and why
+``CACHE/reports/<manifest>-<hash of its path>.fetch.parquet``): PDB ID, the EMDB map chosen and why
 (``manifest`` or ``primary map of PDB entry``), model and map paths, and the error of an
 entry that failed. A failing entry never stops the others; the run ends with a summary
 (files and bytes downloaded, entries ok, failures by reason) and exits 1 if any failed.
@@ -16,6 +16,7 @@ entry that failed. A failing entry never stops the others; the run ends with a s
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import sys
 from collections import Counter
@@ -130,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             by_entry.setdefault(r["pdb_id"], []).append((i, r))
     rows, bad_rows = fetch_entries(sources, entry_maps(table), progress=not args.no_progress,
                                    rows_by_entry=by_entry)
-    report = args.report or Path(config.cache_dir) / "reports" / (args.manifest.name.rsplit(".", 1)[0] + ".fetch.parquet")
+    # the input's name and a hash of its absolute path: same-named manifests of different
+    # folders get different reports
+    tag = hashlib.sha256(str(Path(args.manifest).resolve()).encode()).hexdigest()[:8]
+    report = args.report or Path(config.cache_dir) / "reports" / f"{args.manifest.name.rsplit('.', 1)[0]}-{tag}.fetch.parquet"
     report.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=REPORT_SCHEMA), report)
     failures = Counter(r["status"] for r in rows if r["status"] != "ok")

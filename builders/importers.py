@@ -30,7 +30,7 @@ from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.motifs import FINE_TYPES, motif_class
 from rnamotif_data.structure import format_residues, read_model
 
-from .manifest import Rejection
+from .schema import Rejection
 
 # residue number, optional insertion code, then "-BASE": "110-G", "189L-G", "-3-A"
 _SEQ_NUM = re.compile(r"^(-?\d+)([A-Za-z]?)-([A-Za-z0-9]+)$")

@@ -33,7 +33,7 @@ import numpy as np
 
 from rnamotif_data.motifs import CLASS_NAMES, class_index, motif_class
 from rnamotif_data.store import (
-    ARRAY_DTYPES, ARRAYS, DIMENSION_NAMES, FAILURES_SCHEMA, METADATA_SCHEMA, StoreError,
+    ARRAY_DTYPES, DIMENSION_NAMES, FAILURES_SCHEMA, METADATA_SCHEMA, StoreError,
     check_checksums, open_store,
 )
 
@@ -42,8 +42,14 @@ from .cli import run
 log = logging.getLogger("builders.verify")
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
 def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str, int]]:
-    """Verify a store (checks in the module docstring).
+    """Verify a store (checks in the module docstring); every check runs, whatever the
+    others found, and damage is reported, never raised.
 
     Returns
     -------
@@ -54,14 +60,20 @@ def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str
     Raises
     ------
     StoreError
-        If ``root`` is not a complete store.
+        If ``root`` holds no store at all.
     """
-    store = open_store(root)
+    store = open_store(root, require_complete=False)
     problems: list[str] = []
+    if store.attrs.get("build_state") != "complete":
+        problems.append(f"build state is {store.attrs.get('build_state')!r}, not 'complete'")
+    problems += [f"checksums: {p}" for p in check_checksums(root)]
     n, cube = len(store), tuple(store.cube_shape)
-    arrays = store.arrays()
-    for name in ARRAYS:
-        a = arrays[name]
+    try:
+        arrays = store.arrays()
+    except Exception as exc:  # noqa: BLE001 - a damaged store is reported, not raised
+        problems.append(f"arrays: cannot be opened ({_one_line(exc)})")
+        arrays = {}
+    for name, a in arrays.items():
         if tuple(a.shape) != (n, *cube):
             problems.append(f"{name}: shape {tuple(a.shape)}, expected {(n, *cube)}")
         if str(a.dtype) != ARRAY_DTYPES[name] and not (name == "zone" and str(a.dtype) == "bool"):
@@ -73,9 +85,29 @@ def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str
 
     from rnamotif_data.store import FAILURES_FILE, METADATA_FILE, _join, read_table
 
-    meta_t = read_table(_join(root, METADATA_FILE))
+    counts = dict.fromkeys(CLASS_NAMES, 0)
+    try:
+        meta_t = read_table(_join(root, METADATA_FILE))
+        fail_t = read_table(_join(root, FAILURES_FILE))
+    except Exception as exc:  # noqa: BLE001
+        problems.append(f"tables: cannot be read ({_one_line(exc)})")
+        meta_t = fail_t = None
+    if meta_t is not None:
+        problems += _check_tables(store, meta_t, fail_t, n)
+        meta = meta_t.to_pandas()
+        counts = {c: int((meta["class_index"] == k).sum()) for k, c in enumerate(CLASS_NAMES)}
+    if values and n and arrays:
+        problems += _check_values(store)
+    return problems, counts
+
+
+def _check_tables(store, meta_t, fail_t, n: int) -> list[str]:
+    from rnamotif_data.store import FAILURES_FILE, METADATA_FILE
+
+    problems = []
     if not meta_t.schema.equals(METADATA_SCHEMA, check_metadata=False):
-        problems.append(f"{METADATA_FILE}: schema differs from the store contract: {meta_t.schema}")
+        problems.append(f"{METADATA_FILE}: schema differs from the store contract")
+        return problems
     meta = meta_t.to_pandas()
     if len(meta) != n:
         problems.append(f"{METADATA_FILE}: {len(meta)} rows for {n} samples")
@@ -92,7 +124,6 @@ def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str
         if not ok:
             problems.append(f"{METADATA_FILE}: row {row.sample_index} ({row.sample_id}): class_index "
                             f"{row.class_index} / motif_class {row.motif_class} do not match type {row.motif_type}")
-    fail_t = read_table(_join(root, FAILURES_FILE))
     if not fail_t.schema.equals(FAILURES_SCHEMA, check_metadata=False):
         problems.append(f"{FAILURES_FILE}: schema differs from the store contract")
     expected_rows = store.attrs.get("manifest_rows")
@@ -100,18 +131,18 @@ def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str
     if expected_rows is not None and motif_rows + fail_t.num_rows != expected_rows:
         problems.append(f"{motif_rows} motif samples + {fail_t.num_rows} failed rows != "
                         f"{expected_rows} manifest rows")
-    if values and n:
-        problems += _check_values(store)
-    problems += [f"checksums: {p}" for p in check_checksums(root)]
-    counts = {c: int((meta["class_index"] == k).sum()) for k, c in enumerate(CLASS_NAMES)}
-    return problems, counts
+    return problems
 
 
 def _check_values(store) -> list[str]:
     out = []
     motif_scope = store.attrs.get("build_config", {}).get("segment", {}).get("label_scope", "motif") == "motif"
     for start, stop in store.shard_ranges():
-        b = store.read_batch(slice(start, stop))
+        try:
+            b = store.read_batch(slice(start, stop))
+        except Exception as exc:  # noqa: BLE001 - reported per shard; the others are still read
+            out.append(f"samples {start}-{stop - 1}: {_one_line(exc)}")
+            continue
         d = b["density"].astype(np.float32)
         for k in range(stop - start):
             i = start + k

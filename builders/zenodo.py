@@ -73,13 +73,20 @@ def token_from_env() -> str:
     Raises
     ------
     ZenodoAuthError
-        If the variable is unset or empty.
+        If the variable is unset or empty, or holds characters a token cannot have
+        (whitespace inside, control or non-ASCII characters): the message says which
+        kind and where, never the token.
     """
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
         raise ZenodoAuthError(f"${TOKEN_ENV} is not set: create a personal access token with the deposit:write "
                               "and deposit:actions scopes (zenodo.org, or sandbox.zenodo.org for --sandbox) "
                               f"and export it as {TOKEN_ENV}")
+    for k, c in enumerate(token):
+        if not (33 <= ord(c) <= 126):
+            kind = "whitespace" if c.isspace() else ("a non-ASCII character" if ord(c) > 126 else "a control character")
+            raise ZenodoAuthError(f"${TOKEN_ENV} holds {kind} at position {k + 1} of {len(token)}; a Zenodo token is "
+                                  "printable ASCII only: copy it again (the token is not shown)")
     return token
 
 

@@ -272,7 +272,14 @@ def download(version: str | None = None, *, root: str | os.PathLike | None = Non
                                 f"cache with offline mode") from None
     sums = vdir / "SHA256SUMS"
     if sums.exists():
-        listed = dict(reversed(line.split("  ", 1)) for line in sums.read_text().splitlines() if line)
+        listed = {}
+        for k, line in enumerate(sums.read_text(errors="replace").splitlines(), 1):
+            h, sep, name = line.partition("  ")
+            if not line.strip():
+                continue
+            if not sep or len(h) != 64 or not name:
+                raise DownloadError(f"{sums} line {k}: not '<sha256>  <file name>'; the file is damaged")
+            listed[name] = h
         for f in release.files:
             if f.name in listed and listed[f.name] != f.sha256:
                 raise DownloadError(f"{sums}: {f.name} sha256 {listed[f.name]} differs from the registry's {f.sha256}")

@@ -37,6 +37,7 @@ from .evaluation import (
     breakdown, class_metrics, confusion_matrix, format_metric, markdown_report, plot_confusion,
 )
 from .models import build_model
+from .train import _device, load_checkpoint
 
 log = logging.getLogger("rnamotif_data.evaluate")
 
@@ -77,9 +78,8 @@ class Evaluator:
         RNAMotifError
             If it is not a training checkpoint.
         """
-        dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                           "cpu" if device == "auto" else device)
-        ck = torch.load(path, map_location=dev, weights_only=False)
+        dev = _device(device)
+        ck = load_checkpoint(path, dev)
         if not isinstance(ck, dict) or not {"model", "config", "class_names", "split_fingerprint"} <= set(ck):
             raise RNAMotifError(f"{path}: not an rnamotif_data.train checkpoint")
         cfg = ck["config"]
@@ -216,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mrc-folder", help="upstream validate_folder.py layout instead of a store")
     p.add_argument("--out", type=Path)
     p.add_argument("--allow-mismatch", action="store_true")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
     a = p.parse_args(argv)
-    ev = Evaluator.from_checkpoint(a.checkpoint)
+    ev = Evaluator.from_checkpoint(a.checkpoint, a.device)
     names = ev.checkpoint["class_names"]
     if a.mrc_folder:
         res = ev.evaluate_mrc_folder(a.mrc_folder)

@@ -574,7 +574,8 @@ def write_mrc(
 
     The file has axis order 1,2,3 (columns X) and cell = shape × voxel size, placed so
     that it overlays the model in ChimeraX. A path ending in ``.gz`` or ``.bz2`` is
-    compressed accordingly.
+    compressed accordingly. The bytes depend on the inputs only (no time stamp in the
+    label or the gzip header), so the same data give the same file.
 
     Parameters
     ----------
@@ -625,10 +626,21 @@ def write_mrc(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     compression = {".gz": "gzip", ".bz2": "bzip2"}.get(path.suffix)
-    with mrcfile.new(path, overwrite=True, compression=compression) as mrc:
+    plain = path.with_name(path.name + ".tmp-mrc") if compression else path
+    with mrcfile.new(plain, overwrite=True) as mrc:
         mrc.set_data(np.ascontiguousarray(arr))
         mrc.voxel_size = tuple(float(v) for v in vs)
         mrc.header.origin = tuple(float(v) for v in header_origin)
         mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in nstart)
         mrc.update_header_stats()
+        # mrcfile stamps a creation time into label 0: keep the file reproducible
+        mrc.header.label[0] = b"Written by rnamotif-data".ljust(80)
+        mrc.header.nlabl = 1
+    if compression:  # no timestamp in the compressed stream either (gzip mtime 0)
+        raw = plain.read_bytes()
+        data = gzip.compress(raw, mtime=0) if compression == "gzip" else bz2.compress(raw)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        plain.unlink()
     return path

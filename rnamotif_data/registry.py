@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -104,11 +105,31 @@ class Release:
         try:
             files = tuple(ReleaseFile(name=f["name"], size=int(f["size"]), sha256=f["sha256"], md5=f["md5"],
                                       url=f["url"]) for f in d["files"])
-            return cls(version=version, record_id=int(d["record_id"]), doi=d["doi"], concept_doi=d["concept_doi"],
-                       api_url=d["api_url"], published=d["published"], archive=d["archive"], files=files,
-                       notes=d.get("notes", ""))
+            release = cls(version=version, record_id=int(d["record_id"]), doi=d["doi"], concept_doi=d["concept_doi"],
+                          api_url=d["api_url"], published=d["published"], archive=d["archive"], files=files,
+                          notes=d.get("notes", ""))
         except (KeyError, TypeError, ValueError) as exc:
             raise RegistryError(f"{source}: version {version}: malformed entry ({type(exc).__name__}: {exc})") from None
+        for name in [release.archive] + [f.name for f in files]:
+            check_file_name(name, f"{source}: version {version}")
+        return release
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$")
+
+
+def check_file_name(name: str, where: str) -> str:
+    """A release file name must be a plain file name (letters, digits, ``._+-``; no
+    folder, no ``..``, no absolute path): it is joined to the version folder on download.
+
+    Raises
+    ------
+    RegistryError
+        Naming ``where`` and the name, before any file is written.
+    """
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or name in (".", ".."):
+        raise RegistryError(f"{where}: file name {name!r} is not a plain file name; refusing it")
+    return name
 
 
 def parse_version(version: str) -> Version:

@@ -74,13 +74,28 @@ class SegmentConfig:
     max_fraction_atoms_outside: float = 0.0
     _version: int = field(default=1, repr=False)
 
+    #: limits that keep one cube and its label work within memory (Å, voxels)
+    MIN_VOXEL_SIZE = 0.2
+    MAX_CUBE_SIZE = 256
+    MAX_RADIUS = 50.0
+
     def __post_init__(self) -> None:
-        if not self.voxel_size > 0:
-            raise ConfigError(f"voxel_size must be > 0 Å, got {self.voxel_size}")
-        if int(self.cube_size) != self.cube_size or self.cube_size < 2:
-            raise ConfigError(f"cube_size must be an integer >= 2 voxels, got {self.cube_size}")
+        import math
+
+        for name in ("voxel_size", "zone_radius", "label_radius", "normalise_percentile"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"{name} must be a finite number, got {v}")
+        if not self.voxel_size >= self.MIN_VOXEL_SIZE:
+            raise ConfigError(f"voxel_size must be >= {self.MIN_VOXEL_SIZE} Å (cryo-EM maps are sampled at 0.3-7 Å), "
+                              f"got {self.voxel_size:g}")
+        if int(self.cube_size) != self.cube_size or not 2 <= self.cube_size <= self.MAX_CUBE_SIZE:
+            raise ConfigError(f"cube_size must be an integer from 2 to {self.MAX_CUBE_SIZE} voxels, got {self.cube_size}")
         if self.zone_radius <= 0 or self.label_radius <= 0:
             raise ConfigError("zone_radius and label_radius must be > 0 Å")
+        if self.zone_radius > self.MAX_RADIUS or self.label_radius > self.MAX_RADIUS:
+            raise ConfigError(f"zone_radius {self.zone_radius:g} Å and label_radius {self.label_radius:g} Å must be "
+                              f"at most {self.MAX_RADIUS:g} Å (a zone is a few Å around the motif's atoms)")
         if not 0 < self.normalise_percentile <= 100:
             raise ConfigError(
                 f"normalise_percentile must be in (0, 100], got {self.normalise_percentile}"

@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from .dataset import CHANNELS, RNAMotifDataset
-from .errors import ConfigError
+from .errors import ConfigError, RNAMotifError
 from .evaluation import class_metrics, confusion_matrix, format_metric
 from .models import MODELS, build_model
 
@@ -70,9 +70,47 @@ class TrainConfig:
 
 
 def _device(name: str) -> torch.device:
+    """The torch device for ``--device`` (``auto``, ``cpu``, ``cuda``, ``cuda:1``...).
+
+    Raises ConfigError, in one line, for a name torch does not know or a CUDA device this
+    machine does not have."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r}: not a torch device (auto, cpu, cuda, cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available here (torch {torch.__version__}); "
+                              "use --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return dev
+
+
+def load_checkpoint(path: str | Path, device) -> dict:
+    """Load a checkpoint as data only (``torch.load(weights_only=True)``: tensors, numbers,
+    strings, lists and dicts); a file that would need code to load is refused.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing.
+    RNAMotifError
+        In one line naming the file, if it is not a readable checkpoint.
+    """
+    import pickle
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RNAMotifError(f"{path}: not a loadable checkpoint (checkpoints are read as data only; "
+                            f"{first[:160]})") from None
 
 
 def _seed_all(seed: int) -> None:
@@ -82,13 +120,20 @@ def _seed_all(seed: int) -> None:
 
 
 def _rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    """RNG states as plain types and tensors (loadable with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {"python": [version, list(internal), gauss],
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+            "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def _set_rng_state(s: dict) -> None:
-    random.setstate(s["python"])
-    np.random.set_state(s["numpy"])
+    version, internal, gauss = s["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = s["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(s["torch"])
     if s.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(s["cuda"])
@@ -149,7 +194,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
     start, best, history = 0, -1.0, []
     last = out / "last.pt"
     if resume and last.exists():
-        ck = torch.load(last, map_location=device, weights_only=False)
+        ck = load_checkpoint(last, device)
         if ck["config"] != _ckpt_config(cfg) or ck["split_fingerprint"] != train_ds.split_fingerprint:
             raise ConfigError(f"{last}: made with another config or split; use another --out or drop --resume")
         model.load_state_dict(ck["model"])
