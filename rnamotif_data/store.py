@@ -358,7 +358,14 @@ def check_checksums(root: str) -> list[str]:
 
 # ---------------------------------------------------------------------- reading
 _EMPTY = np.uint64(2**64 - 1)
-_OPEN_SHARDS = 8  # open shard files kept per array and process
+_OPEN_SHARDS = 64  # open shard files kept per array and process (random order touches every shard)
+
+
+def _crc32c(data) -> int:
+    """CRC32C of a buffer, with the implementation numcodecs' ``crc32c`` codec uses."""
+    from numcodecs.checksum32 import crc32c_checksum
+
+    return crc32c_checksum(data)
 
 
 class _ShardReader:
@@ -387,6 +394,7 @@ class _ShardReader:
         self.crc = numcodecs.CRC32C()
         self.fs, self.base = url_to_fs(_join(root, name))
         self._index: dict[int, np.ndarray] = {}
+        self._paths: dict[int, str] = {}
         self._files: OrderedDict[int, object] = OrderedDict()  # a few open shard files (LRU)
 
     @staticmethod
@@ -407,7 +415,10 @@ class _ShardReader:
             return False
 
     def _path(self, k: int) -> str:
-        return posixpath.join(self.base.replace(os.sep, "/"), "c", str(k), "0", "0", "0")
+        path = self._paths.get(k)
+        if path is None:
+            path = self._paths[k] = posixpath.join(self.base.replace(os.sep, "/"), "c", str(k), "0", "0", "0")
+        return path
 
     def _read(self, k: int, start: int, stop: int) -> bytes:
         path = self._path(k)
@@ -461,8 +472,11 @@ class _ShardReader:
             off, nbytes = int(index[r, 0]), int(index[r, 1])
             try:
                 raw = self._read(k, off, off + nbytes)
-                if self.chunk_crc:
-                    raw = self.crc.decode(raw)
+                if self.chunk_crc:  # the crc32c codec appends the CRC32C (little-endian) of the chunk
+                    body = raw[:-4]
+                    if nbytes < 4 or _crc32c(body) != int.from_bytes(raw[-4:], "little"):
+                        raise RuntimeError("checksum")
+                    raw = body
                 arr = np.frombuffer(self.zstd.decode(raw), dtype=self.dtype).reshape(self.cube)
             except (RuntimeError, ValueError) as exc:
                 raise StoreError(f"{self.root}: array {self.name}: sample {int(i)} is damaged "
