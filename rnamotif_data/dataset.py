@@ -250,9 +250,40 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         arrays = self._open().read_batch(self.indices[pos], arrays=self._needed())
         return self._tensors(arrays), torch.from_numpy(self._targets[pos])
 
-    def _item(self, x: torch.Tensor, p: int):
+    def _deferred_mask(self) -> bool:
+        """Mask after the transforms (so noise and scaling stay inside the zone)."""
+        return self.transform is not None and self.masked and "density" in self.channels
+
+    def _transformed(self, items) -> torch.Tensor:
+        """``(B, C, D, H, W)``: transforms applied to the unmasked density with the zone
+        carried as an extra last channel (geometric transforms move it alike; intensity
+        transforms touch only their channels), then the density masked by the moved zone."""
+        pos = self._positions(items)
+        arrays = self._open().read_batch(self.indices[pos], arrays=self._needed())
+        zone = torch.from_numpy(arrays["zone"].astype(np.float32))[:, None]
+        masked, self.masked = self.masked, False
+        try:
+            x = self._tensors(arrays)
+        finally:
+            self.masked = masked
+        d = self.channels.index("density")
+        out = []
+        for k in range(len(pos)):
+            t = self.transform(torch.cat([x[k], zone[k]], dim=0))
+            x_k = t[:-1].clone()
+            x_k[d] = x_k[d] * (t[-1] > 0.5)
+            out.append(x_k)
+        return torch.stack(out)
+
+    def _batch(self, items) -> tuple[torch.Tensor, bool]:
+        """The inputs of ``items`` and whether the transforms were already applied."""
+        if self._deferred_mask():
+            return self._transformed(items), True
+        return self.get_batch(items)[0], False
+
+    def _item(self, x: torch.Tensor, p: int, transformed: bool = False):
         y = int(self._targets[p])
-        if self.transform is not None:
+        if self.transform is not None and not transformed:
             x = self.transform(x)
         if self.target_transform is not None:
             y = self.target_transform(y)
@@ -263,13 +294,13 @@ class RNAMotifDataset(torch.utils.data.Dataset):
     def __getitem__(self, item: int):
         if not isinstance(item, (int, np.integer)):
             raise TypeError(f"index must be an int, got {type(item).__name__}")
-        x, _ = self.get_batch([item])
-        return self._item(x[0], int(item))
+        x, done = self._batch([item])
+        return self._item(x[0], int(item), done)
 
     def __getitems__(self, items: list[int]) -> list:
         """Batch fetch used by ``DataLoader``: one store read for all ``items``."""
-        x, _ = self.get_batch(items)
-        return [self._item(x[i], int(p)) for i, p in enumerate(items)]
+        x, done = self._batch(items)
+        return [self._item(x[i], int(p), done) for i, p in enumerate(items)]
 
 
 class ShardBatchSampler(torch.utils.data.Sampler):

@@ -83,7 +83,7 @@ class Evaluator:
         if not isinstance(ck, dict) or not {"model", "config", "class_names", "split_fingerprint"} <= set(ck):
             raise RNAMotifError(f"{path}: not an rnamotif_data.train checkpoint")
         cfg = ck["config"]
-        model = build_model(cfg["model"], ck["in_channels"], len(ck["class_names"])).to(dev)
+        model = build_model(cfg["model"], ck["in_channels"], len(ck["class_names"]), cube=int(ck.get("cube", 40))).to(dev)
         model.load_state_dict(ck["model"])
         ev = cls(model, ck, dev)
         ev.path = str(path)

@@ -146,7 +146,7 @@ def predict(model: torch.nn.Module, loader, device: torch.device, amp: bool = Fa
     with torch.no_grad():
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = model(x)
             loss_sum += float(torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
             n += len(y)
@@ -184,19 +184,25 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
     if len(train_ds) == 0:
         raise ConfigError(f"{cfg.root}: {cfg.split}/train has no samples")
     _seed_all(cfg.seed)
-    model = build_model(cfg.model, train_ds.n_channels, len(train_ds.classes)).to(device)
+    cube = int(train_ds._open().cube_shape[0])  # the store's cube size, recorded in the checkpoint
+    model = build_model(cfg.model, train_ds.n_channels, len(train_ds.classes), cube=cube).to(device)
+    if len(val_ds) == 0:
+        log.warning("%s: %s/val has no samples: model selection falls back to the training loss "
+                    "(best.pt is the epoch with the lowest training loss)", cfg.root, cfg.split)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     weight = None
     if cfg.class_weights:
         counts = np.bincount(train_ds.targets, minlength=len(train_ds.classes)).astype(np.float64)
         weight = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0),
                               dtype=torch.float32, device=device)
-    start, best, history = 0, -1.0, []
+    start, best, history = 0, float("-inf"), []
     last = out / "last.pt"
     if resume and last.exists():
         ck = load_checkpoint(last, device)
-        if ck["config"] != _ckpt_config(cfg) or ck["split_fingerprint"] != train_ds.split_fingerprint:
-            raise ConfigError(f"{last}: made with another config or split; use another --out or drop --resume")
+        diff = _resume_differences(ck["config"], _ckpt_config(cfg))
+        if diff or ck["split_fingerprint"] != train_ds.split_fingerprint:
+            what = "; ".join(diff) or "the split's fingerprint differs"
+            raise ConfigError(f"{last}: made with other settings ({what}); use another --out or drop --resume")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         start, best, history = ck["epoch"] + 1, ck["best_macro_sensitivity"], ck["history"]
@@ -215,7 +221,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         for x, y in bar:
             wait += time.perf_counter() - t_fetch
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                 logits = model(x)
             loss = torch.nn.functional.cross_entropy(logits.float(), y, weight=weight)
             opt.zero_grad(set_to_none=True)
@@ -237,15 +243,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
             score = m["macro_sensitivity"]
         else:
             score = -(row["val_loss"] if np.isfinite(row["val_loss"]) else row["train_loss"])
+        new_best = score > best
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
               "config": _ckpt_config(cfg), "class_names": list(train_ds.classes),
               "split_fingerprint": train_ds.split_fingerprint, "in_channels": train_ds.n_channels,
-              "history": history, "best_macro_sensitivity": max(best, score), "rng": _rng_state()}
-        torch.save(ck, out / "last.tmp")
-        (out / "last.tmp").replace(last)
-        if score > best:
+              "cube": cube, "history": history, "best_macro_sensitivity": max(best, score), "rng": _rng_state()}
+        if new_best:  # best.pt first: last.pt never names a best that is not on disk
             best = score
-            torch.save(ck, out / "best.pt")
+            _save_atomic(ck, out / "best.pt")
+        _save_atomic(ck, last)
         _write_metrics(out, history)
         log.info("%s epoch %d: train loss %.4f, val loss %.4f, val macro sensitivity %s", cfg.split, epoch + 1,
                  row["train_loss"], val_loss, m["macro_sensitivity"])
@@ -253,6 +259,22 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         if stop_after is not None and done >= stop_after:
             break
     return history[-1]
+
+
+def _save_atomic(obj: dict, path: Path) -> None:
+    """``torch.save`` to a temporary file, then rename: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+#: settings a resumed run may change: more epochs extend it; workers and device are how, not what
+_RESUMABLE = ("epochs", "workers", "device")
+
+
+def _resume_differences(old: dict, new: dict) -> list[str]:
+    return [f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(set(old) | set(new))
+            if k not in _RESUMABLE and old.get(k) != new.get(k)]
 
 
 def _ckpt_config(cfg: TrainConfig) -> dict:

@@ -2,9 +2,12 @@
 
 Geometric transforms move every channel identically (density, zone, labels and
 nucleotide stay aligned); intensity transforms touch only the channels named in
-``channels`` (default: channel 0, the density). Each transform draws from its own
-``torch.Generator`` when given a ``seed``, else from torch's global generator (which a
-``DataLoader`` seeds per worker), so runs are reproducible either way.
+``channels`` (default: channel 0, the density). Each transform draws from torch's
+global generator (which a ``DataLoader`` reseeds per worker and per epoch), or, given a
+``seed``, from a private generator derived from the seed and the worker's seed
+(:class:`_Random`), so runs are reproducible either way and augmentations differ across
+workers and epochs. :class:`~rnamotif_data.dataset.RNAMotifDataset` applies transforms
+before the zone mask, so intensity noise never leaks outside the zone.
 
 * :class:`RandomRotation24`: one of the 24 proper rotations of the cube (the rotation
   group of the cube, chirality preserved). Cubes are centred on the motif, so rotations
@@ -19,6 +22,7 @@ nucleotide stay aligned); intensity transforms touch only the channels named in
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 import torch
@@ -66,9 +70,38 @@ def rotate(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class _Random:
-    def __init__(self, seed: int | None):
+    """Random source of a transform.
+
+    ``seed`` None (default): torch's global generator, which a ``DataLoader`` reseeds in
+    every worker and every epoch. With a ``seed``, a private generator derived from the
+    seed **and** the worker's torch seed (``get_worker_info().seed``, which differs per
+    worker and per epoch and follows the loader's generator), made lazily in the process
+    that uses it: reproducible for a seed, different across workers and epochs, and
+    never pickled (spawned workers build their own; after the torchvision v2 transforms).
+    """
+
+    def __init__(self, seed: int | None = None):
         self.seed = seed
-        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        self._gen = None
+        self._key = None
+
+    @property
+    def generator(self) -> torch.Generator | None:
+        """The generator to draw from in this process (None: torch's global one)."""
+        if self.seed is None:
+            return None
+        info = torch.utils.data.get_worker_info()
+        key = (os.getpid(), None if info is None else info.seed)
+        if key != self._key:
+            seed = self.seed if info is None else (int(self.seed) * 1_000_003 + int(info.seed)) % (2**63 - 1)
+            self._gen = torch.Generator().manual_seed(seed)
+            self._key = key
+        return self._gen
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_gen"] = state["_key"] = None
+        return state
 
     def _randint(self, n: int) -> int:
         return int(torch.randint(n, (1,), generator=self.generator))
