@@ -6,8 +6,11 @@
 folder laid out as the upstream ``validate_folder.py`` expects (one subfolder per class:
 ``symmetricloop``/``symmetric_loop``, ``bulge``, ``hairpin``, ``asymmetricloop``, ``unknown``;
 ``.mrc`` files named ``<emdb>_<pdb>_<type>_<n>.mrc``). Each MRC is resampled to the
-model's cube (40³ at 1 Å, centred on the box, trilinear), divided by the 95th percentile
-of its positive voxels and clipped to [0, 1], as the store's density.
+model's cube (40³ at 1 Å, centred on the box, trilinear); ``--mrc-normalisation stored``
+(default, for cubes exported by ``builders.export``) uses the values as stored, so the
+predictions equal the store's; ``percentile`` divides raw upstream crops by the 95th
+percentile of their own positive voxels (an approximation of the store's per-map
+normalisation). Files not named as above (label maps) are skipped and counted.
 
 Outputs in DIR (default: beside the checkpoint, ``eval-<split>-<subset>``):
 ``metrics.json`` (confusion matrix rows true / columns predicted in the order sym, bul,
@@ -37,6 +40,7 @@ from .evaluation import (
     breakdown, class_metrics, confusion_matrix, format_metric, markdown_report, plot_confusion,
 )
 from .models import build_model
+from .splits import SUBSETS
 from .train import _device, load_checkpoint
 
 log = logging.getLogger("rnamotif_data.evaluate")
@@ -134,28 +138,70 @@ class Evaluator:
                                            "pred": pred}).to_dict(orient="records")
         return res
 
-    def evaluate_store(self, root: str, split: str, subset: str = "val", allow_mismatch: bool = False) -> dict:
-        """:meth:`evaluate_dataset` on ``root``'s ``split``/``subset`` with the checkpoint's channels."""
-        cfg = self.checkpoint["config"]
-        ds = RNAMotifDataset(root, split=split, subset=subset, scheme=cfg["scheme"],
-                             channels=tuple(cfg["channels"]), masked=cfg["masked"])
-        return self.evaluate_dataset(ds, allow_mismatch)
-
-    def evaluate_mrc_folder(self, folder: str | Path, cube: int = 40, voxel_size: float = 1.0) -> dict:
-        """Metrics on an upstream-style folder of class subfolders of ``.mrc`` files.
+    def subset_label(self, split: str, subset: str) -> str:
+        """What scoring ``split``/``subset`` with this checkpoint is: a test result or not.
 
         Raises
         ------
         RNAMotifError
-            If the model does not take one density channel, or the folder has no class
-            subfolder with ``.mrc`` files, or a file name is not ``<emdb>_<pdb>_<type>_<n>.mrc``
-            (background ``cube_<pdb>_<n>.mrc`` is accepted in ``unknown``).
+            If ``subset`` is ``test`` but the checkpoint's protocol watched that fold (the
+            upstream protocol trains next to fold K and reports it): calling it "test"
+            would be wrong.
         """
+        protocol = self.checkpoint["config"].get("protocol", "upstream")
+        if subset == "test":
+            if protocol != "nested":
+                raise RNAMotifError(f"{self.path}: trained with the {protocol} protocol, which watched {split} "
+                                    f"during training; its scores there are not test results (use --subset val, "
+                                    "reported as the upstream protocol)")
+            return f"{split} test: never used for training or model selection (nested protocol)"
+        if subset == "val" and protocol == "upstream":
+            return f"{split} val -- UPSTREAM PROTOCOL: the fold the run watched; not a test result"
+        if subset in ("val", "inner_val"):
+            return f"{split} {subset}: used for model selection; not a test result"
+        return f"{split} {subset}: training data; not a test result"
+
+    def evaluate_store(self, root: str, split: str, subset: str = "test", allow_mismatch: bool = False) -> dict:
+        """:meth:`evaluate_dataset` on ``root``'s ``split``/``subset`` with the checkpoint's
+        channels; the result names the subset and says whether it is a test result
+        (``subset``, ``label``; :meth:`subset_label`, which raises for a mislabelled test)."""
+        label = self.subset_label(split, subset)
+        cfg = self.checkpoint["config"]
+        ds = RNAMotifDataset(root, split=split, subset=subset, scheme=cfg["scheme"],
+                             channels=tuple(cfg["channels"]), masked=cfg["masked"])
+        res = self.evaluate_dataset(ds, allow_mismatch)
+        res.update(subset=subset, protocol=cfg.get("protocol", "upstream"), label=label)
+        return res
+
+    def evaluate_mrc_folder(self, folder: str | Path, cube: int | None = None, voxel_size: float = 1.0,
+                            normalisation: str = "stored") -> dict:
+        """Metrics on an upstream-style folder of class subfolders of ``.mrc`` files.
+
+        ``normalisation``: ``stored`` (default) for cubes this package exported
+        (``builders.export --format mrc``): their values are the store's, already divided
+        by the whole map's 95th percentile, and are used as they are, so predictions equal
+        the store's. ``percentile`` for raw upstream crops: each crop is divided by the 95th
+        percentile of its own positive voxels and clipped to [0, 1] -- an approximation of
+        the store's per-map normalisation (a crop holds only part of its map).
+
+        Files whose names do not follow ``<emdb>_<pdb>_<type>_<n>.mrc`` (or ``cube_*`` in
+        ``unknown``) -- e.g. upstream ``*_label_*.mrc`` maps -- are skipped and counted
+        (``skipped_files`` in the result).
+
+        Raises
+        ------
+        RNAMotifError
+            If the model does not take one density channel, ``normalisation`` is unknown,
+            or the folder has no class subfolder with usable ``.mrc`` files.
+        """
+        if normalisation not in ("stored", "percentile"):
+            raise RNAMotifError(f"normalisation must be 'stored' or 'percentile', got {normalisation!r}")
+        cube = int(cube or self.checkpoint.get("cube", 40))
         from .maps import read_map
 
         if self.checkpoint["in_channels"] != 1:
             raise RNAMotifError("MRC-folder evaluation needs a model trained on one density channel")
-        files, labels, types = [], [], []
+        files, labels, types, skipped = [], [], [], 0
         for sub in sorted(Path(folder).iterdir()):
             key = sub.name.replace("_", "").lower()
             if not sub.is_dir() or key not in _FOLDER_CLASS:
@@ -163,7 +209,8 @@ class Evaluator:
             for f in sorted(sub.glob("*.mrc")):
                 m = _UPSTREAM_NAME.match(f.stem)
                 if not m and not f.stem.startswith("cube_"):
-                    raise RNAMotifError(f"{f}: name is not <emdb>_<pdb>_<type>_<n>.mrc")
+                    skipped += 1
+                    continue
                 files.append(f)
                 labels.append(_FOLDER_CLASS[key])
                 types.append(m.group(3) if m else "unknown")
@@ -176,9 +223,11 @@ class Evaluator:
             centre = dm.index_to_world((np.asarray(dm.shape, dtype=float) - 1) / 2.0)
             origin = centre - (cube - 1) / 2.0 * voxel_size
             box, _ = dm.sample_box(origin, (cube, cube, cube), voxel_size)
-            pos = box[box > 0]
-            scale = float(np.percentile(pos, 95)) if pos.size else 1.0
-            xs.append(np.clip(box / scale, 0, 1).astype(np.float32))
+            if normalisation == "percentile":
+                pos = box[box > 0]
+                scale = float(np.percentile(pos, 95)) if pos.size else 1.0
+                box = np.clip(box / scale, 0, 1)
+            xs.append(box.astype(np.float32))
         x = torch.from_numpy(np.stack(xs))[:, None]
         pred = self.predict(x)
         true = np.asarray(labels)
@@ -186,6 +235,9 @@ class Evaluator:
         res = class_metrics(confusion_matrix(true, pred, len(names)), names)
         res["breakdown"] = breakdown(pd.DataFrame({"resolution": np.nan, "motif_type": types}), true, pred, names)
         res["predictions"] = [{"file": str(f), "true": int(t), "pred": int(p)} for f, t, p in zip(files, true, pred)]
+        res["skipped_files"] = skipped
+        if skipped:
+            log.warning("%s: %d files skipped (names not <emdb>_<pdb>_<type>_<n>.mrc, e.g. label maps)", folder, skipped)
         return res
 
 
@@ -212,8 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--root", help="store path or URL")
     p.add_argument("--split", default="fold1")
-    p.add_argument("--subset", default="val", choices=("train", "val"))
+    p.add_argument("--subset", default="test", choices=SUBSETS,
+                   help="test (default; fold K under the nested protocol), val, inner_val, train, inner_train")
     p.add_argument("--mrc-folder", help="upstream validate_folder.py layout instead of a store")
+    p.add_argument("--mrc-normalisation", choices=("stored", "percentile"), default="stored",
+                   help="stored: cubes exported by this package (default); percentile: raw upstream crops")
     p.add_argument("--out", type=Path)
     p.add_argument("--allow-mismatch", action="store_true")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
@@ -221,14 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     ev = Evaluator.from_checkpoint(a.checkpoint, a.device)
     names = ev.checkpoint["class_names"]
     if a.mrc_folder:
-        res = ev.evaluate_mrc_folder(a.mrc_folder)
+        res = ev.evaluate_mrc_folder(a.mrc_folder, normalisation=a.mrc_normalisation)
         title = f"{Path(a.mrc_folder).name} (MRC folder)"
         out = a.out or Path(a.checkpoint).parent / "eval-mrc-folder"
     else:
         if not a.root:
             p.error("--root or --mrc-folder is required")
         res = ev.evaluate_store(a.root, a.split, a.subset, a.allow_mismatch)
-        title = f"{a.split} {a.subset}"
+        title = res["label"]
         out = a.out or Path(a.checkpoint).parent / f"eval-{a.split}-{a.subset}"
     write_outputs(res, out, names, title)
     log.info("%s\nwrote %s", markdown_report(res, names, title), out)

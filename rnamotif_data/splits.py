@@ -43,12 +43,17 @@ from .store import RNAMotifStore, _join, get_attrs, read_table, url_to_fs, write
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SCHEMES", "SPLIT_NAMES", "SplitConfig", "Split", "assign_folds", "make_split", "write_split",
+__all__ = ["SCHEMES", "SPLIT_NAMES", "SUBSETS", "SplitConfig", "Split", "assign_folds", "make_split", "write_split",
            "read_split", "split_table", "load_or_make_split", "leakage_report", "split_path", "upstream_key",
            "validate_split_name"]
 
 SCHEMES = ("sequence", "entry", "upstream")
 SPLIT_NAMES = ("fold1", "fold2", "fold3", "fold4", "fold5", "all")
+#: Subsets of a split ``foldK``: ``train`` (every fold but K) and ``val`` (fold K), the
+#: upstream protocol's pair; for nested evaluation ``test`` (fold K, touched once after
+#: training), ``inner_val`` (fold K+1, wrapping to 1: model selection) and ``inner_train``
+#: (the other K-2 folds). Folds are grouped, so the inner validation part is grouped too.
+SUBSETS = ("train", "val", "test", "inner_train", "inner_val")
 
 
 @dataclass(frozen=True)
@@ -98,9 +103,10 @@ class Split:
     fingerprint: str
 
     def indices(self, split: str, subset: str) -> np.ndarray:
-        """Sample indices of ``subset`` (``train``/``val``) of ``split`` (``foldK``/``all``).
+        """Sample indices of ``subset`` (:data:`SUBSETS`) of ``split`` (``foldK``/``all``).
 
-        ``all`` with ``train`` is every placed sample; ``all`` with ``val`` is empty.
+        ``all`` with ``train`` or ``inner_train`` is every placed sample; with any other
+        subset it is empty.
 
         Raises
         ------
@@ -112,10 +118,16 @@ class Split:
         placed = fold.notna().to_numpy()
         idx = self.table["sample_index"].to_numpy()
         if split == "all":
-            return idx[placed] if subset == "train" else idx[:0]
+            return idx[placed] if subset in ("train", "inner_train") else idx[:0]
         k = int(split[4:])
-        is_val = placed & (fold.fillna(0).to_numpy() == k)
-        return idx[is_val] if subset == "val" else idx[placed & ~is_val]
+        folds = fold.fillna(0).to_numpy()
+        is_val = placed & (folds == k)
+        if subset in ("val", "test"):
+            return idx[is_val]
+        if subset == "train":
+            return idx[placed & ~is_val]
+        is_inner = placed & (folds == k % self.config.k + 1)
+        return idx[is_inner] if subset == "inner_val" else idx[placed & ~is_val & ~is_inner]
 
 
 def validate_split_name(split: str, subset: str, k: int = 5) -> None:
@@ -123,8 +135,8 @@ def validate_split_name(split: str, subset: str, k: int = 5) -> None:
     names = [f"fold{i}" for i in range(1, k + 1)] + ["all"]
     if split not in names:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(names)}")
-    if subset not in ("train", "val"):
-        raise ValueError(f"unknown subset {subset!r}; choose 'train' or 'val'")
+    if subset not in SUBSETS:
+        raise ValueError(f"unknown subset {subset!r}; choose one of {', '.join(SUBSETS)}")
 
 
 def split_path(root: str, scheme: str) -> str:

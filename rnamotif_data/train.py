@@ -59,14 +59,25 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = False
     workers: int = 0
+    protocol: str = "nested"
 
     def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         if any(c not in CHANNELS for c in self.channels):
             raise ConfigError(f"unknown channel in {self.channels}; choose from {', '.join(CHANNELS)}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("epochs and batch_size must be >= 1 and lr > 0")
+
+
+#: Evaluation protocols. ``nested``: for split foldK, train on ``inner_train`` (K-2 folds),
+#: select the epoch on ``inner_val`` (fold K+1), report on ``test`` (fold K) once, after
+#: training. ``upstream``: train on the other four folds, watch and report fold K with the
+#: final epoch, as the upstream benchmark did -- its figures are not test results.
+PROTOCOLS = ("nested", "upstream")
+_SUBSETS = {"nested": ("inner_train", "inner_val"), "upstream": ("train", "val")}
 
 
 def _device(name: str) -> torch.device:
@@ -159,8 +170,9 @@ def predict(model: torch.nn.Module, loader, device: torch.device, amp: bool = Fa
 
 def _loaders(cfg: TrainConfig, device: torch.device):
     common = dict(root=cfg.root, split=cfg.split, scheme=cfg.scheme, channels=cfg.channels, masked=cfg.masked)
-    train_ds = RNAMotifDataset(subset="train", **common)
-    val_ds = RNAMotifDataset(subset="val", **common)
+    train_subset, val_subset = _SUBSETS[cfg.protocol]
+    train_ds = RNAMotifDataset(subset=train_subset, **common)
+    val_ds = RNAMotifDataset(subset=val_subset, **common)
     kw = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, pin_memory=device.type == "cuda",
               persistent_workers=cfg.workers > 0)
     return train_ds, val_ds, kw
@@ -292,26 +304,62 @@ def _write_metrics(out: Path, history: list[dict]) -> None:
     (out / "metrics.json").write_text(json.dumps(history, indent=2))
 
 
+def bootstrap_ci(true: np.ndarray, pred: np.ndarray, n_classes: int, *, n_boot: int = 1000,
+                 seed: int = 0) -> tuple[float, float] | None:
+    """95 % percentile bootstrap interval of macro sensitivity over samples (Efron &
+    Tibshirani 1993, ch. 13); None for fewer than 2 samples."""
+    if len(true) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n_boot):
+        k = rng.integers(0, len(true), len(true))
+        m = class_metrics(confusion_matrix(true[k], pred[k], n_classes), [str(c) for c in range(n_classes)])
+        if m["macro_sensitivity"] is not None:
+            vals.append(m["macro_sensitivity"])
+    return (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))) if vals else None
+
+
 def train_all_folds(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
-    """Train and evaluate fold1-fold5 into ``OUT/foldK``; writes ``cv_summary.{md,json}``."""
+    """Train fold1-fold5 into ``OUT/foldK`` and report each fold once; writes
+    ``cv_summary.{md,json}``.
+
+    ``nested`` (default): fold K's figures are test results -- ``best.pt`` (selected on
+    fold K+1) scored on fold K, never seen during training or selection -- with a 95 %
+    bootstrap interval per fold and mean ± sd over folds. ``upstream``: ``last.pt`` scored
+    on fold K, the fold the run watched; labelled as such everywhere.
+    """
     from .evaluate import Evaluator
 
     rows = []
     for k in range(1, 6):
         fold_cfg = replace(cfg, split=f"fold{k}", out=str(Path(cfg.out) / f"fold{k}"))
         train(fold_cfg, resume=resume, progress=progress)
-        res = Evaluator.from_checkpoint(Path(fold_cfg.out) / "best.pt").evaluate_store(cfg.root, f"fold{k}")
-        rows.append({"fold": f"fold{k}", "macro_sensitivity": res["macro_sensitivity"],
+        ckpt = "best.pt" if cfg.protocol == "nested" else "last.pt"
+        subset = "test" if cfg.protocol == "nested" else "val"
+        ev = Evaluator.from_checkpoint(Path(fold_cfg.out) / ckpt)
+        res = ev.evaluate_store(cfg.root, f"fold{k}", subset)
+        true = np.asarray([r["true"] for r in res["predictions"]], dtype=np.int64)
+        pred = np.asarray([r["pred"] for r in res["predictions"]], dtype=np.int64)
+        ci = bootstrap_ci(true, pred, len(ev.checkpoint["class_names"]), seed=cfg.seed)
+        rows.append({"fold": f"fold{k}", "subset": subset, "checkpoint": ckpt,
+                     "macro_sensitivity": res["macro_sensitivity"], "macro_sensitivity_ci95": ci,
                      "macro_specificity": res["macro_specificity"], "accuracy": res["accuracy"], "n": res["n"]})
-    summary = {"folds": rows}
-    lines = ["| fold | n | macro sensitivity | macro specificity | accuracy |", "|---|---:|---:|---:|---:|"]
+    label = ("nested: test fold K, model selected on fold K+1" if cfg.protocol == "nested" else
+             "UPSTREAM PROTOCOL: final epoch scored on the fold the run watched -- not a test result")
+    summary = {"protocol": cfg.protocol, "label": label, "folds": rows}
+    lines = [f"Protocol: {label}.", "",
+             "| fold | n | macro sensitivity | 95 % CI | macro specificity | accuracy |",
+             "|---|---:|---:|---|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['fold']} | {r['n']} | {format_metric(r['macro_sensitivity'])} | {format_metric(r['macro_specificity'])} | "
-                     f"{format_metric(r['accuracy'])} |")
+        ci = r["macro_sensitivity_ci95"]
+        lines.append(f"| {r['fold']} ({r['subset']}) | {r['n']} | {format_metric(r['macro_sensitivity'])} | "
+                     f"{'–' if ci is None else f'{ci[0]:.3f}–{ci[1]:.3f}'} | "
+                     f"{format_metric(r['macro_specificity'])} | {format_metric(r['accuracy'])} |")
     for key in ("macro_sensitivity", "macro_specificity", "accuracy"):
         v = [r[key] for r in rows if r[key] is not None]
         summary[key] = {"mean": float(np.mean(v)) if v else None, "sd": float(np.std(v, ddof=1)) if len(v) > 1 else None}
-    lines.append(f"| mean ± sd | | {_pm(summary['macro_sensitivity'])} | {_pm(summary['macro_specificity'])} | "
+    lines.append(f"| mean ± sd | | {_pm(summary['macro_sensitivity'])} | | {_pm(summary['macro_specificity'])} | "
                  f"{_pm(summary['accuracy'])} |")
     Path(cfg.out, "cv_summary.md").write_text("\n".join(lines) + "\n")
     Path(cfg.out, "cv_summary.json").write_text(json.dumps(summary, indent=2))
@@ -340,14 +388,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--class-weights", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA, or CPU)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--protocol", default="nested", choices=PROTOCOLS,
+                   help="nested (default): train on 3 folds, select on fold K+1, report fold K; upstream: "
+                        "train on 4 folds and report the fold watched, final epoch (not a test result)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     cfg = TrainConfig(root=a.root, out=a.out, split=a.split, scheme=a.scheme, model=a.model, epochs=a.epochs,
                       batch_size=a.batch_size, lr=a.lr, channels=tuple(a.channels), masked=a.masked,
-                      class_weights=a.class_weights, seed=a.seed, device=a.device, amp=a.amp, workers=a.workers)
+                      class_weights=a.class_weights, seed=a.seed, device=a.device, amp=a.amp, workers=a.workers,
+                      protocol=a.protocol)
     if a.all_folds:
         train_all_folds(cfg, resume=a.resume, progress=not a.no_progress)
     else:

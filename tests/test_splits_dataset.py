@@ -143,8 +143,8 @@ def test_dataset_info_and_validation(syn_store, tmp_path):
     assert item["sample_id"].startswith("EMD-") and item["x"].shape == (1, 40, 40, 40)
     with pytest.raises(ValueError, match="fold1"):
         RNAMotifDataset(syn_store, split="fold6")
-    with pytest.raises(ValueError, match="train"):
-        RNAMotifDataset(syn_store, subset="test")
+    with pytest.raises(ValueError, match="choose one of train, val, test, inner_train, inner_val"):
+        RNAMotifDataset(syn_store, subset="holdout")
     with pytest.raises(ValueError, match="channel"):
         RNAMotifDataset(syn_store, channels=("phase",))
     with pytest.raises(IndexError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,15 +111,29 @@ def test_cli_acceptance_and_mrc_folder_mode(demo_store, tmp_path, caplog):
     caplog.set_level("INFO")
     assert evaluate_main(["--checkpoint", str(run / "best.pt"), "--root", demo_store, "--split", "fold1"]) == 0
     out = caplog.text
+    assert "fold1 test: never used for training or model selection (nested protocol)" in out
     assert "| true \\ predicted | sym | bul | hp | asymm | unk |" in out and "Macro sensitivity" in out
     for f in ("metrics.json", "report.md", "confusion.png"):
-        assert (run / "eval-fold1-val" / f).exists()
+        assert (run / "eval-fold1-test" / f).exists()  # the default subset is the test fold
     folder = tmp_path / "mrc"
     assert export_mrc(demo_store, folder, by_class=True, progress=False) == 7
+    (folder / "hairpin").mkdir(exist_ok=True)
+    (folder / "hairpin" / "backbone_label_EMD-1_1ABC_hairpin4_1.mrc").write_bytes(b"not a map")  # skipped
     ev = Evaluator.from_checkpoint(run / "best.pt")
+    torch.manual_seed(0)  # a model whose predictions differ between samples (a trained demo model may not)
+    with torch.no_grad():
+        for prm in ev.model.parameters():
+            prm.normal_(0.0, 0.5)
     res = ev.evaluate_mrc_folder(folder)
-    assert res["n"] == 7 and [r["true"] for r in res["predictions"]].count(4) == 2
-    # the same cubes through the store give the same predictions (same normalisation)
+    assert res["n"] == 7 and [r["true"] for r in res["predictions"]].count(4) == 2 and res["skipped_files"] == 1
+    # the exported cubes give, sample by sample, the store's predictions (same normalisation)
+    from builders.export import upstream_name
+    from rnamotif_data.store import open_store
+
+    meta = open_store(demo_store).metadata
+    name_to_id = {upstream_name(r): r.sample_id for r in meta.itertuples()}
     store_res = ev.evaluate_store(demo_store, "all", "train")
     by_id = {r["sample_id"]: r["pred"] for r in store_res["predictions"]}
-    assert sorted(by_id.values()) == sorted(r["pred"] for r in res["predictions"])
+    from_folder = {name_to_id[Path(r["file"]).stem]: r["pred"] for r in res["predictions"]}
+    assert from_folder == by_id
+    assert len(set(by_id.values())) > 1  # not a constant model: the comparison can fail

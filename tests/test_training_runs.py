@@ -104,3 +104,46 @@ def test_bf16_autocast_runs_on_cpu(small_store, tmp_path):
                       device="cpu", amp=True)
     row = train(cfg, progress=False)
     assert np.isfinite(row["train_loss"])
+
+
+# ------------------------------------------------------------------ nested evaluation (item 1)
+def test_nested_subsets_partition_each_split(small_store):
+    from rnamotif_data.splits import load_or_make_split
+    from rnamotif_data.store import open_store
+
+    split = load_or_make_split(open_store(small_store), "sequence")
+    for k in range(1, 6):
+        parts = {s: set(split.indices(f"fold{k}", s)) for s in ("inner_train", "inner_val", "test")}
+        assert not (parts["inner_train"] & parts["inner_val"]) and not (parts["inner_train"] & parts["test"])
+        assert not (parts["inner_val"] & parts["test"])
+        assert parts["test"] == set(split.indices(f"fold{k}", "val"))
+        assert parts["inner_val"] == set(split.indices(f"fold{k % 5 + 1}", "val"))
+        assert parts["inner_train"] | parts["inner_val"] | parts["test"] == set(split.indices("all", "train"))
+
+
+def test_all_folds_reports_each_test_fold_once_with_intervals(small_store, tmp_path):
+    """The nested protocol on the demo (32³): every fold reported on its test subset, with a
+    bootstrap interval, under a label that says what the figures are."""
+    from rnamotif_data.train import train_all_folds
+
+    summary = train_all_folds(TrainConfig(root=small_store, out=str(tmp_path / "cv"), epochs=1, batch_size=4,
+                                          seed=0, device="cpu"), progress=False)
+    assert summary["protocol"] == "nested" and "test fold K" in summary["label"]
+    assert [r["subset"] for r in summary["folds"]] == ["test"] * 5
+    assert all(r["checkpoint"] == "best.pt" for r in summary["folds"])
+    md = (tmp_path / "cv" / "cv_summary.md").read_text()
+    assert md.startswith("Protocol: nested") and "95 % CI" in md and "mean ± sd" in md
+
+
+def test_evaluate_refuses_to_call_a_watched_fold_test(small_store, tmp_path):
+    from rnamotif_data.errors import RNAMotifError
+    from rnamotif_data.evaluate import Evaluator
+
+    out = tmp_path / "up"
+    train(TrainConfig(root=small_store, split="fold2", out=str(out), epochs=1, batch_size=4, device="cpu",
+                      protocol="upstream"), progress=False)
+    ev = Evaluator.from_checkpoint(out / "last.pt", "cpu")
+    with pytest.raises(RNAMotifError, match="upstream protocol, which watched fold2"):
+        ev.evaluate_store(small_store, "fold2", "test")
+    res = ev.evaluate_store(small_store, "fold2", "val")
+    assert "UPSTREAM PROTOCOL" in res["label"] and res["subset"] == "val"
