@@ -147,3 +147,41 @@ def test_evaluate_refuses_to_call_a_watched_fold_test(small_store, tmp_path):
         ev.evaluate_store(small_store, "fold2", "test")
     res = ev.evaluate_store(small_store, "fold2", "val")
     assert "UPSTREAM PROTOCOL" in res["label"] and res["subset"] == "val"
+
+
+def test_the_test_fold_is_touched_once_after_training(small_store, tmp_path, monkeypatch):
+    """Spy on every read: during training (epochs and selection) no sample of fold K is
+    read; the report reads fold K exactly once, with best.pt."""
+    from rnamotif_data.train import train_all_folds
+
+    reads: list[tuple[str, str]] = []
+    original = RNAMotifDataset.__getitems__
+
+    def spy(self, items):
+        reads.append((self.split, self.subset))
+        return original(self, items)
+
+    monkeypatch.setattr(RNAMotifDataset, "__getitems__", spy)
+    import rnamotif_data.train as train_mod
+
+    phases: list[str] = []
+    real_train = train_mod.train
+
+    def tracked(cfg, **kw):
+        phases.append(f"train {cfg.split}")
+        reads.append(("train-start", cfg.split))
+        out = real_train(cfg, **kw)
+        reads.append(("train-end", cfg.split))
+        return out
+
+    monkeypatch.setattr(train_mod, "train", tracked)
+    train_all_folds(TrainConfig(root=small_store, out=str(tmp_path / "cv"), epochs=2, batch_size=4, seed=0,
+                                device="cpu"), progress=False)
+    for k in range(1, 6):
+        fold = f"fold{k}"
+        a, b = reads.index(("train-start", fold)), reads.index(("train-end", fold))
+        during = {s for split, s in reads[a:b] if split == fold}
+        assert during <= {"inner_train", "inner_val"}, during  # training never reads fold K
+        after = [s for split, s in reads[b:] if split == fold]
+        assert after.count("test") >= 1 and "val" not in after
+    assert len(phases) == 5
