@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import gemmi
 import pandas as pd
@@ -18,6 +18,7 @@ from builders.sources import SourceConfig
 from rnamotif_data.annotate import annotate_model, loops_from_pairs
 
 from .conftest import DEMO, shared
+from .http_helpers import QuietHandler
 
 pytest.importorskip("rnapolis", reason="motif annotation needs RNApolis (pip install rnapolis)")
 
@@ -138,19 +139,7 @@ class SearchServer:
         self.bodies: list[dict] = []
         srv = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code, body=b"", headers=None):
-                self.send_response(code)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        class Handler(QuietHandler):
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import gemmi
@@ -18,6 +18,7 @@ from rnamotif_data.maps import read_map
 from rnamotif_data.structure import read_model
 
 from .conftest import DEMO
+from .http_helpers import QuietHandler
 
 # RCSB Data API entry records, shaped as /rest/v1/core/entry/{id} returns them (trimmed)
 RECORDS = {
@@ -69,11 +70,7 @@ class Server:
         self.hits: dict[str, int] = {}
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # keep test output clean
-                pass
+        class Handler(QuietHandler):
 
             def do_GET(self):
                 server.hits[self.path] = server.hits.get(self.path, 0) + 1
@@ -97,14 +94,6 @@ class Server:
                     self.close_connection = True
                     return
                 self._send(200, body)
-
-            def _send(self, code, body, headers=None):
-                self.send_response(code)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
