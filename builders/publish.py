@@ -271,6 +271,7 @@ def publish(opts: PublishOptions, *, dry_run: bool = False, progress: bool = Tru
     releases, parent = _check_version(opts)
     if not dry_run and client is None:
         client = ZenodoClient(opts.api_url, token_from_env())  # before the packaging work
+        client.check_token()
     problems, _ = verify_store(opts.store, values=opts.verify_values)
     if problems:
         raise StoreError(f"{opts.store}: fails verification, not publishing: " + "; ".join(problems[:5])

@@ -249,6 +249,18 @@ class ZenodoClient:
         return self.request(method, path_or_url, **kwargs).json()
 
     # ------------------------------------------------------------------ depositions
+    def check_token(self) -> None:
+        """One authenticated call (list at most one of the user's depositions) so that a
+        bad token, or one without ``deposit:write``, fails before any packaging or upload
+        (``deposit:actions`` can only be checked by publishing).
+
+        Raises
+        ------
+        ZenodoAuthError
+            401 (bad token) or 403 (scope), with Zenodo's reason and never the token.
+        """
+        self.request("GET", "/deposit/depositions", params={"size": 1})
+
     def get_deposition(self, deposition_id: int | str) -> dict:
         """``GET /deposit/depositions/{id}``."""
         return self._json("GET", f"deposit/depositions/{deposition_id}")

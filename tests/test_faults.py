@@ -391,3 +391,56 @@ def test_damaged_store_metadata_does_not_load_silently_as_numbers(demo_store, tm
     meta.write_bytes(bytes(raw))
     with pytest.raises(StoreError, match="metadata.parquet differs"):
         open_store(root).metadata
+
+
+def test_a_bad_token_fails_before_any_packaging(demo_store, tmp_path, monkeypatch):
+    """The token is checked with one authenticated call before the release is packaged."""
+    from builders.publish import PublishOptions, publish
+    from builders.release import load_zenodo_config
+    from builders.zenodo import ZenodoAuthError
+
+    from .zenodo_server import FakeZenodo
+
+    srv = FakeZenodo(tokens={"good": {"deposit:write", "deposit:actions"}}).start()
+    try:
+        monkeypatch.setenv("ZENODO_TOKEN", "not-a-token")
+        out = tmp_path / "pkg"
+        with pytest.raises(ZenodoAuthError, match="401"):
+            publish(PublishOptions(store=demo_store, version="1.0.0", out=out, config=load_zenodo_config(),
+                                   api_url=srv.url, registry=tmp_path / "versions.json"))
+        assert not out.exists() and [r["path"] for r in srv.requests] == ["/api/deposit/depositions"]
+    finally:
+        srv.stop()
+
+
+def test_malformed_sha256sums_is_one_line(tmp_path):
+    from rnamotif_data.store import read_checksums
+
+    root = tmp_path / "s.zarr"
+    root.mkdir()
+    (root / "checksums.sha256").write_text("not a checksum line\n")
+    with pytest.raises(StoreError, match=r"checksums\.sha256 line 1: not '<sha256>  <path>'"):
+        read_checksums(str(root))
+
+
+def test_retry_failed_on_a_finished_store_is_said(tmp_path, capsys):
+    rows = pq.read_table(DEMO / "manifest.parquet").to_pylist()
+    rows[0]["motif_type"] = "hairpin7"  # one row that cannot build
+    from builders.manifest import rows_to_table
+
+    manifest = tmp_path / "m.parquet"
+    pq.write_table(rows_to_table(rows), manifest)
+    out = tmp_path / "s.zarr"
+    args = ["--manifest", str(manifest), *DEMO_ARGS[2:], "--out", str(out)]
+    assert run(build_main, args) == 2
+    rc, err = _run(build_main, [*args, "--resume", "--retry-failed"], capsys)
+    assert rc == 1 and "the build is complete; --retry-failed redoes failed entries of an interrupted build" in err
+
+
+def test_segment_refuses_a_huge_cube(tmp_path, capsys):
+    from builders.segment import main as segment_main
+
+    rc, err = _run(segment_main, ["--map", DEMO / "mirror" / "emdb" / "emd_21051.map.gz", "--model",
+                                  DEMO / "mirror" / "pdb" / "6v5b.pdb", "D:14-16,88-90", "--motif-type", "1x1",
+                                  "--out", tmp_path / "o", "--cube-size", "2000"], capsys)
+    assert rc == 1 and "cube_size must be an integer from 2 to 256 voxels, got 2000" in err

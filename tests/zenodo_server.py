@@ -191,6 +191,12 @@ class FakeZenodo:
                 return None, _err(404, "PID does not exist.")
             return srv.depositions[dep_id], None
 
+        @app.get("/api/deposit/depositions")
+        def list_depositions():
+            if "deposit:write" not in request.environ["scopes"]:
+                return _err(403, "You don't have the permission to access the requested resource.")
+            return jsonify([srv._view(d) for d in list(srv.depositions)[:int(request.args.get("size", 10))]])
+
         @app.post("/api/deposit/depositions")
         def create():
             body = request.get_json(silent=True) or {}
