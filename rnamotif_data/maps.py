@@ -36,6 +36,8 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 
 from .errors import MapFormatError
+from .mapcheck import _check_compressed_size, _fmt, _header_notes, _size, header_statistics_notes
+from .mapwrite import write_mrc
 
 log = logging.getLogger(__name__)
 
@@ -325,10 +327,6 @@ def axis_order_to_zyx(data_file: np.ndarray, mapc: int, mapr: int, maps: int) ->
     return data_file.transpose(perm)
 
 
-#: EXTTYP values defined by MRC2014 (and in use by writers); anything else is recorded.
-_KNOWN_EXTTYP = {"", "CCP4", "MRCO", "SERI", "AGAR", "FEI1", "FEI2", "HDF5"}
-
-
 def read_map(path: str | os.PathLike) -> DensityMap:
     """Read an MRC/CCP4 map (``.mrc``, ``.map``, ``.ccp4``, optionally ``.gz``/``.bz2``).
 
@@ -455,73 +453,6 @@ def read_map(path: str | os.PathLike) -> DensityMap:
     )
 
 
-def _fmt(values) -> str:
-    """Numbers for messages: ``1.5, 0, 2.25`` (never a numpy repr)."""
-    return ", ".join(f"{float(v):g}" for v in np.ravel(values))
-
-
-def _size(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n}"
-
-
-def _header_notes(header) -> list[str]:
-    """Header anomalies that do not change how the data are read (MRC2014)."""
-    notes = []
-    if int(header.nversion) not in (0, 20140, 20141):
-        notes.append(f"NVERSION {int(header.nversion)} is not MRC2014 (20140/20141)")
-    exttyp = bytes(header.exttyp).decode("ascii", "replace").strip("\x00 ")
-    if int(header.nsymbt) > 0 and exttyp not in _KNOWN_EXTTYP:
-        notes.append(f"unknown EXTTYP {exttyp!r}; {int(header.nsymbt)} bytes of extended header skipped")
-    return notes
-
-
-def _check_compressed_size(path: Path, *, compression: str, need: int, dims, mode: int) -> None:
-    """Refuse header dimensions the compressed file cannot hold, before allocating them.
-
-    gzip stores the uncompressed size modulo 2**32 in its last 4 bytes, and deflate
-    compresses at most 1032:1; bzip2 has no size field, so only an absurd request (more
-    than 10**5 times the compressed size) is refused before reading.
-    """
-    size = path.stat().st_size
-    ok = True
-    if compression == "gzip":
-        with open(path, "rb") as fh:
-            fh.seek(-4, os.SEEK_END)
-            isize = int.from_bytes(fh.read(4), "little")
-        ok = need <= 1032 * size and (need >= 2**32 or isize == need % 2**32 or size >= 2**32)
-    elif need > 100_000 * size:
-        ok = False
-    if not ok:
-        raise MapFormatError(
-            f"{path}: truncated, or header dimensions {dims[0]} x {dims[1]} x {dims[2]} (mode {mode}) do not "
-            f"match the file: the data block needs {_size(need)}, the {compression} file holds "
-            f"{_size(size)} compressed")
-
-
-def header_statistics_notes(dmap: "DensityMap", stats: "MapStatistics") -> list[str]:
-    """Where the header's DMIN/DMAX/DMEAN/RMS disagree with the data (MRC2014 marks
-    unset values by DMAX < DMIN, DMEAN < min(DMIN, DMAX) and RMS < 0, and many writers leave RMS 0; those are not
-    compared). One line each, values printed as numbers."""
-    if dmap.header_stats is None:
-        return []
-    dmin, dmax, dmean, rms = dmap.header_stats
-    tol = 1e-3 * max(stats.maximum - stats.minimum, 1e-12)
-    notes = []
-    if dmax >= dmin:
-        if abs(dmin - stats.minimum) > tol or abs(dmax - stats.maximum) > tol:
-            notes.append(f"header DMIN/DMAX {dmin:.4g}/{dmax:.4g} differ from the data's "
-                         f"{stats.minimum:.4g}/{stats.maximum:.4g}")
-        if dmean >= min(dmin, dmax) and abs(dmean - stats.mean) > tol:
-            notes.append(f"header DMEAN {dmean:.4g} differs from the data's {stats.mean:.4g}")
-    if rms > 0 and abs(rms - stats.sd) > max(tol, 1e-3 * stats.sd):
-        notes.append(f"header RMS {rms:.4g} differs from the data's sd {stats.sd:.4g}")
-    return notes
-
-
 def _compression(path: Path) -> str | None:
     """``"gzip"``, ``"bzip2"`` or None, from the file's magic bytes (as mrcfile does)."""
     with open(path, "rb") as fh:
@@ -562,85 +493,3 @@ def _stream_data(path: Path, compression: str, header) -> tuple[np.ndarray, bool
     return (out if dtype.isnative else out.byteswap().view(dtype.newbyteorder("="))), extra
 
 
-def write_mrc(
-    path: str | os.PathLike,
-    data: np.ndarray,
-    voxel_size: float | np.ndarray,
-    origin: np.ndarray,
-    *,
-    placement: str = "origin",
-) -> Path:
-    """Write a z-y-x array as an MRC2014 file that passes ``mrcfile.validate``.
-
-    The file has axis order 1,2,3 (columns X) and cell = shape × voxel size, placed so
-    that it overlays the model in ChimeraX. A path ending in ``.gz`` or ``.bz2`` is
-    compressed accordingly. The bytes depend on the inputs only (no time stamp in the
-    label or the gzip header), so the same data give the same file.
-
-    Parameters
-    ----------
-    path:
-        Output file (overwritten).
-    data:
-        ``(D, H, W)`` array, z-y-x. float32/float64 are written as mode 2 (float32),
-        float16 as mode 12, bool/uint8/int8 label maps as mode 0 (int8).
-    voxel_size:
-        Å, scalar or ``(3,)`` x-y-z.
-    origin:
-        ``(3,)`` world position (Å, x-y-z) of ``data[0, 0, 0]``.
-    placement:
-        ``"origin"`` (default): ORIGIN = ``origin``, NSTART = 0, as ChimeraX writes maps.
-        ``"nstart"``: ORIGIN = 0 and NSTART = ``origin / voxel_size``, as EMDB maps are;
-        the origin must then be a whole number of voxels.
-
-    Raises
-    ------
-    ValueError
-        If ``data`` is not 3D, a label map has values outside the int8 range, the
-        placement is unknown, or an NSTART placement is not a whole number of voxels.
-    """
-    arr = np.asarray(data)
-    if arr.ndim != 3:
-        raise ValueError(f"{path}: MRC data must be 3D (z-y-x), got shape {arr.shape}")
-    if arr.dtype == np.bool_ or arr.dtype == np.uint8:
-        if arr.size and int(arr.max()) > 127:
-            raise ValueError(f"{path}: label values above 127 do not fit MRC mode 0 (int8)")
-        arr = arr.astype(np.int8)
-    elif arr.dtype == np.float64:
-        arr = arr.astype(np.float32)
-    vs = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
-    org = np.asarray(origin, dtype=np.float64).reshape(3)
-    if placement == "origin":
-        header_origin, nstart = org, np.zeros(3, dtype=np.int64)
-    elif placement == "nstart":
-        n = org / vs
-        nstart = np.rint(n).astype(np.int64)
-        if not np.allclose(n, nstart, atol=1e-4):
-            raise ValueError(
-                f"{path}: origin {tuple(org)} Å is not a whole number of voxels "
-                f"({tuple(vs)} Å); NSTART placement impossible"
-            )
-        header_origin = np.zeros(3)
-    else:
-        raise ValueError(f"{path}: placement must be 'origin' or 'nstart', got {placement!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    compression = {".gz": "gzip", ".bz2": "bzip2"}.get(path.suffix)
-    plain = path.with_name(path.name + ".tmp-mrc") if compression else path
-    with mrcfile.new(plain, overwrite=True) as mrc:
-        mrc.set_data(np.ascontiguousarray(arr))
-        mrc.voxel_size = tuple(float(v) for v in vs)
-        mrc.header.origin = tuple(float(v) for v in header_origin)
-        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in nstart)
-        mrc.update_header_stats()
-        # mrcfile stamps a creation time into label 0: keep the file reproducible
-        mrc.header.label[0] = b"Written by rnamotif-data".ljust(80)
-        mrc.header.nlabl = 1
-    if compression:  # no timestamp in the compressed stream either (gzip mtime 0)
-        raw = plain.read_bytes()
-        data = gzip.compress(raw, mtime=0) if compression == "gzip" else bz2.compress(raw)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        plain.unlink()
-    return path
