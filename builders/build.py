@@ -53,13 +53,14 @@ from tqdm import tqdm
 
 import rnamotif_data
 from rnamotif_data.background import BackgroundConfig, background_count
+from rnamotif_data.checksums import sha256_file
 from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.motifs import CLASS_NAMES
 from rnamotif_data.quality import QualityConfig
 from rnamotif_data.segment import SegmentConfig
 from rnamotif_data.store import (
     FAILURES_FILE, FORMAT_VERSION, LABEL_NAMES, NUCLEOTIDE_NAMES, StoreError, _join, create_arrays, set_attrs,
-    sha256_file, url_to_fs,
+    url_to_fs,
 )
 
 from .build_config import BuildConfig

@@ -14,8 +14,9 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 
+from rnamotif_data.checksums import write_checksums
 from rnamotif_data.store import (ARRAYS, FAILURES_FILE, FAILURES_SCHEMA, METADATA_FILE, METADATA_SCHEMA, StoreError,
-                                 _join, create_arrays, set_attrs, write_checksums, write_shard, write_table)
+                                 _join, create_arrays, set_attrs, write_shard, write_table)
 
 from .staging import read_part
 
@@ -92,6 +93,17 @@ class ShardWriter:
 
 
 def commit(root, jobs, rejections, raw_rows, config, runner, writer, result) -> None:
+    """Finish a build whose entries are all staged: size the arrays to N samples, write the
+    remaining shards (one task per shard), then ``metadata.parquet``, ``failures.parquet``
+    (validation rejections included), the attributes (counts, background requested and
+    placed, map warnings), ``checksums.sha256`` and last ``build_state: complete``.
+    ``result`` (a :class:`builders.build.BuildResult`) receives the counts.
+
+    Raises
+    ------
+    StoreError
+        If a shard cannot be written.
+    """
     metas, failures = [], []
     for rej in rejections:
         row = raw_rows.get(rej.row) or {}

@@ -40,7 +40,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from rnamotif_data.errors import RNAMotifError
-from rnamotif_data.store import sha256_stream
+from rnamotif_data.checksums import sha256_stream
 
 log = logging.getLogger("builders.sources")
 

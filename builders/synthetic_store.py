@@ -24,9 +24,10 @@ import pyarrow as pa
 import torch
 
 from rnamotif_data.motifs import CLASS_NAMES, FINE_TYPES, class_index, motif_class
+from rnamotif_data.checksums import write_checksums
 from rnamotif_data.store import (
     ARRAYS, FAILURES_SCHEMA, FORMAT_VERSION, LABEL_NAMES, METADATA_FILE, FAILURES_FILE, METADATA_SCHEMA,
-    NUCLEOTIDE_NAMES, _join, create_arrays, open_store, set_attrs, write_checksums, write_shard, write_table,
+    NUCLEOTIDE_NAMES, _join, create_arrays, open_store, set_attrs, write_shard, write_table,
 )
 from rnamotif_data.transforms import rotate
 

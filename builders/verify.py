@@ -31,10 +31,11 @@ import sys
 
 import numpy as np
 
+from rnamotif_data.checksums import check_checksums
 from rnamotif_data.motifs import CLASS_NAMES, class_index, motif_class
 from rnamotif_data.store import (
     ARRAY_DTYPES, DIMENSION_NAMES, FAILURES_SCHEMA, METADATA_SCHEMA, StoreError,
-    check_checksums, open_store,
+    open_store,
 )
 
 from .cli import run

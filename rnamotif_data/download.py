@@ -33,7 +33,8 @@ from pathlib import Path
 
 from .errors import RNAMotifError
 from .registry import ENV_REGISTRY, Release, get_release, newer_versions, registry_path
-from .store import check_checksums, open_store
+from .checksums import check_checksums
+from .store import open_store
 
 log = logging.getLogger(__name__)
 

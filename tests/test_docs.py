@@ -15,7 +15,10 @@ MODULES = ["rnamotif_data.maps", "rnamotif_data.structure", "rnamotif_data.label
            "rnamotif_data.motifs", "rnamotif_data.errors", "rnamotif_data.background",
            "rnamotif_data.store", "rnamotif_data.registry", "rnamotif_data.download", "builders.build",
            "builders.verify", "builders.export", "builders.zenodo", "builders.release", "builders.card",
-           "builders.publish"]
+           "builders.publish", "rnamotif_data.correlation", "rnamotif_data.modified", "rnamotif_data.annotate",
+           "rnamotif_data.checksums", "rnamotif_data.mapcheck", "rnamotif_data.mapwrite", "builders.schema",
+           "builders.entry", "builders.staging", "builders.runner", "builders.commit", "builders.outdir",
+           "builders.lock", "builders.build_config", "builders.annotate", "builders.search"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -24,7 +24,8 @@ from builders.export import main as export_main
 from builders.lock import LOCK_FILE
 from builders.verify import main as verify_main
 from rnamotif_data.registry import RegistryError, load_registry
-from rnamotif_data.store import StoreError, file_checksums, open_store
+from rnamotif_data.checksums import file_checksums
+from rnamotif_data.store import StoreError, open_store
 
 from .conftest import DEMO, REPO
 
@@ -414,7 +415,7 @@ def test_a_bad_token_fails_before_any_packaging(demo_store, tmp_path, monkeypatc
 
 
 def test_malformed_sha256sums_is_one_line(tmp_path):
-    from rnamotif_data.store import read_checksums
+    from rnamotif_data.checksums import read_checksums
 
     root = tmp_path / "s.zarr"
     root.mkdir()

@@ -14,7 +14,8 @@ from builders.synthetic_store import make_synthetic_store
 from rnamotif_data.dataset import RNAMotifDataset, ShardBatchSampler
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.splits import SplitConfig, leakage_report, make_split, read_split, write_split
-from rnamotif_data.store import StoreError, check_checksums, open_store
+from rnamotif_data.checksums import check_checksums
+from rnamotif_data.store import StoreError, open_store
 from rnamotif_data.transforms import PROPER_ROTATIONS, GaussianNoise, RandomFlip, RandomRotation24, rotate
 
 
