@@ -230,7 +230,9 @@ def write_shard(root: str, start: int, arrays: dict[str, np.ndarray]) -> None:
         raise StoreError(f"{root}: arrays of different lengths for one shard: {lengths}")
     (k,) = lengths
     for name, data in arrays.items():
-        arr = group[name]
+        # every chunk is stored, all-zero ones too (zarr skips those by default): a chunk
+        # missing from a shard is then damage, which the reader reports, never zeros
+        arr = group[name].with_config({"write_empty_chunks": True})
         shard = arr.shards[0] if arr.shards else arr.chunks[0]
         if start % shard or (k % shard and start + k != arr.shape[0]):
             raise StoreError(f"{root}/{name}: write of samples {start}:{start + k} is not shard-aligned "
@@ -430,7 +432,10 @@ class RNAMotifStore:
             from .checksums import ATTRS_ENTRY, attrs_checksum, read_checksums
 
             self._sums = read_checksums(self.root)
-            if self._sums.get(ATTRS_ENTRY) != attrs_checksum(attrs):
+            if ATTRS_ENTRY not in self._sums:
+                raise StoreError(f"{self.root}: {CHECKSUMS_FILE} has no line for the group's attributes (a store "
+                                 "written before attribute checksums); rebuild it")
+            if self._sums[ATTRS_ENTRY] != attrs_checksum(attrs):
                 raise StoreError(f"{self.root}: the group's attributes (zarr.json: class names, voxel size, "
                                  f"config ...) differ from {CHECKSUMS_FILE}; the store was edited or damaged")
         self._arrays = None

@@ -445,3 +445,19 @@ def test_segment_refuses_a_huge_cube(tmp_path, capsys):
                                   DEMO / "mirror" / "pdb" / "6v5b.pdb", "D:14-16,88-90", "--motif-type", "1x1",
                                   "--out", tmp_path / "o", "--cube-size", "2000"], capsys)
     assert rc == 1 and "cube_size must be an integer from 2 to 256 voxels, got 2000" in err
+
+
+def test_all_zero_cubes_are_stored_and_read_as_zeros(tmp_path):
+    """A background site in unmodelled density has all-zero label and nucleotide cubes; zarr
+    would skip such chunks, which the reader would then (rightly) call missing. Every chunk
+    is written, so zeros read back as zeros and a missing chunk still means damage."""
+    from rnamotif_data.store import _ShardReader, create_arrays, write_shard
+
+    root = str(tmp_path / "z.zarr")
+    create_arrays(root, 4, (8, 8, 8), 4)
+    data = {n: np.zeros((4, 8, 8, 8), dtype=d) for n, d in
+            (("density", "float16"), ("zone", "bool"), ("labels", "uint8"), ("nucleotide", "uint8"))}
+    data["density"][1] = 1
+    write_shard(root, 0, data)
+    reader = _ShardReader(root, "labels", json.loads((tmp_path / "z.zarr" / "labels" / "zarr.json").read_text()), 4)
+    assert reader.read(np.arange(4)).sum() == 0

@@ -99,6 +99,9 @@ def test_cryodrgn_volume_builds_and_motifs_in_empty_density_are_rejected(tmp_pat
     assert (motifs["fit_z"] >= 1.5).all() and (motifs["frac_atoms_above_1sd"] >= 0.5).all()
     assert meta["map_warnings"].map(lambda w: any("machine stamp" in x for x in w)).all()
     assert motifs["q_expected"].isna().all()  # 13.1 Å is outside the fitted range of Q_exp
+    from builders.verify import main as verify_main
+
+    assert verify_main([str(out)]) == 0  # every cube read back through the checking reader
     assert report_main([str(out), "--out", str(tmp_path / "report")]) == 0
     md = (tmp_path / "report" / "qc.md").read_text()
     assert "## Per-motif placement" in md and f"{len(fail)} rejected" in md
