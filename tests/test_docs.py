@@ -18,7 +18,7 @@ MODULES = ["rnamotif_data.maps", "rnamotif_data.structure", "rnamotif_data.label
            "builders.publish", "rnamotif_data.correlation", "rnamotif_data.modified", "rnamotif_data.annotate",
            "rnamotif_data.checksums", "rnamotif_data.mapcheck", "rnamotif_data.mapwrite", "builders.schema",
            "builders.entry", "builders.staging", "builders.runner", "builders.commit", "builders.outdir",
-           "builders.lock", "builders.build_config", "builders.annotate", "builders.search"]
+           "builders.lock", "builders.build_config", "builders.annotate", "builders.search", "builders.audit"]
 
 
 @pytest.mark.parametrize("name", MODULES)
