@@ -8,9 +8,12 @@ count, residue count, fraction of the cube outside the map, fraction of zero vox
 (unmasked and masked density), masked density mean / sd / 50th / 95th percentile inside
 the zone, resolution, fit_z, Q-score, and the distance of the cube's centre from the
 centroid of its entry's samples (a stand-in for "near the map's centre"). A simple
-classifier (scikit-learn random forest, 100 shallow trees) is cross-validated -- grouped
-by EMDB map where the store has at least 3 maps, else stratified and said so -- for
-unknown-vs-motif and for the 5 classes; each feature alone is scored too.
+classifier (scikit-learn random forest: 100 trees of depth 4 (30 for one feature), leaves of at least 10
+samples, so it finds rules that hold for many samples rather than memorised duplicates)
+is cross-validated -- grouped by the split's independent groups (EMDB map, PDB entry or
+model, shared residues, overlapping zones) where there are at least 3, else by EMDB map,
+else stratified, and the output says which -- for unknown-vs-motif and for the 5
+classes; each feature alone is scored too.
 
 The unknown-vs-motif balanced accuracy must stay near chance (0.5) for "unknown" to be
 an honest negative class; differences between motif classes (a 5×5 loop is larger than a
@@ -35,7 +38,7 @@ from .cli import run
 
 log = logging.getLogger("builders.audit")
 
-__all__ = ["FEATURES", "audit_features", "run_audit", "main"]
+__all__ = ["FEATURES", "audit_features", "audit_store", "audit_lines", "plot_audit", "run_audit", "main"]
 
 #: The structure-free features, in table order.
 FEATURES = ("zone_voxels", "n_atoms", "n_residues", "fraction_outside", "zero_fraction", "masked_zero_fraction",
@@ -76,7 +79,8 @@ def audit_features(store) -> pd.DataFrame:
     return f
 
 
-def _cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> tuple[float, str]:
+def _cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0, label: str = "EMDB map",
+        trees: int = 100) -> tuple[float, str]:
     """Cross-validated balanced accuracy and how the folds were made."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.metrics import balanced_accuracy_score
@@ -85,14 +89,77 @@ def _cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> tupl
     n_groups = len(np.unique(groups))
     counts = np.bincount(np.unique(y, return_inverse=True)[1])
     if n_groups >= 3:
-        cv, how = GroupKFold(n_splits=min(5, n_groups)), f"grouped by EMDB map ({n_groups} maps)"
+        cv, how = GroupKFold(n_splits=min(5, n_groups)), f"grouped by {label} ({n_groups} groups)"
     else:
         k = int(max(2, min(5, counts.min())))
         cv, how = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed), \
-            f"stratified, not grouped (only {n_groups} map(s))"
-    clf = RandomForestClassifier(n_estimators=100, max_depth=4, random_state=seed, class_weight="balanced")
+            f"stratified, not grouped (only {n_groups} {label}(s))"
+    # leaves of >= 10 samples: rules that hold for many samples (a shift in distribution),
+    # not memorised duplicates (one motif in several maps; the split handles those)
+    clf = RandomForestClassifier(n_estimators=trees, max_depth=4, min_samples_leaf=10, random_state=seed,
+                                 class_weight="balanced")
     pred = cross_val_predict(clf, x, y, cv=cv, groups=groups if n_groups >= 3 else None)
     return float(balanced_accuracy_score(y, pred)), how
+
+
+def audit_store(store, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+    """Run the audit on an open store: ``(result, features)``; ``result`` holds ``n``,
+    ``n_unknown``, ``cv`` (how the folds were grouped), the two balanced accuracies,
+    ``single_feature_unknown_vs_motif`` (feature -> score, best first) and ``verdict``.
+
+    Cross-validation is grouped by the split's independent groups (same EMDB map, PDB
+    entry or model coordinates, shared residues or overlapping zones;
+    :func:`rnamotif_data.splits.hard_groups`) where there are at least 3, else by EMDB
+    map where there are 3 maps, else stratified (and said so).
+
+    Raises
+    ------
+    RNAMotifError
+        If the store has fewer than 5 "unknown" samples or 5 motifs.
+    """
+    from rnamotif_data.errors import RNAMotifError
+    from rnamotif_data.splits import independent_groups
+
+    f = audit_features(store)
+    n_unknown = int(f["is_unknown"].sum())
+    if min(n_unknown, len(f) - n_unknown) < 5:
+        raise RNAMotifError(f"{store.root}: the audit needs at least 5 'unknown' samples and 5 motifs to "
+                            f"cross-validate (the store has {n_unknown} and {len(f) - n_unknown})")
+    meta = store.metadata
+    independent = independent_groups(meta)
+    if len(np.unique(independent)) >= 3:
+        groups, label = independent.astype(str), "independent group"
+    else:
+        groups, label = f["group"].to_numpy(), "EMDB map"
+    x = f[list(FEATURES)].to_numpy(dtype=float)
+    binary, how = _cv(x, f["is_unknown"].to_numpy(), groups, seed, label)
+    five, _ = _cv(x, f["class_index"].to_numpy(), groups, seed, label)
+    single = {name: _cv(f[[name]].to_numpy(dtype=float), f["is_unknown"].to_numpy(), groups, seed, label, 30)[0]
+              for name in FEATURES}
+    top = dict(sorted(single.items(), key=lambda kv: -kv[1]))
+    result = {"store": str(store.root), "n": int(len(f)), "n_unknown": int(f["is_unknown"].sum()), "cv": how,
+              "unknown_vs_motif_balanced_accuracy": binary, "five_class_balanced_accuracy": five,
+              "single_feature_unknown_vs_motif": top, "verdict": _verdict(binary),
+              "background_kinds": {str(k): int(v) for k, v in meta["background_kind"].value_counts().items()}}
+    return result, f
+
+
+def audit_lines(result: dict, image: str | None = "audit.png", n_top: int | None = None) -> list[str]:
+    """The audit as Markdown lines (for audit.md, the QC report and the dataset card)."""
+    top = list(result["single_feature_unknown_vs_motif"].items())[:n_top]
+    kinds = ", ".join(f"{k} {v}" for k, v in result.get("background_kinds", {}).items())
+    lines = [f"{result['n']} samples ({result['n_unknown']} unknown{': ' + kinds if kinds else ''}); "
+             f"cross-validation {result['cv']}; random forest (100 trees, depth 4, leaves of 10 or more) on "
+             "structure-free features only.", "",
+             f"* unknown vs motif: balanced accuracy **{result['unknown_vs_motif_balanced_accuracy']:.3f}** "
+             f"(chance 0.5) -- {result['verdict']}",
+             f"* 5 classes, same features: balanced accuracy {result['five_class_balanced_accuracy']:.3f} (chance "
+             "0.2; size differences between motif classes are structural)", "",
+             "| feature alone | unknown-vs-motif balanced accuracy |", "| --- | ---: |"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in top]
+    if image:
+        lines += ["", f"![shortcut audit]({image})"]
+    return lines
 
 
 def run_audit(store_path: str, out_dir: Path, seed: int = 0) -> dict:
@@ -105,33 +172,20 @@ def run_audit(store_path: str, out_dir: Path, seed: int = 0) -> dict:
     RNAMotifError
         If the store has no "unknown" samples or no motifs (nothing to tell apart).
     """
-    from rnamotif_data.errors import RNAMotifError
-
     store = open_store(store_path)
-    f = audit_features(store)
-    if f["is_unknown"].all() or not f["is_unknown"].any():
-        raise RNAMotifError(f"{store_path}: the audit needs both 'unknown' samples and motifs")
-    x, groups = f[list(FEATURES)].to_numpy(dtype=float), f["group"].to_numpy()
-    binary, how = _cv(x, f["is_unknown"].to_numpy(), groups, seed)
-    five, _ = _cv(x, f["class_index"].to_numpy(), groups, seed)
-    single = {name: _cv(f[[name]].to_numpy(dtype=float), f["is_unknown"].to_numpy(), groups, seed)[0]
-              for name in FEATURES}
-    top = sorted(single.items(), key=lambda kv: -kv[1])
-    result = {"store": str(store_path), "n": int(len(f)), "n_unknown": int(f["is_unknown"].sum()), "cv": how,
-              "unknown_vs_motif_balanced_accuracy": binary, "five_class_balanced_accuracy": five,
-              "single_feature_unknown_vs_motif": dict(top), "verdict": _verdict(binary)}
+    result, f = audit_store(store, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "audit.json").write_text(json.dumps(result, indent=2))
-    lines = [f"# Shortcut audit: {store_path}", "",
-             f"{len(f)} samples ({result['n_unknown']} unknown); cross-validation {how}.", "",
-             f"* unknown vs motif, all structure-free features: balanced accuracy **{binary:.3f}** "
-             f"(chance 0.5) -- {result['verdict']}",
-             f"* 5 classes, same features: balanced accuracy {five:.3f} (chance 0.2; size differences between "
-             "motif classes are structural)", "", "| feature alone | unknown-vs-motif balanced accuracy |",
-             "| --- | ---: |"] + [f"| {k} | {v:.3f} |" for k, v in top] + ["", "![audit](audit.png)"]
+    lines = [f"# Shortcut audit: {store_path}", ""] + audit_lines(result)
     (out_dir / "audit.md").write_text("\n".join(lines) + "\n")
-    _plot(f, top, out_dir / "audit.png", f"{Path(str(store_path)).name}: unknown vs motif {binary:.2f}")
+    plot_audit(f, result, out_dir / "audit.png")
     return result
+
+
+def plot_audit(f: pd.DataFrame, result: dict, path: Path) -> None:
+    """Bar chart of the single-feature scores and the histogram of the strongest feature."""
+    title = f"{Path(result['store']).name}: unknown vs motif {result['unknown_vs_motif_balanced_accuracy']:.2f}"
+    _plot(f, list(result["single_feature_unknown_vs_motif"].items()), path, title)
 
 
 def _verdict(score: float) -> str:

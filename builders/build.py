@@ -52,7 +52,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 import rnamotif_data
-from rnamotif_data.background import BackgroundConfig, background_count
+from rnamotif_data.background import BackgroundConfig, ShapeDistribution, background_count
 from rnamotif_data.checksums import sha256_file
 from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.motifs import CLASS_NAMES
@@ -94,8 +94,11 @@ def group_entries(table: pa.Table, row_numbers: list[int],
     up before grouping), so rows of one entry with and without the id become one job.
     Rows of one entry that give different resolutions make that entry refused (its
     ``error`` names the rows and values); rows without a resolution agree with any.
+    Every job carries the strand layouts of all the manifest's motifs
+    (:class:`ShapeDistribution`), the distribution its background samples draw from.
     """
     map_ids = map_ids or {}
+    shapes = ShapeDistribution.from_types(table.column("motif_type").to_pylist()) if len(table) else ShapeDistribution(())
     groups: dict[tuple[str, str | None], list] = {}
     for i, row in zip(row_numbers, table.to_pylist()):
         pdb = row["pdb_id"].upper()
@@ -110,7 +113,7 @@ def group_entries(table: pa.Table, row_numbers: list[int],
             listing = ", ".join(f"row {i}: {v:g} Å" for i, v in given.items())
             error = (f"{pdb} / {emdb or 'primary map'}: manifest rows disagree on the map's resolution ({listing}); "
                      "an entry's map has one resolution: correct the manifest")
-        jobs.append(EntryJob(pdb, emdb, tuple(rows), values[0] if len(values) == 1 else None, error))
+        jobs.append(EntryJob(pdb, emdb, tuple(rows), values[0] if len(values) == 1 else None, error, shapes))
     return sorted(jobs, key=lambda j: j.key)
 
 

@@ -24,21 +24,23 @@ import pyarrow as pa
 
 from rnamotif_data import __version__ as package_version
 from rnamotif_data.registry import Release
-from rnamotif_data.splits import leakage_report
+from rnamotif_data.leakage import format_report, leakage_report
+from rnamotif_data.splits import Split, store_relations
 from rnamotif_data.store import METADATA_COLUMNS, RNAMotifStore, open_store
 
 from .release import LICENCES, Package, PackageFile, ZenodoConfig, hash_file
 from .report import failures_table, quality_table
-from .split import format_report
 
 log = logging.getLogger("builders.card")
 
 __all__ = ["CROISSANT_CONTEXT", "dataset_card", "croissant", "write_descriptors", "format_size", "DESCRIPTOR_ROLES"]
 
 _SCHEME_TEXT = {
-    "sequence": "grouped by (motif type, motif sequence), background by EMDB entry: the same motif never "
-                "sits on both sides (default)",
-    "entry": "grouped by EMDB entry (map-level, as Cryo2StructData)",
+    "similarity": "no similarity crosses a fold (default): samples sharing an EMDB map, PDB entry, model, "
+                  "residue or zone are never split; the same canonical motif, near-identical motifs (edit distance "
+                  "1) and homologous contexts are grouped, or, where a group is too large to balance, the "
+                  "validation samples related to training are removed",
+    "entry": "grouped by EMDB map / PDB entry / model (map-level, as Cryo2StructData); motif similarity may cross",
     "upstream": "the upstream dataset's five folds, for comparison with its published numbers; **it leaks** "
                 "(most validation entries also supply training motifs)",
 }
@@ -96,6 +98,12 @@ def _citation(config: ZenodoConfig, version: str, doi: str | None, year: str) ->
         bib += [f"  doi       = {{{doi}}},", f"  url       = {{https://doi.org/{doi}}},"]
     bib.append("}")
     return text, "\n".join(bib)
+
+
+def _audit_lines(store: RNAMotifStore) -> list[str]:
+    from .report import audit_section
+
+    return audit_section(store, None)
 
 
 def dataset_card(package: Package, config: ZenodoConfig, store: RNAMotifStore, *, doi: str | None = None,
@@ -156,14 +164,23 @@ def dataset_card(package: Package, config: ZenodoConfig, store: RNAMotifStore, *
     lines += [f"| `{name}` | {typ} | {desc} |" for name, (typ, desc) in METADATA_COLUMNS.items()]
     lines += ["", "## Quality", "", "![QC histograms](qc.png)", ""] + quality_table(meta)
     lines += ["", "Manifest rows that failed, by stage:", ""] + failures_table(failures)
+    lines += ["", "## Shortcut audit", ""] + _audit_lines(store)
     lines += ["", "## Splits", "",
-              "Five folds per scheme; fold k's validation set is group k, its training set the other four. "
-              "The leakage report counts validation samples that share an EMDB entry, an identical "
-              "(type, sequence) or a parent chain sequence with the training set.", ""]
+              "Five folds per scheme; fold k's validation set is fold k minus its removed samples, its training set "
+              "the other four. The leakage report counts, per fold and relation, validation samples related to a "
+              "training sample (same entry, overlapping, same canonical motif, near-identical, homologous "
+              "context), the samples removed from validation, and the validation samples' highest context "
+              "identity to training (per sample: column `max_identity_other_folds` of the split file).", ""]
+    relations = None
     for scheme, split in package.splits.items():
-        lines += [f"### `{scheme}` (`split-{scheme}.parquet`)", "", _SCHEME_TEXT[scheme] + ".", "",
-                  f"Seed {split.config.seed}, fingerprint `{split.fingerprint}`.", "",
-                  format_report(leakage_report(store, split), store.class_names)]
+        lines += [f"### `{scheme}`" + (f" (`split-{scheme}.parquet`)" if isinstance(split, Split) else ""), "",
+                  _SCHEME_TEXT[scheme] + ".", ""]
+        if not isinstance(split, Split):
+            lines += [f"Not made: {split}", ""]
+            continue
+        relations = relations or store_relations(store, split.config)
+        lines += [f"Seed {split.config.seed}, fingerprint `{split.fingerprint}`, {split.n_removed} removed.", "",
+                  format_report(leakage_report(meta, split, relations, store.class_names), store.class_names)]
     n_cls = meta["class_index"].value_counts()
     bg = (attrs.get("build_config") or {}).get("background") or {}
     lines += ["## Limitations", "",
@@ -171,16 +188,17 @@ def dataset_card(package: Package, config: ZenodoConfig, store: RNAMotifStore, *
               "labels; use the Q-score and CC_mask columns to filter.",
               "* Density is normalised per map (95th percentile of non-zero density): absolute levels are not "
               "comparable between maps, and resampling to 1 Å smooths maps finer than that.",
-              "* The \"unknown\" class is non-motif density of the same maps (modelled residues at least "
-              f"{bg.get('min_distance', '?')} Å from every listed motif, or unmodelled density above mean + "
-              f"{bg.get('density_threshold_sd', '?')} sd), not a physical category.",
+              "* The \"unknown\" class is real structure of the same maps that is not a listed motif (kinds "
+              f"{bg.get('kinds', '?')}: helical stems, other RNA stretches; at least {bg.get('min_distance', '?')} Å "
+              "from every listed motif), shaped like the entry's motifs (strand layout, size, compactness, "
+              "position) and zoned like them; it is a negative class, not a physical category.",
               "* Samples per class: " + ", ".join(f"{c} {int(n_cls.get(i, 0))}" for i, c in enumerate(store.class_names))
               + "; weight or resample if they are unbalanced.",
               "* Motif annotations are those of the source manifest (CoSSMos / RNA 3D Motif Atlas); their errors "
               "carry over.",
               "* Q-score uses at most 24 spiral tries per shell (MapQ: 96) and the paper's \"closer to another "
               "atom\" rule; see the rnamotif_data.quality documentation for the expected deviations.",
-              "* The `upstream` split (if present) leaks by construction; report results on `sequence`.", "",
+              "* The `upstream` split (if present) leaks by construction; report results on `similarity`.", "",
               "## Licence", "",
               f"{LICENCES[config.license][0]} ({LICENCES[config.license][1]}). The EMDB maps and PDB models it is cut "
               "from are CC0; please also cite the entries you use (`emdb_id`, `pdb_id` columns).", "",
@@ -246,10 +264,12 @@ def croissant(package: Package, config: ZenodoConfig, store: RNAMotifStore, *, d
         rs = f.name.removesuffix(".parquet")
         record_sets.append({
             "@type": "cr:RecordSet", "@id": rs, "name": rs,
-            "description": f"Fold (1-5) of each sample under the {rs.removeprefix('split-')} scheme; null: no fold.",
+            "description": f"Fold (1-5) of each sample under the {rs.removeprefix('split-')} scheme; null: no fold; "
+                           "removed: never in a validation subset (related to another fold).",
             "field": [{"@type": "cr:Field", "@id": f"{rs}/{c}", "name": c, "dataType": t,
                        "source": {"fileObject": {"@id": f.name}, "extract": {"column": c}}}
-                      for c, t in (("sample_index", "sc:Integer"), ("sample_id", "sc:Text"), ("fold", "sc:Integer"))]})
+                      for c, t in (("sample_index", "sc:Integer"), ("sample_id", "sc:Text"), ("fold", "sc:Integer"),
+                                   ("removed", "sc:Boolean"), ("max_identity_other_folds", "sc:Float"))]})
     return {
         "@context": CROISSANT_CONTEXT, "@type": "sc:Dataset", "conformsTo": "http://mlcommons.org/croissant/1.0",
         "name": f"rnamotif-data-{package.version}", "description": config.description,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from rnamotif_data.background import background_count, select_background_sites
+from rnamotif_data.background import ShapeDistribution, background_count, select_background_sites
 from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.maps import header_statistics_notes, read_map
 from rnamotif_data.modified import sequence_matches
@@ -37,6 +37,10 @@ from .staging import write_part
 
 log = logging.getLogger("builders.build")
 
+#: Chain neighbours on each side of each strand in ``context_sequence`` (homology of
+#: contexts in the splits).
+CONTEXT_FLANK = 8
+
 __all__ = ["EntryJob", "stage_entry", "failure_row", "check_strands"]
 
 
@@ -45,13 +49,15 @@ class EntryJob:
     """The manifest rows of one entry: ``rows`` are ``(manifest row, row dict)`` pairs;
     ``resolution`` (Å) is the one the rows agree on, or None (then the RCSB record's);
     ``error``: why every row of the entry is refused before any file is read (rows that
-    disagree on the resolution)."""
+    disagree on the resolution); ``shapes``: the strand layouts of the whole manifest's
+    motifs, from which background samples draw theirs."""
 
     pdb_id: str
     emdb_id: str | None
     rows: tuple
     resolution: float | None = None
     error: str | None = None
+    shapes: ShapeDistribution = ShapeDistribution(())
 
     @property
     def key(self) -> str:
@@ -136,13 +142,13 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
                                 f"{z:.2f} < min_fit_z {config.min_fit_z:g}; map misplaced or wrong model")
         resolution = _resolution(sources, job)
         ctx = _Entry(job, emdb, model, dmap, stats, resolution, config, extra["map_warnings"])
-        samples, failures, motif_xyz = _segment_rows(ctx)
+        samples, failures, motif_xyz, targets = _segment_rows(ctx)
         n_ok = len(samples)
         if n_ok == 0 and job.rows:
             entry_failed = True
         else:
             extra["background_requested"] = background_count(n_ok, config.background)
-            samples += _background(ctx, motif_xyz, extra["background_requested"])
+            samples += _background(ctx, motif_xyz, extra["background_requested"], targets)
             extra["background_placed"] = len(samples) - n_ok
     except Exception as exc:  # noqa: BLE001 - an entry failure is recorded, never fatal
         log.debug("%s: %s failed: %s", job.key, stage, exc)
@@ -162,6 +168,9 @@ class _Entry:
         self.job, self.emdb, self.model, self.dmap, self.stats = job, emdb, model, dmap, stats
         self.resolution, self.config, self.map_warnings = resolution, config, list(map_warnings)
         self.tree = cKDTree(model.atoms.xyz)
+        # background seed key: the model's coordinates, so one model fitted to several maps
+        # gets the same background residues wherever the maps allow them (like its motifs)
+        self.model_key = hashlib.sha256(np.ascontiguousarray(model.atoms.xyz).tobytes()).hexdigest()[:16]
         self.reference = q_reference(stats)
         seqs: dict[str, list[str]] = {}
         for rid, letter in zip(model.atoms.residues, model.atoms.parents):
@@ -178,6 +187,23 @@ class _Entry:
                 "q_score_min_residue": _nan_none(mq.q_score_min_residue), "cc_mask": _nan_none(mq.cc_mask),
                 "cc_local": _nan_none(mq.cc_local), "frac_atoms_above_1sd": mq.frac_atoms_above_1sd,
                 "q_expected": _nan_none(q_exp), "q_score_minus_expected": _nan_none(mq.q_score - q_exp)}
+
+    def strand_columns(self, residue_indices) -> dict:
+        """``strand_sequences`` (strands in model order, '-'-joined, parents for modified
+        residues) and ``context_sequence`` (each strand with up to
+        :data:`CONTEXT_FLANK` chain neighbours on both sides) of the given residues."""
+        if len(residue_indices) == 0:
+            return {"strand_sequences": None, "context_sequence": None}
+        parents = self.model.atoms.parents or ()
+        letter = (lambda i: parents[i]) if parents else (lambda i: "N")
+        strands, contexts = [], []
+        for strand in self.model.strands(residue_indices):
+            strands.append("".join(letter(i) for i in strand))
+            order, position = self.model._chain_index[self.model.atoms.residues[strand[0]].chain]
+            lo = max(order.index(strand[0]) - CONTEXT_FLANK, 0)
+            hi = order.index(strand[-1]) + CONTEXT_FLANK + 1
+            contexts.append("".join(letter(i) for i in order[lo:hi]))
+        return {"strand_sequences": "-".join(strands), "context_sequence": "-".join(contexts)}
 
     def parent_sequence(self, residues) -> str | None:
         """Hash of the full sequences of the chains of ``residues`` (splits' leakage key)."""
@@ -237,7 +263,7 @@ def _check_quality(cols: dict, config: BuildConfig, what: str) -> None:
 
 def _segment_rows(ctx: _Entry):
     job, model, config = ctx.job, ctx.model, ctx.config
-    samples, failures, motif_xyz = [], [], []
+    samples, failures, motif_xyz, targets = [], [], [], []
     for i, row in job.rows:
         stage = "manifest"
         try:
@@ -264,12 +290,14 @@ def _segment_rows(ctx: _Entry):
             qcols = ctx.quality_columns(atoms, model.atoms.residue_rows(resolved))
             _check_quality(qcols, config, f"{desc} {row['motif_type']}")
             residues = format_residues(atoms.residues)
+            targets.append((tuple(len(s) for s in model.strands(resolved)), atoms.xyz))  # kept motifs
             samples.append(_sample(cube, {
                 "sample_id": _sample_id(ctx.emdb, job.pdb_id, row["motif_type"], residues),
                 "is_background": False, "background_kind": None, "manifest_row": int(i),
                 "pdb_id": job.pdb_id, "emdb_id": ctx.emdb, "motif_id": row.get("motif_id"),
                 "motif_type": row["motif_type"], "motif_class": motif_class(row["motif_type"]),
                 "class_index": class_index(row["motif_type"]), "residues": residues, "sequence": seq,
+                **ctx.strand_columns(resolved), "model_hash": ctx.model_key,
                 "parent_sequence": ctx.parent_sequence(atoms.residues),
                 "resolution": ctx.resolution, "n_residues": len(atoms.residues),
                 **qcols, "map_warnings": ctx.map_warnings,
@@ -281,34 +309,47 @@ def _segment_rows(ctx: _Entry):
         except Exception as exc:  # noqa: BLE001 - one motif's failure never loses the others
             failures.append(failure_row(i, row, ctx.emdb, stage, exc))
     xyz = np.concatenate(motif_xyz) if motif_xyz else np.zeros((0, 3))
-    return samples, failures, xyz
+    return samples, failures, xyz, targets
 
 
-def _background(ctx: _Entry, motif_xyz, n: int) -> list[dict]:
+def _background(ctx: _Entry, motif_xyz, n: int, targets) -> list[dict]:
     job, config = ctx.job, ctx.config
-    sites = select_background_sites(ctx.dmap, ctx.model.atoms, motif_xyz, n, config.background, stats=ctx.stats,
-                                    key=f"{job.pdb_id}/{ctx.emdb}")
+
+    def accept(atoms) -> bool:
+        try:
+            _check_placement(ctx, atoms, "background")
+            return segment_motif(ctx.dmap, atoms, config.segment, context=ctx.model.atoms, stats=ctx.stats,
+                                 description="background") is not None
+        except Exception:  # noqa: BLE001 - a candidate that fails a check is simply not taken
+            return False
+
+    sites = select_background_sites(ctx.model, ctx.dmap, motif_xyz, n, job.shapes, config.background,
+                                    accept=accept, targets=targets, stats=ctx.stats, key=ctx.model_key)
     if len(sites) < n:
-        log.info("%s: %d of %d background sites found", job.key, len(sites), n)
+        log.info("%s: %d of %d background samples found", job.key, len(sites), n)
     out = []
     for k, site in enumerate(sites):
+        desc = f"{job.pdb_id} background {k}"
         try:
-            cube = segment_motif(ctx.dmap, site.atoms, config.segment, stats=ctx.stats,
-                                 description=f"{job.pdb_id} background {k}")
+            modelled = site.kind != "density"
+            cube = segment_motif(ctx.dmap, site.atoms, config.segment,
+                                 context=ctx.model.atoms if modelled else None, stats=ctx.stats, description=desc)
+            qcols = (ctx.quality_columns(site.atoms, ctx.model.atoms.residue_rows(site.residue_indices))
+                     if modelled else _density_site_quality(ctx, site))
         except Exception as exc:  # noqa: BLE001
-            log.warning("%s: background site %d skipped: %s", job.key, k, exc)
+            log.warning("%s: background sample %d skipped: %s", job.key, k, exc)
             continue
-        res_ids = sorted({site.atoms.residues[r] for r in np.unique(site.atoms.residue_index)},
-                         key=lambda r: (r.chain, r.seq_num, r.icode)) if site.kind == "atoms" else []
+        res_ids = [ctx.model.atoms.residues[i] for i in site.residue_indices]
         out.append(_sample(cube, {
             "sample_id": f"{ctx.emdb}_{job.pdb_id}_unknown_bg{k}", "is_background": True,
             "background_kind": site.kind, "manifest_row": None, "pdb_id": job.pdb_id, "emdb_id": ctx.emdb,
             "motif_id": None, "motif_type": "unknown", "motif_class": "unknown",
             "class_index": class_index("unknown"), "residues": format_residues(res_ids) or None,
-            "sequence": None, "parent_sequence": ctx.parent_sequence(res_ids),
+            "sequence": site.atoms.sequence() if modelled else None,
+            **ctx.strand_columns(site.residue_indices),
+            "model_hash": ctx.model_key, "parent_sequence": ctx.parent_sequence(res_ids),
             "resolution": ctx.resolution, "n_residues": len(res_ids),
-            **(ctx.quality_columns(site.atoms) if site.kind == "atoms" else _density_site_quality(ctx, site)),
-            "map_warnings": ctx.map_warnings, "source": "background", "source_id": None,
+            **qcols, "map_warnings": ctx.map_warnings, "source": "background", "source_id": None,
             "cossmos_number": None, "upstream_fold": None,
         }))
     return out

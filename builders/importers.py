@@ -196,6 +196,16 @@ def _atlas_strand(units: list[dict]) -> tuple[str, int, list[str]]:
     return spec, length, skipped
 
 
+def _atlas_letters(units: list[dict]) -> str | None:
+    """One letter per residue of a strand's range from its first to its last unit: the
+    unit's base (``N`` for a modified one), ``N`` for a number the alignment skipped; None
+    when an insertion code makes the numbering an unreliable count."""
+    if any(u["icode"] for u in units):
+        return None
+    comp = {u["seq_num"]: (u["comp"] if len(u["comp"]) == 1 else "N") for u in units}
+    return "".join(comp.get(n, "N") for n in range(units[0]["seq_num"], units[-1]["seq_num"] + 1))
+
+
 def models_in(folder: Path):
     """A PDB ID -> Model lookup over a folder of model files (``{id}.cif``, ``.cif.gz``,
     ``.pdb``, ``.pdb.gz``, any case, directly or in a ``pdb/`` subfolder as in a builder
@@ -242,7 +252,9 @@ def import_motif_atlas(paths: list[Path], models=None) -> tuple[list[dict], list
     strands against the model (a range over unmodelled residues, or one whose insertion
     codes change its length, is refused there). Loops outside the 25 types, junctions
     (more than one chain break), symmetry mates and malformed units are rejected with the
-    reason.
+    reason. ``sequence`` covers each strand's whole range, in selection order, with ``N``
+    for a residue the alignment skipped or a modified one (the builder compares ``N`` with
+    any residue); it is null where insertion codes make the numbering no count.
 
     With ``models`` (a callable: PDB ID -> :class:`rnamotif_data.structure.Model` or None)
     the strands are measured on the model instead of the numbering: a numbering jump
@@ -297,13 +309,16 @@ def import_motif_atlas(paths: list[Path], models=None) -> tuple[list[dict], list
                 except ValueError as exc:
                     rejected.append(Rejection(n, "residues", str(exc), "motif-atlas", iid))
                 else:
-                    seq = "".join(u["comp"] if len(u["comp"]) == 1 else "N" for u in units)
+                    letters = [_atlas_letters(st) for st in strands]
+                    seq = None if None in letters else "".join(letters)
+                    if seq is not None and len(seq) != sum(lengths):  # the model counts otherwise
+                        seq = None
                     rows.append({
                         "pdb_id": units[0]["pdb"],
                         "motif_type": mtype,
                         "selection": selection,
-                        # the listed letters cover the whole range only when nothing was skipped
-                        "sequence": seq if not skipped and re.fullmatch(r"[ACGUTN]+", seq) else None,
+                        # skipped and modified residues are N (the builder's check lets N match any)
+                        "sequence": seq if seq and re.fullmatch(r"[ACGUTN]+", seq) else None,
                         "skipped": skipped or None,
                         "motif_id": gid,
                         "source": "motif-atlas",

@@ -202,16 +202,23 @@ def hash_file(path: Path, role: str, name: str | None = None) -> PackageFile:
                        md5=md5.hexdigest(), role=role)
 
 
-def release_splits(store: RNAMotifStore) -> dict[str, Split]:
-    """The splits a release ships: the store's split files, plus ``sequence`` and
-    ``entry`` made with the default config (seed 0) where the store has none."""
-    out = {}
+def release_splits(store: RNAMotifStore) -> dict[str, Split | str]:
+    """The splits a release ships: the store's split files, plus ``similarity`` and
+    ``entry`` made with the default config (seed 0) where the store has none. A scheme
+    the store cannot support (fewer independent groups than folds) maps to the reason,
+    which the card prints, instead of a split."""
+    out: dict[str, Split | str] = {}
     for scheme in SCHEMES:
-        split = read_split(store, scheme)
-        if split is None and scheme != "upstream":
-            split = make_split(store, SplitConfig(scheme=scheme))
-            log.info("%s: no %s split in the store; made one with seed 0 (fingerprint %s…)", store.root, scheme,
-                     split.fingerprint[:12])
+        try:
+            split = read_split(store, scheme)
+            if split is None and scheme != "upstream":
+                split = make_split(store, SplitConfig(scheme=scheme))
+                log.info("%s: no %s split in the store; made one with seed 0 (fingerprint %s…)", store.root, scheme,
+                         split.fingerprint[:12])
+        except ConfigError as exc:
+            log.warning("%s: no %s split: %s", store.root, scheme, exc)
+            out[scheme] = str(exc)
+            continue
         if split is not None:
             out[scheme] = split
     return out
@@ -276,7 +283,7 @@ def prepare_package(store_path: str, out_dir: str | os.PathLike, version: str) -
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     splits = release_splits(store)
-    split_bytes = {scheme: table_bytes(split_table(s)) for scheme, s in splits.items()}
+    split_bytes = {scheme: table_bytes(split_table(s)) for scheme, s in splits.items() if isinstance(s, Split)}
     archive = out / archive_name(version)
     attrs = get_attrs(str(root)) or {}
     log.info("zipping %s (%d samples) to %s", root, attrs.get("n_samples", 0), archive)

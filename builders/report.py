@@ -13,7 +13,10 @@
   fraction of heavy atoms above map mean + 1 sd, for kept motifs and for those rejected
   at stage ``placement``, with the build's thresholds;
 * background cubes requested and placed (entries short of sites named) and the map
-  files' header anomalies (``map_warnings``).
+  files' header anomalies (``map_warnings``);
+* the shortcut audit (:mod:`builders.audit`, ``audit.png``): can structure-free features
+  tell "unknown" from motifs? (needs scikit-learn, the ``audit`` extra; without it the
+  section says how to get it).
 """
 
 from __future__ import annotations
@@ -187,9 +190,10 @@ def failures_table(failures: pd.DataFrame) -> list[str]:
 
 
 def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_name: str,
-                    attrs: dict | None = None, placement_png: str = "placement.png") -> str:
+                    attrs: dict | None = None, placement_png: str = "placement.png",
+                    audit: list[str] | None = None) -> str:
     """The QC page as Markdown (counts, per-class medians, failures by stage, per-motif
-    placement, background cubes, map warnings, the figures)."""
+    placement, background cubes, map warnings, the shortcut audit's lines, the figures)."""
     attrs = attrs or {}
     lines = [f"# QC report: {store}", "",
              f"{len(meta)} samples ({int(meta['is_background'].sum())} background), "
@@ -205,6 +209,7 @@ def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_
     lines += background_lines(attrs)
     lines += ["", "## Map warnings", ""]
     lines += map_warning_lines(attrs)
+    lines += ["", "## Shortcut audit", ""] + (audit or ["Not run."])
     low = meta[(~meta["is_background"]) & (meta["q_score_minus_expected"] < -0.2)]
     lines += ["", "## Motifs more than 0.2 below the expected Q-score", ""]
     if len(low):
@@ -234,8 +239,27 @@ def write_report(store_path: str, out_dir: Path) -> tuple[Path, Path]:
     name = Path(str(store_path)).name
     plot_qc(meta, png, f"{name}: {len(meta)} samples")
     plot_placement(meta, failures, store.attrs.get("build_config", {}), placement, f"{name}: per-motif placement")
-    md.write_text(report_markdown(meta, failures, str(store_path), png.name, store.attrs, placement.name))
+    md.write_text(report_markdown(meta, failures, str(store_path), png.name, store.attrs, placement.name,
+                                  audit_section(store, out_dir / "audit.png")))
     return png, md
+
+
+def audit_section(store, png: Path | None) -> list[str]:
+    """Markdown lines of the shortcut audit of ``store`` (and its plot at ``png``); a line
+    saying why when it cannot run (no scikit-learn, or no unknown samples or no motifs)."""
+    from rnamotif_data.errors import RNAMotifError
+
+    from .audit import audit_lines, audit_store, plot_audit
+
+    try:
+        result, features = audit_store(store)
+    except ImportError:
+        return ["Not run: needs scikit-learn (pip install 'rnamotif-data[audit]')."]
+    except RNAMotifError as exc:
+        return [f"Not run: {exc}."]
+    if png is not None:
+        plot_audit(features, result, png)
+    return audit_lines(result, png.name if png is not None else None)
 
 
 def main(argv: list[str] | None = None) -> int:

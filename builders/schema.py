@@ -125,10 +125,13 @@ def check_row(row: dict) -> tuple[str, str] | None:
 
 
 def _occurrence_key(row: dict):
+    """(PDB ID, EMDB ID, residues as a set): independent of the order strands or residues
+    are listed in, so ``A:9-11,37-38`` and ``A:37-38,9-11`` are one occurrence."""
+    entry = (row["pdb_id"].upper(), row.get("emdb_id"))
     if row.get("residues") is not None:
-        return row["pdb_id"], tuple((r["chain"], r["seq_num"], r.get("icode") or "") for r in row["residues"])
+        return entry, frozenset((r["chain"], r["seq_num"], r.get("icode") or "") for r in row["residues"])
     if row.get("selection") is not None:
-        return row["pdb_id"], parse_selection(row["selection"]).text
+        return entry, frozenset(parse_selection(row["selection"]).items)
     return None
 
 
@@ -138,8 +141,9 @@ def validate_manifest(table: pa.Table, *, strict: bool = False, name: str = "man
     Row rules: PDB ID and EMDB ID syntax, a known motif type (DESIGN.md section 4),
     residues or a parseable selection (not needed for ``unknown`` rows or rows marked
     ``needs_residues``), a sequence of nucleotide codes matching the residue count, a
-    positive resolution, and no duplicate occurrence (same entry and residues; the
-    first is kept).
+    positive resolution, and no duplicate occurrence (same PDB ID, EMDB ID and residues in
+    any order -- the canonical key, so strand-swapped listings are duplicates; the first
+    is kept).
 
     Parameters
     ----------

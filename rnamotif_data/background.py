@@ -1,35 +1,63 @@
-"""Background ("unknown") sites: map regions away from every listed motif.
+"""Background ("unknown") samples: real structure that is not a listed motif, shaped like one.
 
-The upstream dataset's "unknown" class was random cubes of the map, which a classifier
-separates from motifs by their emptiness alone. Here a background site looks like a motif
-sample: it is centred on modelled structure (an RNA stem, protein, other RNA) or, where
-the model has none, on unmodelled density, and it has its own zone, so masked inputs of
-both kinds are alike.
+The upstream dataset's "unknown" class was random cubes of the map; our first release
+used the atoms within 6 Å of one residue. Both are separable from motifs without any
+structure (emptiness; zone size: 2,400-3,900 zone voxels against 5,800-10,000). Here a
+background sample is chosen so that nothing but structure tells it apart:
 
-Algorithm (deterministic given ``BackgroundConfig.seed`` and the entry's key):
+* **Same shape.** Each sample copies the layout (strand count and strand lengths,
+  nucleotides per strand) of one of the entry's kept motifs, drawn at random, and of the
+  candidates with that layout takes the one closest to that motif in radius of gyration,
+  heavy-atom count, distance from the model's centre and zone volume (Å³ within 5 Å of
+  the atoms); so nucleotide and atom counts, compactness
+  (and with them the zone size) and position follow the motifs', entry by entry, and the
+  whole class follows the store's motifs. Without kept motifs the layout is drawn from
+  the manifest's motifs (:class:`ShapeDistribution`).
+* **Same zoning and centring.** The builder cuts it with the same call as a motif
+  (:func:`rnamotif_data.segment.segment_motif`, model atoms within the zone radius of the
+  selected residues, cube centred on their centroid).
+* **Same placement criterion.** The builder's ``accept`` callback applies the per-motif
+  placement thresholds (fit_z, fraction of atoms above 1 sd), so background does not sit
+  in empty density any more than motifs do.
+* **Away from every listed motif.** No heavy atom of a chosen residue is within
+  ``min_distance`` Å of a heavy atom of a listed motif of the entry.
 
-1. **Atom candidates**: the centroid of each residue of the model (any polymer), kept when
-   it lies at least ``min_distance`` Å from every atom of every listed motif of the entry
-   and at least ``central_radius`` Å inside the map box.
-2. **Density candidates**: points of a grid with ``spacing`` Å steps inside the map box,
-   kept when the interpolated density there exceeds the map's mean +
-   ``density_threshold_sd`` × sd, no model atom lies within ``central_radius`` Å (so they
-   are unmodelled density) and they are ``min_distance`` Å from every motif atom.
-3. Candidates are shuffled with a seeded generator (atom candidates first, then density
-   candidates) and taken greedily, skipping any within ``spacing`` Å of a site already
-   taken, until ``n`` sites are chosen.
-4. A site's **zone atoms** are the model's heavy atoms within ``central_radius`` Å of its
-   centre (atom sites), or the map's voxel centres within ``central_radius`` Å whose
-   density exceeds the threshold (density sites, as pseudo-atoms without labels).
+Kinds (``BackgroundConfig.kinds``, tried in the order given; recorded in the metadata
+column ``background_kind``):
 
-Because ``min_distance`` must exceed ``central_radius``, no atom of a listed motif is a
-zone atom of a background site.
+``stem``
+    Helical stems. Residues are paired by a geometric Watson-Crick criterion: the base's
+    N1 (purines, A/G) and N3 (pyrimidines, C/U) of two residues within ``pair_distance``
+    Å (2.8-3.0 Å in Watson-Crick and G·U pairs; the standard hydrogen-bond distance cut-off
+    of 3.4-3.5 Å, e.g. Leontis & Westhof 2001, RNA 7:499, DOI 10.1017/S1355838201002515).
+    A one-strand shape is a run of consecutive, covalently linked residues that are all
+    paired, none with each other (one strand of a helix, never a closed loop); a two-strand
+    shape is two such runs whose ends pair (strand 1 starts where strand 2 ends, like a
+    loop's closing pair), so the sample is a stretch of double helix.
+``rna``
+    Other RNA stretches: the same runs without the pairing requirement (two-strand shapes:
+    runs whose end residues' C1' atoms are within ``neighbour_distance`` Å).
+``protein``
+    Runs of linked amino-acid residues with as many residues as the drawn shape has
+    nucleotides (optional; only for entries with protein).
+``density``
+    Unmodelled density: map voxels above mean + ``density_threshold_sd`` sd within
+    ``density_radius`` Å of a grid point away from every model atom, as pseudo-atoms
+    (optional; these are the only samples whose zone is not made of model atoms).
+
+Residue links: O3'-P ≤ 2.0 Å (nucleotides) or C-N ≤ 2.0 Å (amino acids), so a run never
+spans an unmodelled gap. Chosen samples share no residue, and their centroids are at
+least ``spacing`` Å apart.
+
+Deterministic: one :class:`numpy.random.Generator` per entry, seeded by
+``BackgroundConfig.seed`` and the entry key; the same inputs give the same samples.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -37,94 +65,441 @@ from scipy.spatial import cKDTree
 
 from .errors import ConfigError
 from .maps import DensityMap, MapStatistics
-from .structure import AtomTable, ResidueId
+from .motifs import strand_lengths
+from .structure import AtomTable, Model, ResidueId
 
-__all__ = ["BackgroundConfig", "BackgroundSite", "background_count", "select_background_sites"]
+__all__ = ["BackgroundConfig", "BackgroundSite", "KINDS", "ShapeDistribution", "background_count",
+           "select_background_sites"]
+
+KINDS = ("stem", "rna", "protein", "density")
+_LINK = 2.0  # Å, O3'-P or C-N of linked residues
+_PURINES, _PYRIMIDINES = frozenset("AG"), frozenset("CU")
 
 
 @dataclass(frozen=True)
 class BackgroundConfig:
-    """How background ("unknown") sites are chosen.
+    """How background ("unknown") samples are chosen (module docstring).
 
     Attributes
     ----------
     per_entry:
-        Sites per entry; ``None`` chooses ``ceil(n_motifs / 4)`` for an entry with
-        ``n_motifs`` listed motifs, so the unknown class is about as large as each of the
+        Samples per entry; ``None`` chooses ``ceil(n_motifs / 4)`` for an entry with
+        ``n_motifs`` motif samples, so the unknown class is about as large as each of the
         four motif classes. ``0`` disables background samples.
+    kinds:
+        Comma-separated kinds in order of preference (:data:`KINDS`); a later kind is used
+        only when the earlier ones run out of candidates.
     min_distance:
-        Å; a site's centre is at least this far from every listed motif atom.
-    central_radius:
-        Å; model atoms within this distance of the centre form the site's zone atoms.
+        Å; no heavy atom of a background residue lies closer than this to a heavy atom of
+        a listed motif, so with the default 5 Å (the zone radius) no motif atom is inside a
+        background sample's zone.
+    pair_distance:
+        Å; N1/N3 distance of a Watson-Crick-paired residue pair (kind ``stem``).
+    neighbour_distance:
+        Å; C1'-C1' distance of the end residues of the two strands of a two-strand ``rna``
+        sample.
     spacing:
-        Å; minimum distance between two sites' centres, and the step of the density
-        candidate grid.
-    density_threshold_sd:
-        Density candidates need map value > mean + this × sd at their centre.
+        Å; minimum distance between the centroids of two background samples.
+    density_radius, density_threshold_sd:
+        Kind ``density``: radius (Å) of a site and the density threshold (map mean + this
+        × sd).
+    max_tries:
+        Candidates tried (placement checks) per sample before a kind is given up.
     seed:
-        Seed of the candidate shuffle (combined with the entry's key).
+        Seed (combined with the entry key).
     """
 
     per_entry: int | None = None
-    min_distance: float = 12.0
-    central_radius: float = 6.0
+    kinds: str = "stem,rna"
+    min_distance: float = 5.0
+    pair_distance: float = 3.4
+    neighbour_distance: float = 12.0
     spacing: float = 10.0
+    density_radius: float = 6.0
     density_threshold_sd: float = 1.0
+    max_tries: int = 50
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.per_entry is not None and (int(self.per_entry) != self.per_entry or self.per_entry < 0):
             raise ConfigError(f"background per_entry must be None or an integer >= 0, got {self.per_entry}")
-        if self.central_radius <= 0 or self.spacing <= 0:
-            raise ConfigError("background central_radius and spacing must be > 0 Å")
-        if self.min_distance <= self.central_radius:
-            raise ConfigError(
-                f"background min_distance ({self.min_distance} Å) must exceed central_radius "
-                f"({self.central_radius} Å), or motif atoms could enter a background zone"
-            )
+        bad = [k for k in self.kind_list if k not in KINDS]
+        if bad or not self.kind_list:
+            raise ConfigError(f"background kinds {self.kinds!r}: choose from {', '.join(KINDS)} (comma-separated)")
+        for name in ("min_distance", "pair_distance", "neighbour_distance", "spacing", "density_radius"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"background {name} must be a finite number > 0 Å, got {v}")
+        if int(self.max_tries) != self.max_tries or self.max_tries < 1:
+            raise ConfigError(f"background max_tries must be an integer >= 1, got {self.max_tries}")
+
+    @property
+    def kind_list(self) -> tuple[str, ...]:
+        """``kinds`` as a tuple."""
+        return tuple(k.strip() for k in str(self.kinds).split(",") if k.strip())
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict of the fields."""
         return asdict(self)
 
 
-@dataclass(frozen=True, eq=False)
-class BackgroundSite:
-    """One background site.
+@dataclass(frozen=True)
+class ShapeDistribution:
+    """Strand layouts of a store's listed motifs, with their counts.
 
     Attributes
     ----------
-    centre:
-        ``(3,)`` Å, x-y-z, model frame.
-    kind:
-        ``"atoms"`` (modelled structure) or ``"density"`` (unmodelled density).
-    atoms:
-        The site's zone atoms as an :class:`AtomTable` (pseudo-atoms with label part 0
-        and nucleotide id 0 for density sites).
+    shapes:
+        ``((lengths, count), ...)``: ``lengths`` is a sorted tuple of strand lengths
+        (nucleotides, closing pairs included; :func:`rnamotif_data.motifs.strand_lengths`).
     """
 
-    centre: np.ndarray
+    shapes: tuple[tuple[tuple[int, ...], int], ...]
+
+    @classmethod
+    def from_types(cls, motif_types) -> "ShapeDistribution":
+        """The distribution of the given fine types (``unknown`` and unparsable types skipped)."""
+        counts: dict[tuple[int, ...], int] = {}
+        for t in motif_types:
+            try:
+                lengths = strand_lengths(str(t))
+            except Exception:  # noqa: BLE001 - 'unknown' or a type validation reports elsewhere
+                continue
+            counts[lengths] = counts.get(lengths, 0) + 1
+        return cls(tuple(sorted(counts.items())))
+
+    def draw(self, rng: np.random.Generator) -> tuple[int, ...]:
+        """One layout, with probability proportional to its count; strand order random."""
+        weights = np.array([c for _, c in self.shapes], dtype=np.float64)
+        lengths = self.shapes[int(rng.choice(len(self.shapes), p=weights / weights.sum()))][0]
+        return tuple(lengths) if len(lengths) < 2 or rng.random() < 0.5 else tuple(reversed(lengths))
+
+
+@dataclass(frozen=True, eq=False)
+class BackgroundSite:
+    """One background sample.
+
+    Attributes
+    ----------
+    kind:
+        One of :data:`KINDS`.
+    residue_indices:
+        ``(R,)`` indices into the model's residues, strands in model order (empty for
+        ``density``).
+    strands:
+        Strand lengths in model order (``()`` for ``density``).
+    atoms:
+        The sample's atoms (:meth:`AtomTable.subset` of ``residue_indices``; pseudo-atoms
+        for ``density``).
+    """
+
     kind: str
+    residue_indices: np.ndarray
+    strands: tuple[int, ...]
     atoms: AtomTable
+
+    @property
+    def centre(self) -> np.ndarray:
+        """``(3,)`` Å, x-y-z: the heavy-atom centroid."""
+        return self.atoms.xyz.mean(axis=0)
 
 
 def background_count(n_motifs: int, config: BackgroundConfig) -> int:
-    """Number of background sites wanted for an entry with ``n_motifs`` listed motifs."""
+    """Number of background samples wanted for an entry with ``n_motifs`` motif samples."""
     if config.per_entry is not None:
         return int(config.per_entry)
     return int(math.ceil(n_motifs / 4))
 
 
-def _seed(config: BackgroundConfig, key: str) -> np.random.Generator:
+def _rng(config: BackgroundConfig, key: str) -> np.random.Generator:
     digest = hashlib.sha256(f"{config.seed}:{key}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def _inside(density_map: DensityMap, xyz: np.ndarray, margin: float) -> np.ndarray:
-    idx = density_map.world_to_index(xyz)  # z-y-x
-    m = margin / density_map.voxel_size[::-1]
-    hi = np.asarray(density_map.shape) - 1.0 - m
-    return np.all((idx >= m) & (idx <= hi), axis=1)
+class _Residues:
+    """Per-residue arrays of a model: chain runs, nucleotide/protein flags, links, pairs,
+    distance to the listed motifs."""
+
+    def __init__(self, model: Model, motif_xyz: np.ndarray, config: BackgroundConfig):
+        atoms = model.atoms
+        n = len(atoms.residues)
+        ri = atoms.residue_index
+        self.n = n
+        self.is_nt = np.zeros(n, dtype=bool)
+        self.is_nt[ri[atoms.nucleotide > 0]] = True
+        names = np.asarray(atoms.atom_name)
+        self.is_aa = np.zeros(n, dtype=bool)
+        self.is_aa[ri[names == "CA"]] = True
+        self.is_aa &= ~self.is_nt
+        # distance of each residue to the nearest listed-motif atom
+        self.far = np.ones(n, dtype=bool)
+        if len(motif_xyz):
+            d, _ = cKDTree(np.asarray(motif_xyz, dtype=np.float64).reshape(-1, 3)).query(atoms.xyz, k=1)
+            near = np.zeros(n, dtype=bool)
+            near[ri[d < config.min_distance]] = True
+            self.far = ~near
+        self.c1 = self._atom(atoms, "C1'")
+        # chain runs: positions in model order, and links to the next residue
+        self.runs = []  # list of arrays of residue indices, each a linked run in model order
+        o3, p = self._atom(atoms, "O3'"), self._atom(atoms, "P")
+        c, nn = self._atom(atoms, "C"), self._atom(atoms, "N")
+        for order, _ in model._chain_index.values():
+            order = np.asarray(order, dtype=np.int64)
+            if len(order) == 0:
+                continue
+            a, b = order[:-1], order[1:]
+            link_nt = np.linalg.norm(o3[a] - p[b], axis=1) <= _LINK
+            link_aa = np.linalg.norm(c[a] - nn[b], axis=1) <= _LINK
+            linked = np.where(self.is_nt[a] & self.is_nt[b], link_nt, self.is_aa[a] & self.is_aa[b] & link_aa)
+            breaks = np.flatnonzero(~linked) + 1
+            self.runs += [r for r in np.split(order, breaks) if len(r)]
+        self.run_of = np.full(n, -1, dtype=np.int64)
+        self.pos = np.full(n, -1, dtype=np.int64)
+        for k, r in enumerate(self.runs):
+            self.run_of[r] = k
+            self.pos[r] = np.arange(len(r))
+        self.partner = self._pairs(atoms, config.pair_distance)
+
+    @staticmethod
+    def _atom(atoms: AtomTable, name: str) -> np.ndarray:
+        out = np.full((len(atoms.residues), 3), np.nan)
+        rows = np.flatnonzero(np.asarray(atoms.atom_name) == name)
+        out[atoms.residue_index[rows[::-1]]] = atoms.xyz[rows[::-1]]  # first copy wins
+        return out
+
+    def _pairs(self, atoms: AtomTable, cutoff: float) -> np.ndarray:
+        """Watson-Crick-like partner of each residue (-1 if none): purine N1 - pyrimidine N3."""
+        parents = atoms.parents or ()
+        n1, n3 = self._atom(atoms, "N1"), self._atom(atoms, "N3")
+        partner = np.full(self.n, -1, dtype=np.int64)
+        if not parents:
+            return partner
+        par = np.asarray(parents)
+        pur = np.flatnonzero(self.is_nt & np.isin(par, list(_PURINES)) & np.isfinite(n1[:, 0]))
+        pyr = np.flatnonzero(self.is_nt & np.isin(par, list(_PYRIMIDINES)) & np.isfinite(n3[:, 0]))
+        if len(pur) == 0 or len(pyr) == 0:
+            return partner
+        d, j = cKDTree(n3[pyr]).query(n1[pur], k=1, distance_upper_bound=cutoff)
+        ok = np.isfinite(d)
+        a, b = pur[ok], pyr[j[ok]]
+        # keep mutual nearest pairs only (one partner per residue)
+        d2, i2 = cKDTree(n1[pur]).query(n3[b], k=1)
+        mutual = pur[i2] == a
+        partner[a[mutual]] = b[mutual]
+        partner[b[mutual]] = a[mutual]
+        return partner
+
+    def window(self, start: int, length: int, step: int = 1) -> np.ndarray | None:
+        """``length`` residues of ``start``'s run from ``start`` forwards (step 1) or
+        ending at ``start`` (step -1), in model order; None past the run's end."""
+        run = self.runs[self.run_of[start]] if self.run_of[start] >= 0 else None
+        if run is None:
+            return None
+        p = self.pos[start]
+        lo, hi = (p, p + length) if step > 0 else (p - length + 1, p + 1)
+        if lo < 0 or hi > len(run):
+            return None
+        return run[lo:hi]
+
+
+def _candidates(res: _Residues, kind: str, lengths: tuple[int, ...], config: BackgroundConfig) -> list[np.ndarray]:
+    """Every candidate residue set of ``kind`` with strand ``lengths`` (strand order as given)."""
+    out: list[np.ndarray] = []
+    if kind == "protein":
+        total = int(sum(lengths))
+        for run in res.runs:
+            if res.is_aa[run[0]]:
+                for p in range(0, len(run) - total + 1):
+                    w = run[p:p + total]
+                    if res.far[w].all():
+                        out.append(w)
+        return out
+    ok = res.is_nt & res.far
+    if kind == "stem":
+        ok &= res.partner >= 0
+    if len(lengths) == 1:
+        (length,) = lengths
+        for run in res.runs:
+            if not res.is_nt[run[0]]:
+                continue
+            for p in range(0, len(run) - length + 1):
+                w = run[p:p + length]
+                # never a closed loop (an unlisted hairpin): no residue pairs inside the run
+                if ok[w].all() and not np.isin(res.partner[w], w).any():
+                    out.append(w)
+        return out
+    l1, l2 = lengths[0], lengths[1]
+    if kind == "stem":
+        starts = np.flatnonzero(ok)
+        ends = res.partner[starts]
+    else:
+        pts = np.flatnonzero(ok & np.isfinite(res.c1[:, 0]))
+        if len(pts) < 2:
+            return out
+        pairs = cKDTree(res.c1[pts]).query_pairs(config.neighbour_distance, output_type="ndarray")
+        starts = np.concatenate([pts[pairs[:, 0]], pts[pairs[:, 1]]])
+        ends = np.concatenate([pts[pairs[:, 1]], pts[pairs[:, 0]]])
+    for i, j in zip(starts, ends):
+        w1, w2 = res.window(int(i), l1, +1), res.window(int(j), l2, -1)
+        if w1 is None or w2 is None or np.intersect1d(w1, w2).size:
+            continue
+        if not (ok[w1].all() and ok[w2].all()):
+            continue
+        both = np.concatenate([w1, w2])
+        out.append(both if w1[0] < w2[0] else np.concatenate([w2, w1]))
+    return out
+
+
+def select_background_sites(
+    model: Model,
+    density_map: DensityMap,
+    motif_xyz: np.ndarray,
+    n: int,
+    shapes: ShapeDistribution,
+    config: BackgroundConfig = BackgroundConfig(),
+    *,
+    accept: Callable[[AtomTable], bool] | None = None,
+    targets: list[tuple[tuple[int, ...], np.ndarray]] | None = None,
+    stats: MapStatistics | None = None,
+    key: str = "",
+) -> list[BackgroundSite]:
+    """Choose up to ``n`` background samples of one entry (algorithm in the module docstring).
+
+    Parameters
+    ----------
+    model:
+        The entry's model.
+    density_map:
+        The entry's map, placed in the model's frame (kind ``density`` only).
+    motif_xyz:
+        ``(M, 3)`` Å, x-y-z: the heavy atoms of every listed motif of the entry (all rows
+        that resolved, whether or not they were kept).
+    n:
+        Samples wanted; fewer are returned when the entry runs out of candidates.
+    shapes:
+        Strand layouts to draw from (the store's listed motifs). An empty distribution
+        gives no samples.
+    config:
+        Kinds, distances and seed.
+    accept:
+        Called with a candidate's atoms; False rejects it (the builder's placement and
+        cutting checks). None accepts every candidate.
+    targets:
+        The entry's kept motifs as ``(strand lengths, (M, 3) heavy-atom xyz Å)``. When
+        given, each sample copies the layout of a motif drawn from them and takes the
+        candidate closest to it in radius of gyration, heavy-atom count and distance from
+        the centroid of the model's nucleotides (relative differences summed), so compactness -- and
+        with it zone size -- and position follow the entry's motifs. Without targets the
+        layout is drawn from ``shapes`` and candidates are taken in random order.
+    stats:
+        Map statistics (kind ``density``).
+    key:
+        Entry key mixed into the seed (e.g. ``"6PJ6/EMD-20353"``).
+
+    Returns
+    -------
+    list of :class:`BackgroundSite` in the order chosen.
+    """
+    if n <= 0 or not shapes.shapes:
+        return []
+    rng = _rng(config, key)
+    res = _Residues(model, motif_xyz, config)
+    used = np.zeros(res.n, dtype=bool)
+    chosen: list[BackgroundSite] = []
+    accept = accept or (lambda atoms: True)
+    kinds = [k for k in config.kind_list if k != "density"]
+    nt_xyz = model.atoms.xyz[model.atoms.nucleotide > 0]
+    centre = nt_xyz.mean(axis=0) if len(nt_xyz) else model.atoms.xyz.mean(axis=0)
+    pool = _Pool(model, res, config, centre)
+    targets = [(tuple(lengths), (*_shape_of(np.asarray(xyz), centre), _zone_volume(np.asarray(xyz))))
+               for lengths, xyz in (targets or ())]
+
+    misses = 0
+    # one layout (and target) per sample, drawn before the kind, so layouts that are hard to
+    # place are not replaced by easy (small) ones
+    while kinds and len(chosen) < n and misses < config.max_tries:
+        if targets:
+            lengths, want = targets[int(rng.integers(len(targets)))]
+            if len(lengths) == 2 and rng.random() < 0.5:
+                lengths = lengths[::-1]
+        else:
+            lengths, want = shapes.draw(rng), None
+        site = pool.best(kinds, lengths, want, used, chosen, accept, rng)
+        if site is None:
+            misses += 1
+            continue
+        chosen.append(site)
+        used[site.residue_indices] = True
+    if "density" in config.kind_list and len(chosen) < n:
+        chosen += _density_sites(density_map, model, motif_xyz, n - len(chosen), config, stats, rng, chosen)
+    return chosen
+
+
+def _shape_of(xyz: np.ndarray, centre: np.ndarray) -> tuple[float, float, float]:
+    """(radius of gyration Å, distance of the centroid from ``centre`` Å, heavy atoms)."""
+    c = xyz.mean(axis=0)
+    return (float(np.sqrt(((xyz - c) ** 2).sum(axis=1).mean())), float(np.linalg.norm(c - centre)),
+            float(len(xyz)))
+
+
+def _zone_volume(xyz: np.ndarray, radius: float = 5.0, step: float = 1.5) -> float:
+    """Å³ within ``radius`` of any atom, counted on a ``step`` Å grid (the zone's size)."""
+    lo, hi = xyz.min(axis=0) - radius, xyz.max(axis=0) + radius
+    axes = [np.arange(lo[a], hi[a] + step, step) for a in range(3)]
+    pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    d, _ = cKDTree(xyz).query(pts, k=1, distance_upper_bound=radius)
+    return float(np.isfinite(d).sum()) * step ** 3
+
+
+class _Pool:
+    """Candidates per (kind, layout), with their shape, ranked against a target."""
+
+    def __init__(self, model: Model, res: _Residues, config: BackgroundConfig, centre: np.ndarray):
+        self.model, self.res, self.config, self.centre = model, res, config, centre
+        self.cache: dict[tuple, tuple[list[np.ndarray], np.ndarray]] = {}
+
+    def get(self, kind: str, lengths: tuple[int, ...]):
+        ck = (kind, lengths)
+        if ck not in self.cache:  # strands as the motifs' rule counts them (consecutive in model order)
+            cands = [c for c in _candidates(self.res, kind, lengths, self.config)
+                     if len(self.model.strands(c)) == len(lengths)]
+            shape = np.array([_shape_of(self.model.atoms.xyz[self.model.atoms.residue_rows(c)], self.centre)
+                              for c in cands]).reshape(-1, 3)
+            self.cache[ck] = (cands, shape)
+        return self.cache[ck]
+
+    def best(self, kinds, lengths, want, used, chosen, accept, rng) -> BackgroundSite | None:
+        """The acceptable unused candidate closest to ``want`` (random order without one);
+        earlier kinds are preferred by a cost of 0.1 per rank."""
+        ranked = []
+        for rank, kind in enumerate(kinds):
+            cands, shape = self.get(kind, lengths)
+            if not cands:
+                continue
+            free = np.array([not used[c].any() for c in cands])
+            if want is None:
+                cost = rng.random(len(cands))
+            else:
+                cost = (np.abs(shape[:, 0] - want[0]) / max(want[0], 1.0)
+                        + np.abs(shape[:, 1] - want[1]) / max(want[1], 10.0)
+                        + np.abs(shape[:, 2] - want[2]) / max(want[2], 1.0) + 0.1 * rank
+                        + 1e-3 * rng.random(len(cands)))
+            ranked += [(float(cost[i]), kind, cands[i]) for i in np.flatnonzero(free)]
+        ranked.sort(key=lambda t: t[0])
+        ranked = ranked[: self.config.max_tries]
+        if want is not None and ranked:  # refine the best by zone volume (what the zone mask shows)
+            xyz = self.model.atoms.xyz
+            ranked.sort(key=lambda t: t[0] + 2.0 * abs(_zone_volume(xyz[self.model.atoms.residue_rows(t[2])])
+                                                         - want[3]) / max(want[3], 1.0))
+        for _, kind, c in ranked:
+            atoms = self.model.atoms.subset(c)
+            centre = atoms.xyz.mean(axis=0)
+            if any(np.linalg.norm(s.centre - centre) < self.config.spacing for s in chosen):
+                continue
+            if accept(atoms):
+                return BackgroundSite(kind=kind, residue_indices=c,
+                                      strands=tuple(len(s) for s in self.model.strands(c)), atoms=atoms)
+        return None
 
 
 def _pseudo_atoms(xyz: np.ndarray) -> AtomTable:
@@ -138,104 +513,37 @@ def _pseudo_atoms(xyz: np.ndarray) -> AtomTable:
     )
 
 
-def select_background_sites(
-    density_map: DensityMap,
-    atoms: AtomTable,
-    motif_xyz: np.ndarray,
-    n: int,
-    config: BackgroundConfig = BackgroundConfig(),
-    *,
-    stats: MapStatistics | None = None,
-    key: str = "",
-) -> list[BackgroundSite]:
-    """Choose up to ``n`` background sites of one entry (algorithm in the module docstring).
-
-    Parameters
-    ----------
-    density_map:
-        The entry's map, placed in the model's frame.
-    atoms:
-        Every heavy atom of the model (:attr:`Model.atoms`).
-    motif_xyz:
-        ``(M, 3)`` Å, x-y-z: the atoms of every listed motif of the entry.
-    n:
-        Sites wanted; fewer are returned when the entry has fewer candidates.
-    config:
-        Distances, threshold and seed.
-    stats:
-        Precomputed map statistics (mean and sd are used).
-    key:
-        Entry key (e.g. ``"6PJ6/EMD-20353"``) mixed into the seed, so entries differ but
-        each is reproducible.
-
-    Returns
-    -------
-    list of :class:`BackgroundSite`, in the order chosen.
-    """
+def _density_sites(density_map, model, motif_xyz, n, config, stats, rng, chosen) -> list[BackgroundSite]:
+    """Kind ``density``: unmodelled density above the threshold, away from atoms and motifs."""
     if n <= 0:
         return []
     stats = stats or density_map.statistics()
-    motif_tree = cKDTree(np.asarray(motif_xyz, dtype=np.float64).reshape(-1, 3)) if len(motif_xyz) else None
-
-    def far_from_motifs(pts: np.ndarray) -> np.ndarray:
-        if motif_tree is None or len(pts) == 0:
-            return np.ones(len(pts), dtype=bool)
-        d, _ = motif_tree.query(pts, k=1)
-        return d >= config.min_distance
-
-    rng = _seed(config, key)
-    # 1. atom candidates: residue centroids
-    atom_tree = cKDTree(atoms.xyz) if len(atoms) else None
-    if len(atoms):
-        n_res = len(atoms.residues)
-        sums = np.zeros((n_res, 3))
-        np.add.at(sums, atoms.residue_index, atoms.xyz)
-        counts = np.bincount(atoms.residue_index, minlength=n_res)
-        present = counts > 0
-        cent = sums[present] / counts[present, None]
-        ok = far_from_motifs(cent) & _inside(density_map, cent, config.central_radius)
-        atom_cands = cent[ok][rng.permutation(int(ok.sum()))]
-    else:
-        atom_cands = np.zeros((0, 3))
-    # 2. density candidates: coarse grid over the map box
+    threshold = stats.mean + config.density_threshold_sd * stats.sd
+    r = config.density_radius
     lo = density_map.index_to_world(np.zeros(3))
     hi = density_map.index_to_world(np.asarray(density_map.shape, dtype=np.float64) - 1.0)
-    axes = [np.arange(lo[a] + config.central_radius, hi[a] - config.central_radius + 1e-9, config.spacing)
-            for a in range(3)]
-    if all(len(ax) for ax in axes):
-        grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-        threshold = stats.mean + config.density_threshold_sd * stats.sd
-        ok = density_map.interpolate(grid) > threshold
-        grid = grid[ok]
-        if atom_tree is not None and len(grid):
-            d, _ = atom_tree.query(grid, k=1)
-            grid = grid[d > config.central_radius]
-        grid = grid[far_from_motifs(grid)]
-        dens_cands = grid[rng.permutation(len(grid))]
-    else:
-        dens_cands = np.zeros((0, 3))
-        threshold = np.inf
-
-    chosen: list[BackgroundSite] = []
-    centres: list[np.ndarray] = []
-    for kind, cands in (("atoms", atom_cands), ("density", dens_cands)):
-        for c in cands:
-            if len(chosen) >= n:
-                return chosen
-            if centres and np.min(np.linalg.norm(np.asarray(centres) - c, axis=1)) < config.spacing:
-                continue
-            if kind == "atoms":
-                rows = np.sort(np.asarray(atom_tree.query_ball_point(c, config.central_radius), dtype=np.int64))
-                if rows.size == 0:
-                    continue
-                site_atoms = atoms.take(rows)
-            else:
-                site_atoms = _density_points(density_map, c, config.central_radius, threshold)
-                if site_atoms is None:
-                    continue
-            chosen.append(BackgroundSite(centre=np.asarray(c, dtype=np.float64), kind=kind, atoms=site_atoms))
-            centres.append(c)
-    return chosen
+    axes = [np.arange(lo[a] + r, hi[a] - r + 1e-9, config.spacing) for a in range(3)]
+    if not all(len(ax) for ax in axes):
+        return []
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    grid = grid[density_map.interpolate(grid) > threshold]
+    if len(model.atoms) and len(grid):
+        d, _ = cKDTree(model.atoms.xyz).query(grid, k=1)
+        grid = grid[d > r]
+    if len(motif_xyz) and len(grid):
+        d, _ = cKDTree(np.asarray(motif_xyz).reshape(-1, 3)).query(grid, k=1)
+        grid = grid[d >= config.min_distance]
+    out: list[BackgroundSite] = []
+    for c in grid[rng.permutation(len(grid))]:
+        if len(out) >= n:
+            break
+        if any(np.linalg.norm(s.centre - c) < config.spacing for s in chosen + out):
+            continue
+        pts = _density_points(density_map, c, r, threshold)
+        if pts is not None:
+            out.append(BackgroundSite(kind="density", residue_indices=np.zeros(0, dtype=np.int64), strands=(),
+                                      atoms=pts))
+    return out
 
 
 def _density_points(density_map: DensityMap, centre: np.ndarray, radius: float, threshold: float) -> AtomTable | None:

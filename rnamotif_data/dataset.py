@@ -3,8 +3,8 @@
 Items are ``(x, y)``: ``x`` a float32 tensor ``(C, D, H, W)`` (z-y-x, 40³ at 1 Å by
 default) with the requested channels, ``y`` the class index (0 symmetric_loop, 1 bulge,
 2 hairpin, 3 asymmetric_loop, 4 unknown; the upstream order). Splits come from
-:mod:`rnamotif_data.splits` (no motif on both sides under the default ``sequence``
-scheme).
+:mod:`rnamotif_data.splits` (no entry, overlap, same or near-identical motif or
+homologous context on both sides under the default ``similarity`` scheme).
 
 Channels (``channels=``, in the order given):
 
@@ -72,13 +72,16 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         folder holding downloaded versions instead (default
         :func:`rnamotif_data.download.data_home`); the store is ``root/<version>/rnamotif.zarr``.
     split:
-        ``fold1`` ... ``fold5`` or ``all`` (every placed sample, ``train`` only).
+        ``fold1`` ... ``fold5`` or ``all`` (every sample, ``train`` only; no split is
+        made, so a single-entry store works).
     subset:
-        ``train`` or ``val``.
+        One of :data:`rnamotif_data.splits.SUBSETS` (``train``, ``val``, ``test``,
+        ``inner_train``, ``inner_val``); removed samples are in no validation subset.
     scheme:
-        Split scheme (``sequence``, ``entry``, ``upstream``); the stored
-        ``STORE/splits/<scheme>.parquet`` is used if present, else a ``sequence`` or
-        ``entry`` split is made in memory (seed 0).
+        Split scheme (``similarity``, ``entry``, ``upstream``); the stored
+        ``STORE/splits/<scheme>.parquet`` is used if present, else a ``similarity`` or
+        ``entry`` split is made in memory (seed 0). A store with fewer independent
+        groups than folds raises :class:`rnamotif_data.errors.ConfigError`.
     channels:
         Names from :data:`CHANNELS`, in output order.
     masked:
@@ -109,7 +112,7 @@ class RNAMotifDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, root: str | os.PathLike | None = None, split: str = "fold1", subset: str = "train",
-                 scheme: str = "sequence", channels: tuple[str, ...] | list[str] = ("density",),
+                 scheme: str = "similarity", channels: tuple[str, ...] | list[str] = ("density",),
                  masked: bool = True, transform=None, target_transform=None, version: str | None = None,
                  download: bool = False, return_metadata: bool = False):
         channels = (channels,) if isinstance(channels, str) else tuple(channels)
@@ -146,8 +149,13 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         self.return_metadata = return_metadata
         self.class_names = store.class_names
         self.shard_size = store.shard_size
-        self._split: Split = load_or_make_split(store, scheme)
-        self.indices = np.sort(self._split.indices(split, subset))  # store sample indices
+        if split == "all":  # no split needed: every sample (training subsets) or none
+            self._split: Split | None = None
+            n = len(store)
+            self.indices = np.arange(n) if subset in ("train", "inner_train") else np.arange(0)
+        else:
+            self._split = load_or_make_split(store, scheme)
+            self.indices = np.sort(self._split.indices(split, subset))  # store sample indices
         meta = store.metadata
         self._targets = meta["class_index"].to_numpy(dtype=np.int64)[self.indices]
         self._sample_ids = meta["sample_id"].astype(str).to_numpy()[self.indices]
@@ -179,8 +187,9 @@ class RNAMotifDataset(torch.utils.data.Dataset):
 
     @property
     def split_fingerprint(self) -> str:
-        """Fingerprint of the split in use (record it with a training run)."""
-        return self._split.fingerprint
+        """Fingerprint of the split in use (record it with a training run); for
+        ``split="all"`` (no split) ``"all:<number of samples>"``."""
+        return self._split.fingerprint if self._split is not None else f"all:{len(self.indices)}"
 
     @property
     def n_channels(self) -> int:

@@ -1,30 +1,48 @@
-"""Cross-validation splits of a store without leakage, and their leakage report.
+"""Cross-validation splits of a store (or a manifest) that no similarity crosses.
 
-DESIGN.md section 8. Split names are ``fold1`` ... ``fold5``: fold k's ``val`` subset is
-group k, its ``train`` subset the other groups. Schemes:
+Split names are ``fold1`` ... ``fold5``: fold k's ``val``/``test`` subset is fold k, its
+``train`` subset the other folds. Schemes:
 
-``sequence`` (default)
-    Samples are grouped by (motif type, motif sequence): the same rRNA motif recurs in
-    hundreds of ribosome entries and must never sit on both sides. Background
-    ("unknown") samples have no motif sequence and are grouped by EMDB entry.
+``similarity`` (default)
+    Samples related in any way that lets a model recognise rather than generalise stay on
+    one side (relations: :mod:`rnamotif_data.similarity`):
+
+    1. *Hard* relations -- the same EMDB map, PDB entry or model coordinates, a shared
+       residue or overlapping zones -- join samples into independent groups that are never
+       split. A store with fewer independent groups than folds is refused (one model in
+       four maps is one group).
+    2. *Soft* relations -- the same canonical motif, a near-identical motif (edit distance
+       ≤ 1), homologous contexts (identity ≥ ``identity``) -- join independent groups into
+       components. A component no larger than ``max_group_share`` × N / k is assigned
+       whole; a larger one is divided between folds by independent group, each going to
+       the fold it has most relations with (then class balance), and, as PLINDER does
+       (Durairaj et al. 2024, DOI 10.1101/2024.07.17.603955), every sample related to a
+       sample of another fold is **removed**: it is never in a ``val``/``test`` or
+       ``inner_val`` subset (it stays in the other folds' ``train``).
+
+    Units are assigned largest first to the fold where their classes are least
+    represented (deterministic for a seed; in the spirit of scikit-learn's
+    ``StratifiedGroupKFold``).
 ``entry``
-    Samples are grouped by EMDB entry (map-level splits, as Cryo2StructData).
+    Samples grouped by EMDB map / PDB entry / model only (map-level splits, as
+    Cryo2StructData); soft relations may cross (the leakage report counts them).
 ``upstream``
     The upstream dataset's five folds, matched by EMDB id, PDB id, motif type and
-    CoSSMos number (``upstream_fold`` column of the store, filled by
-    ``python -m builders.split --scheme upstream`` from the fold CSVs). Samples it cannot
-    match have no fold and are in neither subset. It leaks (~98% of upstream validation
-    entries also supply training motifs); it exists to compare with published numbers.
-
-Groups are assigned to folds by a deterministic, seeded, class-stratified greedy
-(groups in decreasing size, ties in seeded random order; each to the fold where its
-classes are least represented relative to the class totals), in the spirit of
-scikit-learn's ``StratifiedGroupKFold``.
+    CoSSMos number (``upstream_fold`` column, or the fold CSVs through
+    ``python -m builders.split --scheme upstream --folds DIR``). Background samples of a
+    PDB entry whose upstream ``cube_*`` rows are known take their folds: the j-th
+    background sample (sample order) the fold of the j-th cube (cube-number order,
+    cycling), so the entry's background spreads over folds as the upstream's did; without
+    cube rows, the fold most of the entry's matched motifs have (ties to the lower);
+    unmatched samples have no fold. It leaks by design
+    (~98 % of upstream validation entries also supply training motifs); it exists to
+    compare with published 5-class numbers.
 
 A split is written beside the store's data as ``STORE/splits/<scheme>.parquet``
-(``sample_id``, ``sample_index``, ``fold`` 1..k or null) with the config and a
-fingerprint (sha256 over the store identity and the sorted ``sample_id``/fold pairs) in
-the Parquet schema metadata, so a training run can record exactly which split it used.
+(``sample_index``, ``sample_id``, ``fold`` 1..k or null, ``removed``,
+``max_identity_other_folds``) with the config and a fingerprint (sha256 over the store
+identity and the sorted ``sample_id``/fold/removed triples) in the Parquet schema
+metadata, so a training run can record exactly which split it used.
 """
 
 from __future__ import annotations
@@ -32,6 +50,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -39,20 +58,22 @@ import pandas as pd
 import pyarrow as pa
 
 from .errors import ConfigError
+from .similarity import Relations, entry_groups, find_relations
 from .store import RNAMotifStore, _join, get_attrs, read_table, url_to_fs, write_table
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SCHEMES", "SPLIT_NAMES", "SUBSETS", "SplitConfig", "Split", "assign_folds", "make_split", "write_split",
-           "read_split", "split_table", "load_or_make_split", "leakage_report", "split_path", "upstream_key",
-           "validate_split_name"]
+__all__ = ["SCHEMES", "SPLIT_NAMES", "SUBSETS", "SplitConfig", "Split", "assign_folds", "make_split", "split_metadata",
+           "write_split", "read_split", "split_table", "load_or_make_split", "split_path", "upstream_key",
+           "validate_split_name", "store_relations", "hard_groups", "independent_groups"]
 
-SCHEMES = ("sequence", "entry", "upstream")
+SCHEMES = ("similarity", "entry", "upstream")
 SPLIT_NAMES = ("fold1", "fold2", "fold3", "fold4", "fold5", "all")
 #: Subsets of a split ``foldK``: ``train`` (every fold but K) and ``val`` (fold K), the
 #: upstream protocol's pair; for nested evaluation ``test`` (fold K, touched once after
 #: training), ``inner_val`` (fold K+1, wrapping to 1: model selection) and ``inner_train``
 #: (the other K-2 folds). Folds are grouped, so the inner validation part is grouped too.
+#: Removed samples are never in ``val``, ``test`` or ``inner_val``.
 SUBSETS = ("train", "val", "test", "inner_train", "inner_val")
 
 
@@ -63,16 +84,26 @@ class SplitConfig:
     Attributes
     ----------
     scheme:
-        ``sequence``, ``entry`` or ``upstream`` (module docstring).
+        ``similarity``, ``entry`` or ``upstream`` (module docstring).
     k:
         Number of folds (5).
     seed:
-        Seed of the tie-breaking order of equal-size groups.
+        Seed of the order of equal-size groups.
+    identity:
+        Context identity (0-1) at and above which two samples are homologs.
+    min_context:
+        Contexts shorter than this (nt) are never homologs (too short to tell).
+    max_group_share:
+        A component of related samples larger than this × N / k is divided and pruned
+        instead of being assigned whole.
     """
 
-    scheme: str = "sequence"
+    scheme: str = "similarity"
     k: int = 5
     seed: int = 0
+    identity: float = 0.8
+    min_context: int = 12
+    max_group_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
@@ -81,21 +112,27 @@ class SplitConfig:
             raise ConfigError("the upstream scheme has exactly 5 folds")
         if self.k < 2:
             raise ConfigError(f"k must be >= 2, got {self.k}")
+        if not 0 < self.identity <= 1:
+            raise ConfigError(f"split identity must be in (0, 1], got {self.identity}")
+        if not (self.max_group_share > 0 and math.isfinite(self.max_group_share)):
+            raise ConfigError(f"split max_group_share must be > 0, got {self.max_group_share}")
 
 
 @dataclass(frozen=True)
 class Split:
-    """A fold assignment of a store's samples.
+    """A fold assignment of a store's samples (or a manifest's rows).
 
     Attributes
     ----------
     table:
         DataFrame ``sample_index``, ``sample_id``, ``fold`` (1..k; <NA> for samples the
-        scheme cannot place), in sample order.
+        scheme cannot place), ``removed`` (bool: related to a sample of another fold, so
+        never validated on) and ``max_identity_other_folds`` (highest context identity to
+        a sample of another fold: for fold k's val samples, to train), in sample order.
     config:
         The :class:`SplitConfig` that made it.
     fingerprint:
-        sha256 hex of the store identity and the sorted (sample_id, fold) pairs.
+        sha256 hex of the store identity and the sorted (sample_id, fold, removed) triples.
     """
 
     table: pd.DataFrame
@@ -116,18 +153,24 @@ class Split:
         validate_split_name(split, subset, self.config.k)
         fold = self.table["fold"]
         placed = fold.notna().to_numpy()
+        removed = self.table["removed"].to_numpy(dtype=bool) if "removed" in self.table else np.zeros(len(fold), bool)
         idx = self.table["sample_index"].to_numpy()
         if split == "all":
             return idx[placed] if subset in ("train", "inner_train") else idx[:0]
         k = int(split[4:])
         folds = fold.fillna(0).to_numpy()
-        is_val = placed & (folds == k)
+        in_k = placed & (folds == k)
         if subset in ("val", "test"):
-            return idx[is_val]
+            return idx[in_k & ~removed]
         if subset == "train":
-            return idx[placed & ~is_val]
-        is_inner = placed & (folds == k % self.config.k + 1)
-        return idx[is_inner] if subset == "inner_val" else idx[placed & ~is_val & ~is_inner]
+            return idx[placed & ~in_k]
+        in_inner = placed & (folds == k % self.config.k + 1)
+        return idx[in_inner & ~removed] if subset == "inner_val" else idx[placed & ~in_k & ~(in_inner & ~removed)]
+
+    @property
+    def n_removed(self) -> int:
+        """Samples removed from validation (related to another fold)."""
+        return int(self.table["removed"].sum()) if "removed" in self.table else 0
 
 
 def validate_split_name(split: str, subset: str, k: int = 5) -> None:
@@ -144,69 +187,72 @@ def split_path(root: str, scheme: str) -> str:
     return _join(str(root), "splits", f"{scheme}.parquet")
 
 
-def group_keys(meta: pd.DataFrame, scheme: str) -> pd.Series:
-    """The grouping key of every sample under ``scheme`` (samples sharing a key share a fold)."""
-    bg = meta["is_background"].to_numpy(dtype=bool)
-    entry = "entry:" + meta["emdb_id"].astype(str)
-    if scheme == "entry":
-        return entry
-    if scheme == "sequence":
-        seq = "seq:" + meta["motif_type"].astype(str) + ":" + meta["sequence"].fillna("").astype(str)
-        return pd.Series(np.where(bg, entry, seq), index=meta.index)
-    raise ValueError(f"scheme {scheme!r} has no grouping key")
-
-
-def assign_folds(groups: pd.Series, classes: np.ndarray, k: int, seed: int, n_classes: int = 5) -> np.ndarray:
-    """Stratified group k-fold assignment (deterministic).
+def assign_folds(units: np.ndarray, classes: np.ndarray, k: int, seed: int, n_classes: int = 5,
+                 affinity=None) -> np.ndarray:
+    """Class-stratified assignment of units (groups of samples) to folds (deterministic).
 
     Parameters
     ----------
-    groups:
-        ``(N,)`` group key of each sample.
+    units:
+        ``(N,)`` unit label of each sample; samples of a unit share a fold.
     classes:
         ``(N,)`` class index of each sample (0 .. n_classes-1).
     k:
         Number of folds.
     seed:
-        Seed of the order of equal-size groups.
+        Seed of the order of equal-size units.
+    affinity:
+        Optional ``{unit: {other unit: weight}}``: a unit prefers (by up to 1 in cost)
+        the fold holding most of the weight of its already-assigned partners.
 
     Returns
     -------
     ``(N,)`` int fold of each sample, 1..k.
     """
-    codes, uniques = pd.factorize(groups, sort=True)
-    n_groups = len(uniques)
-    counts = np.zeros((n_groups, n_classes), dtype=np.int64)
+    codes, uniques = pd.factorize(pd.Series(units), sort=True)
+    n_units = len(uniques)
+    counts = np.zeros((n_units, n_classes), dtype=np.int64)
     np.add.at(counts, (codes, np.asarray(classes, dtype=np.int64)), 1)
     size = counts.sum(axis=1)
-    rng = np.random.default_rng(seed)
-    tiebreak = rng.permutation(n_groups)
+    tiebreak = np.random.default_rng(seed).permutation(n_units)
     order = np.lexsort((tiebreak, -size))  # largest first, seeded order among equals
     totals = np.maximum(counts.sum(axis=0), 1).astype(np.float64)
     fold_counts = np.zeros((k, n_classes), dtype=np.float64)
-    group_fold = np.zeros(n_groups, dtype=np.int64)
+    unit_fold = np.full(n_units, -1, dtype=np.int64)
+    position = {u: i for i, u in enumerate(uniques)}
     for g in order:
         c = counts[g]
-        # load of the group's classes in each fold, relative to the class totals
         cost = ((fold_counts + c) / totals * (c > 0)).sum(axis=1) + 1e-9 * fold_counts.sum(axis=1)
+        if affinity is not None and uniques[g] in affinity:
+            pull = np.zeros(k)
+            for other, w in affinity[uniques[g]].items():
+                f = unit_fold[position[other]]
+                if f >= 0:
+                    pull[f] += w
+            if pull.sum() > 0:
+                cost = cost - pull / pull.sum()
         f = int(np.argmin(cost))
-        group_fold[g] = f
+        unit_fold[g] = f
         fold_counts[f] += c
-    return group_fold[codes] + 1
+    return unit_fold[codes] + 1
 
 
-def _store_identity(store: RNAMotifStore) -> str:
+def _store_identity(store: RNAMotifStore | None, meta: pd.DataFrame) -> str:
+    if store is None:
+        return json.dumps({"rows": len(meta)}, sort_keys=True)
     attrs = get_attrs(store.root) or {}
     return json.dumps({"config_hash": attrs.get("config_hash"), "manifest_sha256": attrs.get("manifest_sha256"),
                        "n": len(store)}, sort_keys=True)
 
 
-def fingerprint(identity: str, sample_ids, folds) -> str:
-    """sha256 hex over the store identity and the sorted ``sample_id<TAB>fold`` lines."""
+def fingerprint(identity: str, sample_ids, folds, removed=None) -> str:
+    """sha256 hex over the identity and the sorted ``sample_id<TAB>fold[<TAB>removed]`` lines."""
     h = hashlib.sha256(identity.encode())
-    pairs = sorted(zip((str(s) for s in sample_ids), ("" if pd.isna(f) else str(int(f)) for f in folds)))
-    for sid, f in pairs:
-        h.update(f"\n{sid}\t{f}".encode())
+    removed = [False] * len(sample_ids) if removed is None else list(removed)
+    lines = sorted(f"{s}\t{'' if pd.isna(f) else int(f)}" + ("\tremoved" if r else "")
+                   for s, f, r in zip((str(x) for x in sample_ids), folds, removed))
+    for line in lines:
+        h.update(f"\n{line}".encode())
     return h.hexdigest()
 
 
@@ -216,44 +262,238 @@ def upstream_key(emdb_id, pdb_id, motif_type, cossmos_number) -> tuple:
     return (str(emdb_id).upper(), str(pdb_id).upper(), str(motif_type), num)
 
 
-def make_split(store: RNAMotifStore, config: SplitConfig = SplitConfig(),
-               upstream_folds: dict[tuple, int] | None = None) -> Split:
-    """Assign every sample of ``store`` to a fold under ``config.scheme``.
+def independent_groups(meta: pd.DataFrame) -> np.ndarray:
+    """:func:`hard_groups` from the metadata alone (EMDB map, PDB entry, model coordinates,
+    shared residues; no zones, no sequence relations): cheap, for audits."""
+    from .similarity import selection_texts, shared_residue_pairs
+
+    pdb = meta["pdb_id"].astype(str).str.upper().tolist()
+    emdb = meta["emdb_id"].tolist() if "emdb_id" in meta else [None] * len(meta)
+    rel = Relations(entry_group=entry_groups(emdb, pdb),
+                    pairs={"overlap": shared_residue_pairs(pdb, selection_texts(meta))}, canonical=[], aligned={},
+                    has_contexts=False)
+    return hard_groups(meta, rel)
+
+
+def hard_groups(meta: pd.DataFrame, relations: Relations) -> np.ndarray:
+    """``(N,)`` independent-group label: samples joined by a hard relation (same EMDB map,
+    PDB entry or model coordinates, a shared residue, overlapping zones)."""
+    model = meta["model_hash"].tolist() if "model_hash" in meta else [None] * len(meta)
+    base = entry_groups([str(g) for g in relations.entry_group],
+                        [m if isinstance(m, str) else None for m in model])
+    return _union(base, relations.pairs["overlap"])
+
+
+def _union(labels: np.ndarray, pairs) -> np.ndarray:
+    parent = {int(x): int(x) for x in np.unique(labels)}
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, j in pairs:
+        a, b = find(int(labels[i])), find(int(labels[j]))
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return np.array([find(int(x)) for x in labels])
+
+
+def _soft_assignment(meta: pd.DataFrame, relations: Relations, hard: np.ndarray, config: SplitConfig) -> np.ndarray:
+    """Fold of every sample under the ``similarity`` scheme (before pruning)."""
+    soft = set().union(*(relations.pairs[r] for r in ("canonical", "near_identical", "homolog")))
+    cross = [(i, j) for i, j in soft if hard[i] != hard[j]]
+    comp = _union(hard, cross)
+    n = len(meta)
+    cap = config.max_group_share * n / config.k
+    sizes = pd.Series(comp).value_counts()
+    big = set(sizes.index[sizes > cap])
+    units = np.where(np.isin(comp, list(big)), hard, -1 - comp)  # big components: by independent group
+    deg = np.zeros(n)
+    for i, j in cross:
+        deg[i] += 1
+        deg[j] += 1
+    affinity: dict = {}
+    for i, j in cross:
+        if comp[i] in big:  # weight 1/degree per end: a sample's relations weigh 1 in all
+            a, b, w = int(units[i]), int(units[j]), 1.0 / deg[i] + 1.0 / deg[j]
+            affinity.setdefault(a, {}).setdefault(b, 0.0)
+            affinity[a][b] += w
+            affinity.setdefault(b, {}).setdefault(a, 0.0)
+            affinity[b][a] += w
+    if big:
+        log.info("%d component(s) of related samples exceed %.0f samples (%s); divided by independent group "
+                 "and pruned", len(big), cap, ", ".join(str(int(sizes[b])) for b in sorted(big)))
+    fold = assign_folds(units, meta["class_index"].to_numpy(), config.k, config.seed, affinity=affinity)
+    return _refine(units, fold, affinity, config) if affinity else fold
+
+
+def _refine(units: np.ndarray, fold: np.ndarray, affinity: dict, config: SplitConfig, passes: int = 20,
+            slack: float = 0.15) -> np.ndarray:
+    """Move independent groups of divided components to the fold holding most of their
+    relations (label propagation), keeping every fold within ``slack`` of N / k samples;
+    fewer relations cross folds, so fewer samples are removed."""
+    uniq, codes = np.unique(units, return_inverse=True)
+    ufold = np.zeros(len(uniq), dtype=np.int64)
+    ufold[codes] = fold
+    usize = np.bincount(codes, minlength=len(uniq))
+    pos = {int(u): i for i, u in enumerate(uniq)}
+    k = config.k
+    fsize = np.bincount(fold - 1, minlength=k).astype(np.int64)
+    target = len(units) / k
+    hi, lo = (1 + slack) * target, (1 - slack) * target
+    movable = [u for u in affinity if u in pos]
+    rng = np.random.default_rng(config.seed)
+    for _ in range(passes):
+        moved = 0
+        for u in (movable[i] for i in rng.permutation(len(movable))):
+            i = pos[u]
+            pull = np.zeros(k + 1)
+            for v, w in affinity[u].items():
+                pull[ufold[pos[v]]] += w
+            cur, best = ufold[i], int(np.argmax(pull[1:])) + 1
+            if best != cur and pull[best] > pull[cur] and fsize[best - 1] + usize[i] <= hi \
+                    and fsize[cur - 1] - usize[i] >= lo:
+                ufold[i] = best
+                fsize[best - 1] += usize[i]
+                fsize[cur - 1] -= usize[i]
+                moved += 1
+        if not moved:
+            break
+    return ufold[codes]
+
+
+def _upstream_folds(meta: pd.DataFrame, upstream_folds, upstream_background) -> pd.array:
+    if upstream_folds is not None:
+        fold = pd.array([upstream_folds.get(upstream_key(*r)) for r in zip(
+            meta["emdb_id"], meta["pdb_id"], meta["motif_type"], meta["cossmos_number"])], dtype="Int64")
+    else:
+        fold = pd.array(meta["upstream_fold"], dtype="Int64")
+    bg = meta["is_background"].to_numpy(dtype=bool) if "is_background" in meta else \
+        (meta["motif_type"] == "unknown").to_numpy()
+    entry_fold: dict[str, int] = {}
+    known = pd.DataFrame({"pdb": meta["pdb_id"].astype(str).str.upper(), "fold": fold})[~bg & pd.notna(fold)]
+    for pdb, sub in known.groupby("pdb"):
+        vc = sub["fold"].value_counts()
+        entry_fold[pdb] = int(min(vc.index[vc == vc.max()]))
+    out = fold.copy()
+    seen: dict[str, int] = {}
+    for i in np.flatnonzero(bg):
+        pdb = str(meta["pdb_id"].iloc[i]).upper()
+        cubes = (upstream_background or {}).get(pdb)
+        if cubes:  # the j-th background sample of an entry takes the fold of its j-th cube
+            j = seen.get(pdb, 0)
+            seen[pdb] = j + 1
+            out[i] = int(cubes[j % len(cubes)])
+        else:
+            f = entry_fold.get(pdb)
+            out[i] = f if f is not None else pd.NA
+    return out
+
+
+def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, relations: Relations | None = None,
+                   upstream_folds: dict[tuple, int] | None = None, upstream_background: dict[str, int] | None = None,
+                   identity: str | None = None, name: str = "store") -> tuple[Split, Relations]:
+    """Assign every row of a metadata table (store metadata or a manifest) to a fold.
 
     Parameters
     ----------
-    upstream_folds:
-        For ``upstream``: :func:`upstream_key` -> fold (1-5), e.g. from the upstream fold
-        CSVs (``builders.split`` reads them). Without it, the store's ``upstream_fold``
-        column (from a manifest imported from those CSVs) is used.
+    meta:
+        Rows in sample order; columns as :func:`rnamotif_data.similarity.find_relations`
+        needs, plus ``class_index`` (or ``motif_type``), ``sample_id`` and ``sample_index``
+        (made from the row number when absent).
+    relations:
+        Precomputed relations (else computed).
+    upstream_folds, upstream_background:
+        For ``upstream``: :func:`upstream_key` -> fold of motif rows, and PDB ID -> folds
+        of the entry's upstream ``cube_*`` rows in cube-number order.
+    name:
+        Names the input in errors.
+
+    Returns
+    -------
+    (split, relations)
 
     Raises
     ------
     ConfigError
-        For ``upstream`` when no sample can be matched.
+        For ``similarity``/``entry`` when there are fewer independent groups than folds,
+        and for ``upstream`` when no sample can be matched.
     """
-    meta = store.metadata
+    from .motifs import class_index as _class_index
+
+    meta = meta.reset_index(drop=True)
+    if "class_index" not in meta:
+        meta = meta.assign(class_index=[_class_index(t) for t in meta["motif_type"]])
+    relations = relations or find_relations(meta, identity=config.identity, min_context=config.min_context)
+    hard = hard_groups(meta, relations)
     if config.scheme == "upstream":
-        if upstream_folds is not None:
-            fold = pd.array([upstream_folds.get(upstream_key(*r)) for r in zip(
-                meta["emdb_id"], meta["pdb_id"], meta["motif_type"], meta["cossmos_number"])], dtype="Int64")
-        else:
-            fold = pd.array(meta["upstream_fold"], dtype="Int64")
+        fold = _upstream_folds(meta, upstream_folds, upstream_background)
         if fold.isna().all():
-            raise ConfigError(f"{store.root}: no sample has an upstream fold; run "
+            raise ConfigError(f"{name}: no sample has an upstream fold; run "
                               "'python -m builders.split STORE --scheme upstream --folds DIR' to match them")
     else:
-        fold = pd.array(assign_folds(group_keys(meta, config.scheme), meta["class_index"].to_numpy(),
-                                     config.k, config.seed), dtype="Int64")
-    table = pd.DataFrame({"sample_index": meta["sample_index"].to_numpy(dtype=np.int64),
-                          "sample_id": meta["sample_id"].astype(str).to_numpy(), "fold": fold})
-    return Split(table=table, config=config,
-                 fingerprint=fingerprint(_store_identity(store), table["sample_id"], table["fold"]))
+        n_groups = len(np.unique(hard))
+        if n_groups < config.k:
+            raise ConfigError(
+                f"{name}: holds {n_groups} independent group(s) of samples (samples sharing an EMDB map, a PDB "
+                f"entry, the model's coordinates, a residue or overlapping zones), fewer than the {config.k} folds; "
+                "any split would put the same structure on both sides. Add entries, or evaluate on another store")
+        if config.scheme == "entry":
+            fold = assign_folds(hard, meta["class_index"].to_numpy(), config.k, config.seed)
+        else:
+            fold = _soft_assignment(meta, relations, hard, config)
+        fold = pd.array(fold, dtype="Int64")
+    folds = fold.fillna(0).to_numpy()
+    removed = np.zeros(len(meta), dtype=bool)
+    if config.scheme == "similarity":
+        for rel in ("canonical", "near_identical", "homolog"):
+            for i, j in relations.pairs[rel]:
+                if folds[i] != folds[j] and folds[i] and folds[j]:
+                    removed[i] = removed[j] = True
+    best = np.zeros(len(meta))
+    for (i, j), v in relations.aligned.items():
+        if folds[i] != folds[j]:
+            best[i], best[j] = max(best[i], v), max(best[j], v)
+    sample_index = meta["sample_index"].to_numpy(dtype=np.int64) if "sample_index" in meta else np.arange(len(meta))
+    sample_id = meta["sample_id"].astype(str).to_numpy() if "sample_id" in meta else \
+        np.array([f"row{i}" for i in sample_index])
+    table = pd.DataFrame({"sample_index": sample_index, "sample_id": sample_id, "fold": fold,
+                          "removed": removed, "max_identity_other_folds": best})
+    fp = fingerprint(identity or json.dumps({"rows": len(meta)}), table["sample_id"], table["fold"], removed)
+    return Split(table=table, config=config, fingerprint=fp), relations
+
+
+def store_relations(store: RNAMotifStore, config: SplitConfig = SplitConfig()) -> Relations:
+    """Relations of a store's samples, zone overlaps included
+    (:func:`rnamotif_data.similarity.zone_overlap_pairs`)."""
+    from .similarity import zone_overlap_pairs
+
+    return find_relations(store.metadata, identity=config.identity, min_context=config.min_context,
+                          zone_overlaps=zone_overlap_pairs(store))
+
+
+def make_split(store: RNAMotifStore, config: SplitConfig = SplitConfig(),
+               upstream_folds: dict[tuple, int] | None = None, upstream_background: dict[str, list[int]] | None = None,
+               relations: Relations | None = None) -> Split:
+    """Assign every sample of ``store`` to a fold under ``config.scheme`` (:func:`split_metadata`).
+
+    Raises
+    ------
+    ConfigError
+        As :func:`split_metadata`; the message names the store.
+    """
+    relations = relations or store_relations(store, config)
+    split, _ = split_metadata(store.metadata, config, relations=relations, upstream_folds=upstream_folds,
+                              upstream_background=upstream_background,
+                              identity=_store_identity(store, store.metadata), name=str(store.root))
+    return split
 
 
 def split_table(split: Split) -> pa.Table:
-    """``split`` as the Arrow table of a split file: ``sample_index``, ``sample_id``, ``fold``,
-    with the config and fingerprint in the schema metadata (key ``rnamotif_split``)."""
+    """``split`` as the Arrow table of a split file (columns of :attr:`Split.table`), with
+    the config and fingerprint in the schema metadata (key ``rnamotif_split``)."""
     t = pa.Table.from_pandas(split.table, preserve_index=False)
     meta = {b"rnamotif_split": json.dumps({"config": asdict(split.config), "fingerprint": split.fingerprint}).encode()}
     return t.replace_schema_metadata(meta)
@@ -272,7 +512,8 @@ def read_split(store: RNAMotifStore, scheme: str) -> Split | None:
     Raises
     ------
     ConfigError
-        If the file's sample ids differ from the store's (written for another store).
+        If the file's sample ids differ from the store's (written for another store), or
+        its contents do not match its fingerprint.
     """
     url = split_path(store.root, scheme)
     fs, path = url_to_fs(url)
@@ -282,58 +523,23 @@ def read_split(store: RNAMotifStore, scheme: str) -> Split | None:
     info = json.loads(t.schema.metadata[b"rnamotif_split"])
     table = t.to_pandas()
     table["fold"] = pd.array(table["fold"], dtype="Int64")
+    if "removed" not in table:
+        raise ConfigError(f"{url}: split file from an older version (no 'removed' column); remake it with "
+                          "python -m builders.split")
     ids = store.metadata["sample_id"].astype(str).to_numpy()
     if len(table) != len(ids) or not np.array_equal(table["sample_id"].astype(str).to_numpy(), ids):
         raise ConfigError(f"{url}: split was made for another store (sample ids differ); remake it with "
                           "python -m builders.split")
-    fp = fingerprint(_store_identity(store), table["sample_id"], table["fold"])
+    fp = fingerprint(_store_identity(store, store.metadata), table["sample_id"], table["fold"], table["removed"])
     if fp != info["fingerprint"]:
         raise ConfigError(f"{url}: fingerprint mismatch (file {info['fingerprint'][:12]}…, contents {fp[:12]}…); "
                           "remake it with python -m builders.split")
     return Split(table=table, config=SplitConfig(**info["config"]), fingerprint=info["fingerprint"])
 
 
-def load_or_make_split(store: RNAMotifStore, scheme: str = "sequence", *, seed: int = 0) -> Split:
-    """The stored split of ``scheme``, or a new default one (``sequence``/``entry``) made in memory."""
+def load_or_make_split(store: RNAMotifStore, scheme: str = "similarity", *, seed: int = 0) -> Split:
+    """The stored split of ``scheme``, or a new one (``similarity``/``entry``) made in memory."""
     split = read_split(store, scheme)
     if split is None:
         split = make_split(store, SplitConfig(scheme=scheme, seed=seed))
     return split
-
-
-def leakage_report(store: RNAMotifStore, split: Split) -> pd.DataFrame:
-    """Per fold: val samples sharing something with train, as counts and percentages.
-
-    Columns: ``fold``, ``n_train``, ``n_val``, ``val_shared_entry`` (val samples whose EMDB
-    entry also supplies train samples), ``val_shared_type_sequence`` (identical motif
-    type and sequence in train), ``val_shared_parent_sequence`` (a parent chain sequence
-    also in train), each with a ``_pct`` twin (percent of val), and ``val_<class>`` /
-    ``train_<class>`` counts per class.
-    """
-    meta = store.metadata.set_index("sample_index", drop=False)
-    classes = store.class_names
-    rows = []
-    for k in range(1, split.config.k + 1):
-        tr = meta.loc[split.indices(f"fold{k}", "train")]
-        va = meta.loc[split.indices(f"fold{k}", "val")]
-        row = {"fold": f"fold{k}", "n_train": len(tr), "n_val": len(va)}
-        motif_va, motif_tr = va[~va["is_background"]], tr[~tr["is_background"]]
-        tseq = set(zip(motif_tr["motif_type"], motif_tr["sequence"]))
-        checks = {
-            "val_shared_entry": va["emdb_id"].isin(set(tr["emdb_id"])),
-            "val_shared_type_sequence": pd.Series([(t, s) in tseq for t, s in
-                                                   zip(motif_va["motif_type"], motif_va["sequence"])],
-                                                  index=motif_va.index, dtype=bool),
-            "val_shared_parent_sequence": va["parent_sequence"].notna()
-            & va["parent_sequence"].isin(set(tr["parent_sequence"].dropna())),
-        }
-        for name, hit in checks.items():
-            n = int(hit.sum())
-            denom = len(motif_va) if name == "val_shared_type_sequence" else len(va)
-            row[name] = n
-            row[name + "_pct"] = round(100.0 * n / denom, 1) if denom else 0.0
-        for ci, cname in enumerate(classes):
-            row[f"train_{cname}"] = int((tr["class_index"] == ci).sum())
-            row[f"val_{cname}"] = int((va["class_index"] == ci).sum())
-        rows.append(row)
-    return pd.DataFrame(rows)

@@ -49,7 +49,7 @@ __all__ = [
     "url_to_fs", "write_table", "table_bytes", "read_table",
 ]
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 ARRAYS = ("density", "zone", "labels", "nucleotide")
 #: dtype of each array (DESIGN.md section 7)
 ARRAY_DTYPES = {"density": "float16", "zone": "bool", "labels": "uint8", "nucleotide": "uint8"}
@@ -67,7 +67,8 @@ METADATA_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "sample_index": (pa.int64(), "position of the sample along the arrays' first axis"),
     "sample_id": (pa.string(), "stable id: EMDB_PDB_type_residues (motifs) or EMDB_PDB_unknown_bgK"),
     "is_background": (pa.bool_(), "true for background ('unknown') samples"),
-    "background_kind": (pa.string(), "'atoms' (modelled structure) or 'density' (unmodelled); null for motifs"),
+    "background_kind": (pa.string(), "'stem' (helical stem), 'rna' (other RNA), 'protein' or 'density' "
+                                      "(unmodelled); null for motifs (rnamotif_data.background)"),
     "manifest_row": (pa.int64(), "row of the input manifest (null for background samples)"),
     "pdb_id": (pa.string(), "PDB ID of the model, upper case"),
     "emdb_id": (pa.string(), "EMDB map, EMD-N"),
@@ -77,6 +78,12 @@ METADATA_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "class_index": (pa.int8(), "0 sym, 1 bulge, 2 hairpin, 3 asym, 4 unknown (upstream order)"),
     "residues": (pa.string(), "the sample's residues in selection syntax (J:85-91)"),
     "sequence": (pa.string(), "one-letter sequence of those residues in model order"),
+    "strand_sequences": (pa.string(), "the sample's strands (runs of consecutive residues) in model order, "
+                                      "'-'-joined, modified residues as their parents"),
+    "context_sequence": (pa.string(), "each strand with up to 8 chain neighbours on both sides, '-'-joined "
+                                      "(homology of contexts, rnamotif_data.similarity)"),
+    "model_hash": (pa.string(), "sha256 (first 16 hex) of the model's heavy-atom coordinates: one model fitted "
+                                "to several maps has one hash whatever its IDs (splits group by it)"),
     "parent_sequence": (pa.string(), "sha256 (first 16 hex) of the full one-letter sequences of the chains the "
                                      "sample's residues belong to, sorted and '/'-joined; null for density sites"),
     "resolution": (pa.float64(), "resolution of the map in Å (manifest, else RCSB record; null if unknown)"),

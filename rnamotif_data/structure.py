@@ -326,10 +326,7 @@ class Model:
         Whether consecutive residues are also covalently linked (an unmodelled gap keeps
         its neighbours adjacent in model order) is not checked here.
         """
-        pos = {}
-        for chain_rank, (chain, (order, _)) in enumerate(self._chain_index.items()):
-            for k, i in enumerate(order):
-                pos[i] = (chain_rank, k)
+        pos = self._model_positions
         keys = sorted(pos[int(i)] for i in residue_indices)
         runs: list[list[tuple[int, int]]] = []
         for key in keys:
@@ -339,6 +336,15 @@ class Model:
                 runs.append([key])
         chains = list(self._chain_index.values())
         return [[chains[c][0][k] for c, k in run] for run in runs]
+
+    @cached_property
+    def _model_positions(self) -> dict[int, tuple[int, int]]:
+        """Residue index -> (chain rank, position in the chain's model order)."""
+        pos = {}
+        for chain_rank, (order, _) in enumerate(self._chain_index.values()):
+            for k, i in enumerate(order):
+                pos[i] = (chain_rank, k)
+        return pos
 
     @cached_property
     def _chain_index(self) -> dict[str, tuple[list[int], dict[ResidueId, int]]]:

@@ -47,7 +47,7 @@ class TrainConfig:
     root: str
     out: str
     split: str = "fold1"
-    scheme: str = "sequence"
+    scheme: str = "similarity"
     model: str = "motif3dcnn"
     epochs: int = 30
     batch_size: int = 32
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", required=True, help="store path or URL")
     p.add_argument("--split", default="fold1")
     p.add_argument("--all-folds", action="store_true", help="train and evaluate fold1-fold5")
-    p.add_argument("--scheme", default="sequence")
+    p.add_argument("--scheme", default="similarity")
     p.add_argument("--out", required=True)
     p.add_argument("--model", default="motif3dcnn", choices=list(MODELS))
     p.add_argument("--epochs", type=int, default=30)

@@ -114,3 +114,21 @@ def demo_store(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("demo") / "demo.zarr"
     assert build_main(["--out", str(out), "--scheduler", "synchronous", "--no-progress"]) == 0
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def multi_entry_store(tmp_path_factory) -> str:
+    """The multi-entry fixture (builders.multi_entry): 15 real Atlas models + 6V5B chain D
+    with simulated maps, and the 4 real cryoDRGN 50S volumes (every 4th row), built once
+    into one store (about 2 minutes on 2 cores)."""
+    from builders.build import main as build_main
+    from builders.multi_entry import make_fixture
+
+    for part in ("atlas-models", "rna-models", "cryodrgn-50s"):
+        shared(part)  # skips with the reason when the shared data are absent
+    out = tmp_path_factory.mktemp("multi")
+    manifest = make_fixture(SHARED_DATA, out)
+    store = out / "store.zarr"
+    assert build_main(["--manifest", str(manifest), "--mirror", str(out / "mirror"), "--out", str(store),
+                       "--no-progress"]) in (0, 2)
+    return str(store)

@@ -1,38 +1,84 @@
-"""builders.audit (issue 16, item 2): the shortcut audit finds the leak the review found.
+"""Negatives that look like motifs, and the shortcut audit that checks it (issue 16, items 1-2).
 
-A real cryoDRGN 50S volume built with today's background cubes: "unknown" samples are
-zoned around single residues, so zone size alone tells them from motifs. The audit must
-say so (a test that the audit can fail a store, before the negatives are fixed)."""
+Real data: the cryoDRGN 50S volume 383 and its model. With density-blob negatives (the
+``density`` kind: map voxels above 1 sd near a point, as the first release's background
+was zoned around single residues) structure-free features separate "unknown" from
+motifs; with the default structural negatives (stems and other RNA stretches shaped like
+the entry's motifs) they do not."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from scipy.spatial import cKDTree
 
 from builders.audit import FEATURES, main as audit_main
 from builders.build import main as build_main
 from builders.manifest import rows_to_table
+from rnamotif_data.motifs import strand_lengths
+from rnamotif_data.store import open_store
+from rnamotif_data.structure import read_model
 
 from .conftest import shared
 
 pytest.importorskip("sklearn", reason="the audit needs scikit-learn (pip install scikit-learn)")
 
 
-def test_audit_reports_the_zone_size_shortcut(tmp_path):
+def _build_383(tmp_path, name: str, *extra: str):
     rows = pq.read_table(shared("cryodrgn-50s", "manifest.parquet")).to_pylist()
     rows = [r for r in rows if r["emdb_id"] == "EMD-90000383"][::3]
     manifest = tmp_path / "m.parquet"
     pq.write_table(rows_to_table(rows), manifest)
-    store = tmp_path / "s.zarr"
+    store = tmp_path / f"{name}.zarr"
     assert build_main(["--manifest", str(manifest), "--mirror", str(shared("cryodrgn-50s")), "--out", str(store),
-                       "--scheduler", "synchronous", "--no-progress"]) in (0, 2)
-    assert audit_main([str(store), "--out", str(tmp_path / "audit")]) == 0
-    res = json.loads((tmp_path / "audit" / "audit.json").read_text())
+                       "--scheduler", "synchronous", "--no-progress", *extra]) in (0, 2)
+    return store
+
+
+def _audit(tmp_path, store, name):
+    assert audit_main([str(store), "--out", str(tmp_path / name)]) == 0
+    return json.loads((tmp_path / name / "audit.json").read_text())
+
+
+def test_audit_finds_the_shortcut_of_density_blob_negatives(tmp_path):
+    store = _build_383(tmp_path, "blobs", "--background-kinds", "density")
+    assert set(open_store(store).metadata["background_kind"].dropna()) == {"density"}
+    res = _audit(tmp_path, store, "a-blobs")
     assert set(res["single_feature_unknown_vs_motif"]) == set(FEATURES)
-    assert res["single_feature_unknown_vs_motif"]["zone_voxels"] >= 0.9
     assert res["unknown_vs_motif_balanced_accuracy"] >= 0.9 and res["verdict"].startswith("SHORTCUT")
-    assert "stratified, not grouped (only 1 map(s))" in res["cv"]
-    md = (tmp_path / "audit" / "audit.md").read_text()
-    assert "| zone_voxels |" in md and (tmp_path / "audit" / "audit.png").read_bytes()[:4] == b"\x89PNG"
+    assert max(res["single_feature_unknown_vs_motif"].values()) >= 0.9
+    assert "stratified, not grouped (only 1 EMDB map(s))" in res["cv"]
+    md = (tmp_path / "a-blobs" / "audit.md").read_text()
+    assert "| zone_voxels |" in md and (tmp_path / "a-blobs" / "audit.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_structural_negatives_look_like_motifs(tmp_path):
+    """Default negatives: real stems / RNA stretches with the strand layouts of the
+    entry's motifs, no atom within 5 Å of a listed motif, passing the motifs' placement
+    criterion, deterministic; the audit cannot tell them from motifs."""
+    store = _build_383(tmp_path, "stems")
+    s = open_store(store)
+    meta = s.metadata
+    bg, motifs = meta[meta.is_background], meta[~meta.is_background]
+    assert len(bg) >= 10 and set(bg.background_kind) <= {"stem", "rna"} and "stem" in set(bg.background_kind)
+    layouts = {tuple(sorted(strand_lengths(t))) for t in motifs.motif_type}
+    for strands in bg.strand_sequences:
+        assert tuple(sorted(len(x) for x in strands.split("-"))) in layouts
+    assert (bg.fit_z >= 1.5).all() and (bg.frac_atoms_above_1sd >= 0.5).all()
+    # no heavy atom of a background residue within 5 Å of a heavy atom of any manifest motif
+    model = read_model(shared("cryodrgn-50s", "pdb", "pdb_0000v383.pdb.gz"))
+    rows = pq.read_table(shared("cryodrgn-50s", "manifest.parquet")).to_pylist()
+    rows = [r for r in rows if r["emdb_id"] == "EMD-90000383"][::3]
+    motif_xyz = np.concatenate([model.atoms.subset(model.resolve(r["selection"])).xyz for r in rows])
+    tree = cKDTree(motif_xyz)
+    for sel in bg.residues:
+        d, _ = tree.query(model.atoms.subset(model.resolve(sel)).xyz)
+        assert d.min() >= 5.0, sel
+    res = _audit(tmp_path, store, "a-stems")
+    assert res["unknown_vs_motif_balanced_accuracy"] <= 0.60, res
+    # the same seed gives the same negatives
+    again = open_store(_build_383(tmp_path, "again"))
+    assert again.metadata[again.metadata.is_background].residues.tolist() == bg.residues.tolist()

@@ -13,7 +13,7 @@ from builders.split import main as split_main
 from builders.synthetic_store import make_synthetic_store
 from rnamotif_data.dataset import RNAMotifDataset, ShardBatchSampler
 from rnamotif_data.errors import ConfigError
-from rnamotif_data.splits import SplitConfig, leakage_report, make_split, read_split, write_split
+from rnamotif_data.splits import SplitConfig, make_split, read_split, write_split
 from rnamotif_data.checksums import check_checksums
 from rnamotif_data.store import StoreError, open_store
 from rnamotif_data.transforms import PROPER_ROTATIONS, GaussianNoise, RandomFlip, RandomRotation24, rotate
@@ -27,43 +27,90 @@ def syn_store(demo_store, tmp_path_factory):
     return make_synthetic_store(str(demo_store), str(root), 300, seed=1, shard_size=32)
 
 
-@pytest.mark.parametrize("scheme", ["sequence", "entry"])
-def test_folds_partition_the_samples_stratified(syn_store, scheme):
+def test_entry_scheme_partitions_the_samples(syn_store):
     store = open_store(syn_store)
-    split = make_split(store, SplitConfig(scheme=scheme))
+    split = make_split(store, SplitConfig(scheme="entry"))
     vals = [set(split.indices(f"fold{k}", "val")) for k in range(1, 6)]
-    assert sum(len(v) for v in vals) == len(store)
-    assert set().union(*vals) == set(range(len(store)))
+    assert sum(len(v) for v in vals) == len(store) and set().union(*vals) == set(range(len(store)))
+    meta = store.metadata
     for k in range(1, 6):
         tr = set(split.indices(f"fold{k}", "train"))
         assert not tr & vals[k - 1] and len(tr) + len(vals[k - 1]) == len(store)
-    if scheme == "entry":
-        return  # 12 entries of ~25 samples: groups too coarse to balance classes closely
-    # stratified: each class's count in every fold within half of the class total / 5
-    meta = store.metadata
-    for c in range(5):
-        total = (meta["class_index"] == c).sum()
-        for v in vals:
-            n = (meta["class_index"].to_numpy()[sorted(v)] == c).sum()
-            assert abs(n - total / 5) <= max(3, 0.5 * total / 5), (scheme, c, n, total)
+        assert not set(meta.emdb_id.iloc[sorted(vals[k - 1])]) & set(meta.emdb_id.iloc[sorted(tr)])
 
 
-def test_sequence_scheme_never_puts_a_type_sequence_on_both_sides(syn_store):
+def _canon(t, s):
+    strands = s.split("-")
+    return t, min("-".join(strands[i:] + strands[:i]) for i in range(len(strands)))
+
+
+def _one_edit(a, b):  # plain dynamic programming, independent of rnamotif_data.similarity
+    d = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, d[0] = d[0], i
+        for j, cb in enumerate(b, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (ca != cb))
+    return d[-1] <= 1
+
+
+def test_similarity_scheme_never_puts_related_samples_on_both_sides(syn_store, capsys):
+    """The synthetic store's motif sequences recur across its entries (a pool of 4 per
+    type): validation samples share no entry, canonical motif or near-identical motif with
+    training -- checked here with an independent edit distance -- and the samples that
+    would have are counted as removed and printed."""
     store = open_store(syn_store)
     meta = store.metadata
     assert meta.groupby(["motif_type", "sequence"]).emdb_id.nunique().max() > 1  # the fixture recurs
-    split = make_split(store, SplitConfig(scheme="sequence"))
+    split = make_split(store, SplitConfig())
+    assert split.n_removed > 0
+    seqs = meta["sequence"].fillna("")
     for k in range(1, 6):
         tr = meta.iloc[split.indices(f"fold{k}", "train")]
         va = meta.iloc[split.indices(f"fold{k}", "val")]
-        tr, va = tr[~tr.is_background], va[~va.is_background]
-        pairs_tr = set(zip(tr.motif_type, tr.sequence))
-        assert not [p for p in zip(va.motif_type, va.sequence) if p in pairs_tr]
-    rep = leakage_report(store, split)
-    assert (rep["val_shared_type_sequence"] == 0).all()
-    # the entry scheme does share (type, sequence) across folds here: the report shows it
-    rep_e = leakage_report(store, make_split(store, SplitConfig(scheme="entry")))
-    assert (rep_e["val_shared_entry"] == 0).all() and rep_e["val_shared_type_sequence"].sum() > 0
+        assert len(va) and not set(va.emdb_id) & set(tr.emdb_id)
+        tm = [(t, s) for t, s, b in zip(tr.motif_type, seqs[tr.index], tr.is_background) if not b and s]
+        for t, s, b in zip(va.motif_type, seqs[va.index], va.is_background):
+            if b or not s:
+                continue
+            assert not any(t == t2 and _one_edit(s, s2) for t2, s2 in tm), (t, s)
+        # removed samples are in no validation subset and still in the other folds' training sets
+        removed = split.table.loc[split.table.removed & (split.table.fold == k), "sample_index"]
+        assert not set(removed) & set(va.index) and set(removed) <= set(split.indices(f"fold{k % 5 + 1}", "train"))
+    assert split_main([str(syn_store), "--report"]) == 0
+    out = capsys.readouterr().out
+    assert f"{split.n_removed} removed" in out and out.count("| fold") == 6
+
+
+def test_strand_swapped_and_one_off_motifs_are_related():
+    """The same loop listed with its strands in either order (``A:9-11,37-38`` /
+    ``A:37-38,9-11``) has one canonical key, in the split and in the manifest check; a
+    one-substitution variant in another entry is near-identical; a homologous context
+    (one substitution in 40 nt) is a homolog, an unrelated one is not."""
+    from rnamotif_data.similarity import canonical_key, context_identity, find_relations, strands_from_selection
+
+    a = strands_from_selection("A:9-11,37-38", "GAC" + "GU")
+    b = strands_from_selection("A:37-38,9-11", "GU" + "GAC")
+    assert a == b == "GAC-GU" and canonical_key("bulge1", "GU-GAC") == canonical_key("bulge1", a)
+    meta = pd.DataFrame({"pdb_id": ["1AAA", "2BBB", "3CCC", "4DDD"], "emdb_id": [None] * 4,
+                         "motif_type": ["bulge1"] * 4,
+                         "selection": ["A:9-11,37-38", "B:37-38,9-11", "C:5-7,20-21", "D:1-3,8-9"],
+                         "sequence": ["GACGU", "GUGAC", "GCCGU", "AAAAA"]})
+    rel = find_relations(meta)
+    assert rel.pairs["canonical"] == {(0, 1)} and rel.pairs["near_identical"] == {(0, 2), (1, 2)}
+    ctx = "GGCAUCCGAUAGCUAGCGGAUCCAUGCGAUAGCGCAUGCC"
+    assert context_identity(ctx, ctx[:20] + "A" + ctx[21:]) >= 0.95
+    rng = np.random.default_rng(0)
+    assert context_identity(ctx, "".join(rng.choice(list("ACGU"), len(ctx)))) < 0.7
+
+
+def test_manifest_duplicate_check_uses_the_canonical_key():
+    from builders.manifest import rows_to_table
+    from builders.schema import validate_manifest
+
+    rows = [{"pdb_id": "6V5B", "emdb_id": "EMD-21051", "motif_type": "1x1", "selection": "D:14-16,88-90"},
+            {"pdb_id": "6V5B", "emdb_id": "EMD-21051", "motif_type": "1x1", "selection": "D:88-90,14-16"}]
+    valid, rejected = validate_manifest(rows_to_table(rows))
+    assert valid.num_rows == 1 and "duplicate occurrence" in rejected[0].reason
 
 
 def test_fingerprint_is_stable_and_changes_with_the_store(syn_store, demo_store, tmp_path):
@@ -71,36 +118,52 @@ def test_fingerprint_is_stable_and_changes_with_the_store(syn_store, demo_store,
     a = make_split(store, SplitConfig())
     b = make_split(open_store(syn_store), SplitConfig())
     assert a.fingerprint == b.fingerprint and a.table.equals(b.table)
-    assert make_split(store, SplitConfig(seed=5)).fingerprint != a.fingerprint or \
-        make_split(store, SplitConfig(seed=5)).table.equals(a.table)
     other = make_synthetic_store(str(demo_store), str(tmp_path / "other.zarr"), 299, seed=1, shard_size=32)
     assert make_split(open_store(other), SplitConfig()).fingerprint != a.fingerprint
     # written beside the data, read back, checked; checksums unaffected
     write_split(store, a)
-    again = read_split(store, "sequence")
+    again = read_split(store, "similarity")
     assert again.fingerprint == a.fingerprint and again.table["fold"].equals(a.table["fold"])
+    assert again.table["removed"].equals(a.table["removed"])
     assert check_checksums(str(syn_store)) == []
 
 
 def test_upstream_scheme_matches_the_upstream_fold_files(demo_store, tmp_path, capsys):
-    """50 samples carry real upstream identities (EMDB, PDB, type, CoSSMos number from the
-    fold CSVs): exactly those are matched, each to its upstream validation fold."""
+    """Samples carry real upstream identities from the fold CSVs: 3 motifs of each class
+    per upstream fold (EMDB, PDB, type, CoSSMos number), matched exactly to their folds;
+    background samples of PDB entries whose upstream cube_* rows sit in one fold take that
+    fold, so all five classes are in every fold."""
     from builders.importers import import_upstream_folds
+    from rnamotif_data.motifs import class_index
 
     from .conftest import shared
 
     folds = shared("seed-folds")
     rows, _ = import_upstream_folds(folds)
-    motifs = [r for r in rows if r["motif_type"] != "unknown"]
-    pick = [motifs[i] for i in np.random.default_rng(0).choice(len(motifs), 50, replace=False)]
+    pick = []
+    for k in range(1, 6):
+        for c in range(4):
+            pick += [r for r in rows if r["upstream_fold"] == k and r["motif_type"] != "unknown"
+                     and class_index(r["motif_type"]) == c][:3]
+    cubes = sorted((r for r in rows if r["motif_type"] == "unknown" and r["pdb_id"] == "6PJ6"),
+                   key=lambda r: r["cossmos_number"])
+    upto = next(i for i in range(len(cubes)) if len({r["upstream_fold"] for r in cubes[:i + 1]}) == 5) + 1
+    bg = [dict(r, emdb_id="EMD-20353", cossmos_number=None) for r in cubes[:upto]]
     root = make_synthetic_store(str(demo_store), str(tmp_path / "u.zarr"), 120, seed=2, shard_size=32,
-                                identities=pick)
+                                identities=pick + bg)
     assert split_main([root, "--scheme", "upstream", "--folds", str(folds), "--report"]) == 0
     split = read_split(open_store(root), "upstream")
     fold = split.table["fold"]
-    assert fold.notna().sum() == 50 and fold.iloc[50:].isna().all()
-    assert fold.iloc[:50].astype(int).tolist() == [int(r["upstream_fold"]) for r in pick]
-    assert "| fold1 |" in capsys.readouterr().out
+    n = len(pick)
+    assert fold.iloc[:n].astype(int).tolist() == [int(r["upstream_fold"]) for r in pick]
+    # the j-th background sample of 6PJ6 takes the fold of 6PJ6's j-th upstream cube
+    assert fold.iloc[n:n + len(bg)].astype(int).tolist() == [r["upstream_fold"] for r in cubes[:upto]]
+    assert fold.iloc[n + len(bg):].isna().all()
+    meta = open_store(root).metadata
+    for k in range(1, 6):
+        assert set(meta["class_index"].iloc[split.indices(f"fold{k}", "val")]) == set(range(5))
+    out = capsys.readouterr().out
+    assert "| fold1 |" in out
 
 
 def test_upstream_without_matches_is_refused(demo_store):
@@ -108,10 +171,13 @@ def test_upstream_without_matches_is_refused(demo_store):
         make_split(open_store(demo_store), SplitConfig(scheme="upstream"))
 
 
-def test_split_cli_report_on_the_demo(demo_store, capsys):
-    assert split_main([str(demo_store), "--scheme", "sequence", "--report"]) == 0
-    out = capsys.readouterr().out
-    assert "val sharing EMDB entry" in out and out.count("| fold") == 6  # header + 5 folds
+def test_split_of_a_single_entry_store_is_refused(demo_store, capsys):
+    """The demo is one entry: any split would put the same structure on both sides."""
+    from builders.cli import run
+
+    assert run(split_main, [str(demo_store), "--report"]) == 1
+    err = capsys.readouterr().err
+    assert "holds 1 independent group(s)" in err and "fewer than the 5 folds" in err and "Traceback" not in err
 
 
 # ---------------------------------------------------------------------- dataset
@@ -136,7 +202,8 @@ def test_items_have_documented_shapes_dtypes_and_masking(syn_store):
 def test_dataset_info_and_validation(syn_store, tmp_path):
     tr = RNAMotifDataset(syn_store, split="fold2", subset="train")
     va = RNAMotifDataset(syn_store, split="fold2", subset="val")
-    assert len(tr) + len(va) == 300 and not set(tr.indices) & set(va.indices)
+    removed = int((tr._split.table.removed & (tr._split.table.fold == 2)).sum())
+    assert len(tr) + len(va) + removed == 300 and not set(tr.indices) & set(va.indices)
     assert list(va.metadata["sample_index"]) == list(va.indices)
     assert sum(va.class_counts.values()) == len(va) and va.classes[2] == "hairpin"
     assert "RNAMotifDataset(" in repr(va) and "fingerprint" in repr(va)
