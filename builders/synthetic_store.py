@@ -39,17 +39,18 @@ _NT = "ACGU"
 
 
 def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard_size: int = 64,
-                         identities: list[dict] | None = None) -> str:
+                         identities: list[dict] | None = None, n_entries: int | None = None) -> str:
     """Write a complete store of ``n`` samples at ``root`` from the cubes of ``source``.
 
     ``identities`` (optional) give the first samples real ``emdb_id``, ``pdb_id``,
     ``motif_type`` and ``cossmos_number`` values (e.g. upstream fold rows, to test
-    matching). Returns ``root``. Deterministic in ``seed``.
+    matching). ``n_entries``: how many made-up entries the samples spread over (default
+    ``n // 25``, at least 1). Returns ``root``. Deterministic in ``seed``.
     """
     src = open_store(source)
     cubes = src.read_batch(slice(0, len(src)))
     rng = np.random.default_rng(seed)
-    n_entries = min(999, max(1, n // 25))
+    n_entries = min(999, max(1, n // 25)) if n_entries is None else int(n_entries)
     pool = {t: ["".join(rng.choice(list(_NT), size=6 + len(t) % 5)) for _ in range(4)] for t in FINE_TYPES}
     parents = [hashlib.sha256(f"chain{i}".encode()).hexdigest()[:16] for i in range(max(1, n_entries // 3))]
     rows = []

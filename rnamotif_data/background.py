@@ -400,7 +400,7 @@ def select_background_sites(
     -------
     list of :class:`BackgroundSite` in the order chosen.
     """
-    if n <= 0 or not shapes.shapes:
+    if n <= 0 or not (shapes.shapes or targets):
         return []
     rng = _rng(config, key)
     res = _Residues(model, motif_xyz, config)

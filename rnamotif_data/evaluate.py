@@ -99,13 +99,15 @@ class Evaluator:
         Raises
         ------
         CheckpointMismatchError
-            If class names, split fingerprint, channels or masking differ.
+            If class names, split fingerprint (not compared for ``split="all"``: every
+            sample, no split), channels or masking differ.
         """
         ck, cfg = self.checkpoint, self.checkpoint["config"]
         problems = []
         if list(dataset.classes) != list(ck["class_names"]):
             problems.append(f"class names {list(dataset.classes)} != checkpoint's {ck['class_names']}")
-        if dataset.split_fingerprint != ck["split_fingerprint"]:
+        if dataset.split != "all" and dataset.split_fingerprint != ck["split_fingerprint"]:
+            # (split "all" evaluates every sample of a store: no split to compare)
             problems.append(f"split fingerprint {dataset.split_fingerprint[:12]}… != checkpoint's "
                             f"{ck['split_fingerprint'][:12]}… (another store, scheme or split)")
         if list(dataset.channels) != list(cfg["channels"]) or dataset.masked != cfg["masked"]:

@@ -137,23 +137,40 @@ def test_cubes_match_a_direct_segmentation(sim_store, sim_mirror):
     np.testing.assert_allclose(row["origin_xyz"], cube.origin)
 
 
-def test_background_sites_keep_away_from_motifs(sim_mirror):
+def test_background_samples_are_structure_shaped_like_the_motifs(sim_mirror):
+    """Background samples on a real RNA model: the strand layouts of the motifs, real
+    stems first, no heavy atom within min_distance of a motif atom, no shared residue,
+    centroids spacing apart, deterministic for a seed and different for another."""
+    from scipy.spatial import cKDTree
+
+    from rnamotif_data.background import ShapeDistribution
+
     model = read_model(sim_mirror / "pdb" / "9s01.pdb")
     dmap = read_map(sim_mirror / "emdb" / "emd_90001.map.gz")
     motif = np.concatenate([model.select(parse_selection(s)).xyz for s in DEMO_MOTIFS])
+    targets = [(tuple(len(x) for x in model.strands(model.resolve(s))), model.select(parse_selection(s)).xyz)
+               for s in DEMO_MOTIFS]
+    layouts = {tuple(sorted(t[0])) for t in targets}
     cfg = BackgroundConfig()
-    sites = select_background_sites(dmap, model.atoms, motif, 4, cfg, key="a")
-    assert len(sites) == 4
+    shapes = ShapeDistribution(())
+    sites = select_background_sites(model, dmap, motif, 2, shapes, cfg, targets=targets, key="a")
+    assert len(sites) == 2 and "stem" in {s.kind for s in sites}
+    tree = cKDTree(motif)
     for s in sites:
-        assert np.min(np.linalg.norm(motif - s.centre, axis=1)) >= cfg.min_distance
-        assert np.all(np.linalg.norm(s.atoms.xyz - s.centre, axis=1) <= cfg.central_radius + 1e-9)
-    centres = np.array([s.centre for s in sites])
-    d = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
-    assert d[np.triu_indices(4, 1)].min() >= cfg.spacing
-    again = select_background_sites(dmap, model.atoms, motif, 4, cfg, key="a")
-    assert all(np.array_equal(a.centre, b.centre) for a, b in zip(sites, again))
-    other = select_background_sites(dmap, model.atoms, motif, 4, BackgroundConfig(seed=1), key="a")
-    assert not all(np.array_equal(a.centre, b.centre) for a, b in zip(sites, other))
+        assert tuple(sorted(s.strands)) in layouts
+        assert tree.query(s.atoms.xyz)[0].min() >= cfg.min_distance
+        assert len(model.strands(s.residue_indices)) == len(s.strands)
+    assert not set(sites[0].residue_indices) & set(sites[1].residue_indices)
+    assert np.linalg.norm(sites[0].centre - sites[1].centre) >= cfg.spacing
+    again = select_background_sites(model, dmap, motif, 2, shapes, cfg, targets=targets, key="a")
+    assert [list(a.residue_indices) for a in sites] == [list(b.residue_indices) for b in again]
+    others = [select_background_sites(model, dmap, motif, 2, shapes, BackgroundConfig(seed=k), targets=targets,
+                                      key="a") for k in (1, 2, 3)]
+    assert any([list(a.residue_indices) for a in o] != [list(a.residue_indices) for a in sites] for o in others)
+    # without targets the layouts come from the manifest's type distribution
+    from_types = select_background_sites(model, dmap, motif, 2, ShapeDistribution.from_types(["1x1", "2x2"]), cfg,
+                                         key="a")
+    assert {tuple(sorted(s.strands)) for s in from_types} <= {(3, 3), (4, 4)}
 
 
 def test_multi_worker_cluster_equals_synchronous_byte_for_byte(sim_store, sim_mirror, sim_manifest, tmp_path):

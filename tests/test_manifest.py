@@ -156,7 +156,7 @@ def test_motif_atlas_every_real_file():
     assert any(re.search(r":-?\d+[A-Z]", r["selection"]) for r in rows if r["pdb_id"] == "9DFE")  # icodes kept
     # typed from the strand's endpoints: A84-88 and A90 listed, 89 skipped by the alignment
     hl = next(r for r in rows if r["source_id"] == "HL_1U9S_001")
-    assert (hl["motif_type"], hl["selection"], hl["skipped"], hl["sequence"]) == ("hairpin5", "A:84-90", "A:89", None)
+    assert (hl["motif_type"], hl["selection"], hl["skipped"], hl["sequence"]) == ("hairpin5", "A:84-90", "A:89", "GUAACNC")
     assert {r["motif_type"] for r in rows} == set(SCHEMA_TYPES)
 
 

@@ -157,8 +157,8 @@ def test_package_zip_is_a_zarr_zipstore_equal_to_the_store_and_reproducible(demo
     with zipfile.ZipFile(a.archive.path) as zf:
         assert all(i.compress_type == zipfile.ZIP_STORED for i in zf.infolist())
         names = set(zf.namelist())
-    assert {"zarr.json", "metadata.parquet", "checksums.sha256", "splits/sequence.parquet",
-            "splits/entry.parquet"} <= names
+    assert {"zarr.json", "metadata.parquet", "checksums.sha256"} <= names
+    assert not [n for n in names if n.startswith("splits/")]  # one entry: no split is honest
     store = open_store(demo_store)
     g = zarr.open_group(zarr.storage.ZipStore(a.archive.path, mode="r"), mode="r")
     assert g.attrs["dataset_version"] == "1.0.0"
@@ -177,8 +177,8 @@ def test_croissant_description_reads_the_metadata_records(demo_store, tmp_path):
     records = list(ds.records("samples"))
     ids = [r["samples/sample_id"].decode() for r in records]
     assert ids == list(open_store(demo_store).metadata["sample_id"])
-    folds = [r["split-sequence/fold"] for r in ds.records("split-sequence")]
-    assert sorted(set(folds)) <= [1, 2, 3, 4, 5] and len(folds) == len(ids)
+    card = (tmp_path / "pkg" / "README.md").read_text()
+    assert "### `similarity`" in card and "Not made: " in card and "fewer than the 5 folds" in card
 
 
 class _Offline:
@@ -194,15 +194,15 @@ def test_dry_run_prints_contents_and_planned_calls(demo_store, tmp_path, capsys,
                            "--registry", str(tmp_path / "reg.json"), "--no-verify-values"])
     text = capsys.readouterr().out
     assert rc == 0
-    for name in (archive_name("0.1.0"), "metadata.parquet", "failures.parquet", "split-sequence.parquet",
-                 "split-entry.parquet", "qc.png", "README.md", "croissant.json", "SHA256SUMS"):
+    for name in (archive_name("0.1.0"), "metadata.parquet", "failures.parquet", "qc.png", "README.md",
+                 "croissant.json", "SHA256SUMS"):
         assert name in text and (out / name).is_file()
     assert "POST   /deposit/depositions " in text and "actions/publish" in text and "PUT    {links.bucket}/" in text
     card = (out / "README.md").read_text()
     for heading in ("## How it was built", "## Classes", "## Quality", "## Splits", "## Limitations", "## Licence",
                     "## How to cite", "## Changelog"):
         assert heading in card
-    assert "CC-BY-4.0" in card and "fingerprint" in card and "val sharing EMDB entry" in card
+    assert "CC-BY-4.0" in card and "## Splits" in card and "Not made: " in card
     sums = dict(line.split("  ")[::-1] for line in (out / "SHA256SUMS").read_text().splitlines())
     for name, digest in sums.items():
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
@@ -243,7 +243,7 @@ def test_publish_two_versions_then_download_the_first(demo_store, zenodo, tmp_pa
     assert sorted(keys2) == sorted(f.name for f in r2.files) and len(keys2) == len(set(keys2))
     assert archive_name("1.0.0") not in keys2 and archive_name("1.1.0") in keys2
     unchanged = {f.name for f in r1.files} & {f.name for f in r2.files}
-    assert {"metadata.parquet", "split-sequence.parquet"} <= unchanged  # kept, identical md5
+    assert {"metadata.parquet", "failures.parquet"} <= unchanged  # kept, identical md5
     assert zenodo._record(r1.record_id)["metadata"]["relations"]["version"][0]["is_last"] is False
     assert "## Changelog" in (tmp_path / "v2" / "README.md").read_text()
     assert "1.0.0 (" in (tmp_path / "v2" / "README.md").read_text()
@@ -252,11 +252,11 @@ def test_publish_two_versions_then_download_the_first(demo_store, zenodo, tmp_pa
     monkeypatch.setenv("RNAMOTIF_DATA_REGISTRY", str(registry))
     cache = tmp_path / "cache"
     zenodo.drop_download(archive_name("1.0.0"), after=200_000)
-    ds = RNAMotifDataset(root=cache, version="1.0.0", download=True, split="fold1", subset="train")
+    ds = RNAMotifDataset(root=cache, version="1.0.0", download=True, split="all", subset="train")
     resumed = [r["range"] for r in zenodo.requests if r["range"]]  # the transfer resumed where it stopped
     assert len(resumed) == 1 and 0 < int(resumed[0].removeprefix("bytes=").rstrip("-")) <= 200_000
     assert "1.1.0 is available" in caplog.text and "newer version" in caplog.text
-    ref = RNAMotifDataset(root=demo_store, split="fold1", subset="train")
+    ref = RNAMotifDataset(root=demo_store, split="all", subset="train")  # one entry: no folds
     assert len(ds) == len(ref) > 0
     assert list(ds.metadata["sample_id"]) == list(ref.metadata["sample_id"])
     for i in range(len(ds)):
@@ -269,8 +269,8 @@ def test_publish_two_versions_then_download_the_first(demo_store, zenodo, tmp_pa
     # the cache is used offline, with the server gone
     zenodo.stop()
     n = len(zenodo.requests)
-    again = RNAMotifDataset(root=cache, version="1.0.0", download=True, split="fold1", subset="val")
-    assert len(again) == len(RNAMotifDataset(root=demo_store, split="fold1", subset="val"))
+    again = RNAMotifDataset(root=cache, version="1.0.0", download=True, split="all")
+    assert len(again) == len(ref)
     assert len(zenodo.requests) == n
     with pytest.raises(DownloadError, match="not in the cache .* offline mode is on"):
         download("1.1.0", root=cache, offline=True)
@@ -340,3 +340,24 @@ def test_published_but_unregistered_draft_is_registered_as_published(demo_store,
     card = rel.file("README.md")
     assert hashlib.sha256((tmp_path / "pkg" / "README.md").read_bytes()).hexdigest() == card.sha256
     assert "(2026)" in (tmp_path / "pkg" / "README.md").read_text()
+
+
+def test_package_of_a_multi_entry_store_ships_its_splits(multi_entry_store, tmp_path):
+    """A store with enough independent groups ships the similarity and entry splits (in
+    the zip and beside it), described in the Croissant file and the card, with the
+    shortcut audit in the card."""
+    mlc = pytest.importorskip("mlcroissant", reason="mlcroissant (dev extra) validates the Croissant JSON-LD")
+    lines = publish_mod.publish(_opts(multi_entry_store, "0.1.0", tmp_path / "pkg", _Offline(),
+                                      tmp_path / "reg.json"), dry_run=True)
+    assert lines
+    pkg = tmp_path / "pkg"
+    with zipfile.ZipFile(pkg / archive_name("0.1.0")) as zf:
+        assert {"splits/similarity.parquet", "splits/entry.parquet"} <= set(zf.namelist())
+    ds = mlc.Dataset(jsonld=str(pkg / "croissant.json"))
+    folds = [r["split-similarity/fold"] for r in ds.records("split-similarity")]
+    removed = [r["split-similarity/removed"] for r in ds.records("split-similarity")]
+    assert sorted(set(folds)) == [1, 2, 3, 4, 5] and len(folds) == len(open_store(multi_entry_store))
+    assert any(removed)
+    card = (pkg / "README.md").read_text()
+    assert "## Shortcut audit" in card and "unknown vs motif: balanced accuracy" in card
+    assert "| fold1 |" in card and "val sharing near-identical" in card

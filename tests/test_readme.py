@@ -1,7 +1,7 @@
 """The README's Python snippets, executed as written.
 
 They run in a folder laid out as the README assumes: ``data/rnamotif.zarr`` (a
-128-sample store made from the demo's real cubes, split by sequence), and the real
+128-sample store made from the demo's real cubes, split by the default scheme), and the real
 EMD-20353 seed box and 6PJ6 hairpin saved as ``emd_20353.map.gz`` and ``6pj6.cif``. The
 download snippet needs a published version (none is registered yet); it is run against
 the local Zenodo test server in tests/test_publish.py and checked here to be the call
@@ -29,7 +29,7 @@ def readme_folder(tmp_path_factory, demo_store):
     store = folder / "data" / "rnamotif.zarr"
     store.parent.mkdir()
     make_synthetic_store(demo_store, str(store), 128, seed=0)
-    assert split_main([str(store), "--scheme", "sequence"]) == 0
+    assert split_main([str(store)]) == 0
     box = shared("seed-sample", SEED_HAIRPIN.name)
     (folder / "emd_20353.map.gz").write_bytes(gzip.compress((box / "EMD-20353_6PJ6_hairpin3_2606.mrc").read_bytes()))
     st = gemmi.read_structure(str(box / "6PJ6_hairpin3_2606.pdb"))

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from rnamotif_data.dataset import RNAMotifDataset
+
 from builders.export import export_mrc
 from builders.synthetic_store import make_synthetic_store
 from rnamotif_data.evaluate import CheckpointMismatchError, Evaluator, main as evaluate_main
@@ -70,12 +72,20 @@ def test_tiny_store_trains_and_loss_decreases(demo_store, tmp_path):
     hist = __import__("json").loads((tmp_path / "run" / "metrics.json").read_text())
     assert len(hist) == 6 and hist[-1]["train_loss"] < hist[0]["train_loss"]
     ck = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
-    assert ck["epoch"] == 5 and ck["class_names"][2] == "hairpin" and len(ck["split_fingerprint"]) == 64
+    assert ck["epoch"] == 5 and ck["class_names"][2] == "hairpin" and ck["split_fingerprint"] == "all:7"
     assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,train_loss")
 
 
-def test_resume_gives_the_same_weights(demo_store, tmp_path):
-    base = TrainConfig(root=demo_store, out=str(tmp_path / "a"), split="fold2", epochs=3, batch_size=2,
+@pytest.fixture(scope="module")
+def train_store(demo_store, tmp_path_factory):
+    """40 samples over 8 made-up entries from the demo's real cubes: enough independent
+    groups for 5 folds (the demo itself is one entry, which no split accepts)."""
+    root = tmp_path_factory.mktemp("train") / "syn40.zarr"
+    return make_synthetic_store(demo_store, str(root), 40, seed=4, shard_size=16, n_entries=8)
+
+
+def test_resume_gives_the_same_weights(train_store, tmp_path):
+    base = TrainConfig(root=train_store, out=str(tmp_path / "a"), split="fold2", epochs=3, batch_size=2,
                        device="cpu", model="motif3dcnn_bn")
     train(base, progress=False)
     cut = replace(base, out=str(tmp_path / "b"))
@@ -88,28 +98,29 @@ def test_resume_gives_the_same_weights(demo_store, tmp_path):
         assert torch.equal(a["model"][k], b["model"][k]), k
 
 
-def test_evaluator_refuses_mismatched_inputs(demo_store, tmp_path):
-    cfg = TrainConfig(root=demo_store, out=str(tmp_path / "r"), split="fold1", epochs=1, batch_size=4, device="cpu")
+def test_evaluator_refuses_mismatched_inputs(train_store, demo_store, tmp_path):
+    cfg = TrainConfig(root=train_store, out=str(tmp_path / "r"), split="fold1", epochs=1, batch_size=4, device="cpu")
     train(cfg, progress=False)
     ev = Evaluator.from_checkpoint(tmp_path / "r" / "best.pt")
-    res = ev.evaluate_store(demo_store, "fold1")
-    assert res["n"] == 2 and len(res["predictions"]) == 2
-    other = make_synthetic_store(demo_store, str(tmp_path / "o.zarr"), 40, seed=3, shard_size=16)
+    res = ev.evaluate_store(train_store, "fold1")
+    n_test = len(RNAMotifDataset(train_store, split="fold1", subset="test"))
+    assert res["n"] == n_test > 0 and len(res["predictions"]) == n_test
+    other = make_synthetic_store(demo_store, str(tmp_path / "o.zarr"), 40, seed=3, shard_size=16, n_entries=8)
     with pytest.raises(CheckpointMismatchError, match="fingerprint"):
         ev.evaluate_store(other, "fold1")
     assert ev.evaluate_store(other, "fold1", allow_mismatch=True)["mismatches_allowed"]
     ev.checkpoint["class_names"] = ["a", "b", "c", "d", "e"]
     with pytest.raises(CheckpointMismatchError, match="class names"):
-        ev.evaluate_store(demo_store, "fold1")
+        ev.evaluate_store(train_store, "fold1")
 
 
-def test_cli_acceptance_and_mrc_folder_mode(demo_store, tmp_path, caplog):
+def test_cli_acceptance_and_mrc_folder_mode(train_store, demo_store, tmp_path, caplog):
     run = tmp_path / "run"
-    assert train_main(["--root", demo_store, "--split", "fold1", "--epochs", "2", "--out", str(run),
+    assert train_main(["--root", train_store, "--split", "fold1", "--epochs", "2", "--out", str(run),
                        "--no-progress", "--device", "cpu"]) == 0
-    assert evaluate_main(["--checkpoint", str(run / "best.pt"), "--root", demo_store, "--split", "fold1"]) == 0
+    assert evaluate_main(["--checkpoint", str(run / "best.pt"), "--root", train_store, "--split", "fold1"]) == 0
     caplog.set_level("INFO")
-    assert evaluate_main(["--checkpoint", str(run / "best.pt"), "--root", demo_store, "--split", "fold1"]) == 0
+    assert evaluate_main(["--checkpoint", str(run / "best.pt"), "--root", train_store, "--split", "fold1"]) == 0
     out = caplog.text
     assert "fold1 test: never used for training or model selection (nested protocol)" in out
     assert "| true \\ predicted | sym | bul | hp | asymm | unk |" in out and "Macro sensitivity" in out

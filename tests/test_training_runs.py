@@ -14,6 +14,7 @@ import torch
 
 from builders.build import main as build_main
 from builders.split import main as split_main
+from builders.synthetic_store import make_synthetic_store
 from rnamotif_data import RNAMotifDataset
 from rnamotif_data.train import TrainConfig, load_checkpoint, train
 from rnamotif_data.transforms import Compose, GaussianNoise, RandomRotation24, rotate
@@ -63,11 +64,13 @@ def test_readme_transform_needs_no_seed():
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory):
-    """The demo built with 32³ cubes, split by sequence."""
-    root = tmp_path_factory.mktemp("small") / "demo32.zarr"
+    """The demo built with 32³ cubes, spread over 8 made-up entries (40 samples), split."""
+    demo32 = tmp_path_factory.mktemp("small") / "demo32.zarr"
     assert build_main(["--manifest", str(DEMO / "manifest.parquet"), "--mirror", str(DEMO / "mirror"),
-                       "--scheduler", "synchronous", "--no-progress", "--cube-size", "32", "--out", str(root)]) == 0
-    assert split_main([str(root), "--scheme", "sequence"]) == 0
+                       "--scheduler", "synchronous", "--no-progress", "--cube-size", "32", "--out", str(demo32)]) == 0
+    root = demo32.with_name("syn32.zarr")
+    make_synthetic_store(str(demo32), str(root), 40, seed=4, shard_size=16, n_entries=8)
+    assert split_main([str(root)]) == 0
     return str(root)
 
 
@@ -111,14 +114,17 @@ def test_nested_subsets_partition_each_split(small_store):
     from rnamotif_data.splits import load_or_make_split
     from rnamotif_data.store import open_store
 
-    split = load_or_make_split(open_store(small_store), "sequence")
+    split = load_or_make_split(open_store(small_store), "similarity")
     for k in range(1, 6):
         parts = {s: set(split.indices(f"fold{k}", s)) for s in ("inner_train", "inner_val", "test")}
         assert not (parts["inner_train"] & parts["inner_val"]) and not (parts["inner_train"] & parts["test"])
         assert not (parts["inner_val"] & parts["test"])
         assert parts["test"] == set(split.indices(f"fold{k}", "val"))
         assert parts["inner_val"] == set(split.indices(f"fold{k % 5 + 1}", "val"))
-        assert parts["inner_train"] | parts["inner_val"] | parts["test"] == set(split.indices("all", "train"))
+        # removed samples of fold k are in no subset of split k (never trained on, never tested)
+        removed_k = set(split.table.loc[split.table.removed & (split.table.fold == k), "sample_index"])
+        assert parts["inner_train"] | parts["inner_val"] | parts["test"] | removed_k == set(split.indices("all", "train"))
+        assert not removed_k & (parts["inner_train"] | parts["inner_val"] | parts["test"])
 
 
 def test_all_folds_reports_each_test_fold_once_with_intervals(small_store, tmp_path):
@@ -205,7 +211,7 @@ def test_random_labels_nested_figures_stay_at_chance(tmp_path):
                        "--no-progress"]) == 2
     root = tmp_path / "random.zarr"
     make_synthetic_store(str(src), str(root), 300, seed=5)
-    assert split_main([str(root), "--scheme", "sequence"]) == 0
+    assert split_main([str(root)]) == 0
     base = dict(root=str(root), epochs=4, batch_size=16, seed=0, device="cpu", class_weights=True)
     nested = train_all_folds(TrainConfig(out=str(tmp_path / "nested"), protocol="nested", **base), progress=False)
     mean = nested["macro_sensitivity"]["mean"]
