@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa

@@ -58,7 +58,8 @@ import pandas as pd
 import pyarrow as pa
 
 from .errors import ConfigError
-from .similarity import Relations, entry_groups, find_relations
+from .folds import assign_folds, hard_groups, independent_groups, soft_assignment
+from .similarity import Relations, find_relations
 from .store import RNAMotifStore, _join, get_attrs, read_table, url_to_fs, write_table
 
 log = logging.getLogger(__name__)
@@ -187,56 +188,6 @@ def split_path(root: str, scheme: str) -> str:
     return _join(str(root), "splits", f"{scheme}.parquet")
 
 
-def assign_folds(units: np.ndarray, classes: np.ndarray, k: int, seed: int, n_classes: int = 5,
-                 affinity=None) -> np.ndarray:
-    """Class-stratified assignment of units (groups of samples) to folds (deterministic).
-
-    Parameters
-    ----------
-    units:
-        ``(N,)`` unit label of each sample; samples of a unit share a fold.
-    classes:
-        ``(N,)`` class index of each sample (0 .. n_classes-1).
-    k:
-        Number of folds.
-    seed:
-        Seed of the order of equal-size units.
-    affinity:
-        Optional ``{unit: {other unit: weight}}``: a unit prefers (by up to 1 in cost)
-        the fold holding most of the weight of its already-assigned partners.
-
-    Returns
-    -------
-    ``(N,)`` int fold of each sample, 1..k.
-    """
-    codes, uniques = pd.factorize(pd.Series(units), sort=True)
-    n_units = len(uniques)
-    counts = np.zeros((n_units, n_classes), dtype=np.int64)
-    np.add.at(counts, (codes, np.asarray(classes, dtype=np.int64)), 1)
-    size = counts.sum(axis=1)
-    tiebreak = np.random.default_rng(seed).permutation(n_units)
-    order = np.lexsort((tiebreak, -size))  # largest first, seeded order among equals
-    totals = np.maximum(counts.sum(axis=0), 1).astype(np.float64)
-    fold_counts = np.zeros((k, n_classes), dtype=np.float64)
-    unit_fold = np.full(n_units, -1, dtype=np.int64)
-    position = {u: i for i, u in enumerate(uniques)}
-    for g in order:
-        c = counts[g]
-        cost = ((fold_counts + c) / totals * (c > 0)).sum(axis=1) + 1e-9 * fold_counts.sum(axis=1)
-        if affinity is not None and uniques[g] in affinity:
-            pull = np.zeros(k)
-            for other, w in affinity[uniques[g]].items():
-                f = unit_fold[position[other]]
-                if f >= 0:
-                    pull[f] += w
-            if pull.sum() > 0:
-                cost = cost - pull / pull.sum()
-        f = int(np.argmin(cost))
-        unit_fold[g] = f
-        fold_counts[f] += c
-    return unit_fold[codes] + 1
-
-
 def _store_identity(store: RNAMotifStore | None, meta: pd.DataFrame) -> str:
     if store is None:
         return json.dumps({"rows": len(meta)}, sort_keys=True)
@@ -260,108 +211,6 @@ def upstream_key(emdb_id, pdb_id, motif_type, cossmos_number) -> tuple:
     """Matching key of a sample to the upstream folds: (EMDB id, PDB id, type, CoSSMos number)."""
     num = None if cossmos_number is None or pd.isna(cossmos_number) else int(cossmos_number)
     return (str(emdb_id).upper(), str(pdb_id).upper(), str(motif_type), num)
-
-
-def independent_groups(meta: pd.DataFrame) -> np.ndarray:
-    """:func:`hard_groups` from the metadata alone (EMDB map, PDB entry, model coordinates,
-    shared residues; no zones, no sequence relations): cheap, for audits."""
-    from .similarity import selection_texts, shared_residue_pairs
-
-    pdb = meta["pdb_id"].astype(str).str.upper().tolist()
-    emdb = meta["emdb_id"].tolist() if "emdb_id" in meta else [None] * len(meta)
-    rel = Relations(entry_group=entry_groups(emdb, pdb),
-                    pairs={"overlap": shared_residue_pairs(pdb, selection_texts(meta))}, canonical=[], aligned={},
-                    has_contexts=False)
-    return hard_groups(meta, rel)
-
-
-def hard_groups(meta: pd.DataFrame, relations: Relations) -> np.ndarray:
-    """``(N,)`` independent-group label: samples joined by a hard relation (same EMDB map,
-    PDB entry or model coordinates, a shared residue, overlapping zones)."""
-    model = meta["model_hash"].tolist() if "model_hash" in meta else [None] * len(meta)
-    base = entry_groups([str(g) for g in relations.entry_group],
-                        [m if isinstance(m, str) else None for m in model])
-    return _union(base, relations.pairs["overlap"])
-
-
-def _union(labels: np.ndarray, pairs) -> np.ndarray:
-    parent = {int(x): int(x) for x in np.unique(labels)}
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for i, j in pairs:
-        a, b = find(int(labels[i])), find(int(labels[j]))
-        if a != b:
-            parent[max(a, b)] = min(a, b)
-    return np.array([find(int(x)) for x in labels])
-
-
-def _soft_assignment(meta: pd.DataFrame, relations: Relations, hard: np.ndarray, config: SplitConfig) -> np.ndarray:
-    """Fold of every sample under the ``similarity`` scheme (before pruning)."""
-    soft = set().union(*(relations.pairs[r] for r in ("canonical", "near_identical", "homolog")))
-    cross = [(i, j) for i, j in soft if hard[i] != hard[j]]
-    comp = _union(hard, cross)
-    n = len(meta)
-    cap = config.max_group_share * n / config.k
-    sizes = pd.Series(comp).value_counts()
-    big = set(sizes.index[sizes > cap])
-    units = np.where(np.isin(comp, list(big)), hard, -1 - comp)  # big components: by independent group
-    deg = np.zeros(n)
-    for i, j in cross:
-        deg[i] += 1
-        deg[j] += 1
-    affinity: dict = {}
-    for i, j in cross:
-        if comp[i] in big:  # weight 1/degree per end: a sample's relations weigh 1 in all
-            a, b, w = int(units[i]), int(units[j]), 1.0 / deg[i] + 1.0 / deg[j]
-            affinity.setdefault(a, {}).setdefault(b, 0.0)
-            affinity[a][b] += w
-            affinity.setdefault(b, {}).setdefault(a, 0.0)
-            affinity[b][a] += w
-    if big:
-        log.info("%d component(s) of related samples exceed %.0f samples (%s); divided by independent group "
-                 "and pruned", len(big), cap, ", ".join(str(int(sizes[b])) for b in sorted(big)))
-    fold = assign_folds(units, meta["class_index"].to_numpy(), config.k, config.seed, affinity=affinity)
-    return _refine(units, fold, affinity, config) if affinity else fold
-
-
-def _refine(units: np.ndarray, fold: np.ndarray, affinity: dict, config: SplitConfig, passes: int = 20,
-            slack: float = 0.15) -> np.ndarray:
-    """Move independent groups of divided components to the fold holding most of their
-    relations (label propagation), keeping every fold within ``slack`` of N / k samples;
-    fewer relations cross folds, so fewer samples are removed."""
-    uniq, codes = np.unique(units, return_inverse=True)
-    ufold = np.zeros(len(uniq), dtype=np.int64)
-    ufold[codes] = fold
-    usize = np.bincount(codes, minlength=len(uniq))
-    pos = {int(u): i for i, u in enumerate(uniq)}
-    k = config.k
-    fsize = np.bincount(fold - 1, minlength=k).astype(np.int64)
-    target = len(units) / k
-    hi, lo = (1 + slack) * target, (1 - slack) * target
-    movable = [u for u in affinity if u in pos]
-    rng = np.random.default_rng(config.seed)
-    for _ in range(passes):
-        moved = 0
-        for u in (movable[i] for i in rng.permutation(len(movable))):
-            i = pos[u]
-            pull = np.zeros(k + 1)
-            for v, w in affinity[u].items():
-                pull[ufold[pos[v]]] += w
-            cur, best = ufold[i], int(np.argmax(pull[1:])) + 1
-            if best != cur and pull[best] > pull[cur] and fsize[best - 1] + usize[i] <= hi \
-                    and fsize[cur - 1] - usize[i] >= lo:
-                ufold[i] = best
-                fsize[best - 1] += usize[i]
-                fsize[cur - 1] -= usize[i]
-                moved += 1
-        if not moved:
-            break
-    return ufold[codes]
 
 
 def _upstream_folds(meta: pd.DataFrame, upstream_folds, upstream_background) -> pd.array:
@@ -436,14 +285,17 @@ def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, r
     else:
         n_groups = len(np.unique(hard))
         if n_groups < config.k:
+            n_maps = meta["emdb_id"].nunique() if "emdb_id" in meta else 0
+            n_models = meta["model_hash"].nunique() if "model_hash" in meta else meta["pdb_id"].nunique()
             raise ConfigError(
-                f"{name}: holds {n_groups} independent group(s) of samples (samples sharing an EMDB map, a PDB "
-                f"entry, the model's coordinates, a residue or overlapping zones), fewer than the {config.k} folds; "
-                "any split would put the same structure on both sides. Add entries, or evaluate on another store")
+                f"{name}: holds {n_groups} independent group(s) of samples ({n_maps} EMDB map(s), {n_models} "
+                f"model(s); samples sharing an EMDB map, a PDB entry, the model's coordinates, a residue or "
+                f"overlapping zones are one group), fewer than the {config.k} folds; any split would put the same "
+                "structure on both sides. Add entries, or evaluate on another store")
         if config.scheme == "entry":
             fold = assign_folds(hard, meta["class_index"].to_numpy(), config.k, config.seed)
         else:
-            fold = _soft_assignment(meta, relations, hard, config)
+            fold = soft_assignment(meta, relations, hard, config)
         fold = pd.array(fold, dtype="Int64")
     folds = fold.fillna(0).to_numpy()
     removed = np.zeros(len(meta), dtype=bool)
