@@ -11,7 +11,8 @@ A package for version V is a folder of flat files (Zenodo records have no folder
 ``metadata.parquet``, ``failures.parquet``
     The store's tables, so the metadata can be queried without the cubes.
 ``split-<scheme>.parquet``
-    Each split (``sequence`` and ``entry`` always, made with seed 0 if the store has none;
+    Each split (``similarity`` and ``entry``, made with seed 0 if the store has none --
+    none for a store with fewer independent groups than folds, and the card says why;
     ``upstream`` if the store has one), as in ``STORE/splits/``.
 ``qc.png``
     The QC figure of :mod:`builders.report`.
@@ -229,7 +230,7 @@ def zip_store(root: Path, dest: Path, *, attrs_update: dict, extra: dict[str, by
 
     Members are stored uncompressed, sorted, dated 1980-01-01 (byte-reproducible), with
     ZIP64 where needed. The group's ``zarr.json`` gets ``attrs_update`` merged into its
-    attributes; ``extra`` adds members (``{"splits/sequence.parquet": bytes}``) and
+    attributes; ``extra`` adds members (``{"splits/similarity.parquet": bytes}``) and
     replaces the store's own ``splits/`` folder. Staging and temporary files are skipped.
     The zip is written to a temporary name and renamed when complete.
     """

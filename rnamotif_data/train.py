@@ -1,6 +1,6 @@
 """Train Motif3DCNN on a store: ``python -m rnamotif_data.train``.
 
-``python -m rnamotif_data.train --root STORE --split fold1 --out runs/fold1 [--scheme sequence]
+``python -m rnamotif_data.train --root STORE --split fold1 --out runs/fold1 [--scheme similarity]
 [--model motif3dcnn] [--epochs 30] [--batch-size 32] [--lr 1e-3] [--channels density]
 [--masked/--no-masked] [--class-weights] [--seed 0] [--device auto] [--amp] [--workers 2]
 [--resume]`` and ``--all-folds`` (fold1-fold5 into ``OUT/foldK``, then the mean ± sd
