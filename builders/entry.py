@@ -315,11 +315,14 @@ def _segment_rows(ctx: _Entry):
 def _background(ctx: _Entry, motif_xyz, n: int, targets) -> list[dict]:
     job, config = ctx.job, ctx.config
 
+    cubes: dict[int, object] = {}  # id(atoms) -> cube cut while accepting, reused below
+
     def accept(atoms) -> bool:
         try:
             _check_placement(ctx, atoms, "background")
-            return segment_motif(ctx.dmap, atoms, config.segment, context=ctx.model.atoms, stats=ctx.stats,
-                                 description="background") is not None
+            cubes[id(atoms)] = segment_motif(ctx.dmap, atoms, config.segment, context=ctx.model.atoms,
+                                             stats=ctx.stats, description="background")
+            return True
         except Exception:  # noqa: BLE001 - a candidate that fails a check is simply not taken
             return False
 
@@ -332,8 +335,10 @@ def _background(ctx: _Entry, motif_xyz, n: int, targets) -> list[dict]:
         desc = f"{job.pdb_id} background {k}"
         try:
             modelled = site.kind != "density"
-            cube = segment_motif(ctx.dmap, site.atoms, config.segment,
-                                 context=ctx.model.atoms if modelled else None, stats=ctx.stats, description=desc)
+            cube = cubes.get(id(site.atoms)) if modelled else None
+            if cube is None:
+                cube = segment_motif(ctx.dmap, site.atoms, config.segment,
+                                     context=ctx.model.atoms if modelled else None, stats=ctx.stats, description=desc)
             qcols = (ctx.quality_columns(site.atoms, ctx.model.atoms.residue_rows(site.residue_indices))
                      if modelled else _density_site_quality(ctx, site))
         except Exception as exc:  # noqa: BLE001

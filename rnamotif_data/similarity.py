@@ -37,14 +37,16 @@ groups stay small, otherwise pruned (see :mod:`rnamotif_data.splits`).
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from .errors import SelectionSyntaxError
+from .structure import parse_selection
+
 __all__ = ["HARD_RELATIONS", "SOFT_RELATIONS", "RELATIONS", "canonical_strands", "canonical_key",
-           "strands_from_selection", "within_one_edit", "near_identical_pairs", "context_identity",
+           "strands_from_selection", "selection_residues", "within_one_edit", "near_identical_pairs", "context_identity",
            "homolog_pairs", "shared_residue_pairs", "zone_overlap_pairs", "entry_groups", "find_relations",
            "strand_column", "selection_texts", "Relations"]
 
@@ -52,7 +54,6 @@ HARD_RELATIONS = ("entry", "overlap")
 SOFT_RELATIONS = ("canonical", "near_identical", "homolog")
 RELATIONS = HARD_RELATIONS + SOFT_RELATIONS
 
-_RANGE = re.compile(r"^(-?\d+)([A-Za-z]?)(?:-(-?\d+)([A-Za-z]?))?$")
 
 
 def _rotations(strands: list[str]) -> list[list[str]]:
@@ -76,6 +77,26 @@ def canonical_key(motif_type: str, strand_sequences: str | None) -> str | None:
     return None if c is None else f"{motif_type}:{c}"
 
 
+def selection_residues(selection: str) -> list[tuple[str, int, str]] | None:
+    """Residues of a selection without a model: :func:`rnamotif_data.structure.parse_selection`
+    items, ranges expanded by number (``A:9-11`` -> A9, A10, A11); None for a selection
+    that does not parse or a range with insertion codes (only the model can count it)."""
+    try:
+        items = parse_selection(selection).items
+    except SelectionSyntaxError:
+        return None
+    out: list[tuple[str, int, str]] = []
+    for it in items:
+        a, b = it.start, it.end
+        if b is None:
+            out.append((a.chain, a.seq_num, a.icode))
+        elif a.icode or b.icode or b.seq_num < a.seq_num:
+            return None
+        else:
+            out += [(a.chain, n, "") for n in range(a.seq_num, b.seq_num + 1)]
+    return out
+
+
 def strands_from_selection(selection: str, sequence: str | None) -> str | None:
     """Strand sequences of a manifest row: its selection split into runs of consecutive
     residue numbers of one chain, in chain and number order, with ``sequence`` (in
@@ -87,22 +108,9 @@ def strands_from_selection(selection: str, sequence: str | None) -> str | None:
     """
     if not selection or not sequence or not isinstance(sequence, str):
         return None
-    residues: list[tuple[str, int, str]] = []
-    for group in str(selection).split():
-        if ":" not in group:
-            return None
-        chain, specs = group.split(":", 1)
-        for spec in specs.split(","):
-            m = _RANGE.match(spec.strip())
-            if not m:
-                return None
-            a, ai, b, bi = m.groups()
-            if b is None:
-                residues.append((chain, int(a), ai))
-            elif not ai and not bi and int(b) >= int(a):
-                residues += [(chain, n, "") for n in range(int(a), int(b) + 1)]
-            else:
-                return None
+    residues = selection_residues(selection)
+    if residues is None:
+        return None
     if len(residues) != len(sequence):
         return None
     order = sorted(range(len(residues)), key=lambda i: residues[i])
@@ -270,32 +278,13 @@ def zone_overlap_pairs(store) -> set[tuple[int, int]]:
     return pairs
 
 
-def _residue_keys(pdb_id: str, residues: str | None) -> list[tuple]:
-    if not isinstance(residues, str) or not residues:
-        return []
-    out = []
-    for group in residues.split():
-        if ":" not in group:
-            continue
-        chain, specs = group.split(":", 1)
-        for spec in specs.split(","):
-            m = _RANGE.match(spec.strip())
-            if not m:
-                continue
-            a, ai, b, bi = m.groups()
-            if b is None or ai or bi:
-                out.append((pdb_id, chain, int(a), ai))
-            else:
-                out += [(pdb_id, chain, k, "") for k in range(int(a), int(b) + 1)]
-    return out
-
-
 def shared_residue_pairs(pdb_ids, residues) -> set[tuple[int, int]]:
     """Index pairs of samples that share a residue (PDB ID, chain, number, insertion code)."""
     owner: dict[tuple, list[int]] = {}
     for i, (p, r) in enumerate(zip(pdb_ids, residues)):
-        for key in set(_residue_keys(str(p).upper(), r)):
-            owner.setdefault(key, []).append(i)
+        found = selection_residues(r) if isinstance(r, str) else None
+        for res in set(found or ()):
+            owner.setdefault((str(p).upper(), *res), []).append(i)
     pairs = set()
     for members in owner.values():
         for a, b in itertools.combinations(sorted(set(members)), 2):
