@@ -75,7 +75,7 @@ def independent_groups(meta: pd.DataFrame) -> np.ndarray:
     pdb = meta["pdb_id"].astype(str).str.upper().tolist()
     emdb = meta["emdb_id"].tolist() if "emdb_id" in meta else [None] * len(meta)
     rel = Relations(entry_group=entry_groups(emdb, pdb),
-                    pairs={"overlap": shared_residue_pairs(pdb, selection_texts(meta))}, canonical=[], aligned={},
+                    pairs={"overlap": shared_residue_pairs(pdb, selection_texts(meta))}, aligned={},
                     has_contexts=False)
     return hard_groups(meta, rel)
 

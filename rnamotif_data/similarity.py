@@ -304,8 +304,6 @@ class Relations:
     pairs:
         relation name -> set of index pairs ``(i, j)``, i < j (``overlap``, ``canonical``,
         ``near_identical``, ``homolog``).
-    canonical:
-        ``(N,)`` canonical keys (None where the sample has no sequences).
     aligned:
         ``{(i, j): identity}`` of every context pair aligned (pairs of different entries
         that passed the 3-mer pre-filter).
@@ -316,7 +314,6 @@ class Relations:
 
     entry_group: np.ndarray
     pairs: dict[str, set[tuple[int, int]]]
-    canonical: list
     aligned: dict[tuple[int, int], float]
     has_contexts: bool
 
@@ -413,4 +410,4 @@ def find_relations(meta: pd.DataFrame, identity: float = 0.8, min_context: int =
     pairs = {"overlap": overlap, "canonical": canonical_pairs,
              "near_identical": near_identical_pairs(types, motif_strands) - canonical_pairs,
              "homolog": set(homologs)}
-    return Relations(entry_group=groups, pairs=pairs, canonical=canon, aligned=aligned, has_contexts=has_contexts)
+    return Relations(entry_group=groups, pairs=pairs, aligned=aligned, has_contexts=has_contexts)

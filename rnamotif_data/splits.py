@@ -188,9 +188,7 @@ def split_path(root: str, scheme: str) -> str:
     return _join(str(root), "splits", f"{scheme}.parquet")
 
 
-def _store_identity(store: RNAMotifStore | None, meta: pd.DataFrame) -> str:
-    if store is None:
-        return json.dumps({"rows": len(meta)}, sort_keys=True)
+def _store_identity(store: RNAMotifStore) -> str:
     attrs = get_attrs(store.root) or {}
     return json.dumps({"config_hash": attrs.get("config_hash"), "manifest_sha256": attrs.get("manifest_sha256"),
                        "n": len(store)}, sort_keys=True)
@@ -339,7 +337,7 @@ def make_split(store: RNAMotifStore, config: SplitConfig = SplitConfig(),
     relations = relations or store_relations(store, config)
     split, _ = split_metadata(store.metadata, config, relations=relations, upstream_folds=upstream_folds,
                               upstream_background=upstream_background,
-                              identity=_store_identity(store, store.metadata), name=str(store.root))
+                              identity=_store_identity(store), name=str(store.root))
     return split
 
 
@@ -382,7 +380,7 @@ def read_split(store: RNAMotifStore, scheme: str) -> Split | None:
     if len(table) != len(ids) or not np.array_equal(table["sample_id"].astype(str).to_numpy(), ids):
         raise ConfigError(f"{url}: split was made for another store (sample ids differ); remake it with "
                           "python -m builders.split")
-    fp = fingerprint(_store_identity(store, store.metadata), table["sample_id"], table["fold"], table["removed"])
+    fp = fingerprint(_store_identity(store), table["sample_id"], table["fold"], table["removed"])
     if fp != info["fingerprint"]:
         raise ConfigError(f"{url}: fingerprint mismatch (file {info['fingerprint'][:12]}…, contents {fp[:12]}…); "
                           "remake it with python -m builders.split")
