@@ -1,12 +1,15 @@
 """Loader throughput: RNAMotifDataset through a DataLoader vs a raw memmap and the upstream path.
 
-A store of N samples (default 2,000; 40³ cubes) is made with
-``builders.synthetic_store`` from the demo store's real cubes (built first if missing).
-Measured, in cubes per second through ``DataLoader(batch_size=32)`` for one epoch in
-random order, with ``num_workers`` 0 and 2:
+Stores of N samples (default 2,000; 40³ cubes) are made with
+``builders.synthetic_store`` from the demo store's real cubes (built first if missing),
+one per chunk codec (``lz4``, the default; ``zstd``; ``none``). Measured, in cubes per
+second through ``DataLoader(batch_size=32)`` in random order with ``num_workers`` 0 and 2,
+as the trainer runs it (persistent workers): one warm-up epoch for every loader (worker
+start, page cache), then two timed epochs:
 
-* ours: ``RNAMotifDataset(split="all", channels=("density",), masked=True)`` (random
-  order: one chunk decode per sample) and the same with ``ShardBatchSampler``;
+* ours: ``RNAMotifDataset(split="all", channels=("density",), masked=True)`` on each
+  store (random order: one chunk decode per sample), and the default store with
+  ``ShardBatchSampler``;
 * memmap: the same masked density cubes from a raw float16 ``.npy`` memmap (the
   physical limit here: no decompression);
 * upstream: the upstream training loader's per-item work (:func:`upstream_item`): read the
@@ -15,7 +18,8 @@ random order, with ``num_workers`` 0 and 2:
   of padding and a centre crop of 64³ -- on ``--upstream-n`` files (it is slow). Measured
   with the real upstream code on 40³ cubes: 58-123 ms per item (issue 17).
 
-Goals (issues 6, 17): ours >= 0.5x memmap and >= 100x upstream, with 0 and with 2 workers.
+Goals (issues 6, 17): ours >= 0.5x memmap and >= 100x upstream, with 0 and with 2 workers;
+printed for each codec.
 
 Usage: python benchmarks/bench_loader.py [--n 2000] [--keep DIR] [--upstream-n 256]
 """
@@ -41,6 +45,7 @@ from scipy.ndimage import map_coordinates  # noqa: E402
 
 from builders.synthetic_store import demo_synthetic_store  # noqa: E402
 from rnamotif_data.dataset import RNAMotifDataset, ShardBatchSampler  # noqa: E402
+from rnamotif_data.shards import CODECS, DEFAULT_CODEC  # noqa: E402
 from rnamotif_data.store import open_store  # noqa: E402
 
 torch.set_num_threads(1)
@@ -109,9 +114,11 @@ class UpstreamMRC(torch.utils.data.Dataset):
         return torch.from_numpy(upstream_item(self.files[i], self.norm_dir))[None], int(self.targets[i])
 
 
-def rate(dataset, workers: int, batch_sampler=None, epochs: int = 1) -> float:
-    """Cubes per second through a DataLoader(batch_size=32), random order, one epoch."""
-    kw = dict(num_workers=workers, persistent_workers=False)
+def rate(dataset, workers: int, batch_sampler=None, epochs: int = 2, warm: bool = True) -> float:
+    """Cubes per second through a DataLoader(batch_size=32) in random order, as the trainer
+    runs it (persistent workers): one warm-up epoch (worker start, imports, page cache --
+    the same for every loader), then ``epochs`` timed epochs."""
+    kw = dict(num_workers=workers, persistent_workers=workers > 0)
     if workers:
         kw["multiprocessing_context"] = "fork"
     if batch_sampler is not None:
@@ -119,6 +126,9 @@ def rate(dataset, workers: int, batch_sampler=None, epochs: int = 1) -> float:
     else:
         g = torch.Generator().manual_seed(0)
         dl = torch.utils.data.DataLoader(dataset, batch_size=32, shuffle=True, generator=g, **kw)
+    if warm:
+        for _ in dl:
+            pass
     n = 0
     t = time.perf_counter()
     for _ in range(epochs):
@@ -136,9 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_loader_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        root = demo_synthetic_store(work, args.n)
-        store = open_store(root)
-        ds = RNAMotifDataset(root, split="all", subset="train", channels=("density",), masked=True)
+        roots = {c: demo_synthetic_store(work, args.n, codec=c) for c in CODECS}
+        store = open_store(roots[DEFAULT_CODEC])
+        datasets = {c: RNAMotifDataset(r, split="all", subset="train", channels=("density",), masked=True)
+                    for c, r in roots.items()}
+        ds = datasets[DEFAULT_CODEC]
         targets = ds.targets
         npy = work / "density.npy"
         mrc_dir = work / "mrc"
@@ -163,32 +175,35 @@ def main(argv: list[str] | None = None) -> int:
         for f in up_files[:32]:
             assert upstream_item(f, work / "norm").shape == (64, 64, 64)
         per_item_ms = (time.perf_counter() - t0) / 32 * 1e3
-        x_ours, _ = ds[0]
         x_mm, _ = mm[0]
-        assert torch.equal(x_ours, x_mm), "memmap baseline must hold the same cubes"
+        for c, d in datasets.items():
+            assert torch.equal(d[0][0], x_mm), f"memmap baseline must hold the same cubes ({c})"
 
         print(f"machine: {platform.machine()} {os.cpu_count()} cores; python {platform.python_version()}; "
-              f"torch {torch.__version__}")
+              f"torch {torch.__version__}; {time.strftime('%Y-%m-%d')}")
         print(f"upstream path: {per_item_ms:.1f} ms per item in one process (the real upstream code: 58-123 ms)")
-        print(f"store: {len(store)} samples {store.cube_shape}, shard {store.shard_size}; "
-              f"{sum(f.stat().st_size for f in Path(root).rglob('*') if f.is_file()) / 2**20:.0f} MiB")
+        for c, r in roots.items():
+            size = sum(f.stat().st_size for f in Path(r).rglob("*") if f.is_file()) / 2**20
+            print(f"store [{c}{' (default)' if c == DEFAULT_CODEC else ''}]: {len(store)} samples "
+                  f"{store.cube_shape}, shard {store.shard_size}; {size:.0f} MiB")
         results = {}
         for w in (0, 2):
-            rate(ds, w)  # warm the page cache and imports
-            results[("ours", w)] = rate(ds, w)
-            results[("ours-shard", w)] = rate(ds, w, ShardBatchSampler(ds, 32, seed=0))
+            for c, d in datasets.items():
+                results[(c, w)] = rate(d, w)
+            results[("shard", w)] = rate(ds, w, ShardBatchSampler(ds, 32, seed=0))
             results[("memmap", w)] = rate(mm, w)
-            results[("upstream", w)] = rate(up, w)
-            print(f"num_workers={w}: ours {results[('ours', w)]:8.0f} cubes/s | ours+ShardBatchSampler "
-                  f"{results[('ours-shard', w)]:8.0f} | memmap {results[('memmap', w)]:8.0f} | upstream "
-                  f"{results[('upstream', w)]:6.1f}")
-        for w in (0, 2):
-            o, o2, m, u = (results[("ours", w)], results[("ours-shard", w)], results[("memmap", w)],
-                           results[("upstream", w)])
-            print(f"num_workers={w}: ours/memmap {o / m:.2f} (ShardBatchSampler {o2 / m:.2f})   goal >= 0.5: "
-                  f"{'PASS' if max(o, o2) / m >= 0.5 else 'FAIL'}")
-            print(f"num_workers={w}: ours/upstream {o / u:.0f}x (ShardBatchSampler {o2 / u:.0f}x)   goal >= 100x: "
-                  f"{'PASS' if max(o, o2) / u >= 100 else 'FAIL'}")
+            results[("upstream", w)] = rate(up, w, epochs=1, warm=False)
+            print(f"num_workers={w}: " + " | ".join(f"ours[{c}] {results[(c, w)]:6.0f}" for c in datasets)
+                  + f" | ours[{DEFAULT_CODEC}]+ShardBatchSampler {results[('shard', w)]:6.0f} | memmap "
+                  f"{results[('memmap', w)]:6.0f} | upstream {results[('upstream', w)]:5.1f} cubes/s")
+        for c in datasets:
+            for w in (0, 2):
+                o, m, u = results[(c, w)], results[("memmap", w)], results[("upstream", w)]
+                if c == DEFAULT_CODEC:
+                    o = max(o, results[("shard", w)])
+                print(f"ours[{c}] num_workers={w}: ours/memmap {o / m:.2f} (goal >= 0.5: "
+                      f"{'PASS' if o / m >= 0.5 else 'FAIL'}); ours/upstream {o / u:.0f}x (goal >= 100x: "
+                      f"{'PASS' if o / u >= 100 else 'FAIL'})")
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -131,7 +131,7 @@ def commit(root, jobs, rejections, raw_rows, config, runner, writer, result) -> 
 
     group = zarr.open_group(zarr_location(root), mode="r+")
     if n == 0:
-        create_arrays(root, 0, config.segment.shape, config.shard_size, config.compression_level)
+        create_arrays(root, 0, config.segment.shape, config.shard_size, config.compression_level, config.codec)
     else:
         for name in ARRAYS:
             group[name].resize((n, *config.segment.shape))

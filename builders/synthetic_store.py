@@ -30,6 +30,7 @@ from rnamotif_data.store import (
     NUCLEOTIDE_NAMES, _join, create_arrays, open_store, set_attrs, write_shard, write_table,
 )
 from rnamotif_data.transforms import rotate
+from rnamotif_data.shards import DEFAULT_CODEC
 
 from .cli import run
 
@@ -39,13 +40,15 @@ _NT = "ACGU"
 
 
 def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard_size: int = 64,
-                         identities: list[dict] | None = None, n_entries: int | None = None) -> str:
+                         identities: list[dict] | None = None, n_entries: int | None = None,
+                         codec: str = DEFAULT_CODEC) -> str:
     """Write a complete store of ``n`` samples at ``root`` from the cubes of ``source``.
 
     ``identities`` (optional) give the first samples real ``emdb_id``, ``pdb_id``,
     ``motif_type`` and ``cossmos_number`` values (e.g. upstream fold rows, to test
     matching). ``n_entries``: how many made-up entries the samples spread over (default
-    ``n // 25``, at least 1). Returns ``root``. Deterministic in ``seed``.
+    ``n // 25``, at least 1). ``codec``: the arrays' chunk codec
+    (:data:`rnamotif_data.shards.CODECS`). Returns ``root``. Deterministic in ``seed``.
     """
     src = open_store(source)
     cubes = src.read_batch(slice(0, len(src)))
@@ -84,7 +87,7 @@ def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard
                      "class_names": list(CLASS_NAMES), "label_names": list(LABEL_NAMES),
                      "nucleotide_names": list(NUCLEOTIDE_NAMES), "voxel_size": src.voxel_size,
                      "cube_shape": list(src.cube_shape), "shard_size": shard_size, "package_version": "synthetic"})
-    create_arrays(root, n, src.cube_shape, shard_size)
+    create_arrays(root, n, src.cube_shape, shard_size, codec=codec)
     for start in range(0, n, shard_size):
         stop = min(start + shard_size, n)
         block = {name: np.stack([rotate(torch.from_numpy(cubes[name][pick[i]]), int(rot[i])).numpy()
@@ -98,19 +101,20 @@ def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard
     return root
 
 
-def demo_synthetic_store(work: Path, n: int, seed: int = 0) -> Path:
-    """``work/synthetic-<n>.zarr`` made from the demo store (``work/demo.zarr``, built with
-    the synchronous scheduler if missing); both are reused when already complete."""
+def demo_synthetic_store(work: Path, n: int, seed: int = 0, codec: str = DEFAULT_CODEC) -> Path:
+    """``work/synthetic-<n>[-<codec>].zarr`` made from the demo store (``work/demo.zarr``,
+    built with the synchronous scheduler if missing), its arrays in ``codec`` (the suffix
+    is left out for the default); both are reused when already complete."""
     from .build import main as build_main
 
     demo = work / "demo.zarr"
     if not (demo / "metadata.parquet").exists():
         if build_main(["--out", str(demo), "--scheduler", "synchronous", "--no-progress", "--overwrite"]) != 0:
             raise RuntimeError(f"building the demo store at {demo} failed")
-    root = work / f"synthetic-{n}.zarr"
+    root = work / (f"synthetic-{n}.zarr" if codec == DEFAULT_CODEC else f"synthetic-{n}-{codec}.zarr")
     if not (root / "metadata.parquet").exists():
         shutil.rmtree(root, ignore_errors=True)
-        make_synthetic_store(str(demo), str(root), n, seed=seed)
+        make_synthetic_store(str(demo), str(root), n, seed=seed, codec=codec)
     return root
 
 

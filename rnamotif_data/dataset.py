@@ -62,6 +62,19 @@ def default_root(version: str | None = None) -> Path:
     return Path(env) if env else data_home() / "rnamotif.zarr"
 
 
+def _mask_in_place(density: np.ndarray, zone: np.ndarray) -> np.ndarray:
+    """``density * zone`` for float16 ``density`` and bool ``zone``, both ``(B, D, H, W)``,
+    written into ``density`` (copied first if it is read-only) and returned."""
+    if not density.flags.writeable or not density.flags.c_contiguous:
+        density = np.array(density, order="C")
+    bits = density.view(np.int16)
+    keep = np.empty(density.shape[1:], dtype=np.int16)
+    for j in range(len(density)):
+        np.negative(zone[j].view(np.int8), out=keep, casting="unsafe")  # True -> 0xFFFF, False -> 0
+        bits[j] &= keep
+    return density
+
+
 class RNAMotifDataset(torch.utils.data.Dataset):
     """RNA motif cubes of one subset of one split of a store.
 
@@ -229,17 +242,21 @@ class RNAMotifDataset(torch.utils.data.Dataset):
     def _tensors(self, arrays: dict[str, np.ndarray]) -> torch.Tensor:
         """``{name: (B, D, H, W)}`` -> ``(B, C, D, H, W)`` float32.
 
-        Conversions run in torch: its float16 -> float32 cast is vectorised, numpy's is
-        ~6x slower per 40³ cube and was half of the loader's time. Values are identical
-        (the cast is exact; the zone multiplies by 0 or 1).
+        The float16 -> float32 cast runs in torch (numpy's is ~6x slower per 40³ cube).
+        The zone mask is applied in place, one sample at a time, as a bitwise AND of the
+        float16 bits with 0xFFFF (in the zone) or 0 (outside): exactly ``density * zone``
+        for the store's finite, non-negative densities, at a third of the cost of a
+        multiply by a bool tensor and without batch-sized temporaries.
         """
         parts = []
         for c in self.channels:
             t = torch.from_numpy(arrays[_SOURCE[c]])
             if c == "density":
-                d = t.float()
+                dens = arrays["density"]
                 if self.masked:
-                    d.mul_(torch.from_numpy(arrays["zone"]))
+                    dens = _mask_in_place(dens, arrays["zone"])
+                d = torch.empty(dens.shape, dtype=torch.float32)
+                d.copy_(torch.from_numpy(dens))
                 parts.append(d.unsqueeze(1))
             elif c == "labels_onehot":
                 parts.append(torch.stack([t == k for k in (1, 2, 3)], dim=1).float())

@@ -5,7 +5,8 @@ Layout of a store ``ROOT`` (a local path or an fsspec URL such as ``s3://bucket/
     ROOT/zarr.json              Zarr v3 group; attributes below
     ROOT/density/ zone/ labels/ nucleotide/
                                 arrays (N, D, H, W), z-y-x, one sample per inner chunk,
-                                ``shard_size`` samples per shard, zstd-compressed
+                                ``shard_size`` samples per shard, lz4 (Blosc) or
+                                zstd chunks with CRC32C (rnamotif_data.shards)
     ROOT/metadata.parquet       one row per sample, in sample order (METADATA_COLUMNS)
     ROOT/failures.parquet       every manifest row that did not become a sample, and why
     ROOT/checksums.sha256       sha256 of every other file but the group's zarr.json
@@ -31,7 +32,6 @@ import io
 import logging
 import os
 import posixpath
-from collections import OrderedDict
 from typing import Iterable
 
 import numpy as np
@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import RNAMotifError
+from .shards import DEFAULT_CODEC, ShardReader, array_codec, check_codec, compressors
 
 log = logging.getLogger(__name__)
 
@@ -198,24 +199,33 @@ def _join(root: str, *parts: str) -> str:
 
 # ---------------------------------------------------------------------- writing
 def create_arrays(root: str, n: int, cube_shape: tuple[int, int, int], shard_size: int,
-                  compression_level: int = 3) -> None:
+                  compression_level: int | None = None, codec: str = DEFAULT_CODEC) -> None:
     """Create (or replace) the four arrays of a store, shape ``(n, D, H, W)``.
 
     One sample per inner chunk ``(1, D, H, W)``; shards of ``(shard_size, D, H, W)``;
-    each chunk zstd-compressed at ``compression_level`` and followed by its CRC32C
+    each chunk compressed with ``codec`` (:data:`rnamotif_data.shards.CODECS`; the density
+    array's, the label arrays follow :func:`rnamotif_data.shards.array_codec`) at
+    ``compression_level`` (None: the codec's default) and followed by its CRC32C
     (``crc32c`` codec), so a damaged chunk fails on read; ``dimension_names``
     ``("sample", "z", "y", "x")``.
     Existing arrays and their chunks are deleted first (``overwrite``).
+
+    Raises
+    ------
+    rnamotif_data.errors.ConfigError
+        For an unknown codec or a level outside its range.
     """
     import zarr
 
+    check_codec(codec, compression_level)
     group = zarr.open_group(zarr_location(root), mode="a")
     for name in ARRAYS:
         group.create_array(
             name, shape=(int(n), *cube_shape), chunks=(1, *cube_shape),
             shards=(int(shard_size), *cube_shape),
             dtype=ARRAY_DTYPES[name],
-            compressors=[zarr.codecs.ZstdCodec(level=compression_level), zarr.codecs.Crc32cCodec()],
+            compressors=compressors(array_codec(name, codec),
+                                    compression_level if array_codec(name, codec) == codec else None),
             dimension_names=DIMENSION_NAMES, fill_value=0, overwrite=True,
         )
 
@@ -266,139 +276,6 @@ def get_attrs(root: str) -> dict | None:
 
 
 # ---------------------------------------------------------------------- reading
-_EMPTY = np.uint64(2**64 - 1)
-_OPEN_SHARDS = 64  # open shard files kept per array and process (random order touches every shard)
-
-
-def _crc32c(data) -> int:
-    """CRC32C of a buffer, with the implementation numcodecs' ``crc32c`` codec uses."""
-    from numcodecs.checksum32 import crc32c_checksum
-
-    return crc32c_checksum(data)
-
-
-class _ShardReader:
-    """Direct reader of one array's sample chunks, for the exact layout this package writes.
-
-    zarr-python 3 spends ~3 ms of per-call overhead on a one-sample read and far more on
-    orthogonal selections inside a shard, against ~0.2 ms to decode a 40³ chunk. For the
-    layout of :func:`create_arrays` (shards of ``(S, D, H, W)``, one sample per inner
-    chunk, codecs ``bytes`` little-endian + ``zstd``, index ``bytes`` + ``crc32c`` at the
-    end -- the Zarr v3 sharding spec) this reads the shard index once per shard (checking
-    its CRC32C), then each sample's byte range, and decodes it with numcodecs' Zstd.
-    :meth:`RNAMotifStore.read_batch` checks on open that the array's metadata is exactly
-    this layout and falls back to zarr otherwise; tests compare both readers.
-    """
-
-    def __init__(self, root: str, name: str, meta: dict, n: int):
-        import numcodecs
-
-        codec = meta["codecs"][0]["configuration"]
-        self.root, self.name, self.n = root, name, n
-        self.chunk_crc = [c["name"] for c in codec["codecs"]][-1] == "crc32c"
-        self.shard = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
-        self.cube = tuple(int(v) for v in codec["chunk_shape"][1:])
-        self.dtype = np.dtype(ARRAY_DTYPES[name]).newbyteorder("<")
-        self.zstd = numcodecs.Zstd()
-        self.crc = numcodecs.CRC32C()
-        self.fs, self.base = url_to_fs(_join(root, name))
-        self._index: dict[int, np.ndarray] = {}
-        self._paths: dict[int, str] = {}
-        self._files: OrderedDict[int, object] = OrderedDict()  # a few open shard files (LRU)
-
-    @staticmethod
-    def supports(meta: dict) -> bool:
-        try:
-            (codec,) = meta["codecs"]
-            cfg = codec["configuration"]
-            inner = [c["name"] for c in cfg["codecs"]]
-            index = [c["name"] for c in cfg["index_codecs"]]
-            return (codec["name"] == "sharding_indexed" and inner in (["bytes", "zstd"], ["bytes", "zstd", "crc32c"])
-                    and index == ["bytes", "crc32c"] and cfg.get("index_location", "end") == "end"
-                    and cfg["chunk_shape"][0] == 1
-                    and all(c.get("configuration", {}).get("endian", "little") == "little"
-                            for c in cfg["codecs"] + cfg["index_codecs"] if c["name"] == "bytes")
-                    and meta["chunk_key_encoding"]["name"] == "default"
-                    and meta["chunk_key_encoding"].get("configuration", {}).get("separator", "/") == "/")
-        except (KeyError, TypeError, ValueError):
-            return False
-
-    def _path(self, k: int) -> str:
-        path = self._paths.get(k)
-        if path is None:
-            path = self._paths[k] = posixpath.join(self.base.replace(os.sep, "/"), "c", str(k), "0", "0", "0")
-        return path
-
-    def _read(self, k: int, start: int, stop: int) -> bytes:
-        path = self._path(k)
-        if _is_local(self.fs):
-            f = self._files.get(k)
-            if f is None:
-                f = self._files[k] = open(path, "rb")
-                if len(self._files) > _OPEN_SHARDS:
-                    self._files.popitem(last=False)[1].close()
-            else:
-                self._files.move_to_end(k)
-            return os.pread(f.fileno(), stop - start, start)
-        return self.fs.cat_file(path, start=start, end=stop)
-
-    def _shard_index(self, k: int) -> np.ndarray | None:
-        if k not in self._index:
-            n_chunks = self.shard  # the index always covers a full shard, even the last
-            size = n_chunks * 16 + 4
-            path = self._path(k)
-            first, last = k * self.shard, min((k + 1) * self.shard, self.n) - 1
-            where = f"{self.root}: array {self.name}: shard c/{k}/0/0/0 (samples {first}-{last})"
-            if not self.fs.exists(path):
-                raise StoreError(f"{where} is missing; the store is damaged (run builders.verify)")
-            total = self.fs.size(path)
-            if total < size:
-                raise StoreError(f"{where} is truncated ({total} bytes); the store is damaged")
-            try:
-                raw = self.crc.decode(self._read(k, total - size, total))
-            except RuntimeError:
-                raise StoreError(f"{where}: shard index fails its CRC32C; the store is damaged") from None
-            self._index[k] = np.frombuffer(raw, dtype="<u8").reshape(n_chunks, 2)
-        return self._index[k]
-
-    def read(self, indices: np.ndarray) -> np.ndarray:
-        """``(B, D, H, W)`` samples ``indices`` (already range-checked).
-
-        Raises
-        ------
-        StoreError
-            Naming store, array and sample, if a shard or a sample's chunk is missing, or a
-            chunk fails its CRC32C or does not decode: damaged data is never returned, and
-            a missing chunk is never read as zeros.
-        """
-        out = np.empty((len(indices), *self.cube), dtype=self.dtype)
-        for j, i in enumerate(indices):
-            k, r = divmod(int(i), self.shard)
-            index = self._shard_index(k)
-            if index[r, 0] == _EMPTY:
-                raise StoreError(f"{self.root}: array {self.name}: the chunk of sample {int(i)} is missing "
-                                 f"from shard c/{k}/0/0/0; the store is damaged")
-            off, nbytes = int(index[r, 0]), int(index[r, 1])
-            try:
-                raw = self._read(k, off, off + nbytes)
-                if self.chunk_crc:  # the crc32c codec appends the CRC32C (little-endian) of the chunk
-                    body = raw[:-4]
-                    if nbytes < 4 or _crc32c(body) != int.from_bytes(raw[-4:], "little"):
-                        raise RuntimeError("checksum")
-                    raw = body
-                arr = np.frombuffer(self.zstd.decode(raw), dtype=self.dtype).reshape(self.cube)
-            except (RuntimeError, ValueError) as exc:
-                raise StoreError(f"{self.root}: array {self.name}: sample {int(i)} is damaged "
-                                 f"({'CRC32C mismatch' if 'checksum' in str(exc) else exc})") from None
-            out[j] = arr
-        return out
-
-    def close(self) -> None:
-        for f in self._files.values():
-            f.close()
-        self._files.clear()
-
-
 class RNAMotifStore:
     """Read access to a built store.
 
@@ -456,7 +333,7 @@ class RNAMotifStore:
         return state
 
     def _fast_readers(self) -> dict:
-        """Per-array :class:`_ShardReader` where the array has the layout it supports."""
+        """Per-array :class:`ShardReader` where the array has the layout it supports."""
         if self._readers is None:
             import json
 
@@ -464,8 +341,8 @@ class RNAMotifStore:
             for name in ARRAYS:
                 fs, path = url_to_fs(_join(self.root, name, "zarr.json"))
                 meta = json.loads(fs.cat_file(path))
-                if _ShardReader.supports(meta) and tuple(meta["shape"][1:]) == self.cube_shape:
-                    readers[name] = _ShardReader(self.root, name, meta, len(self))
+                if ShardReader.supports(meta) and tuple(meta["shape"][1:]) == self.cube_shape:
+                    readers[name] = ShardReader(self.root, name, meta, len(self))
             self._readers = readers
         return self._readers
 
@@ -548,7 +425,7 @@ class RNAMotifStore:
         """Several samples in one call: ``{name: (B, D, H, W) array}`` in the order given.
 
         The store's own layout is read directly, one chunk per sample (see
-        :class:`_ShardReader`); other layouts go through zarr (a consecutive run as one
+        :class:`ShardReader`); other layouts go through zarr (a consecutive run as one
         block, other lists with orthogonal indexing).
 
         Raises
@@ -562,8 +439,9 @@ class RNAMotifStore:
             idx = np.arange(start, stop, step)
         else:
             idx = np.asarray(list(indices), dtype=np.int64)
-        for i in idx:
-            self._check(int(i))
+        bad = idx[(idx < 0) | (idx >= len(self))]
+        if bad.size:
+            self._check(int(bad[0]))
         if idx.size == 0:
             return {name: np.zeros((0, *self.cube_shape), dtype=ARRAY_DTYPES[name]) for name in arrays}
         fast = self._fast_readers()

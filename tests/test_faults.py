@@ -242,7 +242,8 @@ def test_external_cluster_build_is_byte_identical_to_synchronous(tmp_path):
 
 # 8 ------------------------------------------------------------ one-line errors
 @pytest.mark.parametrize("extra, fragment", [
-    (["--compression-level", "99"], "compression_level must be a zstd level from 1 to 22, got 99"),
+    (["--compression-level", "99"], "compression_level must be a lz4 level from 1 to 9, got 99"),
+    (["--codec", "zstd", "--compression-level", "99"], "compression_level must be a zstd level from 1 to 22, got 99"),
     (["--memory-limit", "banana"], "--memory-limit 'banana': expected 'auto' or a size"),
     (["--scheduler", "bogus"], "--scheduler 'bogus': expected 'synchronous' or a Dask scheduler address"),
     (["--zone-radius", "1e6"], "zone_radius 1e+06 Å and label_radius 1.5 Å must be at most 50 Å"),
@@ -451,7 +452,8 @@ def test_all_zero_cubes_are_stored_and_read_as_zeros(tmp_path):
     """A background site in unmodelled density has all-zero label and nucleotide cubes; zarr
     would skip such chunks, which the reader would then (rightly) call missing. Every chunk
     is written, so zeros read back as zeros and a missing chunk still means damage."""
-    from rnamotif_data.store import _ShardReader, create_arrays, write_shard
+    from rnamotif_data.shards import ShardReader
+    from rnamotif_data.store import create_arrays, write_shard
 
     root = str(tmp_path / "z.zarr")
     create_arrays(root, 4, (8, 8, 8), 4)
@@ -459,5 +461,5 @@ def test_all_zero_cubes_are_stored_and_read_as_zeros(tmp_path):
             (("density", "float16"), ("zone", "bool"), ("labels", "uint8"), ("nucleotide", "uint8"))}
     data["density"][1] = 1
     write_shard(root, 0, data)
-    reader = _ShardReader(root, "labels", json.loads((tmp_path / "z.zarr" / "labels" / "zarr.json").read_text()), 4)
+    reader = ShardReader(root, "labels", json.loads((tmp_path / "z.zarr" / "labels" / "zarr.json").read_text()), 4)
     assert reader.read(np.arange(4)).sum() == 0

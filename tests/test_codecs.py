@@ -1,0 +1,123 @@
+"""Chunk codecs of the cube arrays (rnamotif_data.shards): every codec stores the same
+cubes, reads them back exactly through the direct reader and through zarr, refuses damage,
+and feeds the dataset the same masked density."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rnamotif_data.dataset import RNAMotifDataset, _mask_in_place
+from rnamotif_data.errors import ConfigError
+from rnamotif_data.shards import CODECS, DEFAULT_CODEC, array_codec, check_codec
+from rnamotif_data.store import ARRAYS, StoreError, open_store
+
+ZARR_NAME = {"lz4": "blosc", "zstd": "zstd"}
+
+
+@pytest.fixture(scope="module")
+def codec_stores(demo_store, tmp_path_factory):
+    """The demo built once per non-default codec (the default is ``demo_store``)."""
+    from builders.build import main as build_main
+
+    stores = {DEFAULT_CODEC: demo_store}
+    for codec in CODECS:
+        if codec != DEFAULT_CODEC:
+            out = tmp_path_factory.mktemp(f"demo-{codec}") / "demo.zarr"
+            assert build_main(["--out", str(out), "--scheduler", "synchronous", "--no-progress",
+                               "--codec", codec]) == 0
+            stores[codec] = str(out)
+    return stores
+
+
+def _inner_codecs(root: str, name: str) -> list[str]:
+    meta = json.loads((Path(root) / name / "zarr.json").read_text())
+    return [c["name"] for c in meta["codecs"][0]["configuration"]["codecs"]]
+
+
+def test_each_codec_stores_the_same_cubes(codec_stores):
+    ref = open_store(codec_stores[DEFAULT_CODEC]).read_batch(slice(None))
+    for codec, root in codec_stores.items():
+        store = open_store(root)
+        inner = _inner_codecs(root, "density")
+        assert inner == ["bytes", *([ZARR_NAME[codec]] if codec in ZARR_NAME else []), "crc32c"], codec
+        for name in ("zone", "labels", "nucleotide"):  # the label arrays are always compressed
+            assert _inner_codecs(root, name) == ["bytes", ZARR_NAME["zstd" if codec == "zstd" else "lz4"], "crc32c"]
+        assert store.attrs["build_config"]["codec"] == codec
+        assert set(store._fast_readers()) == set(ARRAYS)  # the direct reader handles every codec
+        order = np.random.default_rng(1).permutation(len(store))
+        fast = store.read_batch(order)
+        arrays = store.arrays()
+        for name in ARRAYS:
+            np.testing.assert_array_equal(fast[name], ref[name][order], err_msg=f"{codec} {name}")
+            np.testing.assert_array_equal(np.asarray(arrays[name][:]), ref[name], err_msg=f"zarr {codec} {name}")
+
+
+def test_store_sizes_follow_the_codecs(codec_stores):
+    """No timing here (benchmarks/bench_loader.py); the disk trade-off is physical: the
+    uncompressed store is the largest, zstd the smallest."""
+    def size(root):
+        return sum(f.stat().st_size for f in (Path(root) / "density").rglob("*") if f.is_file())
+
+    sizes = {c: size(r) for c, r in codec_stores.items()}
+    assert sizes["zstd"] < sizes["lz4"] < sizes["none"]
+
+
+@pytest.mark.parametrize("codec", list(CODECS))
+def test_a_damaged_chunk_fails_for_every_codec(codec, codec_stores, tmp_path):
+    import shutil
+
+    root = tmp_path / "d.zarr"
+    shutil.copytree(codec_stores[codec], root)
+    shard = root / "density" / "c" / "0" / "0" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    store = open_store(root)
+    off = int(store._fast_readers()["density"]._shard_index(0)[2][0])
+    data[off + 100] ^= 0xFF  # inside sample 2's chunk
+    shard.write_bytes(bytes(data))
+    store = open_store(root)
+    with pytest.raises(StoreError, match=r"array density: sample 2 is damaged \(CRC32C mismatch\)"):
+        store.read_batch([1, 2])
+    assert store.read_batch([0, 1, 3])["density"].shape == (3, 40, 40, 40)  # the others still read
+
+
+@pytest.mark.parametrize("codec", list(CODECS))
+def test_dataset_masks_every_sample_of_a_batch(codec, codec_stores):
+    store = open_store(codec_stores[codec])
+    raw = store.read_batch(slice(None), arrays=("density", "zone"))
+    ds = RNAMotifDataset(codec_stores[codec], split="all", channels=("density", "zone"))
+    x, _ = ds.get_batch(np.arange(len(ds))[::-1])
+    want = raw["density"].astype(np.float32) * raw["zone"]
+    np.testing.assert_array_equal(x[:, 0].numpy(), want[::-1])
+    np.testing.assert_array_equal(x[:, 1].numpy(), raw["zone"][::-1].astype(np.float32))
+    assert (raw["density"] * ~raw["zone"] != 0).any()  # the mask removes real density
+
+
+def test_mask_in_place_equals_multiply_and_copies_read_only_input():
+    rng = np.random.default_rng(0)
+    dens = rng.random((3, 5, 6, 7)).astype(np.float16)
+    zone = rng.random((3, 5, 6, 7)) > 0.5
+    want = dens * zone
+    ro = dens.copy()
+    ro.flags.writeable = False
+    got = _mask_in_place(ro, zone)
+    np.testing.assert_array_equal(got, want)
+    assert got is not ro and np.array_equal(ro, dens)  # the read-only input is untouched
+    assert torch.equal(torch.from_numpy(_mask_in_place(dens.copy(), zone)).float(), torch.from_numpy(want).float())
+
+
+@pytest.mark.parametrize("codec, level, message", [
+    ("lz5", None, "codec must be one of lz4, zstd, none, got 'lz5'"),
+    ("lz4", 10, "compression_level must be a lz4 level from 1 to 9, got 10"),
+    ("zstd", 0, "compression_level must be a zstd level from 1 to 22, got 0"),
+    ("none", 3, "compression_level does not apply to codec 'none', got 3"),
+])
+def test_bad_codec_settings_are_refused(codec, level, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_codec(codec, level)
+    assert check_codec("zstd", None) == 3 and check_codec("lz4", 9) == 9 and check_codec("none", None) is None
+    assert [array_codec(n, "none") for n in ARRAYS] == ["none", "lz4", "lz4", "lz4"]
