@@ -18,7 +18,10 @@ from rnamotif_data.quality import QualityConfig
 from rnamotif_data.segment import SegmentConfig
 from rnamotif_data.shards import DEFAULT_CODEC, check_codec
 
-__all__ = ["BuildConfig"]
+__all__ = ["BuildConfig", "STORAGE_FIELDS"]
+
+#: BuildConfig fields that change how cubes are stored, not what they are (not hashed)
+STORAGE_FIELDS = ("codec", "compression_level")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ class BuildConfig:
         return asdict(self)
 
     def config_hash(self) -> str:
-        """Stable sha256 (hex, first 16 characters) of the canonical JSON of the fields."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Stable sha256 (hex, first 16 characters) of the canonical JSON of the fields that
+        decide the content: the storage settings (:data:`STORAGE_FIELDS`: how the cubes
+        are compressed, not what they are) are left out, so a store recoded to another
+        codec (``builders.recode``) keeps its hash and its split fingerprints."""
+        content = {k: v for k, v in self.to_dict().items() if k not in STORAGE_FIELDS}
+        blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

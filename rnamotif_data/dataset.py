@@ -239,30 +239,36 @@ class RNAMotifDataset(torch.utils.data.Dataset):
             raise IndexError(f"index {int(bad[0])} out of range [0, {n}) of {self.split}/{self.subset}")
         return pos
 
-    def _tensors(self, arrays: dict[str, np.ndarray]) -> torch.Tensor:
-        """``{name: (B, D, H, W)}`` -> ``(B, C, D, H, W)`` float32.
+    def _tensors(self, arrays: dict[str, np.ndarray]) -> list[torch.Tensor]:
+        """``{name: (B, D, H, W)}`` -> B float32 tensors ``(C, D, H, W)``, one per sample.
 
-        The float16 -> float32 cast runs in torch (numpy's is ~6x slower per 40³ cube).
-        The zone mask is applied in place, one sample at a time, as a bitwise AND of the
-        float16 bits with 0xFFFF (in the zone) or 0 (outside): exactly ``density * zone``
-        for the store's finite, non-negative densities, at a third of the cost of a
-        multiply by a bool tensor and without batch-sized temporaries.
+        Each item is its own tensor, filled channel by channel while the sample's cubes
+        are in cache (no batch-sized temporaries: a DataLoader copies the items into its
+        batch anyway). The float16 -> float32 cast runs in torch (numpy's is ~6x slower).
+        The zone mask is applied in place as a bitwise AND of the float16 bits with 0xFFFF
+        (in the zone) or 0 (outside): exactly ``density * zone`` for the store's finite,
+        non-negative densities, at a third of the cost of a multiply by a bool tensor.
         """
-        parts = []
-        for c in self.channels:
-            t = torch.from_numpy(arrays[_SOURCE[c]])
-            if c == "density":
-                dens = arrays["density"]
-                if self.masked:
-                    dens = _mask_in_place(dens, arrays["zone"])
-                d = torch.empty(dens.shape, dtype=torch.float32)
-                d.copy_(torch.from_numpy(dens))
-                parts.append(d.unsqueeze(1))
-            elif c == "labels_onehot":
-                parts.append(torch.stack([t == k for k in (1, 2, 3)], dim=1).float())
-            else:
-                parts.append(t.float().unsqueeze(1))
-        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        dens = arrays.get("density")
+        if dens is not None and self.masked and "density" in self.channels:
+            dens = _mask_in_place(dens, arrays["zone"])
+        n = len(next(iter(arrays.values())))
+        shape = next(iter(arrays.values())).shape[1:]
+        items = []
+        for j in range(n):
+            x = torch.empty((self.n_channels, *shape), dtype=torch.float32)
+            c0 = 0
+            for c in self.channels:
+                src = dens[j] if c == "density" else arrays[_SOURCE[c]][j]
+                t = torch.from_numpy(src)
+                if c == "labels_onehot":
+                    for k in (1, 2, 3):
+                        x[c0 + k - 1].copy_(t == k)
+                else:
+                    x[c0].copy_(t)
+                c0 += CHANNELS[c]
+            items.append(x)
+        return items
 
     def _needed(self) -> list[str]:
         names = {_SOURCE[c] for c in self.channels}
@@ -279,15 +285,17 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         """
         pos = self._positions(items)
         arrays = self._open().read_batch(self.indices[pos], arrays=self._needed())
-        return self._tensors(arrays), torch.from_numpy(self._targets[pos])
+        x = self._tensors(arrays)
+        x = torch.stack(x) if x else torch.empty((0, self.n_channels, *self._open().cube_shape))
+        return x, torch.from_numpy(self._targets[pos])
 
     def _deferred_mask(self) -> bool:
         """Mask after the transforms (so noise and scaling stay inside the zone)."""
         return self.transform is not None and self.masked and "density" in self.channels
 
-    def _transformed(self, items) -> torch.Tensor:
-        """``(B, C, D, H, W)``: transforms applied to the unmasked density with the zone
-        carried as an extra last channel (geometric transforms move it alike; intensity
+    def _transformed(self, items) -> list[torch.Tensor]:
+        """B tensors ``(C, D, H, W)``: transforms applied to the unmasked density with the
+        zone carried as an extra last channel (geometric transforms move it alike; intensity
         transforms touch only their channels), then the density masked by the moved zone."""
         pos = self._positions(items)
         arrays = self._open().read_batch(self.indices[pos], arrays=self._needed())
@@ -304,13 +312,14 @@ class RNAMotifDataset(torch.utils.data.Dataset):
             x_k = t[:-1].clone()
             x_k[d] = x_k[d] * (t[-1] > 0.5)
             out.append(x_k)
-        return torch.stack(out)
+        return out
 
-    def _batch(self, items) -> tuple[torch.Tensor, bool]:
-        """The inputs of ``items`` and whether the transforms were already applied."""
+    def _batch(self, items) -> tuple[list[torch.Tensor], bool]:
+        """The inputs ``(C, D, H, W)`` of ``items`` and whether the transforms were applied."""
         if self._deferred_mask():
             return self._transformed(items), True
-        return self.get_batch(items)[0], False
+        pos = self._positions(items)
+        return self._tensors(self._open().read_batch(self.indices[pos], arrays=self._needed())), False
 
     def _item(self, x: torch.Tensor, p: int, transformed: bool = False):
         y = int(self._targets[p])

@@ -121,3 +121,67 @@ def test_bad_codec_settings_are_refused(codec, level, message):
         check_codec(codec, level)
     assert check_codec("zstd", None) == 3 and check_codec("lz4", 9) == 9 and check_codec("none", None) is None
     assert [array_codec(n, "none") for n in ARRAYS] == ["none", "lz4", "lz4", "lz4"]
+
+
+# ---------------------------------------------------------------------- builders.recode
+def test_recode_copies_a_store_to_another_codec(multi_entry_store, tmp_path, capsys):
+    """A store with a split recoded to ``none``: the same cubes, tables and split, a
+    store that verifies, and a dataset with the same items and split fingerprint."""
+    import shutil
+
+    from builders.recode import main as recode_main
+    from builders.split import main as split_main
+    from builders.verify import verify_store
+    from builders.cli import run
+
+    src = tmp_path / "src.zarr"
+    shutil.copytree(multi_entry_store, src)
+    assert run(split_main, [str(src)]) == 0
+    out = tmp_path / "fast.zarr"
+    assert run(recode_main, [str(src), "--codec", "none", "--out", str(out), "--no-progress"]) == 0
+    a, b = open_store(src), open_store(out)
+    assert _inner_codecs(str(out), "density") == ["bytes", "crc32c"]
+    assert b.attrs["build_config"]["codec"] == "none" and b.attrs["recoded_from"]["codec"] == DEFAULT_CODEC
+    assert b.attrs["config_hash"] == a.attrs["config_hash"] and b.attrs["dataset_version"] == a.attrs["dataset_version"]
+    for name, arr in a.read_batch(slice(None)).items():
+        np.testing.assert_array_equal(b.read_batch(slice(None))[name], arr)
+    assert (out / "metadata.parquet").read_bytes() == (src / "metadata.parquet").read_bytes()
+    assert sorted(p.name for p in (out / "splits").iterdir()) == sorted(p.name for p in (src / "splits").iterdir())
+    problems, _ = verify_store(str(out))
+    assert problems == []
+    da, db = RNAMotifDataset(src, split="fold2", subset="test"), RNAMotifDataset(out, split="fold2", subset="test")
+    assert da.split_fingerprint == db.split_fingerprint and len(da) == len(db) > 0
+    assert torch.equal(da.get_batch(range(len(da)))[0], db.get_batch(range(len(db)))[0])
+    # an existing store is never overwritten, and a bad setting is one line
+    capsys.readouterr()
+    assert run(recode_main, [str(src), "--codec", "zstd", "--out", str(out)]) == 1
+    assert "already holds a store" in capsys.readouterr().err
+    assert run(recode_main, [str(src), "--codec", "none", "--compression-level", "3", "--out",
+                             str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "error: compression_level does not apply to codec 'none', got 3" and not (tmp_path / "x").exists()
+
+
+def test_recode_of_a_damaged_store_stops_and_leaves_nothing(codec_stores, tmp_path, capsys):
+    import shutil
+
+    from builders.cli import run
+    from builders.recode import main as recode_main
+
+    src = tmp_path / "d.zarr"
+    shutil.copytree(codec_stores["zstd"], src)
+    shard = src / "labels" / "c" / "0" / "0" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    data[20] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    out = tmp_path / "out.zarr"
+    assert run(recode_main, [str(src), "--codec", "lz4", "--out", str(out), "--no-progress"]) == 1
+    assert "array labels: sample 0 is damaged (CRC32C mismatch)" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_config_hash_covers_content_not_storage():
+    from builders.build_config import BuildConfig
+
+    assert BuildConfig(codec="zstd", compression_level=9).config_hash() == BuildConfig().config_hash()
+    assert BuildConfig(shard_size=32).config_hash() != BuildConfig().config_hash()
