@@ -49,7 +49,8 @@ _DESCRIPTORS = (("README.md", "card"), ("croissant.json", "croissant"), ("SHA256
 #: Roles of the descriptor files.
 DESCRIPTOR_ROLES = frozenset(r for _, r in _DESCRIPTORS)
 _ROLE_TEXT = {
-    "archive": "the whole store (Zarr v3, sharded, zstd); open with zarr.storage.ZipStore or unzip",
+    "archive": "the whole store (Zarr v3, sharded; chunk codec in the build config); open with zarr.storage.ZipStore "
+               "or unzip; `python -m builders.recode` copies it to another codec",
     "metadata": "one row per sample (column dictionary below)",
     "failures": "every manifest row that did not become a sample, and why",
     "split": "sample_id -> fold (1-5) of one split scheme, with its config and fingerprint",

@@ -4,7 +4,7 @@ A package for version V is a folder of flat files (Zenodo records have no folder
 
 ``rnamotif-data-V.zarr.zip``
     The whole store as one zip that :class:`zarr.storage.ZipStore` opens directly. Members
-    are *stored* (not deflated: the chunks are already zstd-compressed), in sorted order
+    are *stored* (not deflated: the chunks are compressed already), in sorted order
     with fixed timestamps, so the same store and version give the same bytes. The group's
     ``zarr.json`` carries ``dataset_version: V``; the split files are included under
     ``splits/``.

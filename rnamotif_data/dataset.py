@@ -62,16 +62,25 @@ def default_root(version: str | None = None) -> Path:
     return Path(env) if env else data_home() / "rnamotif.zarr"
 
 
-def _mask_in_place(density: np.ndarray, zone: np.ndarray) -> np.ndarray:
-    """``density * zone`` for float16 ``density`` and bool ``zone``, both ``(B, D, H, W)``,
-    written into ``density`` (copied first if it is read-only) and returned."""
+def _mask_in_place(density: np.ndarray, zone: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """``density * zone`` for float16 ``density`` and bool ``zone`` of one shape (one cube
+    ``(D, H, W)`` or a batch ``(B, D, H, W)``), written into ``density`` (copied first if
+    it is read-only) and returned.
+
+    A bitwise AND of the float16 bits with 0xFFFF (in the zone) or 0 (outside): exactly
+    the product for finite, non-negative densities (the store's), at a third of the cost
+    of a multiply by a bool tensor. ``keep``: an int16 scratch cube to reuse.
+    """
     if not density.flags.writeable or not density.flags.c_contiguous:
         density = np.array(density, order="C")
     bits = density.view(np.int16)
-    keep = np.empty(density.shape[1:], dtype=np.int16)
-    for j in range(len(density)):
-        np.negative(zone[j].view(np.int8), out=keep, casting="unsafe")  # True -> 0xFFFF, False -> 0
-        bits[j] &= keep
+    batch = bits.reshape(-1, *density.shape[-3:])
+    zones = zone.reshape(batch.shape)
+    if keep is None or keep.shape != batch.shape[1:]:
+        keep = np.empty(batch.shape[1:], dtype=np.int16)
+    for j in range(len(batch)):
+        np.negative(zones[j].view(np.int8), out=keep, casting="unsafe")  # True -> 0xFFFF, False -> 0
+        batch[j] &= keep
     return density
 
 
@@ -239,28 +248,32 @@ class RNAMotifDataset(torch.utils.data.Dataset):
             raise IndexError(f"index {int(bad[0])} out of range [0, {n}) of {self.split}/{self.subset}")
         return pos
 
-    def _tensors(self, arrays: dict[str, np.ndarray]) -> list[torch.Tensor]:
-        """``{name: (B, D, H, W)}`` -> B float32 tensors ``(C, D, H, W)``, one per sample.
+    def _tensors(self, pos: np.ndarray, masked: bool | None = None, zone_channel: bool = False) -> list[torch.Tensor]:
+        """Items ``pos`` (positions in this subset) as float32 tensors ``(C, D, H, W)``, one
+        per sample (plus the zone as a last channel with ``zone_channel``).
 
-        Each item is its own tensor, filled channel by channel while the sample's cubes
-        are in cache (no batch-sized temporaries: a DataLoader copies the items into its
-        batch anyway). The float16 -> float32 cast runs in torch (numpy's is ~6x slower).
-        The zone mask is applied in place as a bitwise AND of the float16 bits with 0xFFFF
-        (in the zone) or 0 (outside): exactly ``density * zone`` for the store's finite,
-        non-negative densities, at a third of the cost of a multiply by a bool tensor.
+        Samples are read one at a time into reused buffers
+        (:meth:`rnamotif_data.store.RNAMotifStore.iter_samples`) and each item is filled
+        while its cubes are in the CPU cache: no batch-sized temporaries (a DataLoader
+        copies the items into its batch anyway). The float16 -> float32 cast runs in torch
+        (numpy's is ~6x slower); the zone mask is :func:`_mask_in_place`.
         """
-        dens = arrays.get("density")
-        if dens is not None and self.masked and "density" in self.channels:
-            dens = _mask_in_place(dens, arrays["zone"])
-        n = len(next(iter(arrays.values())))
-        shape = next(iter(arrays.values())).shape[1:]
+        masked = self.masked if masked is None else masked
+        mask = masked and "density" in self.channels
+        names = self._needed() if mask or not zone_channel else sorted({*self._needed(), "zone"})
+        shape = self._open().cube_shape
+        keep = np.empty(shape, dtype=np.int16)
+        n = self.n_channels + int(zone_channel)
         items = []
-        for j in range(n):
-            x = torch.empty((self.n_channels, *shape), dtype=torch.float32)
+        for a in self._open().iter_samples(self.indices[pos], names):
+            x = torch.empty((n, *shape), dtype=torch.float32)
+            if zone_channel:
+                x[-1].copy_(torch.from_numpy(a["zone"]))
+            if mask:
+                _mask_in_place(a["density"], a["zone"], keep)
             c0 = 0
             for c in self.channels:
-                src = dens[j] if c == "density" else arrays[_SOURCE[c]][j]
-                t = torch.from_numpy(src)
+                t = torch.from_numpy(a[_SOURCE[c]])
                 if c == "labels_onehot":
                     for k in (1, 2, 3):
                         x[c0 + k - 1].copy_(t == k)
@@ -284,8 +297,7 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         decode each shard once.
         """
         pos = self._positions(items)
-        arrays = self._open().read_batch(self.indices[pos], arrays=self._needed())
-        x = self._tensors(arrays)
+        x = self._tensors(pos)
         x = torch.stack(x) if x else torch.empty((0, self.n_channels, *self._open().cube_shape))
         return x, torch.from_numpy(self._targets[pos])
 
@@ -298,17 +310,11 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         zone carried as an extra last channel (geometric transforms move it alike; intensity
         transforms touch only their channels), then the density masked by the moved zone."""
         pos = self._positions(items)
-        arrays = self._open().read_batch(self.indices[pos], arrays=self._needed())
-        zone = torch.from_numpy(arrays["zone"].astype(np.float32))[:, None]
-        masked, self.masked = self.masked, False
-        try:
-            x = self._tensors(arrays)
-        finally:
-            self.masked = masked
+        x = self._tensors(pos, masked=False, zone_channel=True)
         d = self.channels.index("density")
         out = []
         for k in range(len(pos)):
-            t = self.transform(torch.cat([x[k], zone[k]], dim=0))
+            t = self.transform(x[k])
             x_k = t[:-1].clone()
             x_k[d] = x_k[d] * (t[-1] > 0.5)
             out.append(x_k)
@@ -318,8 +324,7 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         """The inputs ``(C, D, H, W)`` of ``items`` and whether the transforms were applied."""
         if self._deferred_mask():
             return self._transformed(items), True
-        pos = self._positions(items)
-        return self._tensors(self._open().read_batch(self.indices[pos], arrays=self._needed())), False
+        return self._tensors(self._positions(items)), False
 
     def _item(self, x: torch.Tensor, p: int, transformed: bool = False):
         y = int(self._targets[p])

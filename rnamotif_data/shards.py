@@ -237,30 +237,35 @@ class ShardReader:
             chunk fails its CRC32C or does not decode: damaged data is never returned, and
             a missing chunk is never read as zeros.
         """
-        from .store import StoreError
-
         out = np.empty((len(indices), *self.cube), dtype=self.dtype)
         for j, i in enumerate(indices):
-            k, r = divmod(int(i), self.shard)
-            off, nbytes = self._index[k][r] if k in self._index else self._shard_index(k)[r]
-            if off == _EMPTY:
-                raise StoreError(f"{self.root}: array {self.name}: the chunk of sample {int(i)} is missing "
-                                 f"from shard c/{k}/0/0/0; the store is damaged")
-            try:
-                if self.codec == "none" and self.chunk_crc and self.local:
-                    self._read_raw_into(k, off, nbytes, out[j])
-                    continue
-                raw = self._read(k, off, off + nbytes)
-                if self.chunk_crc:  # the crc32c codec appends the CRC32C (little-endian) of the chunk
-                    if nbytes < 4 or (_crc32c(np.frombuffer(raw, np.uint8, count=nbytes - 4))
-                                      != int.from_bytes(raw[-4:], "little")):
-                        raise RuntimeError("checksum")
-                    raw = memoryview(raw)[:-4]
-                self._decode(raw, out[j])
-            except (RuntimeError, ValueError) as exc:
-                raise StoreError(f"{self.root}: array {self.name}: sample {int(i)} is damaged "
-                                 f"({'CRC32C mismatch' if 'checksum' in str(exc) else exc})") from None
+            self.read_into(int(i), out[j])
         return out
+
+    def read_into(self, i: int, dest: np.ndarray) -> None:
+        """Sample ``i`` (already range-checked) decoded into ``dest`` ``(D, H, W)`` (C-contiguous,
+        this array's dtype); raises as :meth:`read`."""
+        from .store import StoreError
+
+        k, r = divmod(i, self.shard)
+        off, nbytes = self._index[k][r] if k in self._index else self._shard_index(k)[r]
+        if off == _EMPTY:
+            raise StoreError(f"{self.root}: array {self.name}: the chunk of sample {i} is missing "
+                             f"from shard c/{k}/0/0/0; the store is damaged")
+        try:
+            if self.codec == "none" and self.chunk_crc and self.local:
+                self._read_raw_into(k, off, nbytes, dest)
+                return
+            raw = self._read(k, off, off + nbytes)
+            if self.chunk_crc:  # the crc32c codec appends the CRC32C (little-endian) of the chunk
+                if nbytes < 4 or (_crc32c(np.frombuffer(raw, np.uint8, count=nbytes - 4))
+                                  != int.from_bytes(raw[-4:], "little")):
+                    raise RuntimeError("checksum")
+                raw = memoryview(raw)[:-4]
+            self._decode(raw, dest)
+        except (RuntimeError, ValueError) as exc:
+            raise StoreError(f"{self.root}: array {self.name}: sample {i} is damaged "
+                             f"({'CRC32C mismatch' if 'checksum' in str(exc) else exc})") from None
 
     def close(self) -> None:
         """Close the open shard files."""

@@ -32,7 +32,7 @@ import io
 import logging
 import os
 import posixpath
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -452,6 +452,40 @@ class RNAMotifStore:
             return {name: np.asarray(arrs[name][sel]) for name in arrays}
         uniq, inverse = np.unique(idx, return_inverse=True)
         return {name: np.asarray(arrs[name].get_orthogonal_selection((uniq,)))[inverse] for name in arrays}
+
+    def iter_samples(self, indices: Iterable[int], arrays: Iterable[str] = ARRAYS) -> Iterator[dict[str, np.ndarray]]:
+        """The samples ``indices`` one at a time: ``{name: (D, H, W) array}`` per sample.
+
+        The arrays are buffers reused for the next sample (read each one into the same
+        few hundred kB, which stay in the CPU cache): copy what you keep. They are
+        writable. The fastest way to turn samples into tensors one by one
+        (:class:`rnamotif_data.dataset.RNAMotifDataset` does).
+
+        Raises
+        ------
+        IndexError
+            If any index is out of range (before anything is read).
+        StoreError
+            As :meth:`read_batch`, when the damaged sample is reached.
+        """
+        idx = np.asarray(list(indices), dtype=np.int64)
+        bad = idx[(idx < 0) | (idx >= len(self))]
+        if bad.size:
+            self._check(int(bad[0]))
+        arrays = list(arrays)
+        fast = self._fast_readers()
+        if not all(name in fast for name in arrays):
+            for start in range(0, len(idx), self.shard_size):
+                batch = self.read_batch(idx[start:start + self.shard_size], arrays)
+                for j in range(len(batch[arrays[0]]) if arrays else 0):
+                    yield {name: batch[name][j] for name in arrays}
+            return
+        bufs = {name: np.empty(self.cube_shape, dtype=fast[name].dtype) for name in arrays}
+        readers = [(fast[name], bufs[name]) for name in arrays]
+        for i in idx.tolist():
+            for reader, buf in readers:
+                reader.read_into(i, buf)
+            yield bufs
 
     def shard_ranges(self) -> list[tuple[int, int]]:
         """``(start, stop)`` sample ranges of the shards, in order."""
