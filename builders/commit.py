@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from rnamotif_data.checksums import write_checksums
-from rnamotif_data.store import (ARRAYS, FAILURES_FILE, FAILURES_SCHEMA, METADATA_FILE, METADATA_SCHEMA, StoreError,
+from rnamotif_data.store import (ARRAYS, FAILURES_FILE, FORMAT_VERSION, stored_arrays, FAILURES_SCHEMA, METADATA_FILE, METADATA_SCHEMA, StoreError,
                                  _join, create_arrays, set_attrs, write_shard, write_table)
 
 from .staging import read_part
@@ -133,7 +133,7 @@ def commit(root, jobs, rejections, raw_rows, config, runner, writer, result) -> 
     if n == 0:
         create_arrays(root, 0, config.segment.shape, config.shard_size, config.compression_level, config.codec)
     else:
-        for name in ARRAYS:
+        for name in stored_arrays(FORMAT_VERSION):
             group[name].resize((n, *config.segment.shape))
     last = writer.ready(final=True)
     pending = {runner.submit(commit_shard, root, start, pieces): start for start, pieces in last}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from rnamotif_data.store import (ARRAYS, CHECKSUMS_FILE, FAILURES_FILE, METADATA_FILE, StoreError, _join,
+from rnamotif_data.store import (ARRAYS, CHECKSUMS_FILE, DERIVED_ARRAYS, FAILURES_FILE, METADATA_FILE, StoreError, _join,
                                  get_attrs, url_to_fs)
 
 from .lock import LOCK_FILE
@@ -21,7 +21,7 @@ __all__ = ["STORE_MEMBERS", "check_out", "prepare_root"]
 
 
 #: what a store this package built may hold at its top level
-STORE_MEMBERS = frozenset({"zarr.json", *ARRAYS, METADATA_FILE, FAILURES_FILE, CHECKSUMS_FILE, STAGING, "splits",
+STORE_MEMBERS = frozenset({"zarr.json", *ARRAYS, *DERIVED_ARRAYS, METADATA_FILE, FAILURES_FILE, CHECKSUMS_FILE, STAGING, "splits",
                            LOCK_FILE})
 
 

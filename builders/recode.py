@@ -35,7 +35,7 @@ from tqdm import tqdm
 from rnamotif_data.checksums import write_checksums
 from rnamotif_data.shards import CODECS, check_codec
 from rnamotif_data.store import (
-    ARRAYS, FAILURES_FILE, METADATA_FILE, StoreError, _join, create_arrays, open_store, put_bytes, set_attrs,
+    ARRAYS, DERIVED_ARRAYS, FAILURES_FILE, FORMAT_VERSION, METADATA_FILE, StoreError, _join, create_arrays, open_store, put_bytes, set_attrs,
     url_to_fs, write_shard,
 )
 
@@ -87,15 +87,17 @@ def recode_store(src: str, out: str, codec: str, compression_level: int | None =
             old_codec = attrs.get("build_config", {}).get("codec", "zstd")  # stores before 0.7 are zstd
             config = {**attrs.get("build_config", {}), "codec": codec, "compression_level": level}
             # config_hash is kept: it covers the content, not the storage (BuildConfig.config_hash)
-            attrs.update(build_config=config, recoded_from={"codec": old_codec}, build_state="building")
+            attrs.update(build_config=config, recoded_from={"codec": old_codec, "format_version": attrs["format_version"]},
+                         format_version=FORMAT_VERSION, build_state="building")
             set_attrs(out, attrs)
             create_arrays(out, len(store), store.cube_shape, store.shard_size, level, codec)
             for start, stop in tqdm(store.shard_ranges(), desc="shards", unit="shard", disable=not progress):
-                write_shard(out, start, store.read_batch(slice(start, stop)))
+                write_shard(out, start, store.read_batch(slice(start, stop)))  # derived arrays made here
             copy = open_store(out, require_complete=False)
             for start, stop in store.shard_ranges():  # read back through the checking reader
-                a, b = store.read_batch(slice(start, stop)), copy.read_batch(slice(start, stop))
-                bad = [n for n in ARRAYS if not np.array_equal(a[n], b[n])]
+                a = store.read_batch(slice(start, stop), store.array_names)
+                b = copy.read_batch(slice(start, stop), copy.array_names)
+                bad = [n for n in a if not np.array_equal(a[n], b[n])]
                 if bad:
                     raise StoreError(f"{out}: samples {start}-{stop - 1} read back differ from {src} "
                                      f"({', '.join(bad)}); the copy is not usable")
@@ -106,7 +108,7 @@ def recode_store(src: str, out: str, codec: str, compression_level: int | None =
         if created:
             fs.rm(path, recursive=True)
         else:  # an empty folder given as --out: remove only what was written into it
-            for member in (*ARRAYS, "zarr.json", METADATA_FILE, FAILURES_FILE, "splits", "checksums.sha256"):
+            for member in (*ARRAYS, *DERIVED_ARRAYS, "zarr.json", METADATA_FILE, FAILURES_FILE, "splits", "checksums.sha256"):
                 p = _join(path, member)
                 if fs.exists(p):
                     fs.rm(p, recursive=True)

@@ -7,7 +7,8 @@ Usage::
 Checks (each problem is printed as one line naming the array, column or file):
 
 - the build finished (``build_state: complete``) with a known format version;
-- arrays ``density``, ``zone``, ``labels``, ``nucleotide``: shape ``(N, D, H, W)`` with N
+- arrays ``density``, ``zone``, ``labels``, ``nucleotide`` (and from format 5
+  ``density_masked``), none missing: shape ``(N, D, H, W)`` with N
   and the cube shape of the attributes, dtypes of the store contract, one sample per
   inner chunk, ``dimension_names`` ``(sample, z, y, x)``;
 - ``metadata.parquet`` has the contract's schema, N rows, ``sample_index`` 0..N-1, unique
@@ -17,7 +18,7 @@ Checks (each problem is printed as one line naming the array, column or file):
 - values (unless ``--no-values``, read one shard at a time): density finite and in
   [0, 1], labels in 0..3, nucleotide ids in 0..5, every sample's zone non-empty, labelled
   voxels inside the zone (for ``label_scope: motif``) and labels and nucleotide ids zero
-  together;
+  together, ``density_masked`` equal to ``density * zone``;
 - ``checksums.sha256`` matches every stored file.
 
 Exit status 0 when the store passes, 1 otherwise. Prints the class counts.
@@ -74,6 +75,9 @@ def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str
     except Exception as exc:  # noqa: BLE001 - a damaged store is reported, not raised
         problems.append(f"arrays: cannot be opened ({_one_line(exc)})")
         arrays = {}
+    missing = [name for name in store.array_names if name not in arrays]
+    if arrays and missing:
+        problems.append(f"arrays: {', '.join(missing)} missing (store format {store.attrs.get('format_version')})")
     for name, a in arrays.items():
         if tuple(a.shape) != (n, *cube):
             problems.append(f"{name}: shape {tuple(a.shape)}, expected {(n, *cube)}")
@@ -140,7 +144,7 @@ def _check_values(store) -> list[str]:
     motif_scope = store.attrs.get("build_config", {}).get("segment", {}).get("label_scope", "motif") == "motif"
     for start, stop in store.shard_ranges():
         try:
-            b = store.read_batch(slice(start, stop))
+            b = store.read_batch(slice(start, stop), store.array_names)
         except Exception as exc:  # noqa: BLE001 - reported per shard; the others are still read
             out.append(f"samples {start}-{stop - 1}: {_one_line(exc)}")
             continue
@@ -159,6 +163,8 @@ def _check_values(store) -> list[str]:
                 out.append(f"labels/nucleotide: sample {i} labelled voxels differ")
             if motif_scope and np.any((b["labels"][k] > 0) & ~b["zone"][k].astype(bool)):
                 out.append(f"labels: sample {i} has labelled voxels outside its zone")
+            if "density_masked" in b and not np.array_equal(b["density_masked"][k], b["density"][k] * b["zone"][k]):
+                out.append(f"density_masked: sample {i} differs from density * zone")
     return out
 
 

@@ -35,6 +35,7 @@ import torch
 
 from .download import STORE_DIRNAME, data_home, version_dir
 from .splits import Split, load_or_make_split, validate_split_name
+from .shards import mask_density
 from .store import open_store, url_to_fs
 
 log = logging.getLogger(__name__)
@@ -60,28 +61,6 @@ def default_root(version: str | None = None) -> Path:
         return version_dir(version) / STORE_DIRNAME
     env = os.environ.get(ENV_ROOT)
     return Path(env) if env else data_home() / "rnamotif.zarr"
-
-
-def _mask_in_place(density: np.ndarray, zone: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
-    """``density * zone`` for float16 ``density`` and bool ``zone`` of one shape (one cube
-    ``(D, H, W)`` or a batch ``(B, D, H, W)``), written into ``density`` (copied first if
-    it is read-only) and returned.
-
-    A bitwise AND of the float16 bits with 0xFFFF (in the zone) or 0 (outside): exactly
-    the product for finite, non-negative densities (the store's), at a third of the cost
-    of a multiply by a bool tensor. ``keep``: an int16 scratch cube to reuse.
-    """
-    if not density.flags.writeable or not density.flags.c_contiguous:
-        density = np.array(density, order="C")
-    bits = density.view(np.int16)
-    batch = bits.reshape(-1, *density.shape[-3:])
-    zones = zone.reshape(batch.shape)
-    if keep is None or keep.shape != batch.shape[1:]:
-        keep = np.empty(batch.shape[1:], dtype=np.int16)
-    for j in range(len(batch)):
-        np.negative(zones[j].view(np.int8), out=keep, casting="unsafe")  # True -> 0xFFFF, False -> 0
-        batch[j] &= keep
-    return density
 
 
 class RNAMotifDataset(torch.utils.data.Dataset):
@@ -252,28 +231,34 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         """Items ``pos`` (positions in this subset) as float32 tensors ``(C, D, H, W)``, one
         per sample (plus the zone as a last channel with ``zone_channel``).
 
+        The masked density is read from the store's ``density_masked`` array (format 5:
+        the model's input, stored) where it has one, else made from ``density`` and
+        ``zone`` (:func:`rnamotif_data.shards.mask_density`); the values are the same.
         Samples are read one at a time into reused buffers
         (:meth:`rnamotif_data.store.RNAMotifStore.iter_samples`) and each item is filled
         while its cubes are in the CPU cache: no batch-sized temporaries (a DataLoader
         copies the items into its batch anyway). The float16 -> float32 cast runs in torch
-        (numpy's is ~6x slower); the zone mask is :func:`_mask_in_place`.
+        (numpy's is ~6x slower).
         """
+        store = self._open()
         masked = self.masked if masked is None else masked
         mask = masked and "density" in self.channels
-        names = self._needed() if mask or not zone_channel else sorted({*self._needed(), "zone"})
-        shape = self._open().cube_shape
+        stored = mask and "density_masked" in store.array_names
+        source = {**_SOURCE, "density": "density_masked" if stored else "density"}
+        names = {source[c] for c in self.channels} | ({"zone"} if (mask and not stored) or zone_channel else set())
+        shape = store.cube_shape
         keep = np.empty(shape, dtype=np.int16)
         n = self.n_channels + int(zone_channel)
         items = []
-        for a in self._open().iter_samples(self.indices[pos], names):
+        for a in store.iter_samples(self.indices[pos], sorted(names)):
             x = torch.empty((n, *shape), dtype=torch.float32)
             if zone_channel:
                 x[-1].copy_(torch.from_numpy(a["zone"]))
-            if mask:
-                _mask_in_place(a["density"], a["zone"], keep)
+            if mask and not stored:
+                mask_density(a["density"], a["zone"], keep)
             c0 = 0
             for c in self.channels:
-                t = torch.from_numpy(a[_SOURCE[c]])
+                t = torch.from_numpy(a[source[c]])
                 if c == "labels_onehot":
                     for k in (1, 2, 3):
                         x[c0 + k - 1].copy_(t == k)
@@ -282,12 +267,6 @@ class RNAMotifDataset(torch.utils.data.Dataset):
                 c0 += CHANNELS[c]
             items.append(x)
         return items
-
-    def _needed(self) -> list[str]:
-        names = {_SOURCE[c] for c in self.channels}
-        if "density" in self.channels and self.masked:
-            names.add("zone")
-        return sorted(names)
 
     def get_batch(self, items) -> tuple[torch.Tensor, torch.Tensor]:
         """Items ``items`` (positions in this subset) read in one call.

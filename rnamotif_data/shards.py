@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["CODECS", "DEFAULT_CODEC", "array_codec", "compressors", "check_codec", "ShardReader"]
+__all__ = ["CODECS", "DEFAULT_CODEC", "array_codec", "compressors", "check_codec", "mask_density", "ShardReader"]
 
 #: chunk codecs a build can choose: name -> (default level, lowest level, highest level)
 CODECS = {"lz4": (5, 1, 9), "zstd": (3, 1, 22), "none": (None, None, None)}
@@ -61,9 +61,9 @@ def check_codec(codec: str, level: int | None) -> int | None:
 
 def array_codec(name: str, codec: str) -> str:
     """The codec of array ``name`` in a store built with ``codec``: ``codec`` itself for
-    ``density``; for the label arrays (``zone``, ``labels``, ``nucleotide``) ``zstd`` in a
-    ``zstd`` store, else ``lz4``."""
-    if name == "density":
+    the density arrays (``density``, ``density_masked``); for the label arrays (``zone``,
+    ``labels``, ``nucleotide``) ``zstd`` in a ``zstd`` store, else ``lz4``."""
+    if name.startswith("density"):
         return codec
     return "zstd" if codec == "zstd" else "lz4"
 
@@ -86,11 +86,27 @@ def compressors(codec: str = DEFAULT_CODEC, level: int | None = None) -> list:
     return [first, zarr.codecs.Crc32cCodec()]
 
 
-def _crc32c(data) -> int:
-    """CRC32C of a buffer, with the implementation numcodecs' ``crc32c`` codec uses."""
-    from numcodecs.checksum32 import crc32c_checksum
+def mask_density(density: np.ndarray, zone: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
+    """``density * zone`` for float16 ``density`` and bool ``zone`` of one shape (a cube
+    ``(D, H, W)`` or a batch ``(B, D, H, W)``, z-y-x), written into ``density`` (copied
+    first if it is read-only or not C-contiguous) and returned.
 
-    return crc32c_checksum(data)
+    A bitwise AND of the float16 bits with 0xFFFF (in the zone) or 0 (outside): exactly
+    the product for finite, non-negative densities (the store's), at a third of the cost
+    of a multiply by a bool array, one cube at a time (no batch-sized temporaries).
+    ``keep``: an int16 ``(D, H, W)`` scratch cube to reuse.
+    """
+    if not density.flags.writeable or not density.flags.c_contiguous:
+        density = np.array(density, order="C")
+    bits = density.view(np.int16)
+    batch = bits.reshape(-1, *density.shape[-3:])
+    zones = np.ascontiguousarray(zone).reshape(batch.shape)
+    if keep is None or keep.shape != batch.shape[1:]:
+        keep = np.empty(batch.shape[1:], dtype=np.int16)
+    for j in range(len(batch)):
+        np.negative(zones[j].view(np.int8), out=keep, casting="unsafe")  # True -> 0xFFFF, False -> 0
+        batch[j] &= keep
+    return density
 
 
 class ShardReader:
@@ -127,8 +143,13 @@ class ShardReader:
         self.cube = tuple(int(v) for v in codec["chunk_shape"][1:])
         self.dtype = np.dtype(ARRAY_DTYPES[name]).newbyteorder("<")
         self.nbytes = int(np.prod(self.cube)) * self.dtype.itemsize
+        import numcodecs.blosc
+        from numcodecs.checksum32 import crc32c_checksum
+
         self.zstd = numcodecs.Zstd()
         self.crc = numcodecs.CRC32C()
+        self._crc32c = crc32c_checksum  # numcodecs' crc32c codec's function, bound once
+        self._blosc = numcodecs.blosc
         self.fs, self.base = url_to_fs(_join(root, name))
         from .store import _is_local
 
@@ -204,11 +225,9 @@ class ShardReader:
     def _decode(self, raw: bytes, dest: np.ndarray) -> None:
         """Decode one chunk's bytes (CRC32C already removed) into ``dest`` ``(D, H, W)``."""
         if self.codec == "lz4":
-            import numcodecs.blosc
-
-            if numcodecs.blosc._cbuffer_sizes(raw)[0] != self.nbytes:
+            if self._blosc._cbuffer_sizes(raw)[0] != self.nbytes:
                 raise ValueError(f"decodes to the wrong size (expected {self.nbytes} bytes)")
-            numcodecs.blosc.decompress(raw, dest)
+            self._blosc.decompress(raw, dest)
         elif self.codec == "zstd":
             self.zstd.decode(raw, out=dest)
         else:
@@ -224,7 +243,7 @@ class ShardReader:
         crc = bytearray(4)
         if os.preadv(self._file(k).fileno(), [dest, crc], off) != nbytes:
             raise ValueError("is cut short")
-        if _crc32c(dest) != int.from_bytes(crc, "little"):
+        if self._crc32c(dest) != int.from_bytes(crc, "little"):
             raise RuntimeError("checksum")
 
     def read(self, indices: np.ndarray) -> np.ndarray:
@@ -258,7 +277,7 @@ class ShardReader:
                 return
             raw = self._read(k, off, off + nbytes)
             if self.chunk_crc:  # the crc32c codec appends the CRC32C (little-endian) of the chunk
-                if nbytes < 4 or (_crc32c(np.frombuffer(raw, np.uint8, count=nbytes - 4))
+                if nbytes < 4 or (self._crc32c(np.frombuffer(raw, np.uint8, count=nbytes - 4))
                                   != int.from_bytes(raw[-4:], "little")):
                     raise RuntimeError("checksum")
                 raw = memoryview(raw)[:-4]

@@ -5,6 +5,8 @@ Layout of a store ``ROOT`` (a local path or an fsspec URL such as ``s3://bucket/
     ROOT/zarr.json              Zarr v3 group; attributes below
     ROOT/density/ zone/ labels/ nucleotide/
                                 arrays (N, D, H, W), z-y-x, one sample per inner chunk,
+    ROOT/density_masked/        (format 5) density * zone, the model's input, derived from
+                                the two when a shard is written (checked by builders.verify),
                                 ``shard_size`` samples per shard, lz4 (Blosc) or
                                 zstd chunks with CRC32C (rnamotif_data.shards)
     ROOT/metadata.parquet       one row per sample, in sample order (METADATA_COLUMNS)
@@ -44,16 +46,19 @@ from .shards import DEFAULT_CODEC, ShardReader, array_codec, check_codec, compre
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "FORMAT_VERSION", "ARRAYS", "ARRAY_DTYPES", "METADATA_SCHEMA", "FAILURES_SCHEMA",
+    "FORMAT_VERSION", "ARRAYS", "DERIVED_ARRAYS", "ARRAY_DTYPES", "stored_arrays", "METADATA_SCHEMA", "FAILURES_SCHEMA",
     "METADATA_COLUMNS", "FAILURES_COLUMNS", "StoreError", "RNAMotifStore", "open_store",
     "create_arrays", "write_shard",
     "url_to_fs", "write_table", "table_bytes", "read_table",
 ]
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 ARRAYS = ("density", "zone", "labels", "nucleotide")
+#: arrays derived from ARRAYS when a shard is written (format 5): name -> first format
+DERIVED_ARRAYS = {"density_masked": 5}
 #: dtype of each array (DESIGN.md section 7)
-ARRAY_DTYPES = {"density": "float16", "zone": "bool", "labels": "uint8", "nucleotide": "uint8"}
+ARRAY_DTYPES = {"density": "float16", "zone": "bool", "labels": "uint8", "nucleotide": "uint8",
+                "density_masked": "float16"}
 DIMENSION_NAMES = ("sample", "z", "y", "x")
 METADATA_FILE = "metadata.parquet"
 FAILURES_FILE = "failures.parquet"
@@ -197,10 +202,26 @@ def _join(root: str, *parts: str) -> str:
     return posixpath.join(str(root).rstrip("/"), *parts) if "://" in str(root) else os.path.join(str(root), *parts)
 
 
+def stored_arrays(format_version: int) -> tuple[str, ...]:
+    """The arrays a store of ``format_version`` holds: :data:`ARRAYS`, then the derived
+    arrays of that format (``density_masked`` from format 5)."""
+    return ARRAYS + tuple(n for n, first in DERIVED_ARRAYS.items() if format_version >= first)
+
+
+def _derive(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The derived arrays of one block of samples: ``density_masked = density * zone``
+    (:func:`rnamotif_data.shards.mask_density`)."""
+    from .shards import mask_density
+
+    dens = np.array(arrays["density"], dtype=ARRAY_DTYPES["density"], order="C")
+    return {"density_masked": mask_density(dens, np.asarray(arrays["zone"], dtype=bool))}
+
+
 # ---------------------------------------------------------------------- writing
 def create_arrays(root: str, n: int, cube_shape: tuple[int, int, int], shard_size: int,
                   compression_level: int | None = None, codec: str = DEFAULT_CODEC) -> None:
-    """Create (or replace) the four arrays of a store, shape ``(n, D, H, W)``.
+    """Create (or replace) the arrays of a store (:func:`stored_arrays` of this format),
+    shape ``(n, D, H, W)``.
 
     One sample per inner chunk ``(1, D, H, W)``; shards of ``(shard_size, D, H, W)``;
     each chunk compressed with ``codec`` (:data:`rnamotif_data.shards.CODECS`; the density
@@ -219,7 +240,7 @@ def create_arrays(root: str, n: int, cube_shape: tuple[int, int, int], shard_siz
 
     check_codec(codec, compression_level)
     group = zarr.open_group(zarr_location(root), mode="a")
-    for name in ARRAYS:
+    for name in stored_arrays(FORMAT_VERSION):
         group.create_array(
             name, shape=(int(n), *cube_shape), chunks=(1, *cube_shape),
             shards=(int(shard_size), *cube_shape),
@@ -233,6 +254,7 @@ def create_arrays(root: str, n: int, cube_shape: tuple[int, int, int], shard_siz
 def write_shard(root: str, start: int, arrays: dict[str, np.ndarray]) -> None:
     """Write samples ``start : start + len`` of every array; the caller is the only writer
     of the shard(s) this range covers (ranges must be whole shards, or end at N).
+    ``arrays`` holds :data:`ARRAYS`; the derived arrays the store has are computed here.
 
     Raises
     ------
@@ -246,6 +268,9 @@ def write_shard(root: str, start: int, arrays: dict[str, np.ndarray]) -> None:
     if len(lengths) != 1:
         raise StoreError(f"{root}: arrays of different lengths for one shard: {lengths}")
     (k,) = lengths
+    derived = [n for n in DERIVED_ARRAYS if n in group and n not in arrays]
+    if derived:
+        arrays = {**arrays, **{n: v for n, v in _derive(arrays).items() if n in derived}}
     for name, data in arrays.items():
         # every chunk is stored, all-zero ones too (zarr skips those by default): a chunk
         # missing from a shard is then damage, which the reader reports, never zeros
@@ -338,7 +363,7 @@ class RNAMotifStore:
             import json
 
             readers = {}
-            for name in ARRAYS:
+            for name in self.array_names:
                 fs, path = url_to_fs(_join(self.root, name, "zarr.json"))
                 meta = json.loads(fs.cat_file(path))
                 if ShardReader.supports(meta) and tuple(meta["shape"][1:]) == self.cube_shape:
@@ -367,6 +392,19 @@ class RNAMotifStore:
     def class_names(self) -> tuple[str, ...]:
         """Class names in class-index order."""
         return tuple(self.attrs["class_names"])
+
+    @property
+    def array_names(self) -> tuple[str, ...]:
+        """The arrays this store holds (:func:`stored_arrays` of its format version)."""
+        return stored_arrays(int(self.attrs["format_version"]))
+
+    def _check_names(self, arrays: Iterable[str]) -> list[str]:
+        names = list(arrays)
+        missing = [n for n in names if n not in self.array_names]
+        if missing:
+            raise StoreError(f"{self.root}: no array {missing[0]!r} in this store (format "
+                             f"{self.attrs['format_version']}: {', '.join(self.array_names)})")
+        return names
 
     @property
     def shard_size(self) -> int:
@@ -401,7 +439,7 @@ class RNAMotifStore:
             import zarr
 
             group = zarr.open_group(zarr_location(self.root), mode="r")
-            self._arrays = {name: group[name] for name in ARRAYS}
+            self._arrays = {name: group[name] for name in self.array_names}
         return self._arrays
 
     def _check(self, index: int) -> int:
@@ -432,7 +470,10 @@ class RNAMotifStore:
         ------
         IndexError
             If any index is out of range.
+        StoreError
+            If an array is not in this store, or a chunk is missing or damaged.
         """
+        arrays = self._check_names(arrays)
         arrs = self.arrays()
         if isinstance(indices, slice):
             start, stop, step = indices.indices(len(self))
@@ -472,7 +513,7 @@ class RNAMotifStore:
         bad = idx[(idx < 0) | (idx >= len(self))]
         if bad.size:
             self._check(int(bad[0]))
-        arrays = list(arrays)
+        arrays = self._check_names(arrays)
         fast = self._fast_readers()
         if not all(name in fast for name in arrays):
             for start in range(0, len(idx), self.shard_size):

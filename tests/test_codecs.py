@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from rnamotif_data.dataset import RNAMotifDataset, _mask_in_place
+from rnamotif_data.dataset import RNAMotifDataset
 from rnamotif_data.errors import ConfigError
-from rnamotif_data.shards import CODECS, DEFAULT_CODEC, array_codec, check_codec
-from rnamotif_data.store import ARRAYS, StoreError, open_store
+from rnamotif_data.shards import CODECS, DEFAULT_CODEC, array_codec, check_codec, mask_density
+from rnamotif_data.store import ARRAYS, FORMAT_VERSION, StoreError, open_store, stored_arrays
+
+STORED = stored_arrays(FORMAT_VERSION)
 
 ZARR_NAME = {"lz4": "blosc", "zstd": "zstd"}
 
@@ -40,7 +42,7 @@ def _inner_codecs(root: str, name: str) -> list[str]:
 
 
 def test_each_codec_stores_the_same_cubes(codec_stores):
-    ref = open_store(codec_stores[DEFAULT_CODEC]).read_batch(slice(None))
+    ref = open_store(codec_stores[DEFAULT_CODEC]).read_batch(slice(None), STORED)
     for codec, root in codec_stores.items():
         store = open_store(root)
         inner = _inner_codecs(root, "density")
@@ -48,11 +50,12 @@ def test_each_codec_stores_the_same_cubes(codec_stores):
         for name in ("zone", "labels", "nucleotide"):  # the label arrays are always compressed
             assert _inner_codecs(root, name) == ["bytes", ZARR_NAME["zstd" if codec == "zstd" else "lz4"], "crc32c"]
         assert store.attrs["build_config"]["codec"] == codec
-        assert set(store._fast_readers()) == set(ARRAYS)  # the direct reader handles every codec
+        assert _inner_codecs(root, "density_masked") == inner
+        assert store.array_names == STORED and set(store._fast_readers()) == set(STORED)  # direct reader, every codec
         order = np.random.default_rng(1).permutation(len(store))
-        fast = store.read_batch(order)
+        fast = store.read_batch(order, STORED)
         arrays = store.arrays()
-        for name in ARRAYS:
+        for name in STORED:
             np.testing.assert_array_equal(fast[name], ref[name][order], err_msg=f"{codec} {name}")
             np.testing.assert_array_equal(np.asarray(arrays[name][:]), ref[name], err_msg=f"zarr {codec} {name}")
 
@@ -95,19 +98,21 @@ def test_dataset_masks_every_sample_of_a_batch(codec, codec_stores):
     np.testing.assert_array_equal(x[:, 0].numpy(), want[::-1])
     np.testing.assert_array_equal(x[:, 1].numpy(), raw["zone"][::-1].astype(np.float32))
     assert (raw["density"] * ~raw["zone"] != 0).any()  # the mask removes real density
+    np.testing.assert_array_equal(store.read_batch(slice(None), ["density_masked"])["density_masked"],
+                                  raw["density"] * raw["zone"])  # the stored model input
 
 
-def test_mask_in_place_equals_multiply_and_copies_read_only_input():
+def test_mask_density_equals_multiply_and_copies_read_only_input():
     rng = np.random.default_rng(0)
     dens = rng.random((3, 5, 6, 7)).astype(np.float16)
     zone = rng.random((3, 5, 6, 7)) > 0.5
     want = dens * zone
     ro = dens.copy()
     ro.flags.writeable = False
-    got = _mask_in_place(ro, zone)
+    got = mask_density(ro, zone)
     np.testing.assert_array_equal(got, want)
     assert got is not ro and np.array_equal(ro, dens)  # the read-only input is untouched
-    assert torch.equal(torch.from_numpy(_mask_in_place(dens.copy(), zone)).float(), torch.from_numpy(want).float())
+    assert torch.equal(torch.from_numpy(mask_density(dens.copy(), zone)).float(), torch.from_numpy(want).float())
 
 
 @pytest.mark.parametrize("codec, level, message", [
@@ -185,3 +190,67 @@ def test_config_hash_covers_content_not_storage():
 
     assert BuildConfig(codec="zstd", compression_level=9).config_hash() == BuildConfig().config_hash()
     assert BuildConfig(shard_size=32).config_hash() != BuildConfig().config_hash()
+
+
+def _as_format_4(src: str, dst: Path) -> str:
+    """A copy of ``src`` as a format-4 store (no ``density_masked``), checksums rewritten."""
+    import shutil
+
+    import zarr
+
+    from rnamotif_data.checksums import write_checksums
+    from rnamotif_data.store import set_attrs
+
+    shutil.copytree(src, dst)
+    shutil.rmtree(dst / "density_masked")
+    meta = json.loads((dst / "zarr.json").read_text())
+    meta.get("consolidated_metadata") and meta.pop("consolidated_metadata")
+    (dst / "zarr.json").write_text(json.dumps(meta))
+    set_attrs(str(dst), {"format_version": 4})
+    assert "density_masked" not in zarr.open_group(str(dst), mode="r")
+    write_checksums(str(dst))
+    return str(dst)
+
+
+def test_masked_items_come_from_density_masked_and_equal_the_format_4_path(demo_store, tmp_path, monkeypatch):
+    """Format 5 reads the stored model input (one array); a format-4 store (no
+    density_masked) masks density by zone as before: the same items, and a format-4
+    store still opens, verifies and refuses a request for the array it lacks."""
+    from builders.verify import verify_store
+    from rnamotif_data.store import RNAMotifStore
+
+    old = _as_format_4(demo_store, tmp_path / "v4.zarr")
+    assert open_store(old).array_names == ARRAYS and verify_store(old)[0] == []
+    with pytest.raises(StoreError, match=r"no array 'density_masked' in this store \(format 4"):
+        open_store(old).read_batch([0], ["density_masked"])
+    seen = []
+    real = RNAMotifStore.iter_samples
+
+    def spy(self, indices, arrays):
+        seen.append(tuple(arrays))
+        return real(self, indices, arrays)
+
+    monkeypatch.setattr(RNAMotifStore, "iter_samples", spy)
+    new_x, _ = RNAMotifDataset(demo_store, split="all").get_batch(range(7))
+    old_x, _ = RNAMotifDataset(old, split="all").get_batch(range(7))
+    assert seen == [("density_masked",), ("density", "zone")]
+    assert torch.equal(new_x, old_x) and (new_x != 0).any()
+
+
+def test_verify_reports_a_density_masked_that_differs(demo_store, tmp_path):
+    import shutil
+
+    import zarr
+
+    from builders.verify import verify_store
+    from rnamotif_data.checksums import write_checksums
+
+    root = tmp_path / "t.zarr"
+    shutil.copytree(demo_store, root)
+    arr = zarr.open_group(str(root), mode="r+")["density_masked"]
+    cube = np.asarray(arr[3])
+    cube[cube == 0] = 0.5  # out-of-zone voxels that are not zero
+    arr[3] = cube
+    write_checksums(str(root))
+    problems, _ = verify_store(str(root))
+    assert problems == ["density_masked: sample 3 differs from density * zone"]
