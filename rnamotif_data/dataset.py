@@ -20,7 +20,8 @@ Worker safety: the Zarr arrays are opened lazily, in the process that reads (han
 never pickled), so the dataset works with any ``num_workers`` and with the fork and
 spawn start methods. ``__getitems__`` reads a whole batch in one call (PyTorch's
 DataLoader uses it automatically), and :class:`ShardBatchSampler` makes batches that
-stay within shards, which is the fastest order to read.
+stay within shards (each batch touches one or two shard files: fewer requests on a remote
+store; on a local disk random order reads as fast, ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -272,8 +273,8 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         """Items ``items`` (positions in this subset) read in one call.
 
         Returns ``x`` ``(B, C, D, H, W)`` float32 and ``y`` ``(B,)`` int64, without
-        transforms. Consecutive store indices (e.g. a :class:`ShardBatchSampler` batch)
-        decode each shard once.
+        transforms. One chunk is read per sample and array; each shard's index once per
+        process.
         """
         pos = self._positions(items)
         x = self._tensors(pos)
@@ -332,7 +333,7 @@ class ShardBatchSampler(torch.utils.data.Sampler):
 
     Shards are visited in a (seeded, per-epoch) random order and shuffled inside; a batch
     never spans shards unless a shard's remainder is smaller than the batch, so each batch
-    decodes at most two shards. Use as ``DataLoader(ds, batch_sampler=ShardBatchSampler(ds, 32))``.
+    touches at most two shard files. Use as ``DataLoader(ds, batch_sampler=ShardBatchSampler(ds, 32))``.
     """
 
     def __init__(self, dataset: RNAMotifDataset, batch_size: int, shuffle: bool = True, seed: int = 0,

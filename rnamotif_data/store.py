@@ -5,10 +5,11 @@ Layout of a store ``ROOT`` (a local path or an fsspec URL such as ``s3://bucket/
     ROOT/zarr.json              Zarr v3 group; attributes below
     ROOT/density/ zone/ labels/ nucleotide/
                                 arrays (N, D, H, W), z-y-x, one sample per inner chunk,
-    ROOT/density_masked/        (format 5) density * zone, the model's input, derived from
-                                the two when a shard is written (checked by builders.verify),
-                                ``shard_size`` samples per shard, lz4 (Blosc) or
-                                zstd chunks with CRC32C (rnamotif_data.shards)
+                                ``shard_size`` samples per shard, lz4 (Blosc), zstd or
+                                uncompressed chunks with CRC32C (rnamotif_data.shards)
+    ROOT/density_masked/        (format 5) density * zone, the model's input, laid out
+                                alike; derived when a shard is written (builders.verify
+                                checks it)
     ROOT/metadata.parquet       one row per sample, in sample order (METADATA_COLUMNS)
     ROOT/failures.parquet       every manifest row that did not become a sample, and why
     ROOT/checksums.sha256       sha256 of every other file but the group's zarr.json
