@@ -3,12 +3,11 @@ stored smaller.
 
 Usage::
 
-    python -m builders.recode STORE --codec none --out FAST.zarr [--compression-level N]
+    python -m builders.recode STORE --codec lz4 --out COPY.zarr [--compression-level N]
 
-A published release is best downloaded small (``zstd`` or the default ``lz4``) and
-trained on fast: ``--codec none`` stores the density uncompressed, which reads 1.5-2x
-faster than ``lz4`` (``benchmarks/RESULTS.md``, "Chunk codecs"). Codecs:
-:mod:`rnamotif_data.shards`.
+A release can be downloaded small (``zstd``) and trained on fast (``lz4``, the default,
+or ``none``: ``benchmarks/RESULTS.md``); a format-4 store (before ``density_masked``) is
+upgraded on the way. Codecs: :mod:`rnamotif_data.shards`.
 
 Every cube is read from ``STORE`` through the checking reader (a damaged chunk stops the
 copy with its name), written shard by shard to ``--out``, then read back and compared with
