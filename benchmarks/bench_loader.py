@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.ndimage import map_coordinates  # noqa: E402
 
-from builders.synthetic_store import demo_synthetic_store, make_synthetic_store  # noqa: E402
+from builders.synthetic_store import demo_synthetic_store  # noqa: E402
 from rnamotif_data.dataset import RNAMotifDataset, ShardBatchSampler  # noqa: E402
 from rnamotif_data.shards import CODECS, DEFAULT_CODEC  # noqa: E402
 from rnamotif_data.store import open_store  # noqa: E402
@@ -155,15 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_loader_"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        if args.source is None:
-            roots = {c: demo_synthetic_store(work, args.n, codec=c) for c in CODECS}
-        else:
-            roots = {}
-            for c in CODECS:
-                roots[c] = work / f"synthetic-{args.n}-{c}.zarr"
-                if not (roots[c] / "metadata.parquet").exists():
-                    shutil.rmtree(roots[c], ignore_errors=True)
-                    make_synthetic_store(str(args.source), str(roots[c]), args.n, codec=c)
+        roots = {c: demo_synthetic_store(work, args.n, codec=c, source=args.source) for c in CODECS}
         store = open_store(roots[DEFAULT_CODEC])
         datasets = {c: RNAMotifDataset(r, split="all", subset="train", channels=("density",), masked=True)
                     for c, r in roots.items()}

@@ -101,14 +101,15 @@ def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard
     return root
 
 
-def demo_synthetic_store(work: Path, n: int, seed: int = 0, codec: str = DEFAULT_CODEC) -> Path:
-    """``work/synthetic-<n>[-<codec>].zarr`` made from the demo store (``work/demo.zarr``,
-    built with the synchronous scheduler if missing), its arrays in ``codec`` (the suffix
-    is left out for the default); both are reused when already complete."""
+def demo_synthetic_store(work: Path, n: int, seed: int = 0, codec: str = DEFAULT_CODEC,
+                         source: Path | None = None) -> Path:
+    """``work/synthetic-<n>[-<codec>].zarr`` made from the cubes of ``source`` (default: the
+    demo store ``work/demo.zarr``, built with the synchronous scheduler if missing), its
+    arrays in ``codec`` (the suffix is left out for the default); reused when complete."""
     from .build import main as build_main
 
-    demo = work / "demo.zarr"
-    if not (demo / "metadata.parquet").exists():
+    demo = Path(source) if source is not None else work / "demo.zarr"
+    if source is None and not (demo / "metadata.parquet").exists():
         if build_main(["--out", str(demo), "--scheduler", "synchronous", "--no-progress", "--overwrite"]) != 0:
             raise RuntimeError(f"building the demo store at {demo} failed")
     root = work / (f"synthetic-{n}.zarr" if codec == DEFAULT_CODEC else f"synthetic-{n}-{codec}.zarr")

@@ -248,7 +248,7 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         source = {**_SOURCE, "density": "density_masked" if stored else "density"}
         names = {source[c] for c in self.channels} | ({"zone"} if (mask and not stored) or zone_channel else set())
         shape = store.cube_shape
-        keep = np.empty(shape, dtype=np.int16)
+        keep = np.empty(shape, dtype=np.int16) if mask and not stored else None
         n = self.n_channels + int(zone_channel)
         items = []
         for a in store.iter_samples(self.indices[pos], sorted(names)):

@@ -379,6 +379,16 @@ class RNAMotifStore:
             raise IndexError(f"{self.root}: sample index {index!r} out of range [0, {n})")
         return int(index)
 
+    def _indices(self, indices: Iterable[int] | slice) -> np.ndarray:
+        """``indices`` as int64 sample indices, all in ``[0, N)`` (IndexError otherwise)."""
+        if isinstance(indices, slice):
+            return np.arange(*indices.indices(len(self)))
+        idx = np.asarray(list(indices), dtype=np.int64)
+        bad = idx[(idx < 0) | (idx >= len(self))]
+        if bad.size:
+            self._check(int(bad[0]))
+        return idx
+
     def read(self, index: int, arrays: Iterable[str] = ARRAYS) -> dict[str, np.ndarray]:
         """One sample: ``{name: (D, H, W) array}`` (z-y-x; dtypes as :data:`ARRAY_DTYPES`).
 
@@ -406,14 +416,7 @@ class RNAMotifStore:
         """
         arrays = self._check_names(arrays)
         arrs = self.arrays()
-        if isinstance(indices, slice):
-            start, stop, step = indices.indices(len(self))
-            idx = np.arange(start, stop, step)
-        else:
-            idx = np.asarray(list(indices), dtype=np.int64)
-        bad = idx[(idx < 0) | (idx >= len(self))]
-        if bad.size:
-            self._check(int(bad[0]))
+        idx = self._indices(indices)
         if idx.size == 0:
             return {name: np.zeros((0, *self.cube_shape), dtype=ARRAY_DTYPES[name]) for name in arrays}
         fast = self._fast_readers()
@@ -440,10 +443,7 @@ class RNAMotifStore:
         StoreError
             As :meth:`read_batch`, when the damaged sample is reached.
         """
-        idx = np.asarray(list(indices), dtype=np.int64)
-        bad = idx[(idx < 0) | (idx >= len(self))]
-        if bad.size:
-            self._check(int(bad[0]))
+        idx = self._indices(indices)
         arrays = self._check_names(arrays)
         fast = self._fast_readers()
         if not all(name in fast for name in arrays):
