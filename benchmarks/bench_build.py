@@ -39,13 +39,13 @@ import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 
-from builders.build import BuildConfig, build  # noqa: E402
-from builders.make_demo import DEMO_MOTIFS  # noqa: E402
-from builders.manifest import rows_to_table  # noqa: E402
-from builders.sources import SourceConfig  # noqa: E402
-from rnamotif_data.maps import read_map, write_mrc  # noqa: E402
-from rnamotif_data.simulate import simulate_map  # noqa: E402
-from rnamotif_data.structure import read_model  # noqa: E402
+from rnamotif_data.build.builder import BuildConfig, build  # noqa: E402
+from rnamotif_data.build.manifest import rows_to_table  # noqa: E402
+from rnamotif_data.build.sources import SourceConfig  # noqa: E402
+from rnamotif_data.em.maps import read_map, write_map  # noqa: E402
+from rnamotif_data.em.simulate import simulate_map  # noqa: E402
+from rnamotif_data.rna.structure import read_model  # noqa: E402
+from rnamotif_data.testing.make_demo import DEMO_MOTIFS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "demo" / "mirror" / "pdb" / "6v5b.pdb"
@@ -69,9 +69,9 @@ def make_entry(mirror: Path, k: int, size: int) -> tuple[str, str]:
     st.cell = src.cell
     model = gemmi.Model("1")
     spacing = (size - 30) / 3.0
-    for c, (i, j, l) in enumerate(np.ndindex(3, 3, 3)):
+    for c, (i, j, k) in enumerate(np.ndindex(3, 3, 3)):
         rot = Rotation.random(random_state=int(rng.integers(1 << 31))).as_matrix()
-        shift = np.array([i, j, l]) * spacing + spacing / 2 + 15
+        shift = np.array([i, j, k]) * spacing + spacing / 2 + 15
         chain = gemmi.Chain(CHAINS[c])
         for res in base:
             chain.add_residue(res)
@@ -84,7 +84,7 @@ def make_entry(mirror: Path, k: int, size: int) -> tuple[str, str]:
     st.write_pdb(str(model_out))
     atoms = read_model(model_out).atoms
     m = simulate_map(atoms, 3.0 + (k % 3) * 0.5, 1.0, padding=10.0, noise_sd=0.2, seed=k)
-    write_mrc(map_out, m.data, m.voxel_size, m.origin, placement="nstart")
+    write_map(map_out, m.data, m.voxel_size, m.origin, placement="nstart")
     return pdb_id, f"EMD-{number}"
 
 

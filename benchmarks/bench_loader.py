@@ -1,7 +1,7 @@
 """Loader throughput: RNAMotifDataset through a DataLoader vs a raw memmap and the upstream path.
 
 Stores of N samples (default 2,000; 40³ cubes) are made with
-``builders.synthetic_store`` from the demo store's real cubes (built first if missing),
+``rnamotif_data.testing.synthetic_store`` from the demo store's real cubes (built first if missing),
 one per chunk codec (``lz4``, the default; ``zstd``; ``none``). Measured, in cubes per
 second through ``DataLoader(batch_size=32)`` in random order with ``num_workers`` 0 and 2,
 as the trainer runs it (persistent workers): one warm-up epoch for every loader (worker
@@ -48,10 +48,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scipy.ndimage import map_coordinates  # noqa: E402
 
-from builders.synthetic_store import demo_synthetic_store  # noqa: E402
-from rnamotif_data.dataset import RNAMotifDataset, ShardBatchSampler  # noqa: E402
-from rnamotif_data.shards import CODECS, DEFAULT_CODEC  # noqa: E402
-from rnamotif_data.store import open_store  # noqa: E402
+from rnamotif_data.learn.dataset import RNAMotifDataset, ShardBatchSampler  # noqa: E402
+from rnamotif_data.storage.shards import CODECS, DEFAULT_CODEC  # noqa: E402
+from rnamotif_data.storage.store import open_store  # noqa: E402
+from rnamotif_data.testing.synthetic_store import demo_synthetic_store  # noqa: E402
 
 torch.set_num_threads(1)
 

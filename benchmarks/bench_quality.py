@@ -3,7 +3,7 @@
 A map is simulated (gemmi, 3 Å, 1 Å voxels, Gaussian noise 0.2 sd) from the real 6V5B
 chain D model shipped with the demo. 100 motifs of 10 nucleotides (two 5-nt strands at
 random positions, about 210 heavy atoms each) are scored with
-:func:`rnamotif_data.quality.motif_quality` (Q-score of every motif atom against the
+:func:`rnamotif_data.em.quality.motif_quality` (Q-score of every motif atom against the
 whole model, CC_mask, fit_z, fraction above 1 sd), then Q-score and CC_mask alone.
 
 Printed figures (single-threaded: BLAS/OpenMP pinned to one thread): ms per motif for
@@ -29,10 +29,10 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.spatial import cKDTree  # noqa: E402
 
-from rnamotif_data.correlation import cc_local, cc_mask  # noqa: E402
-from rnamotif_data.quality import QualityConfig, motif_quality, q_reference, q_scores  # noqa: E402
-from rnamotif_data.simulate import simulate_map  # noqa: E402
-from rnamotif_data.structure import read_model  # noqa: E402
+from rnamotif_data.em.correlation import cc_local, cc_mask  # noqa: E402
+from rnamotif_data.em.quality import QualityConfig, motif_quality, q_reference, q_scores  # noqa: E402
+from rnamotif_data.em.simulate import simulate_map  # noqa: E402
+from rnamotif_data.rna.structure import read_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ and uncompressed (``.map``).
 
 Printed figures (all single-threaded: BLAS/OpenMP pinned to one thread):
   * read + statistics time of the map (both forms);
-  * time per motif for the cube + zone + labels (``segment_motif``), and for fit_z;
+  * time per motif for the cube + zone + labels (``cut_motif``), and for fit_z;
   * ratio of 100 motifs to read + statistics.
 Goals (issue 2): <= 20 ms per motif; 100 motifs <= 50 % of read + statistics.
 
@@ -33,11 +33,11 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from rnamotif_data.maps import read_map, write_mrc  # noqa: E402
-from rnamotif_data.quality import fit_z  # noqa: E402
-from rnamotif_data.segment import SegmentConfig, segment_motif  # noqa: E402
-from rnamotif_data.simulate import simulate_map  # noqa: E402
-from rnamotif_data.structure import read_model  # noqa: E402
+from rnamotif_data.em.maps import read_map, write_map  # noqa: E402
+from rnamotif_data.em.quality import fit_z  # noqa: E402
+from rnamotif_data.em.simulate import simulate_map  # noqa: E402
+from rnamotif_data.rna.structure import read_model  # noqa: E402
+from rnamotif_data.samples.cubes import SegmentConfig, cut_motif  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SELECTIONS = ["D:14-16,88-90", "D:19-22,82-85", "D:30-31,72-74", "D:31-33,71-72", "D:3-9,95-100"]
@@ -92,7 +92,7 @@ def main() -> None:
     data, origin, motifs = build_inputs(args.size, args.motifs)
     tmp = Path(args.keep or tempfile.mkdtemp(prefix="bench_segment_"))
     tmp.mkdir(parents=True, exist_ok=True)
-    plain = write_mrc(tmp / "bench.map", data, VOXEL, origin, placement="nstart")
+    plain = write_map(tmp / "bench.map", data, VOXEL, origin, placement="nstart")
     gz = tmp / "bench.map.gz"
     with open(plain, "rb") as src, gzip.open(gz, "wb", compresslevel=6) as dst:
         shutil.copyfileobj(src, dst, 1 << 24)
@@ -109,10 +109,10 @@ def main() -> None:
     stats = m.statistics()
     cfg = SegmentConfig()
     for _, motif in motifs[:3]:  # warm-up
-        segment_motif(m, motif, cfg, stats=stats)
+        cut_motif(m, motif, cfg, stats=stats)
 
     def all_motifs():
-        return [segment_motif(m, motif, cfg, stats=stats) for _, motif in motifs]
+        return [cut_motif(m, motif, cfg, stats=stats) for _, motif in motifs]
 
     t_seg, cubes = timed(all_motifs, repeat=3)
     t_fit, _ = timed(lambda: [fit_z(m, mo.xyz, stats) for _, mo in motifs], repeat=3)

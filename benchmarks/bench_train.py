@@ -1,7 +1,7 @@
 """Training and evaluation throughput of Motif3DCNN, loader wait separated from compute.
 
 A store of N samples (default 1,024; 40³) is made from the demo's real cubes
-(``builders.synthetic_store``). One epoch of training (Adam, batch 32, masked density)
+(``rnamotif_data.testing.synthetic_store``). One epoch of training (Adam, batch 32, masked density)
 and one pass of evaluation are timed on the device present (``--device auto``: CUDA if
 available), with ``--workers`` DataLoader workers. Reported: samples/s for training and
 evaluation, the fraction of wall time the loop waited for the loader, and on CUDA the
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from builders.synthetic_store import demo_synthetic_store
-from rnamotif_data.dataset import RNAMotifDataset
-from rnamotif_data.models import build_model
+from rnamotif_data.learn.dataset import RNAMotifDataset
+from rnamotif_data.learn.networks import build_model
+from rnamotif_data.testing.synthetic_store import demo_synthetic_store
 
 
 def _sync(device):

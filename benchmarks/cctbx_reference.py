@@ -36,9 +36,8 @@ def main(argv):
     r = task.get_results()
     out = {"cc_mask": r.cc_mask, "cc_volume": r.cc_volume, "cc_peaks": r.cc_peaks}
     if "--qscore" in argv:
-        from cctbx.maptbx.qscore import calc_qscore
-
         import numpy as np
+        from cctbx.maptbx.qscore import calc_qscore
 
         # the cctbx qscore program's defaults: 32 probes, 20 shells 0.1-2.0 Å, rtol 0.9
         shells = list(np.linspace(0.1, 2.0, 20, endpoint=True))

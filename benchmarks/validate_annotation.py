@@ -2,8 +2,8 @@
 
 For every real deposited model in ``../shared/data/atlas-models/`` (index.csv), the
 hairpin and internal-loop instances of Atlas 4.5 in that entry (imported with
-``builders.importers.import_motif_atlas`` with the models: typed from the strands'
-endpoints measured on the model, skipped residues included) are compared with the loops ``rnamotif_data.annotate`` reads off the
+``rnamotif_data.build.importers.import_motif_atlas`` with the models: typed from the strands'
+endpoints measured on the model, skipped residues included) are compared with the loops ``rnamotif_data.rna.annotate`` reads off the
 same file (RNApolis canonical pairs, pseudoknots removed).
 
 An Atlas instance is **recovered** when one of our rows has exactly its residues and its
@@ -40,10 +40,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from builders.importers import import_motif_atlas, models_in  # noqa: E402
-from rnamotif_data.annotate import annotate_model, annotator_version  # noqa: E402
+from rnamotif_data.build.importers import import_motif_atlas, models_in  # noqa: E402
 from rnamotif_data.errors import RNAMotifError  # noqa: E402
-from rnamotif_data.structure import read_model  # noqa: E402
+from rnamotif_data.rna.annotate import annotate_model, annotator_version  # noqa: E402
+from rnamotif_data.rna.structure import read_model  # noqa: E402
 
 SHARED = Path(os.environ.get("RNAMOTIF_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -55,7 +55,7 @@ def canonical_pairs(path: Path) -> tuple[set, set]:
     from rnapolis.annotator import extract_base_interactions
     from rnapolis.parser import read_3d_structure
 
-    from rnamotif_data.structure import ResidueId
+    from rnamotif_data.rna.structure import ResidueId
 
     with tempfile.TemporaryDirectory() as tmp:
         plain = path
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     by_pdb: dict[str, list[dict]] = {}
     for r in rows:
         by_pdb.setdefault(r["pdb_id"], []).append(r)
-    print(f"Atlas 4.5 instances vs {annotator_version()} + rnamotif_data.annotate, {date.today()}\n")
+    print(f"Atlas 4.5 instances vs {annotator_version()} + rnamotif_data.rna.annotate, {date.today()}\n")
     print("| entry | Atlas instances (25 types) | closing pairs canonical | recovered | recall (canonical) "
           "| our rows | seconds |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")

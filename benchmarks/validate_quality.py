@@ -40,9 +40,9 @@ from scipy.spatial import cKDTree
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rnamotif_data.maps import read_map  # noqa: E402
-from rnamotif_data.quality import QualityConfig, motif_quality, q_reference  # noqa: E402
-from rnamotif_data.structure import read_model  # noqa: E402
+from rnamotif_data.em.maps import read_map  # noqa: E402
+from rnamotif_data.em.quality import QualityConfig, motif_quality, q_reference  # noqa: E402
+from rnamotif_data.rna.structure import read_model  # noqa: E402
 
 SHARED = Path(os.environ.get("RNAMOTIF_SHARED_DATA", REPO.parent / "shared" / "data"))
 

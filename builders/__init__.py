@@ -1,1 +1,2 @@
-"""Programs that make and publish rnamotif-data datasets (they import the library)."""
+"""Deprecated since 0.8: the programs of 0.7 (``python -m builders.X``), now sub-commands of
+the ``rnamotif`` command. Each module only forwards to its sub-command; removed in 0.9."""

@@ -1,49 +1,94 @@
 """rnamotif-data: cryo-EM density maps and fitted RNA models as a dataset of RNA motifs.
 
-The science core (maps, structure, labels, segment, quality, simulate) imports neither
-torch nor Dask, so workers stay light.
+The front door for dataset users::
+
+    from rnamotif_data import open_store, download, read_split, RNAMotifDataset
+
+    store = open_store("demo-out/rnamotif-demo.zarr")   # cubes (N, D, H, W), z-y-x, + metadata
+    split = read_split(store, "similarity")             # None until 'rnamotif split' made one
+    ds = RNAMotifDataset("data/rnamotif.zarr", split="fold1", subset="train")  # [learn] extra
+
+Every name below is imported on first use, so ``import rnamotif_data`` is light and the
+core install (no torch, no Dask) can read stores and releases; names that need an extra
+raise :class:`~rnamotif_data.errors.MissingDependencyError` naming it.
+
+Sub-packages, lowest layer first: :mod:`~rnamotif_data.storage` (the store),
+:mod:`~rnamotif_data.rna` (models, motifs), :mod:`~rnamotif_data.em` (maps, quality),
+:mod:`~rnamotif_data.samples` (cubes, negatives), :mod:`~rnamotif_data.build`,
+:mod:`~rnamotif_data.split`, :mod:`~rnamotif_data.learn`, :mod:`~rnamotif_data.release`;
+the ``rnamotif`` command is :mod:`~rnamotif_data.cli`.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
 
-try:
-    __version__ = version("rnamotif-data")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
-
-from .errors import (  # noqa: E402
+from rnamotif_data.common.version import __version__
+from rnamotif_data.errors import (
     ConfigError,
     MapFormatError,
+    MissingDependencyError,
     MotifOutsideMapError,
     RNAMotifError,
     SelectionError,
     SelectionSyntaxError,
+    StoreError,
     StructureError,
 )
-from .maps import DensityMap, MapStatistics, map_statistics, read_map, write_mrc  # noqa: E402
-from .motifs import CLASS_NAMES, FINE_TYPES, class_index, motif_class  # noqa: E402
-from .quality import fit_z  # noqa: E402
-from .segment import MotifCube, SegmentConfig, segment_motif  # noqa: E402
-from .structure import AtomTable, Model, Selection, parse_selection, read_model  # noqa: E402
+
+#: public name -> the module that defines it (imported on first use)
+_EXPORTS = {
+    # reading a dataset (core install)
+    "open_store": "rnamotif_data.storage.store",
+    "RNAMotifStore": "rnamotif_data.storage.store",
+    "download": "rnamotif_data.storage.download",
+    "read_split": "rnamotif_data.split.splits",
+    # learning ([learn] extra: torch)
+    "RNAMotifDataset": "rnamotif_data.learn.dataset",
+    "ShardBatchSampler": "rnamotif_data.learn.dataset",
+    "build_network": "rnamotif_data.learn.networks",
+    "Evaluator": "rnamotif_data.learn.evaluate",
+    # the science
+    "DensityMap": "rnamotif_data.em.maps",
+    "MapStatistics": "rnamotif_data.em.maps",
+    "read_map": "rnamotif_data.em.maps",
+    "write_map": "rnamotif_data.em.maps",
+    "map_statistics": "rnamotif_data.em.maps",
+    "fit_z": "rnamotif_data.em.quality",
+    "CLASS_NAMES": "rnamotif_data.rna.motifs",
+    "FINE_TYPES": "rnamotif_data.rna.motifs",
+    "motif_class": "rnamotif_data.rna.motifs",
+    "class_index": "rnamotif_data.rna.motifs",
+    "AtomTable": "rnamotif_data.rna.structure",
+    "Model": "rnamotif_data.rna.structure",
+    "Selection": "rnamotif_data.rna.structure",
+    "parse_selection": "rnamotif_data.rna.structure",
+    "read_model": "rnamotif_data.rna.structure",
+    "SegmentConfig": "rnamotif_data.samples.cubes",
+    "MotifCube": "rnamotif_data.samples.cubes",
+    "cut_motif": "rnamotif_data.samples.cubes",
+    # deprecated aliases (0.7 names), removed in 0.9
+    "write_mrc": "rnamotif_data.em.maps",
+    "segment_motif": "rnamotif_data.samples.cubes",
+}
 
 __all__ = [
     "__version__",
-    "RNAMotifError", "MapFormatError", "StructureError", "SelectionError",
-    "SelectionSyntaxError", "MotifOutsideMapError", "ConfigError",
-    "DensityMap", "MapStatistics", "read_map", "write_mrc", "map_statistics",
-    "CLASS_NAMES", "FINE_TYPES", "motif_class", "class_index",
-    "fit_z",
-    "SegmentConfig", "MotifCube", "segment_motif",
-    "AtomTable", "Model", "Selection", "parse_selection", "read_model",
+    "RNAMotifError", "MapFormatError", "StructureError", "SelectionError", "SelectionSyntaxError",
+    "MotifOutsideMapError", "ConfigError", "StoreError", "MissingDependencyError",
+    *_EXPORTS,
 ]
 
 
 def __getattr__(name: str):
-    """Lazy exports that import torch: ``RNAMotifDataset``, ``ShardBatchSampler``."""
-    if name in ("RNAMotifDataset", "ShardBatchSampler"):
-        from . import dataset
+    """Import a public name from its module on first use (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rnamotif_data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return getattr(dataset, name)
-    raise AttributeError(f"module 'rnamotif_data' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

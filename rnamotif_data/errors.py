@@ -39,3 +39,73 @@ class MotifOutsideMapError(RNAMotifError):
 
 class ConfigError(RNAMotifError):
     """A configuration field has an invalid value."""
+
+
+class StoreError(RNAMotifError):
+    """A store is missing, incomplete, or inconsistent."""
+
+
+class SourceError(RNAMotifError):
+    """A file or record could not be obtained."""
+
+
+class DownloadError(SourceError):
+    """A download failed after all retries, the server answered 404, or a downloaded file failed
+    its checksum (models and maps from RCSB/EMDB, releases from Zenodo)."""
+
+
+class OfflineError(SourceError):
+    """Offline, and the files named in the message are in neither mirror nor cache."""
+
+
+class NotEMEntryError(SourceError):
+    """The PDB entry is not an electron-microscopy structure (no map to build from)."""
+
+
+class NoMapError(SourceError):
+    """The PDB entry lists no EMDB map."""
+
+
+class SearchError(RNAMotifError):
+    """The search service refused the query or answered something unreadable."""
+
+
+class ManifestError(RNAMotifError):
+    """A manifest cannot be used: missing columns, wrong types, or (strict) bad rows."""
+
+
+class RegistryError(RNAMotifError):
+    """A version is unknown, malformed, or already registered, or the registry file is bad."""
+
+
+class ZenodoError(RNAMotifError):
+    """Zenodo refused a request; the message carries Zenodo's own message and field errors.
+
+    Attributes: ``status`` (HTTP status or None), ``errors`` (``[{field, message}]``).
+    """
+
+    def __init__(self, message: str, status: int | None = None, errors: list | None = None):
+        super().__init__(message)
+        self.status = status
+        self.errors = errors or []
+
+
+class ZenodoAuthError(ZenodoError):
+    """401 (bad or missing token) or 403 (token lacks a scope, or the draft is someone else's)."""
+
+
+class CheckpointMismatchError(RNAMotifError):
+    """The checkpoint was trained on another split or class set than the data given."""
+
+
+class UnknownMotifTypeError(RNAMotifError, ValueError):
+    """A motif type is not one of the 25 fine types (or ``unknown``)."""
+
+
+class AnnotationError(RNAMotifError):
+    """A model cannot be annotated (no annotator installed, unreadable file, no RNA)."""
+
+
+class MissingDependencyError(RNAMotifError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it,
+    e.g. ``training needs torch: pip install 'rnamotif-data[learn]'``."""

@@ -11,9 +11,9 @@ import mrcfile
 import numpy as np
 import pytest
 
-from rnamotif_data.maps import DensityMap
-from rnamotif_data.simulate import simulate_map
-from rnamotif_data.structure import read_model
+from rnamotif_data.em.maps import DensityMap
+from rnamotif_data.em.simulate import simulate_map
+from rnamotif_data.rna.structure import read_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RNAMOTIF_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -109,7 +109,7 @@ def write_raw_mrc(path: Path, data_zyx: np.ndarray, voxel_size, *, origin=(0.0, 
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory) -> str:
     """The shipped demo built once (7 samples), as a path string."""
-    from builders.build import main as build_main
+    from rnamotif_data.build.builder import main as build_main
 
     out = tmp_path_factory.mktemp("demo") / "demo.zarr"
     assert build_main(["--out", str(out), "--scheduler", "synchronous", "--no-progress"]) == 0
@@ -118,11 +118,11 @@ def demo_store(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def multi_entry_store(tmp_path_factory) -> str:
-    """The multi-entry fixture (builders.multi_entry): 15 real Atlas models + 6V5B chain D
+    """The multi-entry fixture (rnamotif_data.testing.multi_entry): 15 real Atlas models + 6V5B chain D
     with simulated maps, and the 4 real cryoDRGN 50S volumes (every 4th row), built once
     into one store (about 2 minutes on 2 cores)."""
-    from builders.build import main as build_main
-    from builders.multi_entry import make_fixture
+    from rnamotif_data.build.builder import main as build_main
+    from rnamotif_data.testing.multi_entry import make_fixture
 
     for part in ("atlas-models", "rna-models", "cryodrgn-50s"):
         shared(part)  # skips with the reason when the shared data are absent

@@ -15,12 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.spatial import cKDTree
 
-from builders.audit import FEATURES, main as audit_main
-from builders.build import main as build_main
-from builders.manifest import rows_to_table
-from rnamotif_data.motifs import strand_lengths
-from rnamotif_data.store import open_store
-from rnamotif_data.structure import read_model
+from rnamotif_data.build.builder import main as build_main
+from rnamotif_data.build.manifest import rows_to_table
+from rnamotif_data.release.audit import FEATURES
+from rnamotif_data.release.audit import main as audit_main
+from rnamotif_data.rna.motifs import strand_lengths
+from rnamotif_data.rna.structure import read_model
+from rnamotif_data.storage.store import open_store
 
 from .conftest import shared
 

@@ -19,17 +19,18 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from builders.build import BuildConfig, build, main as build_main
-from builders.export import export_hdf5, export_mrc
-from builders.make_demo import DEMO_MOTIFS
-from builders.manifest import rows_to_table
-from builders.simulate_entries import SimulatedEntry, write_entry
-from builders.sources import SourceConfig
-from builders.verify import verify_store
-from rnamotif_data.background import BackgroundConfig, select_background_sites
-from rnamotif_data.maps import read_map
-from rnamotif_data.store import StoreError, get_attrs, open_store
-from rnamotif_data.structure import parse_selection, read_model
+from rnamotif_data.build.builder import BuildConfig, build
+from rnamotif_data.build.builder import main as build_main
+from rnamotif_data.build.manifest import rows_to_table
+from rnamotif_data.build.sources import SourceConfig
+from rnamotif_data.em.maps import read_map
+from rnamotif_data.release.export import export_hdf5, export_mrc
+from rnamotif_data.release.verify import verify_store
+from rnamotif_data.rna.structure import parse_selection, read_model
+from rnamotif_data.samples.background import BackgroundConfig, select_background_sites
+from rnamotif_data.storage.store import StoreError, get_attrs, open_store
+from rnamotif_data.testing.make_demo import DEMO_MOTIFS
+from rnamotif_data.testing.simulate_entries import SimulatedEntry, write_entry
 
 from .conftest import DEMO, REPO, seed_mirror
 
@@ -123,12 +124,12 @@ def test_good_entries_land_and_every_failure_is_listed(sim_store):
 
 def test_cubes_match_a_direct_segmentation(sim_store, sim_mirror):
     """The stored cube of a motif equals segmenting it directly (float16-rounded)."""
-    from rnamotif_data.segment import SegmentConfig, segment_motif
+    from rnamotif_data.samples.cubes import SegmentConfig, cut_motif
 
     store = open_store(sim_store)
     row = store.metadata.query("pdb_id == '9S02' and motif_type == '4x5'").iloc[0]
     model = read_model(sim_mirror / "pdb" / "9s02.pdb")
-    cube = segment_motif(read_map(sim_mirror / "emdb" / "emd_90002.map.gz"),
+    cube = cut_motif(read_map(sim_mirror / "emdb" / "emd_90002.map.gz"),
                          model.select(parse_selection(row["residues"])), SegmentConfig())
     got = store.read(int(row["sample_index"]))
     np.testing.assert_array_equal(got["density"], cube.density.astype(np.float16))
@@ -143,7 +144,7 @@ def test_background_samples_are_structure_shaped_like_the_motifs(sim_mirror):
     centroids spacing apart, deterministic for a seed and different for another."""
     from scipy.spatial import cKDTree
 
-    from rnamotif_data.background import ShapeDistribution
+    from rnamotif_data.samples.background import ShapeDistribution
 
     model = read_model(sim_mirror / "pdb" / "9s01.pdb")
     dmap = read_map(sim_mirror / "emdb" / "emd_90001.map.gz")
@@ -207,7 +208,7 @@ def test_other_config_or_interrupted_store_is_refused(sim_store, sim_mirror, sim
 
 def test_killed_build_resumes_to_the_identical_store(sim_store, sim_mirror, sim_manifest, tmp_path):
     out = tmp_path / "killed.zarr"
-    cmd = [sys.executable, "-m", "builders.build", "--manifest", str(sim_manifest), "--mirror", str(sim_mirror),
+    cmd = [sys.executable, "-m", "rnamotif_data", "build", "--manifest", str(sim_manifest), "--mirror", str(sim_mirror),
            "--cache", str(sim_mirror.parent / "cache"), "--out", str(out), "--scheduler", "synchronous",
            "--no-progress"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -240,7 +241,7 @@ def test_verify_catches_a_corrupted_chunk_and_metadata(sim_store, tmp_path):
 
 
 def build_verify_cli(path) -> int:
-    from builders.verify import main
+    from rnamotif_data.release.verify import main
 
     return main([str(path), "--no-values"])
 
@@ -345,7 +346,7 @@ def test_seed_sample_hairpin_acceptance(tmp_path):
     rc = build_main(["--manifest", str(manifest), "--mirror", str(mirror), "--cache", str(tmp_path / "c"),
                      "--out", str(out), "--scheduler", "synchronous", "--no-progress"])
     assert rc == 0
-    from builders.verify import main as verify_main
+    from rnamotif_data.release.verify import main as verify_main
 
     assert verify_main([str(out)]) == 0
     meta = open_store(out).metadata

@@ -1,4 +1,4 @@
-"""builders.segment command line: the acceptance command and one-line errors."""
+"""rnamotif_data.samples.extract command line: the acceptance command and one-line errors."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from pathlib import Path
 import mrcfile
 import numpy as np
 
-from rnamotif_data.maps import read_map
+from rnamotif_data.em.maps import read_map
 
 from .conftest import REPO, shared
 
 
 def _run(*args: str | Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "builders.segment", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "rnamotif_data", "segment", *map(str, args)],
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
 
 

@@ -1,4 +1,4 @@
-"""Chunk codecs of the cube arrays (rnamotif_data.shards): every codec stores the same
+"""Chunk codecs of the cube arrays (rnamotif_data.storage.shards): every codec stores the same
 cubes, reads them back exactly through the direct reader and through zarr, refuses damage,
 and feeds the dataset the same masked density."""
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from rnamotif_data.dataset import RNAMotifDataset
 from rnamotif_data.errors import ConfigError
-from rnamotif_data.shards import CODECS, DEFAULT_CODEC, array_codec, check_codec, mask_density
-from rnamotif_data.store import ARRAYS, FORMAT_VERSION, StoreError, open_store, stored_arrays
+from rnamotif_data.learn.dataset import RNAMotifDataset
+from rnamotif_data.storage.shards import CODECS, DEFAULT_CODEC, array_codec, check_codec, mask_density
+from rnamotif_data.storage.store import ARRAYS, FORMAT_VERSION, StoreError, open_store, stored_arrays
 
 STORED = stored_arrays(FORMAT_VERSION)
 
@@ -24,7 +24,7 @@ ZARR_NAME = {"lz4": "blosc", "zstd": "zstd"}
 @pytest.fixture(scope="module")
 def codec_stores(demo_store, tmp_path_factory):
     """The demo built once per non-default codec (the default is ``demo_store``)."""
-    from builders.build import main as build_main
+    from rnamotif_data.build.builder import main as build_main
 
     stores = {DEFAULT_CODEC: demo_store}
     for codec in CODECS:
@@ -128,16 +128,16 @@ def test_bad_codec_settings_are_refused(codec, level, message):
     assert [array_codec(n, "none") for n in ARRAYS] == ["none", "lz4", "lz4", "lz4"]
 
 
-# ---------------------------------------------------------------------- builders.recode
+# ---------------------------------------------------------------------- rnamotif_data.release.recode
 def test_recode_copies_a_store_to_another_codec(multi_entry_store, tmp_path, capsys):
     """A store with a split recoded to ``none``: the same cubes, tables and split, a
     store that verifies, and a dataset with the same items and split fingerprint."""
     import shutil
 
-    from builders.recode import main as recode_main
-    from builders.split import main as split_main
-    from builders.verify import verify_store
-    from builders.cli import run
+    from rnamotif_data.cli import run
+    from rnamotif_data.release.recode import main as recode_main
+    from rnamotif_data.release.verify import verify_store
+    from rnamotif_data.split.command import main as split_main
 
     src = tmp_path / "src.zarr"
     shutil.copytree(multi_entry_store, src)
@@ -170,8 +170,8 @@ def test_recode_copies_a_store_to_another_codec(multi_entry_store, tmp_path, cap
 def test_recode_of_a_damaged_store_stops_and_leaves_nothing(codec_stores, tmp_path, capsys):
     import shutil
 
-    from builders.cli import run
-    from builders.recode import main as recode_main
+    from rnamotif_data.cli import run
+    from rnamotif_data.release.recode import main as recode_main
 
     src = tmp_path / "d.zarr"
     shutil.copytree(codec_stores["zstd"], src)
@@ -186,7 +186,7 @@ def test_recode_of_a_damaged_store_stops_and_leaves_nothing(codec_stores, tmp_pa
 
 
 def test_config_hash_covers_content_not_storage():
-    from builders.build_config import BuildConfig
+    from rnamotif_data.build.config import BuildConfig
 
     assert BuildConfig(codec="zstd", compression_level=9).config_hash() == BuildConfig().config_hash()
     assert BuildConfig(shard_size=32).config_hash() != BuildConfig().config_hash()
@@ -198,8 +198,8 @@ def _as_format_4(src: str, dst: Path) -> str:
 
     import zarr
 
-    from rnamotif_data.checksums import write_checksums
-    from rnamotif_data.store import set_attrs
+    from rnamotif_data.storage.checksums import write_checksums
+    from rnamotif_data.storage.store import set_attrs
 
     shutil.copytree(src, dst)
     shutil.rmtree(dst / "density_masked")
@@ -216,8 +216,8 @@ def test_masked_items_come_from_density_masked_and_equal_the_format_4_path(demo_
     """Format 5 reads the stored model input (one array); a format-4 store (no
     density_masked) masks density by zone as before: the same items, and a format-4
     store still opens, verifies and refuses a request for the array it lacks."""
-    from builders.verify import verify_store
-    from rnamotif_data.store import RNAMotifStore
+    from rnamotif_data.release.verify import verify_store
+    from rnamotif_data.storage.store import RNAMotifStore
 
     old = _as_format_4(demo_store, tmp_path / "v4.zarr")
     assert open_store(old).array_names == ARRAYS and verify_store(old)[0] == []
@@ -242,8 +242,8 @@ def test_verify_reports_a_density_masked_that_differs(demo_store, tmp_path):
 
     import zarr
 
-    from builders.verify import verify_store
-    from rnamotif_data.checksums import write_checksums
+    from rnamotif_data.release.verify import verify_store
+    from rnamotif_data.storage.checksums import write_checksums
 
     root = tmp_path / "t.zarr"
     shutil.copytree(demo_store, root)
@@ -259,8 +259,8 @@ def test_verify_reports_a_density_masked_that_differs(demo_store, tmp_path):
 def test_recode_upgrades_a_format_4_store(demo_store, tmp_path):
     """A format-4 store (no density_masked) recoded: the copy is format 5, derives
     density_masked, verifies, and gives the same masked items."""
-    from builders.recode import recode_store
-    from builders.verify import verify_store
+    from rnamotif_data.release.recode import recode_store
+    from rnamotif_data.release.verify import verify_store
 
     old = _as_format_4(demo_store, tmp_path / "v4.zarr")
     out = recode_store(old, str(tmp_path / "v5.zarr"), "zstd", progress=False)

@@ -18,14 +18,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from builders.build import main as build_main
-from builders.cli import run
-from builders.export import main as export_main
-from builders.lock import LOCK_FILE
-from builders.verify import main as verify_main
-from rnamotif_data.registry import RegistryError, load_registry
-from rnamotif_data.checksums import file_checksums
-from rnamotif_data.store import StoreError, open_store
+from rnamotif_data.build.builder import main as build_main
+from rnamotif_data.build.lock import LOCK_FILE
+from rnamotif_data.cli import run
+from rnamotif_data.release.export import main as export_main
+from rnamotif_data.release.verify import main as verify_main
+from rnamotif_data.storage.checksums import file_checksums
+from rnamotif_data.storage.registry import RegistryError, load_registry
+from rnamotif_data.storage.store import StoreError, open_store
 
 from .conftest import DEMO, REPO
 
@@ -149,7 +149,7 @@ def test_verify_lists_every_problem_of_a_damaged_store(demo_store, tmp_path, cap
     shard.write_bytes(bytes(data))
     truncated = root / "zone" / "c" / "0" / "0" / "0" / "0"
     truncated.write_bytes(truncated.read_bytes()[:100])
-    with caplog.at_level("INFO", logger="builders.verify"):
+    with caplog.at_level("INFO", logger="rnamotif_data.release.verify"):
         rc, _ = _run(verify_main, [root], capsys)
     log = caplog.text
     assert rc == 1
@@ -164,7 +164,7 @@ def test_registry_file_names_are_checked_before_any_io(tmp_path):
              "files": [{"name": "../../PWNED.txt", "size": 1, "sha256": "0" * 64, "md5": "0" * 32,
                         "url": "http://127.0.0.1:9/x"}]}
     reg = tmp_path / "versions.json"
-    from rnamotif_data.registry import _FORMAT
+    from rnamotif_data.storage.registry import _FORMAT
 
     reg.write_text(json.dumps({"format": _FORMAT, "versions": {"1.0.0": entry}}))
     with pytest.raises(RegistryError, match=r"file name '\.\./\.\./PWNED\.txt' is not a plain file name"):
@@ -187,7 +187,7 @@ def test_relative_out_is_made_absolute(tmp_path, capsys, monkeypatch):
 
 def test_a_cluster_without_workers_says_so(tmp_path, caplog):
     """An external scheduler that has (or lost) all its workers: the wait is reported."""
-    from builders.runner import Runner
+    from rnamotif_data.build.runner import Runner
 
     sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                               "--port", "0", "--scheduler-file", str(tmp_path / "s.json"), "--no-dashboard"],
@@ -198,7 +198,7 @@ def test_a_cluster_without_workers_says_so(tmp_path, caplog):
             time.sleep(0.2)
         address = json.loads((tmp_path / "s.json").read_text())["address"]
         Runner.watch_every = 0.5
-        with caplog.at_level("WARNING", logger="builders.build"):
+        with caplog.at_level("WARNING", logger="rnamotif_data.build.builder"):
             runner = Runner(address, None, 1, "auto")
             handle = runner.submit(sum, [1, 2])
             time.sleep(2.0)
@@ -274,7 +274,7 @@ def test_bad_manifests_and_mirrors_are_one_line(tmp_path, capsys):
 
 
 def test_checkpoints_and_devices_are_one_line(demo_store, tmp_path, capsys):
-    from rnamotif_data.evaluate import main as evaluate_main
+    from rnamotif_data.learn.evaluate import main as evaluate_main
 
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(os.urandom(256))
@@ -284,7 +284,7 @@ def test_checkpoints_and_devices_are_one_line(demo_store, tmp_path, capsys):
     import torch
 
     if not torch.cuda.is_available():
-        from rnamotif_data.train import main as train_main
+        from rnamotif_data.learn.train import main as train_main
 
         rc, err = _run(train_main, ["--root", demo_store, "--split", "fold1", "--out", tmp_path / "r",
                                     "--device", "cuda", "--epochs", "1"], capsys)
@@ -296,7 +296,7 @@ def test_a_pickled_checkpoint_that_runs_code_is_refused(tmp_path):
     import pickle
 
     from rnamotif_data.errors import RNAMotifError
-    from rnamotif_data.train import load_checkpoint
+    from rnamotif_data.learn.train import load_checkpoint
 
     marker = tmp_path / "ran"
 
@@ -317,7 +317,7 @@ def test_export_of_an_empty_store_is_refused(tmp_path, capsys):
     for r in rows:
         r["motif_type"] = "hairpin7"
     manifest = tmp_path / "m.parquet"
-    from builders.manifest import rows_to_table
+    from rnamotif_data.build.manifest import rows_to_table
 
     pq.write_table(rows_to_table(rows), manifest)
     root = tmp_path / "empty.zarr"
@@ -331,7 +331,7 @@ def test_export_of_an_empty_store_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize("token, kind", [("abc\ndef", "whitespace at position 4"),
                                          ("abcé", "a non-ASCII character at position 4")])
 def test_bad_tokens_are_refused_without_echo(token, kind, monkeypatch):
-    from builders.zenodo import ZenodoAuthError, token_from_env
+    from rnamotif_data.release.zenodo import ZenodoAuthError, token_from_env
 
     monkeypatch.setenv("ZENODO_TOKEN", token)
     with pytest.raises(ZenodoAuthError) as exc:
@@ -349,7 +349,7 @@ def test_rerun_summary_and_finished_store_options(demo_store, tmp_path, capsys, 
 
 
 def test_make_demo_is_byte_reproducible(tmp_path):
-    from builders.make_demo import main as make_demo
+    from rnamotif_data.testing.make_demo import main as make_demo
 
     for name in ("a", "b"):
         shutil.copytree(DEMO, tmp_path / name)
@@ -361,7 +361,7 @@ def test_make_demo_is_byte_reproducible(tmp_path):
 
 
 def test_fetch_reports_of_same_named_manifests_do_not_collide(tmp_path, capsys):
-    from builders.fetch import main as fetch_main
+    from rnamotif_data.build.fetch import main as fetch_main
 
     for sub in ("x", "y"):
         (tmp_path / sub).mkdir()
@@ -374,10 +374,10 @@ def test_fetch_reports_of_same_named_manifests_do_not_collide(tmp_path, capsys):
 
 # 11 ------------------------------------------------------------ modules
 def test_no_import_cycle_between_manifest_and_importers():
-    code = ("import importlib, sys; importlib.import_module('builders.importers'); "
-            "assert 'builders.manifest' not in sys.modules, 'importers imports the CLI'")
+    code = ("import importlib, sys; importlib.import_module('rnamotif_data.build.importers'); "
+            "assert 'rnamotif_data.build.manifest' not in sys.modules, 'importers imports the CLI'")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
-    big = [p for p in (REPO / "builders").glob("*.py") if len(p.read_text().splitlines()) > 600]
+    big = [p for p in (REPO / "rnamotif_data").rglob("*.py") if len(p.read_text().splitlines()) > 800]
     assert not big, big
 
 
@@ -397,9 +397,9 @@ def test_damaged_store_metadata_does_not_load_silently_as_numbers(demo_store, tm
 
 def test_a_bad_token_fails_before_any_packaging(demo_store, tmp_path, monkeypatch):
     """The token is checked with one authenticated call before the release is packaged."""
-    from builders.publish import PublishOptions, publish
-    from builders.release import load_zenodo_config
-    from builders.zenodo import ZenodoAuthError
+    from rnamotif_data.release.package import load_zenodo_config
+    from rnamotif_data.release.publish import PublishOptions, publish
+    from rnamotif_data.release.zenodo import ZenodoAuthError
 
     from .zenodo_server import FakeZenodo
 
@@ -416,7 +416,7 @@ def test_a_bad_token_fails_before_any_packaging(demo_store, tmp_path, monkeypatc
 
 
 def test_malformed_sha256sums_is_one_line(tmp_path):
-    from rnamotif_data.checksums import read_checksums
+    from rnamotif_data.storage.checksums import read_checksums
 
     root = tmp_path / "s.zarr"
     root.mkdir()
@@ -428,7 +428,7 @@ def test_malformed_sha256sums_is_one_line(tmp_path):
 def test_retry_failed_on_a_finished_store_is_said(tmp_path, capsys):
     rows = pq.read_table(DEMO / "manifest.parquet").to_pylist()
     rows[0]["motif_type"] = "hairpin7"  # one row that cannot build
-    from builders.manifest import rows_to_table
+    from rnamotif_data.build.manifest import rows_to_table
 
     manifest = tmp_path / "m.parquet"
     pq.write_table(rows_to_table(rows), manifest)
@@ -440,7 +440,7 @@ def test_retry_failed_on_a_finished_store_is_said(tmp_path, capsys):
 
 
 def test_segment_refuses_a_huge_cube(tmp_path, capsys):
-    from builders.segment import main as segment_main
+    from rnamotif_data.samples.extract import main as segment_main
 
     rc, err = _run(segment_main, ["--map", DEMO / "mirror" / "emdb" / "emd_21051.map.gz", "--model",
                                   DEMO / "mirror" / "pdb" / "6v5b.pdb", "D:14-16,88-90", "--motif-type", "1x1",
@@ -452,8 +452,8 @@ def test_all_zero_cubes_are_stored_and_read_as_zeros(tmp_path):
     """A background site in unmodelled density has all-zero label and nucleotide cubes; zarr
     would skip such chunks, which the reader would then (rightly) call missing. Every chunk
     is written, so zeros read back as zeros and a missing chunk still means damage."""
-    from rnamotif_data.shards import ShardReader
-    from rnamotif_data.store import create_arrays, write_shard
+    from rnamotif_data.storage.shards import ShardReader
+    from rnamotif_data.storage.store import create_arrays, write_shard
 
     root = str(tmp_path / "z.zarr")
     create_arrays(root, 4, (8, 8, 8), 4)

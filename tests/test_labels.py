@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from rnamotif_data.labels import label_part, nearest_atom, nucleotide_id, one_letter, within_radius
+from rnamotif_data.rna.labels import label_part, nearest_atom, nucleotide_id, one_letter, within_radius
 
 
 @pytest.mark.parametrize(

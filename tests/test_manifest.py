@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from builders.importers import import_cossmos, import_motif_atlas, import_upstream_folds, loop_type
-from builders.manifest import SCHEMA, ManifestError, read_manifest, rows_to_table, validate_manifest
+from rnamotif_data.build.importers import import_cossmos, import_motif_atlas, import_upstream_folds, loop_type
+from rnamotif_data.build.manifest import SCHEMA, ManifestError, read_manifest, rows_to_table, validate_manifest
 
 from .conftest import REPO, shared
 
@@ -170,7 +170,7 @@ def test_upstream_folds_real_files():
     # the fold CSVs name 175 distinct EMDB entries (shared/data/README.md says 176)
     assert len({r.get("emdb_id") for r in rows} - {None}) == 175
     per_fold_class = {}
-    from rnamotif_data.motifs import motif_class
+    from rnamotif_data.rna.motifs import motif_class
     for r in rows:
         key = (r["upstream_fold"], motif_class(r["motif_type"]))
         per_fold_class[key] = per_fold_class.get(key, 0) + 1
@@ -210,13 +210,13 @@ def test_shipped_manifests_are_valid(name):
 
 def test_import_cli_prints_counts(tmp_path):
     out = tmp_path / "m.parquet"
-    r = subprocess.run([sys.executable, "-m", "builders.manifest", "import", "cossmos",
+    r = subprocess.run([sys.executable, "-m", "rnamotif_data", "manifest", "import", "cossmos",
                         *map(str, sorted(shared("cossmos-2012").glob("*.txt"))), "--out", str(out)],
                        capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "rows kept: 225" in r.stdout and "rows rejected: 42" in r.stdout
     assert pq.read_table(out.with_name("m.rejected.parquet")).num_rows == 42
-    strict = subprocess.run([sys.executable, "-m", "builders.manifest", "import", "cossmos",
+    strict = subprocess.run([sys.executable, "-m", "rnamotif_data", "manifest", "import", "cossmos",
                              *map(str, sorted(shared("cossmos-2012").glob("*.txt"))), "--out",
                              str(tmp_path / "s.parquet"), "--strict"],
                             capture_output=True, text=True, cwd=REPO, timeout=120)
@@ -225,7 +225,7 @@ def test_import_cli_prints_counts(tmp_path):
 
 
 def test_rows_checked_against_the_model(rna_model):
-    from builders.manifest import check_rows_against_model
+    from rnamotif_data.build.manifest import check_rows_against_model
 
     res = [{"chain": "D", "seq_num": n, "icode": ""} for n in (19, 20, 21, 22, 82, 83, 84, 85)]
     rows = [
@@ -245,7 +245,7 @@ def test_rows_checked_against_the_model(rna_model):
 def test_resolve_upstream_rows_from_cossmos(tmp_path):
     """An upstream fold row is matched to a (2025-format) CoSSMos occurrence by PDB ID,
     type and CoSSMos number; an unmatched one is reported."""
-    from builders.manifest import resolve_residues
+    from rnamotif_data.build.manifest import resolve_residues
 
     folds, _ = import_upstream_folds(shared("seed-folds"))
     target = next(r for r in folds if r["motif_type"] == "1x2")
@@ -273,7 +273,7 @@ def test_atlas_strands_are_measured_on_the_model_when_given(tmp_path):
     first strand looks like 14-17 (a 2x1 loop), on the model it is 3 nucleotides (1x1)."""
     import gemmi
 
-    from builders.importers import models_in
+    from rnamotif_data.build.importers import models_in
 
     st = gemmi.read_structure(str(REPO / "demo" / "mirror" / "pdb" / "6v5b.pdb"))
     for res in st[0]["D"]:

@@ -11,8 +11,8 @@ import mrcfile
 import numpy as np
 import pytest
 
+from rnamotif_data.em.maps import DensityMap, axis_order_to_zyx, map_statistics, read_map, write_map
 from rnamotif_data.errors import MapFormatError
-from rnamotif_data.maps import DensityMap, axis_order_to_zyx, map_statistics, read_map, write_mrc
 
 from .conftest import shared, write_raw_mrc
 
@@ -91,7 +91,7 @@ def test_origin_wins_over_nstart_with_warning(seed_map_path, tmp_path, caplog):
     m = read_map(seed_map_path)
     path = write_raw_mrc(tmp_path / "both.mrc", m.data, 0.822, origin=(10.0, 20.0, 30.0),
                          nstart_xyz=(1, 2, 3))
-    with caplog.at_level(logging.WARNING, logger="rnamotif_data.maps"):
+    with caplog.at_level(logging.WARNING, logger="rnamotif_data.em.maps"):
         both = read_map(path)
     np.testing.assert_allclose(both.origin, [10.0, 20.0, 30.0], atol=1e-5)
     assert any("both.mrc" in r.getMessage() and "ORIGIN" in r.getMessage() for r in caplog.records)
@@ -118,7 +118,7 @@ def test_write_mrc_validates_and_round_trips(seed_map_path, tmp_path):
     labels = (m.data > 5).astype(np.uint8) * 3
     for name, arr in [("d.mrc", m.data), ("l.mrc", labels), ("z.mrc", m.data > 0),
                       ("d.mrc.gz", m.data)]:
-        path = write_mrc(tmp_path / name, arr, m.voxel_size, m.origin)
+        path = write_map(tmp_path / name, arr, m.voxel_size, m.origin)
         if not name.endswith(".gz"):
             assert mrcfile.validate(str(path), print_file=open("/dev/null", "w"))
         back = read_map(path)
@@ -129,13 +129,13 @@ def test_write_mrc_validates_and_round_trips(seed_map_path, tmp_path):
 
 def test_write_mrc_nstart_placement(tmp_path):
     data = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
-    path = write_mrc(tmp_path / "n.map", data, 1.5, np.array([3.0, -4.5, 6.0]), placement="nstart")
+    path = write_map(tmp_path / "n.map", data, 1.5, np.array([3.0, -4.5, 6.0]), placement="nstart")
     with mrcfile.open(path) as mrc:
         assert tuple(mrc.header.origin.tolist()) == (0.0, 0.0, 0.0)
         assert (int(mrc.header.nxstart), int(mrc.header.nystart), int(mrc.header.nzstart)) == (2, -3, 4)
     np.testing.assert_allclose(read_map(path).origin, [3.0, -4.5, 6.0])
     with pytest.raises(ValueError, match="whole number of voxels"):
-        write_mrc(tmp_path / "bad.map", data, 1.5, np.array([1.0, 0.0, 0.0]), placement="nstart")
+        write_map(tmp_path / "bad.map", data, 1.5, np.array([1.0, 0.0, 0.0]), placement="nstart")
 
 
 def test_truncated_map_raises_naming_file(seed_map_path, tmp_path):

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from builders.report import main as report_main
-from builders.split import main as split_main
-from rnamotif_data.similarity import within_one_edit
-from rnamotif_data.splits import read_split
-from rnamotif_data.store import open_store
+from rnamotif_data.release.report import main as report_main
+from rnamotif_data.split.command import main as split_main
+from rnamotif_data.split.similarity import within_one_edit
+from rnamotif_data.split.splits import read_split
+from rnamotif_data.storage.store import open_store
 
 pytest.importorskip("sklearn", reason="the audit needs scikit-learn (pip install scikit-learn)")
 
@@ -29,7 +29,7 @@ def test_fixture_holds_many_entries_and_structural_negatives(multi_entry_store):
 def test_audit_is_near_chance_and_the_report_and_card_show_it(multi_entry_store, tmp_path):
     import re
 
-    from builders.card import _audit_lines
+    from rnamotif_data.release.card import _audit_lines
 
     assert report_main([multi_entry_store, "--out", str(tmp_path / "r")]) == 0
     md = (tmp_path / "r" / "qc.md").read_text()
@@ -77,9 +77,9 @@ def test_default_split_leaks_nothing_and_reports_removed(multi_entry_store, caps
 
 def test_split_of_the_50s_volumes_alone_is_refused(multi_entry_store, tmp_path, capsys):
     """The four 50S volumes share one model: one independent group, fewer than 5 folds."""
-    from builders.cli import run
+    from rnamotif_data.cli import run
     from rnamotif_data.errors import ConfigError
-    from rnamotif_data.splits import SplitConfig, split_metadata
+    from rnamotif_data.split.splits import SplitConfig, split_metadata
 
     meta = open_store(multi_entry_store).metadata
     fifty = meta[meta.emdb_id.str.startswith("EMD-90000")].reset_index(drop=True)
@@ -94,7 +94,7 @@ def test_atlas_manifest_split_metadata_only(tmp_path, capsys):
     strand-swapped duplicates are one canonical motif; removed counts are printed."""
     from pathlib import Path
 
-    from rnamotif_data.similarity import canonical_key, strand_column
+    from rnamotif_data.split.similarity import canonical_key, strand_column
 
     repo = Path(__file__).resolve().parent.parent
     out = tmp_path / "atlas-split.parquet"

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from builders import publish as publish_mod
-from builders.release import archive_name, load_zenodo_config, prepare_package
-from builders.zenodo import ZenodoAuthError, ZenodoClient, ZenodoError, check_limits
-from rnamotif_data.dataset import RNAMotifDataset
-from rnamotif_data.download import DownloadError, download, record_files
 from rnamotif_data.errors import ConfigError
-from rnamotif_data.registry import RegistryError, get_release, load_registry
-from rnamotif_data.store import open_store
+from rnamotif_data.learn.dataset import RNAMotifDataset
+from rnamotif_data.release import publish as publish_mod
+from rnamotif_data.release.package import archive_name, load_zenodo_config, prepare_package
+from rnamotif_data.release.zenodo import ZenodoAuthError, ZenodoClient, ZenodoError, check_limits
+from rnamotif_data.storage.download import DownloadError, download, record_files
+from rnamotif_data.storage.registry import RegistryError, get_release, load_registry
+from rnamotif_data.storage.store import open_store
 
 from .zenodo_server import FakeZenodo
 

@@ -13,14 +13,20 @@ import pytest
 from scipy.ndimage import gaussian_filter
 from scipy.spatial import cKDTree
 
-from rnamotif_data.errors import ConfigError
-from rnamotif_data.maps import DensityMap, read_map
-from rnamotif_data.correlation import cc_mask, model_map
-from rnamotif_data.quality import (
-    QualityConfig, _spiral, expected_q_score, motif_quality, q_reference, q_scores, shell_points,
+from rnamotif_data.em.correlation import cc_mask, model_map
+from rnamotif_data.em.maps import DensityMap, read_map
+from rnamotif_data.em.quality import (
+    QualityConfig,
+    _spiral,
+    expected_q_score,
+    motif_quality,
+    q_reference,
+    q_scores,
+    shell_points,
 )
-from rnamotif_data.simulate import simulate_map
-from rnamotif_data.structure import read_model
+from rnamotif_data.em.simulate import simulate_map
+from rnamotif_data.errors import ConfigError
+from rnamotif_data.rna.structure import read_model
 
 from .conftest import MOTIFS_6V5B
 

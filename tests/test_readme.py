@@ -15,8 +15,8 @@ import re
 import gemmi
 import pytest
 
-from builders.split import main as split_main
-from builders.synthetic_store import make_synthetic_store
+from rnamotif_data.split.command import main as split_main
+from rnamotif_data.testing.synthetic_store import make_synthetic_store
 
 from .conftest import REPO, SEED_HAIRPIN, shared
 

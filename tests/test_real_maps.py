@@ -17,15 +17,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from builders.build import main as build_main
-from builders.manifest import rows_to_table
-from builders.report import main as report_main
+from rnamotif_data.build.builder import main as build_main
+from rnamotif_data.build.manifest import rows_to_table
+from rnamotif_data.em.maps import read_map
 from rnamotif_data.errors import MapFormatError
-from rnamotif_data.labels import residue_parts
-from rnamotif_data.maps import read_map
-from rnamotif_data.modified import parent_letter, sequence_matches
-from rnamotif_data.store import get_attrs, open_store
-from rnamotif_data.structure import read_model
+from rnamotif_data.release.report import main as report_main
+from rnamotif_data.rna.labels import residue_parts
+from rnamotif_data.rna.modified import parent_letter, sequence_matches
+from rnamotif_data.rna.structure import read_model
+from rnamotif_data.storage.store import get_attrs, open_store
 
 from .conftest import REPO, seed_mirror, shared
 
@@ -99,7 +99,7 @@ def test_cryodrgn_volume_builds_and_motifs_in_empty_density_are_rejected(tmp_pat
     assert (motifs["fit_z"] >= 1.5).all() and (motifs["frac_atoms_above_1sd"] >= 0.5).all()
     assert meta["map_warnings"].map(lambda w: any("machine stamp" in x for x in w)).all()
     assert motifs["q_expected"].isna().all()  # 13.1 Å is outside the fitted range of Q_exp
-    from builders.verify import main as verify_main
+    from rnamotif_data.release.verify import main as verify_main
 
     assert verify_main([str(out)]) == 0  # every cube read back through the checking reader
     assert report_main([str(out), "--out", str(tmp_path / "report")]) == 0
@@ -261,7 +261,7 @@ def test_background_shortfall_is_in_the_summary_and_report(tmp_path, caplog):
     mirror = seed_mirror(tmp_path / "mirror")
     rows = [{"pdb_id": "6PJ6", "emdb_id": "EMD-20353", "motif_type": "hairpin5", "selection": "J:85-91",
              "resolution": 2.2}]
-    with caplog.at_level("WARNING", logger="builders.build"):
+    with caplog.at_level("WARNING", logger="rnamotif_data.build.builder"):
         rc, out = _build(tmp_path, rows, mirror)
     assert rc == 0
     assert "background: 0 of 1 requested cubes placed; entries short of sites: 6PJ6_EMD-20353 0/1" in caplog.text

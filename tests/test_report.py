@@ -1,12 +1,12 @@
-"""builders.report: the QC page of a built store."""
+"""rnamotif_data.release.report: the QC page of a built store."""
 
 from __future__ import annotations
 
 import pytest
 
-from builders.build import main as build_main
-from builders.report import main as report_main
-from rnamotif_data.store import StoreError
+from rnamotif_data.build.builder import main as build_main
+from rnamotif_data.release.report import main as report_main
+from rnamotif_data.storage.store import StoreError
 
 
 def test_report_on_the_demo_store(tmp_path):

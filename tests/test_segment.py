@@ -6,12 +6,12 @@ import gemmi
 import numpy as np
 import pytest
 
+from rnamotif_data.em.maps import DensityMap, read_map
+from rnamotif_data.em.quality import fit_z
 from rnamotif_data.errors import ConfigError, MotifOutsideMapError
-from rnamotif_data.labels import within_radius
-from rnamotif_data.maps import DensityMap, read_map
-from rnamotif_data.quality import fit_z
-from rnamotif_data.segment import SegmentConfig, cube_origin, segment_motif, zone_crop
-from rnamotif_data.structure import read_model
+from rnamotif_data.rna.labels import within_radius
+from rnamotif_data.rna.structure import read_model
+from rnamotif_data.samples.cubes import SegmentConfig, cube_origin, cut_motif, zone_crop
 
 from .conftest import MOTIFS_6V5B, write_raw_mrc
 
@@ -36,7 +36,7 @@ def test_real_hairpin_lands_on_density(seed):
 
 def test_real_hairpin_labels_at_atoms(seed):
     m, motif = seed
-    cube = segment_motif(m, motif)
+    cube = cut_motif(m, motif)
     vox, ok = _atom_voxels(cube, motif.xyz)
     assert ok.all()
     assert (cube.labels[vox] == motif.part).mean() >= 0.95
@@ -47,7 +47,7 @@ def test_real_hairpin_labels_at_atoms(seed):
 def test_real_hairpin_cube(seed):
     m, motif = seed
     cfg = SegmentConfig()
-    cube = segment_motif(m, motif, cfg)
+    cube = cut_motif(m, motif, cfg)
     assert cube.density.shape == (40, 40, 40) and cube.density.dtype == np.float32
     assert cube.density.min() >= 0.0 and cube.density.max() <= 1.0
     # cube centre is the heavy-atom centroid
@@ -86,7 +86,7 @@ def test_zone_reproduces_upstream_chimerax_zone(seed, seed_map_path):
 def test_labels_agree_with_upstream_label_maps(seed, seed_map_path):
     """Upstream backbone / ribose / "sugar" (= base) label maps on the same grid."""
     m, motif = seed
-    from rnamotif_data.labels import nearest_atom
+    from rnamotif_data.rna.labels import nearest_atom
 
     idx, _ = nearest_atom(m.shape, m.origin, m.voxel_size, motif.xyz, 1.5)
     ours = np.concatenate([[0], motif.part])[idx + 1]
@@ -104,7 +104,7 @@ def test_labels_agree_with_upstream_label_maps(seed, seed_map_path):
 def test_placement_invariance(seed, seed_map_path, tmp_path, order, nstart):
     """Same map written with another axis order, or placed by NSTART: same cube."""
     m, motif = seed
-    ref = segment_motif(m, motif)
+    ref = cut_motif(m, motif)
     if nstart:  # shift the box by whole voxels so it can be placed by NSTART
         n = np.array([5, -3, 7])
         path = write_raw_mrc(tmp_path / "m.mrc", m.data, m.voxel_size, nstart_xyz=tuple(n), axis_order=order)
@@ -112,11 +112,11 @@ def test_placement_invariance(seed, seed_map_path, tmp_path, order, nstart):
         from dataclasses import replace
 
         moved = replace(motif, xyz=shifted)
-        cube = segment_motif(read_map(path), moved)
+        cube = cut_motif(read_map(path), moved)
         np.testing.assert_allclose(cube.origin - ref.origin, shifted[0] - motif.xyz[0], atol=1e-9)
     else:
         path = write_raw_mrc(tmp_path / "m.mrc", m.data, m.voxel_size, origin=m.origin, axis_order=order)
-        cube = segment_motif(read_map(path), motif)
+        cube = cut_motif(read_map(path), motif)
     np.testing.assert_allclose(cube.density, ref.density, atol=1e-5)
     np.testing.assert_array_equal(cube.zone, ref.zone)
     np.testing.assert_array_equal(cube.labels, ref.labels)
@@ -126,7 +126,7 @@ def test_placement_invariance(seed, seed_map_path, tmp_path, order, nstart):
 def test_simulated_map_centring_labels_zone(sim_map, rna_model, selection):
     motif = rna_model.select(selection)
     cfg = SegmentConfig()
-    cube = segment_motif(sim_map, motif, cfg)
+    cube = cut_motif(sim_map, motif, cfg)
     assert fit_z(sim_map, motif.xyz) > 5.0
     assert fit_z(sim_map, motif.xyz + 8.0) < 1.5
     vox, ok = _atom_voxels(cube, motif.xyz)
@@ -143,8 +143,8 @@ def test_simulated_map_centring_labels_zone(sim_map, rna_model, selection):
 
 def test_label_scope_all_labels_neighbouring_nucleotides(sim_map, rna_model):
     motif = rna_model.select("D:30-31,72-74")
-    only = segment_motif(sim_map, motif)
-    everything = segment_motif(sim_map, motif, SegmentConfig(label_scope="all"), context=rna_model.atoms)
+    only = cut_motif(sim_map, motif)
+    everything = cut_motif(sim_map, motif, SegmentConfig(label_scope="all"), context=rna_model.atoms)
     labelled = only.labels > 0
     assert (everything.labels > 0).sum() > 2 * labelled.sum()
     assert np.all(everything.labels[labelled] > 0)
@@ -155,7 +155,7 @@ def test_label_scope_all_labels_neighbouring_nucleotides(sim_map, rna_model):
 def test_motif_near_edge_zero_pads_without_wrapping(rna_model):
     """Cut the simulated map just past one end of the RNA: the cube must show zeros
     beyond the cut, not density wrapped from the map's far side."""
-    from rnamotif_data.simulate import simulate_map
+    from rnamotif_data.em.simulate import simulate_map
 
     full = simulate_map(rna_model.atoms, 3.0, 1.0, padding=6.0)
     motif = rna_model.select("D:3-9,95-100")
@@ -163,7 +163,7 @@ def test_motif_near_edge_zero_pads_without_wrapping(rna_model):
     x_end = motif.xyz[:, 0].max() + 2.0
     n_x = int((x_end - full.origin[0]) // 1.0) + 1
     cropped = DensityMap(full.data[:, :, :n_x], full.voxel_size, full.origin)
-    cube = segment_motif(cropped, motif)
+    cube = cut_motif(cropped, motif)
     assert cube.fraction_outside > 0.1
     x_world = cube.origin[0] + np.arange(40)
     beyond = x_world > cropped.origin[0] + (n_x - 1) + 1.0
@@ -174,7 +174,7 @@ def test_motif_near_edge_zero_pads_without_wrapping(rna_model):
 def test_motif_outside_map_raises(seed_map_path, rna_model):
     m = read_map(seed_map_path)
     with pytest.raises(MotifOutsideMapError, match=r"EMD-20353.*lie outside the map box"):
-        segment_motif(m, rna_model.select("D:3-9"), description="6V5B D:3-9")
+        cut_motif(m, rna_model.select("D:3-9"), description="6V5B D:3-9")
 
 
 def test_zone_crop_is_upstream_masked_map(seed):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnamotif_data.maps import read_map
-from rnamotif_data.simulate import simulate_map
+from rnamotif_data.em.maps import read_map
+from rnamotif_data.em.simulate import simulate_map
 
 from .conftest import DEMO
 
@@ -25,7 +25,7 @@ def test_density_peaks_on_atoms(rna_model, voxel_size):
 
 
 def test_shipped_demo_map_is_the_documented_simulation():
-    from builders.make_demo import DEMO_MAP, DEMO_MODEL, make_demo_map
+    from rnamotif_data.testing.make_demo import DEMO_MAP, DEMO_MODEL, make_demo_map
 
     shipped = read_map(DEMO / DEMO_MAP)
     assert shipped.header_origin == (0.0, 0.0, 0.0) and any(shipped.nstart_xyz)  # EMDB-style

@@ -12,10 +12,9 @@ from pathlib import Path
 import gemmi
 import pytest
 
-from builders.sources import (DownloadError, NoMapError, NotEMEntryError, OfflineError, SourceConfig,
-                              SourceError, Sources)
-from rnamotif_data.maps import read_map
-from rnamotif_data.structure import read_model
+from rnamotif_data.build.sources import DownloadError, NoMapError, NotEMEntryError, OfflineError, SourceConfig, SourceError, Sources
+from rnamotif_data.em.maps import read_map
+from rnamotif_data.rna.structure import read_model
 
 from .conftest import DEMO
 from .http_helpers import QuietHandler
@@ -243,8 +242,8 @@ def test_bad_emdb_id(sources):
 def test_fetch_cli_records_choices_and_failures(server, tmp_path):
     import pyarrow.parquet as pq
 
-    from builders.fetch import main
-    from builders.manifest import rows_to_table
+    from rnamotif_data.build.fetch import main
+    from rnamotif_data.build.manifest import rows_to_table
 
     manifest = tmp_path / "m.parquet"
     rows = [{"pdb_id": "6V5B", "motif_type": "2x2", "selection": "D:19-22,82-85"},

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from builders.split import main as split_main
-from builders.synthetic_store import make_synthetic_store
-from rnamotif_data.dataset import RNAMotifDataset, ShardBatchSampler
 from rnamotif_data.errors import ConfigError
-from rnamotif_data.splits import SplitConfig, make_split, read_split, write_split
-from rnamotif_data.checksums import check_checksums
-from rnamotif_data.store import StoreError, open_store
-from rnamotif_data.transforms import PROPER_ROTATIONS, GaussianNoise, RandomFlip, RandomRotation24, rotate
+from rnamotif_data.learn.dataset import RNAMotifDataset, ShardBatchSampler
+from rnamotif_data.learn.transforms import PROPER_ROTATIONS, GaussianNoise, RandomFlip, RandomRotation24, rotate
+from rnamotif_data.split.command import main as split_main
+from rnamotif_data.split.splits import SplitConfig, make_split, read_split, write_split
+from rnamotif_data.storage.checksums import check_checksums
+from rnamotif_data.storage.store import StoreError, open_store
+from rnamotif_data.testing.synthetic_store import make_synthetic_store
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def _canon(t, s):
     return t, min("-".join(strands[i:] + strands[:i]) for i in range(len(strands)))
 
 
-def _one_edit(a, b):  # plain dynamic programming, independent of rnamotif_data.similarity
+def _one_edit(a, b):  # plain dynamic programming, independent of rnamotif_data.split.similarity
     d = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         prev, d[0] = d[0], i
@@ -86,7 +86,7 @@ def test_strand_swapped_and_one_off_motifs_are_related():
     ``A:37-38,9-11``) has one canonical key, in the split and in the manifest check; a
     one-substitution variant in another entry is near-identical; a homologous context
     (one substitution in 40 nt) is a homolog, an unrelated one is not."""
-    from rnamotif_data.similarity import canonical_key, context_identity, find_relations, strands_from_selection
+    from rnamotif_data.split.similarity import canonical_key, context_identity, find_relations, strands_from_selection
 
     a = strands_from_selection("A:9-11,37-38", "GAC" + "GU")
     b = strands_from_selection("A:37-38,9-11", "GU" + "GAC")
@@ -104,8 +104,8 @@ def test_strand_swapped_and_one_off_motifs_are_related():
 
 
 def test_manifest_duplicate_check_uses_the_canonical_key():
-    from builders.manifest import rows_to_table
-    from builders.schema import validate_manifest
+    from rnamotif_data.build.manifest import rows_to_table
+    from rnamotif_data.build.schema import validate_manifest
 
     rows = [{"pdb_id": "6V5B", "emdb_id": "EMD-21051", "motif_type": "1x1", "selection": "D:14-16,88-90"},
             {"pdb_id": "6V5B", "emdb_id": "EMD-21051", "motif_type": "1x1", "selection": "D:88-90,14-16"}]
@@ -133,8 +133,8 @@ def test_upstream_scheme_matches_the_upstream_fold_files(demo_store, tmp_path, c
     per upstream fold (EMDB, PDB, type, CoSSMos number), matched exactly to their folds;
     background samples of PDB entries whose upstream cube_* rows sit in one fold take that
     fold, so all five classes are in every fold."""
-    from builders.importers import import_upstream_folds
-    from rnamotif_data.motifs import class_index
+    from rnamotif_data.build.importers import import_upstream_folds
+    from rnamotif_data.rna.motifs import class_index
 
     from .conftest import shared
 
@@ -173,7 +173,7 @@ def test_upstream_without_matches_is_refused(demo_store):
 
 def test_split_of_a_single_entry_store_is_refused(demo_store, capsys):
     """The demo is one entry: any split would put the same structure on both sides."""
-    from builders.cli import run
+    from rnamotif_data.cli import run
 
     assert run(split_main, [str(demo_store), "--report"]) == 1
     err = capsys.readouterr().err
@@ -219,7 +219,7 @@ def test_dataset_info_and_validation(syn_store, tmp_path):
         va[len(va)]
     with pytest.raises(IndexError):
         va[-1]  # no wrap-around
-    with pytest.raises(FileNotFoundError, match="builders.build"):
+    with pytest.raises(FileNotFoundError, match="rnamotif build"):
         RNAMotifDataset(tmp_path / "absent.zarr")
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from rnamotif_data.errors import SelectionError, SelectionSyntaxError, StructureError
-from rnamotif_data.structure import ResidueId, parse_selection, read_model
+from rnamotif_data.rna.structure import ResidueId, parse_selection, read_model
 
 
 @pytest.mark.parametrize(

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from rnamotif_data.dataset import RNAMotifDataset
-
-from builders.export import export_mrc
-from builders.synthetic_store import make_synthetic_store
-from rnamotif_data.evaluate import CheckpointMismatchError, Evaluator, main as evaluate_main
-from rnamotif_data.evaluation import class_metrics, confusion_matrix
-from rnamotif_data.models import Motif3DCNN, build_model
-from rnamotif_data.train import TrainConfig, main as train_main, train
+from rnamotif_data.learn.dataset import RNAMotifDataset
+from rnamotif_data.learn.evaluate import CheckpointMismatchError, Evaluator
+from rnamotif_data.learn.evaluate import main as evaluate_main
+from rnamotif_data.learn.metrics import class_metrics, confusion_matrix
+from rnamotif_data.learn.networks import Motif3DCNN, build_model
+from rnamotif_data.learn.train import TrainConfig, train
+from rnamotif_data.learn.train import main as train_main
+from rnamotif_data.release.export import export_mrc
+from rnamotif_data.testing.synthetic_store import make_synthetic_store
 
 
 def test_metrics_against_a_hand_computed_matrix():
@@ -138,8 +139,8 @@ def test_cli_acceptance_and_mrc_folder_mode(train_store, demo_store, tmp_path, c
     res = ev.evaluate_mrc_folder(folder)
     assert res["n"] == 7 and [r["true"] for r in res["predictions"]].count(4) == 2 and res["skipped_files"] == 1
     # the exported cubes give, sample by sample, the store's predictions (same normalisation)
-    from builders.export import upstream_name
-    from rnamotif_data.store import open_store
+    from rnamotif_data.release.export import upstream_name
+    from rnamotif_data.storage.store import open_store
 
     meta = open_store(demo_store).metadata
     name_to_id = {upstream_name(r): r.sample_id for r in meta.itertuples()}

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from builders.build import main as build_main
-from builders.split import main as split_main
-from builders.synthetic_store import make_synthetic_store
 from rnamotif_data import RNAMotifDataset
-from rnamotif_data.train import TrainConfig, load_checkpoint, train
-from rnamotif_data.transforms import Compose, GaussianNoise, RandomRotation24, rotate
+from rnamotif_data.build.builder import main as build_main
+from rnamotif_data.learn.train import TrainConfig, load_checkpoint, train
+from rnamotif_data.learn.transforms import Compose, GaussianNoise, RandomRotation24, rotate
+from rnamotif_data.split.command import main as split_main
+from rnamotif_data.testing.synthetic_store import make_synthetic_store
 
 from .conftest import DEMO
 
@@ -111,8 +111,8 @@ def test_bf16_autocast_runs_on_cpu(small_store, tmp_path):
 
 # ------------------------------------------------------------------ nested evaluation (item 1)
 def test_nested_subsets_partition_each_split(small_store):
-    from rnamotif_data.splits import load_or_make_split
-    from rnamotif_data.store import open_store
+    from rnamotif_data.split.splits import load_or_make_split
+    from rnamotif_data.storage.store import open_store
 
     split = load_or_make_split(open_store(small_store), "similarity")
     for k in range(1, 6):
@@ -130,7 +130,7 @@ def test_nested_subsets_partition_each_split(small_store):
 def test_all_folds_reports_each_test_fold_once_with_intervals(small_store, tmp_path):
     """The nested protocol on the demo (32³): every fold reported on its test subset, with a
     bootstrap interval, under a label that says what the figures are."""
-    from rnamotif_data.train import train_all_folds
+    from rnamotif_data.learn.train import train_all_folds
 
     summary = train_all_folds(TrainConfig(root=small_store, out=str(tmp_path / "cv"), epochs=1, batch_size=4,
                                           seed=0, device="cpu"), progress=False)
@@ -143,7 +143,7 @@ def test_all_folds_reports_each_test_fold_once_with_intervals(small_store, tmp_p
 
 def test_evaluate_refuses_to_call_a_watched_fold_test(small_store, tmp_path):
     from rnamotif_data.errors import RNAMotifError
-    from rnamotif_data.evaluate import Evaluator
+    from rnamotif_data.learn.evaluate import Evaluator
 
     out = tmp_path / "up"
     train(TrainConfig(root=small_store, split="fold2", out=str(out), epochs=1, batch_size=4, device="cpu",
@@ -158,7 +158,7 @@ def test_evaluate_refuses_to_call_a_watched_fold_test(small_store, tmp_path):
 def test_the_test_fold_is_touched_once_after_training(small_store, tmp_path, monkeypatch):
     """Spy on every read: during training (epochs and selection) no sample of fold K is
     read; the report reads fold K exactly once, with best.pt."""
-    from rnamotif_data.train import train_all_folds
+    from rnamotif_data.learn.train import train_all_folds
 
     reads: list[tuple[str, str]] = []
     original = RNAMotifDataset.__getitems__
@@ -168,7 +168,7 @@ def test_the_test_fold_is_touched_once_after_training(small_store, tmp_path, mon
         return original(self, items)
 
     monkeypatch.setattr(RNAMotifDataset, "__getitems__", spy)
-    import rnamotif_data.train as train_mod
+    import rnamotif_data.learn.train as train_mod
 
     phases: list[str] = []
     real_train = train_mod.train
@@ -196,12 +196,12 @@ def test_the_test_fold_is_touched_once_after_training(small_store, tmp_path, mon
 @pytest.mark.slow
 def test_random_labels_nested_figures_stay_at_chance(tmp_path):
     """The random-label test (slow, ~5 min): 300 real cubes of the 50S store (real
-    cryoDRGN density) with labels drawn at random (builders.synthetic_store). Chance macro
+    cryoDRGN density) with labels drawn at random (rnamotif_data.testing.synthetic_store). Chance macro
     sensitivity is 0.2. Under the nested protocol the reported test figures stay at chance
     (measured 0.191 ± 0.013); the epoch picked on the reported fold, as the upstream-style
     best.pt did, reads higher on runs trained the same way (measured 0.215)."""
-    from builders.synthetic_store import make_synthetic_store
-    from rnamotif_data.train import train_all_folds
+    from rnamotif_data.learn.train import train_all_folds
+    from rnamotif_data.testing.synthetic_store import make_synthetic_store
 
     from .conftest import shared
 

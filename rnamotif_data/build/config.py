@@ -1,0 +1,94 @@
+"""The build configuration: everything that determines a store's content.
+
+Hashed into the store's attributes (``config_hash``), so a store built with other
+settings is refused on resume; one frozen dataclass with nested configs, mapped one to
+one onto ``rnamotif build`` flags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+from rnamotif_data.samples.background import BackgroundConfig
+from rnamotif_data.errors import ConfigError
+from rnamotif_data.em.quality import QualityConfig
+from rnamotif_data.samples.cubes import SegmentConfig
+from rnamotif_data.storage.shards import DEFAULT_CODEC, check_codec
+
+__all__ = ["BuildConfig", "STORAGE_FIELDS"]
+
+#: BuildConfig fields that change how cubes are stored, not what they are (not hashed)
+STORAGE_FIELDS = ("codec", "compression_level")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything that determines a store's content (hashed into its attributes).
+
+    Attributes
+    ----------
+    segment:
+        Cube, zone and label choices (:class:`SegmentConfig`).
+    background:
+        Background site choices (:class:`BackgroundConfig`).
+    min_fit_z:
+        An entry whose model atoms inside the map have a fit z-score below this fails
+        (stage ``placement``): a misplaced map or a wrong model. The real seed-sample
+        hairpin gives +3.3; atoms shifted by 8 Å give under +1 (DESIGN.md section 2).
+    min_motif_fit_z, min_motif_frac_above_1sd:
+        Per-motif placement: a motif whose own fit_z is below ``min_motif_fit_z``, or
+        whose fraction of heavy atoms above map mean + 1 sd is below
+        ``min_motif_frac_above_1sd``, sits in empty density (a part of the model that is
+        not in this map) and goes to ``failures.parquet`` (stage ``placement``) with its
+        values; None disables a criterion. Defaults and why: ``docs/placement.md``.
+    quality:
+        Q-score and CC_mask parameters (:class:`QualityConfig`).
+    min_q_score, min_cc_mask:
+        Motifs whose Q-score (motif mean) or CC_mask is below these, or undefined, go to
+        ``failures.parquet`` (stage ``quality``) with the value in the message; None
+        (default) keeps every motif. Background samples are never filtered.
+    shard_size:
+        Samples per shard (one writer each).
+    codec:
+        Chunk codec of the cube arrays (:data:`rnamotif_data.storage.shards.CODECS`): ``lz4``
+        (default; fastest to read) or ``zstd`` (~30 % smaller, ~2x slower to decode).
+    compression_level:
+        Level of ``codec`` (lz4 1-9, zstd 1-22); None: the codec's default (5, 3).
+    """
+
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    min_fit_z: float = 1.5
+    min_motif_fit_z: float | None = 1.5
+    min_motif_frac_above_1sd: float | None = 0.5
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    min_q_score: float | None = None
+    min_cc_mask: float | None = None
+    shard_size: int = 64
+    codec: str = DEFAULT_CODEC
+    compression_level: int | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.shard_size) != self.shard_size or self.shard_size < 1:
+            raise ConfigError(f"shard_size must be an integer >= 1, got {self.shard_size}")
+        check_codec(self.codec, self.compression_level)
+        for name in ("min_fit_z", "min_motif_fit_z", "min_motif_frac_above_1sd", "min_q_score", "min_cc_mask"):
+            v = getattr(self, name)
+            if v is not None and not math.isfinite(v):
+                raise ConfigError(f"{name} must be a finite number, got {v}")
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable dict of every field, nested configs included."""
+        return asdict(self)
+
+    def config_hash(self) -> str:
+        """Stable sha256 (hex, first 16 characters) of the canonical JSON of the fields that
+        decide the content: the storage settings (:data:`STORAGE_FIELDS`: how the cubes
+        are compressed, not what they are) are left out, so a store recoded to another
+        codec (``rnamotif_data.release.recode``) keeps its hash and its split fingerprints."""
+        content = {k: v for k, v in self.to_dict().items() if k not in STORAGE_FIELDS}
+        blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,110 @@
+"""Where a build's tasks run: in process (``synchronous``), on a new Dask LocalCluster,
+or on an existing Dask cluster (``tcp://host:8786``), with one interface for both."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.common.extras import require
+
+log = logging.getLogger("rnamotif_data.build.builder")
+
+__all__ = ["Runner"]
+
+
+class Runner:
+    """Runs tasks synchronously or on a Dask cluster, yielding results as they finish."""
+
+    #: seconds between checks for a cluster without workers
+    watch_every = 5.0
+
+    def __init__(self, scheduler: str | None, workers: int | None, threads: int, memory_limit: str):
+        self.client = self.cluster = None
+        self._stop = threading.Event()
+        if scheduler == "synchronous":
+            return
+        require("distributed", "the parallel build")
+        from distributed import Client, LocalCluster
+
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+        if scheduler:
+            try:
+                self.client = Client(scheduler, timeout="30s")
+            except (OSError, ValueError, TypeError) as exc:
+                raise RNAMotifError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there "
+                                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        else:
+            n = workers or max(1, os.cpu_count() or 1)
+            self.cluster = LocalCluster(n_workers=n, threads_per_worker=threads, memory_limit=memory_limit,
+                                        processes=True, dashboard_address=None)
+            self.client = Client(self.cluster)
+        log.info("Dask: %s", self.client)
+        threading.Thread(target=self._watch, args=(scheduler or "LocalCluster",), daemon=True).start()
+
+    def _watch(self, where: str) -> None:
+        """Log, while tasks wait, how long the cluster has had no worker (a cluster that lost
+        its workers otherwise waits silently)."""
+        since = None
+        while not self._stop.wait(self.watch_every):
+            try:
+                n = len(self.client.scheduler_info().get("workers", {}))
+            except Exception:  # noqa: BLE001 - the scheduler itself is gone; as_completed will say
+                n = 0
+            if n:
+                since = None
+                continue
+            since = since or time.monotonic()
+            log.warning("no workers for %.0f s on %s; waiting (start workers, or stop the build and run it "
+                        "again with --resume)", time.monotonic() - since, where)
+
+    def submit(self, fn, *args):
+        """Start ``fn(*args)``; returns a handle for :meth:`as_completed`. Synchronously,
+        runs it now."""
+        if self.client is None:
+            self._n = getattr(self, "_n", 0) + 1
+            try:
+                self._done = getattr(self, "_done", [])
+                self._done.append((self._n, fn(*args)))
+            except Exception as exc:  # noqa: BLE001 - reported to the caller as a result
+                self._done.append((self._n, exc))
+            return self._n
+        fut = self.client.submit(fn, *args, pure=False)
+        if getattr(self, "_ac", None) is not None:
+            self._ac.add(fut)
+        return fut
+
+    def as_completed(self, pending: dict):
+        """Yield ``(handle, result or exception)`` until ``pending`` (which the caller may
+        add to while iterating) is empty."""
+        if self.client is None:
+            while pending:
+                if not self._done:
+                    raise RuntimeError("synchronous runner: a pending task has no result")
+                yield self._done.pop(0)
+            return
+        from distributed import as_completed
+
+        self._ac = as_completed(list(pending))
+        try:
+            for fut in self._ac:
+                try:
+                    yield fut, fut.result()
+                except Exception as exc:  # noqa: BLE001 - e.g. a worker killed for memory
+                    yield fut, exc
+                fut.release()
+                if not pending:
+                    break
+        finally:
+            self._ac = None
+
+    def close(self) -> None:
+        """Stop the watcher and close the client (and the LocalCluster this runner made)."""
+        self._stop.set()
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()

@@ -1,0 +1,457 @@
+"""Map-model quality metrics for a motif.
+
+``fit_z`` (DESIGN.md section 2): how far above the map's mean the density at the motif's
+heavy atoms lies, in map standard deviations,
+
+    fit_z = (mean over heavy atoms of the trilinearly interpolated raw map value
+             - map mean) / map sd.
+
+A correctly placed model on a real map sits several sd above the mean (the upstream
+seed-sample hairpin of EMD-20353 gives about +3.3); the same atoms shifted by 8 Å give
+under +1. It is a placement check, not a resolution-aware fit score (Q-score and CC_mask
+measure that).
+
+**Q-score** (Pintilie et al., Nat. Methods 17:328, 2020; doi:10.1038/s41592-020-0731-1):
+per heavy atom, the Pearson correlation between map values (trilinear) at points on
+shells R = 0, 0.1, ..., 2.0 Å around the atom and a reference Gaussian
+``g(R) = A exp(-R² / (2σ²)) + B`` (σ = 0.6 Å; A = maxD - minD, B = minD with
+maxD = min(mean + 10 sd, max) and minD = max(mean - sd, min) of the whole map, computed
+once per map). Q is a correlation about the mean, so it does not depend on A and B
+(A > 0); they are computed as MapQ does for parity.
+
+Sampling variant: **MapQ's retry spiral** (the original plugin, used for EMDB validation
+reports), not ChimeraX's sphere + k-means. On each shell, N + 2t points of a
+Saff-Kuijlaars spiral (t = 0, 1, ...) are tried; points closer to another heavy atom of
+the *whole model* than to the atom are dropped; the first try that keeps at least N = 8
+points is used (all its kept points); R = 0 contributes the atom centre N times.
+Differences from MapQ's ``QscorePt3``, and what they do to the motif mean:
+
+* **Exclusion rule.** MapQ's code drops a point only if another atom is within 0.9 R of
+  it; we use the paper's rule (closer to another atom than to its own, i.e. within R).
+  Ours drops more points between bonded atoms, the points that read the neighbour's
+  density, so it **raises** Q by about 0.02 relative to MapQ (cctbx ``calc_qscore`` uses
+  MapQ's 0.9 R as ``rtol``).
+* **Tries.** MapQ tries up to 50 spirals per shell (8, 10, ..., 106 points) and a shell
+  where no try keeps 8 points contributes nothing; we stop after ``q_max_tries`` = 24
+  (8 ... 54 points) and keep the last try's points (possibly fewer than 8). Shells that
+  need more tries are the outer shells of buried atoms; per-atom Q differs by 0.002-0.004
+  on average, motif means by < 0.004.
+* ChimeraX ``qscore`` puts 8 points per shell chosen by k-means from a larger sphere set,
+  with the paper's exclusion rule.
+
+Measured on the real seed hairpin box of EMD-20353 (6PJ6 J:85-91, σ 0.6 Å, motif mean;
+references in ``../shared/data/README.md``): ours 0.753; ChimeraX ``qscore`` 0.758,
+MapQ ``QscorePt3`` 0.731, cctbx ``calc_qscore`` 0.718. The references themselves span
+0.04; ours lies inside that span, 0.005 from ChimeraX, whose exclusion rule it shares
+(``tests/test_quality.py`` holds the comparison).
+
+The "closer to another atom" test is exact and analytic (see :func:`shell_points`), so
+no KD-tree query per point is needed: ~90 µs per atom on one core, against ~1 ms per
+atom quoted for ChimeraX.
+
+**CC_mask** (Afonine et al. 2018) and the local sphere CC ``cc_local`` are in
+:mod:`rnamotif_data.em.correlation`.
+
+The builder records all of them per sample (``metadata.parquet``: ``q_score``,
+``q_score_min_residue``, ``cc_mask``, ``cc_local``, ``fit_z``, ``frac_atoms_above_1sd``,
+``q_expected``, ``q_score_minus_expected``).
+
+**Q_exp**: the expected Q-score of nucleic acids at a resolution, the line Pintilie et al.
+(2020, Fig. 4) fit to EMDB maps with σ = 0.6 Å: ``-0.1377 * resolution + 0.9973``. It is
+defined only for the σ it was fit with and inside the resolution range of the fit
+(:data:`Q_EXPECTED_LINES`); elsewhere ``q_expected`` is null rather than an extrapolation
+(a 13 Å map would get -0.81). MapQ also prints a line for σ = 0.4 that we have not
+reproduced against its source, so σ = 0.4 gives null too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from rnamotif_data.em.correlation import cc_local, cc_mask
+from rnamotif_data.em.maps import DensityMap, MapStatistics
+from rnamotif_data.errors import ConfigError
+from rnamotif_data.rna.structure import AtomTable
+
+__all__ = ["fit_z", "QualityConfig", "QScoreReference", "MotifQuality", "q_reference", "q_scores", "shell_points",
+           "expected_q_score", "Q_EXPECTED_LINES", "fraction_above", "motif_quality"]
+
+#: σ (Å) -> (slope, intercept, lowest and highest resolution in Å of the fit) of the
+#: expected nucleic-acid Q-score line of Pintilie et al. 2020 (Fig. 4).
+Q_EXPECTED_LINES: dict[float, tuple[float, float, float, float]] = {
+    0.6: (-0.1377, 0.9973, 1.5, 5.0),
+}
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Parameters of the quality metrics (recorded in the build config).
+
+    Attributes
+    ----------
+    q_sigma:
+        Å, width of the Q-score reference Gaussian (0.6 as in Pintilie 2020).
+    q_points_per_shell:
+        N, points per shell (8, as MapQ and ChimeraX ``qscore``).
+    q_shell_step, q_max_radius:
+        Å; shells R = 0, step, ..., max radius (0.1 and 2.0).
+    q_max_tries:
+        Tries with N, N+2, N+4, ... spiral points per shell before keeping fewer than N
+        (MapQ ``QscorePt3``: 50).
+    cc_local_radius:
+        Å, mask radius of ``cc_local``; None: ``max(3, min(resolution, 10))``.
+    cc_mask_padding:
+        Å of map around the atoms in the local box of CC_mask's model map.
+    """
+
+    q_sigma: float = 0.6
+    q_points_per_shell: int = 8
+    q_shell_step: float = 0.1
+    q_max_radius: float = 2.0
+    q_max_tries: int = 24
+    cc_local_radius: float | None = None
+    cc_mask_padding: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("q_sigma", "q_shell_step", "q_max_radius", "cc_mask_padding"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name} must be a positive finite number (Å), got {v}")
+        if self.cc_local_radius is not None and not (math.isfinite(self.cc_local_radius) and self.cc_local_radius > 0):
+            raise ConfigError(f"cc_local_radius must be a positive finite number (Å), got {self.cc_local_radius}")
+        if self.q_points_per_shell < 1 or self.q_max_tries < 1:
+            raise ConfigError("q_points_per_shell and q_max_tries must be >= 1")
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable dict of the fields."""
+        return asdict(self)
+
+    @property
+    def shells(self) -> np.ndarray:
+        """Shell radii in Å, ``(S,)``."""
+        n = int(round(self.q_max_radius / self.q_shell_step))
+        return np.arange(n + 1) * self.q_shell_step
+
+
+@dataclass(frozen=True)
+class QScoreReference:
+    """Reference Gaussian height ``A`` and offset ``B`` of a map (computed once per map)."""
+
+    A: float
+    B: float
+
+
+@dataclass(frozen=True)
+class MotifQuality:
+    """Quality of one motif: Q-score (mean over atoms, lowest residue mean), CC_mask,
+    CC_local, fit_z, fraction of atoms above mean + 1 sd, and per-atom Q ``(N,)``."""
+
+    q_score: float
+    q_score_min_residue: float
+    cc_mask: float
+    cc_local: float
+    fit_z: float
+    frac_atoms_above_1sd: float
+    atom_q: np.ndarray
+
+
+def q_reference(stats: MapStatistics) -> QScoreReference:
+    """Reference Gaussian parameters from whole-map statistics (Pintilie 2020):
+    maxD = min(mean + 10 sd, max), minD = max(mean - sd, min), A = maxD - minD, B = minD."""
+    max_d = min(stats.mean + 10.0 * stats.sd, stats.maximum)
+    min_d = max(stats.mean - stats.sd, stats.minimum)
+    return QScoreReference(A=float(max_d - min_d), B=float(min_d))
+
+
+def expected_q_score(resolution: float | None, sigma: float = 0.6) -> float:
+    """Expected Q-score of nucleic acids at ``resolution`` Å for reference width ``sigma``
+    (Pintilie 2020; :data:`Q_EXPECTED_LINES`): ``-0.1377 * resolution + 0.9973`` for
+    σ = 0.6 Å. NaN when the resolution is unknown, when no published line exists for
+    ``sigma``, or outside the resolution range the line was fit on."""
+    line = Q_EXPECTED_LINES.get(round(float(sigma), 3))
+    if resolution is None or line is None or not np.isfinite(resolution):
+        return float("nan")
+    slope, intercept, lo, hi = line
+    if not lo <= resolution <= hi:
+        return float("nan")
+    return float(slope * resolution + intercept)
+
+
+def _spiral(n: int) -> np.ndarray:
+    """``(n, 3)`` unit vectors on a Saff-Kuijlaars spiral (evenly spread over the sphere;
+    Saff & Kuijlaars, Math. Intelligencer 19:5, 1997), the point set MapQ uses."""
+    if n == 1:
+        return np.array([[0.0, 0.0, 1.0]])
+    k = np.arange(n)
+    h = -1.0 + 2.0 * k / (n - 1)
+    theta = np.arccos(np.clip(h, -1, 1))
+    step = np.zeros(n)
+    step[1:n - 1] = 3.6 / np.sqrt(n * (1.0 - h[1:n - 1] ** 2))
+    phi = np.cumsum(step) % (2 * np.pi)
+    phi[-1] = 0.0
+    return np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], axis=1)
+
+
+_SPIRALS: dict[int, np.ndarray] = {}
+#: first try of each block of tries (see shell_points)
+_TRY_EDGES = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80)
+
+
+def _spiral_cached(n: int) -> np.ndarray:
+    if n not in _SPIRALS:
+        _SPIRALS[n] = _spiral(n)
+    return _SPIRALS[n]
+
+
+def _neighbours(xyz: np.ndarray, model_tree: cKDTree, reach: float,
+                atom_rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Vectors from each atom to every other model atom within ``reach`` Å.
+
+    Returns ``v`` ``(A, K, 3)`` (Å) and ``valid`` ``(A, K)`` (False for padding). The atom
+    itself is recognised by its tree row when ``atom_rows`` is given, else by distance
+    < 1e-6 Å.
+    """
+    near = model_tree.query_ball_point(xyz, r=reach)
+    data = model_tree.data
+    lists = []
+    for i, rows in enumerate(near):
+        rows = np.asarray(rows, dtype=np.int64)
+        if atom_rows is not None:
+            rows = rows[rows != atom_rows[i]]
+        else:
+            rows = rows[np.linalg.norm(data[rows] - xyz[i], axis=1) > 1e-6]
+        lists.append(rows)
+    K = max(1, max((len(r) for r in lists), default=1))
+    v = np.zeros((len(xyz), K, 3))
+    valid = np.zeros((len(xyz), K), dtype=bool)
+    for i, rows in enumerate(lists):
+        v[i, :len(rows)] = data[rows] - xyz[i]
+        valid[i, :len(rows)] = True
+    return v, valid
+
+
+def shell_points(
+    atom_xyz: np.ndarray,
+    model_tree: cKDTree,
+    config: QualityConfig = QualityConfig(),
+    atom_rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Q-score sample points around atoms (MapQ retry sampling, vectorised).
+
+    For each atom and each shell radius R > 0: put ``N + 2t`` spiral points on the sphere
+    (t = 0, 1, ...), drop every point that is closer to another model atom than to its own
+    atom, and keep *all* accepted points of the first try that accepts at least ``N``;
+    after ``q_max_tries`` tries the last try's accepted points are kept (possibly fewer
+    than N, possibly none). R = 0 contributes the atom centre N times (as MapQ).
+
+    The distance test is analytic: a point ``a + R u`` (``|u| = 1``) is closer to a
+    neighbour at ``a + v`` than to ``a`` iff ``R * (u . w) > 1`` with ``w = 2 v / |v|^2``.
+    So per atom and spiral one matrix product gives ``m(u) = max_k u . w_k``, and the
+    point is accepted on every shell with ``R * m(u) <= 1`` -- no KD-tree query per point
+    and no per-shell work.
+
+    Parameters
+    ----------
+    atom_xyz:
+        ``(A, 3)`` Å, x-y-z: atoms to sample around.
+    model_tree:
+        KD-tree of every heavy atom of the model.
+    config:
+        Shells, N, tries.
+    atom_rows:
+        ``(A,)`` row of each atom in the tree's data (else found by distance).
+
+    Returns
+    -------
+    points ``(P, 3)`` Å, owner ``(P,)`` atom index, shell ``(P,)`` radius in Å.
+    """
+    xyz = np.asarray(atom_xyz, dtype=np.float64).reshape(-1, 3)
+    A = len(xyz)
+    N = config.q_points_per_shell
+    Rs = config.shells[config.shells > 0]
+    v, valid = _neighbours(xyz, model_tree, 2.0 * config.q_max_radius + 1e-6, atom_rows)
+    d2 = np.where(valid, (v * v).sum(-1), 1.0)
+    # float32: the test only decides on which side of a bisector plane a point lies
+    w = np.where(valid[:, :, None], 2.0 * v / d2[:, :, None], 0.0).astype(np.float32)  # (A, K, 3), 1/Å
+    pts = [np.repeat(xyz, N, axis=0)]
+    owner = [np.repeat(np.arange(A), N)]
+    radius = [np.zeros(A * N)]
+    S = len(Rs)
+    dR = config.q_shell_step
+    pending = np.ones((A, S), dtype=bool)  # (atom, shell) pairs still without points
+    T = config.q_max_tries
+    # tries are processed in blocks: one vectorised pass decides, for every (atom, shell)
+    # still pending, the first try of the block that accepts >= N points
+    edges = [t for t in _TRY_EDGES if t < T] + [T]
+    for t0, t1 in zip(edges[:-1], edges[1:]):
+        atoms = np.nonzero(pending.any(axis=1))[0]
+        if atoms.size == 0:
+            break
+        sizes = N + 2 * np.arange(t0, t1)
+        U = np.concatenate([_spiral_cached(int(n)) for n in sizes])  # (P, 3), tries back to back
+        U32 = U.astype(np.float32)
+        seg = np.repeat(np.arange(t1 - t0), sizes)  # (P,) try of each point
+        start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        k = np.empty((atoms.size, len(U)), dtype=np.int64)
+        step = max(1, int(2e6 // (w.shape[1] * len(U))))
+        for c in range(0, atoms.size, step):  # bounded temporaries (a, K, P)
+            m = (w[atoms[c:c + step]] @ U32.T).max(axis=1)  # (a, P) 1/Å
+            # the point is accepted on every shell R <= 1/m, i.e. on the first k shells
+            inv = 1.0 / np.maximum(m, 1e-12)  # Å; m <= 0: no neighbour ever closer
+            k[c:c + step] = np.minimum(np.floor(inv / dR + 1e-9), S).astype(np.int64)
+        n_try = t1 - t0
+        flat = (np.arange(atoms.size)[:, None] * n_try + seg[None, :]) * (S + 1) + k
+        hist = np.bincount(flat.ravel(), minlength=atoms.size * n_try * (S + 1))
+        hist = hist.reshape(atoms.size, n_try, S + 1)
+        count = hist[:, :, ::-1].cumsum(axis=2)[:, :, ::-1][:, :, 1:]  # (a, tries, S)
+        enough = count >= N
+        if t1 == T:
+            enough[:, -1, :] = True  # last try: keep what it accepted
+        has = enough.any(axis=1) & pending[atoms]  # (a, S)
+        first = np.argmax(enough, axis=1)  # (a, S) first sufficient try in the block
+        i, s = np.nonzero(has)
+        if i.size == 0:
+            continue
+        tt = first[i, s]
+        n_max = int(sizes.max())
+        j = start[tt][:, None] + np.arange(n_max)[None, :]  # (pairs, n_max) point indices
+        inside = np.arange(n_max)[None, :] < sizes[tt][:, None]
+        j = np.where(inside, j, 0)
+        take = inside & (k[i[:, None], j] > s[:, None])
+        p, q = np.nonzero(take)
+        a = atoms[i[p]]
+        r = Rs[s[p]]
+        pts.append(xyz[a] + r[:, None] * U[j[p, q]])
+        owner.append(a)
+        radius.append(r)
+        pending[atoms[i], s] = False
+    return np.concatenate(pts), np.concatenate(owner), np.concatenate(radius)
+
+
+def q_scores(
+    density_map: DensityMap,
+    atom_xyz: np.ndarray,
+    model_tree: cKDTree,
+    reference: QScoreReference,
+    config: QualityConfig = QualityConfig(),
+    atom_rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Per-atom Q-scores (Pintilie 2020; MapQ retry sampling, see :func:`shell_points`).
+
+    Parameters
+    ----------
+    density_map:
+        The map, in the model's frame (values read by trilinear interpolation; points
+        outside the box read 0).
+    atom_xyz:
+        ``(N, 3)`` Å, x-y-z: the atoms to score.
+    model_tree:
+        KD-tree of **all** heavy atoms of the model (sample points must be closer to the
+        scored atom than to any of these).
+    reference:
+        :func:`q_reference` of the map.
+    config:
+        Shells, points per shell, σ.
+    atom_rows:
+        ``(N,)`` index of each scored atom in the tree's data (so the atom itself is not
+        counted as "another atom"); if omitted, an atom is recognised by distance.
+
+    Returns
+    -------
+    ``(N,)`` float64 Q-scores in [-1, 1]; NaN for an atom whose sampled map values are
+    constant (e.g. entirely outside the map).
+    """
+    xyz = np.asarray(atom_xyz, dtype=np.float64).reshape(-1, 3)
+    n_atoms = len(xyz)
+    if n_atoms == 0:
+        return np.zeros(0)
+    pts, owner, radius = shell_points(xyz, model_tree, config, atom_rows)
+    v = reference.A * np.exp(-0.5 * (radius / config.q_sigma) ** 2) + reference.B
+    u = density_map.interpolate(pts)
+    count = np.bincount(owner, minlength=n_atoms).astype(np.float64)
+    mu = np.bincount(owner, u, n_atoms) / count
+    mv = np.bincount(owner, v, n_atoms) / count
+    du, dv = u - mu[owner], v - mv[owner]
+    cov = np.bincount(owner, du * dv, n_atoms)
+    var_u = np.bincount(owner, du * du, n_atoms)
+    var_v = np.bincount(owner, dv * dv, n_atoms)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = cov / np.sqrt(var_u * var_v)
+    return q
+
+
+def fraction_above(density_map: DensityMap, atom_xyz: np.ndarray, stats: MapStatistics,
+                   n_sd: float = 1.0) -> float:
+    """Fraction of atoms whose map value (trilinear) exceeds mean + ``n_sd`` × sd."""
+    v = density_map.interpolate(np.asarray(atom_xyz, dtype=np.float64).reshape(-1, 3))
+    return float(np.mean(v > stats.mean + n_sd * stats.sd))
+
+
+def motif_quality(
+    density_map: DensityMap,
+    motif: AtomTable,
+    model_tree: cKDTree,
+    stats: MapStatistics,
+    resolution: float | None,
+    config: QualityConfig = QualityConfig(),
+    reference: QScoreReference | None = None,
+    atom_rows: np.ndarray | None = None,
+) -> MotifQuality:
+    """All quality metrics of one motif (Q-score, CC_mask, fit_z, fraction above 1 sd).
+
+    ``model_tree`` is a KD-tree of every heavy atom of the model; ``resolution`` (Å) may
+    be None, in which case ``cc_mask`` and ``cc_local`` are NaN.
+    """
+    reference = reference or q_reference(stats)
+    q = q_scores(density_map, motif.xyz, model_tree, reference, config, atom_rows)
+    res_q = [np.nanmean(q[motif.residue_index == r]) for r in np.unique(motif.residue_index)
+             if np.isfinite(q[motif.residue_index == r]).any()]
+    cc = cc_mask(density_map, motif, resolution, config.cc_mask_padding) if resolution else float("nan")
+    cl = cc_local(density_map, motif, resolution, config.cc_local_radius) if resolution else float("nan")
+    return MotifQuality(
+        q_score=float(np.nanmean(q)) if np.isfinite(q).any() else float("nan"),
+        q_score_min_residue=float(min(res_q)) if res_q else float("nan"),
+        cc_mask=cc,
+        cc_local=cl,
+        fit_z=fit_z(density_map, motif.xyz, stats),
+        frac_atoms_above_1sd=fraction_above(density_map, motif.xyz, stats),
+        atom_q=q,
+    )
+
+
+def fit_z(density_map: DensityMap, atom_xyz: np.ndarray, stats: MapStatistics | None = None) -> float:
+    """Map-model fit z-score of a set of atoms.
+
+    Parameters
+    ----------
+    density_map:
+        The map, in the model's frame.
+    atom_xyz:
+        ``(N, 3)`` heavy-atom coordinates, Å, x-y-z.
+    stats:
+        Whole-map statistics (computed and cached on the map if omitted).
+
+    Returns
+    -------
+    float
+        ``(mean map value at the atoms - map mean) / map sd``; atoms outside the map's
+        box read as zero (zero padding), never as wrapped density.
+
+    Raises
+    ------
+    ValueError
+        If ``atom_xyz`` is empty or the map has zero standard deviation.
+    """
+    atom_xyz = np.asarray(atom_xyz, dtype=np.float64).reshape(-1, 3)
+    if atom_xyz.shape[0] == 0:
+        raise ValueError("fit_z needs at least one atom")
+    if stats is None:
+        stats = density_map.statistics()
+    if stats.sd == 0:
+        raise ValueError(f"{density_map.path}: map is constant (sd = 0); fit_z is undefined")
+    values = density_map.interpolate(atom_xyz)
+    return float((values.mean() - stats.mean) / stats.sd)

@@ -1,0 +1,12 @@
+"""Learning: the PyTorch dataset over a store, augmentations, the 3D-CNN networks,
+training, evaluation, metrics and checkpoints.
+
+Owns: :mod:`~rnamotif_data.learn.dataset`, :mod:`~rnamotif_data.learn.transforms`,
+:mod:`~rnamotif_data.learn.networks`, :mod:`~rnamotif_data.learn.train`,
+:mod:`~rnamotif_data.learn.evaluate`, :mod:`~rnamotif_data.learn.metrics`,
+:mod:`~rnamotif_data.learn.checkpoints`.
+
+The only package that imports torch (the ``[learn]`` extra), except the test fixtures.
+:mod:`~rnamotif_data.learn.metrics` imports no torch, so reports can use it.
+May import: storage, split, rna, em, errors.
+"""

@@ -1,0 +1,68 @@
+"""Checkpoints and devices: choosing the torch device for ``--device``, and writing and reading
+checkpoints as data only (``torch.load(weights_only=True)``).
+
+Used by :mod:`~rnamotif_data.learn.train` and :mod:`~rnamotif_data.learn.evaluate`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rnamotif_data.common.extras import require
+from rnamotif_data.errors import ConfigError, RNAMotifError
+
+torch = require("torch", "training and evaluation")
+
+__all__ = ["choose_device", "load_checkpoint", "save_checkpoint"]
+
+
+def choose_device(name: str) -> torch.device:
+    """The torch device for ``--device`` (``auto``, ``cpu``, ``cuda``, ``cuda:1``...).
+
+    Raises ConfigError, in one line, for a name torch does not know or a CUDA device this
+    machine does not have."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r}: not a torch device (auto, cpu, cuda, cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available here (torch {torch.__version__}); "
+                              "use --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return dev
+
+
+def load_checkpoint(path: str | Path, device) -> dict:
+    """Load a checkpoint as data only (``torch.load(weights_only=True)``: tensors, numbers,
+    strings, lists and dicts); a file that would need code to load is refused.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing.
+    RNAMotifError
+        In one line naming the file, if it is not a readable checkpoint.
+    """
+    import pickle
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RNAMotifError(f"{path}: not a loadable checkpoint (checkpoints are read as data only; "
+                            f"{first[:160]})") from None
+
+
+def save_checkpoint(obj: dict, path: Path) -> None:
+    """Write a checkpoint ``obj`` to ``path``: ``torch.save`` to a temporary file beside it, then
+    rename, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)

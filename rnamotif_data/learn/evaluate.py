@@ -1,0 +1,302 @@
+"""Evaluate a trained checkpoint: ``rnamotif evaluate``.
+
+``rnamotif evaluate --checkpoint CKPT --root STORE --split fold1
+[--subset val] [--out DIR] [--allow-mismatch]`` evaluates a store split;
+``rnamotif evaluate --checkpoint CKPT --mrc-folder DIR`` evaluates a
+folder laid out as the upstream ``validate_folder.py`` expects (one subfolder per class:
+``symmetricloop``/``symmetric_loop``, ``bulge``, ``hairpin``, ``asymmetricloop``, ``unknown``;
+``.mrc`` files named ``<emdb>_<pdb>_<type>_<n>.mrc``). Each MRC is resampled to the
+model's cube (40³ at 1 Å, centred on the box, trilinear); ``--mrc-normalisation stored``
+(default, for cubes exported by ``rnamotif_data.release.export``) uses the values as stored, so the
+predictions equal the store's; ``percentile`` divides raw upstream crops by the 95th
+percentile of their own positive voxels (an approximation of the store's per-map
+normalisation). Files not named as above (label maps) are skipped and counted.
+
+Outputs in DIR (default: beside the checkpoint, ``eval-<split>-<subset>``):
+``metrics.json`` (confusion matrix rows true / columns predicted in the order sym, bul,
+hp, asymm, unk; per-class and macro sensitivity/specificity; accuracy; the same by
+resolution bin and fine motif type), ``report.md`` (upstream README layout) and
+``confusion.png``. The confusion matrix and macro figures are also logged.
+
+A checkpoint whose split fingerprint or class names differ from the store's is refused
+(``--allow-mismatch`` overrides, and the outputs say so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rnamotif_data.common.extras import require
+from rnamotif_data.em.maps import read_map
+from rnamotif_data.errors import (
+    CheckpointMismatchError,  # noqa: F401 (defined in rnamotif_data.errors)
+    RNAMotifError,
+)
+from rnamotif_data.learn.checkpoints import choose_device, load_checkpoint
+from rnamotif_data.learn.dataset import RNAMotifDataset
+from rnamotif_data.learn.metrics import (
+    breakdown,
+    class_metrics,
+    confusion_matrix,
+    format_metric,
+    markdown_report,
+    plot_confusion,
+)
+from rnamotif_data.learn.networks import build_network
+from rnamotif_data.split.splits import SUBSETS
+
+torch = require("torch", "evaluation")
+
+log = logging.getLogger("rnamotif_data.learn.evaluate")
+
+__all__ = ["Evaluator", "CheckpointMismatchError", "main"]
+
+_FOLDER_CLASS = {"symmetricloop": 0, "bulge": 1, "hairpin": 2, "asymmetricloop": 3, "unknown": 4}
+_UPSTREAM_NAME = re.compile(r"^(EMD-\d+)_([0-9A-Za-z]{4})_([0-9A-Za-z]+)_(.+)$")
+
+
+class Evaluator:
+    """A trained model plus the checks that keep its numbers honest.
+
+    Parameters
+    ----------
+    model:
+        The network, ``(B, C, D, H, W)`` -> ``(B, classes)``.
+    checkpoint:
+        The checkpoint dict it came from (config, class names, split fingerprint).
+    device:
+        Where to run.
+    """
+
+    def __init__(self, model: torch.nn.Module, checkpoint: dict, device: torch.device):
+        self.model, self.checkpoint, self.device = model.eval(), checkpoint, device
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Evaluator":
+        """Load a checkpoint written by :mod:`rnamotif_data.learn.train`.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file is missing.
+        RNAMotifError
+            If it is not a training checkpoint.
+        """
+        dev = choose_device(device)
+        ck = load_checkpoint(path, dev)
+        if not isinstance(ck, dict) or not {"model", "config", "class_names", "split_fingerprint"} <= set(ck):
+            raise RNAMotifError(f"{path}: not an rnamotif_data.learn.train checkpoint")
+        cfg = ck["config"]
+        if "cube" not in ck:
+            raise CheckpointMismatchError(f"{path}: the checkpoint does not record its cube size; retrain it with "
+                                          "rnamotif-data >= 0.7")
+        network = cfg.get("network", cfg.get("model"))  # 0.7 checkpoints name it "model"
+        model = build_network(network, ck["in_channels"], len(ck["class_names"]), cube=int(ck["cube"])).to(dev)
+        model.load_state_dict(ck["model"])
+        ev = cls(model, ck, dev)
+        ev.path = str(path)
+        return ev
+
+    def check(self, dataset: RNAMotifDataset, allow_mismatch: bool = False) -> list[str]:
+        """Problems between the checkpoint and ``dataset`` (raises unless ``allow_mismatch``).
+
+        Raises
+        ------
+        CheckpointMismatchError
+            If class names, split fingerprint (not compared for ``split="all"``: every
+            sample, no split), channels or masking differ.
+        """
+        ck, cfg = self.checkpoint, self.checkpoint["config"]
+        problems = []
+        if list(dataset.classes) != list(ck["class_names"]):
+            problems.append(f"class names {list(dataset.classes)} != checkpoint's {ck['class_names']}")
+        if dataset.split != "all" and dataset.split_fingerprint != ck["split_fingerprint"]:
+            # (split "all" evaluates every sample of a store: no split to compare)
+            problems.append(f"split fingerprint {dataset.split_fingerprint[:12]}… != checkpoint's "
+                            f"{ck['split_fingerprint'][:12]}… (another store, scheme or split)")
+        if list(dataset.channels) != list(cfg["channels"]) or dataset.masked != cfg["masked"]:
+            problems.append(f"channels {dataset.channels} masked={dataset.masked} != checkpoint's "
+                            f"{cfg['channels']} masked={cfg['masked']}")
+        if problems and not allow_mismatch:
+            raise CheckpointMismatchError(f"{getattr(self, 'path', 'checkpoint')}: " + "; ".join(problems)
+                                          + " (--allow-mismatch to evaluate anyway)")
+        return problems
+
+    def predict(self, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+        """Class predictions ``(B,)`` for inputs ``(B, C, D, H, W)``."""
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                out.append(self.model(x[i:i + batch_size].to(self.device)).argmax(1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def evaluate_dataset(self, dataset: RNAMotifDataset, allow_mismatch: bool = False) -> dict:
+        """Metrics of the model on a dataset (dict as :func:`class_metrics` plus ``breakdown``)."""
+        problems = self.check(dataset, allow_mismatch)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=False)
+        preds = [self.predict(x) for x, _ in loader]
+        pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+        true = dataset.targets
+        res = class_metrics(confusion_matrix(true, pred, len(dataset.classes)), dataset.classes)
+        res["breakdown"] = breakdown(dataset.metadata, true, pred, dataset.classes)
+        res["mismatches_allowed"] = problems
+        res["predictions"] = pd.DataFrame({"sample_id": dataset.metadata["sample_id"], "true": true,
+                                           "pred": pred}).to_dict(orient="records")
+        return res
+
+    def subset_label(self, split: str, subset: str) -> str:
+        """What scoring ``split``/``subset`` with this checkpoint is: a test result or not.
+
+        Raises
+        ------
+        RNAMotifError
+            If ``subset`` is ``test`` but the checkpoint's protocol watched that fold (the
+            upstream protocol trains next to fold K and reports it): calling it "test"
+            would be wrong.
+        """
+        protocol = self.checkpoint["config"].get("protocol", "upstream")
+        if subset == "test":
+            if protocol != "nested":
+                raise RNAMotifError(f"{self.path}: trained with the {protocol} protocol, which watched {split} "
+                                    f"during training; its scores there are not test results (use --subset val, "
+                                    "reported as the upstream protocol)")
+            return f"{split} test: never used for training or model selection (nested protocol)"
+        if subset == "val" and protocol == "upstream":
+            return f"{split} val -- UPSTREAM PROTOCOL: the fold the run watched; not a test result"
+        if subset in ("val", "inner_val"):
+            return f"{split} {subset}: used for model selection; not a test result"
+        return f"{split} {subset}: training data; not a test result"
+
+    def evaluate_store(self, root: str, split: str, subset: str = "test", allow_mismatch: bool = False) -> dict:
+        """:meth:`evaluate_dataset` on ``root``'s ``split``/``subset`` with the checkpoint's
+        channels; the result names the subset and says whether it is a test result
+        (``subset``, ``label``; :meth:`subset_label`, which raises for a mislabelled test)."""
+        label = self.subset_label(split, subset)
+        cfg = self.checkpoint["config"]
+        ds = RNAMotifDataset(root, split=split, subset=subset, scheme=cfg["scheme"],
+                             channels=tuple(cfg["channels"]), masked=cfg["masked"])
+        res = self.evaluate_dataset(ds, allow_mismatch)
+        res.update(subset=subset, protocol=cfg.get("protocol", "upstream"), label=label)
+        return res
+
+    def evaluate_mrc_folder(self, folder: str | Path, cube: int | None = None, voxel_size: float = 1.0,
+                            normalisation: str = "stored") -> dict:
+        """Metrics on an upstream-style folder of class subfolders of ``.mrc`` files.
+
+        ``normalisation``: ``stored`` (default) for cubes this package exported
+        (``rnamotif_data.release.export --format mrc``): their values are the store's, already divided
+        by the whole map's 95th percentile, and are used as they are, so predictions equal
+        the store's. ``percentile`` for raw upstream crops: each crop is divided by the 95th
+        percentile of its own positive voxels and clipped to [0, 1] -- an approximation of
+        the store's per-map normalisation (a crop holds only part of its map).
+
+        Files whose names do not follow ``<emdb>_<pdb>_<type>_<n>.mrc`` (or ``cube_*`` in
+        ``unknown``) -- e.g. upstream ``*_label_*.mrc`` maps -- are skipped and counted
+        (``skipped_files`` in the result).
+
+        Raises
+        ------
+        RNAMotifError
+            If the model does not take one density channel, ``normalisation`` is unknown,
+            or the folder has no class subfolder with usable ``.mrc`` files.
+        """
+        if normalisation not in ("stored", "percentile"):
+            raise RNAMotifError(f"normalisation must be 'stored' or 'percentile', got {normalisation!r}")
+        cube = int(cube or self.checkpoint["cube"])
+
+        if self.checkpoint["in_channels"] != 1:
+            raise RNAMotifError("MRC-folder evaluation needs a model trained on one density channel")
+        files, labels, types, skipped = [], [], [], 0
+        for sub in sorted(Path(folder).iterdir()):
+            key = sub.name.replace("_", "").lower()
+            if not sub.is_dir() or key not in _FOLDER_CLASS:
+                continue
+            for f in sorted(sub.glob("*.mrc")):
+                m = _UPSTREAM_NAME.match(f.stem)
+                if not m and not f.stem.startswith("cube_"):
+                    skipped += 1
+                    continue
+                files.append(f)
+                labels.append(_FOLDER_CLASS[key])
+                types.append(m.group(3) if m else "unknown")
+        if not files:
+            raise RNAMotifError(f"{folder}: no class subfolders with .mrc files "
+                                f"(expected {', '.join(_FOLDER_CLASS)})")
+        xs = []
+        for f in files:
+            dm = read_map(f)
+            centre = dm.index_to_world((np.asarray(dm.shape, dtype=float) - 1) / 2.0)
+            origin = centre - (cube - 1) / 2.0 * voxel_size
+            box, _ = dm.sample_box(origin, (cube, cube, cube), voxel_size)
+            if normalisation == "percentile":
+                pos = box[box > 0]
+                scale = float(np.percentile(pos, 95)) if pos.size else 1.0
+                box = np.clip(box / scale, 0, 1)
+            xs.append(box.astype(np.float32))
+        x = torch.from_numpy(np.stack(xs))[:, None]
+        pred = self.predict(x)
+        true = np.asarray(labels)
+        names = self.checkpoint["class_names"]
+        res = class_metrics(confusion_matrix(true, pred, len(names)), names)
+        res["breakdown"] = breakdown(pd.DataFrame({"resolution": np.nan, "motif_type": types}), true, pred, names)
+        res["predictions"] = [{"file": str(f), "true": int(t), "pred": int(p)} for f, t, p in zip(files, true, pred)]
+        res["skipped_files"] = skipped
+        if skipped:
+            log.warning("%s: %d files skipped (names not <emdb>_<pdb>_<type>_<n>.mrc, e.g. label maps)", folder, skipped)
+        return res
+
+
+def write_outputs(res: dict, out: Path, class_names, title: str) -> None:
+    """metrics.json, report.md and confusion.png in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(res, indent=2, default=float))
+    md = markdown_report(res, class_names, title)
+    if res.get("mismatches_allowed"):
+        md += "\n**Evaluated despite mismatches:** " + "; ".join(res["mismatches_allowed"]) + "\n"
+    by_res = res.get("breakdown", {}).get("resolution", {})
+    if by_res:
+        md += "\n| resolution | n | accuracy | macro sensitivity | macro specificity |\n|---|---:|---:|---:|---:|\n"
+        for label, r in by_res.items():
+            md += (f"| {label} | {r['n']} | {format_metric(r['accuracy'])} | {format_metric(r['macro_sensitivity'])} | "
+                   f"{format_metric(r['macro_specificity'])} |\n")
+    (out / "report.md").write_text(md)
+    plot_confusion(res["confusion_matrix"], out / "confusion.png", class_names, title)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns 0 (1 on a refused or bad input)."""
+    p = argparse.ArgumentParser(prog="rnamotif evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--root", help="store path or URL")
+    p.add_argument("--split", default="fold1")
+    p.add_argument("--subset", default="test", choices=SUBSETS,
+                   help="test (default; fold K under the nested protocol), val, inner_val, train, inner_train")
+    p.add_argument("--mrc-folder", help="upstream validate_folder.py layout instead of a store")
+    p.add_argument("--mrc-normalisation", choices=("stored", "percentile"), default="stored",
+                   help="stored: cubes exported by this package (default); percentile: raw upstream crops")
+    p.add_argument("--out", type=Path)
+    p.add_argument("--allow-mismatch", action="store_true")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
+    a = p.parse_args(argv)
+    ev = Evaluator.from_checkpoint(a.checkpoint, a.device)
+    names = ev.checkpoint["class_names"]
+    if a.mrc_folder:
+        res = ev.evaluate_mrc_folder(a.mrc_folder, normalisation=a.mrc_normalisation)
+        title = f"{Path(a.mrc_folder).name} (MRC folder)"
+        out = a.out or Path(a.checkpoint).parent / "eval-mrc-folder"
+    else:
+        if not a.root:
+            p.error("--root or --mrc-folder is required")
+        res = ev.evaluate_store(a.root, a.split, a.subset, a.allow_mismatch)
+        title = res["label"]
+        out = a.out or Path(a.checkpoint).parent / f"eval-{a.split}-{a.subset}"
+    write_outputs(res, out, names, title)
+    log.info("%s\nwrote %s", markdown_report(res, names, title), out)
+    return 0

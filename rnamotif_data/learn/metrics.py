@@ -1,0 +1,139 @@
+"""Classification metrics in the upstream benchmark's layout.
+
+Confusion matrix rows are true classes, columns predicted, in the order sym, bul, hp,
+asymm, unk (:data:`rnamotif_data.rna.motifs.CLASS_NAMES`). For class c:
+sensitivity = TP / (TP + FN) (recall), specificity = TN / (TN + FP); macro figures are
+the unweighted means over classes where they are defined (a class without true samples
+has no sensitivity and is left out of the macro sensitivity; specificity is defined
+whenever some sample is not of the class); accuracy = trace / total. Breakdowns
+by resolution bin (<= 3 Å, 3-4 Å, > 4 Å) and by fine motif type.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rnamotif_data.common.extras import require
+from rnamotif_data.rna.motifs import CLASS_NAMES
+
+__all__ = ["SHORT_NAMES", "RESOLUTION_BINS", "confusion_matrix", "class_metrics", "breakdown",
+           "markdown_report", "plot_confusion", "format_metric"]
+
+#: The upstream README's column labels.
+SHORT_NAMES = ("sym", "bul", "hp", "asymm", "unk")
+#: (label, low exclusive, high inclusive) in Å.
+RESOLUTION_BINS = (("<= 3 Å", -np.inf, 3.0), ("3-4 Å", 3.0, 4.0), ("> 4 Å", 4.0, np.inf))
+
+
+def confusion_matrix(y_true, y_pred, n_classes: int = len(CLASS_NAMES)) -> np.ndarray:
+    """``(n, n)`` int64 counts, rows true, columns predicted.
+
+    Raises
+    ------
+    ValueError
+        If the inputs differ in length or hold a class outside ``[0, n_classes)``.
+    """
+    t = np.asarray(y_true, dtype=np.int64).ravel()
+    p = np.asarray(y_pred, dtype=np.int64).ravel()
+    if t.shape != p.shape:
+        raise ValueError(f"y_true has {t.size} labels, y_pred {p.size}")
+    for name, a in (("y_true", t), ("y_pred", p)):
+        if a.size and (a.min() < 0 or a.max() >= n_classes):
+            raise ValueError(f"{name} holds a class outside [0, {n_classes})")
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (t, p), 1)
+    return cm
+
+
+def class_metrics(cm: np.ndarray, class_names=CLASS_NAMES) -> dict:
+    """Per-class and macro sensitivity/specificity and accuracy of a confusion matrix.
+
+    Returns a JSON-serialisable dict: ``per_class`` {name: {support, sensitivity,
+    specificity}} (None where undefined), ``macro_sensitivity``, ``macro_specificity``,
+    ``accuracy``, ``n``, ``confusion_matrix``.
+    """
+    cm = np.asarray(cm, dtype=np.int64)
+    total = int(cm.sum())
+    per, sens, spec = {}, [], []
+    for i, name in enumerate(class_names):
+        tp = int(cm[i, i])
+        fn = int(cm[i].sum()) - tp
+        fp = int(cm[:, i].sum()) - tp
+        tn = total - tp - fn - fp
+        se = tp / (tp + fn) if tp + fn else None
+        sp = tn / (tn + fp) if tn + fp else None
+        per[name] = {"support": tp + fn, "sensitivity": se, "specificity": sp}
+        if se is not None:
+            sens.append(se)
+        if sp is not None:
+            spec.append(sp)
+    return {"per_class": per,
+            "macro_sensitivity": float(np.mean(sens)) if sens else None,
+            "macro_specificity": float(np.mean(spec)) if spec else None,
+            "accuracy": float(np.trace(cm) / total) if total else None,
+            "n": total, "confusion_matrix": cm.tolist()}
+
+
+def breakdown(meta: pd.DataFrame, y_true, y_pred, class_names=CLASS_NAMES) -> dict:
+    """Metrics per resolution bin (``resolution`` column, Å) and per fine ``motif_type``."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    out = {"resolution": {}, "motif_type": {}}
+    res = meta["resolution"].to_numpy(dtype=float)
+    for label, lo, hi in RESOLUTION_BINS:
+        m = (res > lo) & (res <= hi)
+        if m.any():
+            out["resolution"][label] = class_metrics(confusion_matrix(y_true[m], y_pred[m], len(class_names)),
+                                                     class_names)
+    for t, idx in meta.groupby("motif_type").indices.items():
+        n = len(idx)
+        correct = int((y_true[idx] == y_pred[idx]).sum())
+        out["motif_type"][str(t)] = {"n": n, "correct": correct, "sensitivity": correct / n}
+    return out
+
+
+def format_metric(v) -> str:
+    """A metric with 3 decimals, or "–" when undefined (None or NaN)."""
+    return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
+
+
+def markdown_report(metrics: dict, class_names=CLASS_NAMES, title: str = "Evaluation") -> str:
+    """Confusion matrix and per-class figures as Markdown (the upstream README's layout)."""
+    short = SHORT_NAMES if len(class_names) == len(SHORT_NAMES) else class_names
+    cm = metrics["confusion_matrix"]
+    lines = [f"## {title}", "", f"n = {metrics['n']}, accuracy {format_metric(metrics['accuracy'])}", "",
+             "| true \\ predicted | " + " | ".join(short) + " |", "|---|" + "---:|" * len(short)]
+    lines += [f"| {short[i]} | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(cm)]
+    lines += ["", "| class | support | sensitivity | specificity |", "|---|---:|---:|---:|"]
+    for s, name in zip(short, class_names):
+        d = metrics["per_class"][name]
+        lines.append(f"| {s} | {d['support']} | {format_metric(d['sensitivity'])} | {format_metric(d['specificity'])} |")
+    lines += ["", f"**Macro sensitivity {format_metric(metrics['macro_sensitivity'])}, macro specificity "
+              f"{format_metric(metrics['macro_specificity'])}**", ""]
+    return "\n".join(lines)
+
+
+def plot_confusion(cm, path, class_names=CLASS_NAMES, title: str = "") -> None:
+    """Write a confusion-matrix PNG (counts, row-normalised colour)."""
+    matplotlib = require("matplotlib", "the confusion-matrix plot")
+
+    matplotlib.use("Agg")
+    plt = require("matplotlib.pyplot", "the confusion-matrix plot")
+
+    cm = np.asarray(cm)
+    short = SHORT_NAMES if len(class_names) == len(SHORT_NAMES) else class_names
+    frac = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.5, 4.8))
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if frac[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(short)), short)
+    ax.set_yticks(range(len(short)), short)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label="fraction of true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

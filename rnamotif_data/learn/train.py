@@ -1,0 +1,361 @@
+"""Train Motif3DCNN on a store: ``rnamotif train``.
+
+``rnamotif train --root STORE --split fold1 --out runs/fold1 [--scheme similarity]
+[--model motif3dcnn] [--epochs 30] [--batch-size 32] [--lr 1e-3] [--channels density]
+[--masked/--no-masked] [--class-weights] [--seed 0] [--device auto] [--amp] [--workers 2]
+[--resume]`` and ``--all-folds`` (fold1-fold5 into ``OUT/foldK``, then the mean ± sd
+table of macro sensitivity/specificity in ``OUT/cv_summary.{md,json}``).
+
+Cross-entropy and Adam (the upstream defaults: lr 1e-3, 30 epochs, batch 32); optional
+inverse-frequency class weights. CUDA when available (``--device auto``) with pinned
+memory, non-blocking copies and, with ``--amp``, bfloat16 autocast. Each epoch writes
+``last.pt`` and, when validation macro sensitivity improves, ``best.pt``; both hold the
+model and optimizer state, epoch, config, class names, split fingerprint and the RNG
+states, so ``--resume`` continues exactly (bit-identical on CPU). Per-epoch metrics go to
+``metrics.csv`` and ``metrics.json``; the config to ``config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from rnamotif_data.common.extras import require
+from rnamotif_data.errors import ConfigError
+from rnamotif_data.learn.checkpoints import choose_device, load_checkpoint, save_checkpoint  # noqa: F401 (load_checkpoint re-exported)
+from rnamotif_data.learn.dataset import CHANNELS, RNAMotifDataset
+from rnamotif_data.learn.evaluate import Evaluator
+from rnamotif_data.learn.metrics import class_metrics, confusion_matrix, format_metric
+from rnamotif_data.learn.networks import NETWORKS, build_network
+
+torch = require("torch", "training")
+
+log = logging.getLogger("rnamotif_data.learn.train")
+
+__all__ = ["TrainConfig", "train", "train_all_folds", "predict", "main"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (recorded in checkpoints)."""
+
+    root: str
+    out: str
+    split: str = "fold1"
+    scheme: str = "similarity"
+    network: str = "motif3dcnn"
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    channels: tuple[str, ...] = ("density",)
+    masked: bool = True
+    class_weights: bool = False
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False
+    workers: int = 0
+    protocol: str = "nested"
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"unknown protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        if self.network not in NETWORKS:
+            raise ConfigError(f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}")
+        if any(c not in CHANNELS for c in self.channels):
+            raise ConfigError(f"unknown channel in {self.channels}; choose from {', '.join(CHANNELS)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError("epochs and batch_size must be >= 1 and lr > 0")
+
+
+#: Evaluation protocols. ``nested``: for split foldK, train on ``inner_train`` (K-2 folds),
+#: select the epoch on ``inner_val`` (fold K+1), report on ``test`` (fold K) once, after
+#: training. ``upstream``: train on the other four folds, watch and report fold K with the
+#: final epoch, as the upstream benchmark did -- its figures are not test results.
+PROTOCOLS = ("nested", "upstream")
+_SUBSETS = {"nested": ("inner_train", "inner_val"), "upstream": ("train", "val")}
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict:
+    """RNG states as plain types and tensors (loadable with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {"python": [version, list(internal), gauss],
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(s: dict) -> None:
+    version, internal, gauss = s["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = s["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(s["torch"])
+    if s.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+def predict(model: torch.nn.Module, loader, device: torch.device, amp: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+    """Predicted and true classes over a loader, plus the mean cross-entropy."""
+    model.eval()
+    preds, trues, loss_sum, n = [], [], 0.0, 0
+    with torch.no_grad():
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(x)
+            loss_sum += float(torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
+            n += len(y)
+            preds.append(logits.argmax(1).cpu().numpy())
+            trues.append(y.cpu().numpy())
+    if not n:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), float("nan")
+    return np.concatenate(preds), np.concatenate(trues), loss_sum / n
+
+
+def _loaders(cfg: TrainConfig, device: torch.device):
+    common = dict(root=cfg.root, split=cfg.split, scheme=cfg.scheme, channels=cfg.channels, masked=cfg.masked)
+    train_subset, val_subset = _SUBSETS[cfg.protocol]
+    train_ds = RNAMotifDataset(subset=train_subset, **common)
+    val_ds = RNAMotifDataset(subset=val_subset, **common)
+    kw = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, pin_memory=device.type == "cuda",
+              persistent_workers=cfg.workers > 0)
+    return train_ds, val_ds, kw
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> dict:
+    """Train one split; returns the final epoch's metrics dict.
+
+    ``stop_after`` (tests) ends the run after that many epochs of this call, as an
+    interruption would.
+
+    Raises
+    ------
+    ConfigError
+        On ``resume`` with a checkpoint made for another config or split.
+    """
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = choose_device(cfg.device)
+    train_ds, val_ds, kw = _loaders(cfg, device)
+    if len(train_ds) == 0:
+        raise ConfigError(f"{cfg.root}: {cfg.split}/train has no samples")
+    _seed_all(cfg.seed)
+    cube = int(train_ds.cube_shape[0])  # the store's cube size, recorded in the checkpoint
+    model = build_network(cfg.network, train_ds.n_channels, len(train_ds.classes), cube=cube).to(device)
+    if len(val_ds) == 0:
+        log.warning("%s: %s/val has no samples: model selection falls back to the training loss "
+                    "(best.pt is the epoch with the lowest training loss)", cfg.root, cfg.split)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    weight = None
+    if cfg.class_weights:
+        counts = np.bincount(train_ds.targets, minlength=len(train_ds.classes)).astype(np.float64)
+        weight = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0),
+                              dtype=torch.float32, device=device)
+    start, best, history = 0, float("-inf"), []
+    last = out / "last.pt"
+    if resume and last.exists():
+        ck = load_checkpoint(last, device)
+        diff = _resume_differences(ck["config"], _ckpt_config(cfg))
+        if diff or ck["split_fingerprint"] != train_ds.split_fingerprint:
+            what = "; ".join(diff) or "the split's fingerprint differs"
+            raise ConfigError(f"{last}: made with other settings ({what}); use another --out or drop --resume")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start, best, history = ck["epoch"] + 1, ck["best_macro_sensitivity"], ck["history"]
+        _set_rng_state(ck["rng"])
+        log.info("resuming %s at epoch %d", out, start + 1)
+    (out / "config.json").write_text(json.dumps(_ckpt_config(cfg), indent=2))
+    val_loader = torch.utils.data.DataLoader(val_ds, shuffle=False, **kw)
+    done = 0
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # order independent of resume
+        loader = torch.utils.data.DataLoader(train_ds, shuffle=True, generator=gen, **kw)
+        t0, wait, loss_sum, n = time.perf_counter(), 0.0, 0.0, 0
+        t_fetch = time.perf_counter()
+        bar = tqdm(loader, desc=f"{cfg.split} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        for x, y in bar:
+            wait += time.perf_counter() - t_fetch
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                logits = model(x)
+            loss = torch.nn.functional.cross_entropy(logits.float(), y, weight=weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += float(loss.detach()) * len(y)
+            n += len(y)
+            bar.set_postfix(loss=f"{loss_sum / n:.4f}")
+            t_fetch = time.perf_counter()
+        pred, true, val_loss = predict(model, val_loader, device, cfg.amp)
+        m = class_metrics(confusion_matrix(true, pred, len(train_ds.classes)), train_ds.classes)
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / n, "val_loss": val_loss,
+               "val_accuracy": m["accuracy"], "val_macro_sensitivity": m["macro_sensitivity"],
+               "val_macro_specificity": m["macro_specificity"], "seconds": time.perf_counter() - t0,
+               "loader_wait_fraction": wait / max(time.perf_counter() - t0, 1e-9)}
+        history.append(row)
+        # best by validation macro sensitivity; without labelled val samples, by the lowest loss
+        if m["macro_sensitivity"] is not None:
+            score = m["macro_sensitivity"]
+        else:
+            score = -(row["val_loss"] if np.isfinite(row["val_loss"]) else row["train_loss"])
+        new_best = score > best
+        ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+              "config": _ckpt_config(cfg), "class_names": list(train_ds.classes),
+              "split_fingerprint": train_ds.split_fingerprint, "in_channels": train_ds.n_channels,
+              "cube": cube, "history": history, "best_macro_sensitivity": max(best, score), "rng": _rng_state()}
+        if new_best:  # best.pt first: last.pt never names a best that is not on disk
+            best = score
+            save_checkpoint(ck, out / "best.pt")
+        save_checkpoint(ck, last)
+        _write_metrics(out, history)
+        log.info("%s epoch %d: train loss %.4f, val loss %.4f, val macro sensitivity %s", cfg.split, epoch + 1,
+                 row["train_loss"], val_loss, m["macro_sensitivity"])
+        done += 1
+        if stop_after is not None and done >= stop_after:
+            break
+    return history[-1]
+
+
+#: settings a resumed run may change: more epochs extend it; workers and device are how, not what
+_RESUMABLE = ("epochs", "workers", "device")
+
+
+def _resume_differences(old: dict, new: dict) -> list[str]:
+    return [f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(set(old) | set(new))
+            if k not in _RESUMABLE and old.get(k) != new.get(k)]
+
+
+def _ckpt_config(cfg: TrainConfig) -> dict:
+    d = asdict(cfg)
+    d["channels"] = list(d["channels"])
+    d.pop("out")
+    return d
+
+
+def _write_metrics(out: Path, history: list[dict]) -> None:
+    with open(out / "metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(history[0]))
+        w.writeheader()
+        w.writerows(history)
+    (out / "metrics.json").write_text(json.dumps(history, indent=2))
+
+
+def bootstrap_ci(true: np.ndarray, pred: np.ndarray, n_classes: int, *, n_boot: int = 1000,
+                 seed: int = 0) -> tuple[float, float] | None:
+    """95 % percentile bootstrap interval of macro sensitivity over samples (Efron &
+    Tibshirani 1993, ch. 13); None for fewer than 2 samples."""
+    if len(true) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n_boot):
+        k = rng.integers(0, len(true), len(true))
+        m = class_metrics(confusion_matrix(true[k], pred[k], n_classes), [str(c) for c in range(n_classes)])
+        if m["macro_sensitivity"] is not None:
+            vals.append(m["macro_sensitivity"])
+    return (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))) if vals else None
+
+
+def train_all_folds(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train fold1-fold5 into ``OUT/foldK`` and report each fold once; writes
+    ``cv_summary.{md,json}``.
+
+    ``nested`` (default): fold K's figures are test results -- ``best.pt`` (selected on
+    fold K+1) scored on fold K, never seen during training or selection -- with a 95 %
+    bootstrap interval per fold and mean ± sd over folds. ``upstream``: ``last.pt`` scored
+    on fold K, the fold the run watched; labelled as such everywhere.
+    """
+
+    rows = []
+    for k in range(1, 6):
+        fold_cfg = replace(cfg, split=f"fold{k}", out=str(Path(cfg.out) / f"fold{k}"))
+        train(fold_cfg, resume=resume, progress=progress)
+        ckpt = "best.pt" if cfg.protocol == "nested" else "last.pt"
+        subset = "test" if cfg.protocol == "nested" else "val"
+        ev = Evaluator.from_checkpoint(Path(fold_cfg.out) / ckpt)
+        res = ev.evaluate_store(cfg.root, f"fold{k}", subset)
+        true = np.asarray([r["true"] for r in res["predictions"]], dtype=np.int64)
+        pred = np.asarray([r["pred"] for r in res["predictions"]], dtype=np.int64)
+        ci = bootstrap_ci(true, pred, len(ev.checkpoint["class_names"]), seed=cfg.seed)
+        rows.append({"fold": f"fold{k}", "subset": subset, "checkpoint": ckpt,
+                     "macro_sensitivity": res["macro_sensitivity"], "macro_sensitivity_ci95": ci,
+                     "macro_specificity": res["macro_specificity"], "accuracy": res["accuracy"], "n": res["n"]})
+    label = ("nested: test fold K, model selected on fold K+1" if cfg.protocol == "nested" else
+             "UPSTREAM PROTOCOL: final epoch scored on the fold the run watched -- not a test result")
+    summary = {"protocol": cfg.protocol, "label": label, "folds": rows}
+    lines = [f"Protocol: {label}.", "",
+             "| fold | n | macro sensitivity | 95 % CI | macro specificity | accuracy |",
+             "|---|---:|---:|---|---:|---:|"]
+    for r in rows:
+        ci = r["macro_sensitivity_ci95"]
+        lines.append(f"| {r['fold']} ({r['subset']}) | {r['n']} | {format_metric(r['macro_sensitivity'])} | "
+                     f"{'–' if ci is None else f'{ci[0]:.3f}–{ci[1]:.3f}'} | "
+                     f"{format_metric(r['macro_specificity'])} | {format_metric(r['accuracy'])} |")
+    for key in ("macro_sensitivity", "macro_specificity", "accuracy"):
+        v = [r[key] for r in rows if r[key] is not None]
+        summary[key] = {"mean": float(np.mean(v)) if v else None, "sd": float(np.std(v, ddof=1)) if len(v) > 1 else None}
+    lines.append(f"| mean ± sd | | {_pm(summary['macro_sensitivity'])} | | {_pm(summary['macro_specificity'])} | "
+                 f"{_pm(summary['accuracy'])} |")
+    Path(cfg.out, "cv_summary.md").write_text("\n".join(lines) + "\n")
+    Path(cfg.out, "cv_summary.json").write_text(json.dumps(summary, indent=2))
+    log.info("cross-validation summary (%s):\n%s", Path(cfg.out, "cv_summary.md"), "\n".join(lines))
+    return summary
+
+
+def _pm(d: dict) -> str:
+    return "–" if d["mean"] is None else f"{d['mean']:.3f} ± {d['sd']:.3f}" if d["sd"] is not None else f"{d['mean']:.3f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns 0 (1 on bad input, with a one-line error)."""
+    p = argparse.ArgumentParser(prog="rnamotif train", description=__doc__.split("\n")[0])
+    p.add_argument("--root", required=True, help="store path or URL")
+    p.add_argument("--split", default="fold1")
+    p.add_argument("--all-folds", action="store_true", help="train and evaluate fold1-fold5")
+    p.add_argument("--scheme", default="similarity")
+    p.add_argument("--out", required=True)
+    p.add_argument("--network", "--model", dest="network", default="motif3dcnn", choices=list(NETWORKS),
+                   help="the neural network (--model: deprecated alias)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--channels", nargs="+", default=["density"])
+    p.add_argument("--masked", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--class-weights", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA, or CPU)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--protocol", default="nested", choices=PROTOCOLS,
+                   help="nested (default): train on 3 folds, select on fold K+1, report fold K; upstream: "
+                        "train on 4 folds and report the fold watched, final epoch (not a test result)")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    cfg = TrainConfig(root=a.root, out=a.out, split=a.split, scheme=a.scheme, network=a.network, epochs=a.epochs,
+                      batch_size=a.batch_size, lr=a.lr, channels=tuple(a.channels), masked=a.masked,
+                      class_weights=a.class_weights, seed=a.seed, device=a.device, amp=a.amp, workers=a.workers,
+                      protocol=a.protocol)
+    if a.all_folds:
+        train_all_folds(cfg, resume=a.resume, progress=not a.no_progress)
+    else:
+        last = train(cfg, resume=a.resume, progress=not a.no_progress)
+        log.info("%s: last epoch %s", a.out, json.dumps(last))
+    return 0

@@ -1,0 +1,189 @@
+"""Export a store to one HDF5 file or to upstream-style MRC folders.
+
+Usage::
+
+    rnamotif export STORE --format hdf5 --out rnamotif.h5
+    rnamotif export STORE --format mrc --out DIR [--by-class]
+
+``hdf5``: datasets ``density`` (float16), ``zone`` (uint8), ``labels``, ``nucleotide``
+(uint8), each ``(N, D, H, W)`` z-y-x, chunked one sample per chunk, gzip-compressed; group
+``metadata`` with one dataset per metadata column (strings UTF-8, ``*_xyz`` as ``(N, 3)``
+float64, nulls as "" / NaN / -1) and ``metadata.parquet`` (the exact Parquet bytes, for a
+lossless round trip); the store's attributes as JSON in the file attribute
+``store_attrs``.
+
+``mrc``: one folder per sample in the upstream naming, ``EMD-xxxx_PDBID_type_n/`` (``n``
+the CoSSMos number, else the motif id, else the sample index; background samples
+``cube_PDBID_nnnnn/`` as upstream) holding ``<name>.mrc`` (density masked by the zone,
+the upstream model's input), ``<name>_context.mrc`` (unmasked density), and binary label
+maps ``backbone_label_<name>.mrc``, ``ribose_label_<name>.mrc`` and ``sugar_label_<name>.mrc``
+-- **upstream's "sugar" map is the base**; the names are kept so upstream tools read them.
+Maps are 1 Å voxels with ORIGIN at the cube's position, so they overlay the model.
+``--by-class`` instead writes ``DIR/<class>/<name>.mrc`` (masked density only), the layout
+of the upstream ``validate_folder.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from tqdm import tqdm
+
+from rnamotif_data.common.extras import require
+from rnamotif_data.em.maps import write_map
+from rnamotif_data.storage.layout import join
+from rnamotif_data.storage.store import METADATA_FILE, METADATA_SCHEMA, StoreError, open_store, url_to_fs
+
+log = logging.getLogger("rnamotif_data.release.export")
+
+#: upstream label-map names -> our label part (upstream called the base map "sugar")
+UPSTREAM_LABEL_MAPS = {"backbone": 1, "ribose": 2, "sugar": 3}
+
+
+def export_hdf5(root: str, out: Path, *, progress: bool = True) -> Path:
+    """Write the store's arrays and metadata into one HDF5 file (layout in the module docstring)."""
+    h5py = require("h5py", "the HDF5 export")
+    store = open_store(root)
+    n, cube = len(store), store.cube_shape
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    with h5py.File(tmp, "w") as h5:
+        h5.attrs["store_attrs"] = json.dumps(store.attrs, sort_keys=True)
+        dsets = {}
+        for name, dtype in (("density", "float16"), ("zone", "uint8"), ("labels", "uint8"), ("nucleotide", "uint8")):
+            dsets[name] = h5.create_dataset(name, shape=(n, *cube), dtype=dtype, chunks=(1, *cube),
+                                            compression="gzip", compression_opts=4, shuffle=True)
+            dsets[name].attrs["dimension_names"] = ["sample", "z", "y", "x"]
+        for start, stop in tqdm(store.shard_ranges(), desc="shards", disable=not progress):
+            batch = store.read_batch(slice(start, stop))
+            for name, d in dsets.items():
+                d[start:stop] = batch[name].astype(d.dtype)
+        g = h5.create_group("metadata")
+        fs, path = url_to_fs(join(root, METADATA_FILE))
+        g.create_dataset(METADATA_FILE, data=np.void(fs.cat_file(path)))
+        meta = store.metadata
+        for col in meta.columns:
+            g.create_dataset(col, data=_column(meta[col], METADATA_SCHEMA.field(col).type))
+    tmp.replace(out)
+    return out
+
+
+def _column(series, typ: pa.DataType) -> np.ndarray:
+    if pa.types.is_list(typ) or pa.types.is_fixed_size_list(typ):
+        return np.array([np.full(3, np.nan) if v is None else np.asarray(v, float) for v in series]).reshape(-1, 3)
+    if pa.types.is_string(typ):
+        h5py = require("h5py", "the HDF5 export")
+        return np.array(["" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v)
+                         for v in series],
+                        dtype=h5py.string_dtype())
+    if pa.types.is_floating(typ):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    if pa.types.is_boolean(typ):
+        return series.to_numpy(dtype=bool)
+    return series.to_numpy(dtype=np.int64, na_value=-1)
+
+
+def upstream_name(row) -> str:
+    """Upstream file stem of a sample: ``EMD-20353_6PJ6_hairpin3_2606`` / ``cube_6PJ6_00012``."""
+    if row.is_background:
+        return f"cube_{row.pdb_id}_{row.sample_index:05d}"
+    n = row.cossmos_number
+    if n is None or pd.isna(n):
+        n = row.motif_id if isinstance(row.motif_id, str) and row.motif_id else row.sample_index
+    n = re.sub(r"[^A-Za-z0-9.-]", "-", str(int(n) if isinstance(n, (float, np.floating)) else n))
+    return f"{row.emdb_id}_{row.pdb_id}_{row.motif_type}_{n}"
+
+
+def export_mrc(root: str, out: Path, *, by_class: bool = False, progress: bool = True) -> int:
+    """Write upstream-style MRC folders (layout in the module docstring); returns samples written."""
+    store = open_store(root)
+    meta = store.metadata
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MRC_MARKER).write_text(json.dumps({"store": str(root), "by_class": by_class}) + "\n")
+    vs = store.voxel_size
+    count = 0
+    for start, stop in tqdm(store.shard_ranges(), desc="shards", disable=not progress):
+        batch = store.read_batch(slice(start, stop))
+        for k, row in enumerate(meta.iloc[start:stop].itertuples()):
+            name = upstream_name(row)
+            origin = np.asarray(row.origin_xyz, dtype=np.float64)
+            dens = batch["density"][k].astype(np.float32)
+            masked = dens * batch["zone"][k].astype(np.float32)
+            folder = out / (row.motif_class if by_class else name)
+            folder.mkdir(parents=True, exist_ok=True)
+            if by_class:
+                write_map(out / row.motif_class / f"{name}.mrc", masked, vs, origin)
+            else:
+                write_map(folder / f"{name}.mrc", masked, vs, origin)
+                write_map(folder / f"{name}_context.mrc", dens, vs, origin)
+                for label, part in UPSTREAM_LABEL_MAPS.items():
+                    write_map(folder / f"{label}_label_{name}.mrc",
+                              (batch["labels"][k] == part).astype(np.float32), vs, origin)
+            count += 1
+    return count
+
+
+#: marker file an MRC export writes into its folder (so --overwrite can recognise it)
+MRC_MARKER = ".rnamotif-export.json"
+
+
+def check_export_target(out: Path, fmt: str, *, overwrite: bool) -> None:
+    """Refuse to replace anything but an export this package wrote, and anything at all
+    without ``overwrite`` (nothing is changed when refused).
+
+    Raises
+    ------
+    StoreError
+        Naming ``out`` and why.
+    """
+    if not out.exists():
+        return
+    if not overwrite:
+        raise StoreError(f"{out}: exists; pass --overwrite to replace an earlier export, or choose another --out")
+    ours = False
+    if fmt == "hdf5" and out.is_file():
+        h5py = require("h5py", "the HDF5 export")
+        try:
+            with h5py.File(out, "r") as h5:
+                ours = "store_attrs" in h5.attrs
+        except OSError:
+            ours = False
+    elif fmt == "mrc" and out.is_dir():
+        ours = (out / MRC_MARKER).is_file() or not any(out.iterdir())
+    if not ours:
+        raise StoreError(f"{out}: exists and is not a {fmt} export this package wrote; --overwrite replaces only "
+                         "those; nothing was changed")
+    if out.is_dir():
+        shutil.rmtree(out)
+    else:
+        out.unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    p = argparse.ArgumentParser(prog="rnamotif export", description=__doc__.split("\n")[0])
+    p.add_argument("store", help="store path or fsspec URL")
+    p.add_argument("--format", choices=("hdf5", "mrc"), required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--by-class", action="store_true", help="mrc: DIR/<class>/<name>.mrc only")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export of this package at --out")
+    args = p.parse_args(argv)
+    if len(open_store(args.store)) == 0:
+        raise StoreError(f"{args.store}: the store has no samples; nothing to export")
+    check_export_target(args.out, args.format, overwrite=args.overwrite)
+    if args.format == "hdf5":
+        path = export_hdf5(args.store, args.out)
+        log.info("wrote %s", path)
+    else:
+        n = export_mrc(args.store, args.out, by_class=args.by_class)
+        log.info("wrote %d samples under %s", n, args.out)
+    return 0

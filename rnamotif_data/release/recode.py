@@ -1,0 +1,138 @@
+"""Copy a store with another chunk codec: the same cubes, tables and splits, read faster or
+stored smaller.
+
+Usage::
+
+    rnamotif recode STORE --codec lz4 --out COPY.zarr [--compression-level N]
+
+A release can be downloaded small (``zstd``) and trained on fast (``lz4``, the default,
+or ``none``: ``benchmarks/RESULTS.md``); a format-4 store (before ``density_masked``) is
+upgraded on the way. Codecs: :mod:`rnamotif_data.storage.shards`.
+
+Every cube is read from ``STORE`` through the checking reader (a damaged chunk stops the
+copy with its name), written shard by shard to ``--out``, then read back and compared with
+the source; ``metadata.parquet``, ``failures.parquet`` and ``splits/`` are copied byte for
+byte (so split fingerprints are unchanged). The copy's attributes are the source's with
+``build_config.codec`` and ``compression_level`` changed and ``recoded_from`` (the
+source's codec); ``config_hash`` is kept (it covers the content, not the storage), so
+split files and their fingerprints stay valid. ``checksums.sha256`` is written
+for the copy, and ``build_state: complete`` last. ``--out`` must be a new or empty folder,
+and it is locked while written; if the copy fails, what it wrote is removed.
+Exit status 0 on success, 1 on bad input or a damaged source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import numpy as np
+from tqdm import tqdm
+
+from rnamotif_data.build.lock import BuildLock
+from rnamotif_data.build.outdir import check_out
+from rnamotif_data.storage.checksums import write_checksums
+from rnamotif_data.storage.layout import join
+from rnamotif_data.storage.shards import CODECS, check_codec
+from rnamotif_data.storage.store import (
+    ARRAYS,
+    DERIVED_ARRAYS,
+    FAILURES_FILE,
+    FORMAT_VERSION,
+    METADATA_FILE,
+    StoreError,
+    create_arrays,
+    open_store,
+    put_bytes,
+    set_attrs,
+    url_to_fs,
+    write_shard,
+)
+
+log = logging.getLogger("rnamotif_data.release.recode")
+
+__all__ = ["recode_store"]
+
+
+def _copy_files(src: str, dst: str) -> list[str]:
+    """Copy the tables and ``splits/`` byte for byte; returns the relative paths."""
+    fs, base = url_to_fs(src)
+    rels = [METADATA_FILE, FAILURES_FILE]
+    split_dir = join(base, "splits")
+    if fs.isdir(split_dir):
+        rels += sorted(f"splits/{p.rstrip('/').rsplit('/', 1)[-1]}" for p in fs.ls(split_dir, detail=False)
+                       if fs.isfile(p))
+    for rel in rels:
+        put_bytes(join(dst, *rel.split("/")), fs.cat_file(join(base, *rel.split("/"))))
+    return rels
+
+
+def recode_store(src: str, out: str, codec: str, compression_level: int | None = None, *,
+                 progress: bool = True) -> str:
+    """Write a copy of store ``src`` at ``out`` whose arrays use ``codec`` (see the module
+    docstring); returns ``out``.
+
+    Raises
+    ------
+    rnamotif_data.errors.ConfigError
+        For an unknown codec or a level outside its range.
+    rnamotif_data.storage.store.StoreError
+        If ``src`` is not a complete store or is damaged, if ``out`` is not a new or empty
+        folder, or if a cube read back from ``out`` differs from the source.
+    """
+    level = check_codec(codec, compression_level)
+    store = open_store(src)
+    if check_out(out, overwrite=False) is not None:
+        raise StoreError(f"{out}: already holds a store; --out must be a new or empty folder")
+    fs, path = url_to_fs(out)
+    created = not fs.exists(path)
+    fs.makedirs(path, exist_ok=True)
+    try:
+        with BuildLock(out):
+            attrs = json.loads(json.dumps(store.attrs))
+            old_codec = attrs.get("build_config", {}).get("codec", "zstd")  # stores before 0.7 are zstd
+            config = {**attrs.get("build_config", {}), "codec": codec, "compression_level": level}
+            # config_hash is kept: it covers the content, not the storage (BuildConfig.config_hash)
+            attrs.update(build_config=config, recoded_from={"codec": old_codec, "format_version": attrs["format_version"]},
+                         format_version=FORMAT_VERSION, build_state="building")
+            set_attrs(out, attrs)
+            create_arrays(out, len(store), store.cube_shape, store.shard_size, level, codec)
+            for start, stop in tqdm(store.shard_ranges(), desc="shards", unit="shard", disable=not progress):
+                write_shard(out, start, store.read_batch(slice(start, stop)))  # derived arrays made here
+            copy = open_store(out, require_complete=False)
+            for start, stop in store.shard_ranges():  # read back through the checking reader
+                a = store.read_batch(slice(start, stop), store.array_names)
+                b = copy.read_batch(slice(start, stop), copy.array_names)
+                bad = [n for n in a if not np.array_equal(a[n], b[n])]
+                if bad:
+                    raise StoreError(f"{out}: samples {start}-{stop - 1} read back differ from {src} "
+                                     f"({', '.join(bad)}); the copy is not usable")
+            rels = _copy_files(src, out)
+            write_checksums(out)
+            set_attrs(out, {"build_state": "complete"})
+    except BaseException:
+        if created:
+            fs.rm(path, recursive=True)
+        else:  # an empty folder given as --out: remove only what was written into it
+            for member in (*ARRAYS, *DERIVED_ARRAYS, "zarr.json", METADATA_FILE, FAILURES_FILE, "splits", "checksums.sha256"):
+                p = join(path, member)
+                if fs.exists(p):
+                    fs.rm(p, recursive=True)
+        raise
+    log.info("%s: %d samples recoded from %s to %s (copied %s)", out, len(store), old_codec, codec, ", ".join(rels))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    p = argparse.ArgumentParser(prog="rnamotif recode", description=__doc__.split("\n")[0])
+    p.add_argument("store", help="a complete store (path or fsspec URL)")
+    p.add_argument("--codec", required=True, choices=tuple(CODECS), help="chunk codec of the copy")
+    p.add_argument("--compression-level", type=int, default=None,
+                   help="level of the codec (lz4 1-9, default 5; zstd 1-22, default 3)")
+    p.add_argument("--out", required=True, help="a new or empty folder")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    recode_store(args.store, args.out, args.codec, args.compression_level, progress=not args.no_progress)
+    return 0

@@ -1,0 +1,10 @@
+"""Samples: the fixed-size labelled cube cut around a motif (placement, zone, labels) and
+the structural negatives ("unknown" background sites) matched to the motifs.
+
+Owns: :mod:`~rnamotif_data.samples.cubes`, :mod:`~rnamotif_data.samples.background`,
+:mod:`~rnamotif_data.samples.candidates`, and the ``rnamotif segment`` program
+(:mod:`~rnamotif_data.samples.extract`).
+
+May import: :mod:`rnamotif_data.em`, :mod:`rnamotif_data.rna`, :mod:`rnamotif_data.errors`.
+Never imports: storage, splitting, learning, building, torch, Dask.
+"""

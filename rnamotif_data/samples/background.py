@@ -1,0 +1,426 @@
+"""Background ("unknown") samples: real structure that is not a listed motif, shaped like one.
+
+The upstream dataset's "unknown" class was random cubes of the map; our first release
+used the atoms within 6 Å of one residue. Both are separable from motifs without any
+structure (emptiness; zone size: 2,400-3,900 zone voxels against 5,800-10,000). Here a
+background sample is chosen so that nothing but structure tells it apart:
+
+* **Same shape.** Each sample copies the layout (strand count and strand lengths,
+  nucleotides per strand) of one of the entry's kept motifs, drawn at random, and of the
+  candidates with that layout takes the one closest to that motif in radius of gyration,
+  heavy-atom count, distance from the model's centre and zone volume (Å³ within 5 Å of
+  the atoms); so nucleotide and atom counts, compactness
+  (and with them the zone size) and position follow the motifs', entry by entry, and the
+  whole class follows the store's motifs. Without kept motifs the layout is drawn from
+  the manifest's motifs (:class:`ShapeDistribution`).
+* **Same zoning and centring.** The builder cuts it with the same call as a motif
+  (:func:`rnamotif_data.samples.cubes.cut_motif`, model atoms within the zone radius of the
+  selected residues, cube centred on their centroid).
+* **Same placement criterion.** The builder's ``accept`` callback applies the per-motif
+  placement thresholds (fit_z, fraction of atoms above 1 sd), so background does not sit
+  in empty density any more than motifs do.
+* **Away from every listed motif.** No heavy atom of a chosen residue is within
+  ``min_distance`` Å of a heavy atom of a listed motif of the entry.
+
+Kinds (``BackgroundConfig.kinds``, tried in the order given; recorded in the metadata
+column ``background_kind``):
+
+``stem``
+    Helical stems. Residues are paired by a geometric Watson-Crick criterion: the base's
+    N1 (purines, A/G) and N3 (pyrimidines, C/U) of two residues within ``pair_distance``
+    Å (2.8-3.0 Å in Watson-Crick and G·U pairs; the standard hydrogen-bond distance cut-off
+    of 3.4-3.5 Å, e.g. Leontis & Westhof 2001, RNA 7:499, DOI 10.1017/S1355838201002515).
+    A one-strand shape is a run of consecutive, covalently linked residues that are all
+    paired, none with each other (one strand of a helix, never a closed loop); a two-strand
+    shape is two such runs whose ends pair (strand 1 starts where strand 2 ends, like a
+    loop's closing pair), so the sample is a stretch of double helix.
+``rna``
+    Other RNA stretches: the same runs without the pairing requirement (two-strand shapes:
+    runs whose end residues' C1' atoms are within ``neighbour_distance`` Å).
+``protein``
+    Runs of linked amino-acid residues with as many residues as the drawn shape has
+    nucleotides (optional; only for entries with protein).
+``density``
+    Unmodelled density: map voxels above mean + ``density_threshold_sd`` sd within
+    ``density_radius`` Å of a grid point away from every model atom, as pseudo-atoms
+    (optional; these are the only samples whose zone is not made of model atoms).
+
+Residue links: O3'-P ≤ 2.0 Å (nucleotides) or C-N ≤ 2.0 Å (amino acids), so a run never
+spans an unmodelled gap. Chosen samples share no residue, and their centroids are at
+least ``spacing`` Å apart.
+
+Deterministic: one :class:`numpy.random.Generator` per entry, seeded by
+``BackgroundConfig.seed`` and the entry key; the same inputs give the same samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from rnamotif_data.em.maps import DensityMap, MapStatistics
+from rnamotif_data.errors import ConfigError
+from rnamotif_data.rna.motifs import strand_lengths
+from rnamotif_data.rna.structure import AtomTable, Model, ResidueId
+from rnamotif_data.samples.candidates import Residues, candidates
+
+__all__ = ["BackgroundConfig", "BackgroundSite", "KINDS", "ShapeDistribution", "background_count",
+           "select_background_sites"]
+
+KINDS = ("stem", "rna", "protein", "density")
+
+
+@dataclass(frozen=True)
+class BackgroundConfig:
+    """How background ("unknown") samples are chosen (module docstring).
+
+    Attributes
+    ----------
+    per_entry:
+        Samples per entry; ``None`` chooses ``ceil(n_motifs / 4)`` for an entry with
+        ``n_motifs`` motif samples, so the unknown class is about as large as each of the
+        four motif classes. ``0`` disables background samples.
+    kinds:
+        Comma-separated kinds in order of preference (:data:`KINDS`); a later kind is used
+        only when the earlier ones run out of candidates.
+    min_distance:
+        Å; no heavy atom of a background residue lies closer than this to a heavy atom of
+        a listed motif, so with the default 5 Å (the zone radius) no motif atom is inside a
+        background sample's zone.
+    pair_distance:
+        Å; N1/N3 distance of a Watson-Crick-paired residue pair (kind ``stem``).
+    neighbour_distance:
+        Å; C1'-C1' distance of the end residues of the two strands of a two-strand ``rna``
+        sample.
+    spacing:
+        Å; minimum distance between the centroids of two background samples.
+    density_radius, density_threshold_sd:
+        Kind ``density``: radius (Å) of a site and the density threshold (map mean + this
+        × sd).
+    max_tries:
+        Candidates tried (placement checks) per sample before a kind is given up.
+    seed:
+        Seed (combined with the entry key).
+    """
+
+    per_entry: int | None = None
+    kinds: str = "stem,rna"
+    min_distance: float = 5.0
+    pair_distance: float = 3.4
+    neighbour_distance: float = 12.0
+    spacing: float = 10.0
+    density_radius: float = 6.0
+    density_threshold_sd: float = 1.0
+    max_tries: int = 50
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.per_entry is not None and (int(self.per_entry) != self.per_entry or self.per_entry < 0):
+            raise ConfigError(f"background per_entry must be None or an integer >= 0, got {self.per_entry}")
+        bad = [k for k in self.kind_list if k not in KINDS]
+        if bad or not self.kind_list:
+            raise ConfigError(f"background kinds {self.kinds!r}: choose from {', '.join(KINDS)} (comma-separated)")
+        for name in ("min_distance", "pair_distance", "neighbour_distance", "spacing", "density_radius"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"background {name} must be a finite number > 0 Å, got {v}")
+        if int(self.max_tries) != self.max_tries or self.max_tries < 1:
+            raise ConfigError(f"background max_tries must be an integer >= 1, got {self.max_tries}")
+
+    @property
+    def kind_list(self) -> tuple[str, ...]:
+        """``kinds`` as a tuple."""
+        return tuple(k.strip() for k in str(self.kinds).split(",") if k.strip())
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable dict of the fields."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ShapeDistribution:
+    """Strand layouts of a store's listed motifs, with their counts.
+
+    Attributes
+    ----------
+    shapes:
+        ``((lengths, count), ...)``: ``lengths`` is a sorted tuple of strand lengths
+        (nucleotides, closing pairs included; :func:`rnamotif_data.rna.motifs.strand_lengths`).
+    """
+
+    shapes: tuple[tuple[tuple[int, ...], int], ...]
+
+    @classmethod
+    def from_types(cls, motif_types) -> "ShapeDistribution":
+        """The distribution of the given fine types (``unknown`` and unparsable types skipped)."""
+        counts: dict[tuple[int, ...], int] = {}
+        for t in motif_types:
+            try:
+                lengths = strand_lengths(str(t))
+            except Exception:  # noqa: BLE001 - 'unknown' or a type validation reports elsewhere
+                continue
+            counts[lengths] = counts.get(lengths, 0) + 1
+        return cls(tuple(sorted(counts.items())))
+
+    def draw(self, rng: np.random.Generator) -> tuple[int, ...]:
+        """One layout, with probability proportional to its count; strand order random."""
+        weights = np.array([c for _, c in self.shapes], dtype=np.float64)
+        lengths = self.shapes[int(rng.choice(len(self.shapes), p=weights / weights.sum()))][0]
+        return tuple(lengths) if len(lengths) < 2 or rng.random() < 0.5 else tuple(reversed(lengths))
+
+
+@dataclass(frozen=True, eq=False)
+class BackgroundSite:
+    """One background sample.
+
+    Attributes
+    ----------
+    kind:
+        One of :data:`KINDS`.
+    residue_indices:
+        ``(R,)`` indices into the model's residues, strands in model order (empty for
+        ``density``).
+    strands:
+        Strand lengths in model order (``()`` for ``density``).
+    atoms:
+        The sample's atoms (:meth:`AtomTable.subset` of ``residue_indices``; pseudo-atoms
+        for ``density``).
+    """
+
+    kind: str
+    residue_indices: np.ndarray
+    strands: tuple[int, ...]
+    atoms: AtomTable
+
+    @property
+    def centre(self) -> np.ndarray:
+        """``(3,)`` Å, x-y-z: the heavy-atom centroid."""
+        return self.atoms.xyz.mean(axis=0)
+
+
+def background_count(n_motifs: int, config: BackgroundConfig) -> int:
+    """Number of background samples wanted for an entry with ``n_motifs`` motif samples."""
+    if config.per_entry is not None:
+        return int(config.per_entry)
+    return int(math.ceil(n_motifs / 4))
+
+
+def _rng(config: BackgroundConfig, key: str) -> np.random.Generator:
+    digest = hashlib.sha256(f"{config.seed}:{key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def select_background_sites(
+    model: Model,
+    density_map: DensityMap,
+    motif_xyz: np.ndarray,
+    n: int,
+    shapes: ShapeDistribution,
+    config: BackgroundConfig = BackgroundConfig(),
+    *,
+    accept: Callable[[AtomTable], bool] | None = None,
+    targets: list[tuple[tuple[int, ...], np.ndarray]] | None = None,
+    stats: MapStatistics | None = None,
+    key: str = "",
+) -> list[BackgroundSite]:
+    """Choose up to ``n`` background samples of one entry (algorithm in the module docstring).
+
+    Parameters
+    ----------
+    model:
+        The entry's model.
+    density_map:
+        The entry's map, placed in the model's frame (kind ``density`` only).
+    motif_xyz:
+        ``(M, 3)`` Å, x-y-z: the heavy atoms of every listed motif of the entry (all rows
+        that resolved, whether or not they were kept).
+    n:
+        Samples wanted; fewer are returned when the entry runs out of candidates.
+    shapes:
+        Strand layouts to draw from (the store's listed motifs). An empty distribution
+        gives no samples.
+    config:
+        Kinds, distances and seed.
+    accept:
+        Called with a candidate's atoms; False rejects it (the builder's placement and
+        cutting checks). None accepts every candidate.
+    targets:
+        The entry's kept motifs as ``(strand lengths, (M, 3) heavy-atom xyz Å)``. When
+        given, each sample copies the layout of a motif drawn from them and takes the
+        candidate closest to it in radius of gyration, heavy-atom count and distance from
+        the centroid of the model's nucleotides (relative differences summed), so compactness -- and
+        with it zone size -- and position follow the entry's motifs. Without targets the
+        layout is drawn from ``shapes`` and candidates are taken in random order.
+    stats:
+        Map statistics (kind ``density``).
+    key:
+        Entry key mixed into the seed (e.g. ``"6PJ6/EMD-20353"``).
+
+    Returns
+    -------
+    list of :class:`BackgroundSite` in the order chosen.
+    """
+    if n <= 0 or not (shapes.shapes or targets):
+        return []
+    rng = _rng(config, key)
+    res = Residues(model, motif_xyz, config)
+    used = np.zeros(res.n, dtype=bool)
+    chosen: list[BackgroundSite] = []
+    accept = accept or (lambda atoms: True)
+    kinds = [k for k in config.kind_list if k != "density"]
+    nt_xyz = model.atoms.xyz[model.atoms.nucleotide > 0]
+    centre = nt_xyz.mean(axis=0) if len(nt_xyz) else model.atoms.xyz.mean(axis=0)
+    pool = _Pool(model, res, config, centre)
+    targets = [(tuple(lengths), (*_shape_of(np.asarray(xyz), centre), _zone_volume(np.asarray(xyz))))
+               for lengths, xyz in (targets or ())]
+
+    misses = 0
+    # one layout (and target) per sample, drawn before the kind, so layouts that are hard to
+    # place are not replaced by easy (small) ones
+    while kinds and len(chosen) < n and misses < config.max_tries:
+        if targets:
+            lengths, want = targets[int(rng.integers(len(targets)))]
+            if len(lengths) == 2 and rng.random() < 0.5:
+                lengths = lengths[::-1]
+        else:
+            lengths, want = shapes.draw(rng), None
+        site = pool.best(kinds, lengths, want, used, chosen, accept, rng)
+        if site is None:
+            misses += 1
+            continue
+        chosen.append(site)
+        used[site.residue_indices] = True
+    if "density" in config.kind_list and len(chosen) < n:
+        chosen += _density_sites(density_map, model, motif_xyz, n - len(chosen), config, stats, rng, chosen)
+    return chosen
+
+
+def _shape_of(xyz: np.ndarray, centre: np.ndarray) -> tuple[float, float, float]:
+    """(radius of gyration Å, distance of the centroid from ``centre`` Å, heavy atoms)."""
+    c = xyz.mean(axis=0)
+    return (float(np.sqrt(((xyz - c) ** 2).sum(axis=1).mean())), float(np.linalg.norm(c - centre)),
+            float(len(xyz)))
+
+
+def _zone_volume(xyz: np.ndarray, radius: float = 5.0, step: float = 1.5) -> float:
+    """Å³ within ``radius`` of any atom, counted on a ``step`` Å grid (the zone's size)."""
+    lo, hi = xyz.min(axis=0) - radius, xyz.max(axis=0) + radius
+    axes = [np.arange(lo[a], hi[a] + step, step) for a in range(3)]
+    pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    d, _ = cKDTree(xyz).query(pts, k=1, distance_upper_bound=radius)
+    return float(np.isfinite(d).sum()) * step ** 3
+
+
+class _Pool:
+    """Candidates per (kind, layout), with their shape, ranked against a target."""
+
+    def __init__(self, model: Model, res: Residues, config: BackgroundConfig, centre: np.ndarray):
+        self.model, self.res, self.config, self.centre = model, res, config, centre
+        self.cache: dict[tuple, tuple[list[np.ndarray], np.ndarray]] = {}
+
+    def get(self, kind: str, lengths: tuple[int, ...]):
+        ck = (kind, lengths)
+        if ck not in self.cache:  # strands as the motifs' rule counts them (consecutive in model order)
+            cands = [c for c in candidates(self.res, kind, lengths, self.config)
+                     if len(self.model.strands(c)) == len(lengths)]
+            shape = np.array([_shape_of(self.model.atoms.xyz[self.model.atoms.residue_rows(c)], self.centre)
+                              for c in cands]).reshape(-1, 3)
+            self.cache[ck] = (cands, shape)
+        return self.cache[ck]
+
+    def best(self, kinds, lengths, want, used, chosen, accept, rng) -> BackgroundSite | None:
+        """The acceptable unused candidate closest to ``want`` (random order without one);
+        earlier kinds are preferred by a cost of 0.1 per rank."""
+        ranked = []
+        for rank, kind in enumerate(kinds):
+            cands, shape = self.get(kind, lengths)
+            if not cands:
+                continue
+            free = np.array([not used[c].any() for c in cands])
+            if want is None:
+                cost = rng.random(len(cands))
+            else:
+                cost = (np.abs(shape[:, 0] - want[0]) / max(want[0], 1.0)
+                        + np.abs(shape[:, 1] - want[1]) / max(want[1], 10.0)
+                        + np.abs(shape[:, 2] - want[2]) / max(want[2], 1.0) + 0.1 * rank
+                        + 1e-3 * rng.random(len(cands)))
+            ranked += [(float(cost[i]), kind, cands[i]) for i in np.flatnonzero(free)]
+        ranked.sort(key=lambda t: t[0])
+        ranked = ranked[: self.config.max_tries]
+        if want is not None and ranked:  # refine the best by zone volume (what the zone mask shows)
+            xyz = self.model.atoms.xyz
+            ranked.sort(key=lambda t: t[0] + 2.0 * abs(_zone_volume(xyz[self.model.atoms.residue_rows(t[2])])
+                                                         - want[3]) / max(want[3], 1.0))
+        for _, kind, c in ranked:
+            atoms = self.model.atoms.subset(c)
+            centre = atoms.xyz.mean(axis=0)
+            if any(np.linalg.norm(s.centre - centre) < self.config.spacing for s in chosen):
+                continue
+            if accept(atoms):
+                return BackgroundSite(kind=kind, residue_indices=c,
+                                      strands=tuple(len(s) for s in self.model.strands(c)), atoms=atoms)
+        return None
+
+
+def _pseudo_atoms(xyz: np.ndarray) -> AtomTable:
+    n = len(xyz)
+    return AtomTable(
+        xyz=np.asarray(xyz, dtype=np.float64).reshape(-1, 3),
+        element=np.full(n, "X"), atom_name=np.full(n, "X"),
+        residue_index=np.zeros(n, dtype=np.int32),
+        part=np.zeros(n, dtype=np.uint8), nucleotide=np.zeros(n, dtype=np.uint8),
+        residues=(ResidueId("?", 0, ""),), residue_names=("UNK",),
+    )
+
+
+def _density_sites(density_map, model, motif_xyz, n, config, stats, rng, chosen) -> list[BackgroundSite]:
+    """Kind ``density``: unmodelled density above the threshold, away from atoms and motifs."""
+    if n <= 0:
+        return []
+    stats = stats or density_map.statistics()
+    threshold = stats.mean + config.density_threshold_sd * stats.sd
+    r = config.density_radius
+    lo = density_map.index_to_world(np.zeros(3))
+    hi = density_map.index_to_world(np.asarray(density_map.shape, dtype=np.float64) - 1.0)
+    axes = [np.arange(lo[a] + r, hi[a] - r + 1e-9, config.spacing) for a in range(3)]
+    if not all(len(ax) for ax in axes):
+        return []
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    grid = grid[density_map.interpolate(grid) > threshold]
+    if len(model.atoms) and len(grid):
+        d, _ = cKDTree(model.atoms.xyz).query(grid, k=1)
+        grid = grid[d > r]
+    if len(motif_xyz) and len(grid):
+        d, _ = cKDTree(np.asarray(motif_xyz).reshape(-1, 3)).query(grid, k=1)
+        grid = grid[d >= config.min_distance]
+    out: list[BackgroundSite] = []
+    for c in grid[rng.permutation(len(grid))]:
+        if len(out) >= n:
+            break
+        if any(np.linalg.norm(s.centre - c) < config.spacing for s in chosen + out):
+            continue
+        pts = _density_points(density_map, c, r, threshold)
+        if pts is not None:
+            out.append(BackgroundSite(kind="density", residue_indices=np.zeros(0, dtype=np.int64), strands=(),
+                                      atoms=pts))
+    return out
+
+
+def _density_points(density_map: DensityMap, centre: np.ndarray, radius: float, threshold: float) -> AtomTable | None:
+    idx = density_map.world_to_index(centre[None, :])[0]
+    reach = radius / density_map.voxel_size[::-1]
+    lo = np.maximum(np.floor(idx - reach).astype(int), 0)
+    hi = np.minimum(np.ceil(idx + reach).astype(int) + 1, np.asarray(density_map.shape))
+    zz, yy, xx = np.meshgrid(*[np.arange(lo[a], hi[a]) for a in range(3)], indexing="ij")
+    ijk = np.stack([zz, yy, xx], axis=-1).reshape(-1, 3)
+    xyz = density_map.index_to_world(ijk.astype(np.float64))
+    vals = density_map.data[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
+    keep = (np.linalg.norm(xyz - centre, axis=1) <= radius) & (vals > threshold)
+    if not keep.any():
+        return None
+    return _pseudo_atoms(xyz[keep])

@@ -1,0 +1,117 @@
+"""Make a store's (or a manifest's) cross-validation split and report its leakage.
+
+``rnamotif split STORE [--scheme similarity|entry|upstream] [--seed 0]
+[--identity 0.8] [--folds DIR] [--report] [--report-out FILE.md]``
+
+``rnamotif split --manifest FILE.parquet --out SPLIT.parquet [...]`` splits a
+manifest before anything is built (metadata only: the strands stand in for the flanking
+contexts, and zones are unknown).
+
+Writes ``STORE/splits/<scheme>.parquet`` (sample_id -> fold, removed, highest identity to
+another fold; config and fingerprint in the file; :mod:`rnamotif_data.split.splits`) and prints
+the fingerprint and the removed count. ``--report`` prints the leakage report
+(:mod:`rnamotif_data.split.leakage`): per fold and relation, validation samples related to
+training, removed counts, identity to training, class counts. For ``upstream``,
+``--folds`` is the folder of the upstream ``fold{k}_{train,val}.csv`` files: motif
+samples are matched by EMDB id, PDB id, motif type and CoSSMos number, and background
+samples take the fold of their PDB entry's upstream ``cube_*`` rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rnamotif_data.build.importers import import_upstream_folds
+from rnamotif_data.build.schema import read_manifest
+from rnamotif_data.errors import ConfigError
+from rnamotif_data.rna.motifs import CLASS_NAMES, class_index
+from rnamotif_data.split.leakage import format_report, leakage_report
+from rnamotif_data.split.splits import SCHEMES, SplitConfig, make_split, split_metadata, split_table, store_relations, upstream_key, write_split
+from rnamotif_data.storage.store import open_store
+
+log = logging.getLogger("rnamotif_data.split.command")
+
+__all__ = ["read_upstream_folds", "main"]
+
+
+def read_upstream_folds(folder: Path) -> tuple[dict[tuple, int], dict[str, list[int]]]:
+    """Upstream fold CSVs -> ({(EMDB id, PDB id, type, CoSSMos number): fold} of motif rows,
+    {PDB ID: folds of the entry's ``cube_*`` background rows, in cube-number order})."""
+    rows, _ = import_upstream_folds(folder)
+    motifs = {upstream_key(r["emdb_id"], r["pdb_id"], r["motif_type"], r.get("cossmos_number")): int(r["upstream_fold"])
+              for r in rows if r.get("motif_type") != "unknown"}
+    cubes: dict[str, list[tuple[int, int]]] = {}
+    for r in rows:
+        if r.get("motif_type") == "unknown":
+            cubes.setdefault(str(r["pdb_id"]).upper(), []).append((int(r.get("cossmos_number") or 0),
+                                                                   int(r["upstream_fold"])))
+    return motifs, {pdb: [f for _, f in sorted(c)] for pdb, c in cubes.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns 0 (1 with a one-line error for bad input)."""
+    p = argparse.ArgumentParser(prog="rnamotif split", description=__doc__.split("\n")[0])
+    p.add_argument("store", nargs="?", help="store path or fsspec URL")
+    p.add_argument("--manifest", type=Path, help="split a manifest instead of a store (needs --out)")
+    p.add_argument("--out", type=Path, help="split file to write for --manifest")
+    p.add_argument("--scheme", choices=SCHEMES, default="similarity")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--identity", type=float, default=SplitConfig.identity,
+                   help="context identity of homologs (default %(default)s)")
+    p.add_argument("--folds", type=Path, help="upstream fold CSV folder (scheme upstream)")
+    p.add_argument("--report", action="store_true", help="print the leakage report")
+    p.add_argument("--report-out", type=Path, help="also write the report as Markdown here")
+    args = p.parse_args(argv)
+    if (args.store is None) == (args.manifest is None):
+        raise ConfigError("give either a STORE or --manifest FILE (with --out)")
+    if args.manifest is not None and args.out is None:
+        raise ConfigError(f"--manifest {args.manifest}: give --out FILE.parquet for the split")
+
+    config = SplitConfig(scheme=args.scheme, seed=args.seed, identity=args.identity)
+    motif_folds, bg_folds = read_upstream_folds(args.folds) if args.folds else (None, None)
+    if args.manifest is not None:
+        table, _ = read_manifest(args.manifest)
+        meta = table.to_pandas()
+        meta["sample_id"] = [f"row{i}:{s}" for i, s in enumerate(meta["source_id"].fillna(""))]
+        meta["is_background"] = meta["motif_type"] == "unknown"
+        split, relations = split_metadata(meta, config, upstream_folds=motif_folds, upstream_background=bg_folds,
+                                          name=str(args.manifest))
+        t = split_table(split)
+        t = t.append_column("manifest_row", pa.array(range(len(meta)), pa.int64()))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(t, args.out)
+        url, class_names, source = str(args.out), CLASS_NAMES, args.manifest
+        if "class_index" not in meta:
+            meta["class_index"] = [class_index(t) for t in meta["motif_type"]]
+    else:
+        store = open_store(args.store)
+        relations = store_relations(store, config)
+
+        split = make_split(store, config, upstream_folds=motif_folds, upstream_background=bg_folds,
+                           relations=relations)
+        url, meta, class_names, source = write_split(store, split), store.metadata, store.class_names, args.store
+    placed = int(split.table["fold"].notna().sum())
+    log.info("%s: scheme %s, %d of %d samples placed in %d folds, %d removed from validation (related to another "
+             "fold); fingerprint %s", url, args.scheme, placed, len(split.table), config.k, split.n_removed,
+             split.fingerprint)
+    if not relations.has_contexts:
+        log.info("no flanking contexts (metadata only): homology is judged on the motif strands alone")
+    if args.scheme == "upstream":
+        bg = meta["motif_type"].astype(str).eq("unknown").to_numpy()
+        folds = split.table["fold"].notna().to_numpy()
+        log.info("upstream folds: %d of %d motif samples and %d of %d background samples placed%s",
+                 int((folds & ~bg).sum()), int((~bg).sum()), int((folds & bg).sum()), int(bg.sum()),
+                 f" ({len(motif_folds)} upstream motif samples)" if motif_folds else "")
+    if args.report or args.report_out:
+        report = leakage_report(meta, split, relations, class_names)
+        text = (f"Leakage report: {source}, scheme {args.scheme}, fingerprint {split.fingerprint[:16]}, "
+                f"{split.n_removed} removed\n\n" + format_report(report, class_names))
+        print(text)  # noqa: T201 - the program's output
+        if args.report_out:
+            args.report_out.write_text(text)
+    return 0

@@ -1,0 +1,402 @@
+"""Cross-validation splits of a store (or a manifest) that no similarity crosses.
+
+Split names are ``fold1`` ... ``fold5``: fold k's ``val``/``test`` subset is fold k, its
+``train`` subset the other folds. Schemes:
+
+``similarity`` (default)
+    Samples related in any way that lets a model recognise rather than generalise stay on
+    one side (relations: :mod:`rnamotif_data.split.similarity`):
+
+    1. *Hard* relations -- the same EMDB map, PDB entry or model coordinates, a shared
+       residue or overlapping zones -- join samples into independent groups that are never
+       split. A store with fewer independent groups than folds is refused (one model in
+       four maps is one group).
+    2. *Soft* relations -- the same canonical motif, a near-identical motif (edit distance
+       ≤ 1), homologous contexts (identity ≥ ``identity``) -- join independent groups into
+       components. A component no larger than ``max_group_share`` × N / k is assigned
+       whole; a larger one is divided between folds by independent group, each going to
+       the fold it has most relations with (then class balance), and, as PLINDER does
+       (Durairaj et al. 2024, DOI 10.1101/2024.07.17.603955), every sample related to a
+       sample of another fold is **removed**: it is never in a ``val``/``test`` or
+       ``inner_val`` subset (it stays in the other folds' ``train``).
+
+    Units are assigned largest first to the fold where their classes are least
+    represented (deterministic for a seed; in the spirit of scikit-learn's
+    ``StratifiedGroupKFold``).
+``entry``
+    Samples grouped by EMDB map / PDB entry / model only (map-level splits, as
+    Cryo2StructData); soft relations may cross (the leakage report counts them).
+``upstream``
+    The upstream dataset's five folds, matched by EMDB id, PDB id, motif type and
+    CoSSMos number (``upstream_fold`` column, or the fold CSVs through
+    ``rnamotif split --scheme upstream --folds DIR``). Background samples of a
+    PDB entry whose upstream ``cube_*`` rows are known take their folds: the j-th
+    background sample (sample order) the fold of the j-th cube (cube-number order,
+    cycling), so the entry's background spreads over folds as the upstream's did; without
+    cube rows, the fold most of the entry's matched motifs have (ties to the lower);
+    unmatched samples have no fold. It leaks by design
+    (~98 % of upstream validation entries also supply training motifs); it exists to
+    compare with published 5-class numbers.
+
+A split is written beside the store's data as ``STORE/splits/<scheme>.parquet``
+(``sample_index``, ``sample_id``, ``fold`` 1..k or null, ``removed``,
+``max_identity_other_folds``) with the config and a fingerprint (sha256 over the store
+identity and the sorted ``sample_id``/fold/removed triples) in the Parquet schema
+metadata, so a training run can record exactly which split it used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from rnamotif_data.errors import ConfigError
+from rnamotif_data.rna.motifs import class_index as _class_index
+from rnamotif_data.split.folds import assign_folds, hard_groups, independent_groups, soft_assignment
+from rnamotif_data.split.similarity import Relations, find_relations, zone_overlap_pairs
+from rnamotif_data.storage.layout import join
+from rnamotif_data.storage.store import RNAMotifStore, get_attrs, open_store, read_table, url_to_fs, write_table
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SCHEMES", "SPLIT_NAMES", "SUBSETS", "SplitConfig", "Split", "assign_folds", "make_split", "split_metadata",
+           "write_split", "read_split", "split_table", "load_or_make_split", "split_path", "upstream_key",
+           "validate_split_name", "store_relations", "hard_groups", "independent_groups"]
+
+SCHEMES = ("similarity", "entry", "upstream")
+SPLIT_NAMES = ("fold1", "fold2", "fold3", "fold4", "fold5", "all")
+#: Subsets of a split ``foldK``: ``train`` (every fold but K) and ``val`` (fold K), the
+#: upstream protocol's pair; for nested evaluation ``test`` (fold K, touched once after
+#: training), ``inner_val`` (fold K+1, wrapping to 1: model selection) and ``inner_train``
+#: (the other K-2 folds). Folds are grouped, so the inner validation part is grouped too.
+#: Removed samples are never in ``val``, ``test`` or ``inner_val``.
+SUBSETS = ("train", "val", "test", "inner_train", "inner_val")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How a split is made.
+
+    Attributes
+    ----------
+    scheme:
+        ``similarity``, ``entry`` or ``upstream`` (module docstring).
+    k:
+        Number of folds (5).
+    seed:
+        Seed of the order of equal-size groups.
+    identity:
+        Context identity (0-1) at and above which two samples are homologs.
+    min_context:
+        Contexts shorter than this (nt) are never homologs (too short to tell).
+    max_group_share:
+        A component of related samples larger than this × N / k is divided and pruned
+        instead of being assigned whole.
+    """
+
+    scheme: str = "similarity"
+    k: int = 5
+    seed: int = 0
+    identity: float = 0.8
+    min_context: int = 12
+    max_group_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise ConfigError(f"unknown split scheme {self.scheme!r}; choose one of {', '.join(SCHEMES)}")
+        if self.scheme == "upstream" and self.k != 5:
+            raise ConfigError("the upstream scheme has exactly 5 folds")
+        if self.k < 2:
+            raise ConfigError(f"k must be >= 2, got {self.k}")
+        if not 0 < self.identity <= 1:
+            raise ConfigError(f"split identity must be in (0, 1], got {self.identity}")
+        if not (self.max_group_share > 0 and math.isfinite(self.max_group_share)):
+            raise ConfigError(f"split max_group_share must be > 0, got {self.max_group_share}")
+
+
+@dataclass(frozen=True)
+class Split:
+    """A fold assignment of a store's samples (or a manifest's rows).
+
+    Attributes
+    ----------
+    table:
+        DataFrame ``sample_index``, ``sample_id``, ``fold`` (1..k; <NA> for samples the
+        scheme cannot place), ``removed`` (bool: related to a sample of another fold, so
+        never validated on) and ``max_identity_other_folds`` (highest context identity to
+        a sample of another fold: for fold k's val samples, to train), in sample order.
+    config:
+        The :class:`SplitConfig` that made it.
+    fingerprint:
+        sha256 hex of the store identity and the sorted (sample_id, fold, removed) triples.
+    """
+
+    table: pd.DataFrame
+    config: SplitConfig
+    fingerprint: str
+
+    def indices(self, split: str, subset: str) -> np.ndarray:
+        """Sample indices of ``subset`` (:data:`SUBSETS`) of ``split`` (``foldK``/``all``).
+
+        ``all`` with ``train`` or ``inner_train`` is every placed sample; with any other
+        subset it is empty.
+
+        Raises
+        ------
+        ValueError
+            For an unknown split or subset name.
+        """
+        validate_split_name(split, subset, self.config.k)
+        fold = self.table["fold"]
+        placed = fold.notna().to_numpy()
+        removed = self.table["removed"].to_numpy(dtype=bool) if "removed" in self.table else np.zeros(len(fold), bool)
+        idx = self.table["sample_index"].to_numpy()
+        if split == "all":
+            return idx[placed] if subset in ("train", "inner_train") else idx[:0]
+        k = int(split[4:])
+        folds = fold.fillna(0).to_numpy()
+        in_k = placed & (folds == k)
+        if subset in ("val", "test"):
+            return idx[in_k & ~removed]
+        if subset == "train":
+            return idx[placed & ~in_k]
+        in_inner = placed & (folds == k % self.config.k + 1)
+        return idx[in_inner & ~removed] if subset == "inner_val" else idx[placed & ~in_k & ~(in_inner & ~removed)]
+
+    @property
+    def n_removed(self) -> int:
+        """Samples removed from validation (related to another fold)."""
+        return int(self.table["removed"].sum()) if "removed" in self.table else 0
+
+
+def validate_split_name(split: str, subset: str, k: int = 5) -> None:
+    """Raise ValueError naming the valid choices if ``split`` or ``subset`` is unknown."""
+    names = [f"fold{i}" for i in range(1, k + 1)] + ["all"]
+    if split not in names:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(names)}")
+    if subset not in SUBSETS:
+        raise ValueError(f"unknown subset {subset!r}; choose one of {', '.join(SUBSETS)}")
+
+
+def split_path(root: str, scheme: str) -> str:
+    """Location of a scheme's split file: ``STORE/splits/<scheme>.parquet``."""
+    return join(str(root), "splits", f"{scheme}.parquet")
+
+
+def _store_identity(store: RNAMotifStore) -> str:
+    attrs = get_attrs(store.root) or {}
+    return json.dumps({"config_hash": attrs.get("config_hash"), "manifest_sha256": attrs.get("manifest_sha256"),
+                       "n": len(store)}, sort_keys=True)
+
+
+def fingerprint(identity: str, sample_ids, folds, removed=None) -> str:
+    """sha256 hex over the identity and the sorted ``sample_id<TAB>fold[<TAB>removed]`` lines."""
+    h = hashlib.sha256(identity.encode())
+    removed = [False] * len(sample_ids) if removed is None else list(removed)
+    lines = sorted(f"{s}\t{'' if pd.isna(f) else int(f)}" + ("\tremoved" if r else "")
+                   for s, f, r in zip((str(x) for x in sample_ids), folds, removed))
+    for line in lines:
+        h.update(f"\n{line}".encode())
+    return h.hexdigest()
+
+
+def upstream_key(emdb_id, pdb_id, motif_type, cossmos_number) -> tuple:
+    """Matching key of a sample to the upstream folds: (EMDB id, PDB id, type, CoSSMos number)."""
+    num = None if cossmos_number is None or pd.isna(cossmos_number) else int(cossmos_number)
+    return (str(emdb_id).upper(), str(pdb_id).upper(), str(motif_type), num)
+
+
+def _upstream_folds(meta: pd.DataFrame, upstream_folds, upstream_background) -> pd.array:
+    if upstream_folds is not None:
+        fold = pd.array([upstream_folds.get(upstream_key(*r)) for r in zip(
+            meta["emdb_id"], meta["pdb_id"], meta["motif_type"], meta["cossmos_number"])], dtype="Int64")
+    else:
+        fold = pd.array(meta["upstream_fold"], dtype="Int64")
+    bg = meta["is_background"].to_numpy(dtype=bool) if "is_background" in meta else \
+        (meta["motif_type"] == "unknown").to_numpy()
+    entry_fold: dict[str, int] = {}
+    known = pd.DataFrame({"pdb": meta["pdb_id"].astype(str).str.upper(), "fold": fold})[~bg & pd.notna(fold)]
+    for pdb, sub in known.groupby("pdb"):
+        vc = sub["fold"].value_counts()
+        entry_fold[pdb] = int(min(vc.index[vc == vc.max()]))
+    out = fold.copy()
+    seen: dict[str, int] = {}
+    for i in np.flatnonzero(bg):
+        pdb = str(meta["pdb_id"].iloc[i]).upper()
+        cubes = (upstream_background or {}).get(pdb)
+        if cubes:  # the j-th background sample of an entry takes the fold of its j-th cube
+            j = seen.get(pdb, 0)
+            seen[pdb] = j + 1
+            out[i] = int(cubes[j % len(cubes)])
+        else:
+            f = entry_fold.get(pdb)
+            out[i] = f if f is not None else pd.NA
+    return out
+
+
+def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, relations: Relations | None = None,
+                   upstream_folds: dict[tuple, int] | None = None, upstream_background: dict[str, int] | None = None,
+                   identity: str | None = None, name: str = "store") -> tuple[Split, Relations]:
+    """Assign every row of a metadata table (store metadata or a manifest) to a fold.
+
+    Parameters
+    ----------
+    meta:
+        Rows in sample order; columns as :func:`rnamotif_data.split.similarity.find_relations`
+        needs, plus ``class_index`` (or ``motif_type``), ``sample_id`` and ``sample_index``
+        (made from the row number when absent).
+    relations:
+        Precomputed relations (else computed).
+    upstream_folds, upstream_background:
+        For ``upstream``: :func:`upstream_key` -> fold of motif rows, and PDB ID -> folds
+        of the entry's upstream ``cube_*`` rows in cube-number order.
+    name:
+        Names the input in errors.
+
+    Returns
+    -------
+    (split, relations)
+
+    Raises
+    ------
+    ConfigError
+        For ``similarity``/``entry`` when there are fewer independent groups than folds,
+        and for ``upstream`` when no sample can be matched.
+    """
+
+    meta = meta.reset_index(drop=True)
+    if "class_index" not in meta:
+        meta = meta.assign(class_index=[_class_index(t) for t in meta["motif_type"]])
+    relations = relations or find_relations(meta, identity=config.identity, min_context=config.min_context)
+    hard = hard_groups(meta, relations)
+    if config.scheme == "upstream":
+        fold = _upstream_folds(meta, upstream_folds, upstream_background)
+        if fold.isna().all():
+            raise ConfigError(f"{name}: no sample has an upstream fold; run "
+                              "'rnamotif split STORE --scheme upstream --folds DIR' to match them")
+    else:
+        n_groups = len(np.unique(hard))
+        if n_groups < config.k:
+            n_maps = meta["emdb_id"].nunique() if "emdb_id" in meta else 0
+            n_models = meta["model_hash"].nunique() if "model_hash" in meta else meta["pdb_id"].nunique()
+            raise ConfigError(
+                f"{name}: holds {n_groups} independent group(s) of samples ({n_maps} EMDB map(s), {n_models} "
+                f"model(s); samples sharing an EMDB map, a PDB entry, the model's coordinates, a residue or "
+                f"overlapping zones are one group), fewer than the {config.k} folds; any split would put the same "
+                "structure on both sides. Add entries, or evaluate on another store")
+        if config.scheme == "entry":
+            fold = assign_folds(hard, meta["class_index"].to_numpy(), config.k, config.seed)
+        else:
+            fold = soft_assignment(meta, relations, hard, config)
+        fold = pd.array(fold, dtype="Int64")
+    folds = fold.fillna(0).to_numpy()
+    removed = np.zeros(len(meta), dtype=bool)
+    if config.scheme == "similarity":
+        for rel in ("canonical", "near_identical", "homolog"):
+            for i, j in relations.pairs[rel]:
+                if folds[i] != folds[j] and folds[i] and folds[j]:
+                    removed[i] = removed[j] = True
+    best = np.zeros(len(meta))
+    for (i, j), v in relations.aligned.items():
+        if folds[i] != folds[j]:
+            best[i], best[j] = max(best[i], v), max(best[j], v)
+    sample_index = meta["sample_index"].to_numpy(dtype=np.int64) if "sample_index" in meta else np.arange(len(meta))
+    sample_id = meta["sample_id"].astype(str).to_numpy() if "sample_id" in meta else \
+        np.array([f"row{i}" for i in sample_index])
+    table = pd.DataFrame({"sample_index": sample_index, "sample_id": sample_id, "fold": fold,
+                          "removed": removed, "max_identity_other_folds": best})
+    fp = fingerprint(identity or json.dumps({"rows": len(meta)}), table["sample_id"], table["fold"], removed)
+    return Split(table=table, config=config, fingerprint=fp), relations
+
+
+def store_relations(store: RNAMotifStore, config: SplitConfig = SplitConfig()) -> Relations:
+    """Relations of a store's samples, zone overlaps included
+    (:func:`rnamotif_data.split.similarity.zone_overlap_pairs`)."""
+
+    return find_relations(store.metadata, identity=config.identity, min_context=config.min_context,
+                          zone_overlaps=zone_overlap_pairs(store))
+
+
+def make_split(store: RNAMotifStore, config: SplitConfig = SplitConfig(),
+               upstream_folds: dict[tuple, int] | None = None, upstream_background: dict[str, list[int]] | None = None,
+               relations: Relations | None = None) -> Split:
+    """Assign every sample of ``store`` to a fold under ``config.scheme`` (:func:`split_metadata`).
+
+    Raises
+    ------
+    ConfigError
+        As :func:`split_metadata`; the message names the store.
+    """
+    relations = relations or store_relations(store, config)
+    split, _ = split_metadata(store.metadata, config, relations=relations, upstream_folds=upstream_folds,
+                              upstream_background=upstream_background,
+                              identity=_store_identity(store), name=str(store.root))
+    return split
+
+
+def split_table(split: Split) -> pa.Table:
+    """``split`` as the Arrow table of a split file (columns of :attr:`Split.table`), with
+    the config and fingerprint in the schema metadata (key ``rnamotif_split``)."""
+    t = pa.Table.from_pandas(split.table, preserve_index=False)
+    meta = {b"rnamotif_split": json.dumps({"config": asdict(split.config), "fingerprint": split.fingerprint}).encode()}
+    return t.replace_schema_metadata(meta)
+
+
+def write_split(store: RNAMotifStore, split: Split) -> str:
+    """Write ``split`` to ``STORE/splits/<scheme>.parquet``; returns its location."""
+    url = split_path(store.root, split.config.scheme)
+    write_table(url, split_table(split))
+    return url
+
+
+def read_split(store: RNAMotifStore | str | os.PathLike, scheme: str = "similarity") -> Split | None:
+    """The stored split ``STORE/splits/<scheme>.parquet`` if it exists (else None), checked
+    against the store. ``store`` is an open store or its path/URL. Splits are made by
+    ``rnamotif split STORE --scheme S`` (:func:`make_split` + :func:`write_split`).
+
+    Raises
+    ------
+    rnamotif_data.errors.StoreError
+        If ``store`` is a path that holds no complete store.
+    ConfigError
+        If the file's sample ids differ from the store's (written for another store), or
+        its contents do not match its fingerprint.
+    """
+    if not isinstance(store, RNAMotifStore):
+        store = open_store(store)
+    url = split_path(store.root, scheme)
+    fs, path = url_to_fs(url)
+    if not fs.exists(path):
+        return None
+    t = read_table(url)
+    info = json.loads(t.schema.metadata[b"rnamotif_split"])
+    table = t.to_pandas()
+    table["fold"] = pd.array(table["fold"], dtype="Int64")
+    if "removed" not in table:
+        raise ConfigError(f"{url}: split file from an older version (no 'removed' column); remake it with "
+                          "rnamotif split")
+    ids = store.metadata["sample_id"].astype(str).to_numpy()
+    if len(table) != len(ids) or not np.array_equal(table["sample_id"].astype(str).to_numpy(), ids):
+        raise ConfigError(f"{url}: split was made for another store (sample ids differ); remake it with "
+                          "rnamotif split")
+    fp = fingerprint(_store_identity(store), table["sample_id"], table["fold"], table["removed"])
+    if fp != info["fingerprint"]:
+        raise ConfigError(f"{url}: fingerprint mismatch (file {info['fingerprint'][:12]}…, contents {fp[:12]}…); "
+                          "remake it with rnamotif split")
+    return Split(table=table, config=SplitConfig(**info["config"]), fingerprint=info["fingerprint"])
+
+
+def load_or_make_split(store: RNAMotifStore, scheme: str = "similarity", *, seed: int = 0) -> Split:
+    """The stored split of ``scheme``, or a new one (``similarity``/``entry``) made in memory."""
+    split = read_split(store, scheme)
+    if split is None:
+        split = make_split(store, SplitConfig(scheme=scheme, seed=seed))
+    return split

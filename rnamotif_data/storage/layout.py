@@ -1,0 +1,200 @@
+"""The store layout: format version, array names and dtypes, file names, the columns of
+the Parquet tables, and the file-system helpers every storage module uses.
+
+Arrays are ``(N, D, H, W)``, axis order sample-z-y-x; voxel size in Å is in the group's
+attributes. ``docs/store.md`` documents the layout; the column dictionaries are
+``name -> (Arrow type, description)`` and a test compares them with that page.
+
+Imports nothing of the package but :mod:`rnamotif_data.errors`, so the other storage
+modules (shards, checksums, store) can all build on it without a cycle.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = [
+    "FORMAT_VERSION", "ARRAYS", "DERIVED_ARRAYS", "ARRAY_DTYPES", "DIMENSION_NAMES", "METADATA_FILE",
+    "FAILURES_FILE", "CHECKSUMS_FILE", "LABEL_NAMES", "NUCLEOTIDE_NAMES", "stored_arrays",
+    "METADATA_COLUMNS", "METADATA_SCHEMA", "FAILURES_COLUMNS", "FAILURES_SCHEMA",
+    "url_to_fs", "is_local", "zarr_location", "join", "put_bytes", "table_bytes", "write_table", "read_table",
+    "set_attrs", "get_attrs",
+]
+
+FORMAT_VERSION = 5
+ARRAYS = ("density", "zone", "labels", "nucleotide")
+#: arrays derived from ARRAYS when a shard is written (format 5): name -> first format
+DERIVED_ARRAYS = {"density_masked": 5}
+#: dtype of each array (DESIGN.md section 7)
+ARRAY_DTYPES = {"density": "float16", "zone": "bool", "labels": "uint8", "nucleotide": "uint8",
+                "density_masked": "float16"}
+DIMENSION_NAMES = ("sample", "z", "y", "x")
+METADATA_FILE = "metadata.parquet"
+FAILURES_FILE = "failures.parquet"
+CHECKSUMS_FILE = "checksums.sha256"
+LABEL_NAMES = ("none", "backbone", "sugar", "base")
+NUCLEOTIDE_NAMES = ("none", "A", "C", "G", "U", "other")
+
+
+# ---------------------------------------------------------------------- file system helpers
+def url_to_fs(url: str | os.PathLike):
+    """``(fsspec filesystem, path)`` for a local path or fsspec URL."""
+    import fsspec
+
+    return fsspec.core.url_to_fs(str(url))
+
+
+def is_local(fs) -> bool:
+    """True for fsspec's local file system (paths are plain OS paths)."""
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def zarr_location(root: str) -> str:
+    """What to hand zarr for ``root``: the plain path for local stores (``file://`` URLs
+    included, since fsspec's local file system does not create directories for zarr),
+    else the URL."""
+    fs, path = url_to_fs(root)
+    return path if is_local(fs) else str(root)
+
+
+def put_bytes(url: str, data: bytes) -> None:
+    """Write ``data`` to ``url`` atomically (temporary file + rename locally; a single PUT
+    on object stores), so a reader never sees a partial file."""
+    fs, path = url_to_fs(url)
+    if is_local(fs):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    else:
+        fs.pipe_file(path, data)
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    """A table as Parquet bytes (zstd; deterministic bytes for equal tables)."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def write_table(url: str, table: pa.Table) -> None:
+    """Write a Parquet table atomically to ``url`` (deterministic bytes for equal tables)."""
+    put_bytes(url, table_bytes(table))
+
+
+def read_table(url: str) -> pa.Table:
+    """Read a Parquet table from a local path or fsspec URL."""
+    fs, path = url_to_fs(url)
+    with fs.open(path, "rb") as f:
+        return pq.read_table(f)
+
+
+def join(root: str, *parts: str) -> str:
+    """``root/part/...`` for a local path (OS separator) or an fsspec URL (``/``)."""
+    return posixpath.join(str(root).rstrip("/"), *parts) if "://" in str(root) else os.path.join(str(root), *parts)
+
+
+def stored_arrays(format_version: int) -> tuple[str, ...]:
+    """The arrays a store of ``format_version`` holds: :data:`ARRAYS`, then the derived
+    arrays of that format (``density_masked`` from format 5)."""
+    return ARRAYS + tuple(n for n, first in DERIVED_ARRAYS.items() if format_version >= first)
+
+
+def set_attrs(root: str, attrs: dict) -> None:
+    """Update the store group's attributes (creating the group if needed)."""
+    import zarr
+
+    group = zarr.open_group(zarr_location(root), mode="a")
+    group.attrs.update(attrs)
+
+
+def get_attrs(root: str) -> dict | None:
+    """The store group's attributes, or None if there is no group at ``root``."""
+    import zarr
+
+    try:
+        return dict(zarr.open_group(zarr_location(root), mode="r").attrs)
+    except FileNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------------- table columns
+_XYZ = pa.list_(pa.float64(), 3)
+
+#: metadata.parquet columns: name -> (Arrow type, description). The column dictionary.
+METADATA_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
+    "sample_index": (pa.int64(), "position of the sample along the arrays' first axis"),
+    "sample_id": (pa.string(), "stable id: EMDB_PDB_type_residues (motifs) or EMDB_PDB_unknown_bgK"),
+    "is_background": (pa.bool_(), "true for background ('unknown') samples"),
+    "background_kind": (pa.string(), "'stem' (helical stem), 'rna' (other RNA), 'protein' or 'density' "
+                                      "(unmodelled); null for motifs (rnamotif_data.samples.background)"),
+    "manifest_row": (pa.int64(), "row of the input manifest (null for background samples)"),
+    "pdb_id": (pa.string(), "PDB ID of the model, upper case"),
+    "emdb_id": (pa.string(), "EMDB map, EMD-N"),
+    "motif_id": (pa.string(), "manifest motif_id (null if none)"),
+    "motif_type": (pa.string(), "fine type (1x1 ... 4x5, bulgeN, hairpinN) or 'unknown'"),
+    "motif_class": (pa.string(), "symmetric_loop, bulge, hairpin, asymmetric_loop or unknown"),
+    "class_index": (pa.int8(), "0 sym, 1 bulge, 2 hairpin, 3 asym, 4 unknown (upstream order)"),
+    "residues": (pa.string(), "the sample's residues in selection syntax (J:85-91)"),
+    "sequence": (pa.string(), "one-letter sequence of those residues in model order"),
+    "strand_sequences": (pa.string(), "the sample's strands (runs of consecutive residues) in model order, "
+                                      "'-'-joined, modified residues as their parents"),
+    "context_sequence": (pa.string(), "each strand with up to 8 chain neighbours on both sides, '-'-joined "
+                                      "(homology of contexts, rnamotif_data.split.similarity)"),
+    "model_hash": (pa.string(), "sha256 (first 16 hex) of the model's heavy-atom coordinates: one model fitted "
+                                "to several maps has one hash whatever its IDs (splits group by it)"),
+    "parent_sequence": (pa.string(), "sha256 (first 16 hex) of the full one-letter sequences of the chains the "
+                                     "sample's residues belong to, sorted and '/'-joined; null for density sites"),
+    "resolution": (pa.float64(), "resolution of the map in Å (manifest, else RCSB record; null if unknown)"),
+    "origin_xyz": (_XYZ, "world position (Å, x-y-z) of voxel [0, 0, 0] of the cube"),
+    "centroid_xyz": (_XYZ, "heavy-atom centroid (Å, x-y-z), the cube's centre"),
+    "n_atoms": (pa.int32(), "heavy atoms of the sample (zone atoms for background)"),
+    "n_residues": (pa.int32(), "residues of the sample"),
+    "fraction_outside": (pa.float32(), "fraction of cube voxels outside the map box (zero-padded)"),
+    "fit_z": (pa.float64(), "(mean map value at the atoms - map mean) / map sd"),
+    "q_score": (pa.float64(), "Q-score (Pintilie 2020, sigma 0.6 Å), mean over the sample's heavy atoms; "
+                              "null for density background sites"),
+    "q_score_min_residue": (pa.float64(), "lowest per-residue mean Q-score of the sample"),
+    "cc_mask": (pa.float64(), "CC_mask as phenix.map_model_cc reports it (Afonine 2018): molecular mask, model "
+                              "map with the atoms' B-factors at the map's resolution; null if the resolution is "
+                              "unknown"),
+    "cc_local": (pa.float64(), "correlation with a molmap-style model map (B-factors ignored) within "
+                               "max(3, min(resolution, 10)) Å of the atoms; not Phenix's CC_mask"),
+    "frac_atoms_above_1sd": (pa.float64(), "fraction of heavy atoms whose map value exceeds map mean + 1 sd"),
+    "q_expected": (pa.float64(), "expected nucleic-acid Q-score at the resolution (Pintilie 2020, sigma 0.6 Å: "
+                                 "-0.1377 * resolution + 0.9973); null for another sigma or outside 1.5-5 Å"),
+    "q_score_minus_expected": (pa.float64(), "q_score - q_expected (negative: worse than typical at this resolution)"),
+    "map_warnings": (pa.list_(pa.string()), "anomalies of the entry's map file (zero machine stamp, header "
+                                            "statistics that differ from the data, ...), one line each"),
+    "source": (pa.string(), "manifest source (cossmos-2012, motif-atlas-4.5, ...)"),
+    "source_id": (pa.string(), "id of the occurrence in its source"),
+    "cossmos_number": (pa.int32(), "CoSSMos occurrence number, if any"),
+    "upstream_fold": (pa.int8(), "upstream validation fold (1-5), if any"),
+}
+METADATA_SCHEMA = pa.schema([pa.field(k, t) for k, (t, _) in METADATA_COLUMNS.items()])
+
+#: failures.parquet columns: name -> (Arrow type, description).
+FAILURES_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
+    "manifest_row": (pa.int64(), "row of the input manifest"),
+    "pdb_id": (pa.string(), "PDB ID"),
+    "emdb_id": (pa.string(), "EMDB map (null if it could not be determined)"),
+    "motif_type": (pa.string(), "fine motif type"),
+    "residues": (pa.string(), "the row's residues in selection syntax"),
+    "source": (pa.string(), "manifest source"),
+    "source_id": (pa.string(), "id in the source"),
+    "stage": (pa.string(), "where it failed: manifest, fetch, model, map, placement, selection (type or sequence vs the model), segment, quality, entry"),
+    "error_type": (pa.string(), "exception class"),
+    "error": (pa.string(), "the error message (names the file, entry and residues)"),
+    "fit_z": (pa.float64(), "the motif's fit_z when it was measured (placement and quality rejections)"),
+    "frac_atoms_above_1sd": (pa.float64(), "the motif's fraction of heavy atoms above map mean + 1 sd, when measured"),
+    "q_score": (pa.float64(), "the motif's Q-score, for quality rejections"),
+}
+FAILURES_SCHEMA = pa.schema([pa.field(k, t) for k, (t, _) in FAILURES_COLUMNS.items()])

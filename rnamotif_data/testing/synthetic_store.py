@@ -1,0 +1,145 @@
+"""A store of many samples made from a few real cubes, for loader tests and benchmarks.
+
+``rnamotif synthetic-store --source demo-out/rnamotif-demo.zarr --n 2000 --out DIR``
+
+Each sample is one of the source store's cubes (density, zone, labels, nucleotide) under
+one of the 24 proper rotations, so the arrays compress like real ones; the metadata is
+made up but shaped like a real dataset: ``n / 25`` EMDB entries, motif types drawn from
+the 25 fine types, motif sequences drawn from a small pool per type (so the same
+(type, sequence) recurs across entries, as rRNA motifs do), parent chain sequences
+shared by groups of entries, and one background sample in five. Not a dataset: a
+fixture with the real store layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from rnamotif_data.build.builder import main as build_main
+from rnamotif_data.common.extras import require
+from rnamotif_data.learn.transforms import rotate
+from rnamotif_data.rna.motifs import CLASS_NAMES, FINE_TYPES, class_index, motif_class
+from rnamotif_data.storage.checksums import write_checksums
+from rnamotif_data.storage.layout import join
+from rnamotif_data.storage.shards import DEFAULT_CODEC
+from rnamotif_data.storage.store import (
+    ARRAYS,
+    FAILURES_FILE,
+    FAILURES_SCHEMA,
+    FORMAT_VERSION,
+    LABEL_NAMES,
+    METADATA_FILE,
+    METADATA_SCHEMA,
+    NUCLEOTIDE_NAMES,
+    create_arrays,
+    open_store,
+    set_attrs,
+    write_shard,
+    write_table,
+)
+
+torch = require("torch", "the synthetic store")
+
+
+log = logging.getLogger("rnamotif_data.testing.synthetic_store")
+
+_NT = "ACGU"
+
+
+def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard_size: int = 64,
+                         identities: list[dict] | None = None, n_entries: int | None = None,
+                         codec: str = DEFAULT_CODEC) -> str:
+    """Write a complete store of ``n`` samples at ``root`` from the cubes of ``source``.
+
+    ``identities`` (optional) give the first samples real ``emdb_id``, ``pdb_id``,
+    ``motif_type`` and ``cossmos_number`` values (e.g. upstream fold rows, to test
+    matching). ``n_entries``: how many made-up entries the samples spread over (default
+    ``n // 25``, at least 1). ``codec``: the arrays' chunk codec
+    (:data:`rnamotif_data.storage.shards.CODECS`). Returns ``root``. Deterministic in ``seed``.
+    """
+    src = open_store(source)
+    cubes = src.read_batch(slice(0, len(src)))
+    rng = np.random.default_rng(seed)
+    n_entries = min(999, max(1, n // 25)) if n_entries is None else int(n_entries)
+    pool = {t: ["".join(rng.choice(list(_NT), size=6 + len(t) % 5)) for _ in range(4)] for t in FINE_TYPES}
+    parents = [hashlib.sha256(f"chain{i}".encode()).hexdigest()[:16] for i in range(max(1, n_entries // 3))]
+    rows = []
+    for i in range(n):
+        entry = int(rng.integers(n_entries))
+        bg = rng.random() < 0.2
+        mtype = "unknown" if bg else str(rng.choice(FINE_TYPES))
+        rows.append({
+            "sample_index": i, "is_background": bool(bg), "background_kind": "atoms" if bg else None,
+            "manifest_row": None if bg else i, "pdb_id": f"9{entry:03d}",
+            "emdb_id": f"EMD-{90000 + entry}", "motif_id": None, "motif_type": mtype,
+            "motif_class": "unknown" if bg else motif_class(mtype), "class_index": class_index(mtype),
+            "residues": None, "sequence": None if bg else str(rng.choice(pool[mtype])),
+            "parent_sequence": parents[entry % len(parents)], "resolution": float(rng.uniform(2.2, 4.5)),
+            "origin_xyz": [0.0, 0.0, 0.0], "centroid_xyz": [0.0, 0.0, 0.0], "n_atoms": 200, "n_residues": 10,
+            "fraction_outside": 0.0, "fit_z": 5.0, "source": "synthetic", "source_id": str(i),
+        })
+    for r, ident in zip(rows, identities or []):
+        mtype = ident["motif_type"]
+        r.update(emdb_id=ident["emdb_id"], pdb_id=ident["pdb_id"], motif_type=mtype,
+                 cossmos_number=ident.get("cossmos_number"), is_background=mtype == "unknown",
+                 motif_class=motif_class(mtype), class_index=class_index(mtype))
+    for r in rows:
+        r["sample_id"] = f"{r['emdb_id']}_{r['pdb_id']}_{r['motif_type']}_s{r['sample_index']}"
+    pick = rng.integers(len(src), size=n)
+    rot = rng.integers(24, size=n)
+    set_attrs(root, {"format_version": FORMAT_VERSION, "dataset_version": "synthetic", "build_state": "building",
+                     "build_config": {"synthetic": True, "seed": seed, "source": str(source)},
+                     "config_hash": hashlib.sha256(f"synthetic{seed}{n}".encode()).hexdigest()[:16],
+                     "manifest": None, "manifest_sha256": None, "manifest_rows": 0,
+                     "class_names": list(CLASS_NAMES), "label_names": list(LABEL_NAMES),
+                     "nucleotide_names": list(NUCLEOTIDE_NAMES), "voxel_size": src.voxel_size,
+                     "cube_shape": list(src.cube_shape), "shard_size": shard_size, "package_version": "synthetic"})
+    create_arrays(root, n, src.cube_shape, shard_size, codec=codec)
+    for start in range(0, n, shard_size):
+        stop = min(start + shard_size, n)
+        block = {name: np.stack([rotate(torch.from_numpy(cubes[name][pick[i]]), int(rot[i])).numpy()
+                                 for i in range(start, stop)]) for name in ARRAYS}
+        write_shard(root, start, block)
+    write_table(join(root, METADATA_FILE), pa.Table.from_pylist(rows, schema=METADATA_SCHEMA))
+    write_table(join(root, FAILURES_FILE), FAILURES_SCHEMA.empty_table())
+    set_attrs(root, {"n_samples": n, "n_failed_rows": 0})
+    write_checksums(root)
+    set_attrs(root, {"build_state": "complete"})
+    return root
+
+
+def demo_synthetic_store(work: Path, n: int, seed: int = 0, codec: str = DEFAULT_CODEC,
+                         source: Path | None = None) -> Path:
+    """``work/synthetic-<n>[-<codec>].zarr`` made from the cubes of ``source`` (default: the
+    demo store ``work/demo.zarr``, built with the synchronous scheduler if missing), its
+    arrays in ``codec`` (the suffix is left out for the default); reused when complete."""
+
+    demo = Path(source) if source is not None else work / "demo.zarr"
+    if source is None and not (demo / "metadata.parquet").exists():
+        if build_main(["--out", str(demo), "--scheduler", "synchronous", "--no-progress", "--overwrite"]) != 0:
+            raise RuntimeError(f"building the demo store at {demo} failed")
+    root = work / (f"synthetic-{n}.zarr" if codec == DEFAULT_CODEC else f"synthetic-{n}-{codec}.zarr")
+    if not (root / "metadata.parquet").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        make_synthetic_store(str(demo), str(root), n, seed=seed, codec=codec)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    p = argparse.ArgumentParser(prog="rnamotif synthetic-store", description=__doc__.split("\n")[0])
+    p.add_argument("--source", required=True, help="a built store whose cubes are reused (e.g. the demo)")
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    make_synthetic_store(args.source, args.out, args.n, seed=args.seed)
+    log.info("wrote %s (%d samples)", args.out, args.n)
+    return 0
