@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from rnamotif_data.learn.dataset import RNAMotifDataset
-from rnamotif_data.learn.networks import build_model
+from rnamotif_data.learn.networks import build_network
 from rnamotif_data.testing.synthetic_store import demo_synthetic_store
 
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto")
-    p.add_argument("--model", default="motif3dcnn")
+    p.add_argument("--network", "--model", dest="network", default="motif3dcnn")
     p.add_argument("--amp", action="store_true")
     p.add_argument("--keep", type=Path)
     args = p.parse_args(argv)
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         ds = RNAMotifDataset(root, split="all")
         kw = dict(batch_size=args.batch_size, num_workers=args.workers, pin_memory=device.type == "cuda",
                   persistent_workers=args.workers > 0)
-        model = build_model(args.model, 1).to(device)
+        model = build_network(args.network, 1, cube=ds.cube_shape[0]).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         loader = torch.utils.data.DataLoader(ds, shuffle=True, generator=torch.Generator().manual_seed(0), **kw)
         util = []
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 t_fetch = time.perf_counter()
         total = time.perf_counter() - t0
         name = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or platform.machine()
-        print(f"device: {device} ({name}); torch {torch.__version__}; {args.model}; batch {args.batch_size}; "
+        print(f"device: {device} ({name}); torch {torch.__version__}; {args.network}; batch {args.batch_size}; "
               f"workers {args.workers}; amp {args.amp}; {len(ds)} samples 40³")
         print(f"training:   {train_rate:8.0f} samples/s, loader wait {100 * train_wait:5.1f}% of wall time"
               + (f", GPU utilisation {sum(util) / len(util):.0f}%" if util else ""))

@@ -252,7 +252,7 @@ def test_publish_two_versions_then_download_the_first(demo_store, zenodo, tmp_pa
     monkeypatch.setenv("RNAMOTIF_DATA_REGISTRY", str(registry))
     cache = tmp_path / "cache"
     zenodo.drop_download(archive_name("1.0.0"), after=200_000)
-    with pytest.raises(ConfigError, match="fewer than the 5 folds"):  # the README's call; the demo is one entry
+    with pytest.raises(ConfigError, match="fewer than the 5 folds; use split='all'"):  # the README's call; one entry
         RNAMotifDataset(root=cache, version="1.0.0", download=True, split="fold1")
     ds = RNAMotifDataset(root=cache, version="1.0.0", download=True, split="all", subset="train")
     resumed = [r["range"] for r in zenodo.requests if r["range"]]  # the transfer resumed where it stopped

@@ -13,7 +13,7 @@ from rnamotif_data.learn.dataset import RNAMotifDataset
 from rnamotif_data.learn.evaluate import CheckpointMismatchError, Evaluator
 from rnamotif_data.learn.evaluate import main as evaluate_main
 from rnamotif_data.learn.metrics import class_metrics, confusion_matrix
-from rnamotif_data.learn.networks import Motif3DCNN, build_model
+from rnamotif_data.learn.networks import Motif3DCNN, build_model, build_network
 from rnamotif_data.learn.train import TrainConfig, train
 from rnamotif_data.learn.train import main as train_main
 from rnamotif_data.release.export import export_mrc
@@ -60,10 +60,13 @@ def test_upstream_readme_fold1_matrix_reproduces_its_macro_figures():
 def test_models_take_documented_shapes():
     x = torch.zeros(3, 2, 40, 40, 40)
     for name in ("motif3dcnn", "motif3dcnn_bn"):
-        assert build_model(name, 2)(x).shape == (3, 5)
-    assert sum(p.numel() for p in Motif3DCNN(1).classifier.parameters()) == 64 * 125 * 128 + 128 + 128 * 5 + 5
-    with pytest.raises(ValueError):
-        build_model("resnet", 1)
+        assert build_network(name, 2, cube=40)(x).shape == (3, 5)
+    assert sum(p.numel() for p in Motif3DCNN(1, cube=40).classifier.parameters()) == 64 * 125 * 128 + 128 + 128 * 5 + 5
+    # a 32³ store gets a network for 32³ cubes: the size is never assumed
+    assert build_network("motif3dcnn", 1, cube=32)(torch.zeros(2, 1, 32, 32, 32)).shape == (2, 5)
+    with pytest.raises(ValueError, match="unknown network 'resnet'"):
+        build_network("resnet", 1, cube=40)
+    assert build_model is build_network  # the 0.7 name, kept one release
 
 
 def test_tiny_store_trains_and_loss_decreases(demo_store, tmp_path):
@@ -87,7 +90,7 @@ def train_store(demo_store, tmp_path_factory):
 
 def test_resume_gives_the_same_weights(train_store, tmp_path):
     base = TrainConfig(root=train_store, out=str(tmp_path / "a"), split="fold2", epochs=3, batch_size=2,
-                       device="cpu", model="motif3dcnn_bn")
+                       device="cpu", network="motif3dcnn_bn")
     train(base, progress=False)
     cut = replace(base, out=str(tmp_path / "b"))
     train(cut, progress=False, stop_after=1)  # interrupted after epoch 1

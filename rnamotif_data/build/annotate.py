@@ -63,7 +63,9 @@ def annotation_rows(ann: Annotation, model: Model, *, emdb_id: str | None = None
     the sequence comes from it (parents for modified residues), and a selection it
     cannot resolve makes an "other" row with the reason instead.
     """
-    rows, other, per_type = [], [], Counter()
+    rows: list = []
+    other: list = []
+    per_type: Counter = Counter()
     for loop in ann.loops:
         sel = ann.selection(loop)
         base = {"pdb_id": ann.pdb_id, "kind": loop.kind, "motif_type": loop.motif_type,

@@ -63,6 +63,7 @@ from rnamotif_data.storage.store import FAILURES_FILE, FORMAT_VERSION, LABEL_NAM
 from rnamotif_data.storage.layout import join
 
 from rnamotif_data.build.config import BuildConfig
+from rnamotif_data.common.extras import require
 from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
 from rnamotif_data.build.commit import ShardWriter, commit, commit_shard, plan_shards
 from rnamotif_data.build.entry import EntryJob, failure_row, stage_entry
@@ -439,8 +440,7 @@ def _check_run_options(args, mirror) -> None:
     if args.threads_per_worker < 1:
         raise RNAMotifError(f"--threads-per-worker {args.threads_per_worker}: give at least 1")
     if args.memory_limit != "auto":
-        from dask.utils import parse_bytes
-
+        parse_bytes = require("dask.utils", "the parallel build").parse_bytes
         try:
             if parse_bytes(args.memory_limit) <= 0:
                 raise ValueError

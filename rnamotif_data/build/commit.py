@@ -30,7 +30,7 @@ def commit_shard(root: str, start: int, pieces: list[tuple[str, int, int]]) -> i
     ``pieces`` are ``(entry key, first, stop)`` slices of the entries' staged samples, in
     sample order. Returns the number of samples written.
     """
-    chunks = {name: [] for name in ARRAYS}
+    chunks: dict[str, list] = {name: [] for name in ARRAYS}
     for key, a, b in pieces:
         part = read_part(root, key, arrays=True)
         for name in ARRAYS:

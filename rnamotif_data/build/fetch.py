@@ -123,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
                           offline=args.offline, entry_url=args.entry_url, model_url=args.model_url,
                           map_url=args.map_url)
     sources = Sources(config)
-    by_entry = None
+    by_entry: dict | None = None
     if args.check_residues:
         by_entry = {}
         for i, r in enumerate(table.to_pylist()):
-            by_entry.setdefault(r["pdb_id"], []).append((i, r))
+            by_entry.setdefault(  # type: ignore[union-attr]
+                r["pdb_id"], []).append((i, r))
     rows, bad_rows = fetch_entries(sources, entry_maps(table), progress=not args.no_progress,
                                    rows_by_entry=by_entry)
     # the input's name and a hash of its absolute path: same-named manifests of different

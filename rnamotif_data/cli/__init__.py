@@ -108,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: rnamotif has no command {name!r}{hint}; 'rnamotif --help' lists them", file=sys.stderr)
         return 2
     module, prefix, _, _ = COMMANDS[name]
-    program = importlib.import_module(module).main
+
+    def program(program_argv: list[str] | None) -> int:
+        # imported here, inside run(): a missing extra is one line, not a traceback
+        return importlib.import_module(module).main(program_argv)
+
     prog = sys.argv[0]
     sys.argv[0] = f"rnamotif {name}"  # argparse's usage line names the sub-command
     try:

@@ -3,8 +3,8 @@
 The core install (numpy, scipy, zarr, pyarrow, pandas, gemmi, mrcfile, requests, pooch)
 reads stores, releases, maps and models. Everything else is an extra of ``pyproject.toml``:
 ``[learn]`` torch, ``[build]`` Dask, ``[split]`` parasail, ``[annotate]`` RNApolis,
-``[audit]`` scikit-learn, ``[report]`` matplotlib, ``[hdf5]`` h5py, ``[publish]`` PyYAML and
-the rest of a release; ``[all]`` every one.
+``[audit]`` scikit-learn, ``[report]`` matplotlib, ``[hdf5]`` h5py, ``[publish]`` what a
+release needs (report, audit, split); ``[all]`` every one.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "sklearn": ("scikit-learn", "audit"),
     "matplotlib": ("matplotlib", "report"),
     "h5py": ("h5py", "hdf5"),
-    "yaml": ("PyYAML", "publish"),
 }
 
 

@@ -29,19 +29,24 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from rnamotif_data.common.extras import require
 from rnamotif_data.errors import ConfigError
+from rnamotif_data.split.folds import independent_groups
 from rnamotif_data.split.splits import Split, read_split, validate_split_name
 from rnamotif_data.storage.download import STORE_DIRNAME, data_home, version_dir
 from rnamotif_data.storage.download import download as fetch
 from rnamotif_data.storage.shards import mask_density
 from rnamotif_data.storage.store import open_store, url_to_fs
 
-torch = require("torch", "the PyTorch dataset")
+if TYPE_CHECKING:  # typed imports for the checker; at run time, a one-line error without torch
+    import torch
+else:
+    torch = require("torch", "the PyTorch dataset")
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +169,11 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         else:
             split_file = read_split(store, scheme)
             if split_file is None:
+                n_groups = len(np.unique(independent_groups(store.metadata)))
+                if n_groups < 5 and scheme != "upstream":
+                    raise ConfigError(f"{self.root}: no stored {scheme!r} split, and none can be made: the store holds "
+                                      f"{n_groups} independent group(s) of samples, fewer than the 5 folds; use "
+                                      "split='all' (every sample) or a store of more entries")
                 raise ConfigError(f"{self.root}: no stored {scheme!r} split (STORE/splits/{scheme}.parquet); make it with "
                                   f"'rnamotif split {self.root} --scheme {scheme}'")
             self._split = split_file
@@ -363,7 +373,7 @@ class ShardBatchSampler(torch.utils.data.Sampler):
     def _batches(self) -> list[list[int]]:
         rng = np.random.default_rng((self.seed, self.epoch))
         shard = self.dataset.indices // self.dataset.shard_size
-        order = []
+        order: list = []
         shards = np.unique(shard)
         if self.shuffle:
             shards = rng.permutation(shards)

@@ -29,6 +29,7 @@ import json
 import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -52,7 +53,10 @@ from rnamotif_data.learn.metrics import (
 from rnamotif_data.learn.networks import build_network
 from rnamotif_data.split.splits import SUBSETS
 
-torch = require("torch", "evaluation")
+if TYPE_CHECKING:  # typed imports for the checker; at run time, a one-line error without torch
+    import torch
+else:
+    torch = require("torch", "evaluation")
 
 log = logging.getLogger("rnamotif_data.learn.evaluate")
 
@@ -73,10 +77,13 @@ class Evaluator:
         The checkpoint dict it came from (config, class names, split fingerprint).
     device:
         Where to run.
+    path:
+        The checkpoint file, named in messages.
     """
 
-    def __init__(self, model: torch.nn.Module, checkpoint: dict, device: torch.device):
+    def __init__(self, model: torch.nn.Module, checkpoint: dict, device: torch.device, path: str = "<in memory>"):
         self.model, self.checkpoint, self.device = model.eval(), checkpoint, device
+        self.path = path  # the checkpoint file, for messages
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "Evaluator":
@@ -100,9 +107,7 @@ class Evaluator:
         network = cfg.get("network", cfg.get("model"))  # 0.7 checkpoints name it "model"
         model = build_network(network, ck["in_channels"], len(ck["class_names"]), cube=int(ck["cube"])).to(dev)
         model.load_state_dict(ck["model"])
-        ev = cls(model, ck, dev)
-        ev.path = str(path)
-        return ev
+        return cls(model, ck, dev, path=str(path))
 
     def check(self, dataset: RNAMotifDataset, allow_mismatch: bool = False) -> list[str]:
         """Problems between the checkpoint and ``dataset`` (raises unless ``allow_mismatch``).

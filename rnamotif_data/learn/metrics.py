@@ -78,7 +78,7 @@ def class_metrics(cm: np.ndarray, class_names=CLASS_NAMES) -> dict:
 def breakdown(meta: pd.DataFrame, y_true, y_pred, class_names=CLASS_NAMES) -> dict:
     """Metrics per resolution bin (``resolution`` column, Å) and per fine ``motif_type``."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    out = {"resolution": {}, "motif_type": {}}
+    out: dict[str, dict] = {"resolution": {}, "motif_type": {}}
     res = meta["resolution"].to_numpy(dtype=float)
     for label, lo, hi in RESOLUTION_BINS:
         m = (res > lo) & (res <= hi)

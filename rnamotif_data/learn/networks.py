@@ -15,10 +15,16 @@ Inputs ``(B, C, D, H, W)`` float32 (z-y-x); outputs ``(B, num_classes)`` logits.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rnamotif_data.common.extras import require
 
-torch = require("torch", "the networks")
-nn = torch.nn
+if TYPE_CHECKING:  # typed imports for the checker; at run time, a one-line error without torch
+    import torch
+    from torch import nn
+else:
+    torch = require("torch", "the networks")
+    nn = torch.nn
 
 
 __all__ = ["Motif3DCNN", "Motif3DCNNBN", "NETWORKS", "build_network", "MODELS", "build_model"]

@@ -25,6 +25,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -37,7 +38,10 @@ from rnamotif_data.learn.evaluate import Evaluator
 from rnamotif_data.learn.metrics import class_metrics, confusion_matrix, format_metric
 from rnamotif_data.learn.networks import NETWORKS, build_network
 
-torch = require("torch", "training")
+if TYPE_CHECKING:  # typed imports for the checker; at run time, a one-line error without torch
+    import torch
+else:
+    torch = require("torch", "training")
 
 log = logging.getLogger("rnamotif_data.learn.train")
 
@@ -95,7 +99,7 @@ def _rng_state() -> dict:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss = random.getstate()
     return {"python": [version, list(internal), gauss],
-            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+            "numpy": [name, torch.from_numpy(np.asarray(keys).astype(np.int64)), int(pos), int(has_gauss), float(cached)],
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 

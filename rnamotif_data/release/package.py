@@ -34,7 +34,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnamotif_data.common.extras import require
+import yaml
+
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.release.report import plot_qc
 from rnamotif_data.split.splits import SCHEMES, Split, SplitConfig, make_split, read_split, split_table
@@ -116,7 +117,6 @@ def load_zenodo_config(path: str | os.PathLike | None = None) -> ZenodoConfig:
         without a name or with a malformed ORCID, a licence other than CC-BY-4.0/CC0, an
         unknown key.
     """
-    yaml = require("yaml", "reading the Zenodo config")
     path = Path(path) if path is not None else DEFAULT_ZENODO_CONFIG
     try:
         data = yaml.safe_load(path.read_text())

@@ -147,11 +147,11 @@ def planned_calls(package: Package, opts: PublishOptions, parent: Release | None
             calls.append(f"       keep inherited {f.name} (same md5)")
         else:
             calls.append(f"DELETE /deposit/depositions/{{id}}/files/{{file_id}}  (inherited {f.name})")
-    for f in package.files:
-        if f.name in kept:
+    for pf in package.files:
+        if pf.name in kept:
             continue
-        note = " (rewritten with the reserved DOI first)" if f.role in DESCRIPTOR_ROLES else ""
-        calls.append(f"PUT    {{links.bucket}}/{f.name}  ({format_size(f.size)}, md5 checked against the answer){note}")
+        note = " (rewritten with the reserved DOI first)" if pf.role in DESCRIPTOR_ROLES else ""
+        calls.append(f"PUT    {{links.bucket}}/{pf.name}  ({format_size(pf.size)}, md5 checked against the answer){note}")
     m = opts.config.metadata(opts.version)
     calls += [f"PUT    /deposit/depositions/{{id}}  (metadata: upload_type dataset, title {m['title']!r}, version "
               f"{opts.version}, {len(m['creators'])} creator(s), license {m['license']}, "

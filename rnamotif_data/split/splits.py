@@ -162,7 +162,7 @@ class Split:
         if split == "all":
             return idx[placed] if subset in ("train", "inner_train") else idx[:0]
         k = int(split[4:])
-        folds = fold.fillna(0).to_numpy()
+        folds = fold.fillna(0).to_numpy()  # type: ignore[attr-defined]
         in_k = placed & (folds == k)
         if subset in ("val", "test"):
             return idx[in_k & ~removed]
@@ -279,7 +279,7 @@ def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, r
     hard = hard_groups(meta, relations)
     if config.scheme == "upstream":
         fold = _upstream_folds(meta, upstream_folds, upstream_background)
-        if fold.isna().all():
+        if fold.isna().all():  # type: ignore[attr-defined]  # a pandas IntegerArray
             raise ConfigError(f"{name}: no sample has an upstream fold; run "
                               "'rnamotif split STORE --scheme upstream --folds DIR' to match them")
     else:
@@ -297,7 +297,7 @@ def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, r
         else:
             fold = soft_assignment(meta, relations, hard, config)
         fold = pd.array(fold, dtype="Int64")
-    folds = fold.fillna(0).to_numpy()
+    folds = fold.fillna(0).to_numpy()  # type: ignore[attr-defined]
     removed = np.zeros(len(meta), dtype=bool)
     if config.scheme == "similarity":
         for rel in ("canonical", "near_identical", "homolog"):

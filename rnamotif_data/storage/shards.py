@@ -83,10 +83,11 @@ def compressors(codec: str = DEFAULT_CODEC, level: int | None = None) -> list:
 
     level = check_codec(codec, level)
     if codec == "none":
-        return [zarr.codecs.Crc32cCodec()]
-    first = (zarr.codecs.ZstdCodec(level=level) if codec == "zstd"
-             else zarr.codecs.BloscCodec(cname="lz4hc", clevel=level, shuffle="noshuffle"))
-    return [first, zarr.codecs.Crc32cCodec()]
+        return [zarr.codecs.Crc32cCodec()]  # type: ignore[attr-defined]  # zarr re-exports codecs lazily
+    codecs = zarr.codecs  # type: ignore[attr-defined]  # zarr re-exports codecs lazily
+    first = (codecs.ZstdCodec(level=level) if codec == "zstd"
+             else codecs.BloscCodec(cname="lz4hc", clevel=level, shuffle="noshuffle"))
+    return [first, codecs.Crc32cCodec()]
 
 
 def mask_density(density: np.ndarray, zone: np.ndarray, keep: np.ndarray | None = None) -> np.ndarray:
@@ -191,7 +192,7 @@ class ShardReader:
         if f is None:
             f = self._files[k] = open(self._path(k), "rb")
             if len(self._files) > _OPEN_SHARDS:
-                self._files.popitem(last=False)[1].close()
+                self._files.popitem(last=False)[1].close()  # type: ignore[attr-defined]
         else:
             self._files.move_to_end(k)
         return f
@@ -288,5 +289,5 @@ class ShardReader:
     def close(self) -> None:
         """Close the open shard files."""
         for f in self._files.values():
-            f.close()
+            f.close()  # type: ignore[attr-defined]
         self._files.clear()

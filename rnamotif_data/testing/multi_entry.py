@@ -92,7 +92,7 @@ def make_fixture(shared: Path, out: Path, config: FixtureConfig = FixtureConfig(
     atlas = pd.read_parquet(_REPO / "manifests" / "motif-atlas-4.5.parquet")
     mirror = out / "mirror"
     rows: list[dict] = []
-    entries = [(r.pdb_id, models / r.file) for r in index.itertuples()]
+    entries = [(str(r.pdb_id), models / str(r.file)) for r in index.itertuples()]
     entries.append(("6V5B", shared / "rna-models" / "6v5b_drna.pdb"))
     for n, (pdb_id, path) in enumerate(sorted(entries)):
         emdb = f"EMD-{95001 + n}"

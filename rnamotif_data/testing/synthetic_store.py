@@ -18,14 +18,17 @@ import hashlib
 import logging
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from rnamotif_data.build.builder import main as build_main
 from rnamotif_data.common.extras import require
+from rnamotif_data.errors import ConfigError
 from rnamotif_data.learn.transforms import rotate
 from rnamotif_data.rna.motifs import CLASS_NAMES, FINE_TYPES, class_index, motif_class
+from rnamotif_data.split.splits import SplitConfig, make_split, write_split
 from rnamotif_data.storage.checksums import write_checksums
 from rnamotif_data.storage.layout import join
 from rnamotif_data.storage.shards import DEFAULT_CODEC
@@ -45,7 +48,10 @@ from rnamotif_data.storage.store import (
     write_table,
 )
 
-torch = require("torch", "the synthetic store")
+if TYPE_CHECKING:  # typed imports for the checker; at run time, a one-line error without torch
+    import torch
+else:
+    torch = require("torch", "the synthetic store")
 
 
 log = logging.getLogger("rnamotif_data.testing.synthetic_store")
@@ -55,14 +61,17 @@ _NT = "ACGU"
 
 def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard_size: int = 64,
                          identities: list[dict] | None = None, n_entries: int | None = None,
-                         codec: str = DEFAULT_CODEC) -> str:
+                         codec: str = DEFAULT_CODEC, splits: tuple[str, ...] = ("similarity",)) -> str:
     """Write a complete store of ``n`` samples at ``root`` from the cubes of ``source``.
 
     ``identities`` (optional) give the first samples real ``emdb_id``, ``pdb_id``,
     ``motif_type`` and ``cossmos_number`` values (e.g. upstream fold rows, to test
     matching). ``n_entries``: how many made-up entries the samples spread over (default
     ``n // 25``, at least 1). ``codec``: the arrays' chunk codec
-    (:data:`rnamotif_data.storage.shards.CODECS`). Returns ``root``. Deterministic in ``seed``.
+    (:data:`rnamotif_data.storage.shards.CODECS`). ``splits``: the split schemes written
+    into ``root/splits/`` (seed 0), as ``rnamotif split`` would, so the store trains at once;
+    a scheme the store is too small for (fewer independent groups than folds) is skipped
+    with a log line. Returns ``root``. Deterministic in ``seed``.
     """
     src = open_store(source)
     cubes = src.read_batch(slice(0, len(src)))
@@ -112,6 +121,12 @@ def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard
     set_attrs(root, {"n_samples": n, "n_failed_rows": 0})
     write_checksums(root)
     set_attrs(root, {"build_state": "complete"})
+    store = open_store(root)
+    for scheme in splits:
+        try:
+            write_split(store, make_split(store, SplitConfig(scheme=scheme, seed=0)))
+        except ConfigError as exc:
+            log.info("%s: no %s split (%s)", root, scheme, exc)
     return root
 
 

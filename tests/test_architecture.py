@@ -1,0 +1,193 @@
+"""The package's architecture, checked on its import graph (as import-linter does in CI,
+but here over every import statement, function-level ones included)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+PACKAGE = REPO / "rnamotif_data"
+#: the deprecated ``python -m`` shims of 0.7 (programs that forward to ``rnamotif``)
+SHIMS = {"rnamotif_data.download", "rnamotif_data.train", "rnamotif_data.evaluate"}
+#: third-party modules that are extras: imported only through ``common.extras.require``
+EXTRAS = {"torch", "dask", "distributed", "sklearn", "matplotlib", "parasail", "rnapolis", "h5py"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, ast.Module]:
+    return {_module_name(p): ast.parse(p.read_text(), str(p)) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+MODULES = _modules()
+
+
+def _resolve(name: str) -> str | None:
+    """The project module an imported name refers to (``a.b.c`` may be module ``a.b`` + attribute)."""
+    while name:
+        if name in MODULES:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def _imports(tree: ast.Module):
+    """(node, target module, imported names, at module level) for every project import."""
+    top = {id(n) for n in tree.body}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "rnamotif_data":
+            for alias in node.names:
+                target = _resolve(f"{node.module}.{alias.name}") or _resolve(node.module)
+                yield node, target, alias.name, id(node) in top
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "rnamotif_data":
+                    yield node, _resolve(alias.name), None, id(node) in top
+
+
+def _graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = defaultdict(set)
+    for name, tree in MODULES.items():
+        if name in SHIMS or name == "rnamotif_data.__main__":
+            continue
+        for _, target, _, _ in _imports(tree):
+            if target and target != name:
+                graph[name].add(target)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one node (Tarjan 1972, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+    counter = 0
+    for root in list(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on.add(root)
+        while work:
+            node, it = work[-1]
+            for nxt in it:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = counter
+                    counter += 1
+                    stack.append(nxt)
+                    on.add(nxt)
+                    work.append((nxt, iter(sorted(graph.get(nxt, ())))))
+                    break
+                if nxt in on:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    comp = []
+                    while True:
+                        w = stack.pop()
+                        on.discard(w)
+                        comp.append(w)
+                        if w == node:
+                            break
+                    if len(comp) > 1:
+                        out.append(sorted(comp))
+    return out
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_between_modules():
+    assert _cycles(_graph()) == []
+
+
+def test_no_import_cycle_between_packages():
+    packages: dict[str, set[str]] = defaultdict(set)
+    for src, targets in _graph().items():
+        for dst in targets:
+            a, b = src.split(".")[:2], dst.split(".")[:2]
+            if a != b and len(a) == 2 and len(b) == 2:
+                packages[".".join(a)].add(".".join(b))
+    assert _cycles(packages) == []
+
+
+def test_no_private_name_is_used_across_modules():
+    bad = []
+    for name, tree in MODULES.items():
+        aliases = {}
+        for node, target, imported, _ in _imports(tree):
+            if imported and imported.startswith("_") and not imported.startswith("__") and target != name:
+                bad.append(f"{name}: imports {imported} from {target}")
+            if isinstance(node, ast.ImportFrom) and imported and _resolve(f"{node.module}.{imported}") == f"{node.module}.{imported}":
+                aliases[next(a.asname or a.name for a in node.names if a.name == imported)] = imported
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                    and node.attr.startswith("_") and not node.attr.startswith("__")):
+                bad.append(f"{name}: uses {node.value.id}.{node.attr}")
+    assert bad == []
+
+
+def test_no_project_import_hides_inside_a_function():
+    """Hidden imports hide cycles; the front door and the command import by name (importlib)."""
+    hidden = [f"{name}:{node.lineno}" for name, tree in MODULES.items() if name not in SHIMS
+              for node, _, _, top in _imports(tree) if not top]
+    assert hidden == []
+
+
+def test_extras_are_imported_only_through_require():
+    """A missing extra gives a one-line error naming it, never a bare ModuleNotFoundError."""
+    bad = []
+    for name, tree in MODULES.items():
+        guarded = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                guarded |= {id(n) for n in ast.walk(node) if n not in node.orelse and isinstance(n, (ast.Import, ast.ImportFrom))}
+        for node in ast.walk(tree):
+            mods = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                    else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for mod in mods:
+                if mod.split(".")[0] in EXTRAS and id(node) not in guarded:
+                    # allowed right after a require() of the same extra in the same function
+                    bad.append(f"{name}:{node.lineno} imports {mod}")
+    # the only direct imports are the ones that follow require() of their extra
+    allowed = {"rnamotif_data.release.audit", "rnamotif_data.build.runner", "rnamotif_data.rna.annotate"}
+    offenders = [b for b in bad if b.split(":")[0] not in allowed]
+    assert offenders == []
+    for name in allowed:
+        assert "require(" in (PACKAGE / Path(*name.split(".")[1:])).with_suffix(".py").read_text(), name
+
+
+@pytest.mark.parametrize("package", sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()))
+def test_each_package_says_what_it_owns_and_may_import(package):
+    doc = ast.get_docstring(MODULES[f"rnamotif_data.{package}"])
+    assert doc and len(doc) > 80, package
+    if package not in ("cli", "testing"):
+        assert re.search(r"(May import|Imports nothing|imports nothing)", doc), package
+
+
+def test_import_linter_contracts_name_every_package():
+    """The layers contract in pyproject.toml lists every sub-package, so a new one cannot
+    slip outside the rules."""
+    text = (REPO / "pyproject.toml").read_text()
+    layers = re.search(r'layers = \[(.*?)\]', text, re.S).group(1)
+    listed = set(re.findall(r'"rnamotif_data\.(\w+)"', layers))
+    packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert packages <= listed, packages - listed
