@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         total = time.perf_counter() - t0
         name = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or platform.machine()
         print(f"device: {device} ({name}); torch {torch.__version__}; {args.network}; batch {args.batch_size}; "
-              f"workers {args.workers}; amp {args.amp}; {len(ds)} samples 40³")
+              f"workers {args.workers}; amp {args.amp}; {len(ds)} samples {'x'.join(map(str, ds.cube_shape))}")
         print(f"training:   {train_rate:8.0f} samples/s, loader wait {100 * train_wait:5.1f}% of wall time"
               + (f", GPU utilisation {sum(util) / len(util):.0f}%" if util else ""))
         print(f"evaluation: {n / total:8.0f} samples/s, loader wait {100 * wait / total:5.1f}% of wall time")

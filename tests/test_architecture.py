@@ -142,6 +142,11 @@ def test_no_private_name_is_used_across_modules():
             if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
                     and node.attr.startswith("_") and not node.attr.startswith("__")):
                 bad.append(f"{name}: uses {node.value.id}.{node.attr}")
+            # a private attribute of an object of another class (obj.x._y, other._y): only self and
+            # cls reach private members
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                bad.append(f"{name}:{node.lineno}: uses {ast.unparse(node)}")
     assert bad == []
 
 

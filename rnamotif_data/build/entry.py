@@ -199,7 +199,7 @@ class _Entry:
         strands, contexts = [], []
         for strand in self.model.strands(residue_indices):
             strands.append("".join(letter(i) for i in strand))
-            order, position = self.model._chain_index[self.model.atoms.residues[strand[0]].chain]
+            order, position = self.model.chain_index[self.model.atoms.residues[strand[0]].chain]
             lo = max(order.index(strand[0]) - CONTEXT_FLANK, 0)
             hi = order.index(strand[-1]) + CONTEXT_FLANK + 1
             contexts.append("".join(letter(i) for i in order[lo:hi]))

@@ -290,12 +290,12 @@ class Model:
         chosen: list[int] = []
         for item in selection.items:
             chain = item.start.chain
-            if chain not in self._chain_index:
+            if chain not in self.chain_index:
                 raise SelectionError(
                     f"{self.name} has no chain {chain} (selection {selection}); chains: "
                     + " ".join(self.chains())
                 )
-            order, position = self._chain_index[chain]
+            order, position = self.chain_index[chain]
             i0 = self._position(position, item.start, selection)
             i1 = i0 if item.end is None else self._position(position, item.end, selection)
             if i1 < i0:
@@ -334,21 +334,22 @@ class Model:
                 runs[-1].append(key)
             else:
                 runs.append([key])
-        chains = list(self._chain_index.values())
+        chains = list(self.chain_index.values())
         return [[chains[c][0][k] for c, k in run] for run in runs]
 
     @cached_property
     def _model_positions(self) -> dict[int, tuple[int, int]]:
         """Residue index -> (chain rank, position in the chain's model order)."""
         pos = {}
-        for chain_rank, (order, _) in enumerate(self._chain_index.values()):
+        for chain_rank, (order, _) in enumerate(self.chain_index.values()):
             for k, i in enumerate(order):
                 pos[i] = (chain_rank, k)
         return pos
 
     @cached_property
-    def _chain_index(self) -> dict[str, tuple[list[int], dict[ResidueId, int]]]:
-        """Per chain: residue indices in model order, and each residue id's position."""
+    def chain_index(self) -> dict[str, tuple[list[int], dict[ResidueId, int]]]:
+        """Per chain ID: ``(residue indices into atoms.residues in model order, residue id ->
+        its position in that order)``; a repeated residue id resolves to its first copy."""
         out: dict[str, tuple[list[int], dict[ResidueId, int]]] = {}
         for i, r in enumerate(self.atoms.residues):
             order, position = out.setdefault(r.chain, ([], {}))

@@ -46,7 +46,7 @@ class Residues:
         self.runs = []  # list of arrays of residue indices, each a linked run in model order
         o3, p = self._atom(atoms, "O3'"), self._atom(atoms, "P")
         c, nn = self._atom(atoms, "C"), self._atom(atoms, "N")
-        for order, _ in model._chain_index.values():
+        for order, _ in model.chain_index.values():
             order = np.asarray(order, dtype=np.int64)
             if len(order) == 0:
                 continue

@@ -226,7 +226,8 @@ class ShardReader:
     def _decode(self, raw: bytes, dest: np.ndarray) -> None:
         """Decode one chunk's bytes (CRC32C already removed) into ``dest`` ``(D, H, W)``."""
         if self.codec == "lz4":
-            if self._blosc._cbuffer_sizes(raw)[0] != self.nbytes:
+            # Blosc's 16-byte header holds the decompressed size at bytes 4-8 (uint32, little-endian)
+            if len(raw) < 16 or int.from_bytes(raw[4:8], "little") != self.nbytes:
                 raise ValueError(f"decodes to the wrong size (expected {self.nbytes} bytes)")
             self._blosc.decompress(raw, dest)
         elif self.codec == "zstd":

@@ -21,7 +21,7 @@ from rnamotif_data.storage.download import DownloadError, download, record_files
 from rnamotif_data.storage.registry import RegistryError, get_release, load_registry
 from rnamotif_data.storage.store import open_store
 
-from .zenodo_server import FakeZenodo
+from ..zenodo_server import FakeZenodo
 
 TOKEN = "tok-9f3aC1-SECRET-e2e7"
 METADATA = {"upload_type": "dataset", "title": "t", "creators": [{"name": "Doe, Jane"}], "description": "d",

@@ -136,7 +136,7 @@ def test_upstream_scheme_matches_the_upstream_fold_files(demo_store, tmp_path, c
     from rnamotif_data.build.importers import import_upstream_folds
     from rnamotif_data.rna.motifs import class_index
 
-    from .conftest import shared
+    from ..conftest import shared
 
     folds = shared("seed-folds")
     rows, _ = import_upstream_folds(folds)

@@ -16,8 +16,8 @@ from rnamotif_data.build.sources import DownloadError, NoMapError, NotEMEntryErr
 from rnamotif_data.em.maps import read_map
 from rnamotif_data.rna.structure import read_model
 
-from .conftest import DEMO
-from .http_helpers import QuietHandler
+from ..conftest import DEMO
+from ..http_helpers import QuietHandler
 
 # RCSB Data API entry records, shaped as /rest/v1/core/entry/{id} returns them (trimmed)
 RECORDS = {

@@ -19,7 +19,7 @@ from rnamotif_data.learn.transforms import Compose, GaussianNoise, RandomRotatio
 from rnamotif_data.split.command import main as split_main
 from rnamotif_data.testing.synthetic_store import make_synthetic_store
 
-from .conftest import DEMO
+from ..conftest import DEMO
 
 _BASE = torch.arange(27.0).reshape(1, 3, 3, 3)
 
@@ -203,7 +203,7 @@ def test_random_labels_nested_figures_stay_at_chance(tmp_path):
     from rnamotif_data.learn.train import train_all_folds
     from rnamotif_data.testing.synthetic_store import make_synthetic_store
 
-    from .conftest import shared
+    from ..conftest import shared
 
     src = tmp_path / "50s.zarr"
     assert build_main(["--manifest", str(shared("cryodrgn-50s", "manifest.parquet")), "--mirror",

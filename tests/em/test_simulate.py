@@ -8,7 +8,7 @@ import pytest
 from rnamotif_data.em.maps import read_map
 from rnamotif_data.em.simulate import simulate_map
 
-from .conftest import DEMO
+from ..conftest import DEMO
 
 
 @pytest.mark.parametrize("voxel_size", [0.5, 0.83, 1.0, 1.1])

@@ -32,7 +32,7 @@ from rnamotif_data.storage.store import StoreError, get_attrs, open_store
 from rnamotif_data.testing.make_demo import DEMO_MOTIFS
 from rnamotif_data.testing.simulate_entries import SimulatedEntry, write_entry
 
-from .conftest import DEMO, REPO, seed_mirror
+from ..conftest import DEMO, REPO, seed_mirror
 
 GOOD = [SimulatedEntry("9S01", "EMD-90001", 3.0, seed=1),
         SimulatedEntry("9S02", "EMD-90002", 3.5, seed=2),

@@ -13,7 +13,7 @@ from rnamotif_data.rna.labels import within_radius
 from rnamotif_data.rna.structure import read_model
 from rnamotif_data.samples.cubes import SegmentConfig, cube_origin, cut_motif, zone_crop
 
-from .conftest import MOTIFS_6V5B, write_raw_mrc
+from ..conftest import MOTIFS_6V5B, write_raw_mrc
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from rnamotif_data.rna.modified import parent_letter, sequence_matches
 from rnamotif_data.rna.structure import read_model
 from rnamotif_data.storage.store import get_attrs, open_store
 
-from .conftest import REPO, seed_mirror, shared
+from ..conftest import REPO, seed_mirror, shared
 
 DEMO_MIRROR = REPO / "demo" / "mirror"
 DEMO_ROWS = pq.read_table(REPO / "demo" / "manifest.parquet").to_pylist()

@@ -14,7 +14,7 @@ import pytest
 from rnamotif_data.build.importers import import_cossmos, import_motif_atlas, import_upstream_folds, loop_type
 from rnamotif_data.build.manifest import SCHEMA, ManifestError, read_manifest, rows_to_table, validate_manifest
 
-from .conftest import REPO, shared
+from ..conftest import REPO, shared
 
 GOOD = {"pdb_id": "6PJ6", "motif_type": "hairpin3", "selection": "J:85-91", "emdb_id": "EMD-20353",
         "sequence": "GGUCUCC", "resolution": 3.0}

@@ -17,8 +17,8 @@ from rnamotif_data.build.search import SearchError, SearchQuery, search_entries,
 from rnamotif_data.build.sources import SourceConfig
 from rnamotif_data.rna.annotate import annotate_model, loops_from_pairs
 
-from .conftest import DEMO, shared
-from .http_helpers import QuietHandler
+from ..conftest import DEMO, shared
+from ..http_helpers import QuietHandler
 
 pytest.importorskip("rnapolis", reason="motif annotation needs RNApolis (pip install rnapolis)")
 

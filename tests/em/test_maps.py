@@ -14,7 +14,7 @@ import pytest
 from rnamotif_data.em.maps import DensityMap, axis_order_to_zyx, map_statistics, read_map, write_map
 from rnamotif_data.errors import MapFormatError
 
-from .conftest import shared, write_raw_mrc
+from ..conftest import shared, write_raw_mrc
 
 
 def test_seed_map_placed_by_origin(seed_map_path):

@@ -28,7 +28,7 @@ from rnamotif_data.em.simulate import simulate_map
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.rna.structure import read_model
 
-from .conftest import MOTIFS_6V5B
+from ..conftest import MOTIFS_6V5B
 
 Q_EXP_3A = expected_q_score(3.0)  # 0.584
 

@@ -96,7 +96,7 @@ def test_atlas_manifest_split_metadata_only(tmp_path, capsys):
 
     from rnamotif_data.split.similarity import canonical_key, strand_column
 
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     out = tmp_path / "atlas-split.parquet"
     assert split_main(["--manifest", str(repo / "manifests" / "motif-atlas-4.5.parquet"), "--out", str(out),
                        "--report"]) == 0

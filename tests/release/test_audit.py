@@ -23,7 +23,7 @@ from rnamotif_data.rna.motifs import strand_lengths
 from rnamotif_data.rna.structure import read_model
 from rnamotif_data.storage.store import open_store
 
-from .conftest import shared
+from ..conftest import shared
 
 pytest.importorskip("sklearn", reason="the audit needs scikit-learn (pip install scikit-learn)")
 
