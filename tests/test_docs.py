@@ -70,3 +70,39 @@ def test_library_does_not_print_or_import_heavy_frameworks():
         for path in (REPO / "rnamotif_data" / package).glob("*.py"):
             text = path.read_text()
             assert not re.search(r"^\s*(import|from)\s+(torch|dask|distributed)\b", text, re.M), path
+
+
+def test_nothing_cites_a_file_outside_the_project_and_design_sections_exist():
+    design = (REPO / "docs" / "design.md").read_text()
+    sections = set(re.findall(r"^## §(\d+) ", design, re.M))
+    assert sections == {str(i) for i in range(1, 11)}
+    files = [*(REPO / "rnamotif_data").rglob("*.py"), *(REPO / "docs").rglob("*.md"), REPO / "README.md",
+             REPO / "manifests" / "README.md"]
+    for path in files:
+        text = path.read_text()
+        assert "DESIGN.md" not in text and "../shared/docs" not in text, path
+        for cited in re.findall(r"design §(\d+)", text):
+            assert cited in sections, f"{path.relative_to(REPO)} cites design §{cited}"
+        for cited in re.findall(r"§(\d+) and §(\d+)", text):
+            assert set(cited) <= sections, path
+
+
+def test_docs_cover_every_command_and_every_module():
+    from rnamotif_data.cli import COMMANDS
+
+    cli = (REPO / "docs" / "cli.md").read_text()
+    for name, (module, _, text, _) in COMMANDS.items():
+        assert f"| `rnamotif {name}` | {text} | `{module}`" in cli, name
+    api = "\n".join(p.read_text() for p in (REPO / "docs" / "api").glob("*.md"))
+    for name in MODULES:
+        if name.count(".") == 2:  # rnamotif_data.<package>.<module>
+            assert f"::: {name}\n" in api, f"{name} is missing from the API reference (docs/api/)"
+    mkdocs = (REPO / "mkdocs.yml").read_text()
+    for page in (REPO / "docs").rglob("*.md"):
+        assert str(page.relative_to(REPO / "docs")) in mkdocs, f"{page} is not in mkdocs.yml's nav"
+
+
+def test_every_tutorial_says_what_it_needs():
+    for page in sorted((REPO / "docs" / "tutorials").glob("*.md")):
+        lines = page.read_text().splitlines()
+        assert lines[0].startswith("# ") and lines[2].startswith("Needs: "), page.name

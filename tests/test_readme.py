@@ -58,5 +58,5 @@ def test_readme_snippet_runs_as_written(k, readme_folder, monkeypatch):
 
 
 def test_readme_download_snippet_is_the_tested_call():
-    text = (REPO / "tests" / "test_publish.py").read_text()
+    text = (REPO / "tests" / "release" / "test_publish.py").read_text()
     assert 'RNAMotifDataset(root=cache, version="1.0.0", download=True, split="fold1")' in text

@@ -11,7 +11,7 @@ Usage::
         [--background-per-entry K] [--min-fit-z Z] [--shard-size S] [--dataset-version V]
         [segmentation flags: --cube-size, --zone-radius, ...]
 
-How it works (DESIGN.md sections 1, 7 and 9):
+How it works (design §1, §7 and §9):
 
 1. The manifest is validated; invalid rows go straight to ``failures.parquet``.
 2. Rows are grouped by entry (PDB ID, EMDB ID); entries are ordered by key.
@@ -222,6 +222,8 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
         "package_version": __version__,
     }
     result = BuildResult(root=str(root), entries=len(jobs))
+    if scheduler != "synchronous":  # a missing [build] extra is said before anything is written
+        require("distributed", "the parallel build")
     old = check_out(str(root), overwrite=overwrite)
     fs, path = url_to_fs(str(root))
     fs.makedirs(path, exist_ok=True)

@@ -37,7 +37,7 @@ class BuildConfig:
     min_fit_z:
         An entry whose model atoms inside the map have a fit z-score below this fails
         (stage ``placement``): a misplaced map or a wrong model. The real seed-sample
-        hairpin gives +3.3; atoms shifted by 8 Å give under +1 (DESIGN.md section 2).
+        hairpin gives +3.3; atoms shifted by 8 Å give under +1 (design §2).
     min_motif_fit_z, min_motif_frac_above_1sd:
         Per-motif placement: a motif whose own fit_z is below ``min_motif_fit_z``, or
         whose fraction of heavy atoms above map mean + 1 sd is below

@@ -1,6 +1,6 @@
 """Manifests: the builder's input contract, its validation, and the import commands.
 
-A manifest is a Parquet table with one row per motif occurrence (DESIGN.md section 5);
+A manifest is a Parquet table with one row per motif occurrence (design §5);
 its columns are documented in ``manifests/README.md`` (tested against :data:`SCHEMA`).
 Every entry point (importers, builder, fetcher) validates through
 :func:`validate_manifest`.

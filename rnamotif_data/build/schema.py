@@ -1,6 +1,6 @@
 """The manifest contract: schema, row rules, validation, reading and writing.
 
-A manifest is a Parquet table with one row per motif occurrence (DESIGN.md section 5;
+A manifest is a Parquet table with one row per motif occurrence (design §5;
 the column dictionary is ``manifests/README.md``). Every entry point -- importers,
 annotation, the builder, the fetcher -- validates through :func:`validate_manifest`.
 The command line is :mod:`rnamotif_data.build.manifest`; this module holds no CLI, so the importers
@@ -135,7 +135,7 @@ def _occurrence_key(row: dict):
 def validate_manifest(table: pa.Table, *, strict: bool = False, name: str = "manifest") -> tuple[pa.Table, list[Rejection]]:
     """Validate a manifest table against :data:`SCHEMA` and the row rules.
 
-    Row rules: PDB ID and EMDB ID syntax, a known motif type (DESIGN.md section 4),
+    Row rules: PDB ID and EMDB ID syntax, a known motif type (design §4),
     residues or a parseable selection (not needed for ``unknown`` rows or rows marked
     ``needs_residues``), a sequence of nucleotide codes matching the residue count, a
     positive resolution, and no duplicate occurrence (same PDB ID, EMDB ID and residues in

@@ -1,6 +1,6 @@
 """Sources: PDB entry records, models and EMDB maps, fetched once into a local cache.
 
-Cache and mirror layout (DESIGN.md section 6)::
+Cache and mirror layout (design §6)::
 
     DIR/pdb/{pdb_id lower}.cif.gz     (also .cif, .pdb, .pdb.gz)
     DIR/pdb/{pdb_id lower}.json       (RCSB entry record)

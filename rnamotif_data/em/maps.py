@@ -11,7 +11,7 @@ Conventions used everywhere in this package
 * Index space is z-y-x and fractional: index ``(k, j, i)`` is the centre of voxel
   ``data[k, j, i]`` at world position ``origin + (i, j, k) * voxel_size``.
 
-Placement (MRC2014, https://www.ccpem.ac.uk/mrc_format/mrc2014.php; DESIGN.md section 2):
+Placement (MRC2014, https://www.ccpem.ac.uk/mrc_format/mrc2014.php; design §2):
 the world position of the first stored voxel comes from the ORIGIN field if it is
 non-zero, else from NXSTART/NYSTART/NZSTART times the voxel size. NSTART values are
 given per *file* axis (columns, rows, sections) and are permuted to x-y-z with

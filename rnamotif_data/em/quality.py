@@ -1,6 +1,6 @@
 """Map-model quality metrics for a motif.
 
-``fit_z`` (DESIGN.md section 2): how far above the map's mean the density at the motif's
+``fit_z`` (design §2): how far above the map's mean the density at the motif's
 heavy atoms lies, in map standard deviations,
 
     fit_z = (mean over heavy atoms of the trilinearly interpolated raw map value

@@ -16,7 +16,7 @@ structure. The loops of that structure are then read here (:func:`loops_from_pai
   pair in a helix);
 * a pair closing two or more inner pairs closes a **multi-way junction**.
 
-Rows are made for the 25 fine types (DESIGN.md section 4); every other loop (junctions,
+Rows are made for the 25 fine types (design §4); every other loop (junctions,
 hairpins of < 3 or > 7, bulges > 5, internal loops with a side > 5) is returned as an
 "other" loop with its kind and sizes, never dropped silently. A loop whose strand is not
 covalently continuous in the model (an unmodelled residue, a chain break: O3'-P longer

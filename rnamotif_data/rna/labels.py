@@ -1,6 +1,6 @@
 """Voxel labels: nucleotide parts and identities, zones, nearest-atom rasterisation.
 
-Label parts (DESIGN.md section 3), following the upstream dataset's three label maps but
+Label parts (design §3), following the upstream dataset's three label maps but
 naming the base map correctly (upstream called it "sugar"):
 
 ====  ========  ===========================================================

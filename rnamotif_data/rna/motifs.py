@@ -1,7 +1,7 @@
 """Motif taxonomy: 25 fine motif types grouped into 4 classes plus ``unknown``.
 
 Class order follows the upstream confusion matrices (symmetric loop, bulge, hairpin,
-asymmetric loop, unknown); see DESIGN.md section 4 and the upstream 3DEM RNA motif
+asymmetric loop, unknown); see design §4 and the upstream 3DEM RNA motif
 dataset. Fine type names are those of the CoSSMos database (Vanegas et al., Nucleic
 Acids Res. 40:D439, 2012; doi:10.1093/nar/gkr943): ``MxN`` internal loops with M and N
 unpaired nucleotides on the two strands, ``bulgeN`` and ``hairpinN`` with N unpaired

@@ -8,7 +8,7 @@
 * Residue identity follows the author numbering (``auth_asym_id``, ``auth_seq_id``,
   ``pdbx_PDB_ins_code``), as in PDB-format files and the upstream selections.
 
-Selection syntax (the upstream CLI syntax, DESIGN.md section 5)
+Selection syntax (the upstream CLI syntax, design §5)
 -------------------------------------------------------------
 ``CHAIN:SPEC[,SPEC...]`` with several chain groups separated by whitespace, where ``SPEC``
 is a residue ``85`` / ``189K`` (number plus optional insertion code) or an inclusive range

@@ -1,6 +1,6 @@
 """Motif cubes: cutting a fixed-size, labelled density cube around one motif (:func:`cut_motif`).
 
-For each motif (DESIGN.md sections 1 and 3):
+For each motif (design §1 and §3):
 
 1. the cube is centred on the centroid (unweighted mean) of the motif's heavy atoms,
    ``cube_size`` voxels of ``voxel_size`` Å along each axis;
@@ -36,7 +36,7 @@ _LABEL_SCOPES = ("motif", "all")
 
 @dataclass(frozen=True)
 class SegmentConfig:
-    """Every preprocessing and labelling choice, with the DESIGN.md section 3 defaults.
+    """Every preprocessing and labelling choice, with the design §3 defaults.
 
     Attributes
     ----------

@@ -30,7 +30,7 @@ FORMAT_VERSION = 5
 ARRAYS = ("density", "zone", "labels", "nucleotide")
 #: arrays derived from ARRAYS when a shard is written (format 5): name -> first format
 DERIVED_ARRAYS = {"density_masked": 5}
-#: dtype of each array (DESIGN.md section 7)
+#: dtype of each array (design §7)
 ARRAY_DTYPES = {"density": "float16", "zone": "bool", "labels": "uint8", "nucleotide": "uint8",
                 "density_masked": "float16"}
 DIMENSION_NAMES = ("sample", "z", "y", "x")

@@ -1,4 +1,4 @@
-"""The dataset store: sharded Zarr v3 cubes plus Parquet metadata (DESIGN.md section 7).
+"""The dataset store: sharded Zarr v3 cubes plus Parquet metadata (design §7).
 
 Layout of a store ``ROOT`` (a local path or an fsspec URL such as ``s3://bucket/x.zarr``)::
 

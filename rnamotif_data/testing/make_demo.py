@@ -58,7 +58,7 @@ def make_demo_map(model_path: Path):
 
 
 def demo_manifest_rows() -> list[dict]:
-    """The demo manifest's rows (manifest schema, DESIGN.md section 5)."""
+    """The demo manifest's rows (manifest schema, design §5)."""
     return [{"pdb_id": DEMO_PDB_ID, "emdb_id": DEMO_EMDB_ID, "motif_type": t, "selection": sel,
              "resolution": DEMO_RESOLUTION, "source": "demo (map simulated from 6V5B chain D)",
              "source_id": f"demo-{k}", "motif_id": f"demo-{k}"}
