@@ -1,0 +1,90 @@
+"""Unit tests of the build's plumbing (lock, output folder, staging), which the builder
+reaches only through a full build elsewhere."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rnamotif_data.build.lock import LOCK_FILE, BuildLock
+from rnamotif_data.build.outdir import check_out
+from rnamotif_data.build.staging import clean_staging, part_exists, part_url, read_part, write_part
+from rnamotif_data.errors import StoreError
+from rnamotif_data.storage.layout import ARRAY_DTYPES, ARRAYS
+
+
+def test_lock_is_exclusive_and_names_its_holder(tmp_path):
+    with BuildLock(str(tmp_path)) as lock:
+        held = json.loads((tmp_path / LOCK_FILE).read_text())
+        assert held["pid"] == os.getpid() and lock.held
+        with pytest.raises(StoreError, match=rf"another build is writing this store .*pid {os.getpid()}"):
+            BuildLock(str(tmp_path)).acquire()
+    assert not (tmp_path / LOCK_FILE).exists()  # released on exit
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path, caplog):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    import socket
+
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"user": "x", "host": socket.gethostname(), "pid": int(dead),
+                                                  "started": "2026-01-01T00:00:00+00:00"}))
+    with caplog.at_level(logging.WARNING), BuildLock(str(tmp_path)):
+        assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] == os.getpid()
+    assert f"stale lock of process {dead}" in caplog.text
+
+
+def test_lock_of_another_host_is_never_taken(tmp_path):
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"user": "u", "host": "elsewhere.example", "pid": 1,
+                                                  "started": "2026-01-01T00:00:00+00:00"}))
+    with pytest.raises(StoreError, match=r"u@elsewhere\.example.*remove .*\.rnamotif-build\.lock"):
+        BuildLock(str(tmp_path)).acquire()
+    assert json.loads((tmp_path / LOCK_FILE).read_text())["host"] == "elsewhere.example"  # untouched
+
+
+def test_output_folder_checks_refuse_what_the_package_did_not_write(tmp_path, demo_store):
+    assert check_out(str(tmp_path / "new"), overwrite=False) is None
+    (tmp_path / "empty").mkdir()
+    assert check_out(str(tmp_path / "empty"), overwrite=True) is None
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StoreError, match="is a file"):
+        check_out(str(tmp_path / "file"), overwrite=True)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("x")
+    with pytest.raises(StoreError, match=r"not an rnamotif-data store.*thesis\.tex.*nothing was changed"):
+        check_out(str(tmp_path / "mine"), overwrite=True)
+    assert (tmp_path / "mine" / "thesis.tex").exists()
+    import shutil
+
+    store = tmp_path / "store.zarr"
+    shutil.copytree(demo_store, store)
+    assert check_out(str(store), overwrite=True)["build_state"] == "complete"
+    (store / "notes.md").write_text("mine")
+    with pytest.raises(StoreError, match=r"did not write \(notes\.md\)"):
+        check_out(str(store), overwrite=True)
+
+
+def test_staging_round_trip_keeps_dtypes_and_records(tmp_path):
+    rng = np.random.default_rng(0)
+    samples = [{"meta": {"sample_id": f"s{i}"}, **{name: rng.random((4, 4, 4)) > 0.5 if name == "zone" else
+                                                    (rng.random((4, 4, 4)) * 3).astype(np.float32)
+                                                    for name in ARRAYS}} for i in range(3)]
+    write_part(str(tmp_path), "6V5B_EMD-21051", samples, [{"reason": "x"}], False, extra={"seconds": 1.5})
+    assert part_exists(str(tmp_path), "6V5B_EMD-21051")
+    assert not list(tmp_path.rglob("*.tmp-*"))  # written atomically
+    back = read_part(str(tmp_path), "6V5B_EMD-21051", arrays=True)
+    assert [m["sample_id"] for m in back["meta"]] == ["s0", "s1", "s2"] and back["seconds"] == 1.5
+    assert back["failures"] == [{"reason": "x"}] and back["shape"] == [4, 4, 4]
+    for name in ARRAYS:
+        assert back[name].dtype == np.dtype(ARRAY_DTYPES[name]) and back[name].shape == (3, 4, 4, 4)
+    np.testing.assert_array_equal(back["zone"], np.stack([s["zone"] for s in samples]))
+    empty = write_part(str(tmp_path), "empty", [], [], True)
+    assert empty is None and read_part(str(tmp_path), "empty")["entry_failed"] is True
+    clean_staging(str(tmp_path))
+    assert not os.path.exists(os.path.dirname(part_url(str(tmp_path), "empty")))
