@@ -27,12 +27,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rnamotif_data.rna.annotate import Annotation, AnnotationError, annotate_model
-from rnamotif_data.errors import RNAMotifError
-from rnamotif_data.rna.structure import Model, read_model
-
 from rnamotif_data.build.schema import Rejection, empty_row, read_pdb_ids, write_manifest
 from rnamotif_data.build.sources import SourceConfig, Sources
+from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.rna.annotate import Annotation, AnnotationError, annotate_model
+from rnamotif_data.rna.structure import Model, read_model
 
 log = logging.getLogger("rnamotif_data.build.manifest")
 

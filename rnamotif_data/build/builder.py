@@ -42,7 +42,6 @@ import dataclasses
 import logging
 import os
 import re
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -51,21 +50,8 @@ from pathlib import Path
 import pyarrow as pa
 from tqdm import tqdm
 
-from rnamotif_data.common.version import __version__
-from rnamotif_data.samples.background import BackgroundConfig, ShapeDistribution, background_count
-from rnamotif_data.storage.checksums import sha256_file
-from rnamotif_data.errors import RNAMotifError
-from rnamotif_data.rna.motifs import CLASS_NAMES
-from rnamotif_data.em.quality import QualityConfig
-from rnamotif_data.samples.cubes import SegmentConfig
-from rnamotif_data.storage.shards import CODECS
-from rnamotif_data.storage.store import FAILURES_FILE, FORMAT_VERSION, LABEL_NAMES, NUCLEOTIDE_NAMES, StoreError, create_arrays, set_attrs, url_to_fs
-from rnamotif_data.storage.layout import join
-
-from rnamotif_data.build.config import BuildConfig
-from rnamotif_data.common.extras import require
-from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
 from rnamotif_data.build.commit import ShardWriter, commit, commit_shard, plan_shards
+from rnamotif_data.build.config import BuildConfig
 from rnamotif_data.build.entry import EntryJob, failure_row, stage_entry
 from rnamotif_data.build.lock import BuildLock
 from rnamotif_data.build.manifest import read_manifest
@@ -73,7 +59,28 @@ from rnamotif_data.build.outdir import check_out, prepare_root
 from rnamotif_data.build.runner import Runner
 from rnamotif_data.build.sources import SourceConfig, Sources, default_cache_dir
 from rnamotif_data.build.staging import clean_staging, part_exists, read_part, write_part
-from rnamotif_data.storage.store import read_table
+from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
+from rnamotif_data.common.extras import require
+from rnamotif_data.common.version import __version__
+from rnamotif_data.em.quality import QualityConfig
+from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.rna.motifs import CLASS_NAMES
+from rnamotif_data.samples.background import BackgroundConfig, ShapeDistribution, background_count
+from rnamotif_data.samples.cubes import SegmentConfig
+from rnamotif_data.storage.checksums import sha256_file
+from rnamotif_data.storage.layout import join
+from rnamotif_data.storage.shards import CODECS
+from rnamotif_data.storage.store import (
+    FAILURES_FILE,
+    FORMAT_VERSION,
+    LABEL_NAMES,
+    NUCLEOTIDE_NAMES,
+    StoreError,
+    create_arrays,
+    read_table,
+    set_attrs,
+    url_to_fs,
+)
 
 __all__ = ["BuildConfig", "BuildResult", "build", "group_entries", "plan_shards", "commit_shard", "main"]
 

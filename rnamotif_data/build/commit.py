@@ -14,12 +14,24 @@ from collections import Counter
 import numpy as np
 import pyarrow as pa
 
-from rnamotif_data.storage.checksums import write_checksums
-from rnamotif_data.storage.store import ARRAYS, FAILURES_FILE, FORMAT_VERSION, stored_arrays, FAILURES_SCHEMA, METADATA_FILE, METADATA_SCHEMA, StoreError, create_arrays, set_attrs, write_shard, write_table
-from rnamotif_data.storage.layout import join
-
 from rnamotif_data.build.staging import read_part
-from rnamotif_data.storage.store import zarr_location
+from rnamotif_data.storage.checksums import write_checksums
+from rnamotif_data.storage.layout import join
+from rnamotif_data.storage.store import (
+    ARRAYS,
+    FAILURES_FILE,
+    FAILURES_SCHEMA,
+    FORMAT_VERSION,
+    METADATA_FILE,
+    METADATA_SCHEMA,
+    StoreError,
+    create_arrays,
+    set_attrs,
+    stored_arrays,
+    write_shard,
+    write_table,
+    zarr_location,
+)
 
 __all__ = ["commit_shard", "plan_shards", "ShardWriter", "commit"]
 

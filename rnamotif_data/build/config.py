@@ -12,9 +12,9 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
-from rnamotif_data.samples.background import BackgroundConfig
-from rnamotif_data.errors import ConfigError
 from rnamotif_data.em.quality import QualityConfig
+from rnamotif_data.errors import ConfigError
+from rnamotif_data.samples.background import BackgroundConfig
 from rnamotif_data.samples.cubes import SegmentConfig
 from rnamotif_data.storage.shards import DEFAULT_CODEC, check_codec
 

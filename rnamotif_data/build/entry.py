@@ -21,19 +21,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from rnamotif_data.samples.background import ShapeDistribution, background_count, select_background_sites
-from rnamotif_data.errors import RNAMotifError
-from rnamotif_data.em.maps import header_statistics_notes, read_map
-from rnamotif_data.rna.modified import sequence_matches
-from rnamotif_data.rna.motifs import class_index, motif_class, strand_lengths
-from rnamotif_data.em.quality import QualityConfig, expected_q_score, fit_z, fraction_above, motif_quality, q_reference
-from rnamotif_data.samples.cubes import cut_motif
-from rnamotif_data.rna.structure import format_residues, read_model
-
 from rnamotif_data.build.config import BuildConfig
 from rnamotif_data.build.manifest import row_selection
 from rnamotif_data.build.sources import SourceConfig, Sources
 from rnamotif_data.build.staging import write_part
+from rnamotif_data.em.maps import header_statistics_notes, read_map
+from rnamotif_data.em.quality import QualityConfig, expected_q_score, fit_z, fraction_above, motif_quality, q_reference
+from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.rna.modified import sequence_matches
+from rnamotif_data.rna.motifs import class_index, motif_class, strand_lengths
+from rnamotif_data.rna.structure import format_residues, read_model
+from rnamotif_data.samples.background import ShapeDistribution, background_count, select_background_sites
+from rnamotif_data.samples.cubes import cut_motif
 
 log = logging.getLogger("rnamotif_data.build.builder")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -26,12 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from rnamotif_data.errors import RNAMotifError
-
-from rnamotif_data.rna.structure import read_model
-
 from rnamotif_data.build.manifest import REJECTED_SCHEMA, Rejection, check_rows_against_model, read_manifest, read_pdb_ids
 from rnamotif_data.build.sources import SourceConfig, Sources, default_cache_dir
+from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.rna.structure import read_model
 
 log = logging.getLogger("rnamotif_data.build.fetch")
 

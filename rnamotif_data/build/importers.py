@@ -26,11 +26,10 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from rnamotif_data.build.schema import Rejection
 from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.rna.motifs import FINE_TYPES, motif_class
 from rnamotif_data.rna.structure import format_residues, read_model
-
-from rnamotif_data.build.schema import Rejection
 
 # residue number, optional insertion code, then "-BASE": "110-G", "189L-G", "-3-A"
 _SEQ_NUM = re.compile(r"^(-?\d+)([A-Za-z]?)-([A-Za-z0-9]+)$")

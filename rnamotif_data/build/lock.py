@@ -18,8 +18,8 @@ import logging
 import os
 import socket
 
-from rnamotif_data.storage.store import StoreError, put_bytes, url_to_fs
 from rnamotif_data.storage.layout import is_local, join
+from rnamotif_data.storage.store import StoreError, put_bytes, url_to_fs
 
 log = logging.getLogger("rnamotif_data.build.builder")
 

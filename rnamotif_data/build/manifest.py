@@ -21,21 +21,33 @@ instead.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from rnamotif_data.rna.motifs import FINE_TYPES
-
 from rnamotif_data.build import importers
-from rnamotif_data.build.schema import (  # noqa: F401 - the contract, re-exported for `from rnamotif_data.build.manifest import ...`
-    RESIDUE_TYPE, SCHEMA, REQUIRED, REJECTED_SCHEMA, ManifestError,
-    Rejection, empty_row, check_row, validate_manifest, row_selection, check_rows_against_model,
-    resolve_residues, read_pdb_ids, rows_to_table, write_manifest, rejected_path, read_manifest,
-    summary,
-)
-from rnamotif_data.build.sources import default_cache_dir
 from rnamotif_data.build.annotate import run_annotate
+from rnamotif_data.build.schema import (  # noqa: F401 - the contract, re-exported for `from rnamotif_data.build.manifest import ...`
+    REJECTED_SCHEMA,
+    REQUIRED,
+    RESIDUE_TYPE,
+    SCHEMA,
+    ManifestError,
+    Rejection,
+    check_row,
+    check_rows_against_model,
+    empty_row,
+    read_manifest,
+    read_pdb_ids,
+    rejected_path,
+    resolve_residues,
+    row_selection,
+    rows_to_table,
+    summary,
+    validate_manifest,
+    write_manifest,
+)
 from rnamotif_data.build.search import run_search
+from rnamotif_data.build.sources import default_cache_dir
+from rnamotif_data.rna.motifs import FINE_TYPES
 
 __all__ = ["RESIDUE_TYPE", "SCHEMA", "REQUIRED", "REJECTED_SCHEMA", "ManifestError", "Rejection", "empty_row",
            "check_row", "validate_manifest", "row_selection", "check_rows_against_model", "resolve_residues",

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 
-from rnamotif_data.storage.store import ARRAYS, CHECKSUMS_FILE, DERIVED_ARRAYS, FAILURES_FILE, METADATA_FILE, StoreError, get_attrs, url_to_fs
-from rnamotif_data.storage.layout import join
-
 from rnamotif_data.build.lock import LOCK_FILE
 from rnamotif_data.build.staging import STAGING
+from rnamotif_data.storage.layout import join
+from rnamotif_data.storage.store import ARRAYS, CHECKSUMS_FILE, DERIVED_ARRAYS, FAILURES_FILE, METADATA_FILE, StoreError, get_attrs, url_to_fs
 
 __all__ = ["STORE_MEMBERS", "check_out", "prepare_root"]
 

@@ -8,8 +8,8 @@ import os
 import threading
 import time
 
-from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.common.extras import require
+from rnamotif_data.errors import RNAMotifError
 
 log = logging.getLogger("rnamotif_data.build.builder")
 

@@ -19,11 +19,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rnamotif_data.errors import RNAMotifError, SelectionError, SelectionSyntaxError
+from rnamotif_data.errors import (
+    ManifestError,  # noqa: F401 (defined in rnamotif_data.errors)
+    SelectionError,
+    SelectionSyntaxError,
+)
 from rnamotif_data.rna.motifs import FINE_TYPES
 from rnamotif_data.rna.structure import Model, ResidueId, ResidueRange, Selection, parse_selection
-from rnamotif_data.errors import ManifestError  # noqa: F401 (defined in rnamotif_data.errors)
-
 
 log = logging.getLogger("rnamotif_data.build.manifest")
 

@@ -33,10 +33,11 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from rnamotif_data.errors import RNAMotifError
-
 from rnamotif_data.build.sources import SourceConfig, Sources
-from rnamotif_data.errors import SearchError  # noqa: F401 (defined in rnamotif_data.errors)
+from rnamotif_data.errors import (
+    RNAMotifError,
+    SearchError,  # noqa: F401 (defined in rnamotif_data.errors)
+)
 
 log = logging.getLogger("rnamotif_data.build.manifest")
 

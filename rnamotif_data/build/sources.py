@@ -39,9 +39,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.errors import DownloadError, NoMapError, NotEMEntryError, OfflineError, RNAMotifError, SourceError  # noqa: F401 (defined in rnamotif_data.errors)
 from rnamotif_data.storage.checksums import sha256_stream
-from rnamotif_data.errors import SourceError, DownloadError, OfflineError, NotEMEntryError, NoMapError  # noqa: F401 (defined in rnamotif_data.errors)
 
 log = logging.getLogger("rnamotif_data.build.sources")
 

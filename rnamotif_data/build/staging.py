@@ -14,8 +14,8 @@ import json
 
 import numpy as np
 
-from rnamotif_data.storage.store import ARRAY_DTYPES, ARRAYS, put_bytes, url_to_fs
 from rnamotif_data.storage.layout import join
+from rnamotif_data.storage.store import ARRAY_DTYPES, ARRAYS, put_bytes, url_to_fs
 
 __all__ = ["STAGING", "part_url", "write_part", "read_part", "part_exists", "clean_staging"]
 
