@@ -7,15 +7,9 @@ Used by :mod:`~rnamotif_data.learn.train` and :mod:`~rnamotif_data.learn.evaluat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from rnamotif_data.common.extras import require
 from rnamotif_data.errors import ConfigError, RNAMotifError
-
-if TYPE_CHECKING:  # typed imports for the checker; at run time, a one-line error without torch
-    import torch
-else:
-    torch = require("torch", "training and evaluation")
+from rnamotif_data.learn.backend import torch
 
 __all__ = ["choose_device", "load_checkpoint", "save_checkpoint"]
 

@@ -29,24 +29,18 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from rnamotif_data.common.extras import require
 from rnamotif_data.errors import ConfigError
+from rnamotif_data.learn.backend import torch
 from rnamotif_data.split.folds import independent_groups
 from rnamotif_data.split.splits import Split, read_split, validate_split_name
 from rnamotif_data.storage.download import STORE_DIRNAME, data_home, version_dir
 from rnamotif_data.storage.download import download as fetch
 from rnamotif_data.storage.shards import mask_density
 from rnamotif_data.storage.store import open_store, url_to_fs
-
-if TYPE_CHECKING:  # typed imports for the checker; at run time, a one-line error without torch
-    import torch
-else:
-    torch = require("torch", "the PyTorch dataset")
 
 log = logging.getLogger(__name__)
 

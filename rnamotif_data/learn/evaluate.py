@@ -29,17 +29,16 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from rnamotif_data.common.extras import require
 from rnamotif_data.em.maps import read_map
 from rnamotif_data.errors import (
     CheckpointMismatchError,  # noqa: F401 (defined in rnamotif_data.errors)
     RNAMotifError,
 )
+from rnamotif_data.learn.backend import torch
 from rnamotif_data.learn.checkpoints import choose_device, load_checkpoint
 from rnamotif_data.learn.dataset import RNAMotifDataset
 from rnamotif_data.learn.metrics import (
@@ -52,11 +51,6 @@ from rnamotif_data.learn.metrics import (
 )
 from rnamotif_data.learn.networks import build_network
 from rnamotif_data.split.splits import SUBSETS
-
-if TYPE_CHECKING:  # typed imports for the checker; at run time, a one-line error without torch
-    import torch
-else:
-    torch = require("torch", "evaluation")
 
 log = logging.getLogger("rnamotif_data.learn.evaluate")
 

@@ -15,17 +15,7 @@ Inputs ``(B, C, D, H, W)`` float32 (z-y-x); outputs ``(B, num_classes)`` logits.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from rnamotif_data.common.extras import require
-
-if TYPE_CHECKING:  # typed imports for the checker; at run time, a one-line error without torch
-    import torch
-    from torch import nn
-else:
-    torch = require("torch", "the networks")
-    nn = torch.nn
-
+from rnamotif_data.learn.backend import nn, torch
 
 __all__ = ["Motif3DCNN", "Motif3DCNNBN", "NETWORKS", "build_network", "MODELS", "build_model"]
 

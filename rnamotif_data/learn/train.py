@@ -25,23 +25,17 @@ import random
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
-from rnamotif_data.common.extras import require
 from rnamotif_data.errors import ConfigError
+from rnamotif_data.learn.backend import torch
 from rnamotif_data.learn.checkpoints import choose_device, load_checkpoint, save_checkpoint  # noqa: F401 (load_checkpoint re-exported)
 from rnamotif_data.learn.dataset import CHANNELS, RNAMotifDataset
 from rnamotif_data.learn.evaluate import Evaluator
 from rnamotif_data.learn.metrics import class_metrics, confusion_matrix, format_metric
 from rnamotif_data.learn.networks import NETWORKS, build_network
-
-if TYPE_CHECKING:  # typed imports for the checker; at run time, a one-line error without torch
-    import torch
-else:
-    torch = require("torch", "training")
 
 log = logging.getLogger("rnamotif_data.learn.train")
 

@@ -23,16 +23,10 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rnamotif_data.common.extras import require
-
-if TYPE_CHECKING:  # typed imports for the checker; at run time, a one-line error without torch
-    import torch
-else:
-    torch = require("torch", "the augmentations")
+from rnamotif_data.learn.backend import torch
 
 __all__ = ["PROPER_ROTATIONS", "rotate", "RandomRotation24", "RandomFlip", "GaussianNoise", "IntensityScale",
            "Compose"]

@@ -18,14 +18,13 @@ import hashlib
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from rnamotif_data.build.builder import main as build_main
-from rnamotif_data.common.extras import require
 from rnamotif_data.errors import ConfigError
+from rnamotif_data.learn.backend import torch
 from rnamotif_data.learn.transforms import rotate
 from rnamotif_data.rna.motifs import CLASS_NAMES, FINE_TYPES, class_index, motif_class
 from rnamotif_data.split.splits import SplitConfig, make_split, write_split
@@ -47,12 +46,6 @@ from rnamotif_data.storage.store import (
     write_shard,
     write_table,
 )
-
-if TYPE_CHECKING:  # typed imports for the checker; at run time, a one-line error without torch
-    import torch
-else:
-    torch = require("torch", "the synthetic store")
-
 
 log = logging.getLogger("rnamotif_data.testing.synthetic_store")
 
