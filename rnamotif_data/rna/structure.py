@@ -190,20 +190,32 @@ class AtomTable:
         return np.asarray(self.residue_names)[self.residue_index]
 
     def residue_rows(self, residue_indices: np.ndarray | list[int]) -> np.ndarray:
-        """Row indices of the atoms of the given residues, residues in the order given."""
+        """Row indices of the atoms of the given residues, residues in the order given.
+
+        Uses the table's residue spans, computed once per table (:attr:`residue_spans`), so
+        a call costs O(atoms of the residues asked for), not O(atoms of the model).
+        """
         residue_indices = np.asarray(residue_indices, dtype=np.int64)
-        ri = self.residue_index
-        if ri.size and np.all(ri[1:] >= ri[:-1]):  # atoms grouped by residue (as read)
-            order = None
-            starts = np.searchsorted(ri, residue_indices, side="left")
-            stops = np.searchsorted(ri, residue_indices, side="right")
-        else:
-            order = np.argsort(ri, kind="stable")
-            starts = np.searchsorted(ri[order], residue_indices, side="left")
-            stops = np.searchsorted(ri[order], residue_indices, side="right")
-        rows = [np.arange(a, b) for a, b in zip(starts, stops)]
-        flat = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+        order, starts, stops = self.residue_spans
+        if residue_indices.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        a, b = starts[residue_indices], stops[residue_indices]
+        n = b - a
+        # concatenated aranges a[i]..b[i]: a running count with jumps at each residue's start
+        flat = np.repeat(a - np.concatenate(([0], np.cumsum(n)[:-1])), n) + np.arange(int(n.sum()))
         return flat if order is None else order[flat]
+
+    @cached_property
+    def residue_spans(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """``(order, starts, stops)``: the atoms of residue ``r`` are rows
+        ``order[starts[r]:stops[r]]`` (``order`` None when the atoms are grouped by residue,
+        as read: then rows ``starts[r]:stops[r]``). Arrays ``(R,)`` int64, R residues."""
+        ri = np.asarray(self.residue_index, dtype=np.int64)
+        every = np.arange(len(self.residues), dtype=np.int64)
+        if ri.size == 0 or bool(np.all(ri[1:] >= ri[:-1])):
+            return None, np.searchsorted(ri, every, side="left"), np.searchsorted(ri, every, side="right")
+        order = np.argsort(ri, kind="stable")
+        return order, np.searchsorted(ri[order], every, side="left"), np.searchsorted(ri[order], every, side="right")
 
     def take(self, rows: np.ndarray | list[int]) -> "AtomTable":
         """The given atom rows (indices into this table), residues table unchanged."""

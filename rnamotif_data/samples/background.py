@@ -56,6 +56,7 @@ Deterministic: one :class:`numpy.random.Generator` per entry, seeded by
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -322,6 +323,14 @@ class _Pool:
     def __init__(self, model: Model, res: Residues, config: BackgroundConfig, centre: np.ndarray):
         self.model, self.res, self.config, self.centre = model, res, config, centre
         self.cache: dict[tuple, tuple[list[np.ndarray], np.ndarray]] = {}
+        self.zone_volumes: dict[tuple[int, ...], float] = {}  # candidate residues -> zone volume (Å³)
+
+    def zone_volume(self, residue_indices: np.ndarray) -> float:
+        """:func:`_zone_volume` of a candidate's atoms, computed once per candidate."""
+        key = tuple(int(i) for i in residue_indices)
+        if key not in self.zone_volumes:
+            self.zone_volumes[key] = _zone_volume(self.model.atoms.xyz[self.model.atoms.residue_rows(residue_indices)])
+        return self.zone_volumes[key]
 
     def get(self, kind: str, lengths: tuple[int, ...]):
         ck = (kind, lengths)
@@ -332,6 +341,23 @@ class _Pool:
                               for c in cands]).reshape(-1, 3)
             self.cache[ck] = (cands, shape)
         return self.cache[ck]
+
+    def _by_zone_volume(self, ranked: list, want_zone: float):
+        """``ranked`` (sorted by shape cost) re-ordered by cost + 2 × the relative zone-volume
+        difference (what the zone mask shows), lazily: a candidate's zone volume is computed
+        only once no candidate already computed can come before it (the zone term is >= 0, so
+        a candidate whose shape cost exceeds the best pending total cannot). The order is the
+        one a full sort gives (equal totals keep the shape order), at a fraction of the zone
+        volumes."""
+        pending: list[tuple[float, int]] = []
+        i = 0
+        while i < len(ranked) or pending:
+            while i < len(ranked) and (not pending or ranked[i][0] <= pending[0][0]):
+                total = ranked[i][0] + 2.0 * abs(self.zone_volume(ranked[i][2]) - want_zone) / max(want_zone, 1.0)
+                heapq.heappush(pending, (total, i))
+                i += 1
+            _, k = heapq.heappop(pending)
+            yield ranked[k]
 
     def best(self, kinds, lengths, want, used, chosen, accept, rng) -> BackgroundSite | None:
         """The acceptable unused candidate closest to ``want`` (random order without one);
@@ -352,11 +378,8 @@ class _Pool:
             ranked += [(float(cost[i]), kind, cands[i]) for i in np.flatnonzero(free)]
         ranked.sort(key=lambda t: t[0])
         ranked = ranked[: self.config.max_tries]
-        if want is not None and ranked:  # refine the best by zone volume (what the zone mask shows)
-            xyz = self.model.atoms.xyz
-            ranked.sort(key=lambda t: t[0] + 2.0 * abs(_zone_volume(xyz[self.model.atoms.residue_rows(t[2])])
-                                                         - want[3]) / max(want[3], 1.0))
-        for _, kind, c in ranked:
+        order = ranked if want is None else self._by_zone_volume(ranked, want[3])
+        for _, kind, c in order:
             atoms = self.model.atoms.subset(c)
             centre = atoms.xyz.mean(axis=0)
             if any(np.linalg.norm(s.centre - centre) < self.config.spacing for s in chosen):

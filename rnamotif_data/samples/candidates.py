@@ -144,7 +144,7 @@ def candidates(res: Residues, kind: str, lengths: tuple[int, ...], config) -> li
         ends = np.concatenate([pts[pairs[:, 1]], pts[pairs[:, 0]]])
     for i, j in zip(starts, ends):
         w1, w2 = res.window(int(i), l1, +1), res.window(int(j), l2, -1)
-        if w1 is None or w2 is None or np.intersect1d(w1, w2).size:
+        if w1 is None or w2 is None or not set(w1.tolist()).isdisjoint(w2.tolist()):
             continue
         if not (ok[w1].all() and ok[w2].all()):
             continue

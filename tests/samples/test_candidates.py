@@ -50,3 +50,37 @@ def test_candidates_keep_their_layout_and_distance_from_the_motifs(model):
         assert d.min() >= cfg.min_distance
     singles = candidates(res, "rna", (5,), cfg)
     assert singles and all(len(c) == 5 and not np.isin(res.partner[c], c).any() for c in singles)
+
+
+def test_residue_rows_agree_with_a_direct_search(model):
+    """The precomputed residue spans give the rows a scan of the whole table gives, for
+    residues in any order, repeated residues and an empty request."""
+    atoms = model.atoms
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        pick = rng.integers(0, len(atoms.residues), size=int(rng.integers(0, 9)))
+        direct = np.concatenate([np.flatnonzero(atoms.residue_index == r) for r in pick]) if len(pick) else np.zeros(0)
+        assert np.array_equal(atoms.residue_rows(pick), direct.astype(np.int64))
+    # a table whose atoms are not grouped by residue (a subset in selection order, reversed)
+    shuffled = atoms.take(np.arange(len(atoms))[::-1])
+    pick = np.array([5, 2, 5])
+    direct = np.concatenate([np.flatnonzero(shuffled.residue_index == r) for r in pick])
+    assert np.array_equal(shuffled.residue_rows(pick), direct)  # residues in the order asked, rows ascending
+
+
+def test_lazy_zone_ordering_is_the_full_sort(model):
+    """The background pool computes zone volumes lazily; the order it yields must be the
+    order a full sort by total cost gives."""
+    from rnamotif_data.samples.background import _Pool
+
+    cfg = BackgroundConfig()
+    res = Residues(model, np.zeros((0, 3)), cfg)
+    pool = _Pool(model, res, cfg, model.atoms.xyz.mean(axis=0))
+    cands, _ = pool.get("rna", (4,))
+    rng = np.random.default_rng(1)
+    for want_zone in (2000.0, 6000.0, 15000.0):
+        ranked = sorted(((float(c), "rna", cands[i]) for i, c in enumerate(rng.random(len(cands)))),
+                        key=lambda t: t[0])[:50]
+        full = sorted(ranked, key=lambda t: t[0] + 2.0 * abs(pool.zone_volume(t[2]) - want_zone) / max(want_zone, 1.0))
+        lazy = list(pool._by_zone_volume(ranked, want_zone))
+        assert [tuple(t[2]) for t in lazy] == [tuple(t[2]) for t in full]
