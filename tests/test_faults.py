@@ -84,6 +84,67 @@ def test_export_never_replaces_what_it_did_not_write(demo_store, tmp_path, capsy
     assert _run(export_main, [demo_store, "--format", "hdf5", "--out", out, "--overwrite"], capsys)[0] == 0
 
 
+def test_overwrite_refuses_a_users_file_inside_the_stores_folders(demo_store, tmp_path, capsys):
+    """Issue 27: files a user put inside splits/, an array folder or a chunk folder are
+    named and kept; nothing of the store is deleted."""
+    root = _copy_store(demo_store, tmp_path)
+    (root / "splits").mkdir()
+    mine = {root / "splits" / "mine.txt": "a", root / "density" / "extra.bin": "b", root / "labels" / "c" / "notes.md": "c"}
+    for path, text in mine.items():
+        path.write_text(text)
+    before = file_checksums(str(root))
+    rc, err = _run(build_main, [*DEMO_ARGS, "--out", root, "--overwrite"], capsys)
+    assert rc == 1, err
+    assert "holds files this package did not write (density/extra.bin, labels/c/notes.md, splits/mine.txt)" in err
+    assert "nothing was changed" in err
+    assert all(path.read_text() == text for path, text in mine.items())
+    assert file_checksums(str(root)) == before
+
+
+def test_a_leftover_temporary_file_never_blocks_overwrite(demo_store, tmp_path, capsys):
+    """A build killed while writing leaves metadata.parquet.tmp-<pid>: the package's own."""
+    root = _copy_store(demo_store, tmp_path)
+    (root / "metadata.parquet.tmp-4242").write_bytes(b"half a table")
+    (root / "splits").mkdir()
+    (root / "splits" / "similarity.parquet.tmp-4242").write_bytes(b"half a split")
+    rc, err = _run(build_main, [*DEMO_ARGS, "--out", root, "--overwrite"], capsys)
+    assert rc == 0, err
+    assert not list(root.rglob("*.tmp-*")) and len(open_store(root)) == 7
+
+
+def test_export_overwrite_keeps_a_users_files_in_an_earlier_export(demo_store, tmp_path, capsys):
+    out = tmp_path / "mrc"
+    assert _run(export_main, [demo_store, "--format", "mrc", "--out", out], capsys)[0] == 0
+    sample = next(p for p in sorted(out.iterdir()) if p.is_dir())
+    (sample / "my-notes.txt").write_text("mine")
+    (out / "top.txt").write_text("mine too")
+    n_files = sum(1 for p in out.rglob("*") if p.is_file())
+    rc, err = _run(export_main, [demo_store, "--format", "mrc", "--out", out, "--overwrite"], capsys)
+    assert rc == 1 and f"holds files this package did not write ({sample.name}/my-notes.txt, top.txt)" in err
+    assert (sample / "my-notes.txt").read_text() == "mine" and (out / "top.txt").read_text() == "mine too"
+    assert sum(1 for p in out.rglob("*") if p.is_file()) == n_files  # nothing deleted
+    (sample / "my-notes.txt").unlink()
+    (out / "top.txt").unlink()
+    assert _run(export_main, [demo_store, "--format", "mrc", "--out", out, "--overwrite"], capsys)[0] == 0
+    assert sum(1 for p in out.rglob("*") if p.is_file()) == n_files - 2
+
+
+def test_segment_refuses_to_overwrite_its_outputs(tmp_path, capsys):
+    from rnamotif_data.samples.extract import main as segment_main
+
+    args = ["--map", DEMO / "mirror" / "emdb" / "emd_21051.map.gz", "--model", DEMO / "mirror" / "pdb" / "6v5b.pdb",
+            "D:14-16,88-90", "--motif-type", "1x1", "--out", tmp_path / "o"]
+    assert _run(segment_main, args, capsys)[0] == 0
+    (tmp_path / "o" / "mine.txt").write_text("x")
+    before = (tmp_path / "o" / "density.mrc").read_bytes()
+    (tmp_path / "o" / "density.mrc").write_bytes(b"edited")
+    rc, err = _run(segment_main, args, capsys)
+    assert rc == 1 and "already holds density.mrc, zone.mrc, labels.mrc, nucleotide.mrc, motif.json" in err
+    assert (tmp_path / "o" / "density.mrc").read_bytes() == b"edited"
+    assert _run(segment_main, [*args, "--overwrite"], capsys)[0] == 0
+    assert (tmp_path / "o" / "density.mrc").read_bytes() == before and (tmp_path / "o" / "mine.txt").exists()
+
+
 # 2 ------------------------------------------------------------ one build per store
 def test_a_store_being_built_is_locked(tmp_path, capsys):
     out = tmp_path / "locked.zarr"

@@ -2,26 +2,55 @@
 
 ``--out`` is a new or empty folder, or a store this package built (recognised by its
 group attributes). Anything else is refused before any change, ``--overwrite``
-included; ``--overwrite`` deletes only the members a store of this package has, and
-refuses a store that holds other files. An existing store of another manifest, format
+included; ``--overwrite`` deletes only the files a store of this package has (by their
+names, :func:`foreign_files`, in every sub-folder), and refuses a store that holds any
+other file, naming it. The package's own temporary files (``*.tmp-<pid>``, left by a
+build that was killed) are its own: they never block a later run. An existing store of another manifest, format
 or configuration is refused with the settings that differ.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
+import re
 
 from rnamotif_data.build.lock import LOCK_FILE
 from rnamotif_data.build.staging import STAGING
-from rnamotif_data.storage.layout import join
+from rnamotif_data.storage.layout import SPLIT_SCHEMES, join
 from rnamotif_data.storage.store import ARRAYS, CHECKSUMS_FILE, DERIVED_ARRAYS, FAILURES_FILE, METADATA_FILE, StoreError, get_attrs, url_to_fs
 
-__all__ = ["STORE_MEMBERS", "check_out", "prepare_root"]
+__all__ = ["STORE_MEMBERS", "foreign_files", "check_out", "prepare_root"]
 
 
 #: what a store this package built may hold at its top level
 STORE_MEMBERS = frozenset({"zarr.json", *ARRAYS, *DERIVED_ARRAYS, METADATA_FILE, FAILURES_FILE, CHECKSUMS_FILE, STAGING, "splits",
                            LOCK_FILE})
+
+
+_ARRAY_NAMES = "|".join(re.escape(a) for a in (*ARRAYS, *DERIVED_ARRAYS))
+#: every file a build, a split or a recode of this package writes into a store (paths
+#: relative to the store, ``/``-separated), and their temporary files
+_OWN_FILE = re.compile(
+    r"^(?:"
+    rf"zarr\.json|{re.escape(METADATA_FILE)}|{re.escape(FAILURES_FILE)}|{re.escape(CHECKSUMS_FILE)}|{re.escape(LOCK_FILE)}"
+    rf"|(?:{_ARRAY_NAMES})/zarr\.json|(?:{_ARRAY_NAMES})/c(?:/\d+)+"
+    rf"|{re.escape(STAGING)}/[^/]+\.npz"
+    rf"|splits/(?:{'|'.join(SPLIT_SCHEMES)})\.parquet"
+    r")(?:\.tmp-\d+)?$")
+
+
+def foreign_files(root: str) -> list[str]:
+    """Files under ``root`` that this package did not write (paths relative to ``root``,
+    sorted): anything but the store's own members, checked in every sub-folder."""
+    fs, path = url_to_fs(root)
+    base = path.rstrip("/").replace(os.sep, "/")
+    out = []
+    for p in fs.find(path):
+        rel = posixpath.relpath(p.replace(os.sep, "/"), base)
+        if not _OWN_FILE.match(rel):
+            out.append(rel)
+    return sorted(out)
 
 
 def _is_our_store(attrs: dict | None) -> bool:
@@ -55,10 +84,12 @@ def check_out(root: str, *, overwrite: bool) -> dict | None:
                              f"{members[0]}); --out must be a new folder or a store this package built "
                              "(--overwrite replaces only those); nothing was changed")
         return None
-    foreign = [m for m in members if m not in STORE_MEMBERS]
-    if overwrite and foreign:
-        raise StoreError(f"{root}: holds files this package did not write ({', '.join(foreign[:5])}); "
-                         "move them before --overwrite; nothing was changed")
+    if overwrite:
+        foreign = foreign_files(root)
+        if foreign:
+            more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+            raise StoreError(f"{root}: holds files this package did not write ({', '.join(foreign[:5])}{more}); "
+                             "move them before --overwrite; nothing was changed")
     return old
 
 
@@ -78,8 +109,12 @@ def prepare_root(root: str, attrs: dict, old: dict | None, *, resume: bool, over
     ``"complete"``. ``--overwrite`` deletes only the members a store of this package has."""
     fs, path = url_to_fs(root)
     if old is not None and overwrite:
+        foreign = foreign_files(root)
+        if foreign:  # written since check_out: still never ours to delete
+            raise StoreError(f"{root}: holds files this package did not write ({', '.join(foreign[:5])}); "
+                             "move them before --overwrite")
         for m in _members(fs, path):
-            if m in STORE_MEMBERS and m != LOCK_FILE:
+            if m != LOCK_FILE and (m in STORE_MEMBERS or _OWN_FILE.match(m)):
                 fs.rm(join(root, m), recursive=True)
         return "new"
     if old is None:

@@ -29,7 +29,6 @@ import argparse
 import json
 import logging
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +38,7 @@ from tqdm import tqdm
 
 from rnamotif_data.common.extras import require
 from rnamotif_data.em.maps import write_map
+from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.storage.layout import join
 from rnamotif_data.storage.store import METADATA_FILE, METADATA_SCHEMA, StoreError, open_store, url_to_fs
 
@@ -163,9 +163,43 @@ def check_export_target(out: Path, fmt: str, *, overwrite: bool) -> None:
         raise StoreError(f"{out}: exists and is not a {fmt} export this package wrote; --overwrite replaces only "
                          "those; nothing was changed")
     if out.is_dir():
-        shutil.rmtree(out)
+        own, other = export_files(out)
+        if other:
+            names = [p.relative_to(out).as_posix() for p in other]
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            raise StoreError(f"{out}: holds files this package did not write ({', '.join(names[:5])}{more}); "
+                             "move them before --overwrite; nothing was changed")
+        for f in own:
+            f.unlink()
+        for d in sorted((d for d in out.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
+            if not any(d.iterdir()):  # only the folders the export made, now empty
+                d.rmdir()
     else:
         out.unlink()
+
+
+def export_files(out: Path) -> tuple[list[Path], list[Path]]:
+    """``(files an MRC export of this package writes, any other file)`` under ``out``, by
+    name: the marker, and ``FOLDER/NAME.mrc``, ``NAME_context.mrc`` and
+    ``{backbone,ribose,sugar}_label_NAME.mrc`` in the sample folder ``NAME``, or
+    ``CLASS/NAME.mrc`` in a class folder (``--by-class``)."""
+    own: list[Path] = []
+    other: list[Path] = []
+    for p in sorted(out.rglob("*")):
+        if p.is_dir() and not p.is_symlink():
+            continue
+        parts = p.relative_to(out).parts
+        if parts == (MRC_MARKER,):
+            own.append(p)
+            continue
+        if len(parts) == 2 and parts[1].endswith(".mrc"):
+            folder, name = parts
+            mine = {f"{folder}.mrc", f"{folder}_context.mrc", *(f"{lab}_label_{folder}.mrc" for lab in UPSTREAM_LABEL_MAPS)}
+            if name in mine or folder in CLASS_NAMES:
+                own.append(p)
+                continue
+        other.append(p)
+    return own, other
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
 from rnamotif_data.common.version import __version__
 from rnamotif_data.em.maps import read_map, write_map
 from rnamotif_data.em.quality import fit_z
+from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.rna.motifs import FINE_TYPES, class_index, motif_class
 from rnamotif_data.rna.structure import parse_selection, read_model
 from rnamotif_data.samples.cubes import SegmentConfig, cut_motif, zone_crop
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output directory (created)")
     p.add_argument("--masked-mrc", action="store_true",
                    help="also write masked.mrc: raw map in the zone, cropped, original grid")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the output files of an earlier run in --out (other files are never touched)")
     add_config_arguments(p, SegmentConfig)
     return p
 
@@ -53,6 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
     config = config_from_args(args, SegmentConfig)
+    out: Path = args.out
+    outputs = [f"{n}.mrc" for n in ("density", "zone", "labels", "nucleotide")] + ["motif.json"]
+    outputs += ["masked.mrc"] if args.masked_mrc else []
+    if out.exists() and not out.is_dir():
+        raise RNAMotifError(f"--out {out}: exists and is not a folder")
+    existing = [name for name in outputs if (out / name).exists()]
+    if existing and not args.overwrite:  # checked before any work: nothing is written
+        raise RNAMotifError(f"--out {out}: already holds {', '.join(existing)}; pass --overwrite to replace them "
+                            "or choose another folder")
     selection = parse_selection(args.selection)
     model = read_model(args.model)
     motif = model.select(selection)
@@ -62,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
                          description=f"{model.name} {selection}")
     z = fit_z(density_map, motif.xyz, stats)
 
-    out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     for name, arr in (("density", cube.density), ("zone", cube.zone),

@@ -62,7 +62,7 @@ from rnamotif_data.errors import ConfigError
 from rnamotif_data.rna.motifs import class_index as _class_index
 from rnamotif_data.split.folds import assign_folds, hard_groups, independent_groups, soft_assignment
 from rnamotif_data.split.similarity import Relations, find_relations, zone_overlap_pairs
-from rnamotif_data.storage.layout import join
+from rnamotif_data.storage.layout import SPLIT_SCHEMES, join
 from rnamotif_data.storage.store import RNAMotifStore, get_attrs, open_store, read_table, url_to_fs, write_table
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ __all__ = ["SCHEMES", "SPLIT_NAMES", "SUBSETS", "SplitConfig", "Split", "assign_
            "write_split", "read_split", "split_table", "load_or_make_split", "split_path", "upstream_key",
            "validate_split_name", "store_relations", "hard_groups", "independent_groups"]
 
-SCHEMES = ("similarity", "entry", "upstream")
+SCHEMES = SPLIT_SCHEMES
 SPLIT_NAMES = ("fold1", "fold2", "fold3", "fold4", "fold5", "all")
 #: Subsets of a split ``foldK``: ``train`` (every fold but K) and ``val`` (fold K), the
 #: upstream protocol's pair; for nested evaluation ``test`` (fold K, touched once after

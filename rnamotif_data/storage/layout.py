@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 __all__ = [
     "FORMAT_VERSION", "ARRAYS", "DERIVED_ARRAYS", "ARRAY_DTYPES", "DIMENSION_NAMES", "METADATA_FILE",
-    "FAILURES_FILE", "CHECKSUMS_FILE", "LABEL_NAMES", "NUCLEOTIDE_NAMES", "stored_arrays",
+    "FAILURES_FILE", "CHECKSUMS_FILE", "LABEL_NAMES", "NUCLEOTIDE_NAMES", "SPLIT_SCHEMES", "stored_arrays",
     "METADATA_COLUMNS", "METADATA_SCHEMA", "FAILURES_COLUMNS", "FAILURES_SCHEMA",
     "url_to_fs", "is_local", "zarr_location", "join", "put_bytes", "table_bytes", "write_table", "read_table",
     "set_attrs", "get_attrs",
@@ -39,6 +39,8 @@ FAILURES_FILE = "failures.parquet"
 CHECKSUMS_FILE = "checksums.sha256"
 LABEL_NAMES = ("none", "backbone", "sugar", "base")
 NUCLEOTIDE_NAMES = ("none", "A", "C", "G", "U", "other")
+#: split schemes, each stored as ``ROOT/splits/<scheme>.parquet`` (:mod:`rnamotif_data.split.splits`)
+SPLIT_SCHEMES = ("similarity", "entry", "upstream")
 
 
 # ---------------------------------------------------------------------- file system helpers
