@@ -145,6 +145,34 @@ def test_segment_refuses_to_overwrite_its_outputs(tmp_path, capsys):
     assert (tmp_path / "o" / "density.mrc").read_bytes() == before and (tmp_path / "o" / "mine.txt").exists()
 
 
+def test_a_memory_limit_no_worker_can_run_in_is_refused_up_front(tmp_path, capsys):
+    """Issue 27: --memory-limit 1KiB was accepted and the workers restarted forever."""
+    rc, err = _run(build_main, [*DEMO_ARGS, "--out", tmp_path / "s.zarr", "--memory-limit", "1KiB"], capsys)
+    assert rc == 1 and "--memory-limit 1KiB: below the 512 MiB a worker needs" in err
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_damaged_inputs_are_one_line_errors_naming_the_file(demo_store, tmp_path, capsys):
+    """Issue 27's tracebacks: a store missing an array's zarr.json, and Atlas release files
+    that are not JSON, not a list of motif groups, or with non-numeric positions."""
+    from rnamotif_data.build.manifest import main as manifest_main
+
+    root = _copy_store(demo_store, tmp_path)
+    (root / "density" / "zarr.json").unlink()
+    with pytest.raises(StoreError, match=r"array 'density' is missing \(density/zarr.json not found\)"):
+        open_store(root)
+    cases = {"not json\n": "not an RNA 3D Motif Atlas release file: not JSON (Expecting value at line 1, column 1)",
+             '{"a": 1}': "not an RNA 3D Motif Atlas release file: expected a JSON list of motif groups, found a dict",
+             '[{"motif_id": "HL_1", "alignment": {"bad|unit": []}}]':
+                 "motif group 1 (HL_1): instance bad|unit: expected {position: unit id} with numeric positions"}
+    for k, (text, message) in enumerate(cases.items()):
+        path = tmp_path / f"hl_{k}.json"
+        path.write_text(text)
+        rc, err = _run(manifest_main, ["import", "atlas", path, "--out", tmp_path / f"m{k}.parquet"], capsys)
+        assert rc == 1 and err.strip().splitlines() == [f"error: {path}: {message}"], err
+        assert not (tmp_path / f"m{k}.parquet").exists()
+
+
 # 2 ------------------------------------------------------------ one build per store
 def test_a_store_being_built_is_locked(tmp_path, capsys):
     out = tmp_path / "locked.zarr"

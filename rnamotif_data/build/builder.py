@@ -442,6 +442,11 @@ def _local_address(address: str) -> bool:
     return host in ("127.0.0.1", "localhost", "::1", "0.0.0.0") or host.startswith("127.")
 
 
+#: bytes below which ``--memory-limit`` is refused: an idle worker holds ~300 MiB
+#: (benchmarks/RESULTS.md), and Dask restarts a worker over its limit again and again
+MIN_WORKER_MEMORY = 512 * 2**20
+
+
 def _check_run_options(args, mirror) -> None:
     """Refuse, in one line, run options that would fail late or hang (RNAMotifError)."""
     if args.workers is not None and args.workers < 1:
@@ -451,10 +456,16 @@ def _check_run_options(args, mirror) -> None:
     if args.memory_limit != "auto":
         parse_bytes = require("dask.utils", "the parallel build").parse_bytes
         try:
-            if parse_bytes(args.memory_limit) <= 0:
+            limit = parse_bytes(args.memory_limit)
+            if limit <= 0:
                 raise ValueError
         except (ValueError, TypeError):
             raise RNAMotifError(f"--memory-limit {args.memory_limit!r}: expected 'auto' or a size such as 4GiB") from None
+        if limit < MIN_WORKER_MEMORY:
+            raise RNAMotifError(
+                f"--memory-limit {args.memory_limit}: below the {MIN_WORKER_MEMORY // 2**20} MiB a worker needs to start "
+                "and build one small entry (an idle worker holds ~300 MiB; an entry needs about 3x its map's float32 "
+                "size on top); give more, or 'auto'")
     if args.scheduler and args.scheduler != "synchronous" and not re.match(
             r"^(tcp|tls|ucx|inproc|ws|wss)://[^\s/:]+(:\d+)?/?$|^[A-Za-z0-9.\-]+:\d+$", args.scheduler):
         raise RNAMotifError(f"--scheduler {args.scheduler!r}: expected 'synchronous' or a Dask scheduler address "

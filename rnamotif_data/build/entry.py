@@ -29,7 +29,7 @@ from rnamotif_data.em.maps import header_statistics_notes, read_map
 from rnamotif_data.em.quality import QualityConfig, expected_q_score, fit_z, fraction_above, motif_quality, q_reference
 from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.rna.modified import sequence_matches
-from rnamotif_data.rna.motifs import class_index, motif_class, strand_lengths
+from rnamotif_data.rna.motifs import class_index, layout_mismatch, motif_class
 from rnamotif_data.rna.structure import format_residues, read_model
 from rnamotif_data.samples.background import ShapeDistribution, background_count, select_background_sites
 from rnamotif_data.samples.cubes import cut_motif
@@ -221,12 +221,9 @@ def check_strands(model, residue_indices, motif_type: str, what: str) -> None:
     """Raise if the selection's strands (runs of residues consecutive in model order) do
     not fit the fine type (:func:`rnamotif_data.rna.motifs.strand_lengths`): hairpinN one
     strand of N + 2, bulgeN N + 2 and 2, AxB A + 2 and B + 2 in either order."""
-    got = sorted(len(s) for s in model.strands(residue_indices))
-    want = list(strand_lengths(motif_type))
-    if got != want:
-        fmt = lambda v: " + ".join(str(n) for n in v)  # noqa: E731
-        raise _RowError(f"{what}: strands of {fmt(got)} nucleotides do not fit {motif_type} "
-                        f"(expects {fmt(want)}, closing pairs included)", "selection")
+    why = layout_mismatch([len(s) for s in model.strands(residue_indices)], motif_type)
+    if why:
+        raise _RowError(f"{what}: {why}", "selection")
 
 
 def _check_placement(ctx: _Entry, atoms, what: str) -> dict:

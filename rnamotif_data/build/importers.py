@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 
 from rnamotif_data.build.schema import Rejection
-from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.errors import ManifestError, RNAMotifError
 from rnamotif_data.rna.motifs import FINE_TYPES, motif_class
 from rnamotif_data.rna.structure import format_residues, read_model
 
@@ -162,9 +162,49 @@ def _cossmos_row(rec: list[str], col: dict[str, int], expected: str | None) -> d
 
 
 # ------------------------------------------------------------- RNA 3D Motif Atlas
+def _atlas_instances(path: str | Path):
+    """``(motif group id, chain breaks, instance id, unit ids in alignment order)`` of every
+    instance of an RNA 3D Motif Atlas release file (a JSON list of motif groups, each with
+    ``motif_id``, ``alignment`` ``{instance: {position: unit id}}`` and optional
+    ``chainbreak``).
+
+    Raises
+    ------
+    ManifestError
+        In one line naming the file (and the group) if it is not such a file.
+    """
+    try:
+        groups = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: not an RNA 3D Motif Atlas release file: not JSON ({exc.msg} at line "
+                            f"{exc.lineno}, column {exc.colno})") from None
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}: not an RNA 3D Motif Atlas release file: not text") from None
+    if not isinstance(groups, list):
+        raise ManifestError(f"{path}: not an RNA 3D Motif Atlas release file: expected a JSON list of motif "
+                            f"groups, found a {type(groups).__name__}")
+    for k, group in enumerate(groups):
+        where = f"{path}: motif group {k + 1}"
+        if not isinstance(group, dict) or not isinstance(group.get("motif_id"), str) \
+                or not isinstance(group.get("alignment"), dict):
+            raise ManifestError(f"{where}: expected an object with 'motif_id' and 'alignment' (RNA 3D Motif Atlas "
+                                "release format)")
+        gid = group["motif_id"]
+        try:
+            breaks = [int(b) for b in group.get("chainbreak", [])]
+        except (TypeError, ValueError):
+            raise ManifestError(f"{where} ({gid}): 'chainbreak' is not a list of positions: "
+                                f"{str(group.get('chainbreak'))[:60]}") from None
+        for iid, alignment in group["alignment"].items():
+            if not isinstance(alignment, dict) or not all(isinstance(k, str) and k.isdigit() for k in alignment):
+                raise ManifestError(f"{where} ({gid}): instance {iid}: expected {{position: unit id}} with numeric "
+                                    "positions")
+            yield gid, breaks, iid, [str(alignment[k]) for k in sorted(alignment, key=int)]
+
+
 def _unit(uid: str) -> dict:
     f = uid.split("|")
-    if len(f) < 5:
+    if len(f) < 5 or not f[4].lstrip("-").isdigit():
         raise ValueError(f"malformed unit id: {uid!r}")
     sym = f[8] if len(f) > 8 else ""
     if sym not in ("", "P_1", "1_555"):
@@ -270,60 +310,55 @@ def import_motif_atlas(paths: list[Path], models=None) -> tuple[list[dict], list
     rejected: list[Rejection] = []
     n = 0
     for path in paths:
-        groups = json.loads(Path(path).read_text())
-        for group in groups:
-            gid = group["motif_id"]
-            breaks = [int(b) for b in group.get("chainbreak", [])]
-            for iid, alignment in group["alignment"].items():
-                units_raw = [alignment[k] for k in sorted(alignment, key=int)]
-                try:
-                    units = [_unit(u) for u in units_raw]
-                    kind = gid.split("_")[0]
-                    if kind == "HL":
-                        if breaks:
-                            raise ValueError("hairpin with a chain break: chainbreak {breaks}".format(breaks=breaks))
-                        strands = [units]
-                    elif kind == "IL":
-                        if len(breaks) != 1:
-                            raise ValueError(f"junction, not an internal loop: {len(breaks) + 1} strands")
-                        strands = [units[:breaks[0]], units[breaks[0]:]]
-                    else:
-                        raise ValueError(f"motif group kind not imported (junction or other): {kind}")
-                    if len({u["pdb"] for u in units}) != 1:
-                        raise ValueError("units from several PDB entries: " + iid)
-                    parts = [_atlas_strand(st) for st in strands]
-                    chains = [st[0]["chain"] for st in strands]
-                    selection = " ".join(f"{c}:{spec}" for c, (spec, _, _) in zip(chains, parts))
-                    skipped = " ".join(f"{c}:{','.join(sk)}" for c, (_, _, sk) in zip(chains, parts) if sk)
-                    lengths = [length for _, length, _ in parts]
-                    model = models(units[0]["pdb"]) if models is not None else None
-                    if model is not None:
-                        lengths, skipped = _retype_with_model(model, selection, units)
-                        if len(lengths) != len(strands):
-                            raise ValueError(f"strands of {selection} are not continuous in the model")
-                    sizes = [length - 2 for length in lengths]
-                    mtype = loop_type(sizes[0], sizes[1] if len(sizes) > 1 else None)
-                    if mtype not in FINE_TYPES:
-                        raise ValueError(f"loop type outside the 25-type taxonomy: {mtype}")
-                except ValueError as exc:
-                    rejected.append(Rejection(n, "residues", str(exc), "motif-atlas", iid))
+        for gid, breaks, iid, units_raw in _atlas_instances(path):
+            try:
+                units = [_unit(u) for u in units_raw]
+                kind = gid.split("_")[0]
+                if kind == "HL":
+                    if breaks:
+                        raise ValueError("hairpin with a chain break: chainbreak {breaks}".format(breaks=breaks))
+                    strands = [units]
+                elif kind == "IL":
+                    if len(breaks) != 1:
+                        raise ValueError(f"junction, not an internal loop: {len(breaks) + 1} strands")
+                    strands = [units[:breaks[0]], units[breaks[0]:]]
                 else:
-                    letters = [_atlas_letters(st) for st in strands]
-                    seq = None if None in letters else "".join(letters)
-                    if seq is not None and len(seq) != sum(lengths):  # the model counts otherwise
-                        seq = None
-                    rows.append({
-                        "pdb_id": units[0]["pdb"],
-                        "motif_type": mtype,
-                        "selection": selection,
-                        # skipped and modified residues are N (the builder's check lets N match any)
-                        "sequence": seq if seq and re.fullmatch(r"[ACGUTN]+", seq) else None,
-                        "skipped": skipped or None,
-                        "motif_id": gid,
-                        "source": "motif-atlas",
-                        "source_id": iid,
-                    })
-                n += 1
+                    raise ValueError(f"motif group kind not imported (junction or other): {kind}")
+                if len({u["pdb"] for u in units}) != 1:
+                    raise ValueError("units from several PDB entries: " + iid)
+                parts = [_atlas_strand(st) for st in strands]
+                chains = [st[0]["chain"] for st in strands]
+                selection = " ".join(f"{c}:{spec}" for c, (spec, _, _) in zip(chains, parts))
+                skipped = " ".join(f"{c}:{','.join(sk)}" for c, (_, _, sk) in zip(chains, parts) if sk)
+                lengths = [length for _, length, _ in parts]
+                model = models(units[0]["pdb"]) if models is not None else None
+                if model is not None:
+                    lengths, skipped = _retype_with_model(model, selection, units)
+                    if len(lengths) != len(strands):
+                        raise ValueError(f"strands of {selection} are not continuous in the model")
+                sizes = [length - 2 for length in lengths]
+                mtype = loop_type(sizes[0], sizes[1] if len(sizes) > 1 else None)
+                if mtype not in FINE_TYPES:
+                    raise ValueError(f"loop type outside the 25-type taxonomy: {mtype}")
+            except ValueError as exc:
+                rejected.append(Rejection(n, "residues", str(exc), "motif-atlas", iid))
+            else:
+                letters = [_atlas_letters(st) for st in strands]
+                seq = None if None in letters else "".join(letters)
+                if seq is not None and len(seq) != sum(lengths):  # the model counts otherwise
+                    seq = None
+                rows.append({
+                    "pdb_id": units[0]["pdb"],
+                    "motif_type": mtype,
+                    "selection": selection,
+                    # skipped and modified residues are N (the builder's check lets N match any)
+                    "sequence": seq if seq and re.fullmatch(r"[ACGUTN]+", seq) else None,
+                    "skipped": skipped or None,
+                    "motif_id": gid,
+                    "source": "motif-atlas",
+                    "source_id": iid,
+                })
+            n += 1
     return rows, rejected
 
 

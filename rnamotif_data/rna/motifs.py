@@ -91,3 +91,21 @@ def strand_lengths(motif_type: str) -> tuple[int, ...]:
         return tuple(sorted((2, int(motif_type[5:]) + 2)))
     a, b = motif_type.split("x")
     return tuple(sorted((int(a) + 2, int(b) + 2)))
+
+
+def layout_mismatch(lengths: list[int] | tuple[int, ...], motif_type: str) -> str | None:
+    """Why strands of ``lengths`` nucleotides (runs of residues consecutive in model order)
+    do not fit ``motif_type`` (:func:`strand_lengths`), or None when they fit. The rule the
+    build and ``rnamotif segment`` share: hairpinN one strand of N + 2, bulgeN N + 2 and 2,
+    AxB A + 2 and B + 2 in either order (closing pairs included).
+
+    Raises
+    ------
+    UnknownMotifTypeError
+        For a type outside the 25 fine types.
+    """
+    got, want = sorted(int(n) for n in lengths), list(strand_lengths(motif_type))
+    if got == want:
+        return None
+    fmt = lambda v: " + ".join(str(n) for n in v)  # noqa: E731
+    return f"strands of {fmt(got)} nucleotides do not fit {motif_type} (expects {fmt(want)}, closing pairs included)"

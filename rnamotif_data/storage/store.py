@@ -202,6 +202,12 @@ class RNAMotifStore:
         self._arrays = None
         self._readers = None
         self._metadata = None
+        if require_complete:  # every array's metadata is there: a missing one is a damaged store
+            fs, _ = url_to_fs(self.root)
+            for name in self.array_names:
+                if not fs.exists(url_to_fs(join(self.root, name, "zarr.json"))[1]):
+                    raise StoreError(f"{self.root}: array {name!r} is missing ({name}/zarr.json not found); the store "
+                                     f"is damaged: 'rnamotif verify {self.root}' lists what else is")
 
     def __getstate__(self):
         state = self.__dict__.copy()
