@@ -1,10 +1,12 @@
-"""Exceptions raised by rnamotif-data.
+"""Exceptions raised by rnamotif-data, and how to tell a failure of the machine from bad input.
 
 Every error names the file, entry or selection it concerns and what is wrong, so a
 failure in a batch build can be recorded per motif without a traceback.
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class RNAMotifError(Exception):
@@ -109,3 +111,14 @@ class AnnotationError(RNAMotifError):
 class MissingDependencyError(RNAMotifError, ImportError):
     """An optional dependency is not installed; the message names the extra that brings it,
     e.g. ``training needs torch: pip install 'rnamotif-data[learn]'``."""
+
+
+#: errno values that say the machine, not the input, failed: no space, file too large
+#: (``ulimit -f``), quota exceeded, an I/O error, a read-only file system
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+def is_environment_failure(exc: BaseException) -> bool:
+    """True for a failure of the machine (:data:`ENVIRONMENT_ERRNOS`, ``MemoryError``): it
+    must stop a build, never be recorded as a failed manifest row."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS)

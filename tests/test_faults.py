@@ -173,6 +173,29 @@ def test_damaged_inputs_are_one_line_errors_naming_the_file(demo_store, tmp_path
         assert not (tmp_path / f"m{k}.parquet").exists()
 
 
+def test_a_full_disk_fails_the_build_not_the_rows_and_resume_completes_it(tmp_path):
+    """Issue 27: with writes limited to 100 KiB (``ulimit -f``: EFBIG, as a full disk gives
+    ENOSPC) the build recorded every row as failed and marked a 0-sample store complete."""
+    out = tmp_path / "s.zarr"
+    script = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (102400, "
+              "resource.getrlimit(resource.RLIMIT_FSIZE)[1])); from rnamotif_data.cli import main; "
+              "sys.exit(main(sys.argv[1:]))")
+    args = ["build", *DEMO_ARGS, "--out", str(out)]
+    r = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert r.returncode == 1, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {out}: the build stopped while staging 6V5B / EMD-21051: OSError: [Errno 27] File "
+                           "too large; nothing was recorded as failed and the store is resumable"), last
+    assert "Traceback" not in r.stderr
+    from rnamotif_data.storage.layout import get_attrs
+
+    assert get_attrs(str(out))["build_state"] == "building" and not (out / "failures.parquet").exists()
+    r = subprocess.run([sys.executable, "-m", "rnamotif_data", *args, "--resume"], capture_output=True, text=True,
+                       cwd=REPO, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert len(open_store(out)) == 7 and len(open_store(out).failures) == 0
+
+
 # 2 ------------------------------------------------------------ one build per store
 def test_a_store_being_built_is_locked(tmp_path, capsys):
     out = tmp_path / "locked.zarr"
@@ -400,7 +423,7 @@ def test_a_pickled_checkpoint_that_runs_code_is_refused(tmp_path):
     assert not marker.exists()
 
 
-def test_export_of_an_empty_store_is_refused(tmp_path, capsys):
+def test_export_of_an_empty_store_is_refused(tmp_path, capsys, caplog):
     """Every row of the demo fails (a type no selection fits): a complete store of 0 samples."""
     rows = pq.read_table(DEMO / "manifest.parquet").to_pylist()
     for r in rows:
@@ -410,8 +433,12 @@ def test_export_of_an_empty_store_is_refused(tmp_path, capsys):
 
     pq.write_table(rows_to_table(rows), manifest)
     root = tmp_path / "empty.zarr"
-    assert run(build_main, ["--manifest", str(manifest), *DEMO_ARGS[2:], "--out", str(root)]) == 2
+    assert run(build_main, ["--manifest", str(manifest), *DEMO_ARGS[2:], "--out", str(root)]) == 3
     assert len(open_store(root)) == 0
+    caplog.clear()
+    assert run(verify_main, [str(root)]) == 1  # issue 27: a 0-sample store is not "OK"
+    assert "holds no samples: all 5 manifest rows failed (see failures.parquet)" in caplog.text
+    assert "OK" not in caplog.text
     rc, err = _run(export_main, [root, "--format", "hdf5", "--out", tmp_path / "x.h5"], capsys)
     assert rc == 1 and "has no samples; nothing to export" in err
 
@@ -523,7 +550,7 @@ def test_retry_failed_on_a_finished_store_is_said(tmp_path, capsys):
     pq.write_table(rows_to_table(rows), manifest)
     out = tmp_path / "s.zarr"
     args = ["--manifest", str(manifest), *DEMO_ARGS[2:], "--out", str(out)]
-    assert run(build_main, args) == 2
+    assert run(build_main, args) == 3
     rc, err = _run(build_main, [*args, "--resume", "--retry-failed"], capsys)
     assert rc == 1 and "the build is complete; --retry-failed redoes failed entries of an interrupted build" in err
 

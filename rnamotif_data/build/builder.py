@@ -30,9 +30,10 @@ How it works (design §1, §7 and §9):
    attribute. The result is independent of the scheduler and of interruptions:
    multi-worker, synchronous and resumed builds give byte-identical stores.
 
-Exit status: 0 when every manifest row became a sample, 2 when the store is complete but
-some rows failed (the summary and ``failures.parquet`` say which and why), 1 on an error
-that stops the build (bad manifest, store built with another config, ...).
+Exit status: 0 when every manifest row became a sample; 3 when the store is complete but
+some rows failed (the summary and ``failures.parquet`` say which and why); 1 on an error
+that stops the build (bad manifest, store built with another config, a full disk, ...);
+2 on a usage error (argparse).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
 from rnamotif_data.common.extras import require
 from rnamotif_data.common.version import __version__
 from rnamotif_data.em.quality import QualityConfig
-from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.errors import RNAMotifError, is_environment_failure
 from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.samples.background import BackgroundConfig, ShapeDistribution, background_count
 from rnamotif_data.samples.cubes import SegmentConfig
@@ -165,8 +166,9 @@ class BuildResult:
 
     @property
     def exit_status(self) -> int:
-        """0 if every row became a sample, else 2."""
-        return 0 if self.n_failed_rows == 0 else 2
+        """0 if every row became a sample, else :data:`EXIT_PARTIAL` (3): the store is
+        complete and ``failures.parquet`` says which rows failed and why."""
+        return 0 if self.n_failed_rows == 0 else EXIT_PARTIAL
 
 
 def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), *,
@@ -298,9 +300,15 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
                 kind, item = pending.pop(handle)
                 if kind == "shard":
                     if isinstance(out, BaseException):
-                        raise StoreError(f"{root}: writing the shard at sample {item[0]} failed: {out}") from out
+                        raise StoreError(f"{root}: writing the shard at sample {item[0]} failed: {_one_line(out)}; the "
+                                         "store is resumable: run the same command with --resume") from None
                     continue
                 job = item
+                if isinstance(out, BaseException) and is_environment_failure(out):
+                    raise RNAMotifError(
+                        f"{root}: the build stopped while staging {job.pdb_id} / {job.emdb_id or 'its map'}: "
+                        f"{_one_line(out)}; nothing was recorded as failed and the store is resumable: free space "
+                        "(or fix the disk) and run the same command with --resume") from None
                 if isinstance(out, BaseException):  # the task itself died: record every row
                     failures = [failure_row(i, row, job.emdb_id, "entry", out) for i, row in job.rows]
                     write_part(str(root), job.key, [], failures, True)
@@ -358,7 +366,7 @@ def _float_or_none(text: str) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 all rows built, 2 some rows failed, 1 error)."""
+    """Entry point; returns the exit status (0 all rows built, 3 some rows failed, 1 error, 2 usage)."""
     p = argparse.ArgumentParser(prog="rnamotif build", description=__doc__.split("\n")[0])
     p.add_argument("--manifest", type=Path, help="manifest Parquet (default: the shipped demo, "
                    "with its mirror)")
@@ -437,10 +445,20 @@ def main(argv: list[str] | None = None) -> int:
     return result.exit_status
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: its type for OS errors, its first line otherwise."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if isinstance(exc, OSError) or not text else text
+
+
 def _local_address(address: str) -> bool:
     host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
     return host in ("127.0.0.1", "localhost", "::1", "0.0.0.0") or host.startswith("127.")
 
+
+#: exit status of a build whose store is complete but some manifest rows failed (1 is an
+#: error that stopped the build, 2 a usage error)
+EXIT_PARTIAL = 3
 
 #: bytes below which ``--memory-limit`` is refused: an idle worker holds ~300 MiB
 #: (benchmarks/RESULTS.md), and Dask restarts a worker over its limit again and again

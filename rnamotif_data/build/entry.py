@@ -27,7 +27,7 @@ from rnamotif_data.build.sources import SourceConfig, Sources
 from rnamotif_data.build.staging import write_part
 from rnamotif_data.em.maps import header_statistics_notes, read_map
 from rnamotif_data.em.quality import QualityConfig, expected_q_score, fit_z, fraction_above, motif_quality, q_reference
-from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.errors import RNAMotifError, is_environment_failure
 from rnamotif_data.rna.modified import sequence_matches
 from rnamotif_data.rna.motifs import class_index, layout_mismatch, motif_class
 from rnamotif_data.rna.structure import format_residues, read_model
@@ -150,6 +150,8 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
             samples += _background(ctx, motif_xyz, extra["background_requested"], targets)
             extra["background_placed"] = len(samples) - n_ok
     except Exception as exc:  # noqa: BLE001 - an entry failure is recorded, never fatal
+        if is_environment_failure(exc):  # a full disk fails the build, never the rows
+            raise
         log.debug("%s: %s failed: %s", job.key, stage, exc)
         samples, entry_failed = [], True
         failures = [failure_row(i, row, emdb, stage, exc) for i, row in job.rows]

@@ -6,8 +6,9 @@ dispatches, sets up logging and turns the package's errors into one line. Nothin
 package imports it (an import-linter contract).
 
 Exit status: 0 success; 1 an error on bad input or in the environment (the message names
-the file, entry, row or setting); 2 a usage error (argparse); 130 interrupted; a
-sub-command may document others (``rnamotif build``: 2 when some manifest rows failed).
+the file, entry, row or setting); 2 a usage error (argparse, an unknown command); 3 the
+work is complete but some items failed (``rnamotif build``: some manifest rows, listed in
+``failures.parquet``); 130 interrupted.
 Set ``RNAMOTIF_DEBUG=1`` to get the traceback of an error instead of its one line.
 """
 

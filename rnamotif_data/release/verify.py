@@ -75,6 +75,10 @@ def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str
         problems.append(f"build state is {store.attrs.get('build_state')!r}, not 'complete'")
     problems += [f"checksums: {p}" for p in check_checksums(root)]
     n, cube = len(store), tuple(store.cube_shape)
+    if n == 0:  # a dataset of nothing is not a dataset, whatever its files say
+        n_failed = store.attrs.get("n_failed_rows")
+        problems.append("holds no samples" + (f": all {n_failed} manifest rows failed (see failures.parquet)"
+                                              if n_failed else ""))
     try:
         arrays = store.arrays()
     except Exception as exc:  # noqa: BLE001 - a damaged store is reported, not raised

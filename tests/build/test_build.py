@@ -89,7 +89,7 @@ def _sources(mirror, tmp=None):
 def sim_store(sim_mirror, sim_manifest, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("store") / "sim.zarr"
     result = build(sim_manifest, str(out), source_config=_sources(sim_mirror, out.parent), progress=False)
-    assert result.exit_status == 2
+    assert result.exit_status == 3
     return out
 
 
@@ -186,7 +186,7 @@ def test_rerun_of_a_finished_build_is_a_noop(sim_store, sim_mirror, sim_manifest
     before = {p: p.stat().st_mtime_ns for p in sim_store.rglob("*")}
     result = build(sim_manifest, str(sim_store), source_config=_sources(sim_mirror, sim_store.parent),
                    progress=False)
-    assert result.noop and result.exit_status == 2
+    assert result.noop and result.exit_status == 3
     assert {p: p.stat().st_mtime_ns for p in sim_store.rglob("*")} == before
 
 
@@ -224,7 +224,7 @@ def test_killed_build_resumes_to_the_identical_store(sim_store, sim_mirror, sim_
     with pytest.raises(StoreError):
         open_store(out)  # nothing half-written is readable as valid
     rc = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True)
-    assert rc.returncode == 2, rc.stderr
+    assert rc.returncode == 3, rc.stderr
     assert _tree(out) == _tree(sim_store)
 
 
@@ -311,7 +311,7 @@ def test_quality_columns_and_thresholds_filter_into_failures(tmp_path):
     to failures.parquet (stage quality, value in the message), never silently."""
     out = tmp_path / "q.zarr"
     rc = build_main(["--out", str(out), "--scheduler", "synchronous", "--no-progress", "--min-cc-mask", "0.74"])
-    assert rc == 2  # some rows failed
+    assert rc == 3  # some rows failed
     store = open_store(out)
     meta, fail = store.metadata, store.failures
     motifs = meta[~meta["is_background"]]

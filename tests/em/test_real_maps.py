@@ -86,7 +86,7 @@ def test_cryodrgn_volume_builds_and_motifs_in_empty_density_are_rejected(tmp_pat
     rows = pd.read_parquet(shared("cryodrgn-50s", "manifest.parquet"))
     rows = rows[rows["emdb_id"] == "EMD-90000116"].iloc[::4].to_dict("records")  # 39 rows
     rc, out = _build(tmp_path, rows, shared("cryodrgn-50s"))
-    assert rc == 2
+    assert rc == 3
     store = open_store(out)
     meta, fail = store.metadata, store.failures
     assert "map" not in set(fail["stage"])
@@ -226,7 +226,7 @@ def test_rows_that_disagree_on_resolution_fail_naming_the_rows(tmp_path):
     rows = [dict(r) for r in DEMO_ROWS]
     rows[3]["resolution"] = 3.5
     rc, out = _build(tmp_path, rows)
-    assert rc == 2
+    assert rc == 3
     fail = open_store(out).failures
     assert len(fail) == 5 and set(fail["stage"]) == {"manifest"}
     assert fail["error"].str.contains(r"row 0: 3 Å.*row 3: 3\.5 Å").all()
@@ -237,7 +237,7 @@ def test_infinite_resolution_is_rejected_at_validation(tmp_path):
     rows[0]["resolution"] = float("inf")
     rc, out = _build(tmp_path, rows)
     fail = open_store(out).failures
-    assert rc == 2 and fail["manifest_row"].tolist() == [0]
+    assert rc == 3 and fail["manifest_row"].tolist() == [0]
     assert "resolution inf Å is not a positive finite number" in fail["error"].iloc[0]
     assert len(open_store(out).metadata) == 5  # the other four motifs and ceil(4 / 4) background cube
 
@@ -249,7 +249,7 @@ def test_type_must_match_the_selection(tmp_path):
             DEMO_ROWS[4]]
     rc, out = _build(tmp_path, rows)
     fail = open_store(out).failures
-    assert rc == 2 and fail["manifest_row"].tolist() == [0, 1] and set(fail["stage"]) == {"selection"}
+    assert rc == 3 and fail["manifest_row"].tolist() == [0, 1] and set(fail["stage"]) == {"selection"}
     assert "(row 0): strands of 3 + 3 nucleotides do not fit bulge1 (expects 2 + 3" in fail["error"].iloc[0]
     assert "strands of 4 + 4 nucleotides do not fit hairpin4 (expects 6" in fail["error"].iloc[1]
     assert open_store(out).metadata["motif_type"].tolist()[0] == "4x5"

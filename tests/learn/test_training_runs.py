@@ -208,7 +208,7 @@ def test_random_labels_nested_figures_stay_at_chance(tmp_path):
     src = tmp_path / "50s.zarr"
     assert build_main(["--manifest", str(shared("cryodrgn-50s", "manifest.parquet")), "--mirror",
                        str(shared("cryodrgn-50s")), "--out", str(src), "--scheduler", "synchronous",
-                       "--no-progress"]) == 2
+                       "--no-progress"]) == 3
     root = tmp_path / "random.zarr"
     make_synthetic_store(str(src), str(root), 300, seed=5)
     assert split_main([str(root)]) == 0
