@@ -196,6 +196,25 @@ def test_a_full_disk_fails_the_build_not_the_rows_and_resume_completes_it(tmp_pa
     assert len(open_store(out)) == 7 and len(open_store(out).failures) == 0
 
 
+def test_lower_case_ids_are_read_as_the_ids_they_are():
+    """Issue 27: a lower-case PDB ID was rejected with "expected 4 characters"."""
+    from rnamotif_data.build.schema import validate_manifest
+
+    table = pa.table({"pdb_id": ["6v5b", " 6V5B"], "emdb_id": ["emd-21051", None], "motif_type": ["1x1", "2x2"],
+                      "selection": ["D:14-16,88-90", "D:19-22,82-85"]})
+    valid, rejected = validate_manifest(table)
+    assert rejected == [] and valid["pdb_id"].to_pylist() == ["6V5B", "6V5B"]
+    assert valid["emdb_id"].to_pylist() == ["EMD-21051", None]
+
+
+def test_the_upstream_scheme_says_what_is_missing(demo_store, capsys):
+    from rnamotif_data.split.command import main as split_main
+
+    rc, err = _run(split_main, [demo_store, "--scheme", "upstream"], capsys)
+    assert rc == 1 and "its metadata carries no upstream_fold and no fold files were given" in err
+    assert "--folds DIR" in err
+
+
 # 2 ------------------------------------------------------------ one build per store
 def test_a_store_being_built_is_locked(tmp_path, capsys):
     out = tmp_path / "locked.zarr"
@@ -418,8 +437,9 @@ def test_a_pickled_checkpoint_that_runs_code_is_refused(tmp_path):
 
     path = tmp_path / "evil.pt"
     path.write_bytes(pickle.dumps({"model": Evil()}))
-    with pytest.raises(RNAMotifError, match="evil.pt: not a loadable checkpoint"):
+    with pytest.raises(RNAMotifError, match="evil.pt: not a loadable checkpoint") as exc:
         load_checkpoint(path, "cpu")
+    assert "weights_only" not in str(exc.value)  # issue 27: never the advice to run the file's code
     assert not marker.exists()
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rnamotif_data.errors import (
@@ -137,7 +138,8 @@ def _occurrence_key(row: dict):
 def validate_manifest(table: pa.Table, *, strict: bool = False, name: str = "manifest") -> tuple[pa.Table, list[Rejection]]:
     """Validate a manifest table against :data:`SCHEMA` and the row rules.
 
-    Row rules: PDB ID and EMDB ID syntax, a known motif type (design §4),
+    PDB and EMDB IDs are read case-insensitively and stored upper case (``6pj6`` is
+    ``6PJ6``). Row rules: PDB ID and EMDB ID syntax, a known motif type (design §4),
     residues or a parseable selection (not needed for ``unknown`` rows or rows marked
     ``needs_residues``), a sequence of nucleotide codes matching the residue count, a
     positive resolution, and no duplicate occurrence (same PDB ID, EMDB ID and residues in
@@ -189,6 +191,9 @@ def validate_manifest(table: pa.Table, *, strict: bool = False, name: str = "man
             fill = False if f.name == "needs_residues" else None
             arrays.append(pa.array([fill] * table.num_rows, type=f.type))
     full = pa.Table.from_arrays(arrays, schema=_LOOSE)
+    for col in ("pdb_id", "emdb_id"):  # IDs are case-insensitive: 6pj6 is 6PJ6, emd-20353 is EMD-20353
+        i_col = full.schema.get_field_index(col)
+        full = full.set_column(i_col, col, pc.utf8_upper(pc.utf8_trim_whitespace(full[col])))
     keep: list[int] = []
     rejections: list[Rejection] = []
     seen: dict = {}

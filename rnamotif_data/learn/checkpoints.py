@@ -52,10 +52,13 @@ def load_checkpoint(path: str | Path, device) -> dict:
         raise FileNotFoundError(f"{path}: no such checkpoint")
     try:
         return torch.load(path, map_location=device, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RNAMotifError(f"{path}: not a loadable checkpoint (checkpoints are read as data only; "
-                            f"{first[:160]})") from None
+    except pickle.UnpicklingError:
+        # never quote torch's advice to load with weights_only=False: that runs the file's code
+        raise RNAMotifError(f"{path}: not a loadable checkpoint: it holds objects other than tensors and plain "
+                            "data, and checkpoints are read as data only (a file of rnamotif train never does)") from None
+    except (RuntimeError, EOFError, ValueError, AttributeError, KeyError) as exc:
+        raise RNAMotifError(f"{path}: not a loadable checkpoint: truncated, or not a file of torch.save "
+                            f"({type(exc).__name__})") from None
 
 
 def save_checkpoint(obj: dict, path: Path) -> None:

@@ -123,7 +123,7 @@ def plot_confusion(cm, path, class_names=CLASS_NAMES, title: str = "") -> None:
     cm = np.asarray(cm)
     short = SHORT_NAMES if len(class_names) == len(SHORT_NAMES) else class_names
     frac = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(5.5, 4.8))
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
     im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
@@ -132,7 +132,9 @@ def plot_confusion(cm, path, class_names=CLASS_NAMES, title: str = "") -> None:
     ax.set_yticks(range(len(short)), short)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title)
+    import textwrap
+
+    ax.set_title("\n".join(textwrap.wrap(title, 48)), fontsize=10)  # long titles wrap, never clip
     fig.colorbar(im, ax=ax, label="fraction of true class")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -92,6 +92,9 @@ def plot_qc(meta: pd.DataFrame, path: Path, title: str) -> None:
     if d.size:
         ax.hist(d, bins=20, color="grey")
         ax.axvline(0, color="k", ls="--")
+    else:  # say why the panel is empty rather than leave it blank
+        ax.text(0.5, 0.5, "no sample has Q_exp:\nthe expected Q-score is defined\nfor resolutions of 1.5-5 Å\n"
+                "(sigma 0.6 Å) only", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("Q-score - Q_exp")
     ax.set_ylabel("samples")
     ax.set_title("Q-score relative to the resolution's expectation")

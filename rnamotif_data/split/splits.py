@@ -280,8 +280,12 @@ def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, r
     if config.scheme == "upstream":
         fold = _upstream_folds(meta, upstream_folds, upstream_background)
         if fold.isna().all():  # type: ignore[attr-defined]  # a pandas IntegerArray
-            raise ConfigError(f"{name}: no sample has an upstream fold; run "
-                              "'rnamotif split STORE --scheme upstream --folds DIR' to match them")
+            given = ("the fold files given match none of its samples (they are matched by EMDB ID, PDB ID, "
+                     "motif type and CoSSMos number)" if upstream_folds is not None else
+                     "its metadata carries no upstream_fold and no fold files were given")
+            raise ConfigError(f"{name}: no sample has an upstream fold: {given}; pass the upstream benchmark's "
+                              "fold{k}_train.csv / fold{k}_val.csv folder with --folds DIR (the upstream scheme "
+                              "only exists for stores built from the upstream entries)")
     else:
         n_groups = len(np.unique(hard))
         if n_groups < config.k:
