@@ -215,6 +215,55 @@ def test_the_upstream_scheme_says_what_is_missing(demo_store, capsys):
     assert "--folds DIR" in err
 
 
+@pytest.fixture
+def two_shard_store(demo_store, tmp_path):
+    from rnamotif_data.testing.synthetic_store import make_synthetic_store
+
+    return Path(make_synthetic_store(str(demo_store), str(tmp_path / "two.zarr"), 70, seed=0, shard_size=32,
+                                     splits=()))
+
+
+def _swap(a: Path, b: Path) -> None:
+    tmp = a.with_name(a.name + ".swap")
+    a.rename(tmp)
+    b.rename(a)
+    tmp.rename(b)
+
+
+def test_swapped_shards_are_an_error_naming_store_array_and_samples(two_shard_store):
+    """Issue 27: chunk CRCs catch corruption, not relocation; two swapped shard files served
+    other samples' cubes through store.read and the dataset."""
+    from rnamotif_data import RNAMotifDataset
+
+    root = two_shard_store
+    for name in ("density", "density_masked"):
+        _swap(root / name / "c" / "0" / "0" / "0" / "0", root / name / "c" / "1" / "0" / "0" / "0")
+    with pytest.raises(StoreError, match=rf"{root}: array density: shard c/0/0/0/0 \(samples 0-31\) is not the shard "
+                                         "written at this position"):
+        open_store(root).read(3)
+    with pytest.raises(StoreError, match=r"array density_masked: shard c/1/0/0/0 \(samples 32-63\) is not the shard"):
+        RNAMotifDataset(root, split="all")[40]
+    assert open_store(root).read(65)["density"].shape == (40, 40, 40)  # the third shard is where it was
+
+
+def test_a_class_edited_in_the_metadata_is_refused_by_the_dataset(two_shard_store):
+    """Issue 27: class_index edited and checksums.sha256 re-hashed: the dataset served the
+    new label; it now checks the class columns against the type, as verify does."""
+    from rnamotif_data import RNAMotifDataset
+    from rnamotif_data.storage.checksums import write_checksums
+
+    root = two_shard_store
+    meta = pq.read_table(root / "metadata.parquet")
+    ci = meta["class_index"].to_pylist()
+    k = next(i for i, t in enumerate(meta["motif_type"].to_pylist()) if t != "unknown")
+    ci[k] = (ci[k] + 1) % 5
+    meta = meta.set_column(meta.schema.get_field_index("class_index"), "class_index", pa.array(ci, pa.int8()))
+    pq.write_table(meta, root / "metadata.parquet")
+    write_checksums(str(root))
+    with pytest.raises(StoreError, match=r"metadata.parquet: the class of 1 sample\(s\) disagrees with their motif type"):
+        RNAMotifDataset(root, split="all")
+
+
 # 2 ------------------------------------------------------------ one build per store
 def test_a_store_being_built_is_locked(tmp_path, capsys):
     out = tmp_path / "locked.zarr"

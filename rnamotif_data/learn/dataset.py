@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, StoreError
 from rnamotif_data.learn.backend import torch
+from rnamotif_data.rna.motifs import class_index, motif_class
 from rnamotif_data.split.folds import independent_groups
 from rnamotif_data.split.splits import Split, read_split, validate_split_name
 from rnamotif_data.storage.download import STORE_DIRNAME, data_home, version_dir
@@ -65,6 +66,24 @@ def default_root(version: str | None = None) -> Path:
         return version_dir(version) / STORE_DIRNAME
     env = os.environ.get(ENV_ROOT)
     return Path(env) if env else data_home() / "rnamotif.zarr"
+
+
+def _check_classes(root: str, meta: pd.DataFrame) -> None:
+    """The label columns must follow the fine type (:func:`rnamotif_data.rna.motifs.class_index`),
+    as ``rnamotif verify`` checks: a table edited (and re-hashed) to say otherwise would train
+    on wrong labels. Raises :class:`~rnamotif_data.errors.StoreError` naming the first row."""
+    types = meta["motif_type"].astype(str).to_numpy()
+    index = {t: class_index(t) for t in set(types)}
+    want = np.array([index[t] for t in types], dtype=np.int64)
+    got = meta["class_index"].to_numpy(dtype=np.int64)
+    names = meta["motif_class"].astype(str).to_numpy()
+    bad = np.flatnonzero((want != got) | (names != np.array([motif_class(t) for t in types], dtype=object)))
+    if bad.size:
+        i = int(bad[0])
+        raise StoreError(f"{root}: metadata.parquet: the class of {bad.size} sample(s) disagrees with their motif "
+                         f"type (first: sample {meta['sample_id'].iloc[i]}, {types[i]} is class {want[i]} "
+                         f"{motif_class(types[i])}, the table says {got[i]} {names[i]}); the store was edited or "
+                         f"damaged: run rnamotif verify {root}")
 
 
 class RNAMotifDataset(torch.utils.data.Dataset):
@@ -173,6 +192,7 @@ class RNAMotifDataset(torch.utils.data.Dataset):
             self._split = split_file
             self.indices = np.sort(self._split.indices(split, subset))  # store sample indices
         meta = store.metadata
+        _check_classes(self.root, meta)
         self._targets = meta["class_index"].to_numpy(dtype=np.int64)[self.indices]
         self._sample_ids = meta["sample_id"].astype(str).to_numpy()[self.indices]
         self._metadata = meta.iloc[self.indices].reset_index(drop=True)

@@ -23,6 +23,7 @@ Figures: ``benchmarks/RESULTS.md`` ("Chunk codecs").
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 from collections import OrderedDict
@@ -133,7 +134,7 @@ class ShardReader:
         Store and array name; ``meta``: the array's ``zarr.json`` as a dict; ``n``: N.
     """
 
-    def __init__(self, root: str, name: str, meta: dict, n: int):
+    def __init__(self, root: str, name: str, meta: dict, n: int, digests: dict[int, str] | None = None):
         import numcodecs
 
 
@@ -156,6 +157,10 @@ class ShardReader:
         self.fs, self.base = url_to_fs(join(root, name))
 
         self.local = is_local(self.fs)
+        # sha256 of each shard file (checksums.sha256): a shard is checked in full the first
+        # time this process opens it, so a shard moved to another position (or another
+        # store's shard) is an error, not another sample's cube
+        self.digests = digests
         self._index: dict[int, np.ndarray] = {}
         self._paths: dict[int, str] = {}
         self._files: OrderedDict[int, object] = OrderedDict()  # a few open shard files (LRU)
@@ -211,7 +216,7 @@ class ShardReader:
             first, last = k * self.shard, min((k + 1) * self.shard, self.n) - 1
             where = f"{self.root}: array {self.name}: shard c/{k}/0/0/0 (samples {first}-{last})"
             if not self.fs.exists(path):
-                raise StoreError(f"{where} is missing; the store is damaged (run rnamotif_data.release.verify)")
+                raise StoreError(f"{where} is missing; the store is damaged (run rnamotif verify)")
             total = self.fs.size(path)
             if total < size:
                 raise StoreError(f"{where} is truncated ({total} bytes); the store is damaged")
@@ -220,8 +225,37 @@ class ShardReader:
             except RuntimeError:
                 raise StoreError(f"{where}: shard index fails its CRC32C; the store is damaged") from None
             # (offset, nbytes) per chunk as Python ints: the per-sample loop indexes it
-            self._index[k] = np.frombuffer(raw, dtype="<u8").reshape(n_chunks, 2).tolist()
+            index = np.frombuffer(raw, dtype="<u8").reshape(n_chunks, 2).tolist()
+            if self.digests is not None and self._digest(k) != self.digests.get(k) and self._chunks_intact(k, index):
+                # every chunk is intact, yet the file is not the one written here: a shard moved
+                # from another position (or store) would serve other samples' cubes
+                raise StoreError(f"{where} is not the shard written at this position (its sha256 differs from "
+                                 f"checksums.sha256 while every chunk passes its CRC32C: moved or replaced); the "
+                                 f"store is damaged: run rnamotif verify {self.root}")
+            self._index[k] = index
         return self._index[k]
+
+    def _digest(self, k: int) -> str:
+        """sha256 (hex) of shard file ``k``, read in 4 MiB blocks."""
+        h = hashlib.sha256()
+        with self.fs.open(self._path(k), "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    def _chunks_intact(self, k: int, index: list[list[int]]) -> bool:
+        """Whether every chunk of shard ``k`` passes its CRC32C (without a chunk CRC, a
+        file that differs from its checksum counts as moved: nothing tells damage apart)."""
+        if not self.chunk_crc:
+            return True
+        for off, nbytes in index:
+            if off == _EMPTY:
+                continue
+            raw = self._read(k, off, off + nbytes)
+            if nbytes < 4 or (self._crc32c(np.frombuffer(raw, np.uint8, count=nbytes - 4))
+                              != int.from_bytes(raw[-4:], "little")):
+                return False  # damaged, not moved: each sample's read reports its own chunk
+        return True
 
     def _decode(self, raw: bytes, dest: np.ndarray) -> None:
         """Decode one chunk's bytes (CRC32C already removed) into ``dest`` ``(D, H, W)``."""

@@ -225,7 +225,12 @@ class RNAMotifStore:
                 fs, path = url_to_fs(join(self.root, name, "zarr.json"))
                 meta = json.loads(fs.cat_file(path))
                 if ShardReader.supports(meta) and tuple(meta["shape"][1:]) == self.cube_shape:
-                    readers[name] = ShardReader(self.root, name, meta, len(self))
+                    digests = None
+                    if self._sums is not None:  # every shard checked in full when first opened
+                        prefix = f"{name}/c/"
+                        digests = {int(key[len(prefix):].split("/")[0]): v for key, v in self._sums.items()
+                                   if key.startswith(prefix)}
+                    readers[name] = ShardReader(self.root, name, meta, len(self), digests)
             self._readers = readers
         return self._readers
 
