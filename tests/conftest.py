@@ -112,7 +112,7 @@ def demo_store(tmp_path_factory) -> str:
     from rnamotif_data.build.builder import main as build_main
 
     out = tmp_path_factory.mktemp("demo") / "demo.zarr"
-    assert build_main(["--out", str(out), "--scheduler", "synchronous", "--no-progress"]) == 0
+    assert build_main(["--demo", "small", "--out", str(out), "--scheduler", "synchronous", "--no-progress"]) == 0
     return str(out)
 
 

@@ -2,7 +2,8 @@
 
 Usage::
 
-    rnamotif build                                  # the shipped demo
+    rnamotif build                                  # the shipped training demo (15 entries)
+    rnamotif build --demo small                     # the one-entry demo (seconds)
     rnamotif build --manifest M.parquet --out data/rnamotif.zarr
         [--mirror DIR | --cache DIR] [--offline]
         [--workers N] [--threads-per-worker T] [--memory-limit 4GiB]
@@ -53,6 +54,7 @@ from tqdm import tqdm
 
 from rnamotif_data.build.commit import ShardWriter, commit, commit_shard, plan_shards
 from rnamotif_data.build.config import BuildConfig
+from rnamotif_data.build.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
 from rnamotif_data.build.entry import EntryJob, failure_row, stage_entry
 from rnamotif_data.build.lock import BuildLock
 from rnamotif_data.build.manifest import read_manifest
@@ -87,9 +89,6 @@ __all__ = ["BuildConfig", "BuildResult", "build", "group_entries", "plan_shards"
 
 log = logging.getLogger("rnamotif_data.build.builder")
 
-DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
-DEMO_MANIFEST = DEMO_DIR / "manifest.parquet"
-DEMO_MIRROR = DEMO_DIR / "mirror"
 DEMO_OUT = Path("demo-out") / "rnamotif-demo.zarr"
 
 
@@ -370,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="rnamotif build", description=__doc__.split("\n")[0])
     p.add_argument("--manifest", type=Path, help="manifest Parquet (default: the shipped demo, "
                    "with its mirror)")
+    p.add_argument("--demo", choices=("training", "small"), default="training",
+                   help="without --manifest: the training demo (15 real models, maps simulated on first use; "
+                        "splits and trains) or the small one (one entry, seconds)")
     p.add_argument("--out", help=f"store path or fsspec URL (default for the demo: {DEMO_OUT})")
     p.add_argument("--cache", type=Path, help="download cache (default $RNAMOTIF_CACHE or ~/.cache/rnamotif-data)")
     p.add_argument("--mirror", type=Path, help="local mirror with the cache layout; implies --offline "
@@ -411,9 +413,12 @@ def main(argv: list[str] | None = None) -> int:
 
     mirror = args.mirror
     if args.manifest is None:
-        args.manifest, mirror = DEMO_MANIFEST, mirror or DEMO_MIRROR
         args.out = args.out or str(DEMO_OUT)
-        log.info("no --manifest: building the shipped demo (%s) into %s", DEMO_MANIFEST, args.out)
+        if args.demo == "small":
+            args.manifest, mirror = SMALL_MANIFEST, mirror or SMALL_MIRROR
+        else:
+            args.manifest, mirror = TRAINING_MANIFEST, mirror or training_mirror()
+        log.info("no --manifest: building the shipped %s demo (%s) into %s", args.demo, args.manifest, args.out)
     if not args.out:
         p.error("--out is required with --manifest")
     config = BuildConfig(segment=config_from_args(args, SegmentConfig),

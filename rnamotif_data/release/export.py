@@ -96,8 +96,9 @@ def upstream_name(row) -> str:
     if row.is_background:
         return f"cube_{row.pdb_id}_{row.sample_index:05d}"
     n = row.cossmos_number
-    if n is None or pd.isna(n):
-        n = row.motif_id if isinstance(row.motif_id, str) and row.motif_id else row.sample_index
+    if n is None or pd.isna(n):  # the occurrence's own id (an Atlas instance), never its group's
+        source_id = getattr(row, "source_id", None)
+        n = source_id if isinstance(source_id, str) and source_id else row.sample_index
     n = re.sub(r"[^A-Za-z0-9.-]", "-", str(int(n) if isinstance(n, (float, np.floating)) else n))
     return f"{row.emdb_id}_{row.pdb_id}_{row.motif_type}_{n}"
 
@@ -111,10 +112,14 @@ def export_mrc(root: str, out: Path, *, by_class: bool = False, progress: bool =
     (out / MRC_MARKER).write_text(json.dumps({"store": str(root), "by_class": by_class}) + "\n")
     vs = store.voxel_size
     count = 0
+    seen: set[str] = set()
     for start, stop in tqdm(store.shard_ranges(), desc="shards", disable=not progress):
         batch = store.read_batch(slice(start, stop))
         for k, row in enumerate(meta.iloc[start:stop].itertuples()):
             name = upstream_name(row)
+            if name in seen:  # two samples never share a file: the later one is told apart by its index
+                name = f"{name}_s{row.sample_index}"
+            seen.add(name)
             origin = np.asarray(row.origin_xyz, dtype=np.float64)
             dens = batch["density"][k].astype(np.float32)
             masked = dens * batch["zone"][k].astype(np.float32)

@@ -131,7 +131,7 @@ def demo_synthetic_store(work: Path, n: int, seed: int = 0, codec: str = DEFAULT
 
     demo = Path(source) if source is not None else work / "demo.zarr"
     if source is None and not (demo / "metadata.parquet").exists():
-        if build_main(["--out", str(demo), "--scheduler", "synchronous", "--no-progress", "--overwrite"]) != 0:
+        if build_main(["--demo", "small", "--out", str(demo), "--scheduler", "synchronous", "--no-progress", "--overwrite"]) != 0:
             raise RuntimeError(f"building the demo store at {demo} failed")
     root = work / (f"synthetic-{n}.zarr" if codec == DEFAULT_CODEC else f"synthetic-{n}-{codec}.zarr")
     if not (root / "metadata.parquet").exists():

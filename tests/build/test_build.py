@@ -257,8 +257,12 @@ def test_export_hdf5_and_mrc_match_the_store(sim_store, tmp_path):
         np.testing.assert_allclose(f["metadata/origin_xyz"][:], np.stack(store.metadata["origin_xyz"]))
     n = export_mrc(str(sim_store), tmp_path / "mrc", progress=False)
     assert n == len(store)
-    row = store.metadata.query("pdb_id == '9S03' and motif_type == '2x2'").iloc[0]
-    name = f"EMD-90003_9S03_2x2_{row['sample_index']}"
+    from rnamotif_data.release.export import upstream_name
+
+    assert len([p for p in (tmp_path / "mrc").iterdir() if p.is_dir()]) == n  # one folder per sample, none shared
+    row = next(store.metadata.query("pdb_id == '9S03' and motif_type == '2x2'").itertuples())
+    name = upstream_name(row)
+    assert name.startswith("EMD-90003_9S03_2x2_")
     folder = tmp_path / "mrc" / name
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [f"{name}.mrc", f"{name}_context.mrc", f"backbone_label_{name}.mrc", f"ribose_label_{name}.mrc",
@@ -266,8 +270,8 @@ def test_export_hdf5_and_mrc_match_the_store(sim_store, tmp_path):
     for p in folder.iterdir():
         assert mrcfile.validate(str(p), print_file=open(os.devnull, "w"))
     m = read_map(folder / f"{name}.mrc")
-    np.testing.assert_allclose(m.origin, row["origin_xyz"], atol=1e-3)
-    cube = store.read(int(row["sample_index"]))
+    np.testing.assert_allclose(m.origin, row.origin_xyz, atol=1e-3)
+    cube = store.read(int(row.sample_index))
     np.testing.assert_allclose(m.data, cube["density"].astype(np.float32) * cube["zone"], atol=1e-6)
     base = read_map(folder / f"sugar_label_{name}.mrc").data
     np.testing.assert_array_equal(base > 0, cube["labels"] == 3)  # upstream "sugar" is the base
@@ -301,7 +305,7 @@ def test_fsspec_url_store(sim_mirror, tmp_path):
 
 def test_demo_build_cli(tmp_path, capsys):
     out = tmp_path / "demo.zarr"
-    assert build_main(["--out", str(out), "--scheduler", "synchronous", "--no-progress"]) == 0
+    assert build_main(["--demo", "small", "--out", str(out), "--scheduler", "synchronous", "--no-progress"]) == 0
     store = open_store(out)
     assert len(store) == 7 and store.metadata["class_index"].tolist() == [0, 0, 1, 1, 3, 4, 4]
 
@@ -310,7 +314,7 @@ def test_quality_columns_and_thresholds_filter_into_failures(tmp_path):
     """Every sample carries the quality columns; --min-cc-mask moves the motifs below it
     to failures.parquet (stage quality, value in the message), never silently."""
     out = tmp_path / "q.zarr"
-    rc = build_main(["--out", str(out), "--scheduler", "synchronous", "--no-progress", "--min-cc-mask", "0.74"])
+    rc = build_main(["--demo", "small", "--out", str(out), "--scheduler", "synchronous", "--no-progress", "--min-cc-mask", "0.74"])
     assert rc == 3  # some rows failed
     store = open_store(out)
     meta, fail = store.metadata, store.failures

@@ -11,7 +11,7 @@ from rnamotif_data.storage.store import StoreError
 
 def test_report_on_the_demo_store(tmp_path):
     store = tmp_path / "demo.zarr"
-    assert build_main(["--out", str(store), "--scheduler", "synchronous", "--no-progress",
+    assert build_main(["--demo", "small", "--out", str(store), "--scheduler", "synchronous", "--no-progress",
                        "--min-q-score", "0.872"]) == 3
     assert report_main([str(store)]) == 0
     out = tmp_path / "demo-report"

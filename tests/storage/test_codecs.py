@@ -30,7 +30,7 @@ def codec_stores(demo_store, tmp_path_factory):
     for codec in CODECS:
         if codec != DEFAULT_CODEC:
             out = tmp_path_factory.mktemp(f"demo-{codec}") / "demo.zarr"
-            assert build_main(["--out", str(out), "--scheduler", "synchronous", "--no-progress",
+            assert build_main(["--demo", "small", "--out", str(out), "--scheduler", "synchronous", "--no-progress",
                                "--codec", codec]) == 0
             stores[codec] = str(out)
     return stores
