@@ -24,6 +24,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+import gemmi
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -119,12 +120,61 @@ def annotate_entries(models: list[tuple[dict, Path]], out: Path) -> tuple[pa.Tab
     return table, other, rejected
 
 
+def em_metadata(path: Path) -> tuple[str | None, float | None]:
+    """``(EMDB ID, resolution in Å)`` an mmCIF model file records for its map, else None for
+    each: the ``_pdbx_database_related`` row of ``db_name`` EMDB whose ``content_type`` is
+    the associated EM volume (else the only EMDB row), and
+    ``_em_3d_reconstruction.resolution``. PDB-format files record neither in a form read
+    here: both None."""
+    name = path.name.lower()
+    if not (name.endswith(".cif") or name.endswith(".cif.gz") or name.endswith(".mmcif")):
+        return None, None
+    try:
+        block = gemmi.cif.read(str(path)).sole_block()
+    except (RuntimeError, ValueError):
+        return None, None
+    emdb = None
+    related = block.find("_pdbx_database_related.", ["db_name", "db_id", "?content_type"])
+    rows = [(r[1], r[2] if r.has(2) else "") for r in related if gemmi.cif.as_string(r[0]).upper() == "EMDB"]
+    primary = [db for db, kind in rows if "associated em volume" in gemmi.cif.as_string(kind).lower()]
+    pick = primary[0] if primary else (rows[0][0] if len(rows) == 1 else None)
+    if pick is not None:
+        text = gemmi.cif.as_string(pick).upper()
+        emdb = text if text.startswith("EMD-") else f"EMD-{text}" if text.isdigit() else None
+    resolution = None
+    value = block.find_value("_em_3d_reconstruction.resolution")
+    if value is not None and not gemmi.cif.is_null(value):
+        try:
+            resolution = float(gemmi.cif.as_string(value))
+        except ValueError:
+            resolution = None
+    return emdb, resolution
+
+
 def run_annotate(args) -> int:
-    """The ``annotate`` subcommand (arguments from :func:`rnamotif_data.build.manifest.main`)."""
+    """The ``annotate`` subcommand (arguments from :func:`rnamotif_data.build.manifest.main`).
+
+    For model files, each row's ``emdb_id`` and ``resolution`` come from ``--emdb-id`` /
+    ``--resolution`` when given, else from the model file (:func:`em_metadata`); a row
+    without them fails later at fetch, so what is missing is said here."""
     if bool(args.models) == bool(args.pdb_ids):
         raise RNAMotifError("give model files or --pdb-ids FILE (one of them)")
+    if (args.emdb_id or args.resolution) and not args.models:
+        raise RNAMotifError("--emdb-id and --resolution describe model files given on the command line; with "
+                            "--pdb-ids, give emdb_id and resolution columns in the ids file")
+    if args.emdb_id and len(args.models) > 1:
+        raise RNAMotifError(f"--emdb-id {args.emdb_id} names one map; give one model file (got {len(args.models)})")
     if args.models:
-        pairs = [({"pdb_id": p.name.split(".")[0].upper()}, p) for p in args.models]
+        pairs = []
+        for p in args.models:
+            emdb, resolution = em_metadata(p)
+            entry = {"pdb_id": p.name.split(".")[0].upper(), "emdb_id": args.emdb_id or emdb,
+                     "resolution": args.resolution if args.resolution is not None else resolution}
+            if entry["emdb_id"] is None or entry["resolution"] is None:
+                missing = " and ".join(k for k in ("emdb_id", "resolution") if entry[k] is None)
+                log.warning("%s: the file records no %s; pass --emdb-id/--resolution, or the build looks the map "
+                            "up online (RCSB) and fails offline", p, missing)
+            pairs.append((entry, p))
     else:
         sources = Sources(SourceConfig(cache_dir=args.cache, mirror=args.mirror,
                                        offline=args.offline or (args.mirror is not None and not args.online)))
@@ -143,4 +193,4 @@ def run_annotate(args) -> int:
              ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) or "none")
     for rej in rejected:
         log.warning("not annotated: %s", rej.reason)
-    return 0 if not rejected else 2
+    return 0 if not rejected else 3  # 3: written, with rejected models (the log names them)

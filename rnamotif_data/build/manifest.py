@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--pdb-ids", type=Path, help="entries to fetch and annotate: ids.parquet (pdb_id column) "
                    "or a text file of PDB IDs")
     n.add_argument("--out", required=True, type=Path)
+    n.add_argument("--emdb-id", help="the EMDB map of the model file given (EMD-NNNN; default: read from its mmCIF)")
+    n.add_argument("--resolution", type=float, help="Å, of that map (default: read from the mmCIF)")
     s = sub.add_parser("search", help="RCSB Search API: PDB IDs with their primary EMDB map and resolution")
     s.add_argument("--method", default="electron microscopy", help="experimental method (default %(default)s)")
     s.add_argument("--max-resolution", type=float, help="Å")

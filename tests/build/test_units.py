@@ -88,3 +88,54 @@ def test_staging_round_trip_keeps_dtypes_and_records(tmp_path):
     assert empty is None and read_part(str(tmp_path), "empty")["entry_failed"] is True
     clean_staging(str(tmp_path))
     assert not os.path.exists(os.path.dirname(part_url(str(tmp_path), "empty")))
+
+
+def _em_cif(tmp_path, related: list[tuple[str, str, str]], resolution: str | None) -> "Path":
+    """A real deposited mmCIF (4KQY, shipped with the training demo) with the EM records an
+    EMDB-deposited entry carries added (``_pdbx_database_related``, ``_em_3d_reconstruction``)."""
+    import gemmi
+
+    from ..conftest import DEMO
+
+    doc = gemmi.cif.read(str(DEMO / "training" / "models" / "4kqy.cif.gz"))
+    block = doc.sole_block()
+    block.find_mmcif_category("_pdbx_database_related.").erase()
+    if related:
+        loop = block.init_loop("_pdbx_database_related.", ["db_name", "db_id", "content_type", "details"])
+        for db, ident, kind in related:
+            loop.add_row([gemmi.cif.quote(db), gemmi.cif.quote(ident), gemmi.cif.quote(kind), "."])
+    if resolution is not None:
+        block.set_pair("_em_3d_reconstruction.resolution", resolution)
+    path = tmp_path / "4kqy.cif"
+    doc.write_file(str(path))
+    return path
+
+
+def test_em_metadata_is_read_from_the_mmcif(tmp_path):
+    from rnamotif_data.build.annotate import em_metadata
+
+    path = _em_cif(tmp_path, [("EMDB", "EMD-21050", "other EM volume"), ("EMDB", "EMD-21051", "associated EM volume"),
+                              ("PDB", "6V5C", "re-refinement")], "3.7")
+    assert em_metadata(path) == ("EMD-21051", 3.7)
+    assert em_metadata(_em_cif(tmp_path, [], None)) == (None, None)
+    from ..conftest import DEMO
+
+    assert em_metadata(DEMO / "mirror" / "pdb" / "6v5b.pdb") == (None, None)  # PDB format: not read
+
+
+def test_annotating_a_local_model_fills_its_map_and_resolution(tmp_path):
+    """Issue 27: annotating a local model left emdb_id and resolution empty, so every row
+    then failed at fetch."""
+    pytest.importorskip("rnapolis", reason="annotation needs RNApolis (the [annotate] extra)")
+    import pyarrow.parquet as pq
+
+    from rnamotif_data.build.manifest import main as manifest_main
+
+    path = _em_cif(tmp_path, [("EMDB", "EMD-21051", "associated EM volume")], "3.7")
+    assert manifest_main(["annotate", str(path), "--out", str(tmp_path / "m.parquet")]) == 0
+    rows = pq.read_table(tmp_path / "m.parquet").to_pylist()
+    assert rows and {(r["emdb_id"], r["resolution"]) for r in rows} == {("EMD-21051", 3.7)}
+    assert manifest_main(["annotate", str(path), "--out", str(tmp_path / "m2.parquet"), "--emdb-id", "EMD-99999",
+                          "--resolution", "4.5"]) == 0
+    rows = pq.read_table(tmp_path / "m2.parquet").to_pylist()
+    assert {(r["emdb_id"], r["resolution"]) for r in rows} == {("EMD-99999", 4.5)}
