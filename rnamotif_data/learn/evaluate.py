@@ -50,6 +50,7 @@ from rnamotif_data.learn.metrics import (
     plot_confusion,
 )
 from rnamotif_data.learn.networks import build_network
+from rnamotif_data.rna.motifs import CLASS_NAMES, FINE_TYPES, class_index
 from rnamotif_data.split.splits import SUBSETS
 
 log = logging.getLogger("rnamotif_data.learn.evaluate")
@@ -187,7 +188,10 @@ class Evaluator:
 
     def evaluate_mrc_folder(self, folder: str | Path, cube: int | None = None, voxel_size: float = 1.0,
                             normalisation: str = "stored") -> dict:
-        """Metrics on an upstream-style folder of class subfolders of ``.mrc`` files.
+        """Metrics on a folder of ``.mrc`` cubes in either layout ``rnamotif export`` writes:
+        class subfolders (``symmetric_loop/NAME.mrc`` ..., ``--by-class``, the upstream
+        benchmark's layout) or one folder per sample (``NAME/NAME.mrc``, the default export),
+        the class then read off the motif type in ``NAME`` (``cube_*`` is unknown).
 
         ``normalisation``: ``stored`` (default) for cubes this package exported
         (``rnamotif_data.release.export --format mrc``): their values are the store's, already divided
@@ -225,9 +229,26 @@ class Evaluator:
                 files.append(f)
                 labels.append(_FOLDER_CLASS[key])
                 types.append(m.group(3) if m else "unknown")
+        if not files:  # the default export: one folder per sample, NAME/NAME.mrc
+            for sub in sorted(Path(folder).iterdir()):
+                f = sub / f"{sub.name}.mrc"
+                if not (sub.is_dir() and f.is_file()):
+                    continue
+                m = _UPSTREAM_NAME.match(sub.name)
+                if sub.name.startswith("cube_"):
+                    mtype = "unknown"
+                elif m and m.group(3) in FINE_TYPES:
+                    mtype = m.group(3)
+                else:
+                    skipped += 1
+                    continue
+                files.append(f)
+                labels.append(class_index(mtype))
+                types.append(mtype)
         if not files:
-            raise RNAMotifError(f"{folder}: no class subfolders with .mrc files "
-                                f"(expected {', '.join(_FOLDER_CLASS)})")
+            raise RNAMotifError(
+                f"{folder}: no .mrc cubes in either layout of rnamotif export: class folders "
+                f"({', '.join(CLASS_NAMES)}; export --by-class) or sample folders NAME/NAME.mrc (the default export)")
         xs = []
         for f in files:
             dm = read_map(f)

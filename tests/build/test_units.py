@@ -90,7 +90,7 @@ def test_staging_round_trip_keeps_dtypes_and_records(tmp_path):
     assert not os.path.exists(os.path.dirname(part_url(str(tmp_path), "empty")))
 
 
-def _em_cif(tmp_path, related: list[tuple[str, str, str]], resolution: str | None) -> "Path":
+def _em_cif(tmp_path, related: list[tuple[str, str, str]], resolution: str | None):
     """A real deposited mmCIF (4KQY, shipped with the training demo) with the EM records an
     EMDB-deposited entry carries added (``_pdbx_database_related``, ``_em_3d_reconstruction``)."""
     import gemmi

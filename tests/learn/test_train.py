@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.learn.dataset import RNAMotifDataset
 from rnamotif_data.learn.evaluate import CheckpointMismatchError, Evaluator
 from rnamotif_data.learn.evaluate import main as evaluate_main
@@ -152,3 +153,12 @@ def test_cli_acceptance_and_mrc_folder_mode(train_store, demo_store, tmp_path, c
     from_folder = {name_to_id[Path(r["file"]).stem]: r["pred"] for r in res["predictions"]}
     assert from_folder == by_id
     assert len(set(by_id.values())) > 1  # not a constant model: the comparison can fail
+    # the default export (one folder per sample) reads the same (issue 27: it was refused)
+    plain = tmp_path / "mrc-plain"
+    assert export_mrc(demo_store, plain, progress=False) == 7
+    res_plain = ev.evaluate_mrc_folder(plain)
+    assert {name_to_id[Path(r["file"]).stem]: r["pred"] for r in res_plain["predictions"]} == by_id
+    true_of = {Path(r["file"]).stem: r["true"] for r in res["predictions"]}
+    assert {Path(r["file"]).stem: r["true"] for r in res_plain["predictions"]} == true_of  # classes from the names
+    with pytest.raises(RNAMotifError, match="no .mrc cubes in either layout of rnamotif export"):
+        ev.evaluate_mrc_folder(tmp_path)
