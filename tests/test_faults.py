@@ -264,6 +264,24 @@ def test_a_class_edited_in_the_metadata_is_refused_by_the_dataset(two_shard_stor
         RNAMotifDataset(root, split="all")
 
 
+def test_segment_checks_the_type_against_the_selection(tmp_path, capsys):
+    """Issue 27: an 8-nt single strand cut as 1x1 exited 0 and wrote motif_class
+    symmetric_loop. The strands must fit the type, listed with one or two closing pairs
+    (upstream's hairpin3 J:85-91 is 7 nt: two pairs)."""
+    from rnamotif_data.samples.extract import main as segment_main
+
+    common = ["--map", DEMO / "mirror" / "emdb" / "emd_21051.map.gz", "--model", DEMO / "mirror" / "pdb" / "6v5b.pdb"]
+    rc, err = _run(segment_main, [*common, "D:22-29", "--motif-type", "1x1", "--out", tmp_path / "o"], capsys)
+    assert rc == 1 and err.strip() == ("error: 6v5b D:22-29: 1 strand(s) of 8 nucleotides cannot be 1x1, which has "
+                                       "2 strand(s)")
+    assert not (tmp_path / "o").exists()
+    rc, err = _run(segment_main, [*common, "D:14-17,87-90", "--motif-type", "1x1", "--out", tmp_path / "p"], capsys)
+    assert rc == 1 and "strands of 4 + 4 nucleotides do not fit 1x1 (expects 3 + 3 with 1 closing pair(s) or " \
+                       "5 + 5 with 2 closing pair(s))" in err
+    assert _run(segment_main, [*common, "D:14-16,88-90", "--motif-type", "1x1", "--out", tmp_path / "q"],
+                capsys)[0] == 0
+
+
 # 2 ------------------------------------------------------------ one build per store
 def test_a_store_being_built_is_locked(tmp_path, capsys):
     out = tmp_path / "locked.zarr"

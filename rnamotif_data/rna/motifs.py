@@ -93,19 +93,29 @@ def strand_lengths(motif_type: str) -> tuple[int, ...]:
     return tuple(sorted((int(a) + 2, int(b) + 2)))
 
 
-def layout_mismatch(lengths: list[int] | tuple[int, ...], motif_type: str) -> str | None:
+def layout_mismatch(lengths: list[int] | tuple[int, ...], motif_type: str,
+                    flank_pairs: tuple[int, ...] = (1,)) -> str | None:
     """Why strands of ``lengths`` nucleotides (runs of residues consecutive in model order)
-    do not fit ``motif_type`` (:func:`strand_lengths`), or None when they fit. The rule the
-    build and ``rnamotif segment`` share: hairpinN one strand of N + 2, bulgeN N + 2 and 2,
-    AxB A + 2 and B + 2 in either order (closing pairs included).
+    do not fit ``motif_type``, or None when they fit with one of ``flank_pairs`` closing
+    base pairs on each side: hairpinN one strand of N + 2k, bulgeN N + 2k and 2k, AxB A + 2k
+    and B + 2k in either order. ``flank_pairs=(1,)`` is the build's rule
+    (:func:`strand_lengths`: CoSSMos and RNA 3D Motif Atlas listings); ``(1, 2)`` also
+    accepts the upstream benchmark's listings, which carry two flanking pairs. The strand
+    count alone (one for a hairpin, two for the others) never depends on the convention.
 
     Raises
     ------
     UnknownMotifTypeError
         For a type outside the 25 fine types.
     """
-    got, want = sorted(int(n) for n in lengths), list(strand_lengths(motif_type))
-    if got == want:
-        return None
+    got = sorted(int(n) for n in lengths)
+    base = list(strand_lengths(motif_type))
     fmt = lambda v: " + ".join(str(n) for n in v)  # noqa: E731
-    return f"strands of {fmt(got)} nucleotides do not fit {motif_type} (expects {fmt(want)}, closing pairs included)"
+    if len(got) != len(base):
+        return (f"{len(got)} strand(s) of {fmt(got)} nucleotides cannot be {motif_type}, which has "
+                f"{len(base)} strand(s)")
+    options = [sorted(n + 2 * (k - 1) for n in base) for k in flank_pairs]
+    if got in options:
+        return None
+    expects = " or ".join(f"{fmt(o)} with {k} closing pair(s)" for o, k in zip(options, flank_pairs))
+    return f"strands of {fmt(got)} nucleotides do not fit {motif_type} (expects {expects})"

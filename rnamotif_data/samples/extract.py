@@ -24,8 +24,8 @@ from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
 from rnamotif_data.common.version import __version__
 from rnamotif_data.em.maps import read_map, write_map
 from rnamotif_data.em.quality import fit_z
-from rnamotif_data.errors import RNAMotifError
-from rnamotif_data.rna.motifs import FINE_TYPES, class_index, motif_class
+from rnamotif_data.errors import RNAMotifError, SelectionError
+from rnamotif_data.rna.motifs import FINE_TYPES, class_index, layout_mismatch, motif_class
 from rnamotif_data.rna.structure import parse_selection, read_model
 from rnamotif_data.samples.cubes import SegmentConfig, cut_motif, zone_crop
 
@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
                             "or choose another folder")
     selection = parse_selection(args.selection)
     model = read_model(args.model)
+    if args.motif_type != "unknown":  # the strands must fit the type, listed with one or two closing pairs
+        why = layout_mismatch([len(s) for s in model.strands(model.resolve(selection))], args.motif_type,
+                              flank_pairs=(1, 2))
+        if why:
+            raise SelectionError(f"{model.name} {selection}: {why}")
     motif = model.select(selection)
     density_map = read_map(args.map)
     stats = density_map.statistics(config.normalise_percentile)

@@ -251,7 +251,7 @@ def test_type_must_match_the_selection(tmp_path):
     fail = open_store(out).failures
     assert rc == 3 and fail["manifest_row"].tolist() == [0, 1] and set(fail["stage"]) == {"selection"}
     assert "(row 0): strands of 3 + 3 nucleotides do not fit bulge1 (expects 2 + 3" in fail["error"].iloc[0]
-    assert "strands of 4 + 4 nucleotides do not fit hairpin4 (expects 6" in fail["error"].iloc[1]
+    assert "2 strand(s) of 4 + 4 nucleotides cannot be hairpin4, which has 1 strand(s)" in fail["error"].iloc[1]
     assert open_store(out).metadata["motif_type"].tolist()[0] == "4x5"
 
 
