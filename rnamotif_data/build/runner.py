@@ -21,9 +21,13 @@ class Runner:
 
     #: seconds between checks for a cluster without workers
     watch_every = 5.0
+    #: seconds a LocalCluster this runner made may have no worker before the build stops
+    #: (workers that die at start restart forever: a memory limit too low, the OS killing them)
+    local_grace = 120.0
 
     def __init__(self, scheduler: str | None, workers: int | None, threads: int, memory_limit: str):
         self.client = self.cluster = None
+        self.fatal: str | None = None  # set by the watcher: why the build cannot go on
         self._stop = threading.Event()
         if scheduler == "synchronous":
             return
@@ -58,8 +62,14 @@ class Runner:
                 since = None
                 continue
             since = since or time.monotonic()
+            waited = time.monotonic() - since
+            if self.cluster is not None and waited >= self.local_grace:
+                self.fatal = (f"no Dask worker stayed up for {waited:.0f} s on the local cluster (workers restarting: "
+                              "a --memory-limit too low for an entry, or the operating system killing them); the "
+                              "store is resumable: fix that and run the same command with --resume")
+                return
             log.warning("no workers for %.0f s on %s; waiting (start workers, or stop the build and run it "
-                        "again with --resume)", time.monotonic() - since, where)
+                        "again with --resume)", waited, where)
 
     def submit(self, fn, *args):
         """Start ``fn(*args)``; returns a handle for :meth:`as_completed`. Synchronously,
@@ -90,12 +100,19 @@ class Runner:
 
         self._ac = as_completed(list(pending))
         try:
-            for fut in self._ac:
-                try:
-                    yield fut, fut.result()
-                except Exception as exc:  # noqa: BLE001 - e.g. a worker killed for memory
-                    yield fut, exc
-                fut.release()
+            while not self._ac.is_empty():
+                if self.fatal:
+                    raise RNAMotifError(self.fatal)
+                batch = self._ac.next_batch(block=False)
+                if not batch:
+                    time.sleep(0.05)
+                    continue
+                for fut in batch:
+                    try:
+                        yield fut, fut.result()
+                    except Exception as exc:  # noqa: BLE001 - e.g. a worker killed for memory
+                        yield fut, exc
+                    fut.release()
                 if not pending:
                     break
         finally:

@@ -139,3 +139,24 @@ def test_annotating_a_local_model_fills_its_map_and_resolution(tmp_path):
                           "--resolution", "4.5"]) == 0
     rows = pq.read_table(tmp_path / "m2.parquet").to_pylist()
     assert {(r["emdb_id"], r["resolution"]) for r in rows} == {("EMD-99999", 4.5)}
+
+
+def test_a_local_cluster_without_workers_stops_the_build_with_the_reason():
+    """Issue 27: workers that could not stay up restarted forever ("no workers for N s")."""
+    pytest.importorskip("distributed", reason="the parallel build needs the [build] extra")
+    from rnamotif_data.build.runner import Runner
+    from rnamotif_data.errors import RNAMotifError
+
+    class QuickRunner(Runner):
+        watch_every = 0.2
+        local_grace = 1.0
+
+    runner = QuickRunner(None, 1, 1, "auto")
+    try:
+        runner.cluster.scale(0)  # every worker gone, as when each dies at start
+        pending = {runner.submit(sum, [1, 2]): "task"}
+        with pytest.raises(RNAMotifError, match=r"no Dask worker stayed up for \d+ s on the local cluster .* --resume"):
+            for _ in runner.as_completed(pending):
+                pass
+    finally:
+        runner.close()
