@@ -56,7 +56,7 @@ def load_checkpoint(path: str | Path, device) -> dict:
         # never quote torch's advice to load with weights_only=False: that runs the file's code
         raise RNAMotifError(f"{path}: not a loadable checkpoint: it holds objects other than tensors and plain "
                             "data, and checkpoints are read as data only (a file of rnamotif train never does)") from None
-    except (RuntimeError, EOFError, ValueError, AttributeError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to parse an untrusted file is a bad checkpoint
         raise RNAMotifError(f"{path}: not a loadable checkpoint: truncated, or not a file of torch.save "
                             f"({type(exc).__name__})") from None
 
