@@ -282,6 +282,75 @@ def test_segment_checks_the_type_against_the_selection(tmp_path, capsys):
                 capsys)[0] == 0
 
 
+# 1b ----------------------------------------------------------- offline clarity, no hang
+def _em_cif(tmp_path, related: list[tuple[str, str, str]], resolution: str | None):
+    """A real deposited mmCIF (4KQY, shipped with the training demo) with the EM records an
+    EMDB-deposited entry carries added (``_pdbx_database_related``, ``_em_3d_reconstruction``)."""
+    import gemmi
+
+    doc = gemmi.cif.read(str(DEMO / "training" / "models" / "4kqy.cif.gz"))
+    block = doc.sole_block()
+    block.find_mmcif_category("_pdbx_database_related.").erase()
+    if related:
+        loop = block.init_loop("_pdbx_database_related.", ["db_name", "db_id", "content_type", "details"])
+        for db, ident, kind in related:
+            loop.add_row([gemmi.cif.quote(db), gemmi.cif.quote(ident), gemmi.cif.quote(kind), "."])
+    if resolution is not None:
+        block.set_pair("_em_3d_reconstruction.resolution", resolution)
+    path = tmp_path / "4kqy.cif"
+    doc.write_file(str(path))
+    return path
+
+
+def test_em_metadata_is_read_from_the_mmcif(tmp_path):
+    from rnamotif_data.build.annotate import em_metadata
+
+    path = _em_cif(tmp_path, [("EMDB", "EMD-21050", "other EM volume"), ("EMDB", "EMD-21051", "associated EM volume"),
+                              ("PDB", "6V5C", "re-refinement")], "3.7")
+    assert em_metadata(path) == ("EMD-21051", 3.7)
+    assert em_metadata(_em_cif(tmp_path, [], None)) == (None, None)
+    assert em_metadata(DEMO / "mirror" / "pdb" / "6v5b.pdb") == (None, None)  # PDB format: not read
+
+
+def test_annotating_a_local_model_fills_its_map_and_resolution(tmp_path):
+    """Issue 27: annotating a local model left emdb_id and resolution empty, so every row
+    then failed at fetch."""
+    pytest.importorskip("rnapolis", reason="annotation needs RNApolis (the [annotate] extra)")
+    import pyarrow.parquet as pq
+
+    from rnamotif_data.build.manifest import main as manifest_main
+
+    path = _em_cif(tmp_path, [("EMDB", "EMD-21051", "associated EM volume")], "3.7")
+    assert manifest_main(["annotate", str(path), "--out", str(tmp_path / "m.parquet")]) == 0
+    rows = pq.read_table(tmp_path / "m.parquet").to_pylist()
+    assert rows and {(r["emdb_id"], r["resolution"]) for r in rows} == {("EMD-21051", 3.7)}
+    assert manifest_main(["annotate", str(path), "--out", str(tmp_path / "m2.parquet"), "--emdb-id", "EMD-99999",
+                          "--resolution", "4.5"]) == 0
+    rows = pq.read_table(tmp_path / "m2.parquet").to_pylist()
+    assert {(r["emdb_id"], r["resolution"]) for r in rows} == {("EMD-99999", 4.5)}
+
+
+def test_a_local_cluster_without_workers_stops_the_build_with_the_reason():
+    """Issue 27: workers that could not stay up restarted forever ("no workers for N s")."""
+    pytest.importorskip("distributed", reason="the parallel build needs the [build] extra")
+    from rnamotif_data.build.runner import Runner
+    from rnamotif_data.errors import RNAMotifError
+
+    class QuickRunner(Runner):
+        watch_every = 0.2
+        local_grace = 1.0
+
+    runner = QuickRunner(None, 1, 1, "auto")
+    try:
+        runner.cluster.scale(0)  # every worker gone, as when each dies at start
+        pending = {runner.submit(sum, [1, 2]): "task"}
+        with pytest.raises(RNAMotifError, match=r"no Dask worker stayed up for \d+ s on the local cluster .* --resume"):
+            for _ in runner.as_completed(pending):
+                pass
+    finally:
+        runner.close()
+
+
 # 2 ------------------------------------------------------------ one build per store
 def test_a_store_being_built_is_locked(tmp_path, capsys):
     out = tmp_path / "locked.zarr"
