@@ -161,6 +161,10 @@ def test_damaged_inputs_are_one_line_errors_naming_the_file(demo_store, tmp_path
     (root / "density" / "zarr.json").unlink()
     with pytest.raises(StoreError, match=r"array 'density' is missing \(density/zarr.json not found\)"):
         open_store(root)
+    from rnamotif_data import RNAMotifDataset
+
+    with pytest.raises(StoreError, match=r"array 'density' is missing"):  # was FileNotFoundError in the dataset
+        RNAMotifDataset(root, split="all")
     cases = {"not json\n": "not an RNA 3D Motif Atlas release file: not JSON (Expecting value at line 1, column 1)",
              '{"a": 1}': "not an RNA 3D Motif Atlas release file: expected a JSON list of motif groups, found a dict",
              '[{"motif_id": "HL_1", "alignment": {"bad|unit": []}}]':
