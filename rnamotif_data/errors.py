@@ -122,3 +122,9 @@ def is_environment_failure(exc: BaseException) -> bool:
     """True for a failure of the machine (:data:`ENVIRONMENT_ERRNOS`, ``MemoryError``): it
     must stop a build, never be recorded as a failed manifest row."""
     return isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line for a message: ``Type: first line of its text``."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

@@ -66,7 +66,7 @@ from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
 from rnamotif_data.common.extras import require
 from rnamotif_data.common.version import __version__
 from rnamotif_data.em.quality import QualityConfig
-from rnamotif_data.errors import RNAMotifError, is_environment_failure
+from rnamotif_data.errors import RNAMotifError, is_environment_failure, one_line
 from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.samples.background import BackgroundConfig, ShapeDistribution, background_count
 from rnamotif_data.samples.cubes import SegmentConfig
@@ -299,14 +299,14 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
                 kind, item = pending.pop(handle)
                 if kind == "shard":
                     if isinstance(out, BaseException):
-                        raise StoreError(f"{root}: writing the shard at sample {item[0]} failed: {_one_line(out)}; the "
+                        raise StoreError(f"{root}: writing the shard at sample {item[0]} failed: {one_line(out)}; the "
                                          "store is resumable: run the same command with --resume") from None
                     continue
                 job = item
                 if isinstance(out, BaseException) and is_environment_failure(out):
                     raise RNAMotifError(
                         f"{root}: the build stopped while staging {job.pdb_id} / {job.emdb_id or 'its map'}: "
-                        f"{_one_line(out)}; nothing was recorded as failed and the store is resumable: free space "
+                        f"{one_line(out)}; nothing was recorded as failed and the store is resumable: free space "
                         "(or fix the disk) and run the same command with --resume") from None
                 if isinstance(out, BaseException):  # the task itself died: record every row
                     failures = [failure_row(i, row, job.emdb_id, "entry", out) for i, row in job.rows]
@@ -449,11 +449,6 @@ def main(argv: list[str] | None = None) -> int:
     _summary(result, time.perf_counter() - t0)
     return result.exit_status
 
-
-def _one_line(exc: BaseException) -> str:
-    """An exception as one line: its type for OS errors, its first line otherwise."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if isinstance(exc, OSError) or not text else text
 
 
 def _local_address(address: str) -> bool:

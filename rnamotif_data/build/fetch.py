@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from rnamotif_data.build.manifest import REJECTED_SCHEMA, Rejection, check_rows_against_model, read_manifest, read_pdb_ids
 from rnamotif_data.build.sources import SourceConfig, Sources, default_cache_dir
+from rnamotif_data.common.output import REPORT
 from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.rna.structure import read_model
 
@@ -136,15 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     pq.write_table(pa.Table.from_pylist(rows, schema=REPORT_SCHEMA), report)
     failures = Counter(r["status"] for r in rows if r["status"] != "ok")
     ok = sum(r["status"] == "ok" for r in rows)
-    print(f"{args.manifest}: {len(rows)} entry maps, {ok} ok, {sum(failures.values())} failed; "  # noqa: T201 - the program's output
+    REPORT.info(f"{args.manifest}: {len(rows)} entry maps, {ok} ok, {sum(failures.values())} failed; "
           f"downloaded {sources.files_downloaded} files, {sources.bytes_downloaded / 2**20:.1f} MiB")
     for reason, n in failures.most_common():
-        print(f"  {n:6d}  {reason}")  # noqa: T201 - the program's output
+        REPORT.info(f"  {n:6d}  {reason}")
     if args.check_residues:
         bad_path = report.with_name(report.name.removesuffix(".parquet") + ".rejected-rows.parquet")
         pq.write_table(pa.Table.from_pylist(
             [{"row": b.row, "source": b.source, "source_id": b.source_id, "column": b.column,
               "reason": b.reason} for b in bad_rows], schema=REJECTED_SCHEMA), bad_path)
-        print(f"rows not matching their model: {len(bad_rows)} ({bad_path})")  # noqa: T201 - the program's output
-    print(f"report: {report}")  # noqa: T201 - the program's output
+        REPORT.info(f"rows not matching their model: {len(bad_rows)} ({bad_path})")
+    REPORT.info(f"report: {report}")
     return 1 if failures else 0

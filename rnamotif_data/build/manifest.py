@@ -47,6 +47,7 @@ from rnamotif_data.build.schema import (  # noqa: F401 - the contract, re-export
 )
 from rnamotif_data.build.search import run_search
 from rnamotif_data.build.sources import default_cache_dir
+from rnamotif_data.common.output import REPORT
 from rnamotif_data.rna.motifs import FINE_TYPES
 
 __all__ = ["RESIDUE_TYPE", "SCHEMA", "REQUIRED", "REJECTED_SCHEMA", "ManifestError", "Rejection", "empty_row",
@@ -114,14 +115,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "validate":
         table, rejections = read_manifest(args.manifest, strict=args.strict)
-        print(f"{args.manifest}:\n{summary(table, rejections)}")  # noqa: T201 - the program's output
+        REPORT.info(f"{args.manifest}:\n{summary(table, rejections)}")
         return 0
     if args.command == "resolve":
         table, _ = read_manifest(args.manifest)
         cossmos, _ = read_manifest(args.cossmos)
         rows, rejected = resolve_residues(table.to_pylist(), cossmos.to_pylist())
         table, everything = write_manifest(rows, rejected, args.out, strict=args.strict)
-        print(f"{args.out} (rejected rows: {rejected_path(args.out).name}):\n{summary(table, everything)}")  # noqa: T201 - the program's output
+        REPORT.info(f"{args.out} (rejected rows: {rejected_path(args.out).name}):\n{summary(table, everything)}")
         return 0
     if args.kind == "cossmos":
         rows, rejected = importers.import_cossmos(args.files, motif_type=args.motif_type)
@@ -131,5 +132,5 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rows, rejected = importers.import_upstream_folds(args.folder)
     table, everything = write_manifest(rows, rejected, args.out, strict=args.strict)
-    print(f"{args.out} (rejected rows: {rejected_path(args.out).name}):\n{summary(table, everything)}")  # noqa: T201 - the program's output
+    REPORT.info(f"{args.out} (rejected rows: {rejected_path(args.out).name}):\n{summary(table, everything)}")
     return 0

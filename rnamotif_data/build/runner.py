@@ -9,7 +9,7 @@ import threading
 import time
 
 from rnamotif_data.common.extras import require
-from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.errors import RNAMotifError, one_line
 
 log = logging.getLogger("rnamotif_data.build.builder")
 
@@ -40,7 +40,7 @@ class Runner:
                 self.client = Client(scheduler, timeout="30s")
             except (OSError, ValueError, TypeError) as exc:
                 raise RNAMotifError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there "
-                                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+                                    f"({one_line(exc)})") from None
         else:
             n = workers or max(1, os.cpu_count() or 1)
             self.cluster = LocalCluster(n_workers=n, threads_per_worker=threads, memory_limit=memory_limit,

@@ -53,7 +53,7 @@ def load_checkpoint(path: str | Path, device) -> dict:
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError:
-        # never quote torch's advice to load with weights_only=False: that runs the file's code
+        # the message never suggests loading the file unrestricted: that would run its code
         raise RNAMotifError(f"{path}: not a loadable checkpoint: it holds objects other than tensors and plain "
                             "data, and checkpoints are read as data only (a file of rnamotif train never does)") from None
     except Exception as exc:  # noqa: BLE001 - any failure to parse an untrusted file is a bad checkpoint

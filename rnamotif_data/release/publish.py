@@ -36,12 +36,12 @@ import argparse
 import datetime as _dt
 import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from rnamotif_data.common.output import REPORT
 from rnamotif_data.release.card import DESCRIPTOR_ROLES, format_size, write_descriptors
 from rnamotif_data.release.package import Package, ZenodoConfig, hash_file, load_zenodo_config, prepare_package
 from rnamotif_data.release.verify import verify_store
@@ -353,8 +353,8 @@ def main(argv: list[str] | None = None) -> int:
                           verify_values=not args.no_verify_values)
     result = publish(opts, dry_run=args.dry_run, progress=not args.no_progress)
     if args.dry_run:
-        sys.stdout.write("\n".join(result) + "\n")
+        REPORT.info("\n".join(result))
         return 0
-    sys.stdout.write(f"published rnamotif-data {result.version}: https://doi.org/{result.doi} "
-                     f"(record {result.record_id}); registry {registry}\n")
+    REPORT.info(f"published rnamotif-data {result.version}: https://doi.org/{result.doi} "
+                f"(record {result.record_id}); registry {registry}")
     return 0

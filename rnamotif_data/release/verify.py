@@ -31,6 +31,7 @@ import logging
 
 import numpy as np
 
+from rnamotif_data.errors import one_line
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index, motif_class
 from rnamotif_data.storage.checksums import check_checksums
 from rnamotif_data.storage.layout import join
@@ -48,10 +49,6 @@ from rnamotif_data.storage.store import (
 
 log = logging.getLogger("rnamotif_data.release.verify")
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str, int]]:
@@ -82,7 +79,7 @@ def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str
     try:
         arrays = store.arrays()
     except Exception as exc:  # noqa: BLE001 - a damaged store is reported, not raised
-        problems.append(f"arrays: cannot be opened ({_one_line(exc)})")
+        problems.append(f"arrays: cannot be opened ({one_line(exc)})")
         arrays = {}
     missing = [name for name in store.array_names if name not in arrays]
     if arrays and missing:
@@ -103,7 +100,7 @@ def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str
         meta_t = read_table(join(root, METADATA_FILE))
         fail_t = read_table(join(root, FAILURES_FILE))
     except Exception as exc:  # noqa: BLE001
-        problems.append(f"tables: cannot be read ({_one_line(exc)})")
+        problems.append(f"tables: cannot be read ({one_line(exc)})")
         meta_t = fail_t = None
     if meta_t is not None:
         problems += _check_tables(store, meta_t, fail_t, n)
@@ -153,7 +150,7 @@ def _check_values(store) -> list[str]:
         try:
             b = store.read_batch(slice(start, stop), store.array_names)
         except Exception as exc:  # noqa: BLE001 - reported per shard; the others are still read
-            out.append(f"samples {start}-{stop - 1}: {_one_line(exc)}")
+            out.append(f"samples {start}-{stop - 1}: {one_line(exc)}")
             continue
         d = b["density"].astype(np.float32)
         for k in range(stop - start):

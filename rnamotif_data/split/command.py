@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from rnamotif_data.build.importers import import_upstream_folds
 from rnamotif_data.build.schema import read_manifest
+from rnamotif_data.common.output import REPORT
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index
 from rnamotif_data.split.leakage import format_report, leakage_report
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         report = leakage_report(meta, split, relations, class_names)
         text = (f"Leakage report: {source}, scheme {args.scheme}, fingerprint {split.fingerprint[:16]}, "
                 f"{split.n_removed} removed\n\n" + format_report(report, class_names))
-        print(text)  # noqa: T201 - the program's output
+        REPORT.info(text)
         if args.report_out:
             args.report_out.write_text(text)
     return 0
