@@ -1,6 +1,17 @@
 """Build throughput: is a Dask build dominated by reading maps?
 
-20 simulated entries, each a ~300³ map at 1 Å simulated (gemmi, 3-4 Å) from 27 rotated
+Sources (``--source``):
+
+* ``simulated`` (default): see below.
+* ``cryodrgn-50s``: the four real cryoDRGN 50S volumes of ``../shared/data/cryodrgn-50s``
+  (64³ maps, 154 motifs each, one 90,240-atom model); small maps, so the per-motif work
+  is what counts. Also builds synchronously and checks the two stores are byte-identical.
+* ``ribosome``: ``--entries`` ribosome-size entries simulated from real models: the 50S
+  model of ``cryodrgn-50s`` (23S + 5S rRNA, r-proteins) next to the real 30S subunit 4LFB
+  (``../shared/data/atlas-models``, chains renamed S*), 142,286 heavy atoms, a 400³ map
+  (gemmi, 4 Å) with Gaussian noise, and the 50S manifest's 154 motifs per entry.
+
+``simulated``: 20 simulated entries, each a ~300³ map at 1 Å simulated (gemmi, 3-4 Å) from 27 rotated
 copies of the real 6V5B chain D model (chains A-Z, a) laid out on a 3×3×3 grid 90 Å apart,
 plus independent Gaussian noise (0.2 sd), written as EMDB writes maps (``.map.gz``).
 Each entry lists 30 motifs (the 5 internal loops and bulges of 6V5B in 6 of the copies);
@@ -15,7 +26,12 @@ Printed figures:
   * peak RSS per worker against the largest map's float32 size (goal <= 3×);
   * commit (writer) time against staging time (the writer must not be the bottleneck).
 
-Usage: python benchmarks/bench_build.py [--entries 20] [--size 300] [--workers 2] [--keep DIR]
+Every source also prints the build's own per-stage times (``build_timing``: CPU seconds
+per entry and ms per manifest row or background sample), the CPU per row, and the
+extrapolation to 3,000 entries on a 64-core Dask cluster.
+
+Usage: python benchmarks/bench_build.py [--source simulated|cryodrgn-50s|ribosome]
+       [--entries 20] [--size 300] [--workers 2] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -48,6 +64,8 @@ from rnamotif_data.rna.structure import read_model  # noqa: E402
 from rnamotif_data.testing.make_demo import DEMO_MOTIFS  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+CRYODRGN = SHARED / "cryodrgn-50s"
 MODEL = REPO / "demo" / "mirror" / "pdb" / "6v5b.pdb"
 CHAINS = string.ascii_uppercase + "a"
 
@@ -88,38 +106,116 @@ def make_entry(mirror: Path, k: int, size: int) -> tuple[str, str]:
     return pdb_id, f"EMD-{number}"
 
 
+def make_ribosome_entry(mirror: Path, k: int, size: int = 400) -> tuple[str, str]:
+    """Entry k of the ribosome source (PDB 9R{k:02d}, EMD-7{k:04d}): the real 50S model
+    and the real 30S 4LFB side by side, a ``size``³ map simulated at 4 Å plus noise."""
+    pdb_id, number = f"9R{k:02d}", f"7{k:04d}"
+    model_out = mirror / "pdb" / f"{pdb_id.lower()}.cif"
+    map_out = mirror / "emdb" / f"emd_{number}.map.gz"
+    if model_out.exists() and map_out.exists():
+        return pdb_id, f"EMD-{number}"
+    large = gemmi.read_structure(str(sorted((CRYODRGN / "pdb").glob("*.pdb.gz"))[0]))
+    small = gemmi.read_structure(str(SHARED / "atlas-models" / "4lfb.cif.gz"))
+    for st in (large, small):
+        st.setup_entities()
+        st.remove_hydrogens()
+        st.remove_ligands_and_waters()
+    xyz_l = np.array([a.pos.tolist() for c in large[0] for r in c for a in r])
+    xyz_s = np.array([a.pos.tolist() for c in small[0] for r in c for a in r])
+    # the 30S beside the 50S along x, 10 Å apart, centred on the 50S in y and z
+    shift = np.array([xyz_l[:, 0].max() - xyz_s[:, 0].min() + 10.0, 0.0, 0.0])
+    shift[1:] = xyz_l[:, 1:].mean(axis=0) - xyz_s[:, 1:].mean(axis=0)
+    model = large[0]
+    for chain in small[0]:
+        chain.name = "S" + chain.name
+        for res in chain:
+            for a in res:
+                a.pos = gemmi.Position(*(np.array(a.pos.tolist()) + shift))
+        model.add_chain(chain)
+    large.setup_entities()
+    model_out.parent.mkdir(parents=True, exist_ok=True)
+    large.make_mmcif_document().write_file(str(model_out))
+    atoms = read_model(model_out).atoms
+    lo, hi = atoms.xyz.min(axis=0) - 10.0, atoms.xyz.max(axis=0) + 10.0
+    voxel = float(np.ceil((hi - lo).max() / (size - 1) * 100) / 100)
+    corner = np.floor(((lo + hi) / 2 - voxel * size / 2) / voxel) * voxel
+    from rnamotif_data.em.simulate import simulate_on_grid
+
+    data = simulate_on_grid(atoms, (size, size, size), corner, voxel, 4.0)
+    rng = np.random.default_rng(k)
+    data += rng.normal(0.0, 0.2 * float(data.std()), size=data.shape).astype(np.float32)
+    write_map(map_out, data, np.full(3, voxel), corner, placement="nstart")
+    return pdb_id, f"EMD-{number}"
+
+
 def _read_stats(path: str) -> float:
     t = time.perf_counter()
     read_map(path).statistics()
     return time.perf_counter() - t
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--entries", type=int, default=20)
-    p.add_argument("--size", type=int, default=300)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--keep", type=Path, help="keep (and reuse) the simulated mirror here")
-    args = p.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench_build_"))
+def _prepare(args, work: Path) -> tuple[Path, Path, list[str]]:
+    """(manifest, mirror, map paths) of the chosen source."""
     mirror = args.keep or work / "mirror"
-    try:
-        t0 = time.perf_counter()
-        rows = []
+    rows = []
+    if args.source == "cryodrgn-50s":
+        if not CRYODRGN.is_dir():
+            raise SystemExit(f"--source cryodrgn-50s: {CRYODRGN} is absent (the shared real data)")
+        return CRYODRGN / "manifest.parquet", CRYODRGN, sorted(str(p) for p in (CRYODRGN / "emdb").glob("*"))
+    if args.source == "ribosome":
+        motifs = pq.read_table(CRYODRGN / "manifest.parquet").to_pylist()
+        first = motifs[0]["emdb_id"]
+        motifs = [m for m in motifs if m["emdb_id"] == first]
+        for k in range(args.entries):
+            pdb_id, emdb_id = make_ribosome_entry(mirror, k, args.size)
+            rows += [{"pdb_id": pdb_id, "emdb_id": emdb_id, "motif_type": m["motif_type"],
+                      "selection": m["selection"], "resolution": 4.0, "source": "bench"} for m in motifs]
+    else:
         for k in range(args.entries):
             pdb_id, emdb_id = make_entry(mirror, k, args.size)
             for c in CHAINS[:6]:
                 for sel, mtype in DEMO_MOTIFS.items():
                     rows.append({"pdb_id": pdb_id, "emdb_id": emdb_id, "motif_type": mtype,
                                  "selection": sel.replace("D:", f"{c}:"), "source": "bench"})
-        manifest = work / "bench.parquet"
-        pq.write_table(rows_to_table(rows), manifest)
-        print(f"simulated mirror ready in {time.perf_counter() - t0:.0f} s: {mirror}")
+    manifest = work / "bench.parquet"
+    pq.write_table(rows_to_table(rows), manifest)
+    maps = sorted({str(mirror / "emdb" / f"emd_{r['emdb_id'][4:]}.map.gz") for r in rows})
+    return manifest, mirror, maps
+
+
+def _stage_table(timing: dict, entries: int) -> None:
+    """Per-stage CPU seconds per entry and ms per manifest row or background sample."""
+    rows = max(timing["manifest_rows"] + timing["background_samples"], 1)
+    total = sum(timing["cpu"].values())
+    print(f"per stage (CPU, from the store's build_timing; {entries} entries, {rows} rows incl. background):")
+    print(f"  {'stage':<11} {'s/entry':>8} {'ms/row':>8} {'share':>6}")
+    for stage, v in timing["cpu"].items():
+        print(f"  {stage:<11} {v / entries:8.2f} {1000 * v / rows:8.1f} {100 * v / max(total, 1e-12):5.1f}%")
+    print(f"  {'total':<11} {total / entries:8.2f} {1000 * total / rows:8.1f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--source", choices=("simulated", "cryodrgn-50s", "ribosome"), default="simulated")
+    p.add_argument("--entries", type=int, default=None, help="default 20 (simulated), 2 (ribosome)")
+    p.add_argument("--size", type=int, default=None, help="map edge in voxels: default 300 (simulated), "
+                   "400 (ribosome)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--keep", type=Path, help="keep (and reuse) the simulated mirror here")
+    args = p.parse_args()
+    args.entries = args.entries or (2 if args.source == "ribosome" else 20)
+    args.size = args.size or (400 if args.source == "ribosome" else 300)
+    work = Path(tempfile.mkdtemp(prefix="bench_build_"))
+    try:
+        t0 = time.perf_counter()
+        manifest, mirror, paths = _prepare(args, work)
+        n_entries = len(paths)
+        print(f"source {args.source}: {n_entries} maps ready in {time.perf_counter() - t0:.0f} s: {mirror}")
 
         # baseline: read + statistics of every map, one process
         t0 = time.perf_counter()
         largest = 0
-        for path in sorted((mirror / "emdb").glob("*.map.gz"))[: args.entries]:
+        for path in paths:
             m = read_map(path)
             m.statistics()
             largest = max(largest, m.data.nbytes)
@@ -134,16 +230,19 @@ def main() -> None:
                                dashboard_address=None, memory_limit="auto")
         client = Client(cluster)
         # baseline 2: the same reads on the same workers, in parallel (what the machine can do)
-        paths = [str(p) for p in sorted((mirror / "emdb").glob("*.map.gz"))[: args.entries]]
         t0 = time.perf_counter()
         client.gather(client.map(_read_stats, paths, pure=False))
         t_read_par = time.perf_counter() - t0
-        client.restart()
+        client.close()
+        cluster.close()  # fresh workers for the build: their peak RSS is the build's own
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, memory_limit="auto")
+        client = Client(cluster)
         idle = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
         out = work / "bench.zarr"
+        sources = SourceConfig(cache_dir=work / "cache", mirror=mirror, offline=True)
         t0 = time.perf_counter()
-        result = build(manifest, str(out), BuildConfig(),
-                       source_config=SourceConfig(cache_dir=work / "cache", mirror=mirror, offline=True),
+        result = build(manifest, str(out), BuildConfig(), source_config=sources,
                        scheduler=cluster.scheduler_address, progress=False)
         wall = time.perf_counter() - t0
         rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
@@ -153,11 +252,11 @@ def main() -> None:
 
         mib = 1 << 20
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-        print(f"entries: {args.entries}, maps {shape} voxels (z-y-x) at 1 Å, largest {largest / mib:.0f} MiB float32")
+        print(f"entries: {n_entries}, maps {shape} voxels (z-y-x), largest {largest / mib:.0f} MiB float32")
         print(f"samples: {result.n_samples} ({result.n_samples - result.n_background} motifs + "
               f"{result.n_background} background), failed rows {result.n_failed_rows}")
         print(f"build wall time            : {wall:8.1f} s  ({result.n_samples / wall:.1f} samples/s, "
-              f"{wall / args.entries:.2f} s per entry)")
+              f"{wall / n_entries:.2f} s per entry)")
         print(f"  staging                  : {result.stage_seconds:8.1f} s")
         print(f"  commit (shard writers)   : {result.commit_seconds:8.1f} s  "
               f"({100 * result.commit_seconds / wall:.0f}% of wall)")
@@ -175,6 +274,22 @@ def main() -> None:
         print(f"peak RSS growth per worker : {grow / mib:.0f} MiB = {grow / largest:.2f}x largest map")
         print(f"store size                 : {store_bytes / mib:.1f} MiB "
               f"({store_bytes / max(result.n_samples, 1) / 1024:.0f} KiB per sample)")
+        timing = result.timing
+        _stage_table(timing, n_entries)
+        cpu = sum(timing["cpu"].values())
+        bg = timing["cpu"]["background"] / max(cpu, 1e-12)
+        print(f"background search          : {100 * bg:.1f}% of the entries' CPU   goal <= 10%   "
+              f"{'PASS' if bg <= 0.10 else 'FAIL'}")
+        per_row = timing["cpu_ms_per_row"]
+        print(f"CPU per row (tasks)        : {per_row:.1f} ms   goal <= 50 ms   {'PASS' if per_row <= 50 else 'FAIL'}")
+        per_entry = cpu / n_entries
+        print(f"extrapolation              : 3,000 such entries on 64 cores: {3000 * per_entry / 64 / 3600:.2f} h "
+              f"({per_entry:.1f} CPU s per entry; reads from the archive not included)")
+        if args.source == "cryodrgn-50s":
+            sync = work / "sync.zarr"
+            build(manifest, str(sync), BuildConfig(), source_config=sources, scheduler="synchronous", progress=False)
+            same = (out / "checksums.sha256").read_bytes() == (sync / "checksums.sha256").read_bytes()
+            print(f"LocalCluster vs synchronous: {'byte-identical' if same else 'DIFFERENT'} checksums.sha256")
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -116,3 +116,15 @@ def test_the_command_reports_a_missing_extra_in_one_line():
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "needs torch" in lines[0], r.stderr
     assert lines[0].endswith("pip install 'rnamotif-data[learn]'"), lines
+
+
+def test_build_help_loads_no_heavy_module():
+    """Issue 24: `python -m builders.build --help` imports no scipy (nor torch, dask,
+    sklearn, matplotlib): scipy is imported where a KD-tree, an interpolation or an FFT
+    is used."""
+    code = ("import runpy, sys\nsys.argv = ['build', '--help']\ntry:\n    runpy.run_module('builders.build', "
+            "run_name='__main__')\nexcept SystemExit:\n    pass\nprint(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'scipy', 'torch', 'dask', 'distributed', 'sklearn', 'matplotlib'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -62,8 +62,10 @@ from rnamotif_data.build.outdir import check_out, prepare_root
 from rnamotif_data.build.runner import Runner
 from rnamotif_data.build.sources import SourceConfig, Sources, default_cache_dir
 from rnamotif_data.build.staging import clean_staging, part_exists, read_part, write_part
+from rnamotif_data.build.timing import format_timing
 from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
 from rnamotif_data.common.extras import require
+from rnamotif_data.common.output import REPORT
 from rnamotif_data.common.version import __version__
 from rnamotif_data.em.quality import QualityConfig
 from rnamotif_data.errors import RNAMotifError, is_environment_failure, one_line
@@ -162,6 +164,19 @@ class BuildResult:
     background_requested: int = 0
     background_short: dict = field(default_factory=dict)
     map_warnings: dict = field(default_factory=dict)
+    #: the store's ``build_timing`` attribute (:func:`rnamotif_data.build.timing.timing_attrs`)
+    timing: dict = field(default_factory=dict)
+    #: one row per entry: its counts and per-stage wall and CPU seconds (``--profile``)
+    profile: list = field(default_factory=list)
+    #: entry key -> (wall s, CPU s) of writing its staging file, this run
+    staging_seconds: dict = field(default_factory=dict)
+    #: (wall s, CPU s) of the shard writers, this run
+    writing: tuple = (0.0, 0.0)
+
+    def add_writing(self, out) -> None:
+        """Add a :func:`rnamotif_data.build.commit.commit_shard` result's seconds."""
+        if isinstance(out, dict):
+            self.writing = (self.writing[0] + out.get("wall", 0.0), self.writing[1] + out.get("cpu", 0.0))
 
     @property
     def exit_status(self) -> int:
@@ -256,6 +271,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
             result.background_requested = int(old.get("background", {}).get("requested", result.n_background))
             result.background_short = dict(old.get("background", {}).get("short", {}))
             result.map_warnings = dict(old.get("map_warnings", {}))
+            result.timing = dict(old.get("build_timing", {}))
             clean_staging(str(root))
             return result
         set_attrs(str(root), {**attrs, "build_state": "building"})
@@ -301,6 +317,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
                     if isinstance(out, BaseException):
                         raise StoreError(f"{root}: writing the shard at sample {item[0]} failed: {one_line(out)}; the "
                                          "store is resumable: run the same command with --resume") from None
+                    result.add_writing(out)
                     continue
                 job = item
                 if isinstance(out, BaseException) and is_environment_failure(out):
@@ -315,6 +332,9 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
                 n_samples += out["n_samples"]
                 n_failed += out["n_failed"]
                 result.read_seconds += out["read_seconds"]
+                if "timing" in out:
+                    t = out["timing"]
+                    result.staging_seconds[job.key] = (t["wall"]["staging"], t["cpu"]["staging"])
                 bar.set_postfix(samples=n_samples, failed_rows=n_failed)
                 bar.update(1)
                 writer.staged(job.key, out["n_samples"])
@@ -406,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compression-level", type=int, default=None,
                    help="level of the codec (lz4 1-9, default 5; zstd 1-22, default 3)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--profile", type=Path, metavar="FILE",
+                   help="write a per-entry table of stage times (wall and CPU seconds), map shape and model size "
+                        "to FILE (.csv or .parquet); the summary always gives the totals")
     add_config_arguments(p, SegmentConfig)
     add_config_arguments(p, BackgroundConfig, prefix="background_", types={"per_entry": _int_or_auto})
     add_config_arguments(p, QualityConfig, types={"cc_local_radius": float})
@@ -447,7 +470,28 @@ def main(argv: list[str] | None = None) -> int:
                    resume=args.resume, overwrite=args.overwrite, retry_failed=args.retry_failed,
                    dataset_version=args.dataset_version, progress=not args.no_progress)
     _summary(result, time.perf_counter() - t0)
+    if args.profile is not None:
+        _write_profile(args.profile, result)
     return result.exit_status
+
+
+def _write_profile(path: Path, result: BuildResult) -> None:
+    """Write ``--profile``: one row per entry staged or committed by this run."""
+    if not result.profile:
+        log.warning("--profile %s: not written; the store was already complete, so no entry was timed in this run "
+                    "(its totals are in the store's build_timing attribute)", path)
+        return
+    table = pa.Table.from_pylist(result.profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+    else:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, path)
+    log.info("per-entry stage times: %s (%d entries)", path, table.num_rows)
 
 
 
@@ -492,6 +536,13 @@ def _check_run_options(args, mirror) -> None:
         raise RNAMotifError(f"--mirror {mirror}: no such folder")
     if not Path(args.manifest).is_file():
         raise RNAMotifError(f"--manifest {args.manifest}: no such file")
+    if args.profile is not None:
+        if args.profile.suffix not in (".csv", ".parquet"):
+            raise RNAMotifError(f"--profile {args.profile}: expected a .csv or .parquet file name")
+        if args.profile.is_dir():
+            raise RNAMotifError(f"--profile {args.profile}: is a folder; give a file name")
+        if args.profile.exists() and not args.overwrite:
+            raise RNAMotifError(f"--profile {args.profile}: the file exists; choose a new name, or --overwrite")
 
 
 def _summary(result: BuildResult, seconds: float) -> None:
@@ -504,6 +555,9 @@ def _summary(result: BuildResult, seconds: float) -> None:
         log.warning("background: %d of %d requested cubes placed; entries short of sites: %s",
                     result.n_background, result.background_requested,
                     ", ".join(f"{k} {p}/{a}" for k, (p, a) in sorted(result.background_short.items())))
+    if result.timing and not result.noop:
+        for line in format_timing(result.timing):
+            REPORT.info("%s", line)
     by_note = Counter(note for notes in result.map_warnings.values() for note in notes)
     for note, k in sorted(by_note.items()):
         log.warning("map warning in %d entr%s: %s", k, "y" if k == 1 else "ies", note)

@@ -9,12 +9,14 @@ interruptions.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import numpy as np
 import pyarrow as pa
 
 from rnamotif_data.build.staging import read_part
+from rnamotif_data.build.timing import ENTRY_STAGES, sum_timings, timing_attrs
 from rnamotif_data.storage.checksums import write_checksums
 from rnamotif_data.storage.layout import join
 from rnamotif_data.storage.store import (
@@ -36,12 +38,14 @@ from rnamotif_data.storage.store import (
 __all__ = ["commit_shard", "plan_shards", "ShardWriter", "commit"]
 
 
-def commit_shard(root: str, start: int, pieces: list[tuple[str, int, int]]) -> int:
+def commit_shard(root: str, start: int, pieces: list[tuple[str, int, int]]) -> dict:
     """Write one shard (samples ``start ...``) from staging files; the only writer of it.
 
     ``pieces`` are ``(entry key, first, stop)`` slices of the entries' staged samples, in
-    sample order. Returns the number of samples written.
+    sample order. Returns ``{"n_samples": written, "wall": s, "cpu": s}`` (the task's
+    wall and thread-CPU seconds, for the build's ``writing`` stage).
     """
+    t, c = time.perf_counter(), time.thread_time()
     chunks: dict[str, list] = {name: [] for name in ARRAYS}
     for key, a, b in pieces:
         part = read_part(root, key, arrays=True)
@@ -49,7 +53,7 @@ def commit_shard(root: str, start: int, pieces: list[tuple[str, int, int]]) -> i
             chunks[name].append(part[name][a:b])
     data = {name: np.concatenate(v) for name, v in chunks.items()}
     write_shard(root, start, data)
-    return len(data["density"])
+    return {"n_samples": len(data["density"]), "wall": time.perf_counter() - t, "cpu": time.thread_time() - c}
 
 
 def plan_shards(counts: list[tuple[str, int]], shard_size: int) -> list[tuple[int, list[tuple[str, int, int]]]]:
@@ -105,6 +109,20 @@ class ShardWriter:
         return out
 
 
+def _shape_text(shape) -> str | None:
+    """A map's ``(z, y, x)`` shape as ``"z x y x x"`` text, e.g. ``64x64x64``."""
+    return "x".join(str(int(v)) for v in shape) if shape else None
+
+
+def _entry_timing(part: dict, staging: tuple[float, float] | None) -> dict:
+    """An entry's stage timing from its staging file, with the time spent writing that
+    file (known only to the run that wrote it; 0 for entries staged by an earlier run)."""
+    timing = part.get("timing") or {"wall": {}, "cpu": {}}
+    wall, cpu = dict(timing.get("wall", {})), dict(timing.get("cpu", {}))
+    wall["staging"], cpu["staging"] = staging or (0.0, 0.0)
+    return {"wall": wall, "cpu": cpu}
+
+
 def commit(root, jobs, rejections, raw_rows, config, runner, writer, result) -> None:
     """Finish a build whose entries are all staged: size the arrays to N samples, write the
     remaining shards (one task per shard), then ``metadata.parquet``, ``failures.parquet``
@@ -124,9 +142,18 @@ def commit(root, jobs, rejections, raw_rows, config, runner, writer, result) -> 
                          "motif_type": row.get("motif_type"), "residues": None, "source": rej.source,
                          "source_id": rej.source_id, "stage": "manifest", "error_type": "Rejected",
                          "error": f"column {rej.column}: {rej.reason}"})
-    requested, short, map_warnings = 0, {}, {}
+    requested, short, map_warnings, timings = 0, {}, {}, []
     for job in jobs:
         part = read_part(root, job.key)
+        timing = _entry_timing(part, result.staging_seconds.get(job.key))
+        timings.append(timing)
+        n_bg = sum(1 for m in part["meta"] if m["is_background"])
+        result.profile.append({"entry": job.key, "pdb_id": job.pdb_id, "emdb_id": job.emdb_id,
+                               "manifest_rows": len(job.rows), "samples": len(part["meta"]), "background": n_bg,
+                               "failed_rows": len(part["failures"]), "map_shape": _shape_text(part.get("map_shape")),
+                               "model_atoms": part.get("n_atoms"),
+                               **{f"{stage}_s": timing["wall"].get(stage, 0.0) for stage in ENTRY_STAGES},
+                               **{f"{stage}_cpu_s": timing["cpu"].get(stage, 0.0) for stage in ENTRY_STAGES}})
         metas += part["meta"]
         failures += part["failures"]
         asked, placed = int(part.get("background_requested", 0)), int(part.get("background_placed", 0))
@@ -153,6 +180,7 @@ def commit(root, jobs, rejections, raw_rows, config, runner, writer, result) -> 
         start = pending.pop(handle)
         if isinstance(out, BaseException):
             raise StoreError(f"{root}: writing the shard at sample {start} failed: {out}") from out
+        result.add_writing(out)
     meta_table = pa.Table.from_pylist([{c: m.get(c) for c in METADATA_SCHEMA.names} for m in metas],
                                       schema=METADATA_SCHEMA)
     failures.sort(key=lambda f: f["manifest_row"])
@@ -160,9 +188,12 @@ def commit(root, jobs, rejections, raw_rows, config, runner, writer, result) -> 
     write_table(join(root, METADATA_FILE), meta_table)
     write_table(join(root, FAILURES_FILE), fail_table)
     n_background = sum(1 for m in metas if m["is_background"])
+    n_rows = len(rejections) + sum(len(job.rows) for job in jobs)
+    total = sum_timings([*timings, {"wall": {"writing": result.writing[0]}, "cpu": {"writing": result.writing[1]}}])
+    result.timing = timing_attrs(total, len(jobs), n_rows, n_background)
     set_attrs(root, {"n_samples": n, "n_background": n_background, "n_failed_rows": len(failures),
                      "background": {"requested": requested, "placed": n_background, "short": short},
-                     "map_warnings": map_warnings})
+                     "map_warnings": map_warnings, "build_timing": result.timing})
     write_checksums(root)
     set_attrs(root, {"build_state": "complete"})
     result.n_samples = n

@@ -19,12 +19,12 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from rnamotif_data.build.config import BuildConfig
 from rnamotif_data.build.manifest import row_selection
 from rnamotif_data.build.sources import SourceConfig, Sources
 from rnamotif_data.build.staging import write_part
+from rnamotif_data.build.timing import StageClock
 from rnamotif_data.em.maps import header_statistics_notes, read_map
 from rnamotif_data.em.quality import QualityConfig, expected_q_score, fit_z, fraction_above, motif_quality, q_reference
 from rnamotif_data.errors import RNAMotifError, is_environment_failure
@@ -110,6 +110,7 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
     ``background_placed``) -- the cubes stay in the staging file, never in the scheduler.
     """
     t0 = time.perf_counter()
+    clock = StageClock()
     samples, failures, entry_failed, read_s = [], [], False, 0.0
     emdb = job.emdb_id
     stage = "fetch"
@@ -118,36 +119,44 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
         if job.error:
             stage = "manifest"
             raise RNAMotifError(job.error)
-        sources = Sources(source_config)
-        if emdb is None:
-            emdb, _ = sources.map_id(job.pdb_id)
-        model_path = sources.model(job.pdb_id)
-        map_path = sources.map(emdb)
+        with clock("fetch"):
+            sources = Sources(source_config)
+            if emdb is None:
+                emdb, _ = sources.map_id(job.pdb_id)
+            model_path = sources.model(job.pdb_id)
+            map_path = sources.map(emdb)
         stage = "model"
-        model = read_model(model_path, name=job.pdb_id)
-        stage = "map"
-        t1 = time.perf_counter()
-        dmap = read_map(map_path)
-        stats = dmap.statistics(config.segment.normalise_percentile)
-        extra["map_warnings"] = list(dmap.warnings) + header_statistics_notes(dmap, stats)
+        with clock("read"):
+            model = read_model(model_path, name=job.pdb_id)
+            stage = "map"
+            t1 = time.perf_counter()
+            dmap = read_map(map_path)
+        with clock("statistics"):
+            stats = dmap.statistics(config.segment.normalise_percentile)
+            extra["map_warnings"] = list(dmap.warnings) + header_statistics_notes(dmap, stats)
         read_s = time.perf_counter() - t1
+        extra["map_shape"], extra["n_atoms"] = list(dmap.shape), int(len(model.atoms.xyz))
         stage = "placement"
-        inside = dmap.contains(model.atoms.xyz)
-        if not inside.any():
-            raise RNAMotifError(f"{job.pdb_id} / {emdb} ({map_path.name}): no atom of the model lies inside the map box")
-        z = fit_z(dmap, model.atoms.xyz[inside], stats)
+        with clock("placement"):
+            inside = dmap.contains(model.atoms.xyz)
+            if not inside.any():
+                raise RNAMotifError(f"{job.pdb_id} / {emdb} ({map_path.name}): no atom of the model lies inside "
+                                    "the map box")
+            z = fit_z(dmap, model.atoms.xyz[inside], stats)
         if z < config.min_fit_z:
             raise RNAMotifError(f"{job.pdb_id} / {emdb} ({map_path.name}): model atoms inside the map have fit_z "
                                 f"{z:.2f} < min_fit_z {config.min_fit_z:g}; map misplaced or wrong model")
         resolution = _resolution(sources, job)
-        ctx = _Entry(job, emdb, model, dmap, stats, resolution, config, extra["map_warnings"])
+        with clock("quality"):
+            ctx = _Entry(job, emdb, model, dmap, stats, resolution, config, extra["map_warnings"], clock)
         samples, failures, motif_xyz, targets = _segment_rows(ctx)
         n_ok = len(samples)
         if n_ok == 0 and job.rows:
             entry_failed = True
         else:
             extra["background_requested"] = background_count(n_ok, config.background)
-            samples += _background(ctx, motif_xyz, extra["background_requested"], targets)
+            with clock("background"):
+                samples += _background(ctx, motif_xyz, extra["background_requested"], targets)
             extra["background_placed"] = len(samples) - n_ok
     except Exception as exc:  # noqa: BLE001 - an entry failure is recorded, never fatal
         if is_environment_failure(exc):  # a full disk fails the build, never the rows
@@ -155,19 +164,25 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
         log.debug("%s: %s failed: %s", job.key, stage, exc)
         samples, entry_failed = [], True
         failures = [failure_row(i, row, emdb, stage, exc) for i, row in job.rows]
-    write_part(root, job.key, samples, failures, entry_failed, extra)
+    extra["timing"] = clock.to_dict()
+    with clock("staging"):
+        write_part(root, job.key, samples, failures, entry_failed, extra)
     return {"key": job.key, "n_samples": len(samples), "n_failed": len(failures),
             "reasons": dict(Counter(f["stage"] for f in failures)),
-            "seconds": time.perf_counter() - t0, "read_seconds": read_s, **extra}
+            "seconds": time.perf_counter() - t0, "read_seconds": read_s, **extra, "timing": clock.to_dict()}
 
 
 class _Entry:
     """Per-entry context: model, map, statistics, one KD-tree of every model atom, one
     Q-score reference, the chains' sequences, the map's warnings."""
 
-    def __init__(self, job, emdb, model, dmap, stats, resolution, config: BuildConfig, map_warnings):
+    def __init__(self, job, emdb, model, dmap, stats, resolution, config: BuildConfig, map_warnings,
+                 clock: StageClock | None = None):
         self.job, self.emdb, self.model, self.dmap, self.stats = job, emdb, model, dmap, stats
+        self.clock = clock or StageClock()
         self.resolution, self.config, self.map_warnings = resolution, config, list(map_warnings)
+        from scipy.spatial import cKDTree  # here: the command's --help needs no scipy
+
         self.tree = cKDTree(model.atoms.xyz)
         # background seed key: the model's coordinates, so one model fitted to several maps
         # gets the same background residues wherever the maps allow them (like its motifs)
@@ -260,7 +275,7 @@ def _check_quality(cols: dict, config: BuildConfig, what: str) -> None:
 
 
 def _segment_rows(ctx: _Entry):
-    job, model, config = ctx.job, ctx.model, ctx.config
+    job, model, config, clock = ctx.job, ctx.model, ctx.config, ctx.clock
     samples, failures, motif_xyz, targets = [], [], [], []
     for i, row in job.rows:
         stage = "manifest"
@@ -272,22 +287,27 @@ def _segment_rows(ctx: _Entry):
             if sel is None:
                 raise RNAMotifError(f"row {i}: no residues or selection")
             stage = "segment"
-            resolved = model.resolve(sel)
-            desc = f"{job.pdb_id} {sel} (row {i})"
-            check_strands(model, resolved, row["motif_type"], desc)
-            atoms = model.atoms.subset(resolved)
-            motif_xyz.append(atoms.xyz)
-            seq = atoms.sequence()
-            if row.get("sequence") and not sequence_matches(row["sequence"], seq):
-                raise _RowError(f"row {i}: sequence {row['sequence']} differs from the model's {seq} "
-                                f"({job.pdb_id} {sel}; modified residues compared as their parents)", "selection")
-            _check_placement(ctx, atoms, f"{desc} {row['motif_type']}")
-            cube = cut_motif(ctx.dmap, atoms, config.segment, context=model.atoms, stats=ctx.stats,
+            with clock("segment"):
+                resolved = model.resolve(sel)
+                desc = f"{job.pdb_id} {sel} (row {i})"
+                check_strands(model, resolved, row["motif_type"], desc)
+                atoms = model.atoms.subset(resolved)
+                motif_xyz.append(atoms.xyz)
+                seq = atoms.sequence()
+                if row.get("sequence") and not sequence_matches(row["sequence"], seq):
+                    raise _RowError(f"row {i}: sequence {row['sequence']} differs from the model's {seq} "
+                                    f"({job.pdb_id} {sel}; modified residues compared as their parents)", "selection")
+            with clock("placement"):
+                _check_placement(ctx, atoms, f"{desc} {row['motif_type']}")
+            with clock("segment"):
+                cube = cut_motif(ctx.dmap, atoms, config.segment, context=model.atoms, stats=ctx.stats,
                                  description=desc)
             stage = "quality"
-            qcols = ctx.quality_columns(atoms, model.atoms.residue_rows(resolved))
-            _check_quality(qcols, config, f"{desc} {row['motif_type']}")
-            residues = format_residues(atoms.residues)
+            with clock("quality"):
+                qcols = ctx.quality_columns(atoms, model.atoms.residue_rows(resolved))
+                _check_quality(qcols, config, f"{desc} {row['motif_type']}")
+            with clock("segment"):
+                residues = format_residues(atoms.residues)
             targets.append((tuple(len(s) for s in model.strands(resolved)), atoms.xyz))  # kept motifs
             samples.append(_sample(cube, {
                 "sample_id": _sample_id(ctx.emdb, job.pdb_id, row["motif_type"], residues),
@@ -318,7 +338,8 @@ def _background(ctx: _Entry, motif_xyz, n: int, targets) -> list[dict]:
     def accept(atoms) -> bool:
         try:
             _check_placement(ctx, atoms, "background")
-            cubes[id(atoms)] = cut_motif(ctx.dmap, atoms, config.segment, context=ctx.model.atoms,
+            with ctx.clock("segment"):
+                cubes[id(atoms)] = cut_motif(ctx.dmap, atoms, config.segment, context=ctx.model.atoms,
                                              stats=ctx.stats, description="background")
             return True
         except Exception:  # noqa: BLE001 - a candidate that fails a check is simply not taken
@@ -335,10 +356,12 @@ def _background(ctx: _Entry, motif_xyz, n: int, targets) -> list[dict]:
             modelled = site.kind != "density"
             cube = cubes.get(id(site.atoms)) if modelled else None
             if cube is None:
-                cube = cut_motif(ctx.dmap, site.atoms, config.segment,
+                with ctx.clock("segment"):
+                    cube = cut_motif(ctx.dmap, site.atoms, config.segment,
                                      context=ctx.model.atoms if modelled else None, stats=ctx.stats, description=desc)
-            qcols = (ctx.quality_columns(site.atoms, ctx.model.atoms.residue_rows(site.residue_indices))
-                     if modelled else _density_site_quality(ctx, site))
+            with ctx.clock("quality"):
+                qcols = (ctx.quality_columns(site.atoms, ctx.model.atoms.residue_rows(site.residue_indices))
+                         if modelled else _density_site_quality(ctx, site))
         except Exception as exc:  # noqa: BLE001
             log.warning("%s: background sample %d skipped: %s", job.key, k, exc)
             continue

@@ -36,7 +36,6 @@ import math
 
 import gemmi
 import numpy as np
-import scipy.fft
 
 from rnamotif_data.em.maps import DensityMap
 from rnamotif_data.em.simulate import box_structure, simulate_on_grid
@@ -89,6 +88,8 @@ def model_map(atoms: AtomTable, shape: tuple[int, int, int], origin: np.ndarray,
     dc.grid.set_size(*(int(v) for v in fine))
     dc.grid.fill(0.0)
     dc.add_model_density_to_grid(st[0])
+    import scipy.fft  # here, not at import: the command's --help needs no scipy
+
     rho = np.array(dc.grid, copy=False)  # x-y-z
     f = scipy.fft.rfftn(rho, workers=1)
     s2 = [np.fft.fftfreq(int(fine[0]), d=float(vs[0] / k)) ** 2, np.fft.fftfreq(int(fine[1]), d=float(vs[1] / k)) ** 2,

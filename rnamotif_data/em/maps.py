@@ -33,7 +33,6 @@ from pathlib import Path
 import mrcfile
 import mrcfile.utils
 import numpy as np
-from scipy.ndimage import map_coordinates
 
 from rnamotif_data.errors import MapFormatError
 
@@ -151,6 +150,8 @@ class DensityMap:
         ``(N,)`` float64 values. Points outside the box of voxel centres take the value
         of a zero-padded map (they never wrap around); use :meth:`contains` to find them.
         """
+        from scipy.ndimage import map_coordinates  # here: importing the package needs no scipy
+
         idx = np.atleast_2d(self.world_to_index(xyz))
         return map_coordinates(
             self.data, idx.T, order=1, mode="constant", cval=0.0, prefilter=False,

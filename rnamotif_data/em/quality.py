@@ -68,9 +68,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.spatial import cKDTree
+
+if TYPE_CHECKING:  # the trees are built by callers; importing this module needs no scipy
+    from scipy.spatial import cKDTree
 
 from rnamotif_data.em.correlation import cc_local, cc_mask
 from rnamotif_data.em.maps import DensityMap, MapStatistics

@@ -32,7 +32,6 @@ from functools import lru_cache
 
 import gemmi
 import numpy as np
-from scipy.spatial import cKDTree
 
 from rnamotif_data.rna.modified import parent_letter
 
@@ -106,6 +105,8 @@ def residue_parts(atom_names, xyz: np.ndarray) -> np.ndarray:
     parts = np.array([standard_part(n) for n in atom_names], dtype=np.uint8)
     todo = parts == 0
     if todo.any():
+        from scipy.spatial import cKDTree  # here: importing the package needs no scipy
+
         pairs = cKDTree(np.asarray(xyz, dtype=np.float64)).query_pairs(_BOND, output_type="ndarray")
         changed = True
         while changed and (parts == 0).any():

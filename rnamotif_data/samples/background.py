@@ -60,9 +60,9 @@ import heapq
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from rnamotif_data.em.maps import DensityMap, MapStatistics
 from rnamotif_data.errors import ConfigError
@@ -309,12 +309,40 @@ def _shape_of(xyz: np.ndarray, centre: np.ndarray) -> tuple[float, float, float]
 
 
 def _zone_volume(xyz: np.ndarray, radius: float = 5.0, step: float = 1.5) -> float:
-    """Å³ within ``radius`` of any atom, counted on a ``step`` Å grid (the zone's size)."""
+    """Å³ within ``radius`` of any atom, counted on a ``step`` Å grid (the zone's size).
+
+    ``xyz`` is ``(N, 3)`` Å, x-y-z. The grid spans the atoms' bounding box grown by
+    ``radius`` (``lo + k * step`` on each axis); a point counts when its distance to some
+    atom is < ``radius``. Counted line by line: for each atom and each grid line along z
+    within reach, the ball covers one interval of the line; the intervals of a line are
+    merged with a difference array. The count equals a nearest-neighbour query of every
+    grid point (tested against :class:`scipy.spatial.cKDTree`) at a fraction of its cost.
+    """
+    xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
+    if len(xyz) == 0:
+        return 0.0
     lo, hi = xyz.min(axis=0) - radius, xyz.max(axis=0) + radius
     axes = [np.arange(lo[a], hi[a] + step, step) for a in range(3)]
-    pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    d, _ = cKDTree(xyz).query(pts, k=1, distance_upper_bound=radius)
-    return float(np.isfinite(d).sum()) * step ** 3
+    nx, ny, nz = (len(a) for a in axes)
+    reach = int(np.ceil(radius / step)) + 1
+    off = np.arange(-reach, reach + 1)
+    gx = np.rint((xyz[:, 0] - lo[0]) / step).astype(np.int64)[:, None, None] + off[None, :, None]
+    gy = np.rint((xyz[:, 1] - lo[1]) / step).astype(np.int64)[:, None, None] + off[None, None, :]
+    gx, gy = np.broadcast_arrays(gx, gy)
+    dx = axes[0][np.clip(gx, 0, nx - 1)] - xyz[:, 0, None, None]
+    dy = axes[1][np.clip(gy, 0, ny - 1)] - xyz[:, 1, None, None]
+    w2 = radius * radius - dx * dx - dy * dy
+    inside = (w2 > 0) & (gx >= 0) & (gx < nx) & (gy >= 0) & (gy < ny)
+    half = np.sqrt(w2[inside])
+    zc = np.broadcast_to(xyz[:, 2, None, None], inside.shape)[inside]
+    first = np.maximum(np.floor((zc - half - lo[2]) / step).astype(np.int64) + 1, 0)
+    last = np.minimum(np.ceil((zc + half - lo[2]) / step).astype(np.int64) - 1, nz - 1)
+    keep = last >= first
+    line = (gx[inside] * ny + gy[inside])[keep] * (nz + 1)
+    size = nx * ny * (nz + 1)
+    diff = np.bincount(line + first[keep], minlength=size) - np.bincount(line + last[keep] + 1, minlength=size)
+    covered = np.cumsum(diff.reshape(nx * ny, nz + 1), axis=1)[:, :nz] > 0
+    return float(covered.sum()) * step ** 3
 
 
 class _Pool:
@@ -322,7 +350,7 @@ class _Pool:
 
     def __init__(self, model: Model, res: Residues, config: BackgroundConfig, centre: np.ndarray):
         self.model, self.res, self.config, self.centre = model, res, config, centre
-        self.cache: dict[tuple, tuple[list[np.ndarray], np.ndarray]] = {}
+        self.cache: dict[tuple, tuple[list[np.ndarray], np.ndarray, np.ndarray]] = {}
         self.zone_volumes: dict[tuple[int, ...], float] = {}  # candidate residues -> zone volume (Å³)
 
     def zone_volume(self, residue_indices: np.ndarray) -> float:
@@ -333,14 +361,58 @@ class _Pool:
         return self.zone_volumes[key]
 
     def get(self, kind: str, lengths: tuple[int, ...]):
+        """Candidates of ``kind`` with strand ``lengths``, once per entry and layout:
+        ``(candidates, (C, L) residue indices, (C, 3) shape)``; shape as :func:`_shape_of`."""
         ck = (kind, lengths)
-        if ck not in self.cache:  # strands as the motifs' rule counts them (consecutive in model order)
-            cands = [c for c in candidates(self.res, kind, lengths, self.config)
-                     if len(self.model.strands(c)) == len(lengths)]
-            shape = np.array([_shape_of(self.model.atoms.xyz[self.model.atoms.residue_rows(c)], self.centre)
-                              for c in cands]).reshape(-1, 3)
-            self.cache[ck] = (cands, shape)
+        if ck not in self.cache:
+            cands = candidates(self.res, kind, lengths, self.config)
+            idx = np.array(cands, dtype=np.int64).reshape(len(cands), int(sum(lengths)))
+            keep = self.strand_counts(idx) == len(lengths)  # strands as the motifs' rule counts them
+            idx = idx[keep]
+            self.cache[ck] = ([cands[i] for i in np.flatnonzero(keep)], idx, self.shapes(idx))
         return self.cache[ck]
+
+    @cached_property
+    def _model_position(self) -> np.ndarray:
+        """``(R,)`` int64: each residue's chain rank × 2^32 + position in the chain's model
+        order (consecutive residues of a chain differ by 1)."""
+        key = np.full(len(self.model.atoms.residues), -1, dtype=np.int64)
+        for rank, (order, _) in enumerate(self.model.chain_index.values()):
+            key[np.asarray(order, dtype=np.int64)] = (rank << 32) + np.arange(len(order), dtype=np.int64)
+        return key
+
+    def strand_counts(self, idx: np.ndarray) -> np.ndarray:
+        """``(C,)`` strand count of each row of ``idx`` (C, L): the number of runs of
+        residues consecutive in model order (:meth:`Model.strands`, vectorised)."""
+        if idx.size == 0:
+            return np.zeros(len(idx), dtype=np.int64)
+        key = np.sort(self._model_position[idx], axis=1)
+        return 1 + (np.diff(key, axis=1) != 1).sum(axis=1)
+
+    @cached_property
+    def _residue_sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per residue: heavy-atom count ``(R,)``, coordinate sum ``(R, 3)`` and sum of squared
+        norms ``(R,)``, coordinates taken relative to the model's nucleotide centre (Å)."""
+        atoms = self.model.atoms
+        n_res = len(atoms.residues)
+        xyz = atoms.xyz - self.centre
+        ri = np.asarray(atoms.residue_index, dtype=np.int64)
+        count = np.bincount(ri, minlength=n_res).astype(np.float64)
+        total = np.stack([np.bincount(ri, weights=xyz[:, a], minlength=n_res) for a in range(3)], axis=1)
+        square = np.bincount(ri, weights=(xyz ** 2).sum(axis=1), minlength=n_res)
+        return count, total, square
+
+    def shapes(self, idx: np.ndarray) -> np.ndarray:
+        """``(C, 3)`` (radius of gyration Å, centroid distance from the centre Å, heavy atoms)
+        of each row of residue indices ``idx`` (C, L), from per-residue sums: the same values
+        as :func:`_shape_of` of the rows' atoms, without gathering them."""
+        if idx.size == 0:
+            return np.zeros((0, 3))
+        count, total, square = self._residue_sums
+        n = count[idx].sum(axis=1)
+        c = total[idx].sum(axis=1) / n[:, None]
+        rg2 = square[idx].sum(axis=1) / n - (c ** 2).sum(axis=1)
+        return np.stack([np.sqrt(np.maximum(rg2, 0.0)), np.linalg.norm(c, axis=1), n], axis=1)
 
     def _by_zone_volume(self, ranked: list, want_zone: float):
         """``ranked`` (sorted by shape cost) re-ordered by cost + 2 × the relative zone-volume
@@ -364,10 +436,10 @@ class _Pool:
         earlier kinds are preferred by a cost of 0.1 per rank."""
         ranked = []
         for rank, kind in enumerate(kinds):
-            cands, shape = self.get(kind, lengths)
+            cands, idx, shape = self.get(kind, lengths)
             if not cands:
                 continue
-            free = np.array([not used[c].any() for c in cands])
+            free = ~used[idx].any(axis=1)
             if want is None:
                 cost = rng.random(len(cands))
             else:
@@ -405,6 +477,8 @@ def _density_sites(density_map, model, motif_xyz, n, config, stats, rng, chosen)
     """Kind ``density``: unmodelled density above the threshold, away from atoms and motifs."""
     if n <= 0:
         return []
+    from scipy.spatial import cKDTree  # here: importing the package needs no scipy
+
     stats = stats or density_map.statistics()
     threshold = stats.mean + config.density_threshold_sd * stats.sd
     r = config.density_radius

@@ -9,7 +9,6 @@ documented in :mod:`rnamotif_data.samples.background`.
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from rnamotif_data.rna.structure import AtomTable, Model
 
@@ -24,6 +23,8 @@ class Residues:
     distance to the listed motifs."""
 
     def __init__(self, model: Model, motif_xyz: np.ndarray, config):
+        from scipy.spatial import cKDTree  # here: importing the package needs no scipy
+
         atoms = model.atoms
         n = len(atoms.residues)
         ri = atoms.residue_index
@@ -37,7 +38,8 @@ class Residues:
         # distance of each residue to the nearest listed-motif atom
         self.far = np.ones(n, dtype=bool)
         if len(motif_xyz):
-            d, _ = cKDTree(np.asarray(motif_xyz, dtype=np.float64).reshape(-1, 3)).query(atoms.xyz, k=1)
+            d, _ = cKDTree(np.asarray(motif_xyz, dtype=np.float64).reshape(-1, 3)).query(
+                atoms.xyz, k=1, distance_upper_bound=config.min_distance)  # inf beyond: only "near" matters
             near = np.zeros(n, dtype=bool)
             near[ri[d < config.min_distance]] = True
             self.far = ~near
@@ -61,6 +63,10 @@ class Residues:
         for k, r in enumerate(self.runs):
             self.run_of[r] = k
             self.pos[r] = np.arange(len(r))
+        # every run end to end, with each run's offset and length (vectorised windows)
+        self.flat = np.concatenate(self.runs) if self.runs else np.zeros(0, dtype=np.int64)
+        self.run_len = np.array([len(r) for r in self.runs], dtype=np.int64)
+        self.run_start = np.concatenate(([0], np.cumsum(self.run_len)[:-1])).astype(np.int64)
         self.partner = self._pairs(atoms, config.pair_distance)
 
     @staticmethod
@@ -72,6 +78,8 @@ class Residues:
 
     def _pairs(self, atoms: AtomTable, cutoff: float) -> np.ndarray:
         """Watson-Crick-like partner of each residue (-1 if none): purine N1 - pyrimidine N3."""
+        from scipy.spatial import cKDTree
+
         parents = atoms.parents or ()
         n1, n3 = self._atom(atoms, "N1"), self._atom(atoms, "N3")
         partner = np.full(self.n, -1, dtype=np.int64)
@@ -106,32 +114,37 @@ class Residues:
 
 
 def candidates(res: Residues, kind: str, lengths: tuple[int, ...], config) -> list[np.ndarray]:
-    """Every candidate residue set of ``kind`` with strand ``lengths`` (strand order as given)."""
+    """Every candidate residue set of ``kind`` with strand ``lengths`` (strand order as given),
+    in a fixed order (runs in model order, windows by start; pairs of runs in the order of
+    their end pairs). Windows are taken with array operations over whole runs."""
     out: list[np.ndarray] = []
     if kind == "protein":
         total = int(sum(lengths))
         for run in res.runs:
-            if res.is_aa[run[0]]:
-                for p in range(0, len(run) - total + 1):
-                    w = run[p:p + total]
-                    if res.far[w].all():
-                        out.append(w)
+            if res.is_aa[run[0]] and len(run) >= total:
+                w = np.lib.stride_tricks.sliding_window_view(run, total)
+                out += list(w[res.far[w].all(axis=1)])
         return out
     ok = res.is_nt & res.far
     if kind == "stem":
         ok &= res.partner >= 0
     if len(lengths) == 1:
         (length,) = lengths
-        for run in res.runs:
-            if not res.is_nt[run[0]]:
+        for k, run in enumerate(res.runs):
+            if not res.is_nt[run[0]] or len(run) < length:
                 continue
-            for p in range(0, len(run) - length + 1):
-                w = run[p:p + length]
-                # never a closed loop (an unlisted hairpin): no residue pairs inside the run
-                if ok[w].all() and not np.isin(res.partner[w], w).any():
-                    out.append(w)
+            w = np.lib.stride_tricks.sliding_window_view(run, length)  # (windows, length)
+            start = np.arange(len(w))[:, None]
+            mate = res.partner[w]
+            mate_pos = res.pos[np.maximum(mate, 0)]
+            # never a closed loop (an unlisted hairpin): no residue pairs inside the window
+            inside = (mate >= 0) & (res.run_of[np.maximum(mate, 0)] == k) & (mate_pos >= start) & (
+                mate_pos < start + length)
+            out += list(w[ok[w].all(axis=1) & ~inside.any(axis=1)])
         return out
     l1, l2 = lengths[0], lengths[1]
+    from scipy.spatial import cKDTree
+
     if kind == "stem":
         starts = np.flatnonzero(ok)
         ends = res.partner[starts]
@@ -142,12 +155,27 @@ def candidates(res: Residues, kind: str, lengths: tuple[int, ...], config) -> li
         pairs = cKDTree(res.c1[pts]).query_pairs(config.neighbour_distance, output_type="ndarray")
         starts = np.concatenate([pts[pairs[:, 0]], pts[pairs[:, 1]]])
         ends = np.concatenate([pts[pairs[:, 1]], pts[pairs[:, 0]]])
-    for i, j in zip(starts, ends):
-        w1, w2 = res.window(int(i), l1, +1), res.window(int(j), l2, -1)
-        if w1 is None or w2 is None or not set(w1.tolist()).isdisjoint(w2.tolist()):
-            continue
-        if not (ok[w1].all() and ok[w2].all()):
-            continue
-        both = np.concatenate([w1, w2])
-        out.append(both if w1[0] < w2[0] else np.concatenate([w2, w1]))
-    return out
+    starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+    if len(starts) == 0:
+        return out
+    run1, run2 = res.run_of[starts], res.run_of[ends]
+    p1, p2 = res.pos[starts], res.pos[ends]
+    # strand 1: l1 residues from the start forwards; strand 2: l2 residues ending at the end
+    valid = (run1 >= 0) & (run2 >= 0)
+    n1 = np.where(valid, res.run_len[np.maximum(run1, 0)], 0)
+    valid &= (p1 + l1 <= n1) & (p2 - l2 + 1 >= 0)
+    # the two windows share no residue (only possible within one run)
+    valid &= ~((run1 == run2) & (p1 <= p2) & (p2 - l2 + 1 < p1 + l1))
+    valid &= ~((run1 == run2) & (p2 - l2 + 1 <= p1) & (p1 < p2 + 1))
+    starts_at = res.run_start[np.maximum(run1, 0)] + p1
+    ends_at = res.run_start[np.maximum(run2, 0)] + p2 - l2 + 1
+    keep = np.flatnonzero(valid)
+    if len(keep) == 0:
+        return out
+    w1 = res.flat[starts_at[keep, None] + np.arange(l1)]
+    w2 = res.flat[ends_at[keep, None] + np.arange(l2)]
+    good = ok[w1].all(axis=1) & ok[w2].all(axis=1)
+    w1, w2 = w1[good], w2[good]
+    first = (w1[:, 0] < w2[:, 0])[:, None]
+    both = np.where(first, np.concatenate([w1, w2], axis=1), np.concatenate([w2, w1], axis=1))
+    return list(both)

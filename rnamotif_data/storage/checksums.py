@@ -51,14 +51,15 @@ def file_checksums(root: str, *, exclude: Iterable[str] = (CHECKSUMS_FILE, "zarr
 
 
 #: the checksum line that covers the group's attributes (its zarr.json changes with the
-#: build state and a release's version label, which are left out of the hash)
+#: build state, a release's version label and the build's measured run times, which are
+#: left out of the hash)
 ATTRS_ENTRY = "zarr.json#attributes"
-_ATTRS_UNHASHED = ("build_state", "dataset_version")
+_ATTRS_UNHASHED = ("build_state", "dataset_version", "build_timing")
 
 
 def attrs_checksum(attrs: dict) -> str:
     """sha256 (hex) of the canonical JSON of a store's attributes, ``build_state`` and
-    ``dataset_version`` left out: class names, voxel size, cube shape, config ... ."""
+    ``dataset_version`` and ``build_timing`` (seconds measured by the build) left out: class names, voxel size, cube shape, config ... ."""
     import json
 
     blob = json.dumps({k: v for k, v in attrs.items() if k not in _ATTRS_UNHASHED}, sort_keys=True,

@@ -88,3 +88,62 @@ def test_staging_round_trip_keeps_dtypes_and_records(tmp_path):
     assert empty is None and read_part(str(tmp_path), "empty")["entry_failed"] is True
     clean_staging(str(tmp_path))
     assert not os.path.exists(os.path.dirname(part_url(str(tmp_path), "empty")))
+
+
+# --- issue 24: where the time goes -----------------------------------------------------------
+
+def test_stage_clock_charges_nested_stages_to_the_inner_one():
+    import time as _time
+
+    from rnamotif_data.build.timing import StageClock
+
+    clock = StageClock()
+    with clock("background"):
+        _time.sleep(0.02)
+        with clock("quality"):
+            _time.sleep(0.05)
+        _time.sleep(0.02)
+    assert 0.035 <= clock.wall["background"] < 0.05 + 0.03
+    assert 0.05 <= clock.wall["quality"] < 0.05 + 0.03
+    assert clock.cpu["quality"] < 0.02  # sleeping costs no CPU
+    with pytest.raises(ValueError, match="unknown build stage 'loading'"):
+        with clock("loading"):
+            pass
+
+
+def test_build_records_stage_times_and_writes_a_profile(tmp_path, capsys):
+    """The summary prints a line per stage, the store's attributes carry the sums (not
+    hashed: verify passes), and --profile writes one row per entry."""
+    import pyarrow.csv as pacsv
+
+    from rnamotif_data.build.builder import main as build_main
+    from rnamotif_data.build.timing import STAGES
+    from rnamotif_data.release.verify import verify_store
+    from rnamotif_data.storage.layout import get_attrs
+
+    from ..conftest import DEMO
+
+    out, profile = tmp_path / "d.zarr", tmp_path / "p" / "profile.csv"
+    args = ["--manifest", str(DEMO / "manifest.parquet"), "--mirror", str(DEMO / "mirror"), "--scheduler",
+            "synchronous", "--no-progress", "--out", str(out)]
+    from rnamotif_data.cli import run
+
+    assert run(build_main, [*args, "--profile", str(profile)]) == 0
+    printed = capsys.readouterr().out
+    for stage in STAGES:
+        assert f"  {stage} " in printed
+    timing = get_attrs(str(out))["build_timing"]
+    assert set(timing["cpu"]) == set(STAGES) and timing["summed_over_entries"] == 1
+    assert timing["cpu"]["quality"] > 0 and timing["cpu"]["read"] > 0 and timing["cpu"]["writing"] > 0
+    assert timing["manifest_rows"] == 5 and 0 < timing["cpu_ms_per_row"] < 10_000
+    problems, _ = verify_store(str(out), values=False)
+    assert problems == []
+    table = pacsv.read_csv(profile).to_pylist()
+    assert len(table) == 1 and table[0]["pdb_id"] == "6V5B" and table[0]["manifest_rows"] == 5
+    assert table[0]["map_shape"].count("x") == 2 and table[0]["model_atoms"] > 1000
+    assert table[0]["quality_cpu_s"] > 0
+    # a second --profile to the same file is refused; a bad suffix is a one-line error
+    assert run(build_main, [*args, "--profile", str(profile)]) == 1
+    assert "--profile" in capsys.readouterr().err
+    assert run(build_main, [*args, "--profile", str(tmp_path / "p.txt")]) == 1
+    assert "expected a .csv or .parquet file name" in capsys.readouterr().err
