@@ -100,7 +100,8 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         made, so a single-entry store works).
     subset:
         One of :data:`rnamotif_data.split.splits.SUBSETS` (``train``, ``val``, ``test``,
-        ``inner_train``, ``inner_val``); removed samples are in no validation subset.
+        ``inner_train``, ``inner_val``); removed samples are in no validation subset, and a
+        fold's training subsets leave out the samples related to its validation samples.
     scheme:
         Split scheme (``similarity``, ``entry``, ``upstream``): the stored
         ``STORE/splits/<scheme>.parquet``, made by ``rnamotif split STORE --scheme S``
@@ -220,6 +221,15 @@ class RNAMotifDataset(torch.utils.data.Dataset):
     def targets(self) -> np.ndarray:
         """``(len,)`` class index of every item."""
         return self._targets
+
+    @property
+    def split_columns(self) -> pd.DataFrame | None:
+        """The split file's rows of this subset (row i = item i: ``fold``, ``removed``,
+        ``train_exclusion``, ``max_identity_to_train`` ...), or None for ``split="all"``."""
+        if self._split is None:
+            return None
+        table = self._split.table.set_index("sample_index")
+        return table.loc[self.indices].reset_index()
 
     @property
     def split_fingerprint(self) -> str:

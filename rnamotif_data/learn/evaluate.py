@@ -145,7 +145,11 @@ class Evaluator:
         pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
         true = dataset.targets
         res = class_metrics(confusion_matrix(true, pred, len(dataset.classes)), dataset.classes)
-        res["breakdown"] = breakdown(dataset.metadata, true, pred, dataset.classes)
+        meta = dataset.metadata.reset_index(drop=True)
+        cols = dataset.split_columns
+        if cols is not None and "max_identity_to_train" in cols:
+            meta = meta.assign(max_identity_to_train=cols["max_identity_to_train"].to_numpy(dtype=float))
+        res["breakdown"] = breakdown(meta, true, pred, dataset.classes)
         res["mismatches_allowed"] = problems
         res["predictions"] = pd.DataFrame({"sample_id": dataset.metadata["sample_id"], "true": true,
                                            "pred": pred}).to_dict(orient="records")

@@ -17,7 +17,7 @@ import pandas as pd
 from rnamotif_data.common.extras import require
 from rnamotif_data.rna.motifs import CLASS_NAMES
 
-__all__ = ["SHORT_NAMES", "RESOLUTION_BINS", "confusion_matrix", "class_metrics", "breakdown",
+__all__ = ["SHORT_NAMES", "RESOLUTION_BINS", "IDENTITY_BINS", "confusion_matrix", "class_metrics", "breakdown",
            "markdown_report", "plot_confusion", "format_metric"]
 
 #: The upstream README's column labels.
@@ -75,10 +75,28 @@ def class_metrics(cm: np.ndarray, class_names=CLASS_NAMES) -> dict:
             "n": total, "confusion_matrix": cm.tolist()}
 
 
+#: bins of a sample's highest context identity to its fold's training set (split column
+#: ``max_identity_to_train``): (label, low, high], 0 = no aligned relative in training
+IDENTITY_BINS = (("0 (none aligned)", -1.0, 0.0), ("(0, 0.5]", 0.0, 0.5), ("(0.5, 0.7]", 0.5, 0.7),
+                 ("(0.7, 0.8]", 0.7, 0.8), ("(0.8, 1]", 0.8, 1.0))
+
+
 def breakdown(meta: pd.DataFrame, y_true, y_pred, class_names=CLASS_NAMES) -> dict:
-    """Metrics per resolution bin (``resolution`` column, Å) and per fine ``motif_type``."""
+    """Metrics per resolution bin (``resolution`` column, Å), per fine ``motif_type``
+    (count, correct, sensitivity) and, when ``meta`` has ``max_identity_to_train`` (the
+    split file's, e.g. from :attr:`RNAMotifDataset.split_columns`), per bin of it
+    (:data:`IDENTITY_BINS`): how performance falls with novelty."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     out: dict[str, dict] = {"resolution": {}, "motif_type": {}}
+    if "max_identity_to_train" in meta:
+        out["identity_to_train"] = {}
+        ident = meta["max_identity_to_train"].to_numpy(dtype=float)
+        for label, lo, hi in IDENTITY_BINS:
+            m = (ident > lo) & (ident <= hi)
+            if m.any():
+                d = class_metrics(confusion_matrix(y_true[m], y_pred[m], len(class_names)), class_names)
+                out["identity_to_train"][label] = {"n": int(m.sum()), "accuracy": d["accuracy"],
+                                                   "macro_sensitivity": d["macro_sensitivity"]}
     res = meta["resolution"].to_numpy(dtype=float)
     for label, lo, hi in RESOLUTION_BINS:
         m = (res > lo) & (res <= hi)
@@ -110,6 +128,18 @@ def markdown_report(metrics: dict, class_names=CLASS_NAMES, title: str = "Evalua
         lines.append(f"| {s} | {d['support']} | {format_metric(d['sensitivity'])} | {format_metric(d['specificity'])} |")
     lines += ["", f"**Macro sensitivity {format_metric(metrics['macro_sensitivity'])}, macro specificity "
               f"{format_metric(metrics['macro_specificity'])}**", ""]
+    bd = metrics.get("breakdown") or {}
+    if bd.get("identity_to_train"):
+        lines += ["By highest context identity to the fold's training set (novelty):", "",
+                  "| identity to train | n | accuracy | macro sensitivity |", "|---|---:|---:|---:|"]
+        lines += [f"| {k} | {v['n']} | {format_metric(v['accuracy'])} | {format_metric(v['macro_sensitivity'])} |"
+                  for k, v in bd["identity_to_train"].items()]
+        lines.append("")
+    if bd.get("motif_type"):
+        lines += ["By fine motif type:", "", "| motif type | n | correct | sensitivity |", "|---|---:|---:|---:|"]
+        lines += [f"| {k} | {v['n']} | {v['correct']} | {format_metric(v['sensitivity'])} |"
+                  for k, v in sorted(bd["motif_type"].items())]
+        lines.append("")
     return "\n".join(lines)
 
 

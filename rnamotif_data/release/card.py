@@ -37,8 +37,9 @@ __all__ = ["CROISSANT_CONTEXT", "dataset_card", "croissant", "write_descriptors"
 _SCHEME_TEXT = {
     "similarity": "no similarity crosses a fold (default): samples sharing an EMDB map, PDB entry, model, "
                   "residue or zone are never split; the same canonical motif, near-identical motifs (edit distance "
-                  "1) and homologous contexts are grouped, or, where a group is too large to balance, the "
-                  "validation samples related to training are removed",
+                  "1) and homologous contexts are grouped, or, where a group is too large to balance, the samples "
+                  "related to a fold are left out of that fold's training, so every sample is validated once and "
+                  "none has a relative in its fold's training data",
     "entry": "grouped by EMDB map / PDB entry / model (map-level, as Cryo2StructData); motif similarity may cross",
     "upstream": "the upstream dataset's five folds, for comparison with its published numbers; **it leaks** "
                 "(most validation entries also supply training motifs)",
@@ -165,11 +166,13 @@ def dataset_card(package: Package, config: ZenodoConfig, store: RNAMotifStore, *
     lines += ["", "Manifest rows that failed, by stage:", ""] + failures_table(failures)
     lines += ["", "## Shortcut audit", ""] + _audit_lines(store)
     lines += ["", "## Splits", "",
-              "Five folds per scheme; fold k's validation set is fold k minus its removed samples, its training set "
-              "the other four. The leakage report counts, per fold and relation, validation samples related to a "
+              "Five folds per scheme; fold k's validation set is fold k (minus removed samples, under the earlier "
+              "`prune=val` rule), its training set the other four minus the samples related to fold k (column "
+              "`train_exclusion` of the split file). The leakage report gives, per fold, the training set's share "
+              "of the other folds, what each relation cost it, the validation samples related to a "
               "training sample (same entry, overlapping, same canonical motif, near-identical, homologous "
-              "context), the samples removed from validation, and the validation samples' highest context "
-              "identity to training (per sample: column `max_identity_other_folds` of the split file).", ""]
+              "context; 0 by construction for `similarity`), and the validation samples' highest context "
+              "identity to training (per sample: column `max_identity_to_train`).", ""]
     relations = None
     for scheme, split in package.splits.items():
         lines += [f"### `{scheme}`" + (f" (`split-{scheme}.parquet`)" if isinstance(split, Split) else ""), "",

@@ -32,7 +32,7 @@ from rnamotif_data.common.output import REPORT
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index
 from rnamotif_data.split.leakage import format_report, leakage_report
-from rnamotif_data.split.splits import SCHEMES, SplitConfig, make_split, split_metadata, split_table, store_relations, upstream_key, write_split
+from rnamotif_data.split.splits import PRUNE_MODES, SCHEMES, SplitConfig, make_split, split_metadata, split_table, store_relations, upstream_key, write_split
 from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger("rnamotif_data.split.command")
@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--identity", type=float, default=SplitConfig.identity,
                    help="context identity of homologs (default %(default)s)")
+    p.add_argument("--prune", choices=PRUNE_MODES, default=SplitConfig.prune,
+                   help="scheme similarity: related samples leave the training data of the folds they are related "
+                        "to (train, default: every sample is scored once) or leave validation (val, the earlier rule)")
     p.add_argument("--folds", type=Path, help="upstream fold CSV folder (scheme upstream)")
     p.add_argument("--report", action="store_true", help="print the leakage report")
     p.add_argument("--report-out", type=Path, help="also write the report as Markdown here")
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.manifest is not None and args.out is None:
         raise ConfigError(f"--manifest {args.manifest}: give --out FILE.parquet for the split")
 
-    config = SplitConfig(scheme=args.scheme, seed=args.seed, identity=args.identity)
+    config = SplitConfig(scheme=args.scheme, seed=args.seed, identity=args.identity, prune=args.prune)
     motif_folds, bg_folds = read_upstream_folds(args.folds) if args.folds else (None, None)
     if args.manifest is not None:
         table, _ = read_manifest(args.manifest)
@@ -97,9 +100,10 @@ def main(argv: list[str] | None = None) -> int:
                            relations=relations)
         url, meta, class_names, source = write_split(store, split), store.metadata, store.class_names, args.store
     placed = int(split.table["fold"].notna().sum())
-    log.info("%s: scheme %s, %d of %d samples placed in %d folds, %d removed from validation (related to another "
-             "fold); fingerprint %s", url, args.scheme, placed, len(split.table), config.k, split.n_removed,
-             split.fingerprint)
+    pruned = int((split.table["train_exclusion"] != 0).sum())
+    log.info("%s: scheme %s, %d of %d samples placed in %d folds, %d scored (%d removed from validation), %d left "
+             "out of some fold's training (related to that fold); fingerprint %s", url, args.scheme, placed,
+             len(split.table), config.k, split.n_scored, split.n_removed, pruned, split.fingerprint)
     if not relations.has_contexts:
         log.info("no flanking contexts (metadata only): homology is judged on the motif strands alone")
     if args.scheme == "upstream":

@@ -131,7 +131,66 @@ def soft_assignment(meta: pd.DataFrame, relations: Relations, hard: np.ndarray, 
         log.info("%d component(s) of related samples exceed %.0f samples (%s); divided by independent group "
                  "and pruned", len(big), cap, ", ".join(str(int(sizes[b])) for b in sorted(big)))
     fold = assign_folds(units, meta["class_index"].to_numpy(), config.k, config.seed, affinity=affinity)
-    return _refine(units, fold, affinity, config) if affinity else fold
+    fold = _refine(units, fold, affinity, config) if affinity else fold
+    if affinity and getattr(config, "prune", "val") == "train":
+        fold = _balance_training(units, fold, soft, config.k)
+    return fold
+
+
+def training_shares(fold: np.ndarray, pairs: np.ndarray, k: int) -> np.ndarray:
+    """``(k,)``: for each fold, the share of the samples outside it that stay in its
+    training subset when every sample related (``pairs``, ``(P, 2)`` sample indices) to a
+    sample of the fold is pruned from it. ``fold`` is ``(N,)``, 1..k."""
+    n = len(fold)
+    excluded = np.zeros((n, k + 1), dtype=bool)
+    if len(pairs):
+        i, j = pairs[:, 0], pairs[:, 1]
+        cross = fold[i] != fold[j]
+        excluded[j[cross], fold[i[cross]]] = True
+        excluded[i[cross], fold[j[cross]]] = True
+    out = np.zeros(k)
+    for f in range(1, k + 1):
+        outside = fold != f
+        out[f - 1] = (outside & ~excluded[:, f]).sum() / max(int(outside.sum()), 1)
+    return out
+
+
+def _balance_training(units: np.ndarray, fold: np.ndarray, soft: set, k: int, goal: float = 0.5,
+                      candidates: int = 24, rounds: int = 30, slack: float = 0.5) -> np.ndarray:
+    """Training-side pruning costs most in the fold holding the hubs of a divided
+    component (e.g. several ribosomes' motifs): move the largest independent groups of
+    divided components, one at a time, to the fold that most raises the smallest training
+    share (:func:`training_shares`), keeping every fold within ``slack`` of N / k, until
+    every share reaches ``goal`` or no move helps. Deterministic."""
+    pairs = np.array(sorted(soft), dtype=np.int64).reshape(-1, 2)
+    fold = fold.copy()
+    n = len(fold)
+    uniq, codes = np.unique(units, return_inverse=True)
+    sizes = np.bincount(codes)
+    movable = [int(u) for u in np.argsort(-sizes, kind="stable")[:candidates] if sizes[u] > 1]
+    shares = training_shares(fold, pairs, k)
+    for _ in range(rounds):
+        if shares.min() >= goal:
+            break
+        best = (shares.min(), shares.mean(), None, None)
+        fsize = np.bincount(fold - 1, minlength=k)
+        for u in movable:
+            members = codes == u
+            cur = int(fold[members][0])
+            for f in range(1, k + 1):
+                if f == cur or fsize[f - 1] + sizes[u] > (1 + slack) * n / k or \
+                        fsize[cur - 1] - sizes[u] < (1 - slack) * n / k:
+                    continue
+                trial = fold.copy()
+                trial[members] = f
+                sh = training_shares(trial, pairs, k)
+                if (sh.min(), sh.mean()) > best[:2]:
+                    best = (sh.min(), sh.mean(), u, f)
+        if best[2] is None:
+            break
+        fold[codes == best[2]] = best[3]
+        shares = training_shares(fold, pairs, k)
+    return fold
 
 
 def _refine(units: np.ndarray, fold: np.ndarray, affinity: dict, config, passes: int = 20,

@@ -1,12 +1,15 @@
 """Leakage report of a split: per fold and relation, validation samples related to training.
 
 For each fold k (validation/test = fold k minus removed samples, training = the other
-folds) and each relation of :mod:`rnamotif_data.split.similarity` (``entry``: same EMDB map,
+folds minus the samples pruned from fold k's training) and each relation of :mod:`rnamotif_data.split.similarity` (``entry``: same EMDB map,
 PDB entry or model coordinates; ``overlap``; ``canonical``; ``near_identical``;
 ``homolog``), the number of validation samples related to at least one training sample,
 with its percentage; the number of fold k's samples removed from validation; the
 validation samples' highest context identity to training (mean and maximum; the
-per-sample value is the split file's ``max_identity_other_folds``); class counts. For
+per-sample value is the split file's ``max_identity_to_train``); how many samples of the
+other folds each relation took out of fold k's training (``train_pruned_<relation>``; a
+sample related in two ways counts under both) and in all (``train_pruned``), and the
+training subset's share of the samples outside fold k; class counts. For
 the default ``similarity`` scheme every relation count is 0 by construction, and the
 report checks it rather than assumes it.
 """
@@ -35,14 +38,29 @@ def leakage_report(meta: pd.DataFrame, split: Split, relations: Relations, class
     hard = hard_groups(meta, relations)
     fold = split.table["fold"].fillna(0).to_numpy()
     removed = split.table["removed"].to_numpy(dtype=bool)
-    ident = split.table["max_identity_other_folds"].to_numpy(dtype=float)
+    column = "max_identity_to_train" if "max_identity_to_train" in split.table else "max_identity_other_folds"
+    ident = split.table[column].to_numpy(dtype=float)
+    mask = (split.table["train_exclusion"].to_numpy(dtype=np.int64) if "train_exclusion" in split.table
+            else np.zeros(len(fold), np.int64))
     classes = meta["class_index"].to_numpy() if "class_index" in meta else None
     rows = []
     for k in range(1, split.config.k + 1):
         val = (fold == k) & ~removed
-        train = (fold != k) & (fold > 0)
+        outside = (fold != k) & (fold > 0)
+        train = outside & (mask & (1 << (k - 1)) == 0)
         row = {"fold": f"fold{k}", "n_train": int(train.sum()), "n_val": int(val.sum()),
-               "n_removed": int(((fold == k) & removed).sum())}
+               "n_removed": int(((fold == k) & removed).sum()), "n_outside": int(outside.sum()),
+               "train_pruned": int((outside & ~train).sum()),
+               "train_share_pct": round(100.0 * train.sum() / max(outside.sum(), 1), 1)}
+        in_k = fold == k
+        for rel in ("canonical", "near_identical", "homolog"):
+            cost = np.zeros(len(meta), dtype=bool)
+            for i, j in relations.pairs[rel]:
+                if in_k[i] and outside[j]:
+                    cost[j] = True
+                if in_k[j] and outside[i]:
+                    cost[i] = True
+            row[f"train_pruned_{rel}"] = int((cost & ~train).sum())
         train_groups = set(hard[train])
         hits = {"entry": val & np.isin(hard, list(train_groups))}
         for rel in RELATIONS[1:]:
@@ -69,11 +87,15 @@ def leakage_report(meta: pd.DataFrame, split: Split, relations: Relations, class
 
 def format_report(report: pd.DataFrame, class_names) -> str:
     """The leakage report as a Markdown table (one row per fold)."""
-    head = (["fold", "train", "val", "removed"] + [f"val sharing {r.replace('_', '-')}" for r in RELATIONS]
+    head = (["fold", "train (share of the other folds)", "val", "removed",
+             "pruned from train: canonical / near-identical / homolog (all)"]
+            + [f"val sharing {r.replace('_', '-')}" for r in RELATIONS]
             + ["val identity to train (mean / max)"] + [f"val {c}" for c in class_names])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in report.to_dict("records"):
-        cells = [r["fold"], str(r["n_train"]), str(r["n_val"]), str(r["n_removed"])]
+        cells = [r["fold"], f"{r['n_train']} ({r['train_share_pct']:.1f}%)", str(r["n_val"]), str(r["n_removed"]),
+                 f"{r['train_pruned_canonical']} / {r['train_pruned_near_identical']} / {r['train_pruned_homolog']} "
+                 f"({r['train_pruned']})"]
         cells += [f"{r[f'val_shared_{rel}']} ({r[f'val_shared_{rel}_pct']:.1f}%)" for rel in RELATIONS]
         cells.append(f"{r['val_max_identity_mean']:.2f} / {r['val_max_identity_max']:.2f}")
         cells += [str(r.get(f"val_{c}", "")) for c in class_names]

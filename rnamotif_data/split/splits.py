@@ -15,10 +15,17 @@ Split names are ``fold1`` ... ``fold5``: fold k's ``val``/``test`` subset is fol
        ≤ 1), homologous contexts (identity ≥ ``identity``) -- join independent groups into
        components. A component no larger than ``max_group_share`` × N / k is assigned
        whole; a larger one is divided between folds by independent group, each going to
-       the fold it has most relations with (then class balance), and, as PLINDER does
-       (Durairaj et al. 2024, DOI 10.1101/2024.07.17.603955), every sample related to a
-       sample of another fold is **removed**: it is never in a ``val``/``test`` or
-       ``inner_val`` subset (it stays in the other folds' ``train``).
+       the fold it has most relations with (then class balance).
+    3. **Training is pruned, not evaluation** (``prune="train"``, the default): every
+       fold's validation set is whole, so every placed sample is scored in exactly one
+       fold, and fold k's ``train`` leaves out every sample of another fold related to a
+       sample of fold k (column ``train_exclusion``, a bit mask over folds: bit k-1 set
+       means "not in fold k's training"). No validation sample has a relative in its
+       fold's training data, and the recurrent motifs (GNRA loops, kink-turns) are scored
+       like the rest. ``prune="val"`` is the earlier rule, as PLINDER does it (Durairaj et
+       al. 2024, DOI 10.1101/2024.07.17.603955): every sample related to another fold is
+       **removed** from ``val``/``test``/``inner_val`` (and stays in the other folds'
+       ``train``).
 
     Units are assigned largest first to the fold where their classes are least
     represented (deterministic for a seed; in the spirit of scikit-learn's
@@ -39,9 +46,9 @@ Split names are ``fold1`` ... ``fold5``: fold k's ``val``/``test`` subset is fol
     compare with published 5-class numbers.
 
 A split is written beside the store's data as ``STORE/splits/<scheme>.parquet``
-(``sample_index``, ``sample_id``, ``fold`` 1..k or null, ``removed``,
-``max_identity_other_folds``) with the config and a fingerprint (sha256 over the store
-identity and the sorted ``sample_id``/fold/removed triples) in the Parquet schema
+(``sample_index``, ``sample_id``, ``fold`` 1..k or null, ``removed``, ``train_exclusion``,
+``max_identity_other_folds``, ``max_identity_to_train``) with the config and a fingerprint
+(sha256 over the store identity and the sorted ``sample_id``/fold/removed/exclusion lines) in the Parquet schema
 metadata, so a training run can record exactly which split it used.
 """
 
@@ -77,8 +84,14 @@ SPLIT_NAMES = ("fold1", "fold2", "fold3", "fold4", "fold5", "all")
 #: upstream protocol's pair; for nested evaluation ``test`` (fold K, touched once after
 #: training), ``inner_val`` (fold K+1, wrapping to 1: model selection) and ``inner_train``
 #: (the other K-2 folds). Folds are grouped, so the inner validation part is grouped too.
-#: Removed samples are never in ``val``, ``test`` or ``inner_val``.
+#: Removed samples are never in ``val``, ``test`` or ``inner_val``; a sample whose
+#: ``train_exclusion`` has bit K-1 (or, for ``inner_train``, bit K-1 or the inner fold's)
+#: is never in that fold's training subsets.
 SUBSETS = ("train", "val", "test", "inner_train", "inner_val")
+#: what the similarity scheme prunes of related samples (SplitConfig.prune)
+PRUNE_MODES = ("train", "val")
+#: soft relations that prune (hard ones never cross folds)
+PRUNING_RELATIONS = ("canonical", "near_identical", "homolog")
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,10 @@ class SplitConfig:
     max_group_share:
         A component of related samples larger than this × N / k is divided and pruned
         instead of being assigned whole.
+    prune:
+        ``train`` (default): related samples leave the training subsets of the folds they
+        are related to, every validation set stays whole; ``val``: they leave validation
+        (the earlier rule). Scheme ``similarity`` only.
     """
 
     scheme: str = "similarity"
@@ -108,8 +125,11 @@ class SplitConfig:
     identity: float = 0.8
     min_context: int = 12
     max_group_share: float = 0.5
+    prune: str = "train"
 
     def __post_init__(self) -> None:
+        if self.prune not in PRUNE_MODES:
+            raise ConfigError(f"split prune must be one of {', '.join(PRUNE_MODES)}, got {self.prune!r}")
         if self.scheme not in SCHEMES:
             raise ConfigError(f"unknown split scheme {self.scheme!r}; choose one of {', '.join(SCHEMES)}")
         if self.scheme == "upstream" and self.k != 5:
@@ -131,8 +151,11 @@ class Split:
     table:
         DataFrame ``sample_index``, ``sample_id``, ``fold`` (1..k; <NA> for samples the
         scheme cannot place), ``removed`` (bool: related to a sample of another fold, so
-        never validated on) and ``max_identity_other_folds`` (highest context identity to
-        a sample of another fold: for fold k's val samples, to train), in sample order.
+        never validated on; ``prune="val"`` only), ``train_exclusion`` (int64 bit mask:
+        bit k-1 set = left out of fold k's training subsets), ``max_identity_other_folds``
+        (highest context identity to a sample of another fold) and
+        ``max_identity_to_train`` (highest context identity to a sample of its own fold's
+        training subset, after pruning), in sample order.
     config:
         The :class:`SplitConfig` that made it.
     fingerprint:
@@ -158,6 +181,8 @@ class Split:
         fold = self.table["fold"]
         placed = fold.notna().to_numpy()
         removed = self.table["removed"].to_numpy(dtype=bool) if "removed" in self.table else np.zeros(len(fold), bool)
+        mask = (self.table["train_exclusion"].to_numpy(dtype=np.int64) if "train_exclusion" in self.table
+                else np.zeros(len(fold), np.int64))
         idx = self.table["sample_index"].to_numpy()
         if split == "all":
             return idx[placed] if subset in ("train", "inner_train") else idx[:0]
@@ -167,14 +192,25 @@ class Split:
         if subset in ("val", "test"):
             return idx[in_k & ~removed]
         if subset == "train":
-            return idx[placed & ~in_k]
-        in_inner = placed & (folds == k % self.config.k + 1)
-        return idx[in_inner & ~removed] if subset == "inner_val" else idx[placed & ~in_k & ~(in_inner & ~removed)]
+            return idx[placed & ~in_k & (mask & (1 << (k - 1)) == 0)]
+        inner = k % self.config.k + 1
+        in_inner = placed & (folds == inner)
+        if subset == "inner_val":
+            return idx[in_inner & ~removed]
+        bits = (1 << (k - 1)) | (1 << (inner - 1))
+        return idx[placed & ~in_k & ~(in_inner & ~removed) & (mask & bits == 0)]
 
     @property
     def n_removed(self) -> int:
-        """Samples removed from validation (related to another fold)."""
+        """Samples removed from validation (related to another fold; ``prune="val"``)."""
         return int(self.table["removed"].sum()) if "removed" in self.table else 0
+
+    @property
+    def n_scored(self) -> int:
+        """Placed samples that are in some fold's validation set."""
+        placed = self.table["fold"].notna().to_numpy()
+        removed = self.table["removed"].to_numpy(dtype=bool) if "removed" in self.table else np.zeros(len(placed), bool)
+        return int((placed & ~removed).sum())
 
 
 def validate_split_name(split: str, subset: str, k: int = 5) -> None:
@@ -197,12 +233,14 @@ def _store_identity(store: RNAMotifStore) -> str:
                        "n": len(store)}, sort_keys=True)
 
 
-def fingerprint(identity: str, sample_ids, folds, removed=None) -> str:
-    """sha256 hex over the identity and the sorted ``sample_id<TAB>fold[<TAB>removed]`` lines."""
+def fingerprint(identity: str, sample_ids, folds, removed=None, exclusion=None) -> str:
+    """sha256 hex over the identity and the sorted ``sample_id<TAB>fold[<TAB>removed]
+    [<TAB>x<mask>]`` lines (the exclusion mask only where it is not 0)."""
     h = hashlib.sha256(identity.encode())
     removed = [False] * len(sample_ids) if removed is None else list(removed)
-    lines = sorted(f"{s}\t{'' if pd.isna(f) else int(f)}" + ("\tremoved" if r else "")
-                   for s, f, r in zip((str(x) for x in sample_ids), folds, removed))
+    exclusion = [0] * len(sample_ids) if exclusion is None else [int(x) for x in exclusion]
+    lines = sorted(f"{s}\t{'' if pd.isna(f) else int(f)}" + ("\tremoved" if r else "") + (f"\tx{m}" if m else "")
+                   for s, f, r, m in zip((str(x) for x in sample_ids), folds, removed, exclusion))
     for line in lines:
         h.update(f"\n{line}".encode())
     return h.hexdigest()
@@ -303,21 +341,34 @@ def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, r
         fold = pd.array(fold, dtype="Int64")
     folds = fold.fillna(0).to_numpy()  # type: ignore[attr-defined]
     removed = np.zeros(len(meta), dtype=bool)
+    exclusion = np.zeros(len(meta), dtype=np.int64)
     if config.scheme == "similarity":
-        for rel in ("canonical", "near_identical", "homolog"):
+        for rel in PRUNING_RELATIONS:
             for i, j in relations.pairs[rel]:
                 if folds[i] != folds[j] and folds[i] and folds[j]:
-                    removed[i] = removed[j] = True
+                    if config.prune == "val":
+                        removed[i] = removed[j] = True
+                    else:  # each leaves the training subsets of the other's fold
+                        exclusion[i] |= 1 << (int(folds[j]) - 1)
+                        exclusion[j] |= 1 << (int(folds[i]) - 1)
     best = np.zeros(len(meta))
+    to_train = np.zeros(len(meta))
     for (i, j), v in relations.aligned.items():
         if folds[i] != folds[j]:
             best[i], best[j] = max(best[i], v), max(best[j], v)
+            if folds[i] and folds[j]:  # j in fold i's training unless pruned from it, and back
+                if not exclusion[j] >> (int(folds[i]) - 1) & 1:
+                    to_train[i] = max(to_train[i], v)
+                if not exclusion[i] >> (int(folds[j]) - 1) & 1:
+                    to_train[j] = max(to_train[j], v)
     sample_index = meta["sample_index"].to_numpy(dtype=np.int64) if "sample_index" in meta else np.arange(len(meta))
     sample_id = meta["sample_id"].astype(str).to_numpy() if "sample_id" in meta else \
         np.array([f"row{i}" for i in sample_index])
     table = pd.DataFrame({"sample_index": sample_index, "sample_id": sample_id, "fold": fold,
-                          "removed": removed, "max_identity_other_folds": best})
-    fp = fingerprint(identity or json.dumps({"rows": len(meta)}), table["sample_id"], table["fold"], removed)
+                          "removed": removed, "train_exclusion": exclusion, "max_identity_other_folds": best,
+                          "max_identity_to_train": to_train})
+    fp = fingerprint(identity or json.dumps({"rows": len(meta)}), table["sample_id"], table["fold"], removed,
+                     exclusion)
     return Split(table=table, config=config, fingerprint=fp), relations
 
 
@@ -391,7 +442,13 @@ def read_split(store: RNAMotifStore | str | os.PathLike, scheme: str = "similari
     if len(table) != len(ids) or not np.array_equal(table["sample_id"].astype(str).to_numpy(), ids):
         raise ConfigError(f"{url}: split was made for another store (sample ids differ); remake it with "
                           "rnamotif split")
-    fp = fingerprint(_store_identity(store), table["sample_id"], table["fold"], table["removed"])
+    if "train_exclusion" not in table:  # made before training-side pruning: nothing excluded
+        table["train_exclusion"] = np.zeros(len(table), dtype=np.int64)
+    if "max_identity_to_train" not in table:
+        table["max_identity_to_train"] = table["max_identity_other_folds"]
+    info["config"].setdefault("prune", "val")  # files without the setting were made by the earlier rule
+    fp = fingerprint(_store_identity(store), table["sample_id"], table["fold"], table["removed"],
+                     table["train_exclusion"])
     if fp != info["fingerprint"]:
         raise ConfigError(f"{url}: fingerprint mismatch (file {info['fingerprint'][:12]}…, contents {fp[:12]}…); "
                           "remake it with rnamotif split")

@@ -108,8 +108,19 @@ def test_evaluator_refuses_mismatched_inputs(train_store, demo_store, tmp_path):
     train(cfg, progress=False)
     ev = Evaluator.from_checkpoint(tmp_path / "r" / "best.pt")
     res = ev.evaluate_store(train_store, "fold1")
-    n_test = len(RNAMotifDataset(train_store, split="fold1", subset="test"))
+    test = RNAMotifDataset(train_store, split="fold1", subset="test")
+    n_test = len(test)
     assert res["n"] == n_test > 0 and len(res["predictions"]) == n_test
+    # issue 25: metrics by novelty (the split's max_identity_to_train) and by fine type, with counts
+    bins = res["breakdown"]["identity_to_train"]
+    assert sum(v["n"] for v in bins.values()) == n_test
+    ident = test.split_columns["max_identity_to_train"].to_numpy()
+    assert bins.get("0 (none aligned)", {"n": 0})["n"] == int((ident <= 0).sum())
+    assert sum(v["n"] for v in res["breakdown"]["motif_type"].values()) == n_test
+    from rnamotif_data.learn.metrics import markdown_report
+
+    text = markdown_report(res, ev.checkpoint["class_names"])
+    assert "| identity to train | n | accuracy | macro sensitivity |" in text and "| motif type | n |" in text
     other = make_synthetic_store(demo_store, str(tmp_path / "o.zarr"), 40, seed=3, shard_size=16, n_entries=8)
     with pytest.raises(CheckpointMismatchError, match="fingerprint"):
         ev.evaluate_store(other, "fold1")

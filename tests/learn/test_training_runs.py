@@ -123,6 +123,10 @@ def test_nested_subsets_partition_each_split(small_store):
         assert parts["inner_val"] == set(split.indices(f"fold{k % 5 + 1}", "val"))
         # removed samples of fold k are in no subset of split k (never trained on, never tested)
         removed_k = set(split.table.loc[split.table.removed & (split.table.fold == k), "sample_index"])
+        # and samples related to the test or inner-validation fold are in no training subset
+        bits = (1 << (k - 1)) | (1 << (k % 5))
+        removed_k |= set(split.table.loc[(split.table.train_exclusion & bits) != 0, "sample_index"]) - \
+            parts["inner_val"] - parts["test"]
         assert parts["inner_train"] | parts["inner_val"] | parts["test"] | removed_k == set(split.indices("all", "train"))
         assert not removed_k & (parts["inner_train"] | parts["inner_val"] | parts["test"])
 

@@ -53,32 +53,58 @@ def _one_edit(a, b):  # plain dynamic programming, independent of rnamotif_data.
     return d[-1] <= 1
 
 
-def test_similarity_scheme_never_puts_related_samples_on_both_sides(syn_store, capsys):
-    """The synthetic store's motif sequences recur across its entries (a pool of 4 per
-    type): validation samples share no entry, canonical motif or near-identical motif with
-    training -- checked here with an independent edit distance -- and the samples that
-    would have are counted as removed and printed."""
+def _check_no_relative_in_training(meta, split, subsets=(("train", "val"),)):
+    """Independent check (own edit distance): no validation sample shares an entry, a
+    canonical motif or a near-identical motif with the training subset of its fold."""
+    seqs = meta["sequence"].fillna("")
+    for k in range(1, 6):
+        for train_name, val_name in subsets:
+            tr = meta.iloc[split.indices(f"fold{k}", train_name)]
+            va = meta.iloc[split.indices(f"fold{k}", val_name)]
+            assert len(va) and not set(va.emdb_id) & set(tr.emdb_id)
+            tm = [(t, s) for t, s, b in zip(tr.motif_type, seqs[tr.index], tr.is_background) if not b and s]
+            for t, s, b in zip(va.motif_type, seqs[va.index], va.is_background):
+                if b or not s:
+                    continue
+                assert not any(t == t2 and _one_edit(s, s2) for t2, s2 in tm), (k, val_name, t, s)
+
+
+def test_similarity_scheme_prunes_training_and_scores_every_sample(syn_store, capsys):
+    """Issue 25: the synthetic store's motif sequences recur across its entries (a pool of 4
+    per type). By default every placed sample is validated in exactly one fold, and each
+    fold's training (and the nested inner training) leaves out the samples related to its
+    validation (and inner validation) samples -- checked with an independent edit
+    distance; the report says what each relation cost."""
     store = open_store(syn_store)
     meta = store.metadata
     assert meta.groupby(["motif_type", "sequence"]).emdb_id.nunique().max() > 1  # the fixture recurs
     split = make_split(store, SplitConfig())
-    assert split.n_removed > 0
-    seqs = meta["sequence"].fillna("")
-    for k in range(1, 6):
-        tr = meta.iloc[split.indices(f"fold{k}", "train")]
-        va = meta.iloc[split.indices(f"fold{k}", "val")]
-        assert len(va) and not set(va.emdb_id) & set(tr.emdb_id)
-        tm = [(t, s) for t, s, b in zip(tr.motif_type, seqs[tr.index], tr.is_background) if not b and s]
-        for t, s, b in zip(va.motif_type, seqs[va.index], va.is_background):
-            if b or not s:
-                continue
-            assert not any(t == t2 and _one_edit(s, s2) for t2, s2 in tm), (t, s)
-        # removed samples are in no validation subset and still in the other folds' training sets
-        removed = split.table.loc[split.table.removed & (split.table.fold == k), "sample_index"]
-        assert not set(removed) & set(va.index) and set(removed) <= set(split.indices(f"fold{k % 5 + 1}", "train"))
+    assert split.n_removed == 0
+    vals = np.concatenate([split.indices(f"fold{k}", "val") for k in range(1, 6)])
+    assert len(vals) == len(set(vals)) == int(split.table["fold"].notna().sum())  # each scored exactly once
+    assert (split.table["train_exclusion"] != 0).any()  # the recurrence did cost training samples
+    _check_no_relative_in_training(meta, split, (("train", "val"), ("inner_train", "inner_val"),
+                                                 ("inner_train", "test")))
+    for k in range(1, 6):  # a pruned sample is still validated in its own fold
+        pruned = split.table.loc[(split.table.train_exclusion & (1 << (k - 1))) != 0, "sample_index"]
+        assert not set(pruned) & set(split.indices(f"fold{k}", "train"))
+        assert all(int(split.table.fold[i]) != k for i in pruned)
     assert split_main([str(syn_store), "--report"]) == 0
     out = capsys.readouterr().out
-    assert f"{split.n_removed} removed" in out and out.count("| fold") == 6
+    assert "0 removed" in out and out.count("| fold") == 6 and "pruned from train" in out
+
+
+def test_prune_val_keeps_the_earlier_rule(syn_store):
+    """``prune="val"``: related samples leave validation and stay in the other folds' training."""
+    store = open_store(syn_store)
+    meta = store.metadata
+    split = make_split(store, SplitConfig(prune="val"))
+    assert split.n_removed > 0 and not split.table["train_exclusion"].any()
+    _check_no_relative_in_training(meta, split)
+    for k in range(1, 6):
+        removed = split.table.loc[split.table.removed & (split.table.fold == k), "sample_index"]
+        assert not set(removed) & set(split.indices(f"fold{k}", "val"))
+        assert set(removed) <= set(split.indices(f"fold{k % 5 + 1}", "train"))
 
 
 def test_strand_swapped_and_one_off_motifs_are_related():
@@ -202,8 +228,9 @@ def test_items_have_documented_shapes_dtypes_and_masking(syn_store):
 def test_dataset_info_and_validation(syn_store, tmp_path):
     tr = RNAMotifDataset(syn_store, split="fold2", subset="train")
     va = RNAMotifDataset(syn_store, split="fold2", subset="val")
-    removed = int((tr._split.table.removed & (tr._split.table.fold == 2)).sum())
-    assert len(tr) + len(va) + removed == 300 and not set(tr.indices) & set(va.indices)
+    table = tr._split.table
+    pruned = int((((table.train_exclusion & 2) != 0) & (table.fold != 2)).sum())  # left out of fold 2's training
+    assert len(tr) + len(va) + pruned == 300 and not set(tr.indices) & set(va.indices)
     assert list(va.metadata["sample_index"]) == list(va.indices)
     assert sum(va.class_counts.values()) == len(va) and va.classes[2] == "hairpin"
     assert "RNAMotifDataset(" in repr(va) and "fingerprint" in repr(va)
