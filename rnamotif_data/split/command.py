@@ -32,7 +32,17 @@ from rnamotif_data.common.output import REPORT
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index
 from rnamotif_data.split.leakage import format_report, leakage_report
-from rnamotif_data.split.splits import PRUNE_MODES, SCHEMES, SplitConfig, make_split, split_metadata, split_table, store_relations, upstream_key, write_split
+from rnamotif_data.split.splits import (
+    PRUNE_MODES,
+    SCHEMES,
+    SplitConfig,
+    make_split,
+    split_metadata,
+    split_table,
+    store_relations,
+    upstream_key,
+    write_split,
+)
 from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger("rnamotif_data.split.command")
