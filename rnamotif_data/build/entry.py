@@ -30,6 +30,7 @@ from rnamotif_data.em.quality import QualityConfig, expected_q_score, fit_z, fra
 from rnamotif_data.errors import RNAMotifError, is_environment_failure
 from rnamotif_data.rna.modified import sequence_matches
 from rnamotif_data.rna.motifs import class_index, layout_mismatch, motif_class
+from rnamotif_data.rna.pairs import read_loops, watson_crick_partners
 from rnamotif_data.rna.structure import format_residues, read_model
 from rnamotif_data.samples.background import ShapeDistribution, background_count, select_background_sites
 from rnamotif_data.samples.cubes import cut_motif
@@ -192,6 +193,9 @@ class _Entry:
         for rid, letter in zip(model.atoms.residues, model.atoms.parents):
             seqs.setdefault(rid.chain, []).append(letter)
         self.chain_sequences = {c: "".join(v) for c, v in seqs.items()}
+        is_nt = np.zeros(len(model.atoms.residues), dtype=bool)
+        is_nt[model.atoms.residue_index[model.atoms.nucleotide > 0]] = True
+        self.partner = watson_crick_partners(model.atoms, is_nt)
 
     def quality_columns(self, atoms, rows=None) -> dict:
         """Quality columns of ``atoms`` (``rows``: their rows in the model, if known)."""
@@ -234,13 +238,54 @@ def _nan_none(v: float) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def check_strands(model, residue_indices, motif_type: str, what: str) -> None:
-    """Raise if the selection's strands (runs of residues consecutive in model order) do
-    not fit the fine type (:func:`rnamotif_data.rna.motifs.strand_lengths`): hairpinN one
-    strand of N + 2, bulgeN N + 2 and 2, AxB A + 2 and B + 2 in either order."""
-    why = layout_mismatch([len(s) for s in model.strands(residue_indices)], motif_type)
-    if why:
+#: closing pairs per side a source lists, where the model's pairs cannot tell
+#: (manifest column ``flank_pairs`` overrides): CoSSMos, the RNA 3D Motif Atlas and our
+#: annotator list one, the upstream benchmark two
+SOURCE_FLANK_PAIRS = {"upstream": 2, "upstream-folds": 2}
+
+
+def source_flank_pairs(row: dict) -> int:
+    """The closing-pair convention of a manifest row: its ``flank_pairs`` if given, else
+    :data:`SOURCE_FLANK_PAIRS` by ``source`` (1 for any other source)."""
+    given = row.get("flank_pairs")
+    if given is not None and given == given:  # not None / NaN
+        return int(given)
+    return SOURCE_FLANK_PAIRS.get(str(row.get("source") or "").split(" ")[0], 1)
+
+
+def check_strands(model, residue_indices, motif_type: str, what: str, partner=None, fallback: int = 1) -> dict:
+    """Check a row's stated type against its residues; returns the metadata columns
+    ``loop_lengths``, ``flank_pairs`` and ``loop_note``.
+
+    The strand count must fit the type (one for a hairpin, two otherwise). With
+    ``partner`` (:func:`rnamotif_data.rna.pairs.watson_crick_partners` of the model) the
+    loop lengths are read off the closing pairs (:func:`rnamotif_data.rna.pairs.read_loops`;
+    one or two listed pairs per side both pass), and a type that contradicts them fails
+    stage ``selection`` naming the stated type, the type read and the pairs; a side
+    without a readable closing pair uses ``fallback`` pairs (the source's convention) and
+    says so in ``loop_note``. Without ``partner``: strand lengths as for ``fallback``
+    pairs (:func:`rnamotif_data.rna.motifs.layout_mismatch`).
+    """
+    strands = model.strands(residue_indices)
+    why = layout_mismatch([len(s) for s in strands], motif_type, flank_pairs=(1, 2))
+    if why and len(strands) != (1 if motif_type.startswith("hairpin") else 2):
         raise _RowError(f"{what}: {why}", "selection")
+    if partner is None:
+        why = layout_mismatch([len(s) for s in strands], motif_type, flank_pairs=(fallback,))
+        if why:
+            raise _RowError(f"{what}: {why}", "selection")
+        return {"loop_lengths": None, "flank_pairs": None, "loop_note": "loop lengths not read (no base pairs)"}
+    reading = read_loops(strands, partner, fallback)
+    if reading.motif_type != motif_type:
+        ids = model.atoms.residues
+        pairs = ", ".join(f"{ids[i].seq_num}{ids[i].icode}-{ids[j].seq_num}{ids[j].icode}"
+                          for i, j in reading.pairs) or "none"
+        got = reading.motif_type or "no loop"
+        raise _RowError(f"{what}: stated {motif_type}, but the base pairs make it {got} (unpaired "
+                        f"{' + '.join(str(n) for n in reading.loop_lengths)} nt; closing pairs read: {pairs}"
+                        + (f"; {reading.note}" if reading.note else "") + ")", "selection")
+    return {"loop_lengths": list(reading.loop_lengths), "flank_pairs": list(reading.flank_pairs),
+            "loop_note": reading.note}
 
 
 def _check_placement(ctx: _Entry, atoms, what: str) -> dict:
@@ -290,7 +335,8 @@ def _segment_rows(ctx: _Entry):
             with clock("segment"):
                 resolved = model.resolve(sel)
                 desc = f"{job.pdb_id} {sel} (row {i})"
-                check_strands(model, resolved, row["motif_type"], desc)
+                loop_cols = check_strands(model, resolved, row["motif_type"], desc, ctx.partner,
+                                          source_flank_pairs(row))
                 atoms = model.atoms.subset(resolved)
                 motif_xyz.append(atoms.xyz)
                 seq = atoms.sequence()
@@ -315,7 +361,7 @@ def _segment_rows(ctx: _Entry):
                 "pdb_id": job.pdb_id, "emdb_id": ctx.emdb, "motif_id": row.get("motif_id"),
                 "motif_type": row["motif_type"], "motif_class": motif_class(row["motif_type"]),
                 "class_index": class_index(row["motif_type"]), "residues": residues, "sequence": seq,
-                **ctx.strand_columns(resolved), "model_hash": ctx.model_key,
+                **ctx.strand_columns(resolved), "model_hash": ctx.model_key, **loop_cols,
                 "parent_sequence": ctx.parent_sequence(atoms.residues),
                 "resolution": ctx.resolution, "n_residues": len(atoms.residues),
                 **qcols, "map_warnings": ctx.map_warnings,

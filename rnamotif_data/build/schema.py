@@ -46,6 +46,7 @@ SCHEMA = pa.schema([
     pa.field("source_id", pa.string()),
     pa.field("cossmos_number", pa.int32()),
     pa.field("upstream_fold", pa.int8()),
+    pa.field("flank_pairs", pa.int8()),
     pa.field("needs_residues", pa.bool_()),
     pa.field("annotator", pa.string()),
     pa.field("skipped", pa.string()),
@@ -121,6 +122,9 @@ def check_row(row: dict) -> tuple[str, str] | None:
     res = row.get("resolution")
     if res is not None and not (math.isfinite(res) and res > 0):
         return "resolution", f"resolution {res} Å is not a positive finite number"
+    flank = row.get("flank_pairs")
+    if flank is not None and flank not in (1, 2):
+        return "flank_pairs", f"flank_pairs {flank}: a listing carries 1 or 2 closing pairs per side"
     return None
 
 

@@ -267,11 +267,13 @@ def croissant(package: Package, config: ZenodoConfig, store: RNAMotifStore, *, d
         record_sets.append({
             "@type": "cr:RecordSet", "@id": rs, "name": rs,
             "description": f"Fold (1-5) of each sample under the {rs.removeprefix('split-')} scheme; null: no fold; "
-                           "removed: never in a validation subset (related to another fold).",
+                           "removed: never in a validation subset (related to another fold; earlier rule); "
+                           "train_exclusion: bit k-1 set = left out of fold k's training (related to fold k).",
             "field": [{"@type": "cr:Field", "@id": f"{rs}/{c}", "name": c, "dataType": t,
                        "source": {"fileObject": {"@id": f.name}, "extract": {"column": c}}}
                       for c, t in (("sample_index", "sc:Integer"), ("sample_id", "sc:Text"), ("fold", "sc:Integer"),
-                                   ("removed", "sc:Boolean"), ("max_identity_other_folds", "sc:Float"))]})
+                                   ("removed", "sc:Boolean"), ("train_exclusion", "sc:Integer"),
+                                   ("max_identity_other_folds", "sc:Float"), ("max_identity_to_train", "sc:Float"))]})
     return {
         "@context": CROISSANT_CONTEXT, "@type": "sc:Dataset", "conformsTo": "http://mlcommons.org/croissant/1.0",
         "name": f"rnamotif-data-{package.version}", "description": config.description,

@@ -77,6 +77,17 @@ def export_hdf5(root: str, out: Path, *, progress: bool = True) -> Path:
 
 
 def _column(series, typ: pa.DataType) -> np.ndarray:
+    """A metadata column as an HDF5-ready array: x-y-z lists ``(N, 3)`` float64 (NaN for
+    null), integer lists ``(N, L)`` int64 padded with -1, string lists '; '-joined."""
+    if (pa.types.is_list(typ) or pa.types.is_fixed_size_list(typ)) and pa.types.is_integer(typ.value_type):
+        width = max([len(v) for v in series if v is not None] or [0])
+        out = np.full((len(series), width), -1, dtype=np.int64)
+        for i, v in enumerate(series):
+            if v is not None:
+                out[i, :len(v)] = v
+        return out
+    if pa.types.is_list(typ) and pa.types.is_string(typ.value_type):
+        return _column(pd.Series(["; ".join(v) if v is not None else None for v in series]), pa.string())
     if pa.types.is_list(typ) or pa.types.is_fixed_size_list(typ):
         return np.array([np.full(3, np.nan) if v is None else np.asarray(v, float) for v in series]).reshape(-1, 3)
     if pa.types.is_string(typ):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnamotif_data.rna.pairs import residue_atom_xyz, watson_crick_partners
 from rnamotif_data.rna.structure import AtomTable, Model
 
 __all__ = ["Residues", "candidates"]
 
 _LINK = 2.0  # Å, O3'-P or C-N of linked residues
-_PURINES, _PYRIMIDINES = frozenset("AG"), frozenset("CU")
 
 
 class Residues:
@@ -71,34 +71,12 @@ class Residues:
 
     @staticmethod
     def _atom(atoms: AtomTable, name: str) -> np.ndarray:
-        out = np.full((len(atoms.residues), 3), np.nan)
-        rows = np.flatnonzero(np.asarray(atoms.atom_name) == name)
-        out[atoms.residue_index[rows[::-1]]] = atoms.xyz[rows[::-1]]  # first copy wins
-        return out
+        return residue_atom_xyz(atoms, name)
 
     def _pairs(self, atoms: AtomTable, cutoff: float) -> np.ndarray:
-        """Watson-Crick-like partner of each residue (-1 if none): purine N1 - pyrimidine N3."""
-        from scipy.spatial import cKDTree
-
-        parents = atoms.parents or ()
-        n1, n3 = self._atom(atoms, "N1"), self._atom(atoms, "N3")
-        partner = np.full(self.n, -1, dtype=np.int64)
-        if not parents:
-            return partner
-        par = np.asarray(parents)
-        pur = np.flatnonzero(self.is_nt & np.isin(par, list(_PURINES)) & np.isfinite(n1[:, 0]))
-        pyr = np.flatnonzero(self.is_nt & np.isin(par, list(_PYRIMIDINES)) & np.isfinite(n3[:, 0]))
-        if len(pur) == 0 or len(pyr) == 0:
-            return partner
-        d, j = cKDTree(n3[pyr]).query(n1[pur], k=1, distance_upper_bound=cutoff)
-        ok = np.isfinite(d)
-        a, b = pur[ok], pyr[j[ok]]
-        # keep mutual nearest pairs only (one partner per residue)
-        d2, i2 = cKDTree(n1[pur]).query(n3[b], k=1)
-        mutual = pur[i2] == a
-        partner[a[mutual]] = b[mutual]
-        partner[b[mutual]] = a[mutual]
-        return partner
+        """Watson-Crick-like partner of each residue (-1 if none): purine N1 - pyrimidine N3
+        (:func:`rnamotif_data.rna.pairs.watson_crick_partners`)."""
+        return watson_crick_partners(atoms, self.is_nt, cutoff)
 
     def window(self, start: int, length: int, step: int = 1) -> np.ndarray | None:
         """``length`` residues of ``start``'s run from ``start`` forwards (step 1) or

@@ -153,6 +153,11 @@ METADATA_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
                                       "(homology of contexts, rnamotif_data.split.similarity)"),
     "model_hash": (pa.string(), "sha256 (first 16 hex) of the model's heavy-atom coordinates: one model fitted "
                                 "to several maps has one hash whatever its IDs (splits group by it)"),
+    "loop_lengths": (pa.list_(pa.int32()), "unpaired nucleotides per strand (model order) read off the closing base "
+                     "pairs (rna.pairs.read_loops); null for background"),
+    "flank_pairs": (pa.list_(pa.int32()), "closing pairs the listing carries on each side (hairpin: one side; "
+                    "loops: outer, inner), as read, or the source's convention where none was read"),
+    "loop_note": (pa.string(), "why a side fell back to the source's convention (no closing pair read), or null"),
     "parent_sequence": (pa.string(), "sha256 (first 16 hex) of the full one-letter sequences of the chains the "
                                      "sample's residues belong to, sorted and '/'-joined; null for density sites"),
     "resolution": (pa.float64(), "resolution of the map in Å (manifest, else RCSB record; null if unknown)"),

@@ -352,12 +352,12 @@ def test_seed_sample_hairpin_acceptance(tmp_path):
     """The real EMD-20353 box around the 6PJ6 J:85-91 hairpin, through a --mirror."""
     mirror = seed_mirror(tmp_path / "mirror")
     manifest = tmp_path / "hairpin.parquet"
-    # upstream names this 7-nt box "hairpin3" (its crop adds a flanking pair); with one
-    # closing pair counted, 7 nucleotides on one strand are a hairpin5 (motifs.strand_lengths)
-    pq.write_table(rows_to_table([{"pdb_id": "6PJ6", "emdb_id": "EMD-20353", "motif_type": "hairpin5",
-                                   "selection": "J:85-91", "sequence": "GGUCUCC", "cossmos_number": 2606,
-                                   "resolution": 2.2}]),
-                   manifest)
+    # issue 25: upstream lists this 7-nt box as "hairpin3" with two flanking pairs (85-91,
+    # 86-90; loop 87-89); the model's pairs say so, whatever convention the source has
+    rows = [{"pdb_id": "6PJ6", "emdb_id": "EMD-20353", "motif_type": mtype, "selection": "J:85-91",
+             "sequence": "GGUCUCC", "cossmos_number": 2606, "resolution": 2.2, "source": "cossmos"}
+            for mtype in ("hairpin3",)]
+    pq.write_table(rows_to_table(rows), manifest)
     out = tmp_path / "s.zarr"
     rc = build_main(["--manifest", str(manifest), "--mirror", str(mirror), "--cache", str(tmp_path / "c"),
                      "--out", str(out), "--scheduler", "synchronous", "--no-progress"])
@@ -365,10 +365,24 @@ def test_seed_sample_hairpin_acceptance(tmp_path):
     from rnamotif_data.release.verify import main as verify_main
 
     assert verify_main([str(out)]) == 0
-    meta = open_store(out).metadata
-    hp = meta[meta["motif_type"] == "hairpin5"].iloc[0]
+    store = open_store(out)
+    meta, fails = store.metadata, store.failures
+    hp = meta[meta["motif_type"] == "hairpin3"].iloc[0]
     assert hp["class_index"] == 2 and hp["fit_z"] >= 2.5 and hp["sequence"] == "GGUCUCC"
-    assert hp["sample_id"] == "EMD-20353_6PJ6_hairpin5_J85-91"
+    assert hp["sample_id"] == "EMD-20353_6PJ6_hairpin3_J85-91"
+    assert list(hp["loop_lengths"]) == [3] and list(hp["flank_pairs"]) == [2] and hp["loop_note"] != hp["loop_note"]  # null (NaN in pandas)
+    assert len(fails) == 0
+    # the same residues stated as hairpin5 (the one-pair length rule's reading) fail at
+    # stage selection, naming the stated type, the type read and the pairs
+    from rnamotif_data.build.entry import check_strands
+    from rnamotif_data.errors import RNAMotifError
+    from rnamotif_data.rna.pairs import watson_crick_partners
+    from rnamotif_data.rna.structure import parse_selection, read_model
+
+    model = read_model(mirror / "pdb" / "6pj6.pdb")
+    partner = watson_crick_partners(model.atoms, np.ones(len(model.atoms.residues), dtype=bool))
+    with pytest.raises(RNAMotifError, match=r"stated hairpin5, but the base pairs make it hairpin3 .*85-91, 86-90"):
+        check_strands(model, model.resolve(parse_selection("J:85-91")), "hairpin5", "6PJ6 J:85-91", partner, 1)
     # the Phenix reference for this box: CC_mask 0.797 (../shared/data/README.md)
     assert hp["cc_mask"] == pytest.approx(0.797, abs=0.03)
 

@@ -243,14 +243,16 @@ def test_infinite_resolution_is_rejected_at_validation(tmp_path):
 
 
 def test_type_must_match_the_selection(tmp_path):
-    """A 3 + 3 selection labelled bulge1 (needs 3 + 2) is refused, naming the row; the
-    same selection as 1x1 builds."""
+    """A 3 + 3 selection labelled bulge1 is refused, naming the row, the stated type, the
+    type its base pairs make and the pairs (issue 25); a two-strand hairpin is refused by
+    its strand count."""
     rows = [{**DEMO_ROWS[0], "motif_type": "bulge1"}, {**DEMO_ROWS[1], "motif_type": "hairpin4"},
             DEMO_ROWS[4]]
     rc, out = _build(tmp_path, rows)
     fail = open_store(out).failures
     assert rc == 3 and fail["manifest_row"].tolist() == [0, 1] and set(fail["stage"]) == {"selection"}
-    assert "(row 0): strands of 3 + 3 nucleotides do not fit bulge1 (expects 2 + 3" in fail["error"].iloc[0]
+    assert ("(row 0): stated bulge1, but the base pairs make it 1x1 (unpaired 1 + 1 nt; closing pairs read: 16-88"
+            in fail["error"].iloc[0])
     assert "2 strand(s) of 4 + 4 nucleotides cannot be hairpin4, which has 1 strand(s)" in fail["error"].iloc[1]
     assert open_store(out).metadata["motif_type"].tolist()[0] == "4x5"
 
@@ -259,7 +261,7 @@ def test_background_shortfall_is_in_the_summary_and_report(tmp_path, caplog):
     """The seed hairpin box is too small for a background cube 12 Å from the motif: the
     summary and the report say 0 of 1 placed."""
     mirror = seed_mirror(tmp_path / "mirror")
-    rows = [{"pdb_id": "6PJ6", "emdb_id": "EMD-20353", "motif_type": "hairpin5", "selection": "J:85-91",
+    rows = [{"pdb_id": "6PJ6", "emdb_id": "EMD-20353", "motif_type": "hairpin3", "selection": "J:85-91",
              "resolution": 2.2}]
     with caplog.at_level("WARNING", logger="rnamotif_data.build.builder"):
         rc, out = _build(tmp_path, rows, mirror)

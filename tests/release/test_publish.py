@@ -357,9 +357,9 @@ def test_package_of_a_multi_entry_store_ships_its_splits(multi_entry_store, tmp_
         assert {"splits/similarity.parquet", "splits/entry.parquet"} <= set(zf.namelist())
     ds = mlc.Dataset(jsonld=str(pkg / "croissant.json"))
     folds = [r["split-similarity/fold"] for r in ds.records("split-similarity")]
-    removed = [r["split-similarity/removed"] for r in ds.records("split-similarity")]
+    pruned = [r["split-similarity/train_exclusion"] for r in ds.records("split-similarity")]
     assert sorted(set(folds)) == [1, 2, 3, 4, 5] and len(folds) == len(open_store(multi_entry_store))
-    assert any(removed)
+    assert any(pruned)  # training pruned, not evaluation
     card = (pkg / "README.md").read_text()
     assert "## Shortcut audit" in card and "unknown vs motif: balanced accuracy" in card
     assert "| fold1 |" in card and "val sharing near-identical" in card
