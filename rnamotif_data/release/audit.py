@@ -11,8 +11,10 @@ centroid of its entry's samples (a stand-in for "near the map's centre"). A simp
 classifier (scikit-learn random forest: 100 trees of depth 4 (30 for one feature), leaves of at least 10
 samples, so it finds rules that hold for many samples rather than memorised duplicates)
 is cross-validated -- grouped by the split's independent groups (EMDB map, PDB entry or
-model, shared residues, overlapping zones) where there are at least 3, else by EMDB map,
-else stratified, and the output says which -- for unknown-vs-motif and for the 5
+model, shared residues, overlapping zones) where there are at least 3, else by the
+sample's structure (model coordinates + residues: one model fitted to many maps gives the
+same residues in every map, and grouping by map would let the forest meet them on both
+sides), else stratified, and the output says which -- for unknown-vs-motif and for the 5
 classes; each feature alone is scored too.
 
 The unknown-vs-motif balanced accuracy must stay near chance (0.5) for "unknown" to be
@@ -39,7 +41,7 @@ from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger("rnamotif_data.release.audit")
 
-__all__ = ["FEATURES", "audit_features", "audit_store", "audit_lines", "plot_audit", "run_audit", "main"]
+__all__ = ["FEATURES", "audit_features", "audit_store", "structure_groups", "audit_lines", "plot_audit", "run_audit", "main"]
 
 #: The structure-free features, in table order.
 FEATURES = ("zone_voxels", "n_atoms", "n_residues", "fraction_outside", "zero_fraction", "masked_zero_fraction",
@@ -104,6 +106,17 @@ def _cv(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0, label: 
     return float(balanced_accuracy_score(y, pred)), how
 
 
+def structure_groups(meta: pd.DataFrame) -> np.ndarray:
+    """``(N,)`` group label of each sample's structure: its model's coordinate hash and its
+    residues, so the same residues of one model are one group whatever map they were cut
+    from; samples without residues (unmodelled density) are their own group."""
+    model = meta["model_hash"].astype(str) if "model_hash" in meta else meta["pdb_id"].astype(str)
+    residues = meta["residues"] if "residues" in meta else pd.Series([None] * len(meta))
+    ids = meta["sample_id"].astype(str)
+    return np.array([f"{m}|{r}" if isinstance(r, str) and r else f"sample|{i}"
+                     for m, r, i in zip(model, residues, ids)])
+
+
 def audit_store(store, seed: int = 0) -> tuple[dict, pd.DataFrame]:
     """Run the audit on an open store: ``(result, features)``; ``result`` holds ``n``,
     ``n_unknown``, ``cv`` (how the folds were grouped), the two balanced accuracies,
@@ -111,8 +124,9 @@ def audit_store(store, seed: int = 0) -> tuple[dict, pd.DataFrame]:
 
     Cross-validation is grouped by the split's independent groups (same EMDB map, PDB
     entry or model coordinates, shared residues or overlapping zones;
-    :func:`rnamotif_data.split.splits.hard_groups`) where there are at least 3, else by EMDB
-    map where there are 3 maps, else stratified (and said so).
+    :func:`rnamotif_data.split.splits.hard_groups`) where there are at least 3, else by the
+    sample's structure (``model_hash`` + ``residues``; unmodelled-density samples alone),
+    else stratified (and said so).
 
     Raises
     ------
@@ -130,7 +144,7 @@ def audit_store(store, seed: int = 0) -> tuple[dict, pd.DataFrame]:
     if len(np.unique(independent)) >= 3:
         groups, label = independent.astype(str), "independent group"
     else:
-        groups, label = f["group"].to_numpy(), "EMDB map"
+        groups, label = structure_groups(meta), "structure (model coordinates + residues)"
     x = f[list(FEATURES)].to_numpy(dtype=float)
     binary, how = _cv(x, f["is_unknown"].to_numpy(), groups, seed, label)
     five, _ = _cv(x, f["class_index"].to_numpy(), groups, seed, label)

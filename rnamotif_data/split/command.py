@@ -32,6 +32,7 @@ from rnamotif_data.common.output import REPORT
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index
 from rnamotif_data.split.leakage import format_report, leakage_report
+from rnamotif_data.split.similarity import strand_column
 from rnamotif_data.split.splits import (
     PRUNE_MODES,
     SCHEMES,
@@ -62,6 +63,13 @@ def read_upstream_folds(folder: Path) -> tuple[dict[tuple, int], dict[str, list[
             cubes.setdefault(str(r["pdb_id"]).upper(), []).append((int(r.get("cossmos_number") or 0),
                                                                    int(r["upstream_fold"])))
     return motifs, {pdb: [f for _, f in sorted(c)] for pdb, c in cubes.items()}
+
+
+def _without_sequence(meta) -> int:
+    """Motif samples (not background) whose strands cannot be known (no sequence)."""
+    strands = strand_column(meta)
+    background = meta["is_background"].to_numpy(dtype=bool) if "is_background" in meta else [False] * len(meta)
+    return sum(1 for s, b in zip(strands, background) if not b and not s)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
              len(split.table), config.k, split.n_scored, split.n_removed, pruned, split.fingerprint)
     if not relations.has_contexts:
         log.info("no flanking contexts (metadata only): homology is judged on the motif strands alone")
+    unsequenced = _without_sequence(meta)
+    if unsequenced:
+        log.warning("%d motif sample(s) have no sequence (no strand_sequences or sequence column value): the "
+                    "canonical, near-identical and homolog relations cannot compare them; give the manifest its "
+                    "sequences (or build the store: the build reads them off the model)", unsequenced)
     if args.scheme == "upstream":
         bg = meta["motif_type"].astype(str).eq("unknown").to_numpy()
         folds = split.table["fold"].notna().to_numpy()
@@ -125,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.report or args.report_out:
         report = leakage_report(meta, split, relations, class_names)
         text = (f"Leakage report: {source}, scheme {args.scheme}, fingerprint {split.fingerprint[:16]}, "
-                f"{split.n_removed} removed\n\n" + format_report(report, class_names))
+                f"{split.n_removed} removed" + (f", {unsequenced} motif samples without a sequence (compared by "
+                                                f"entry and residues only)" if unsequenced else "")
+                + "\n\n" + format_report(report, class_names))
         REPORT.info(text)
         if args.report_out:
             args.report_out.write_text(text)

@@ -54,23 +54,12 @@ def leakage_report(meta: pd.DataFrame, split: Split, relations: Relations, class
                "train_share_pct": round(100.0 * train.sum() / max(outside.sum(), 1), 1)}
         in_k = fold == k
         for rel in ("canonical", "near_identical", "homolog"):
-            cost = np.zeros(len(meta), dtype=bool)
-            for i, j in relations.pairs[rel]:
-                if in_k[i] and outside[j]:
-                    cost[j] = True
-                if in_k[j] and outside[i]:
-                    cost[i] = True
+            cost = _related(relations.pairs[rel], outside, in_k)  # outside samples related to fold k
             row[f"train_pruned_{rel}"] = int((cost & ~train).sum())
         train_groups = set(hard[train])
         hits = {"entry": val & np.isin(hard, list(train_groups))}
         for rel in RELATIONS[1:]:
-            hit = np.zeros(len(meta), dtype=bool)
-            for i, j in relations.pairs[rel]:
-                if val[i] and train[j]:
-                    hit[i] = True
-                if val[j] and train[i]:
-                    hit[j] = True
-            hits[rel] = hit
+            hits[rel] = _related(relations.pairs[rel], val, train)
         for rel in RELATIONS:
             n = int(hits[rel].sum())
             row[f"val_shared_{rel}"] = n
@@ -83,6 +72,17 @@ def leakage_report(meta: pd.DataFrame, split: Split, relations: Relations, class
                 row[f"val_{cname}"] = int((val & (classes == ci)).sum())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _related(pairs, these: np.ndarray, those: np.ndarray) -> np.ndarray:
+    """``(N,)`` bool: samples of ``these`` related (a pair of ``pairs``) to one of ``those``."""
+    hit = np.zeros(len(these), dtype=bool)
+    for i, j in pairs:
+        if these[i] and those[j]:
+            hit[i] = True
+        if these[j] and those[i]:
+            hit[j] = True
+    return hit
 
 
 def format_report(report: pd.DataFrame, class_names) -> str:

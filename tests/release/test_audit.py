@@ -51,7 +51,8 @@ def test_audit_finds_the_shortcut_of_density_blob_negatives(tmp_path):
     assert set(res["single_feature_unknown_vs_motif"]) == set(FEATURES)
     assert res["unknown_vs_motif_balanced_accuracy"] >= 0.9 and res["verdict"].startswith("SHORTCUT")
     assert max(res["single_feature_unknown_vs_motif"].values()) >= 0.9
-    assert "stratified, not grouped (only 1 EMDB map(s))" in res["cv"]
+    # one model in one map: grouped by the samples' structure (issue 25)
+    assert res["cv"].startswith("grouped by structure (model coordinates + residues)")
     md = (tmp_path / "a-blobs" / "audit.md").read_text()
     assert "| zone_voxels |" in md and (tmp_path / "a-blobs" / "audit.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -80,6 +81,10 @@ def test_structural_negatives_look_like_motifs(tmp_path):
         assert d.min() >= 5.0, sel
     res = _audit(tmp_path, store, "a-stems")
     assert res["unknown_vs_motif_balanced_accuracy"] <= 0.60, res
+    from rnamotif_data.release.audit import structure_groups
+
+    groups = structure_groups(meta)
+    assert len(set(groups)) == len(meta)  # one map: every sample its own structure
     # the same seed gives the same negatives
     again = open_store(_build_383(tmp_path, "again"))
     assert again.metadata[again.metadata.is_background].residues.tolist() == bg.residues.tolist()
