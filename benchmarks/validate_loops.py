@@ -45,7 +45,7 @@ def check(name: str, rows: list[dict], models: dict[str, Path]) -> None:
             model = read_model(path)
             is_nt = np.zeros(len(model.atoms.residues), dtype=bool)
             is_nt[model.atoms.residue_index[model.atoms.nucleotide > 0]] = True
-            cache[path] = (model, watson_crick_partners(model.atoms, is_nt))
+            cache[path] = (model, watson_crick_partners(model.atoms, is_nt, wobble=True))
         model, partner = cache[path]
         try:
             resolved = model.resolve(row_selection(row))

@@ -195,7 +195,7 @@ class _Entry:
         self.chain_sequences = {c: "".join(v) for c, v in seqs.items()}
         is_nt = np.zeros(len(model.atoms.residues), dtype=bool)
         is_nt[model.atoms.residue_index[model.atoms.nucleotide > 0]] = True
-        self.partner = watson_crick_partners(model.atoms, is_nt)
+        self.partner = watson_crick_partners(model.atoms, is_nt, wobble=True)
 
     def quality_columns(self, atoms, rows=None) -> dict:
         """Quality columns of ``atoms`` (``rows``: their rows in the model, if known)."""

@@ -38,11 +38,14 @@ def residue_atom_xyz(atoms: AtomTable, name: str) -> np.ndarray:
     return out
 
 
-def watson_crick_partners(atoms: AtomTable, is_nt: np.ndarray, cutoff: float = PAIR_CUTOFF) -> np.ndarray:
+def watson_crick_partners(atoms: AtomTable, is_nt: np.ndarray, cutoff: float = PAIR_CUTOFF,
+                          wobble: bool = False) -> np.ndarray:
     """``(R,)`` int64: each residue's Watson-Crick-like partner (residue index), -1 if none.
 
     ``is_nt`` ``(R,)`` marks the nucleotides; parents of modified residues are used
-    (``atoms.parents``). Without parents every residue is unpaired.
+    (``atoms.parents``). Without parents every residue is unpaired. ``wobble``: also pair
+    G·U wobbles, whose N1-N3 distance is too long for the rule (G N1 - U O2 ≤ ``cutoff``
+    Å, mutual nearest, among residues left unpaired by the first pass).
     """
     from scipy.spatial import cKDTree  # here: importing the package needs no scipy
 
@@ -64,6 +67,19 @@ def watson_crick_partners(atoms: AtomTable, is_nt: np.ndarray, cutoff: float = P
     mutual = pur[i2] == a
     partner[a[mutual]] = b[mutual]
     partner[b[mutual]] = a[mutual]
+    if wobble:
+        o2 = residue_atom_xyz(atoms, "O2")
+        free = partner < 0
+        g = np.flatnonzero(free & is_nt & (par == "G") & np.isfinite(n1[:, 0]))
+        u = np.flatnonzero(free & is_nt & (par == "U") & np.isfinite(o2[:, 0]))
+        if len(g) and len(u):
+            d, j = cKDTree(o2[u]).query(n1[g], k=1, distance_upper_bound=cutoff)
+            ok = np.isfinite(d)
+            a, b = g[ok], u[j[ok]]
+            _, i2 = cKDTree(n1[g]).query(o2[b], k=1)
+            mutual = g[i2] == a
+            partner[a[mutual]] = b[mutual]
+            partner[b[mutual]] = a[mutual]
     return partner
 
 
@@ -137,7 +153,9 @@ def read_loops(strands: list[list[int]], partner: np.ndarray, fallback: int, max
     notes = []
     if len(strands) == 1:
         s = list(strands[0])
-        c = _stacked(s, s[::-1], partner, min(max_flank, len(s) // 2))
+        # a hairpin loop has at least 3 nucleotides: a pair that would leave fewer is the
+        # loop's own (e.g. the trans U·G of a UUCG tetraloop), not a closing pair
+        c = _stacked(s, s[::-1], partner, max(0, min(max_flank, (len(s) - 3) // 2)))
         if c == 0:
             c = fallback
             notes.append(f"no closing pair found; the source's convention of {fallback} pair(s) used")
