@@ -31,7 +31,6 @@ import argparse
 import csv
 import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import date
@@ -50,21 +49,11 @@ SHARED = Path(os.environ.get("RNAMOTIF_SHARED_DATA", REPO.parent / "shared" / "d
 
 def canonical_pairs(path: Path) -> tuple[set, set]:
     """(all canonical pairs, nested canonical pairs) as frozensets of two ResidueIds."""
-    import gzip
 
-    from rnapolis.annotator import extract_base_interactions
-    from rnapolis.parser import read_3d_structure
-
+    from rnamotif_data.rna.annotate import rnapolis_mapping
     from rnamotif_data.rna.structure import ResidueId
 
-    with tempfile.TemporaryDirectory() as tmp:
-        plain = path
-        if path.read_bytes()[:2] == b"\x1f\x8b":
-            plain = Path(tmp) / path.name.removesuffix(".gz")
-            plain.write_bytes(gzip.decompress(path.read_bytes()))
-        with open(plain, encoding="utf-8", errors="replace") as fh:
-            s3 = read_3d_structure(fh, None, nucleic_acid_only=True)
-    _, mapping = s3.extract_secondary_structure(extract_base_interactions(s3), True)
+    mapping = rnapolis_mapping(path)
     rmap = mapping.bpseq_index_to_residue_map
 
     def rid(i):

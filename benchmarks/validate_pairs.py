@@ -11,15 +11,14 @@ Usage: python benchmarks/validate_pairs.py [MODEL ...]   (default: the 50S model
 
 from __future__ import annotations
 
-import gzip
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from rnamotif_data.rna.annotate import rnapolis_mapping
 from rnamotif_data.rna.pairs import watson_crick_partners
 from rnamotif_data.rna.structure import read_model
 
@@ -28,17 +27,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def rnapolis_pairs(path: Path) -> set:
     """Canonical pairs (cWW, pseudoknots included) as sorted (chain, number, icode) pairs."""
-    from rnapolis.annotator import extract_base_interactions
-    from rnapolis.parser import read_3d_structure
-
-    with tempfile.TemporaryDirectory() as tmp:
-        plain = path
-        if path.read_bytes()[:2] == b"\x1f\x8b":
-            plain = Path(tmp) / path.name.removesuffix(".gz")
-            plain.write_bytes(gzip.decompress(path.read_bytes()))
-        with open(plain, encoding="utf-8", errors="replace") as fh:
-            s3 = read_3d_structure(fh, None, nucleic_acid_only=True)
-    _, mapping = s3.extract_secondary_structure(extract_base_interactions(s3), True)
+    mapping = rnapolis_mapping(path)
     out = set()
     for e in mapping.bpseq.entries:
         if e.pair > e.index_:

@@ -45,7 +45,7 @@ from rnamotif_data.rna.structure import ResidueId, format_residues
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Loop", "Annotation", "AnnotationError", "loops_from_pairs", "loop_type", "annotate_model"]
+__all__ = ["Loop", "Annotation", "AnnotationError", "loops_from_pairs", "loop_type", "annotate_model", "rnapolis_mapping"]
 
 _FINE = frozenset(FINE_TYPES)
 
@@ -194,6 +194,33 @@ def annotator_version() -> str:
                               "(or pip install 'rnamotif-data[annotate]')") from None
 
 
+def rnapolis_mapping(path: Path):
+    """RNApolis's secondary-structure mapping of the first model of a PDB/mmCIF file (gzip
+    allowed): ``mapping.bpseq`` (pairs, pseudoknots included) and
+    ``mapping.bpseq_index_to_residue_map``.
+
+    Raises
+    ------
+    AnnotationError
+        If RNApolis is missing or the file has no nucleotides; RNApolis's own errors pass.
+    """
+    require("rnapolis", "base-pair annotation")
+    from rnapolis.annotator import extract_base_interactions
+    from rnapolis.parser import read_3d_structure
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = path
+        if path.read_bytes()[:2] == b"\x1f\x8b":  # RNApolis's mmCIF reader opens the file by name
+            plain = Path(tmp) / path.name.removesuffix(".gz")
+            plain.write_bytes(gzip.decompress(path.read_bytes()))
+        with open(plain, encoding="utf-8", errors="replace") as fh:
+            s3 = read_3d_structure(fh, None, nucleic_acid_only=True)  # None: the first model
+    if not s3.residues:
+        raise AnnotationError(f"{path}: no nucleotides for RNApolis to annotate")
+    _, mapping = s3.extract_secondary_structure(extract_base_interactions(s3), True)
+    return mapping
+
+
 def annotate_model(path: str | os.PathLike, pdb_id: str | None = None) -> Annotation:
     """Annotate the loops of the first model of a PDB/mmCIF file (gzip allowed).
 
@@ -219,22 +246,8 @@ def annotate_model(path: str | os.PathLike, pdb_id: str | None = None) -> Annota
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model file")
     name = annotator_version()
-    require("rnapolis", "base-pair annotation")
-    from rnapolis.annotator import extract_base_interactions
-    from rnapolis.parser import read_3d_structure
-
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            plain = path
-            if path.read_bytes()[:2] == b"\x1f\x8b":  # RNApolis's mmCIF reader opens the file by name
-                plain = Path(tmp) / path.name.removesuffix(".gz")
-                plain.write_bytes(gzip.decompress(path.read_bytes()))
-            with open(plain, encoding="utf-8", errors="replace") as fh:
-                s3 = read_3d_structure(fh, None, nucleic_acid_only=True)  # None: the first model
-        if not s3.residues:
-            raise AnnotationError(f"{path}: no nucleotides for RNApolis to annotate")
-        interactions = extract_base_interactions(s3)
-        _, mapping = s3.extract_secondary_structure(interactions, True)
+        mapping = rnapolis_mapping(path)
     except AnnotationError:
         raise
     except Exception as exc:  # noqa: BLE001 - a third-party parser: name the file
