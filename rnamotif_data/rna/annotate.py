@@ -246,6 +246,7 @@ def annotate_model(path: str | os.PathLike, pdb_id: str | None = None) -> Annota
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model file")
     name = annotator_version()
+    require("rnapolis", "base-pair annotation")  # a missing extra is said as such, not as a parse failure
     try:
         mapping = rnapolis_mapping(path)
     except AnnotationError:

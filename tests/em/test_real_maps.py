@@ -251,7 +251,7 @@ def test_type_must_match_the_selection(tmp_path):
     rc, out = _build(tmp_path, rows)
     fail = open_store(out).failures
     assert rc == 3 and fail["manifest_row"].tolist() == [0, 1] and set(fail["stage"]) == {"selection"}
-    assert ("(row 0): stated bulge1, but the base pairs make it 1x1 (unpaired 1 + 1 nt; closing pairs read: 16-88"
+    assert ("(row 0): stated bulge1, but the base pairs make it 1x1 (unpaired 1 + 1 nt; closing pairs read: 14-90, 16-88"
             in fail["error"].iloc[0])
     assert "2 strand(s) of 4 + 4 nucleotides cannot be hairpin4, which has 1 strand(s)" in fail["error"].iloc[1]
     assert open_store(out).metadata["motif_type"].tolist()[0] == "4x5"
