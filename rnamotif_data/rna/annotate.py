@@ -41,6 +41,7 @@ from rnamotif_data.errors import (
     AnnotationError,  # noqa: F401 (defined in rnamotif_data.errors)
     )
 from rnamotif_data.rna.motifs import FINE_TYPES
+from rnamotif_data.rna.pairs import loop_type as fine_type_of
 from rnamotif_data.rna.structure import ResidueId, format_residues
 
 log = logging.getLogger(__name__)
@@ -77,16 +78,11 @@ class Loop:
 
 
 def loop_type(kind: str, sizes: tuple[int, ...]) -> str | None:
-    """Fine type of a loop (:mod:`rnamotif_data.rna.motifs`), or None outside the 25 types."""
-    if kind == "hairpin":
-        name = f"hairpin{sizes[0]}"
-    elif kind == "bulge":
-        name = f"bulge{max(sizes)}"
-    elif kind == "internal":
-        a, b = sorted(sizes)
-        name = f"{a}x{b}"
-    else:
+    """Fine type of a loop (:mod:`rnamotif_data.rna.motifs`), or None outside the 25 types
+    (the name itself from :func:`rnamotif_data.rna.pairs.loop_type`)."""
+    if kind not in ("hairpin", "bulge", "internal"):
         return None
+    name = fine_type_of(tuple(sizes))
     return name if name in _FINE else None
 
 

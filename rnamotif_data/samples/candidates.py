@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from rnamotif_data.rna.pairs import residue_atom_xyz, watson_crick_partners
-from rnamotif_data.rna.structure import AtomTable, Model
+from rnamotif_data.rna.structure import Model
 
 __all__ = ["Residues", "candidates"]
 
@@ -43,11 +43,11 @@ class Residues:
             near = np.zeros(n, dtype=bool)
             near[ri[d < config.min_distance]] = True
             self.far = ~near
-        self.c1 = self._atom(atoms, "C1'")
+        self.c1 = residue_atom_xyz(atoms, "C1'")
         # chain runs: positions in model order, and links to the next residue
         self.runs = []  # list of arrays of residue indices, each a linked run in model order
-        o3, p = self._atom(atoms, "O3'"), self._atom(atoms, "P")
-        c, nn = self._atom(atoms, "C"), self._atom(atoms, "N")
+        o3, p = residue_atom_xyz(atoms, "O3'"), residue_atom_xyz(atoms, "P")
+        c, nn = residue_atom_xyz(atoms, "C"), residue_atom_xyz(atoms, "N")
         for order, _ in model.chain_index.values():
             order = np.asarray(order, dtype=np.int64)
             if len(order) == 0:
@@ -67,16 +67,8 @@ class Residues:
         self.flat = np.concatenate(self.runs) if self.runs else np.zeros(0, dtype=np.int64)
         self.run_len = np.array([len(r) for r in self.runs], dtype=np.int64)
         self.run_start = np.concatenate(([0], np.cumsum(self.run_len)[:-1])).astype(np.int64)
-        self.partner = self._pairs(atoms, config.pair_distance)
-
-    @staticmethod
-    def _atom(atoms: AtomTable, name: str) -> np.ndarray:
-        return residue_atom_xyz(atoms, name)
-
-    def _pairs(self, atoms: AtomTable, cutoff: float) -> np.ndarray:
-        """Watson-Crick-like partner of each residue (-1 if none): purine N1 - pyrimidine N3
-        (:func:`rnamotif_data.rna.pairs.watson_crick_partners`)."""
-        return watson_crick_partners(atoms, self.is_nt, cutoff)
+        # Watson-Crick-like partners: purine N1 - pyrimidine N3 (rna.pairs)
+        self.partner = watson_crick_partners(atoms, self.is_nt, config.pair_distance)
 
     def window(self, start: int, length: int, step: int = 1) -> np.ndarray | None:
         """``length`` residues of ``start``'s run from ``start`` forwards (step 1) or
