@@ -39,11 +39,12 @@ def readme_folder(tmp_path_factory, demo_store):
 
 
 def test_the_readme_has_the_snippets_this_test_knows():
-    assert len(BLOCKS) == 4
+    assert len(BLOCKS) == 5
     assert "RNAMotifDataset(version=" in BLOCKS[2]
+    assert 'sequence="onehot"' in BLOCKS[3]  # run at the end of the README walk, on the demo it builds
 
 
-@pytest.mark.parametrize("k", [0, 1, 3])
+@pytest.mark.parametrize("k", [0, 1, 4])
 def test_readme_snippet_runs_as_written(k, readme_folder, monkeypatch):
     monkeypatch.chdir(readme_folder)
     namespace: dict = {}
@@ -69,7 +70,7 @@ def _walk_commands() -> list[str]:
     return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
 
 
-def test_the_readme_walk_runs_as_written_from_the_demo_to_an_evaluated_model(tmp_path):
+def test_the_readme_walk_runs_as_written_from_the_demo_to_an_evaluated_model(tmp_path, monkeypatch):
     """Issue 27: a newcomer trains on what the README builds. Every command of the README's
     walk runs as written, in an empty folder, without the network or ../shared, and ends
     with an evaluated model."""
@@ -96,3 +97,15 @@ def test_the_readme_walk_runs_as_written_from_the_demo_to_an_evaluated_model(tmp
     assert (tmp_path / "runs" / "fold1" / "eval-fold1-test" / "metrics.json").exists()
     assert (tmp_path / "demo-out" / "rnamotif-demo-report" / "qc.png").exists()
     assert len(list((tmp_path / "demo-out" / "mrc").glob("*/*_context.mrc"))) == len(meta)
+    # then the "Sequence features" section on the same demo: its one-hot command and its snippet
+    section = (REPO / "README.md").read_text().split("## Sequence features", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```bash\n(.*?)```", section, re.S)
+    (onehot,) = [line.split("  #")[0].strip() for line in block.splitlines() if "--model onehot" in line]
+    r = subprocess.run([sys.executable, "-m", "rnamotif_data", *onehot.split()[1:]], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, f"{onehot}: {r.stderr[-3000:]}"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(BLOCKS[3], "README.md python block 4", "exec"), namespace)
+    assert namespace["x"].shape == (5, 40, 40, 40) and namespace["s"].shape[1] == 5
+    assert int(namespace["m"].sum()) == int(namespace["ds"].metadata["n_residues"].iloc[0] or 0)

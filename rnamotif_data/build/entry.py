@@ -31,7 +31,7 @@ from rnamotif_data.errors import RNAMotifError, is_environment_failure
 from rnamotif_data.rna.modified import sequence_matches
 from rnamotif_data.rna.motifs import class_index, layout_mismatch, motif_class
 from rnamotif_data.rna.pairs import read_loops, watson_crick_partners
-from rnamotif_data.rna.structure import format_residues, read_model
+from rnamotif_data.rna.structure import coordinates_hash, format_residues, read_model
 from rnamotif_data.samples.background import ShapeDistribution, background_count, select_background_sites
 from rnamotif_data.samples.cubes import cut_motif
 
@@ -187,7 +187,7 @@ class _Entry:
         self.tree = cKDTree(model.atoms.xyz)
         # background seed key: the model's coordinates, so one model fitted to several maps
         # gets the same background residues wherever the maps allow them (like its motifs)
-        self.model_key = hashlib.sha256(np.ascontiguousarray(model.atoms.xyz).tobytes()).hexdigest()[:16]
+        self.model_key = coordinates_hash(model.atoms)
         self.reference = q_reference(stats)
         seqs: dict[str, list[str]] = {}
         for rid, letter in zip(model.atoms.residues, model.atoms.parents):

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "verify": ("rnamotif_data.release.verify", (), "check a store's checksums, cubes, labels and tables", "check and share"),
     "report": ("rnamotif_data.release.report", (), "QC report of a store (Markdown + figures)", "check and share"),
     "audit": ("rnamotif_data.release.audit", (), "shortcut audit: can structure-free features tell the classes apart?", "check and share"),
+    "embed": ("rnamotif_data.features.command", (), "sequence features of every sample's residues (structRFM, one-hot; [embed] extra)", "check and share"),
     "split": ("rnamotif_data.split.command", (), "write folds that no similarity crosses (store or manifest)", "check and share"),
     "export": ("rnamotif_data.release.export", (), "export samples as MRC files or HDF5", "check and share"),
     "recode": ("rnamotif_data.release.recode", (), "copy a store to another chunk codec, verified", "check and share"),

@@ -3,7 +3,7 @@
 The core install (numpy, scipy, zarr, pyarrow, pandas, gemmi, mrcfile, requests, pooch)
 reads stores, releases, maps and models. Everything else is an extra of ``pyproject.toml``:
 ``[learn]`` torch, ``[build]`` Dask, ``[split]`` parasail, ``[annotate]`` RNApolis,
-``[audit]`` scikit-learn, ``[report]`` matplotlib, ``[hdf5]`` h5py, ``[publish]`` what a
+``[audit]`` scikit-learn, ``[report]`` matplotlib, ``[hdf5]`` h5py, ``[embed]`` structRFM sequence features (torch, transformers), ``[publish]`` what a
 release needs (report, audit, split); ``[all]`` every one.
 """
 
@@ -26,6 +26,10 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "sklearn": ("scikit-learn", "audit"),
     "matplotlib": ("matplotlib", "report"),
     "h5py": ("h5py", "hdf5"),
+    "transformers": ("transformers", "embed"),
+    "structRFM": ("structRFM", "embed"),
+    "datasets": ("datasets", "embed"),
+    "BPfold": ("BPfold", "embed"),
 }
 
 

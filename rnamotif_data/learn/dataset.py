@@ -14,7 +14,17 @@ Channels (``channels=``, in the order given):
 * ``zone``: 1 inside the zone;
 * ``labels``: label index (0 none, 1 backbone, 2 sugar, 3 base) as float;
 * ``labels_onehot``: three channels, backbone / sugar / base;
-* ``nucleotide``: nucleotide id (0 none, 1 A, 2 C, 3 G, 4 U, 5 other) as float.
+* ``nucleotide``: nucleotide id (0 none, 1 A, 2 C, 3 G, 4 U, 5 other) as float;
+* ``seq_proj``: ``projection_dim`` channels: the sequence features ``sequence`` of each
+  voxel's residue (the residue of the nearest labelled atom, as ``labels``), projected
+  onto their first principal components fitted on the split's training subset only
+  (:func:`rnamotif_data.features.projection.fitted_projection`, stored next to the split);
+  0 where no residue is.
+
+Sequence features (``sequence="structrfm"``, ``"onehot"``, any name made by
+``rnamotif embed``): items become ``((x, s, m), y)`` with ``s`` the sample's residue
+features ``(R, E)`` float32 in selection order, padded to the store's largest sample
+(R residues), and ``m`` ``(R,)`` bool marking real residues with features.
 
 Worker safety: the Zarr arrays are opened lazily, in the process that reads (handles are
 never pickled), so the dataset works with any ``num_workers`` and with the fork and
@@ -34,6 +44,8 @@ import numpy as np
 import pandas as pd
 
 from rnamotif_data.errors import ConfigError, StoreError
+from rnamotif_data.features.projection import Projection, fitted_projection
+from rnamotif_data.features.stored import open_features, paint
 from rnamotif_data.learn.backend import torch
 from rnamotif_data.rna.motifs import class_index, motif_class
 from rnamotif_data.split.folds import independent_groups
@@ -50,9 +62,10 @@ __all__ = ["RNAMotifDataset", "ShardBatchSampler", "CHANNELS", "default_root", "
 #: Environment variable naming the default store.
 ENV_ROOT = "RNAMOTIF_DATA"
 #: Channel names and the number of tensor channels each produces.
-CHANNELS = {"density": 1, "zone": 1, "labels": 1, "labels_onehot": 3, "nucleotide": 1}
+#: ``seq_proj`` produces ``projection_dim`` channels.
+CHANNELS = {"density": 1, "zone": 1, "labels": 1, "labels_onehot": 3, "nucleotide": 1, "seq_proj": 8}
 _SOURCE = {"density": "density", "zone": "zone", "labels": "labels", "labels_onehot": "labels",
-           "nucleotide": "nucleotide"}
+           "nucleotide": "nucleotide", "seq_proj": "labels"}
 
 
 def default_root(version: str | None = None) -> Path:
@@ -121,7 +134,13 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         With ``version``: fetch and verify it unless it is already in the cache
         (:func:`rnamotif_data.storage.download.download`; offline with ``RNAMOTIF_OFFLINE=1``).
     return_metadata:
-        Items are dicts ``{"x", "y", "sample_id", "sample_index"}`` instead of tuples.
+        Items are dicts ``{"x", "y", "sample_id", "sample_index"}`` (and ``"sequence"``,
+        ``"sequence_mask"`` with ``sequence``) instead of tuples.
+    sequence:
+        Name of stored sequence features (``STORE/features/<name>``, made by ``rnamotif
+        embed``): items carry the residues' features and mask (module docstring).
+    projection_dim:
+        Channels of ``seq_proj`` (principal components kept).
 
     Raises
     ------
@@ -142,12 +161,18 @@ class RNAMotifDataset(torch.utils.data.Dataset):
     def __init__(self, root: str | os.PathLike | None = None, split: str = "fold1", subset: str = "train",
                  scheme: str = "similarity", channels: tuple[str, ...] | list[str] = ("density",),
                  masked: bool = True, transform=None, target_transform=None, version: str | None = None,
-                 download: bool = False, return_metadata: bool = False):
+                 download: bool = False, return_metadata: bool = False, sequence: str | None = None,
+                 projection_dim: int = 8):
         channels = (channels,) if isinstance(channels, str) else tuple(channels)
         bad = [c for c in channels if c not in CHANNELS]
         if bad or not channels:
             raise ValueError(f"unknown channel(s) {bad or channels!r}; choose from {', '.join(CHANNELS)}")
         validate_split_name(split, subset)
+        if "seq_proj" in channels and not sequence:
+            raise ValueError("channel 'seq_proj' paints sequence features: pass sequence='NAME' (features made by "
+                             "'rnamotif embed STORE --model NAME')")
+        if projection_dim < 1:
+            raise ValueError(f"projection_dim must be >= 1, got {projection_dim}")
         if version is not None:
             if download:
 
@@ -199,6 +224,16 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         self._metadata = meta.iloc[self.indices].reset_index(drop=True)
         self._store = None  # opened lazily per process
         self._pid = None
+        self.sequence, self.projection_dim = sequence, int(projection_dim)
+        self._features = None
+        self.projection: Projection | None = None
+        if sequence:
+            feats = open_features(store, sequence)  # a missing or stale feature set fails here, in one line
+            self.sequence_dim = feats.dim
+            self.max_residues = max(int(np.diff(feats.arrays["residue_offsets"]).max(initial=0)), 1)
+            if "seq_proj" in channels:
+                self.projection = fitted_projection(store, feats, self._split, split, subset, scheme,
+                                                    self.projection_dim)
 
     # ------------------------------------------------------------------ info
     @property
@@ -245,7 +280,10 @@ class RNAMotifDataset(torch.utils.data.Dataset):
     @property
     def n_channels(self) -> int:
         """C of the items' ``(C, D, H, W)``."""
-        return sum(CHANNELS[c] for c in self.channels)
+        return sum(self._width(c) for c in self.channels)
+
+    def _width(self, channel: str) -> int:
+        return self.projection_dim if channel == "seq_proj" else CHANNELS[channel]
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -253,21 +291,42 @@ class RNAMotifDataset(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         counts = ", ".join(f"{c} {n}" for c, n in self.class_counts.items())
         return (f"RNAMotifDataset(root={self.root!r}, split={self.split!r}, subset={self.subset!r}, "
-                f"scheme={self.scheme!r}, channels={self.channels}, masked={self.masked})\n"
+                f"scheme={self.scheme!r}, channels={self.channels}, masked={self.masked}"
+                + (f", sequence={self.sequence!r}" if self.sequence else "") + ")\n"
                 f"    {len(self)} samples: {counts}\n    split fingerprint {self.split_fingerprint[:16]}"
                 + (f"\n    transform: {self.transform!r}" if self.transform is not None else ""))
 
     # ------------------------------------------------------------------ reading
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_store"], state["_pid"] = None, None  # never pickle open handles
+        state["_store"], state["_pid"], state["_features"] = None, None, None  # never pickle open handles
         return state
 
     def _open(self):
         if self._store is None or self._pid != os.getpid():
             self._store = open_store(self.root)
             self._pid = os.getpid()
+            self._features = None
         return self._store
+
+    def _feats(self):
+        store = self._open()
+        if self._features is None:
+            self._features = open_features(store, self.sequence)
+        return self._features
+
+    def sequence_features(self, items) -> tuple[torch.Tensor, torch.Tensor]:
+        """Residue features ``(B, R, E)`` float32 and mask ``(B, R)`` bool of ``items``
+        (positions in this subset), padded to the store's largest sample (R residues)."""
+        pos = self._positions(items)
+        feats = self._feats()
+        s = torch.zeros((len(pos), self.max_residues, self.sequence_dim), dtype=torch.float32)
+        m = torch.zeros((len(pos), self.max_residues), dtype=torch.bool)
+        for k, i in enumerate(self.indices[pos]):
+            f, mask = feats.residues(int(i))
+            s[k, :len(f)] = torch.from_numpy(np.asarray(f, dtype=np.float32))
+            m[k, :len(mask)] = torch.from_numpy(np.array(mask, dtype=bool))
+        return s, m
 
     def _positions(self, items) -> np.ndarray:
         pos = np.asarray(items, dtype=np.int64).reshape(-1)
@@ -300,7 +359,8 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         keep = np.empty(shape, dtype=np.int16) if mask and not stored else None
         n = self.n_channels + int(zone_channel)
         items = []
-        for a in store.iter_samples(self.indices[pos], sorted(names)):
+        feats = self._feats() if "seq_proj" in self.channels else None
+        for i, a in zip(self.indices[pos], store.iter_samples(self.indices[pos], sorted(names))):
             x = torch.empty((n, *shape), dtype=torch.float32)
             if zone_channel:
                 x[-1].copy_(torch.from_numpy(a["zone"]))
@@ -312,9 +372,13 @@ class RNAMotifDataset(torch.utils.data.Dataset):
                 if c == "labels_onehot":
                     for k in (1, 2, 3):
                         x[c0 + k - 1].copy_(t == k)
+                elif c == "seq_proj":
+                    f, fmask = feats.residues(int(i))
+                    proj = self.projection.apply(np.asarray(f, np.float32), np.asarray(fmask))
+                    x[c0:c0 + self.projection_dim].copy_(torch.from_numpy(paint(shape, a["labels"], feats.slots(int(i)), proj)))
                 else:
                     x[c0].copy_(t)
-                c0 += CHANNELS[c]
+                c0 += self._width(c)
             items.append(x)
         return items
 
@@ -322,12 +386,14 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         """Items ``items`` (positions in this subset) read in one call.
 
         Returns ``x`` ``(B, C, D, H, W)`` float32 and ``y`` ``(B,)`` int64, without
-        transforms. One chunk is read per sample and array; each shard's index once per
+        transforms; with ``sequence``, ``x`` is ``(cubes, features (B, R, E), mask (B, R))``. One chunk is read per sample and array; each shard's index once per
         process.
         """
         pos = self._positions(items)
         x = self._tensors(pos)
         x = torch.stack(x) if x else torch.empty((0, self.n_channels, *self._open().cube_shape))
+        if self.sequence:
+            return (x, *self.sequence_features(pos)), torch.from_numpy(self._targets[pos])
         return x, torch.from_numpy(self._targets[pos])
 
     def _deferred_mask(self) -> bool:
@@ -355,25 +421,35 @@ class RNAMotifDataset(torch.utils.data.Dataset):
             return self._transformed(items), True
         return self._tensors(self._positions(items)), False
 
-    def _item(self, x: torch.Tensor, p: int, transformed: bool = False):
+    def _item(self, x: torch.Tensor, p: int, transformed: bool = False, seq=None):
         y = int(self._targets[p])
         if self.transform is not None and not transformed:
             x = self.transform(x)
         if self.target_transform is not None:
             y = self.target_transform(y)
         if self.return_metadata:
-            return {"x": x, "y": y, "sample_id": str(self._sample_ids[p]), "sample_index": int(self.indices[p])}
-        return x, y
+            out = {"x": x, "y": y, "sample_id": str(self._sample_ids[p]), "sample_index": int(self.indices[p])}
+            if seq is not None:
+                out["sequence"], out["sequence_mask"] = seq
+            return out
+        return ((x, *seq), y) if seq is not None else (x, y)
 
     def __getitem__(self, item: int):
         if not isinstance(item, (int, np.integer)):
             raise TypeError(f"index must be an int, got {type(item).__name__}")
         x, done = self._batch([item])
-        return self._item(x[0], int(item), done)
+        seq = None
+        if self.sequence:
+            s, m = self.sequence_features([item])
+            seq = (s[0], m[0])
+        return self._item(x[0], int(item), done, seq)
 
     def __getitems__(self, items: list[int]) -> list:
         """Batch fetch used by ``DataLoader``: one store read for all ``items``."""
         x, done = self._batch(items)
+        if self.sequence:
+            s, m = self.sequence_features(items)
+            return [self._item(x[i], int(p), done, (s[i], m[i])) for i, p in enumerate(items)]
         return [self._item(x[i], int(p), done) for i, p in enumerate(items)]
 
 

@@ -100,7 +100,8 @@ class Evaluator:
             raise CheckpointMismatchError(f"{path}: the checkpoint does not record its cube size; retrain it with "
                                           "rnamotif-data >= 0.7")
         network = cfg.get("network", cfg.get("model"))  # 0.7 checkpoints name it "model"
-        model = build_network(network, ck["in_channels"], len(ck["class_names"]), cube=int(ck["cube"])).to(dev)
+        model = build_network(network, ck["in_channels"], len(ck["class_names"]), cube=int(ck["cube"]),
+                              seq_dim=ck.get("seq_dim")).to(dev)
         model.load_state_dict(ck["model"])
         return cls(model, ck, dev, path=str(path))
 
@@ -124,17 +125,24 @@ class Evaluator:
         if list(dataset.channels) != list(cfg["channels"]) or dataset.masked != cfg["masked"]:
             problems.append(f"channels {dataset.channels} masked={dataset.masked} != checkpoint's "
                             f"{cfg['channels']} masked={cfg['masked']}")
+        if (dataset.sequence or None) != cfg.get("sequence"):
+            problems.append(f"sequence features {dataset.sequence!r} != checkpoint's {cfg.get('sequence')!r}")
         if problems and not allow_mismatch:
             raise CheckpointMismatchError(f"{getattr(self, 'path', 'checkpoint')}: " + "; ".join(problems)
                                           + " (--allow-mismatch to evaluate anyway)")
         return problems
 
-    def predict(self, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-        """Class predictions ``(B,)`` for inputs ``(B, C, D, H, W)``."""
+    def predict(self, x, batch_size: int = 64) -> np.ndarray:
+        """Class predictions ``(B,)`` for inputs ``(B, C, D, H, W)`` (or ``(cubes, residue
+        features (B, R, E), mask (B, R))`` for a sequence network)."""
+        xs = tuple(x) if isinstance(x, (list, tuple)) else (x,)
+        if not getattr(self.model, "takes_sequence", False):
+            xs = xs[:1]
         out = []
         with torch.no_grad():
-            for i in range(0, len(x), batch_size):
-                out.append(self.model(x[i:i + batch_size].to(self.device)).argmax(1).cpu().numpy())
+            for i in range(0, len(xs[0]), batch_size):
+                part = [t[i:i + batch_size].to(self.device) for t in xs]
+                out.append(self.model(*part).argmax(1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
     def evaluate_dataset(self, dataset: RNAMotifDataset, allow_mismatch: bool = False) -> dict:
@@ -185,7 +193,8 @@ class Evaluator:
         label = self.subset_label(split, subset)
         cfg = self.checkpoint["config"]
         ds = RNAMotifDataset(root, split=split, subset=subset, scheme=cfg["scheme"],
-                             channels=tuple(cfg["channels"]), masked=cfg["masked"])
+                             channels=tuple(cfg["channels"]), masked=cfg["masked"], sequence=cfg.get("sequence"),
+                             projection_dim=cfg.get("projection_dim", 8))
         res = self.evaluate_dataset(ds, allow_mismatch)
         res.update(subset=subset, protocol=cfg.get("protocol", "upstream"), label=label)
         return res
@@ -218,8 +227,8 @@ class Evaluator:
             raise RNAMotifError(f"normalisation must be 'stored' or 'percentile', got {normalisation!r}")
         cube = int(cube or self.checkpoint["cube"])
 
-        if self.checkpoint["in_channels"] != 1:
-            raise RNAMotifError("MRC-folder evaluation needs a model trained on one density channel")
+        if self.checkpoint["in_channels"] != 1 or self.checkpoint.get("seq_dim"):
+            raise RNAMotifError("MRC-folder evaluation needs a model trained on one density channel (no sequence features)")
         files, labels, types, skipped = [], [], [], 0
         for sub in sorted(Path(folder).iterdir()):
             key = sub.name.replace("_", "").lower()

@@ -35,7 +35,7 @@ from rnamotif_data.learn.checkpoints import choose_device, load_checkpoint, save
 from rnamotif_data.learn.dataset import CHANNELS, RNAMotifDataset
 from rnamotif_data.learn.evaluate import Evaluator
 from rnamotif_data.learn.metrics import class_metrics, confusion_matrix, format_metric
-from rnamotif_data.learn.networks import NETWORKS, build_network
+from rnamotif_data.learn.networks import NETWORKS, SEQUENCE_NETWORKS, build_network
 
 log = logging.getLogger("rnamotif_data.learn.train")
 
@@ -62,6 +62,9 @@ class TrainConfig:
     amp: bool = False
     workers: int = 0
     protocol: str = "nested"
+    #: stored sequence features (``rnamotif embed``) for ``motif3dcnn_seq`` or the ``seq_proj`` channel
+    sequence: str | None = None
+    projection_dim: int = 8
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -70,6 +73,12 @@ class TrainConfig:
             raise ConfigError(f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}")
         if any(c not in CHANNELS for c in self.channels):
             raise ConfigError(f"unknown channel in {self.channels}; choose from {', '.join(CHANNELS)}")
+        if self.network in SEQUENCE_NETWORKS and not self.sequence:
+            raise ConfigError(f"network {self.network} needs sequence features: --sequence NAME (made by "
+                              "'rnamotif embed STORE --model NAME')")
+        if self.sequence and self.network not in SEQUENCE_NETWORKS and "seq_proj" not in self.channels:
+            raise ConfigError(f"--sequence {self.sequence}: network {self.network} reads cubes only; use --model "
+                              f"{SEQUENCE_NETWORKS[0]} or --channels ... seq_proj")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("epochs and batch_size must be >= 1 and lr > 0")
 
@@ -108,15 +117,25 @@ def _set_rng_state(s: dict) -> None:
         torch.cuda.set_rng_state_all(s["cuda"])
 
 
+def inputs_to(x, device: torch.device, model: torch.nn.Module) -> tuple:
+    """A batch's inputs on ``device``, as the positional arguments of ``model``: ``(x,)``
+    for cubes, ``(x, s, m)`` for cubes with sequence features when the network takes them
+    (``takes_sequence``; a cube network trained on ``seq_proj`` gets the cubes only)."""
+    xs = tuple(x) if isinstance(x, (list, tuple)) else (x,)
+    if not getattr(model, "takes_sequence", False):
+        xs = xs[:1]
+    return tuple(t.to(device, non_blocking=True) for t in xs)
+
+
 def predict(model: torch.nn.Module, loader, device: torch.device, amp: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
     """Predicted and true classes over a loader, plus the mean cross-entropy."""
     model.eval()
     preds, trues, loss_sum, n = [], [], 0.0, 0
     with torch.no_grad():
         for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            xs, y = inputs_to(x, device, model), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(x)
+                logits = model(*xs)
             loss_sum += float(torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
             n += len(y)
             preds.append(logits.argmax(1).cpu().numpy())
@@ -127,7 +146,8 @@ def predict(model: torch.nn.Module, loader, device: torch.device, amp: bool = Fa
 
 
 def _loaders(cfg: TrainConfig, device: torch.device):
-    common = dict(root=cfg.root, split=cfg.split, scheme=cfg.scheme, channels=cfg.channels, masked=cfg.masked)
+    common = dict(root=cfg.root, split=cfg.split, scheme=cfg.scheme, channels=cfg.channels, masked=cfg.masked,
+                  sequence=cfg.sequence, projection_dim=cfg.projection_dim)
     train_subset, val_subset = _SUBSETS[cfg.protocol]
     train_ds = RNAMotifDataset(subset=train_subset, **common)
     val_ds = RNAMotifDataset(subset=val_subset, **common)
@@ -155,7 +175,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         raise ConfigError(f"{cfg.root}: {cfg.split}/train has no samples")
     _seed_all(cfg.seed)
     cube = int(train_ds.cube_shape[0])  # the store's cube size, recorded in the checkpoint
-    model = build_network(cfg.network, train_ds.n_channels, len(train_ds.classes), cube=cube).to(device)
+    seq_dim = train_ds.sequence_dim if cfg.network in SEQUENCE_NETWORKS else None
+    model = build_network(cfg.network, train_ds.n_channels, len(train_ds.classes), cube=cube, seq_dim=seq_dim).to(device)
     if len(val_ds) == 0:
         log.warning("%s: %s/val has no samples: model selection falls back to the training loss "
                     "(best.pt is the epoch with the lowest training loss)", cfg.root, cfg.split)
@@ -190,9 +211,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         bar = tqdm(loader, desc=f"{cfg.split} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
         for x, y in bar:
             wait += time.perf_counter() - t_fetch
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            xs, y = inputs_to(x, device, model), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-                logits = model(x)
+                logits = model(*xs)
             loss = torch.nn.functional.cross_entropy(logits.float(), y, weight=weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -216,7 +237,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         new_best = score > best
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
               "config": _ckpt_config(cfg), "class_names": list(train_ds.classes),
-              "split_fingerprint": train_ds.split_fingerprint, "in_channels": train_ds.n_channels,
+              "split_fingerprint": train_ds.split_fingerprint, "in_channels": train_ds.n_channels, "seq_dim": seq_dim,
               "cube": cube, "history": history, "best_macro_sensitivity": max(best, score), "rng": _rng_state()}
         if new_best:  # best.pt first: last.pt never names a best that is not on disk
             best = score
@@ -244,6 +265,9 @@ def _ckpt_config(cfg: TrainConfig) -> dict:
     d = asdict(cfg)
     d["channels"] = list(d["channels"])
     d.pop("out")
+    if not cfg.sequence:  # configs without sequence features read as before 0.9
+        d.pop("sequence")
+        d.pop("projection_dim")
     return d
 
 
@@ -334,7 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--channels", nargs="+", default=["density"])
+    p.add_argument("--channels", nargs="+", default=["density"],
+                   help="density, zone, labels, labels_onehot, nucleotide, seq_proj (with --sequence)")
+    p.add_argument("--sequence", help="stored sequence features (rnamotif embed) for --model motif3dcnn_seq or seq_proj")
+    p.add_argument("--projection-dim", type=int, default=8, help="channels of seq_proj (default %(default)s)")
     p.add_argument("--masked", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--class-weights", action="store_true")
     p.add_argument("--seed", type=int, default=0)
@@ -350,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig(root=a.root, out=a.out, split=a.split, scheme=a.scheme, network=a.network, epochs=a.epochs,
                       batch_size=a.batch_size, lr=a.lr, channels=tuple(a.channels), masked=a.masked,
                       class_weights=a.class_weights, seed=a.seed, device=a.device, amp=a.amp, workers=a.workers,
-                      protocol=a.protocol)
+                      protocol=a.protocol, sequence=a.sequence, projection_dim=a.projection_dim)
     if a.all_folds:
         train_all_folds(cfg, resume=a.resume, progress=not a.no_progress)
     else:

@@ -19,7 +19,10 @@ Checks (each problem is printed as one line naming the array, column or file):
   [0, 1], labels in 0..3, nucleotide ids in 0..5, every sample's zone non-empty, labelled
   voxels inside the zone (for ``label_scope: motif``) and labels and nucleotide ids zero
   together, ``density_masked`` equal to ``density * zone``;
-- ``checksums.sha256`` matches every stored file.
+- ``checksums.sha256`` matches every stored file;
+- sequence features (``features/<name>``, ``rnamotif embed``), where present: their own
+  checksums, the store build they were made for, one feature row per residue, and one voxel
+  slot per labelled voxel (:func:`rnamotif_data.features.stored.verify_features`).
 
 Exit status 0 when the store passes, 1 otherwise. Prints the class counts.
 """
@@ -32,6 +35,7 @@ import logging
 import numpy as np
 
 from rnamotif_data.errors import one_line
+from rnamotif_data.features.stored import list_features, verify_features
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index, motif_class
 from rnamotif_data.storage.checksums import check_checksums
 from rnamotif_data.storage.layout import join
@@ -106,8 +110,15 @@ def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str
         problems += _check_tables(store, meta_t, fail_t, n)
         meta = meta_t.to_pandas()
         counts = {c: int((meta["class_index"] == k).sum()) for k, c in enumerate(CLASS_NAMES)}
+    labelled = None
     if values and n and arrays:
-        problems += _check_values(store)
+        value_problems, labelled = _check_values(store)
+        problems += value_problems
+    for name in list_features(store):  # sequence features (rnamotif embed): optional, checked when present
+        try:
+            problems += [f"features/{name}: {p}" for p in verify_features(store, name, labelled)]
+        except Exception as exc:  # noqa: BLE001 - reported, never raised
+            problems.append(f"features/{name}: cannot be checked ({one_line(exc)})")
     return problems, counts
 
 
@@ -143,8 +154,9 @@ def _check_tables(store, meta_t, fail_t, n: int) -> list[str]:
     return problems
 
 
-def _check_values(store) -> list[str]:
+def _check_values(store) -> tuple[list[str], np.ndarray]:
     out = []
+    labelled = np.full(len(store), -1, dtype=np.int64)  # voxels with labels > 0 per sample (-1: unread)
     motif_scope = store.attrs.get("build_config", {}).get("segment", {}).get("label_scope", "motif") == "motif"
     for start, stop in store.shard_ranges():
         try:
@@ -153,6 +165,7 @@ def _check_values(store) -> list[str]:
             out.append(f"samples {start}-{stop - 1}: {one_line(exc)}")
             continue
         d = b["density"].astype(np.float32)
+        labelled[start:stop] = (b["labels"].reshape(stop - start, -1) > 0).sum(axis=1)
         for k in range(stop - start):
             i = start + k
             if not np.isfinite(d[k]).all() or d[k].min() < 0 or d[k].max() > 1:
@@ -169,7 +182,7 @@ def _check_values(store) -> list[str]:
                 out.append(f"labels: sample {i} has labelled voxels outside its zone")
             if "density_masked" in b and not np.array_equal(b["density_masked"][k], b["density"][k] * b["zone"][k]):
                 out.append(f"density_masked: sample {i} differs from density * zone")
-    return out
+    return out, labelled
 
 
 def main(argv: list[str] | None = None) -> int:

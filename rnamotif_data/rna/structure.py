@@ -21,6 +21,7 @@ the range are included without guessing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -43,6 +44,7 @@ __all__ = [
     "Selection",
     "parse_selection",
     "format_residues",
+    "coordinates_hash",
     "Model",
     "AtomTable",
     "read_model",
@@ -499,6 +501,12 @@ def _is_nucleotide(res: gemmi.Residue) -> bool:
         return bool(info.is_nucleic_acid())
     names = {a.name.replace("*", "'") for a in res}
     return "C1'" in names and ("P" in names or "O3'" in names)
+
+
+def coordinates_hash(atoms: AtomTable) -> str:
+    """sha256 (first 16 hex) of the atoms' coordinates ``(N, 3)`` as stored (the store's
+    ``model_hash``): one model fitted to several maps has one hash whatever its IDs."""
+    return hashlib.sha256(np.ascontiguousarray(atoms.xyz).tobytes()).hexdigest()[:16]
 
 
 def format_residues(residues: tuple[ResidueId, ...] | list[ResidueId]) -> str:

@@ -36,14 +36,15 @@ def file_checksums(root: str, *, exclude: Iterable[str] = (CHECKSUMS_FILE, "zarr
 
     The group's own ``zarr.json`` (its attributes, which record the build state after the
     checksums are written) and the checksum file are excluded; staging and temporary
-    files and the build lock (``.rnamotif-build.lock``) are skipped, and so is ``splits/`` (split files are derived from the store later,
-    each with its own fingerprint; :mod:`rnamotif_data.split.splits`)."""
+    files and the build lock (``.rnamotif-build.lock``) are skipped, and so are ``splits/`` (split files are derived from the store later,
+    each with its own fingerprint; :mod:`rnamotif_data.split.splits`) and ``features/``
+    (sequence features, derived later, with their own checksums; :mod:`rnamotif_data.features.stored`)."""
     fs, base = url_to_fs(root)
     base = base.rstrip("/")
     out = {}
     for path in sorted(fs.find(base)):
         rel = posixpath.relpath(path.replace(os.sep, "/"), base.replace(os.sep, "/"))
-        if rel in exclude or ".tmp-" in rel or rel.startswith(("_staging/", "splits/", ".rnamotif-")):
+        if rel in exclude or ".tmp-" in rel or rel.startswith(("_staging/", "splits/", "features/", ".rnamotif-")):
             continue
         with fs.open(path, "rb") as f:
             out[rel] = sha256_stream(f)

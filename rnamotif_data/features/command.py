@@ -1,0 +1,250 @@
+"""``rnamotif embed STORE --model structrfm --checkpoint DIR``: sequence features for a built store.
+
+For every model of the store (its ``pdb_id`` + ``model_hash``) the model file is found
+where the build found it (``--mirror``, else the download cache; the shipped demos find
+their own mirror), checked against the stored ``model_hash``, and each chain's nucleotide
+sequence is embedded once (:mod:`rnamotif_data.features.chains`, cached by sequence in
+``--cache-dir``). Every sample then gets its residues' features in selection order, the
+features of its ±8-nt context, and the voxel slots that paint them onto its cube
+(:mod:`rnamotif_data.features.stored`). Samples whose model cannot be read keep empty
+masks and are counted in the summary; nothing else of the store changes.
+
+Cost: structRFM base on one CPU core embeds ~1,000 nt in ~1 s; ``benchmarks/RESULTS.md``
+has the figures measured on the 50S store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from rnamotif_data.build.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
+from rnamotif_data.build.sources import SourceConfig, Sources, default_cache_dir
+from rnamotif_data.common.output import REPORT
+from rnamotif_data.common.version import __version__
+from rnamotif_data.errors import ConfigError, RNAMotifError, StoreError
+from rnamotif_data.features.chains import EmbeddingCache, chain_sequences, embed_chains
+from rnamotif_data.features.embedders import EMBEDDERS, SequenceEmbedder, make_embedder
+from rnamotif_data.features.stored import write_features
+from rnamotif_data.rna.labels import nearest_atom
+from rnamotif_data.rna.structure import Model, coordinates_hash, parse_selection, read_model
+from rnamotif_data.storage.checksums import sha256_file
+from rnamotif_data.storage.store import RNAMotifStore, open_store
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CONTEXT_FLANK", "embed_store", "sample_residues", "voxel_slots", "main"]
+
+#: nucleotides of context on each side of a strand (as the ``context_sequence`` column)
+CONTEXT_FLANK = 8
+
+
+def sample_residues(model: Model, residues: str | None) -> np.ndarray:
+    """Residue indices (into ``model.atoms.residues``) of a sample's ``residues`` column, in
+    its order; amino acids allowed (protein background sites). Empty for None.
+
+    Raises
+    ------
+    rnamotif_data.errors.SelectionError
+        If a residue is not in the model.
+    """
+    if not residues:
+        return np.zeros(0, dtype=np.int64)
+    sel = parse_selection(residues)
+    out: list[int] = []
+    for item in sel.items:
+        order, position = model.chain_index.get(item.start.chain, ([], {}))
+        try:
+            i0 = position[item.start]
+            i1 = i0 if item.end is None else position[item.end]
+        except KeyError as exc:
+            raise RNAMotifError(f"{model.name}: residue {exc.args[0]} of {residues} is not in the model") from None
+        out.extend(order[i0:i1 + 1])
+    return np.asarray(out, dtype=np.int64)
+
+
+def voxel_slots(model: Model, residue_indices: np.ndarray, origin_xyz, cube_shape, voxel_size: float,
+                label_radius: float, label_scope: str = "motif") -> np.ndarray:
+    """For each voxel of the cube whose label is set, in C order (z-y-x), the 1-based
+    position of its nearest labelled atom's residue among ``residue_indices`` (0: an atom
+    of another residue, with ``label_scope="all"``): ``(V,)`` uint8.
+
+    The atoms, their order and the nearest-atom rule are the build's
+    (:func:`rnamotif_data.samples.cubes.cut_motif`), so the voxels are exactly those of the
+    stored ``labels > 0``.
+    """
+    atoms = model.atoms.subset(residue_indices)
+    labelled, own = atoms, None
+    if label_scope == "all":
+        labelled = model.atoms
+        own = np.zeros(len(model.atoms.residues), dtype=np.int64)
+        own[residue_indices] = np.arange(1, len(residue_indices) + 1)
+    keep = labelled.part > 0
+    idx, _ = nearest_atom(tuple(int(v) for v in cube_shape), np.asarray(origin_xyz, np.float64), voxel_size,
+                          labelled.xyz[keep], label_radius)
+    flat = idx.reshape(-1)
+    hit = flat[flat >= 0]
+    res = labelled.residue_index[keep][hit]
+    slots = (res + 1) if own is None else own[res]
+    return slots.astype(np.uint8)
+
+
+def _mirror_for(store: RNAMotifStore, mirror: Path | None) -> Path | None:
+    if mirror is not None:
+        return mirror
+    sha = store.attrs.get("manifest_sha256")
+    if sha == sha256_file(str(TRAINING_MANIFEST)):
+        return training_mirror()
+    if sha == sha256_file(str(SMALL_MANIFEST)):
+        return SMALL_MIRROR
+    return None
+
+
+def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sources, cache: EmbeddingCache,
+                *, progress: bool = True) -> tuple[dict[str, np.ndarray], dict]:
+    """The feature arrays of every sample of ``store`` (:data:`rnamotif_data.features.stored.FEATURE_FILES`)
+    and a summary (models read, samples without features and why, nucleotides embedded)."""
+    meta = store.metadata
+    seg = store.attrs["build_config"]["segment"]
+    shape, voxel, radius, scope = store.cube_shape, float(seg["voxel_size"]), float(seg["label_radius"]), seg["label_scope"]
+    n, dim = len(meta), embedder.dim
+    res_feats: list[np.ndarray] = [np.zeros((0, dim), np.float16)] * n
+    res_mask: list[np.ndarray] = [np.zeros(0, bool)] * n
+    ctx_feats: list[np.ndarray] = [np.zeros((0, dim), np.float16)] * n
+    ctx_in: list[np.ndarray] = [np.zeros(0, bool)] * n
+    slots: list[np.ndarray] = [np.zeros(0, np.uint8)] * n
+    problems: dict[str, int] = {}
+    groups = meta.groupby(["pdb_id", "model_hash"], dropna=False, sort=True).indices
+    n_nt = 0
+    for (pdb, mhash), rows in tqdm(groups.items(), desc="models", unit="model", disable=not progress):
+        try:
+            model = read_model(sources.model(str(pdb)), name=str(pdb))
+            if isinstance(mhash, str) and coordinates_hash(model.atoms) != mhash:
+                raise StoreError(f"{pdb}: the model file's coordinates differ from the store's (model_hash "
+                                 f"{mhash}); use the files the store was built from (--mirror)")
+        except RNAMotifError as exc:
+            log.warning("%s: no sequence features for %d sample(s): %s", pdb, len(rows), exc)
+            key = f"{pdb}: model not read"
+            problems[key] = problems.get(key, 0) + len(rows)
+            continue
+        chains = chain_sequences(model)
+        names = sorted(chains)
+        feats = dict(zip(names, embed_chains(embedder, [chains[c].sequence for c in names], cache)))
+        n_nt += sum(len(chains[c].sequence) for c in names)
+        where = {}  # residue index -> (chain, position in its nucleotide sequence)
+        for c in names:
+            for k, r in enumerate(chains[c].residue_indices):
+                where[int(r)] = (c, k)
+        for i in rows:
+            i = int(i)
+            row = meta.iloc[i]
+            try:
+                ri = sample_residues(model, row["residues"] if isinstance(row["residues"], str) else None)
+            except RNAMotifError as exc:
+                log.warning("%s: %s", row["sample_id"], exc)
+                problems["residues not in the model"] = problems.get("residues not in the model", 0) + 1
+                continue
+            if len(ri) != int(row["n_residues"] or 0):
+                log.warning("%s: %s resolves to %d residues, the store says %d", row["sample_id"], row["residues"],
+                            len(ri), int(row["n_residues"] or 0))
+                problems["residue count differs"] = problems.get("residue count differs", 0) + 1
+                continue
+            f = np.zeros((len(ri), dim), np.float16)
+            m = np.zeros(len(ri), bool)
+            for j, r in enumerate(ri):
+                if int(r) in where:
+                    c, k = where[int(r)]
+                    f[j], m[j] = feats[c][k], True
+            res_feats[i], res_mask[i] = f, m
+            cf, cin = [], []
+            for strand in model.strands(ri):
+                located = [where[int(r)] for r in strand if int(r) in where]
+                if not located:
+                    continue
+                c = located[0][0]
+                ks = [k for cc, k in located if cc == c]
+                lo, hi = max(min(ks) - CONTEXT_FLANK, 0), min(max(ks) + CONTEXT_FLANK + 1, len(feats[c]))
+                cf.append(feats[c][lo:hi])
+                cin.append(np.isin(np.arange(lo, hi), ks))
+            if cf:
+                ctx_feats[i], ctx_in[i] = np.concatenate(cf), np.concatenate(cin)
+            if len(ri):
+                slots[i] = voxel_slots(model, ri, row["origin_xyz"], shape, voxel, radius, scope)
+    arrays = {
+        "residue_embedding": np.concatenate(res_feats).astype(np.float16).reshape(-1, dim),
+        "residue_offsets": np.concatenate([[0], np.cumsum([len(a) for a in res_feats])]).astype(np.int64),
+        "residue_mask": np.concatenate(res_mask).astype(bool),
+        "context_embedding": np.concatenate(ctx_feats).astype(np.float16).reshape(-1, dim),
+        "context_offsets": np.concatenate([[0], np.cumsum([len(a) for a in ctx_feats])]).astype(np.int64),
+        "context_in_sample": np.concatenate(ctx_in).astype(bool),
+        "voxel_slot": np.concatenate(slots).astype(np.uint8),
+        "voxel_offsets": np.concatenate([[0], np.cumsum([len(a) for a in slots])]).astype(np.int64),
+    }
+    mask: np.ndarray = arrays["residue_mask"]
+    summary = {"models": len(groups), "nucleotides_embedded": n_nt, "cache_hits": cache.hits,
+               "cache_misses": cache.misses, "samples_without_features": problems,
+               "residues_with_features": int(mask.sum()), "residues": len(mask)}
+    return arrays, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``rnamotif embed`` (module docstring)."""
+    p = argparse.ArgumentParser(prog="rnamotif embed", description=__doc__.splitlines()[0])
+    p.add_argument("store", help="a built store (local path)")
+    p.add_argument("--model", default="structrfm", choices=list(EMBEDDERS),
+                   help="sequence model: structrfm (needs --checkpoint or --random-weights) or onehot")
+    p.add_argument("--checkpoint", type=Path, help="the unpacked structRFM_checkpoint folder (default $structRFM_checkpoint)")
+    p.add_argument("--random-weights", action="store_true",
+                   help="an untrained structRFM (a control; stored under the name '<model>-random')")
+    p.add_argument("--size", default=None, metavar="DIM,LAYERS,HEADS",
+                   help="model size of a random structRFM (default the base model 768,12,12)")
+    p.add_argument("--name", help="feature name in the store (default the model's, '-random' for random weights)")
+    p.add_argument("--mirror", type=Path, help="where the store's model files are (the build's --mirror)")
+    p.add_argument("--cache", type=Path, help="download cache (default $RNAMOTIF_CACHE or ~/.cache/rnamotif-data)")
+    p.add_argument("--online", action="store_true", help="download models the mirror or cache lacks")
+    p.add_argument("--cache-dir", type=Path, help="embedding cache (default <cache>/embeddings)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--overwrite", action="store_true", help="replace stored features of the same name")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    store = open_store(a.store)
+    options: dict = {}
+    if a.model == "structrfm":
+        options = {"checkpoint": a.checkpoint, "random_weights": a.random_weights, "device": a.device,
+                   "batch_size": a.batch_size}
+        if a.size:
+            try:
+                dim, layer, heads = (int(v) for v in a.size.split(","))
+            except ValueError:
+                raise ConfigError(f"--size {a.size!r}: expected DIM,LAYERS,HEADS, e.g. 768,12,12") from None
+            options.update(dim=dim, layer=layer, heads=heads)
+    elif a.checkpoint or a.random_weights or a.size:
+        raise ConfigError("--checkpoint, --random-weights and --size are for --model structrfm")
+    embedder = make_embedder(a.model, **options)
+    name = a.name or (f"{a.model}-random" if a.random_weights else a.model)
+    cache_root = Path(a.cache or default_cache_dir()).resolve()
+    mirror = _mirror_for(store, a.mirror)
+    sources = Sources(SourceConfig(cache_dir=cache_root, mirror=mirror.resolve() if mirror else None,
+                                   offline=not a.online))
+    cache = EmbeddingCache(a.cache_dir or cache_root / "embeddings")
+    t0 = time.perf_counter()
+    arrays, summary = embed_store(store, embedder, sources, cache, progress=not a.no_progress)
+    seconds = time.perf_counter() - t0
+    attrs = {"model": embedder.name, "model_version": embedder.version, "checkpoint_sha256": embedder.checkpoint_sha256,
+             "dim": embedder.dim, "window": embedder.window, "overlap": embedder.overlap,
+             "context_flank": CONTEXT_FLANK, "package_version": __version__, "summary": summary,
+             "sequence": "modelled nucleotides of each chain in model order, modified residues as their parents"}
+    path = write_features(store, name, arrays, attrs, overwrite=a.overwrite)
+    size = sum(f.stat().st_size for f in path.iterdir())
+    missing = summary["samples_without_features"]
+    REPORT.info("features %s: %d of %d residues of %d samples (%d models, %d nt embedded, %d cached) in %.1f s; "
+                "%.1f MiB%s", path, summary["residues_with_features"], summary["residues"], len(store),
+                summary["models"], summary["nucleotides_embedded"], summary["cache_hits"], seconds, size / 2**20,
+                "" if not missing else "; without features: " + ", ".join(f"{k} {v}" for k, v in missing.items()))
+    return 0

@@ -1,0 +1,315 @@
+"""Sequence features stored with a store: ``STORE/features/<name>/``.
+
+Written by ``rnamotif embed`` (:mod:`rnamotif_data.features.command`), derived from the
+store and its models after the build, so, like ``splits/``, not covered by the store's
+``checksums.sha256``: the folder has its own. A store without features stays valid.
+
+::
+
+    features/<name>/attrs.json               model, version, checkpoint sha256, dim, windows,
+                                             the store it belongs to (below)
+    features/<name>/residue_embedding.npy    (T, E) float16: every sample's residues in
+                                             selection order (its ``residues``), samples in order
+    features/<name>/residue_offsets.npy      (N + 1,) int64: sample i is rows offsets[i]:offsets[i+1]
+                                             (as many as its ``n_residues``)
+    features/<name>/residue_mask.npy         (T,) bool: the residue has a feature (a nucleotide
+                                             of an embedded chain; false for amino acids)
+    features/<name>/context_embedding.npy    (U, E) float16: each strand with up to 8 chain
+                                             neighbours on both sides (the ``context_sequence``)
+    features/<name>/context_offsets.npy      (N + 1,) int64
+    features/<name>/context_in_sample.npy    (U,) bool: the position is one of the sample's residues
+    features/<name>/voxel_slot.npy           (V,) uint8: for every voxel of every sample with
+                                             ``labels > 0``, in C order (z-y-x), the 1-based position of
+                                             its nearest atom's residue in the sample's residues
+                                             (0: a labelled atom of another residue, ``label_scope="all"``)
+    features/<name>/voxel_offsets.npy        (N + 1,) int64
+    features/<name>/checksums.sha256         sha256 of every other file (sha256sum format)
+
+The voxel slots paint per-residue features onto the cube (:func:`paint`): voxel ``v`` of
+sample ``i`` takes the features of residue ``slot - 1`` of the sample; everything else is 0.
+``attrs.json`` records ``store_config_hash`` and ``store_metadata_sha256`` (the store's
+``metadata.parquet`` line of ``checksums.sha256``): features made for another build of the
+store are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rnamotif_data.errors import StoreError
+from rnamotif_data.storage.checksums import read_checksums
+from rnamotif_data.storage.store import RNAMotifStore, url_to_fs
+
+__all__ = ["FEATURE_FORMAT", "FEATURE_FILES", "features_dir", "store_identity", "write_features",
+           "StoredFeatures", "open_features", "verify_features", "list_features", "paint"]
+
+FEATURE_FORMAT = 1
+#: file -> (dtype, number of dimensions)
+FEATURE_FILES = {
+    "residue_embedding": ("float16", 2), "residue_offsets": ("int64", 1), "residue_mask": ("bool", 1),
+    "context_embedding": ("float16", 2), "context_offsets": ("int64", 1), "context_in_sample": ("bool", 1),
+    "voxel_slot": ("uint8", 1), "voxel_offsets": ("int64", 1),
+}
+_CHECKSUMS = "checksums.sha256"
+
+
+def features_dir(root: str, name: str) -> Path:
+    """``STORE/features/<name>`` (a local store; sequence features are written locally)."""
+    fs, path = url_to_fs(str(root))
+    if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        raise StoreError(f"{root}: sequence features are stored with local stores only; copy the store to a disk first")
+    return Path(path) / "features" / name
+
+
+def store_identity(store: RNAMotifStore) -> dict:
+    """What ties features to one build of a store: its config hash and its metadata's sha256."""
+    sums = read_checksums(store.root)
+    return {"store_config_hash": store.attrs.get("config_hash"), "store_metadata_sha256": sums.get("metadata.parquet"),
+            "n_samples": len(store)}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_features(store: RNAMotifStore, name: str, arrays: dict[str, np.ndarray], attrs: dict,
+                   *, overwrite: bool = False) -> Path:
+    """Write ``features/<name>/`` atomically: into a temporary sibling folder, checksums
+    last, then renamed into place. An existing folder is replaced only with ``overwrite``
+    (and only if it holds this package's feature files).
+
+    Raises
+    ------
+    rnamotif_data.errors.StoreError
+        If the folder exists (without ``overwrite``), or an array is missing or of the wrong dtype.
+    """
+    dest = features_dir(store.root, name)
+    if dest.exists():
+        if not overwrite:
+            raise StoreError(f"{dest}: sequence features {name!r} exist already; pass --overwrite to replace them")
+        if not (dest / "attrs.json").exists():
+            raise StoreError(f"{dest}: not a folder this package wrote (no attrs.json); move it away first")
+    for key, (dtype, ndim) in FEATURE_FILES.items():
+        a = arrays.get(key)
+        if a is None or a.dtype != np.dtype(dtype) or a.ndim != ndim:
+            raise StoreError(f"{dest}: array {key} missing or not {dtype} with {ndim} dimension(s)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=dest.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's folder is private; the store's folders are not
+    try:
+        for key in FEATURE_FILES:
+            np.save(tmp / f"{key}.npy", np.ascontiguousarray(arrays[key]), allow_pickle=False)
+        full = {"feature_format": FEATURE_FORMAT, "name": name, **attrs, **store_identity(store)}
+        (tmp / "attrs.json").write_text(json.dumps(full, indent=1, sort_keys=True))
+        sums = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+        (tmp / _CHECKSUMS).write_text("".join(f"{h}  {n}\n" for n, h in sums.items()))
+        if dest.exists():
+            old = dest.with_name(f".{name}.old-{os.getpid()}")
+            os.replace(dest, old)
+            os.replace(tmp, dest)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def list_features(store: RNAMotifStore) -> list[str]:
+    """Names of the sequence features stored with ``store`` (folders with an ``attrs.json``)."""
+    try:
+        base = features_dir(store.root, "x").parent
+    except StoreError:
+        return []
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and (p / "attrs.json").exists())
+
+
+@dataclass(frozen=True, eq=False)
+class StoredFeatures:
+    """The arrays of ``features/<name>`` (memory-mapped, read-only) and their ``attrs``."""
+
+    path: Path
+    attrs: dict
+    arrays: dict
+
+    @property
+    def dim(self) -> int:
+        """E, features per residue."""
+        return int(self.arrays["residue_embedding"].shape[1])
+
+    def residues(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``index``'s residue features ``(R, E)`` float16 and mask ``(R,)`` bool."""
+        o = self.arrays["residue_offsets"]
+        a, b = int(o[index]), int(o[index + 1])
+        return self.arrays["residue_embedding"][a:b], self.arrays["residue_mask"][a:b]
+
+    def context(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``index``'s context features ``(C, E)`` float16 and which are its own residues ``(C,)``."""
+        o = self.arrays["context_offsets"]
+        a, b = int(o[index]), int(o[index + 1])
+        return self.arrays["context_embedding"][a:b], self.arrays["context_in_sample"][a:b]
+
+    def slots(self, index: int) -> np.ndarray:
+        """Sample ``index``'s voxel slots ``(V_i,)`` uint8, one per voxel with ``labels > 0`` (C order)."""
+        o = self.arrays["voxel_offsets"]
+        return self.arrays["voxel_slot"][int(o[index]):int(o[index + 1])]
+
+
+def _problems(path: Path, store: RNAMotifStore | None, *, full: bool) -> tuple[list[str], dict, dict]:
+    problems: list[str] = []
+    if not (path / "attrs.json").exists():
+        return [f"{path}: no attrs.json"], {}, {}
+    try:
+        attrs = json.loads((path / "attrs.json").read_text())
+    except ValueError as exc:
+        return [f"{path}/attrs.json: not JSON ({exc})"], {}, {}
+    listed = {}
+    if (path / _CHECKSUMS).exists():
+        for line in (path / _CHECKSUMS).read_text().splitlines():
+            h, _, n = line.partition("  ")
+            listed[n] = h
+    else:
+        problems.append(f"{path}: no {_CHECKSUMS}")
+    for f in sorted(path.iterdir()):
+        if f.name == _CHECKSUMS:
+            continue
+        if f.name not in listed:
+            problems.append(f"{path}/{f.name}: not listed in {_CHECKSUMS}")
+        elif full and _sha256(f) != listed[f.name]:
+            problems.append(f"{path}/{f.name}: sha256 differs from {_CHECKSUMS}")
+    problems += [f"{path}/{n}: missing" for n in listed if not (path / n).exists()]
+    if attrs.get("feature_format", 0) > FEATURE_FORMAT:
+        problems.append(f"{path}: feature format {attrs.get('feature_format')} is newer than this package's; upgrade")
+    if store is not None:
+        want = store_identity(store)
+        diff = [k for k, v in want.items() if attrs.get(k) != v]
+        if diff:
+            problems.append(f"{path}: made for another build of the store ({', '.join(diff)} differ); run "
+                            f"'rnamotif embed {store.root} --model {attrs.get('model', '?')} --overwrite'")
+    arrays = {}
+    for key, (dtype, ndim) in FEATURE_FILES.items():
+        f = path / f"{key}.npy"
+        if not f.exists():
+            problems.append(f"{f}: missing")
+            continue
+        try:
+            a = np.load(f, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{f}: unreadable ({exc})")
+            continue
+        if a.dtype != np.dtype(dtype) or a.ndim != ndim:
+            problems.append(f"{f}: {a.dtype} with {a.ndim} dimension(s), expected {dtype} with {ndim}")
+        arrays[key] = a
+    if problems:
+        return problems, attrs, arrays
+    n = int(attrs.get("n_samples", -1))
+    for kind, data in (("residue", "residue_embedding"), ("context", "context_embedding"), ("voxel", "voxel_slot")):
+        o = arrays[f"{kind}_offsets"]
+        if len(o) != n + 1 or o[0] != 0 or np.any(np.diff(o) < 0) or o[-1] != len(arrays[data]):
+            problems.append(f"{path}: {kind}_offsets do not partition {data} into {n} samples")
+    for a, b in (("residue_embedding", "residue_mask"), ("context_embedding", "context_in_sample")):
+        if len(arrays[a]) != len(arrays[b]):
+            problems.append(f"{path}: {a} and {b} differ in length")
+    if arrays["residue_embedding"].shape[1] != arrays["context_embedding"].shape[1] or \
+            arrays["residue_embedding"].shape[1] != int(attrs.get("dim", -1)):
+        problems.append(f"{path}: feature dimension differs from attrs.json's dim {attrs.get('dim')}")
+    return problems, attrs, arrays
+
+
+def open_features(store: RNAMotifStore, name: str) -> StoredFeatures:
+    """The sequence features ``name`` of ``store``, checked (files listed, store identity,
+    shapes; each file's sha256 is checked by :func:`verify_features`, not on every open).
+
+    Raises
+    ------
+    rnamotif_data.errors.StoreError
+        If the store has none by that name (the message gives the command that makes them),
+        or they are damaged or were made for another build of the store.
+    """
+    path = features_dir(store.root, name)
+    if not path.is_dir():
+        have = list_features(store)
+        raise StoreError(f"{store.root}: no sequence features {name!r}"
+                         + (f" (stored: {', '.join(have)})" if have else "")
+                         + f"; make them with 'rnamotif embed {store.root} --model {name}'")
+    problems, attrs, arrays = _problems(path, store, full=False)
+    if problems:
+        raise StoreError(f"{problems[0]}" + (f" (and {len(problems) - 1} more problem(s): rnamotif verify)"
+                                             if len(problems) > 1 else ""))
+    return StoredFeatures(path, attrs, arrays)
+
+
+def verify_features(store: RNAMotifStore, name: str, labels_count: np.ndarray | None = None) -> list[str]:
+    """Every problem of ``features/<name>``: checksums, the store's identity, offsets,
+    residue counts against ``n_residues``, slots past a sample's residues, and, given
+    ``labels_count`` ``(N,)`` (voxels with ``labels > 0`` per sample), the voxel counts."""
+    path = features_dir(store.root, name)
+    problems, attrs, arrays = _problems(path, store, full=True)
+    if problems:
+        return problems
+    meta = store.metadata
+    n_res = meta["n_residues"].fillna(0).to_numpy(dtype=np.int64)
+    got = np.diff(arrays["residue_offsets"])
+    bad = np.flatnonzero(got != n_res)
+    if bad.size:
+        i = int(bad[0])
+        problems.append(f"{path}: {bad.size} sample(s) do not have one feature row per residue (first: "
+                        f"{meta['sample_id'].iloc[i]}, {got[i]} rows for {n_res[i]} residues)")
+    vo = arrays["voxel_offsets"]
+    slot = np.asarray(arrays["voxel_slot"])
+    if slot.size:
+        sample_of = np.repeat(np.arange(len(vo) - 1), np.diff(vo))
+        over = np.flatnonzero(slot.astype(np.int64) > n_res[sample_of])
+        if over.size:
+            i = int(sample_of[over[0]])
+            problems.append(f"{path}: voxel slots past the sample's residues (first: {meta['sample_id'].iloc[i]})")
+    if labels_count is not None:
+        counts = np.asarray(labels_count)
+        bad = np.flatnonzero((np.diff(vo) != counts) & (counts >= 0))  # -1: a sample whose labels were not read
+        if bad.size:
+            i = int(bad[0])
+            problems.append(f"{path}: {bad.size} sample(s) have voxel slots for other voxels than their labels "
+                            f"(first: {meta['sample_id'].iloc[i]})")
+    return problems
+
+
+def paint(shape: tuple[int, int, int], labels: np.ndarray, slots: np.ndarray, residue_features: np.ndarray) -> np.ndarray:
+    """Per-residue features painted onto a cube: ``(K, D, H, W)`` float32, z-y-x.
+
+    ``labels`` ``(D, H, W)``: the sample's label cube (its voxels with ``labels > 0`` are the
+    slots' voxels, in C order); ``slots`` ``(V,)`` uint8; ``residue_features`` ``(R, K)``.
+    Voxels without a slot (0) are 0.
+
+    Raises
+    ------
+    ValueError
+        If the slots do not match the labelled voxels or name a residue past ``R``.
+    """
+    flat = np.flatnonzero(np.asarray(labels).reshape(-1) > 0)
+    if len(flat) != len(slots):
+        raise ValueError(f"{len(slots)} voxel slots for {len(flat)} labelled voxels")
+    k = residue_features.shape[1]
+    if slots.size and int(slots.max()) > len(residue_features):
+        raise ValueError(f"voxel slot {int(slots.max())} past the sample's {len(residue_features)} residues")
+    table = np.concatenate([np.zeros((1, k), np.float32), np.asarray(residue_features, np.float32)])
+    out = np.zeros((int(np.prod(shape)), k), dtype=np.float32)
+    out[flat] = table[slots.astype(np.int64)]
+    return np.ascontiguousarray(out.T).reshape(k, *shape)
