@@ -17,7 +17,7 @@ import re
 
 from rnamotif_data.build.lock import LOCK_FILE
 from rnamotif_data.build.staging import STAGING
-from rnamotif_data.storage.layout import SPLIT_SCHEMES, join
+from rnamotif_data.storage.layout import FEATURE_ARRAYS, SPLIT_SCHEMES, join
 from rnamotif_data.storage.store import ARRAYS, CHECKSUMS_FILE, DERIVED_ARRAYS, FAILURES_FILE, METADATA_FILE, StoreError, get_attrs, url_to_fs
 
 __all__ = ["STORE_MEMBERS", "foreign_files", "check_out", "prepare_root"]
@@ -25,11 +25,13 @@ __all__ = ["STORE_MEMBERS", "foreign_files", "check_out", "prepare_root"]
 
 #: what a store this package built may hold at its top level
 STORE_MEMBERS = frozenset({"zarr.json", *ARRAYS, *DERIVED_ARRAYS, METADATA_FILE, FAILURES_FILE, CHECKSUMS_FILE, STAGING, "splits",
-                           LOCK_FILE})
+                           "features", LOCK_FILE})
+#: the files of one stored feature set (rnamotif_data.features.stored)
+_FEATURE_FILES = ("attrs\\.json", "checksums\\.sha256", *(f"{name}\\.npy" for name in FEATURE_ARRAYS))
 
 
 _ARRAY_NAMES = "|".join(re.escape(a) for a in (*ARRAYS, *DERIVED_ARRAYS))
-#: every file a build, a split or a recode of this package writes into a store (paths
+#: every file a build, a split, a recode or ``rnamotif embed`` of this package writes into a store (paths
 #: relative to the store, ``/``-separated), and their temporary files
 _OWN_FILE = re.compile(
     r"^(?:"
@@ -37,6 +39,8 @@ _OWN_FILE = re.compile(
     rf"|(?:{_ARRAY_NAMES})/zarr\.json|(?:{_ARRAY_NAMES})/c(?:/\d+)+"
     rf"|{re.escape(STAGING)}/[^/]+\.npz"
     rf"|splits/(?:{'|'.join(SPLIT_SCHEMES)})\.parquet"
+    rf"|splits/(?:{'|'.join(SPLIT_SCHEMES)})-[\w.-]+-pca\d+\.npz"
+    rf"|features/[\w-][\w.-]*/(?:{'|'.join(_FEATURE_FILES)})"
     r")(?:\.tmp-\d+)?$")
 
 

@@ -33,10 +33,11 @@ EXTRAS: dict[str, tuple[str, str]] = {
 }
 
 
-def require(module: str, what: str) -> ModuleType:
+def require(module: str, what: str, extra: str | None = None) -> ModuleType:
     """Import the optional dependency ``module`` (``"torch"``, ``"matplotlib.pyplot"``...).
 
-    ``what`` names the feature that needs it, for the message.
+    ``what`` names the feature that needs it, for the message; ``extra`` the extra to name
+    when it is not the module's usual one (structRFM's torch comes with ``[embed]``).
 
     Raises
     ------
@@ -51,6 +52,7 @@ def require(module: str, what: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] != top:
             raise
-        dist, extra = EXTRAS.get(top, (top, "all"))
+        dist, usual = EXTRAS.get(top, (top, "all"))
+        extra = extra or usual
         raise MissingDependencyError(
             f"{what} needs {dist}, which is not installed: pip install 'rnamotif-data[{extra}]'") from None

@@ -216,25 +216,28 @@ def _neighbours(xyz: np.ndarray, model_tree: cKDTree, reach: float,
 
     Returns ``v`` ``(A, K, 3)`` (Å) and ``valid`` ``(A, K)`` (False for padding). The atom
     itself is recognised by its tree row when ``atom_rows`` is given, else by distance
-    < 1e-6 Å.
+    < 1e-6 Å. One counting query sizes K, one k-nearest query fills it (no per-atom loop;
+    the neighbours come nearest first, which the callers' maxima do not see).
     """
-    near = model_tree.query_ball_point(xyz, r=reach)
     data = model_tree.data
-    lists = []
-    for i, rows in enumerate(near):
-        rows = np.asarray(rows, dtype=np.int64)
-        if atom_rows is not None:
-            rows = rows[rows != atom_rows[i]]
-        else:
-            rows = rows[np.linalg.norm(data[rows] - xyz[i], axis=1) > 1e-6]
-        lists.append(rows)
-    K = max(1, max((len(r) for r in lists), default=1))
-    v = np.zeros((len(xyz), K, 3))
-    valid = np.zeros((len(xyz), K), dtype=bool)
-    for i, rows in enumerate(lists):
-        v[i, :len(rows)] = data[rows] - xyz[i]
-        valid[i, :len(rows)] = True
-    return v, valid
+    n = len(data)
+    if len(xyz) == 0:
+        return np.zeros((0, 1, 3)), np.zeros((0, 1), dtype=bool)
+    k = max(1, int(np.max(model_tree.query_ball_point(xyz, r=reach, return_length=True))))
+    dist, rows = model_tree.query(xyz, k=k, distance_upper_bound=reach)
+    rows = np.asarray(rows, dtype=np.int64).reshape(len(xyz), k)
+    dist = np.asarray(dist).reshape(len(xyz), k)
+    valid = rows < n
+    if atom_rows is not None:
+        valid &= rows != np.asarray(atom_rows, dtype=np.int64)[:, None]
+    else:
+        valid &= dist > 1e-6
+    safe = np.where(valid, rows, 0)
+    v = np.where(valid[:, :, None], data[safe] - xyz[:, None, :], 0.0)
+    # drop the columns no atom uses (the self match, removed, leaves one)
+    width = max(1, int(valid.sum(axis=1).max()))
+    order = np.argsort(~valid, axis=1, kind="stable")[:, :width]
+    return np.take_along_axis(v, order[:, :, None], axis=1), np.take_along_axis(valid, order, axis=1)
 
 
 def shell_points(

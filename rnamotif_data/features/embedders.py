@@ -219,10 +219,10 @@ class StructRFMEmbedder(SequenceEmbedder):
     def __init__(self, checkpoint: str | os.PathLike | None = None, *, random_weights: bool = False,
                  dim: int = 768, layer: int = 12, heads: int = 12, seed: int = 0, device: str = "auto",
                  batch_size: int = 8, max_length: int = 514, window: int = 512, overlap: int = 128):
-        what = "structRFM sequence features"
-        torch = require("torch", what)
-        require("transformers", what)
-        srfm = require("structRFM", what)
+        what = "rnamotif embed --model structrfm"
+        torch = require("torch", what, "embed")
+        require("transformers", what, "embed")
+        srfm = require("structRFM", what, "embed")
         self.version = str(getattr(srfm, "__version__", "unknown"))
         if checkpoint is None and not random_weights:
             checkpoint = os.environ.get(CHECKPOINT_ENV) or None
@@ -244,7 +244,7 @@ class StructRFMEmbedder(SequenceEmbedder):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
-        infer = require("structRFM.infer", what)
+        infer = require("structRFM.infer", what, "embed")
         torch.manual_seed(seed)
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # structRFM prints its device

@@ -46,6 +46,7 @@ import numpy as np
 
 from rnamotif_data.errors import StoreError
 from rnamotif_data.storage.checksums import read_checksums
+from rnamotif_data.storage.layout import FEATURE_ARRAYS
 from rnamotif_data.storage.store import RNAMotifStore, url_to_fs
 
 __all__ = ["FEATURE_FORMAT", "FEATURE_FILES", "features_dir", "store_identity", "write_features",
@@ -53,11 +54,7 @@ __all__ = ["FEATURE_FORMAT", "FEATURE_FILES", "features_dir", "store_identity", 
 
 FEATURE_FORMAT = 1
 #: file -> (dtype, number of dimensions)
-FEATURE_FILES = {
-    "residue_embedding": ("float16", 2), "residue_offsets": ("int64", 1), "residue_mask": ("bool", 1),
-    "context_embedding": ("float16", 2), "context_offsets": ("int64", 1), "context_in_sample": ("bool", 1),
-    "voxel_slot": ("uint8", 1), "voxel_offsets": ("int64", 1),
-}
+FEATURE_FILES = FEATURE_ARRAYS
 _CHECKSUMS = "checksums.sha256"
 
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import posixpath
 
 import numpy as np
 from tqdm import tqdm
@@ -56,13 +58,18 @@ __all__ = ["recode_store"]
 
 
 def _copy_files(src: str, dst: str) -> list[str]:
-    """Copy the tables and ``splits/`` byte for byte; returns the relative paths."""
+    """Copy the tables, ``splits/`` and ``features/`` byte for byte; returns the relative paths."""
     fs, base = url_to_fs(src)
     rels = [METADATA_FILE, FAILURES_FILE]
     split_dir = join(base, "splits")
     if fs.isdir(split_dir):
         rels += sorted(f"splits/{p.rstrip('/').rsplit('/', 1)[-1]}" for p in fs.ls(split_dir, detail=False)
                        if fs.isfile(p))
+    feature_dir = join(base, "features")  # sequence features: tied to the tables, which are copied as they are
+    if fs.isdir(feature_dir):
+        root = base.rstrip("/").replace(os.sep, "/")
+        rels += sorted(posixpath.relpath(p.replace(os.sep, "/"), root) for p in fs.find(feature_dir)
+                       if "/." not in posixpath.relpath(p.replace(os.sep, "/"), root))
     for rel in rels:
         put_bytes(join(dst, *rel.split("/")), fs.cat_file(join(base, *rel.split("/"))))
     return rels
@@ -115,7 +122,8 @@ def recode_store(src: str, out: str, codec: str, compression_level: int | None =
         if created:
             fs.rm(path, recursive=True)
         else:  # an empty folder given as --out: remove only what was written into it
-            for member in (*ARRAYS, *DERIVED_ARRAYS, "zarr.json", METADATA_FILE, FAILURES_FILE, "splits", "checksums.sha256"):
+            for member in (*ARRAYS, *DERIVED_ARRAYS, "zarr.json", METADATA_FILE, FAILURES_FILE, "splits", "features",
+                           "checksums.sha256"):
                 p = join(path, member)
                 if fs.exists(p):
                     fs.rm(p, recursive=True)

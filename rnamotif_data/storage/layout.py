@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 __all__ = [
+    "FEATURE_ARRAYS",
     "FORMAT_VERSION", "ARRAYS", "DERIVED_ARRAYS", "ARRAY_DTYPES", "DIMENSION_NAMES", "METADATA_FILE",
     "FAILURES_FILE", "CHECKSUMS_FILE", "LABEL_NAMES", "NUCLEOTIDE_NAMES", "SPLIT_SCHEMES", "stored_arrays",
     "METADATA_COLUMNS", "METADATA_SCHEMA", "FAILURES_COLUMNS", "FAILURES_SCHEMA",
@@ -41,6 +42,13 @@ LABEL_NAMES = ("none", "backbone", "sugar", "base")
 NUCLEOTIDE_NAMES = ("none", "A", "C", "G", "U", "other")
 #: split schemes, each stored as ``ROOT/splits/<scheme>.parquet`` (:mod:`rnamotif_data.split.splits`)
 SPLIT_SCHEMES = ("similarity", "entry", "upstream")
+#: sequence features (``rnamotif embed``): ``ROOT/features/<name>/<file>.npy``, each file's
+#: (dtype, number of dimensions); the layout is in rnamotif_data.features.stored
+FEATURE_ARRAYS = {
+    "residue_embedding": ("float16", 2), "residue_offsets": ("int64", 1), "residue_mask": ("bool", 1),
+    "context_embedding": ("float16", 2), "context_offsets": ("int64", 1), "context_in_sample": ("bool", 1),
+    "voxel_slot": ("uint8", 1), "voxel_offsets": ("int64", 1),
+}
 
 
 # ---------------------------------------------------------------------- file system helpers

@@ -308,3 +308,15 @@ def test_one_epoch_of_the_multimodal_network(embedded_store, tmp_path):
     assert saved["sequence"] == "structrfm-random"
     with pytest.raises(ConfigError, match="--sequence"):
         TrainConfig(root=embedded_store, out=str(tmp_path / "x"), network="motif3dcnn_seq")
+
+
+def test_recode_keeps_the_features_and_a_rebuild_knows_them_as_its_own(embedded_store, tmp_path):
+    from rnamotif_data.build.outdir import foreign_files
+    from rnamotif_data.learn.dataset import RNAMotifDataset
+    from rnamotif_data.release.recode import recode_store
+
+    RNAMotifDataset(embedded_store, split="all", channels=("density", "seq_proj"), sequence="onehot", projection_dim=2)
+    assert foreign_files(embedded_store) == []  # --overwrite may delete them: this package wrote every one
+    copy = recode_store(embedded_store, str(tmp_path / "zstd.zarr"), "zstd", progress=False)
+    a, b = open_features(open_store(embedded_store), "onehot"), open_features(open_store(copy), "onehot")
+    np.testing.assert_array_equal(a.arrays["voxel_slot"], b.arrays["voxel_slot"])
