@@ -113,11 +113,13 @@ def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sourc
     seg = store.attrs["build_config"]["segment"]
     shape, voxel, radius, scope = store.cube_shape, float(seg["voxel_size"]), float(seg["label_radius"]), seg["label_scope"]
     n, dim = len(meta), embedder.dim
-    res_feats: list[np.ndarray] = [np.zeros((0, dim), np.float16)] * n
-    res_mask: list[np.ndarray] = [np.zeros(0, bool)] * n
+    n_res = meta["n_residues"].fillna(0).to_numpy(dtype=np.int64)
+    # a sample left without features keeps one masked row per residue and a 0 slot per labelled voxel
+    res_feats: list[np.ndarray] = [np.zeros((int(k), dim), np.float16) for k in n_res]
+    res_mask: list[np.ndarray] = [np.zeros(int(k), bool) for k in n_res]
     ctx_feats: list[np.ndarray] = [np.zeros((0, dim), np.float16)] * n
     ctx_in: list[np.ndarray] = [np.zeros(0, bool)] * n
-    slots: list[np.ndarray] = [np.zeros(0, np.uint8)] * n
+    slots: list[np.ndarray | None] = [None] * n
     problems: dict[str, int] = {}
     groups = meta.groupby(["pdb_id", "model_hash"], dropna=False, sort=True).indices
     n_nt = 0
@@ -175,6 +177,11 @@ def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sourc
                 ctx_feats[i], ctx_in[i] = np.concatenate(cf), np.concatenate(cin)
             if len(ri):
                 slots[i] = voxel_slots(model, ri, row["origin_xyz"], shape, voxel, radius, scope)
+            elif meta["background_kind"].iloc[i] == "density":  # an unmodelled site: no residue, no label
+                slots[i] = np.zeros(0, np.uint8)
+    for i in [i for i, v in enumerate(slots) if v is None]:
+        labelled = int((store.read(i, ["labels"])["labels"] > 0).sum())
+        slots[i] = np.zeros(labelled, np.uint8)
     arrays = {
         "residue_embedding": np.concatenate(res_feats).astype(np.float16).reshape(-1, dim),
         "residue_offsets": np.concatenate([[0], np.cumsum([len(a) for a in res_feats])]).astype(np.int64),
@@ -194,7 +201,9 @@ def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sourc
 
 def main(argv: list[str] | None = None) -> int:
     """``rnamotif embed`` (module docstring)."""
-    p = argparse.ArgumentParser(prog="rnamotif embed", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="rnamotif embed",
+                                description="Per-residue sequence features of a built store's samples, stored "
+                                            "in STORE/features/<name>/ (rnamotif_data.features).")
     p.add_argument("store", help="a built store (local path)")
     p.add_argument("--model", default="structrfm", choices=list(EMBEDDERS),
                    help="sequence model: structrfm (needs --checkpoint or --random-weights) or onehot")
@@ -208,8 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, help="download cache (default $RNAMOTIF_CACHE or ~/.cache/rnamotif-data)")
     p.add_argument("--online", action="store_true", help="download models the mirror or cache lacks")
     p.add_argument("--cache-dir", type=Path, help="embedding cache (default <cache>/embeddings)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when available)")
+    p.add_argument("--batch-size", type=int, default=8, help="sequences (or windows) per forward pass")
     p.add_argument("--overwrite", action="store_true", help="replace stored features of the same name")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)

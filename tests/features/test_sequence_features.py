@@ -320,3 +320,21 @@ def test_recode_keeps_the_features_and_a_rebuild_knows_them_as_its_own(embedded_
     copy = recode_store(embedded_store, str(tmp_path / "zstd.zarr"), "zstd", progress=False)
     a, b = open_features(open_store(embedded_store), "onehot"), open_features(open_store(copy), "onehot")
     np.testing.assert_array_equal(a.arrays["voxel_slot"], b.arrays["voxel_slot"])
+
+
+def test_samples_whose_model_is_missing_keep_masked_rows_and_the_store_verifies(demo_store, tmp_path):
+    from rnamotif_data.features.command import main as embed_main
+    from rnamotif_data.release.verify import verify_store
+
+    root = tmp_path / "demo.zarr"
+    shutil.copytree(demo_store, root)
+    empty = tmp_path / "empty-mirror"
+    empty.mkdir()
+    assert embed_main([str(root), "--model", "onehot", "--mirror", str(empty), "--no-progress",
+                       "--cache", str(tmp_path / "cache")]) == 0
+    store = open_store(str(root))
+    feats = open_features(store, "onehot")
+    assert not np.asarray(feats.arrays["residue_mask"]).any()  # no model, no features: masked, never guessed
+    assert json.loads((feats.path / "attrs.json").read_text())["summary"]["samples_without_features"] == {
+        "6V5B: model not read": len(store)}
+    assert verify_store(str(root))[0] == []
