@@ -114,12 +114,14 @@ def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sourc
     shape, voxel, radius, scope = store.cube_shape, float(seg["voxel_size"]), float(seg["label_radius"]), seg["label_scope"]
     n, dim = len(meta), embedder.dim
     n_res = meta["n_residues"].fillna(0).to_numpy(dtype=np.int64)
-    # a sample left without features keeps one masked row per residue and a 0 slot per labelled voxel
-    res_feats: list[np.ndarray] = [np.zeros((int(k), dim), np.float16) for k in n_res]
-    res_mask: list[np.ndarray] = [np.zeros(int(k), bool) for k in n_res]
-    ctx_feats: list[np.ndarray] = [np.zeros((0, dim), np.float16)] * n
+    # a sample left without features keeps a -1 row per residue and a 0 slot per labelled voxel
+    res_rows: list[np.ndarray] = [np.full(int(k), -1, np.int64) for k in n_res]
+    ctx_rows: list[np.ndarray] = [np.zeros(0, np.int64)] * n
     ctx_in: list[np.ndarray] = [np.zeros(0, bool)] * n
     slots: list[np.ndarray | None] = [None] * n
+    table: list[np.ndarray] = []  # chain_embedding, one block per distinct chain sequence
+    first_row: dict[str, int] = {}  # chain sequence -> its first row in the table
+    n_rows = 0
     problems: dict[str, int] = {}
     groups = meta.groupby(["pdb_id", "model_hash"], dropna=False, sort=True).indices
     n_nt = 0
@@ -136,12 +138,17 @@ def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sourc
             continue
         chains = chain_sequences(model)
         names = sorted(chains)
-        feats = dict(zip(names, embed_chains(embedder, [chains[c].sequence for c in names], cache)))
+        for c, f in zip(names, embed_chains(embedder, [chains[c].sequence for c in names], cache)):
+            if chains[c].sequence not in first_row:
+                first_row[chains[c].sequence] = n_rows
+                table.append(f)
+                n_rows += len(f)
         n_nt += sum(len(chains[c].sequence) for c in names)
-        where = {}  # residue index -> (chain, position in its nucleotide sequence)
+        row_of = {}  # residue index -> (chain, its row in the table)
         for c in names:
+            base = first_row[chains[c].sequence]
             for k, r in enumerate(chains[c].residue_indices):
-                where[int(r)] = (c, k)
+                row_of[int(r)] = (c, base + k)
         for i in rows:
             i = int(i)
             row = meta.iloc[i]
@@ -156,25 +163,21 @@ def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sourc
                             len(ri), int(row["n_residues"] or 0))
                 problems["residue count differs"] = problems.get("residue count differs", 0) + 1
                 continue
-            f = np.zeros((len(ri), dim), np.float16)
-            m = np.zeros(len(ri), bool)
-            for j, r in enumerate(ri):
-                if int(r) in where:
-                    c, k = where[int(r)]
-                    f[j], m[j] = feats[c][k], True
-            res_feats[i], res_mask[i] = f, m
-            cf, cin = [], []
+            res_rows[i] = np.array([row_of[int(r)][1] if int(r) in row_of else -1 for r in ri], dtype=np.int64)
+            cr, cin = [], []
             for strand in model.strands(ri):
-                located = [where[int(r)] for r in strand if int(r) in where]
+                located = [row_of[int(r)] for r in strand if int(r) in row_of]
                 if not located:
                     continue
                 c = located[0][0]
-                ks = [k for cc, k in located if cc == c]
-                lo, hi = max(min(ks) - CONTEXT_FLANK, 0), min(max(ks) + CONTEXT_FLANK + 1, len(feats[c]))
-                cf.append(feats[c][lo:hi])
-                cin.append(np.isin(np.arange(lo, hi), ks))
-            if cf:
-                ctx_feats[i], ctx_in[i] = np.concatenate(cf), np.concatenate(cin)
+                own = [t for cc, t in located if cc == c]
+                base = first_row[chains[c].sequence]
+                lo = max(min(own) - CONTEXT_FLANK, base)
+                hi = min(max(own) + CONTEXT_FLANK + 1, base + len(chains[c].sequence))
+                cr.append(np.arange(lo, hi, dtype=np.int64))
+                cin.append(np.isin(np.arange(lo, hi), own))
+            if cr:
+                ctx_rows[i], ctx_in[i] = np.concatenate(cr), np.concatenate(cin)
             if len(ri):
                 slots[i] = voxel_slots(model, ri, row["origin_xyz"], shape, voxel, radius, scope)
             elif meta["background_kind"].iloc[i] == "density":  # an unmodelled site: no residue, no label
@@ -183,19 +186,19 @@ def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sourc
         labelled = int((store.read(i, ["labels"])["labels"] > 0).sum())
         slots[i] = np.zeros(labelled, np.uint8)
     arrays = {
-        "residue_embedding": np.concatenate(res_feats).astype(np.float16).reshape(-1, dim),
-        "residue_offsets": np.concatenate([[0], np.cumsum([len(a) for a in res_feats])]).astype(np.int64),
-        "residue_mask": np.concatenate(res_mask).astype(bool),
-        "context_embedding": np.concatenate(ctx_feats).astype(np.float16).reshape(-1, dim),
-        "context_offsets": np.concatenate([[0], np.cumsum([len(a) for a in ctx_feats])]).astype(np.int64),
+        "chain_embedding": (np.concatenate(table) if table else np.zeros((0, dim))).astype(np.float16).reshape(-1, dim),
+        "residue_row": np.concatenate(res_rows).astype(np.int64),
+        "residue_offsets": np.concatenate([[0], np.cumsum([len(a) for a in res_rows])]).astype(np.int64),
+        "context_row": np.concatenate(ctx_rows).astype(np.int64),
+        "context_offsets": np.concatenate([[0], np.cumsum([len(a) for a in ctx_rows])]).astype(np.int64),
         "context_in_sample": np.concatenate(ctx_in).astype(bool),
         "voxel_slot": np.concatenate(slots).astype(np.uint8),
         "voxel_offsets": np.concatenate([[0], np.cumsum([len(a) for a in slots])]).astype(np.int64),
     }
-    mask: np.ndarray = arrays["residue_mask"]
-    summary = {"models": len(groups), "nucleotides_embedded": n_nt, "cache_hits": cache.hits,
-               "cache_misses": cache.misses, "samples_without_features": problems,
-               "residues_with_features": int(mask.sum()), "residues": len(mask)}
+    have: np.ndarray = arrays["residue_row"] >= 0
+    summary = {"models": len(groups), "nucleotides_embedded": n_nt, "distinct_chains": len(first_row),
+               "cache_hits": cache.hits, "cache_misses": cache.misses, "samples_without_features": problems,
+               "residues_with_features": int(have.sum()), "residues": len(have)}
     return arrays, summary
 
 

@@ -100,10 +100,9 @@ def fitted_projection(store: RNAMotifStore, feats: StoredFeatures, split_obj, sp
                     return Projection(z["mean"], z["components"], z["explained_variance_ratio"])
         except (OSError, ValueError, KeyError) as exc:
             log.warning("%s: unreadable, refitted (%s)", path, exc)
-    o = feats.arrays["residue_offsets"]
-    rows = np.concatenate([np.arange(o[i], o[i + 1]) for i in idx]) if len(idx) else np.zeros(0, np.int64)
-    rows = rows[np.asarray(feats.arrays["residue_mask"])[rows]]
-    proj = fit_projection(np.asarray(feats.arrays["residue_embedding"][rows], np.float32), k)
+    # every training residue counts once per sample that holds it, as the cubes show it
+    rows = feats.residue_rows(idx)
+    proj = fit_projection(np.asarray(feats.arrays["chain_embedding"][rows], np.float32), k)
     buf = io.BytesIO()
     np.savez(buf, mean=proj.mean, components=proj.components, explained_variance_ratio=proj.explained_variance_ratio,
              fingerprint=np.array(fingerprint), features_checksums=np.array(checksum), n_residues=np.array(len(rows)))

@@ -8,14 +8,18 @@ store and its models after the build, so, like ``splits/``, not covered by the s
 
     features/<name>/attrs.json               model, version, checkpoint sha256, dim, windows,
                                              the store it belongs to (below)
-    features/<name>/residue_embedding.npy    (T, E) float16: every sample's residues in
-                                             selection order (its ``residues``), samples in order
-    features/<name>/residue_offsets.npy      (N + 1,) int64: sample i is rows offsets[i]:offsets[i+1]
+    features/<name>/chain_embedding.npy      (T, E) float16: the features of every embedded
+                                             chain, nucleotide by nucleotide; each distinct
+                                             chain sequence once (one model in many maps, or
+                                             copies of a chain, share their rows)
+    features/<name>/residue_row.npy          (R,) int64: for every sample's residues in
+                                             selection order (its ``residues``), samples in
+                                             order, the row of its features; -1 where it has
+                                             none (an amino acid, a model that could not be read)
+    features/<name>/residue_offsets.npy      (N + 1,) int64: sample i is entries offsets[i]:offsets[i+1]
                                              (as many as its ``n_residues``)
-    features/<name>/residue_mask.npy         (T,) bool: the residue has a feature (a nucleotide
-                                             of an embedded chain; false for amino acids)
-    features/<name>/context_embedding.npy    (U, E) float16: each strand with up to 8 chain
-                                             neighbours on both sides (the ``context_sequence``)
+    features/<name>/context_row.npy          (U,) int64: each strand with up to 8 nucleotides of
+                                             its chain on both sides (the ``context_sequence``)
     features/<name>/context_offsets.npy      (N + 1,) int64
     features/<name>/context_in_sample.npy    (U,) bool: the position is one of the sample's residues
     features/<name>/voxel_slot.npy           (V,) uint8: for every voxel of every sample with
@@ -150,19 +154,34 @@ class StoredFeatures:
     @property
     def dim(self) -> int:
         """E, features per residue."""
-        return int(self.arrays["residue_embedding"].shape[1])
+        return int(self.arrays["chain_embedding"].shape[1])
+
+    def _gather(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows)
+        out = np.zeros((len(rows), self.dim), dtype=np.float16)
+        have = rows >= 0
+        out[have] = self.arrays["chain_embedding"][rows[have]]
+        return out
 
     def residues(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sample ``index``'s residue features ``(R, E)`` float16 and mask ``(R,)`` bool."""
+        """Sample ``index``'s residue features ``(R, E)`` float16 (0 where it has none) and
+        mask ``(R,)`` bool."""
         o = self.arrays["residue_offsets"]
-        a, b = int(o[index]), int(o[index + 1])
-        return self.arrays["residue_embedding"][a:b], self.arrays["residue_mask"][a:b]
+        rows = np.asarray(self.arrays["residue_row"][int(o[index]):int(o[index + 1])])
+        return self._gather(rows), rows >= 0
 
     def context(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Sample ``index``'s context features ``(C, E)`` float16 and which are its own residues ``(C,)``."""
         o = self.arrays["context_offsets"]
         a, b = int(o[index]), int(o[index + 1])
-        return self.arrays["context_embedding"][a:b], self.arrays["context_in_sample"][a:b]
+        return self._gather(self.arrays["context_row"][a:b]), np.asarray(self.arrays["context_in_sample"][a:b])
+
+    def residue_rows(self, indices) -> np.ndarray:
+        """Rows of ``chain_embedding`` of the residues of samples ``indices`` that have features."""
+        o = self.arrays["residue_offsets"]
+        rows = [np.asarray(self.arrays["residue_row"][int(o[i]):int(o[i + 1])]) for i in indices]
+        flat = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        return flat[flat >= 0]
 
     def slots(self, index: int) -> np.ndarray:
         """Sample ``index``'s voxel slots ``(V_i,)`` uint8, one per voxel with ``labels > 0`` (C order)."""
@@ -218,15 +237,18 @@ def _problems(path: Path, store: RNAMotifStore | None, *, full: bool) -> tuple[l
     if problems:
         return problems, attrs, arrays
     n = int(attrs.get("n_samples", -1))
-    for kind, data in (("residue", "residue_embedding"), ("context", "context_embedding"), ("voxel", "voxel_slot")):
+    for kind, data in (("residue", "residue_row"), ("context", "context_row"), ("voxel", "voxel_slot")):
         o = arrays[f"{kind}_offsets"]
         if len(o) != n + 1 or o[0] != 0 or np.any(np.diff(o) < 0) or o[-1] != len(arrays[data]):
             problems.append(f"{path}: {kind}_offsets do not partition {data} into {n} samples")
-    for a, b in (("residue_embedding", "residue_mask"), ("context_embedding", "context_in_sample")):
-        if len(arrays[a]) != len(arrays[b]):
-            problems.append(f"{path}: {a} and {b} differ in length")
-    if arrays["residue_embedding"].shape[1] != arrays["context_embedding"].shape[1] or \
-            arrays["residue_embedding"].shape[1] != int(attrs.get("dim", -1)):
+    if len(arrays["context_row"]) != len(arrays["context_in_sample"]):
+        problems.append(f"{path}: context_row and context_in_sample differ in length")
+    t = len(arrays["chain_embedding"])
+    for key in ("residue_row", "context_row"):
+        r = np.asarray(arrays[key])
+        if r.size and (r.min() < -1 or r.max() >= t):
+            problems.append(f"{path}: {key} points outside chain_embedding's {t} rows")
+    if arrays["chain_embedding"].shape[1] != int(attrs.get("dim", -1)):
         problems.append(f"{path}: feature dimension differs from attrs.json's dim {attrs.get('dim')}")
     return problems, attrs, arrays
 
@@ -264,7 +286,7 @@ def verify_features(store: RNAMotifStore, name: str, labels_count: np.ndarray | 
         return problems
     meta = store.metadata
     n_res = meta["n_residues"].fillna(0).to_numpy(dtype=np.int64)
-    got = np.diff(arrays["residue_offsets"])
+    got = np.diff(arrays["residue_offsets"])  # one entry (a row or -1) per residue
     bad = np.flatnonzero(got != n_res)
     if bad.size:
         i = int(bad[0])

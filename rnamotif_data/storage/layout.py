@@ -45,8 +45,8 @@ SPLIT_SCHEMES = ("similarity", "entry", "upstream")
 #: sequence features (``rnamotif embed``): ``ROOT/features/<name>/<file>.npy``, each file's
 #: (dtype, number of dimensions); the layout is in rnamotif_data.features.stored
 FEATURE_ARRAYS = {
-    "residue_embedding": ("float16", 2), "residue_offsets": ("int64", 1), "residue_mask": ("bool", 1),
-    "context_embedding": ("float16", 2), "context_offsets": ("int64", 1), "context_in_sample": ("bool", 1),
+    "chain_embedding": ("float16", 2), "residue_row": ("int64", 1), "residue_offsets": ("int64", 1),
+    "context_row": ("int64", 1), "context_offsets": ("int64", 1), "context_in_sample": ("bool", 1),
     "voxel_slot": ("uint8", 1), "voxel_offsets": ("int64", 1),
 }
 

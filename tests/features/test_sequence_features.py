@@ -334,7 +334,7 @@ def test_samples_whose_model_is_missing_keep_masked_rows_and_the_store_verifies(
                        "--cache", str(tmp_path / "cache")]) == 0
     store = open_store(str(root))
     feats = open_features(store, "onehot")
-    assert not np.asarray(feats.arrays["residue_mask"]).any()  # no model, no features: masked, never guessed
+    assert (np.asarray(feats.arrays["residue_row"]) == -1).all()  # no model, no features: masked, never guessed
     assert json.loads((feats.path / "attrs.json").read_text())["summary"]["samples_without_features"] == {
         "6V5B: model not read": len(store)}
     assert verify_store(str(root))[0] == []
