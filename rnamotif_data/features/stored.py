@@ -48,9 +48,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rnamotif_data.build.lock import BuildLock
 from rnamotif_data.errors import StoreError
 from rnamotif_data.storage.checksums import read_checksums
-from rnamotif_data.storage.layout import FEATURE_ARRAYS
+from rnamotif_data.storage.layout import FEATURE_ARRAYS, get_attrs, set_attrs
 from rnamotif_data.storage.store import RNAMotifStore, url_to_fs
 
 __all__ = ["FEATURE_FORMAT", "FEATURE_FILES", "features_dir", "store_identity", "write_features",
@@ -102,6 +103,11 @@ def write_features(store: RNAMotifStore, name: str, arrays: dict[str, np.ndarray
             raise StoreError(f"{dest}: sequence features {name!r} exist already; pass --overwrite to replace them")
         if not (dest / "attrs.json").exists():
             raise StoreError(f"{dest}: not a folder this package wrote (no attrs.json); move it away first")
+    with BuildLock(str(store.root)):  # no build, recode or other embed writes the store meanwhile
+        return _write_locked(store, dest, name, arrays, attrs)
+
+
+def _write_locked(store: RNAMotifStore, dest: Path, name: str, arrays: dict[str, np.ndarray], attrs: dict) -> Path:
     for key, (dtype, ndim) in FEATURE_FILES.items():
         a = arrays.get(key)
         if a is None or a.dtype != np.dtype(dtype) or a.ndim != ndim:
@@ -128,19 +134,38 @@ def write_features(store: RNAMotifStore, name: str, arrays: dict[str, np.ndarray
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    listed = dict(get_attrs(str(store.root)).get("sequence_features") or {})
+    listed[name] = _listing(full, sums)
+    set_attrs(str(store.root), {"sequence_features": listed})
     return dest
 
 
+def _rerun(store: RNAMotifStore, name: str, attrs: dict) -> str:
+    """The command that remakes feature set ``name`` (for messages)."""
+    random = str(attrs.get("checkpoint_sha256") or "").startswith("random:")
+    extra = " --random-weights" if random else (" --checkpoint DIR" if attrs.get("model") == "structrfm" else "")
+    return f"'rnamotif embed {store.root} --model {attrs.get('model', '?')}{extra} --name {name} --overwrite'"
+
+
+def _listing(attrs: dict, sums: dict) -> dict:
+    """What the store's attributes say of one feature set (``sequence_features``)."""
+    return {"model": attrs.get("model"), "model_version": attrs.get("model_version"),
+            "checkpoint_sha256": attrs.get("checkpoint_sha256"), "dim": attrs.get("dim"),
+            "attrs_sha256": sums.get("attrs.json")}
+
+
 def list_features(store: RNAMotifStore) -> list[str]:
-    """Names of the sequence features stored with ``store`` (folders with an ``attrs.json``)."""
+    """Names of the sequence features stored with ``store``: folders with an ``attrs.json``,
+    and the names its attributes list (``sequence_features``), so a listed set whose folder
+    is gone is still checked."""
     try:
         base = features_dir(store.root, "x").parent
     except StoreError:
         return []
-    if not base.is_dir():
-        return []
-    return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")
-                  and (p / "attrs.json").exists())
+    names = set((store.attrs.get("sequence_features") or {}))
+    if base.is_dir():
+        names |= {p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "attrs.json").exists()}
+    return sorted(names)
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,7 +244,7 @@ def _problems(path: Path, store: RNAMotifStore | None, *, full: bool) -> tuple[l
         diff = [k for k, v in want.items() if attrs.get(k) != v]
         if diff:
             problems.append(f"{path}: made for another build of the store ({', '.join(diff)} differ); run "
-                            f"'rnamotif embed {store.root} --model {attrs.get('model', '?')} --overwrite'")
+                            f"{_rerun(store, path.name, attrs)}")
     arrays = {}
     for key, (dtype, ndim) in FEATURE_FILES.items():
         f = path / f"{key}.npy"
@@ -282,6 +307,12 @@ def verify_features(store: RNAMotifStore, name: str, labels_count: np.ndarray | 
     ``labels_count`` ``(N,)`` (voxels with ``labels > 0`` per sample), the voxel counts."""
     path = features_dir(store.root, name)
     problems, attrs, arrays = _problems(path, store, full=True)
+    listed = (store.attrs.get("sequence_features") or {}).get(name)
+    if listed is None:
+        problems.append(f"{path}: not listed in the store's attributes (sequence_features); rerun "
+                        f"{_rerun(store, name, attrs)}")
+    elif (path / "attrs.json").exists() and listed.get("attrs_sha256") != _sha256(path / "attrs.json"):
+        problems.append(f"{path}: the store's attributes (sequence_features) describe other features than attrs.json")
     if problems:
         return problems
     meta = store.metadata

@@ -55,12 +55,14 @@ def file_checksums(root: str, *, exclude: Iterable[str] = (CHECKSUMS_FILE, "zarr
 #: build state, a release's version label and the build's measured run times, which are
 #: left out of the hash)
 ATTRS_ENTRY = "zarr.json#attributes"
-_ATTRS_UNHASHED = ("build_state", "dataset_version", "build_timing")
+_ATTRS_UNHASHED = ("build_state", "dataset_version", "build_timing", "sequence_features")
 
 
 def attrs_checksum(attrs: dict) -> str:
     """sha256 (hex) of the canonical JSON of a store's attributes, ``build_state`` and
-    ``dataset_version`` and ``build_timing`` (seconds measured by the build) left out: class names, voxel size, cube shape, config ... ."""
+    ``dataset_version`` and ``build_timing`` (seconds measured by the build) left out, and
+    ``sequence_features`` (added later by ``rnamotif embed``; each feature set checks itself):
+    class names, voxel size, cube shape, config ... ."""
     import json
 
     blob = json.dumps({k: v for k, v in attrs.items() if k not in _ATTRS_UNHASHED}, sort_keys=True,

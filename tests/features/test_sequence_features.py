@@ -338,3 +338,20 @@ def test_samples_whose_model_is_missing_keep_masked_rows_and_the_store_verifies(
     assert json.loads((feats.path / "attrs.json").read_text())["summary"]["samples_without_features"] == {
         "6V5B: model not read": len(store)}
     assert verify_store(str(root))[0] == []
+
+
+def test_the_stores_attributes_list_each_feature_set_and_verify_holds_them_to_it(embedded_store):
+    from rnamotif_data.release.verify import verify_store
+    from rnamotif_data.storage.layout import set_attrs
+
+    store = open_store(embedded_store)
+    listed = store.attrs["sequence_features"]["onehot"]
+    assert listed["model"] == "onehot" and listed["dim"] == 5
+    # the listing is outside the attributes' checksum (added after the build), so the store still opens
+    stale = dict(store.attrs["sequence_features"], onehot=dict(listed, attrs_sha256="0" * 64))
+    set_attrs(embedded_store, {"sequence_features": stale})
+    problems = verify_store(embedded_store)[0]
+    assert problems == [f"features/onehot: {Path(embedded_store) / 'features' / 'onehot'}: the store's attributes "
+                        "(sequence_features) describe other features than attrs.json"]
+    shutil.rmtree(Path(embedded_store) / "features" / "onehot")
+    assert any("features/onehot" in p and "attrs.json" in p for p in verify_store(embedded_store)[0])
