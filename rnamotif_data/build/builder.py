@@ -53,7 +53,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from rnamotif_data.build.commit import ShardWriter, commit, commit_shard, plan_shards
-from rnamotif_data.build.config import BuildConfig
+from rnamotif_data.build.config import PAIR_READERS, BuildConfig
 from rnamotif_data.build.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
 from rnamotif_data.build.entry import EntryJob, failure_row, stage_entry
 from rnamotif_data.build.lock import BuildLock
@@ -419,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="motifs with a lower (or undefined) Q-score go to failures.parquet (stage quality)")
     p.add_argument("--min-cc-mask", type=float, default=None,
                    help="motifs with a lower (or undefined) CC_mask go to failures.parquet (stage quality)")
+    p.add_argument("--pairs", choices=PAIR_READERS, default=BuildConfig.pairs,
+                   help="how closing base pairs are read to check loop lengths: geometric (N1-N3 rule, "
+                        "milliseconds) or rnapolis (RNApolis's canonical pairs, [annotate] extra, ~20 s per "
+                        "50S model); default %(default)s")
     p.add_argument("--shard-size", type=int, default=BuildConfig.shard_size)
     p.add_argument("--codec", choices=tuple(CODECS), default=BuildConfig.codec,
                    help="chunk codec of the cube arrays: lz4 (fastest to read) or zstd (~30%% smaller); "
@@ -450,7 +454,9 @@ def main(argv: list[str] | None = None) -> int:
                          min_motif_frac_above_1sd=args.min_motif_frac_above_1sd,
                          quality=config_from_args(args, QualityConfig),
                          min_q_score=args.min_q_score, min_cc_mask=args.min_cc_mask, shard_size=args.shard_size,
-                         codec=args.codec, compression_level=args.compression_level)
+                         codec=args.codec, compression_level=args.compression_level, pairs=args.pairs)
+    if config.pairs == "rnapolis":  # a missing extra is one line now, not a failure of every entry later
+        require("rnapolis", "rnamotif build --pairs rnapolis")
     _check_run_options(args, mirror)
     if mirror is not None:
         mirror = Path(mirror).resolve()

@@ -18,10 +18,12 @@ from rnamotif_data.samples.background import BackgroundConfig
 from rnamotif_data.samples.cubes import SegmentConfig
 from rnamotif_data.storage.shards import DEFAULT_CODEC, check_codec
 
-__all__ = ["BuildConfig", "STORAGE_FIELDS"]
+__all__ = ["BuildConfig", "STORAGE_FIELDS", "PAIR_READERS"]
 
 #: BuildConfig fields that change how cubes are stored, not what they are (not hashed)
 STORAGE_FIELDS = ("codec", "compression_level")
+#: how closing base pairs are read (BuildConfig.pairs)
+PAIR_READERS = ("geometric", "rnapolis")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,14 @@ class BuildConfig:
         (default; fastest to read) or ``zstd`` (~30 % smaller, ~2x slower to decode).
     compression_level:
         Level of ``codec`` (lz4 1-9, zstd 1-22); None: the codec's default (5, 3).
+    pairs:
+        How closing base pairs are read to check each row's loop lengths (:data:`PAIR_READERS`):
+        ``"geometric"`` (default; :func:`rnamotif_data.rna.pairs.watson_crick_partners`,
+        milliseconds per model) or ``"rnapolis"`` (RNApolis's canonical pairs, the
+        ``[annotate]`` extra; ~20 s for a 50S model, once per model and process). Explicit,
+        never chosen by what is installed, so a store's content does not depend on the
+        machine. Left out of :meth:`to_dict` at its default, so stores built before it
+        existed keep their ``config_hash``.
     """
 
     segment: SegmentConfig = field(default_factory=SegmentConfig)
@@ -70,8 +80,11 @@ class BuildConfig:
     shard_size: int = 64
     codec: str = DEFAULT_CODEC
     compression_level: int | None = None
+    pairs: str = "geometric"
 
     def __post_init__(self) -> None:
+        if self.pairs not in PAIR_READERS:
+            raise ConfigError(f"pairs must be one of {', '.join(PAIR_READERS)}, got {self.pairs!r}")
         if int(self.shard_size) != self.shard_size or self.shard_size < 1:
             raise ConfigError(f"shard_size must be an integer >= 1, got {self.shard_size}")
         check_codec(self.codec, self.compression_level)
@@ -81,8 +94,12 @@ class BuildConfig:
                 raise ConfigError(f"{name} must be a finite number, got {v}")
 
     def to_dict(self) -> dict:
-        """JSON-serialisable dict of every field, nested configs included."""
-        return asdict(self)
+        """JSON-serialisable dict of every field, nested configs included (``pairs`` only
+        when it is not ``"geometric"``)."""
+        d = asdict(self)
+        if d["pairs"] == "geometric":
+            del d["pairs"]
+        return d
 
     def config_hash(self) -> str:
         """Stable sha256 (hex, first 16 characters) of the canonical JSON of the fields that

@@ -28,6 +28,7 @@ from rnamotif_data.build.timing import StageClock
 from rnamotif_data.em.maps import header_statistics_notes, read_map
 from rnamotif_data.em.quality import QualityConfig, expected_q_score, fit_z, fraction_above, motif_quality, q_reference
 from rnamotif_data.errors import RNAMotifError, is_environment_failure
+from rnamotif_data.rna.annotate import rnapolis_partners
 from rnamotif_data.rna.modified import sequence_matches
 from rnamotif_data.rna.motifs import class_index, layout_mismatch, motif_class
 from rnamotif_data.rna.pairs import read_loops, watson_crick_partners
@@ -173,6 +174,19 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
             "seconds": time.perf_counter() - t0, "read_seconds": read_s, **extra, "timing": clock.to_dict()}
 
 
+_RNAPOLIS_PARTNERS: dict[str, np.ndarray] = {}  # model_hash -> partners, for many maps of one model
+
+
+def rnapolis_partners_cached(model, key: str) -> np.ndarray:
+    """RNApolis's base-pair partners of ``model`` (:func:`rnamotif_data.rna.annotate.rnapolis_partners`),
+    computed once per model (``key``: its coordinates' hash) and process."""
+    if key not in _RNAPOLIS_PARTNERS:
+        if len(_RNAPOLIS_PARTNERS) > 8:
+            _RNAPOLIS_PARTNERS.clear()
+        _RNAPOLIS_PARTNERS[key] = rnapolis_partners(model.path, model)
+    return _RNAPOLIS_PARTNERS[key]
+
+
 class _Entry:
     """Per-entry context: model, map, statistics, one KD-tree of every model atom, one
     Q-score reference, the chains' sequences, the map's warnings."""
@@ -195,7 +209,9 @@ class _Entry:
         self.chain_sequences = {c: "".join(v) for c, v in seqs.items()}
         is_nt = np.zeros(len(model.atoms.residues), dtype=bool)
         is_nt[model.atoms.residue_index[model.atoms.nucleotide > 0]] = True
-        self.partner = watson_crick_partners(model.atoms, is_nt, wobble=True)
+        with self.clock("segment"):  # the pairs serve the rows' type checks (stage segment)
+            self.partner = (rnapolis_partners_cached(model, self.model_key) if config.pairs == "rnapolis"
+                            else watson_crick_partners(model.atoms, is_nt, wobble=True))
 
     def quality_columns(self, atoms, rows=None) -> dict:
         """Quality columns of ``atoms`` (``rows``: their rows in the model, if known)."""

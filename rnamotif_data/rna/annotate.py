@@ -36,6 +36,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from rnamotif_data.common.extras import require
 from rnamotif_data.errors import (
     AnnotationError,  # noqa: F401 (defined in rnamotif_data.errors)
@@ -46,7 +48,8 @@ from rnamotif_data.rna.structure import ResidueId, format_residues
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Loop", "Annotation", "AnnotationError", "loops_from_pairs", "loop_type", "annotate_model", "rnapolis_mapping"]
+__all__ = ["Loop", "Annotation", "AnnotationError", "loops_from_pairs", "loop_type", "annotate_model", "rnapolis_mapping",
+           "rnapolis_partners"]
 
 _FINE = frozenset(FINE_TYPES)
 
@@ -215,6 +218,31 @@ def rnapolis_mapping(path: Path):
         raise AnnotationError(f"{path}: no nucleotides for RNApolis to annotate")
     _, mapping = s3.extract_secondary_structure(extract_base_interactions(s3), True)
     return mapping
+
+
+def rnapolis_partners(path: str | os.PathLike, model) -> np.ndarray:
+    """``(R,)`` int64: each residue of ``model`` (read from ``path``) paired by RNApolis's
+    canonical base pairs (Watson-Crick and G·U cWW of its secondary structure, pseudoknots
+    included; Zok et al. 2018, doi:10.3390/genes9060281), -1 if none: the same form as
+    :func:`rnamotif_data.rna.pairs.watson_crick_partners`. Residues are matched by chain,
+    number and insertion code.
+
+    Raises
+    ------
+    AnnotationError
+        If RNApolis is missing or the file has no nucleotides.
+    """
+    mapping = rnapolis_mapping(Path(path))
+    index = {(r.chain, r.seq_num, r.icode): i for i, r in enumerate(model.atoms.residues)}
+    partner = np.full(len(model.atoms.residues), -1, dtype=np.int64)
+    for e in mapping.bpseq.entries:
+        if e.pair > e.index_:
+            a, b = mapping.bpseq_index_to_residue_map[e.index_], mapping.bpseq_index_to_residue_map[e.pair]
+            ia = index.get((a.auth.chain, int(a.auth.number), (a.auth.icode or "").strip()))
+            ib = index.get((b.auth.chain, int(b.auth.number), (b.auth.icode or "").strip()))
+            if ia is not None and ib is not None:
+                partner[ia], partner[ib] = ib, ia
+    return partner
 
 
 def annotate_model(path: str | os.PathLike, pdb_id: str | None = None) -> Annotation:

@@ -147,3 +147,42 @@ def test_build_records_stage_times_and_writes_a_profile(tmp_path, capsys):
     assert "--profile" in capsys.readouterr().err
     assert run(build_main, [*args, "--profile", str(tmp_path / "p.txt")]) == 1
     assert "expected a .csv or .parquet file name" in capsys.readouterr().err
+
+
+def test_pairs_rnapolis_reads_the_closing_pairs_the_rule_misses_and_is_recorded(demo_store, tmp_path):
+    """``rnamotif build --pairs rnapolis`` (issue 25, item 1): the small demo's rows keep
+    their types, and the two rows whose outer closing pair the geometric rule cannot see
+    read it from RNApolis instead of falling back; the choice is in the config (and its
+    hash), while a default build keeps the hash it had before the option existed."""
+    pytest.importorskip("rnapolis", reason="the [annotate] extra (RNApolis) is not installed")
+    from pathlib import Path
+
+    import pandas as pd
+    import zarr
+
+    from rnamotif_data.build.builder import main as build_main
+    from rnamotif_data.build.config import BuildConfig
+
+    out = tmp_path / "polis.zarr"
+    assert build_main(["--demo", "small", "--out", str(out), "--scheduler", "synchronous", "--no-progress",
+                       "--pairs", "rnapolis"]) == 0
+    geo = pd.read_parquet(Path(demo_store) / "metadata.parquet")
+    pol = pd.read_parquet(out / "metadata.parquet")
+    assert pol["motif_type"].tolist() == geo["motif_type"].tolist()
+    assert geo["loop_note"].notna().sum() == 2 and pol["loop_note"].isna().all()
+    attrs = zarr.open_group(str(out), mode="r").attrs
+    assert attrs["build_config"]["pairs"] == "rnapolis"
+    assert "pairs" not in BuildConfig().to_dict()
+    assert attrs["config_hash"] != zarr.open_group(demo_store, mode="r").attrs["config_hash"]
+
+
+def test_pairs_rnapolis_without_the_extra_is_one_line(monkeypatch, tmp_path):
+    import sys
+
+    from rnamotif_data.build.builder import main as build_main
+    from rnamotif_data.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "rnapolis", None)
+    with pytest.raises(MissingDependencyError, match=r"--pairs rnapolis needs RNApolis.*rnamotif-data\[annotate\]"):
+        build_main(["--demo", "small", "--out", str(tmp_path / "x.zarr"), "--pairs", "rnapolis"])
+    assert not (tmp_path / "x.zarr").exists()

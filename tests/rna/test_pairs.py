@@ -83,3 +83,20 @@ def test_wobble_pairs_are_g_u_and_only_added():
     parents = np.asarray(model.atoms.parents)
     assert len(added) >= 40 and {frozenset((parents[i], parents[wob[i]])) for i in added} == {frozenset("GU")}
     assert (wob[wob[added]] == added).all()  # mutual
+
+
+def test_rnapolis_partners_agree_with_the_rule_where_both_read_a_pair(model_6v5b):
+    """RNApolis's canonical pairs (``--pairs rnapolis``) in the rule's form, symmetric: on the
+    real 6V5B chain 46 of the 49 residues both read pair alike (3 differ by one register
+    at a helix end: U19-G86 by the rule, U19-A85 and G86-C18 by RNApolis), and RNApolis reads
+    more pairs (58 residues against 52)."""
+    pytest.importorskip("rnapolis", reason="the [annotate] extra (RNApolis) is not installed")
+    from rnamotif_data.rna.annotate import rnapolis_partners
+
+    model, rule = model_6v5b
+    polis = rnapolis_partners(DEMO / "mirror" / "pdb" / "6v5b.pdb", model)
+    paired = np.flatnonzero(polis >= 0)
+    assert polis.shape == rule.shape and (polis[polis[paired]] == paired).all()  # symmetric
+    both = (rule >= 0) & (polis >= 0)
+    assert both.sum() >= 45 and (rule[both] == polis[both]).sum() >= 0.9 * both.sum()
+    assert (polis >= 0).sum() > (rule >= 0).sum()  # non-Watson-Crick geometry the N1-N3 rule misses
