@@ -269,14 +269,11 @@ def select_background_sites(
     if n <= 0 or not (shapes.shapes or targets):
         return []
     rng = _rng(config, key)
-    res = Residues(model, motif_xyz, config)
+    res, pool, centre = _pool_for(model, motif_xyz, config, key)
     used = np.zeros(res.n, dtype=bool)
     chosen: list[BackgroundSite] = []
     accept = accept or (lambda atoms: True)
     kinds = [k for k in config.kind_list if k != "density"]
-    nt_xyz = model.atoms.xyz[model.atoms.nucleotide > 0]
-    centre = nt_xyz.mean(axis=0) if len(nt_xyz) else model.atoms.xyz.mean(axis=0)
-    pool = _Pool(model, res, config, centre)
     targets = [(tuple(lengths), (*_shape_of(np.asarray(xyz), centre), _zone_volume(np.asarray(xyz))))
                for lengths, xyz in (targets or ())]
 
@@ -343,6 +340,31 @@ def _zone_volume(xyz: np.ndarray, radius: float = 5.0, step: float = 1.5) -> flo
     diff = np.bincount(line + first[keep], minlength=size) - np.bincount(line + last[keep] + 1, minlength=size)
     covered = np.cumsum(diff.reshape(nx * ny, nz + 1), axis=1)[:, :nz] > 0
     return float(covered.sum()) * step ** 3
+
+
+#: the last model's candidates, shapes and zone volumes: the same model fitted to several
+#: maps (a cryoDRGN ensemble, one model in many EMDB maps) is searched once per process
+_LAST_POOL: dict[tuple, tuple] = {}
+
+
+def _pool_for(model: Model, motif_xyz: np.ndarray, config: BackgroundConfig, key: str):
+    """``(Residues, _Pool, centre)`` of a model: made anew, or the last one when the model
+    (``key``, its coordinates' hash; its residues and atom count), the listed motifs' atoms and the
+    config are the same. Everything cached is a pure function of those; the map only
+    enters through ``accept`` and the per-call ``used`` and ``chosen``."""
+    xyz = np.ascontiguousarray(np.asarray(motif_xyz, dtype=np.float64))
+    ck = (key, hash((model.atoms.residues, model.atoms.residue_names)), len(model.atoms.xyz),
+          hashlib.sha256(xyz.tobytes()).hexdigest(), repr(config)) if key else None
+    if ck is not None and ck in _LAST_POOL:
+        return _LAST_POOL[ck]
+    res = Residues(model, motif_xyz, config)
+    nt_xyz = model.atoms.xyz[model.atoms.nucleotide > 0]
+    centre = nt_xyz.mean(axis=0) if len(nt_xyz) else model.atoms.xyz.mean(axis=0)
+    made = (res, _Pool(model, res, config, centre), centre)
+    _LAST_POOL.clear()  # one model at a time: memory stays that of one pool
+    if ck is not None:
+        _LAST_POOL[ck] = made
+    return made
 
 
 class _Pool:
