@@ -207,8 +207,7 @@ class _Entry:
         for rid, letter in zip(model.atoms.residues, model.atoms.parents):
             seqs.setdefault(rid.chain, []).append(letter)
         self.chain_sequences = {c: "".join(v) for c, v in seqs.items()}
-        is_nt = np.zeros(len(model.atoms.residues), dtype=bool)
-        is_nt[model.atoms.residue_index[model.atoms.nucleotide > 0]] = True
+        is_nt = model.atoms.nucleotide_residues
         with self.clock("segment"):  # the pairs serve the rows' type checks (stage segment)
             self.partner = (rnapolis_partners_cached(model, self.model_key) if config.pairs == "rnapolis"
                             else watson_crick_partners(model.atoms, is_nt, wobble=True))

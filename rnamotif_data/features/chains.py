@@ -39,8 +39,7 @@ class ChainSequence:
 
 def chain_sequences(model: Model) -> dict[str, ChainSequence]:
     """The nucleotide sequence of every chain of ``model`` that has nucleotides (module docstring)."""
-    is_nt = np.zeros(len(model.atoms.residues), dtype=bool)
-    is_nt[model.atoms.residue_index[model.atoms.nucleotide > 0]] = True
+    is_nt = model.atoms.nucleotide_residues
     parents = model.atoms.parents or tuple("N" for _ in model.atoms.residues)
     out = {}
     for chain, (order, _) in model.chain_index.items():

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from rnamotif_data.build.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
+from rnamotif_data.build.entry import CONTEXT_FLANK  # as the context_sequence column
 from rnamotif_data.build.sources import SourceConfig, Sources, default_cache_dir
 from rnamotif_data.common.output import REPORT
 from rnamotif_data.common.version import __version__
@@ -31,17 +32,15 @@ from rnamotif_data.errors import ConfigError, RNAMotifError, StoreError
 from rnamotif_data.features.chains import EmbeddingCache, chain_sequences, embed_chains
 from rnamotif_data.features.embedders import EMBEDDERS, SequenceEmbedder, make_embedder
 from rnamotif_data.features.stored import write_features
-from rnamotif_data.rna.labels import nearest_atom
-from rnamotif_data.rna.structure import Model, coordinates_hash, parse_selection, read_model
+from rnamotif_data.rna.structure import Model, coordinates_hash, read_model
+from rnamotif_data.samples.cubes import SegmentConfig, labelled_atoms
 from rnamotif_data.storage.checksums import sha256_file
 from rnamotif_data.storage.store import RNAMotifStore, open_store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CONTEXT_FLANK", "embed_store", "sample_residues", "voxel_slots", "main"]
+__all__ = ["embed_store", "sample_residues", "voxel_slots", "main"]
 
-#: nucleotides of context on each side of a strand (as the ``context_sequence`` column)
-CONTEXT_FLANK = 8
 
 
 def sample_residues(model: Model, residues: str | None) -> np.ndarray:
@@ -55,38 +54,26 @@ def sample_residues(model: Model, residues: str | None) -> np.ndarray:
     """
     if not residues:
         return np.zeros(0, dtype=np.int64)
-    sel = parse_selection(residues)
-    out: list[int] = []
-    for item in sel.items:
-        order, position = model.chain_index.get(item.start.chain, ([], {}))
-        try:
-            i0 = position[item.start]
-            i1 = i0 if item.end is None else position[item.end]
-        except KeyError as exc:
-            raise RNAMotifError(f"{model.name}: residue {exc.args[0]} of {residues} is not in the model") from None
-        out.extend(order[i0:i1 + 1])
-    return np.asarray(out, dtype=np.int64)
+    return model.resolve(residues, nucleotides_only=False)
 
 
-def voxel_slots(model: Model, residue_indices: np.ndarray, origin_xyz, cube_shape, voxel_size: float,
-                label_radius: float, label_scope: str = "motif") -> np.ndarray:
+def voxel_slots(model: Model, residue_indices: np.ndarray, origin_xyz, config: SegmentConfig) -> np.ndarray:
     """For each voxel of the cube whose label is set, in C order (z-y-x), the 1-based
     position of its nearest labelled atom's residue among ``residue_indices`` (0: an atom
-    of another residue, with ``label_scope="all"``): ``(V,)`` uint8.
+    of another residue, with ``label_scope="all"``): ``(V,)`` uint8. ``origin_xyz``: the
+    cube's voxel ``[0, 0, 0]`` in Å; ``config``: the store's segmentation settings.
 
     The atoms, their order and the nearest-atom rule are the build's
-    (:func:`rnamotif_data.samples.cubes.cut_motif`), so the voxels are exactly those of the
-    stored ``labels > 0``.
+    (:func:`rnamotif_data.samples.cubes.labelled_atoms`), so the voxels are exactly those of
+    the stored ``labels > 0``.
     """
     atoms = model.atoms.subset(residue_indices)
-    labelled, own = atoms, None
-    if label_scope == "all":
-        labelled = model.atoms
+    labelled, keep, idx = labelled_atoms(config.shape, np.asarray(origin_xyz, np.float64), atoms, config,
+                                         context=model.atoms)
+    own = None
+    if config.label_scope == "all":
         own = np.zeros(len(model.atoms.residues), dtype=np.int64)
         own[residue_indices] = np.arange(1, len(residue_indices) + 1)
-    keep = labelled.part > 0
-    idx, _ = nearest_atom(tuple(int(v) for v in cube_shape), np.asarray(origin_xyz, np.float64), voxel_size,
-                          labelled.xyz[keep], label_radius)
     flat = idx.reshape(-1)
     hit = flat[flat >= 0]
     res = labelled.residue_index[keep][hit]
@@ -110,8 +97,7 @@ def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sourc
     """The feature arrays of every sample of ``store`` (:data:`rnamotif_data.features.stored.FEATURE_FILES`)
     and a summary (models read, samples without features and why, nucleotides embedded)."""
     meta = store.metadata
-    seg = store.attrs["build_config"]["segment"]
-    shape, voxel, radius, scope = store.cube_shape, float(seg["voxel_size"]), float(seg["label_radius"]), seg["label_scope"]
+    seg = SegmentConfig(**store.attrs["build_config"]["segment"])
     n, dim = len(meta), embedder.dim
     n_res = meta["n_residues"].fillna(0).to_numpy(dtype=np.int64)
     # a sample left without features keeps a -1 row per residue and a 0 slot per labelled voxel
@@ -179,7 +165,7 @@ def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sourc
             if cr:
                 ctx_rows[i], ctx_in[i] = np.concatenate(cr), np.concatenate(cin)
             if len(ri):
-                slots[i] = voxel_slots(model, ri, row["origin_xyz"], shape, voxel, radius, scope)
+                slots[i] = voxel_slots(model, ri, row["origin_xyz"], seg)
             elif meta["background_kind"].iloc[i] == "density":  # an unmodelled site: no residue, no label
                 slots[i] = np.zeros(0, np.uint8)
     for i in [i for i, v in enumerate(slots) if v is None]:

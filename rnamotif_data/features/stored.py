@@ -38,7 +38,6 @@ store are refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -50,7 +49,7 @@ import numpy as np
 
 from rnamotif_data.build.lock import BuildLock
 from rnamotif_data.errors import StoreError
-from rnamotif_data.storage.checksums import read_checksums
+from rnamotif_data.storage.checksums import read_checksums, sha256_file
 from rnamotif_data.storage.layout import FEATURE_ARRAYS, get_attrs, set_attrs
 from rnamotif_data.storage.store import RNAMotifStore, url_to_fs
 
@@ -76,14 +75,6 @@ def store_identity(store: RNAMotifStore) -> dict:
     sums = read_checksums(store.root)
     return {"store_config_hash": store.attrs.get("config_hash"), "store_metadata_sha256": sums.get("metadata.parquet"),
             "n_samples": len(store)}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_features(store: RNAMotifStore, name: str, arrays: dict[str, np.ndarray], attrs: dict,
@@ -122,7 +113,7 @@ def _write_locked(store: RNAMotifStore, dest: Path, name: str, arrays: dict[str,
             np.save(tmp / f"{key}.npy", np.ascontiguousarray(arrays[key]), allow_pickle=False)
         full = {"feature_format": FEATURE_FORMAT, "name": name, **attrs, **store_identity(store)}
         (tmp / "attrs.json").write_text(json.dumps(full, indent=1, sort_keys=True))
-        sums = {f.name: _sha256(f) for f in sorted(tmp.iterdir())}
+        sums = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
         (tmp / _CHECKSUMS).write_text("".join(f"{h}  {n}\n" for n, h in sums.items()))
         if dest.exists():
             old = dest.with_name(f".{name}.old-{os.getpid()}")
@@ -234,7 +225,7 @@ def _problems(path: Path, store: RNAMotifStore | None, *, full: bool) -> tuple[l
             continue
         if f.name not in listed:
             problems.append(f"{path}/{f.name}: not listed in {_CHECKSUMS}")
-        elif full and _sha256(f) != listed[f.name]:
+        elif full and sha256_file(f) != listed[f.name]:
             problems.append(f"{path}/{f.name}: sha256 differs from {_CHECKSUMS}")
     problems += [f"{path}/{n}: missing" for n in listed if not (path / n).exists()]
     if attrs.get("feature_format", 0) > FEATURE_FORMAT:
@@ -312,7 +303,7 @@ def verify_features(store: RNAMotifStore, name: str, labels_count: np.ndarray | 
     if listed is None:
         problems.append(f"{path}: not listed in the store's attributes (sequence_features); rerun "
                         f"{_rerun(store, name, attrs)}")
-    elif (path / "attrs.json").exists() and listed.get("attrs_sha256") != _sha256(path / "attrs.json"):
+    elif (path / "attrs.json").exists() and listed.get("attrs_sha256") != sha256_file(path / "attrs.json"):
         problems.append(f"{path}: the store's attributes (sequence_features) describe other features than attrs.json")
     if problems:
         return problems

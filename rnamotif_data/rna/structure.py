@@ -208,6 +208,13 @@ class AtomTable:
         return flat if order is None else order[flat]
 
     @cached_property
+    def nucleotide_residues(self) -> np.ndarray:
+        """``(R,)`` bool: the residues with at least one nucleotide atom."""
+        out = np.zeros(len(self.residues), dtype=bool)
+        out[np.asarray(self.residue_index)[self.nucleotide > 0]] = True
+        return out
+
+    @cached_property
     def residue_spans(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """``(order, starts, stops)``: the atoms of residue ``r`` are rows
         ``order[starts[r]:stops[r]]`` (``order`` None when the atoms are grouped by residue,
@@ -286,8 +293,11 @@ class Model:
             seen.setdefault(r.chain, None)
         return list(seen)
 
-    def resolve(self, selection: Selection | str) -> np.ndarray:
+    def resolve(self, selection: Selection | str, *, nucleotides_only: bool = True) -> np.ndarray:
         """Residue indices (into ``atoms.residues``) of a selection, in selection order.
+
+        ``nucleotides_only=False`` also takes amino acids and other residues (a protein
+        background site's ``residues``).
 
         Raises
         ------
@@ -324,7 +334,7 @@ class Model:
                 f"{self.name}: residue(s) {', '.join(dup)} selected more than once "
                 f"(selection {selection})"
             )
-        for i in chosen:
+        for i in chosen if nucleotides_only else ():
             if not np.any(self.atoms.part[self.atoms.residue_rows([i])] > 0):
                 raise SelectionError(
                     f"{self.name} residue {self.atoms.residues[i]} is "

@@ -29,8 +29,7 @@ class Residues:
         n = len(atoms.residues)
         ri = atoms.residue_index
         self.n = n
-        self.is_nt = np.zeros(n, dtype=bool)
-        self.is_nt[ri[atoms.nucleotide > 0]] = True
+        self.is_nt = atoms.nucleotide_residues.copy()
         names = np.asarray(atoms.atom_name)
         self.is_aa = np.zeros(n, dtype=bool)
         self.is_aa[ri[names == "CA"]] = True

@@ -29,7 +29,7 @@ from rnamotif_data.errors import ConfigError, MotifOutsideMapError
 from rnamotif_data.rna.labels import nearest_atom, nucleotide_id, within_radius
 from rnamotif_data.rna.structure import AtomTable
 
-__all__ = ["SegmentConfig", "MotifCube", "cut_motif", "segment_motif", "cube_origin", "zone_crop"]
+__all__ = ["SegmentConfig", "MotifCube", "cut_motif", "labelled_atoms", "segment_motif", "cube_origin", "zone_crop"]
 
 _LABEL_SCOPES = ("motif", "all")
 
@@ -228,14 +228,7 @@ def cut_motif(
 
     zone = within_radius(shape, origin, config.voxel_size, motif.xyz, config.zone_radius)
 
-    if config.label_scope == "all":
-        if context is None:
-            raise ValueError(f"{description}: label_scope='all' needs the model's atoms as context")
-        labelled = context
-    else:
-        labelled = motif
-    keep = labelled.part > 0
-    idx, _ = nearest_atom(shape, origin, config.voxel_size, labelled.xyz[keep], config.label_radius)
+    labelled, keep, idx = labelled_atoms(shape, origin, motif, config, context, description)
     part = np.concatenate([[0], labelled.part[keep]]).astype(np.uint8)
     nuc_ids = labelled.nucleotide[keep]
     if not config.modified_as_parent:
@@ -254,6 +247,33 @@ def cut_motif(
         fraction_outside=float(fraction_outside),
         n_atoms=len(motif),
     )
+
+
+def labelled_atoms(shape: tuple[int, int, int], origin: np.ndarray, motif: AtomTable, config: SegmentConfig,
+                   context: AtomTable | None = None, description: str = "motif") -> tuple[AtomTable, np.ndarray, np.ndarray]:
+    """The atoms that label a cube and each voxel's nearest one: ``(labelled, keep, index)``.
+
+    ``labelled`` is ``motif`` (``label_scope="motif"``) or ``context`` (``"all"``); ``keep``
+    ``(N,)`` bool marks its atoms with a label part; ``index`` ``(D, H, W)`` int64 is the
+    nearest kept atom within ``label_radius`` of each voxel (an index into the kept atoms,
+    -1 for none; :func:`rnamotif_data.rna.labels.nearest_atom`). ``origin`` is voxel
+    ``[0, 0, 0]`` in Å (x-y-z). :func:`cut_motif` paints ``labels`` and ``nucleotide`` from
+    it; the sequence features paint residue slots from it, so both mark the same voxels.
+
+    Raises
+    ------
+    ValueError
+        For ``label_scope="all"`` without ``context``.
+    """
+    if config.label_scope == "all":
+        if context is None:
+            raise ValueError(f"{description}: label_scope='all' needs the model's atoms as context")
+        labelled = context
+    else:
+        labelled = motif
+    keep = labelled.part > 0
+    idx, _ = nearest_atom(shape, origin, config.voxel_size, labelled.xyz[keep], config.label_radius)
+    return labelled, keep, idx
 
 
 def _modified_as_other(atoms: AtomTable, keep: np.ndarray) -> np.ndarray:
