@@ -26,15 +26,16 @@ from rnamotif_data.build.sources import SourceConfig, Sources
 from rnamotif_data.build.staging import write_part
 from rnamotif_data.build.timing import StageClock
 from rnamotif_data.em.maps import header_statistics_notes, read_map
-from rnamotif_data.em.quality import QualityConfig, expected_q_score, fit_z, fraction_above, motif_quality, q_reference
+from rnamotif_data.em.quality import QualityConfig, ShellPointCache, expected_q_score, fit_z, fraction_above, motif_quality, q_reference
 from rnamotif_data.errors import RNAMotifError, is_environment_failure
 from rnamotif_data.rna.annotate import rnapolis_partners
 from rnamotif_data.rna.modified import sequence_matches
 from rnamotif_data.rna.motifs import class_index, layout_mismatch, motif_class
 from rnamotif_data.rna.pairs import read_loops, watson_crick_partners
-from rnamotif_data.rna.structure import coordinates_hash, format_residues, read_model
+from rnamotif_data.rna.structure import Model, coordinates_hash, format_residues, read_model
 from rnamotif_data.samples.background import ShapeDistribution, background_count, select_background_sites
 from rnamotif_data.samples.cubes import cut_motif
+from rnamotif_data.storage.checksums import sha256_file
 
 log = logging.getLogger("rnamotif_data.build.builder")
 
@@ -129,7 +130,8 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
             map_path = sources.map(emdb)
         stage = "model"
         with clock("read"):
-            model = read_model(model_path, name=job.pdb_id)
+            state = model_state(model_path, job.pdb_id, config.quality)
+            model = state.model
             stage = "map"
             t1 = time.perf_counter()
             dmap = read_map(map_path)
@@ -150,7 +152,7 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
                                 f"{z:.2f} < min_fit_z {config.min_fit_z:g}; map misplaced or wrong model")
         resolution = _resolution(sources, job)
         with clock("quality"):
-            ctx = _Entry(job, emdb, model, dmap, stats, resolution, config, extra["map_warnings"], clock)
+            ctx = _Entry(job, emdb, state, dmap, stats, resolution, config, extra["map_warnings"], clock)
         samples, failures, motif_xyz, targets = _segment_rows(ctx)
         n_ok = len(samples)
         if n_ok == 0 and job.rows:
@@ -177,6 +179,52 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
 _RNAPOLIS_PARTNERS: dict[str, np.ndarray] = {}  # model_hash -> partners, for many maps of one model
 
 
+@dataclass(frozen=True)
+class ModelState:
+    """What a build derives from a model file alone, never from a map: the parsed model,
+    its coordinates' hash (``model_hash``), a KD-tree of its heavy atoms and its Q-score
+    sample points (:class:`~rnamotif_data.em.quality.ShellPointCache`, filled as atoms are
+    scored)."""
+
+    model: Model
+    key: str
+    tree: object
+    points: ShellPointCache
+
+
+#: the last model file's state, by the sha256 of its bytes and the quality config: the
+#: next entry of the same model (a cryoDRGN ensemble, one model in several EMDB maps)
+#: reads, hashes and samples it once per process; one model at a time, so memory stays
+#: that of one model
+_LAST_MODEL: dict[tuple[str, str], ModelState] = {}
+
+
+def model_state(path, name: str, quality: QualityConfig) -> ModelState:
+    """:class:`ModelState` of the model file ``path`` (named ``name``): made anew, or the
+    last one made in this process when the file's bytes and ``quality`` are the same.
+
+    The cached arrays are made read-only, so no entry can change what the next one reads.
+    Raises what :func:`~rnamotif_data.rna.structure.read_model` raises.
+    """
+    from scipy.spatial import cKDTree  # here: the command's --help needs no scipy
+
+    ck = (sha256_file(path), repr(quality))
+    last = _LAST_MODEL.get(ck)
+    if last is not None:
+        return ModelState(model=Model(name=name, path=str(path), atoms=last.model.atoms), key=last.key,
+                          tree=last.tree, points=last.points)
+    _LAST_MODEL.clear()  # before reading the next model: one model in memory
+    model = read_model(path, name=name)
+    for value in vars(model.atoms).values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    tree = cKDTree(model.atoms.xyz)
+    state = ModelState(model=model, key=coordinates_hash(model.atoms), tree=tree,
+                       points=ShellPointCache(model.atoms.xyz, tree, quality))
+    _LAST_MODEL[ck] = state
+    return state
+
+
 def rnapolis_partners_cached(model, key: str) -> np.ndarray:
     """RNApolis's base-pair partners of ``model`` (:func:`rnamotif_data.rna.annotate.rnapolis_partners`),
     computed once per model (``key``: its coordinates' hash) and process."""
@@ -191,17 +239,16 @@ class _Entry:
     """Per-entry context: model, map, statistics, one KD-tree of every model atom, one
     Q-score reference, the chains' sequences, the map's warnings."""
 
-    def __init__(self, job, emdb, model, dmap, stats, resolution, config: BuildConfig, map_warnings,
+    def __init__(self, job, emdb, state: ModelState, dmap, stats, resolution, config: BuildConfig, map_warnings,
                  clock: StageClock | None = None):
+        model = state.model
         self.job, self.emdb, self.model, self.dmap, self.stats = job, emdb, model, dmap, stats
         self.clock = clock or StageClock()
         self.resolution, self.config, self.map_warnings = resolution, config, list(map_warnings)
-        from scipy.spatial import cKDTree  # here: the command's --help needs no scipy
-
-        self.tree = cKDTree(model.atoms.xyz)
+        self.tree, self.points = state.tree, state.points
         # background seed key: the model's coordinates, so one model fitted to several maps
         # gets the same background residues wherever the maps allow them (like its motifs)
-        self.model_key = coordinates_hash(model.atoms)
+        self.model_key = state.key
         self.reference = q_reference(stats)
         seqs: dict[str, list[str]] = {}
         for rid, letter in zip(model.atoms.residues, model.atoms.parents):
@@ -216,7 +263,7 @@ class _Entry:
         """Quality columns of ``atoms`` (``rows``: their rows in the model, if known)."""
         q: QualityConfig = self.config.quality
         mq = motif_quality(self.dmap, atoms, self.tree, self.stats, self.resolution, q, self.reference,
-                           atom_rows=rows)
+                           atom_rows=rows, points=self.points if rows is not None else None)
         q_exp = expected_q_score(self.resolution, q.q_sigma)
         return {"fit_z": mq.fit_z, "q_score": _nan_none(mq.q_score),
                 "q_score_min_residue": _nan_none(mq.q_score_min_residue), "cc_mask": _nan_none(mq.cc_mask),

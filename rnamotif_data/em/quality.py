@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -80,7 +81,7 @@ from rnamotif_data.em.maps import DensityMap, MapStatistics
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.rna.structure import AtomTable
 
-__all__ = ["fit_z", "QualityConfig", "QScoreReference", "MotifQuality", "q_reference", "q_scores", "shell_points",
+__all__ = ["fit_z", "QualityConfig", "QScoreReference", "MotifQuality", "ShellPointCache", "q_reference", "q_scores", "shell_points",
            "expected_q_score", "Q_EXPECTED_LINES", "fraction_above", "motif_quality"]
 
 #: σ (Å) -> (slope, intercept, lowest and highest resolution in Å of the fit) of the
@@ -240,42 +241,26 @@ def _neighbours(xyz: np.ndarray, model_tree: cKDTree, reach: float,
     return np.take_along_axis(v, order[:, :, None], axis=1), np.take_along_axis(valid, order, axis=1)
 
 
-def shell_points(
-    atom_xyz: np.ndarray,
-    model_tree: cKDTree,
-    config: QualityConfig = QualityConfig(),
-    atom_rows: np.ndarray | None = None,
+def _directions(config: QualityConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Every try's spiral back to back, ``(sum of N + 2t over t < q_max_tries, 3)`` unit
+    vectors, and the row where try ``t`` starts ``(q_max_tries,)``."""
+    return _direction_table(config.q_points_per_shell, config.q_max_tries)
+
+
+@lru_cache(maxsize=8)
+def _direction_table(n: int, tries: int) -> tuple[np.ndarray, np.ndarray]:
+    sizes = n + 2 * np.arange(tries)
+    table = np.concatenate([_spiral_cached(int(k)) for k in sizes])
+    table.flags.writeable = False
+    return table, np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+
+def _sample_indices(
+    xyz: np.ndarray, model_tree: cKDTree, config: QualityConfig, atom_rows: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Q-score sample points around atoms (MapQ retry sampling, vectorised).
-
-    For each atom and each shell radius R > 0: put ``N + 2t`` spiral points on the sphere
-    (t = 0, 1, ...), drop every point that is closer to another model atom than to its own
-    atom, and keep *all* accepted points of the first try that accepts at least ``N``;
-    after ``q_max_tries`` tries the last try's accepted points are kept (possibly fewer
-    than N, possibly none). R = 0 contributes the atom centre N times (as MapQ).
-
-    The distance test is analytic: a point ``a + R u`` (``|u| = 1``) is closer to a
-    neighbour at ``a + v`` than to ``a`` iff ``R * (u . w) > 1`` with ``w = 2 v / |v|^2``.
-    So per atom and spiral one matrix product gives ``m(u) = max_k u . w_k``, and the
-    point is accepted on every shell with ``R * m(u) <= 1`` -- no KD-tree query per point
-    and no per-shell work.
-
-    Parameters
-    ----------
-    atom_xyz:
-        ``(A, 3)`` Å, x-y-z: atoms to sample around.
-    model_tree:
-        KD-tree of every heavy atom of the model.
-    config:
-        Shells, N, tries.
-    atom_rows:
-        ``(A,)`` row of each atom in the tree's data (else found by distance).
-
-    Returns
-    -------
-    points ``(P, 3)`` Å, owner ``(P,)`` atom index, shell ``(P,)`` radius in Å.
-    """
-    xyz = np.asarray(atom_xyz, dtype=np.float64).reshape(-1, 3)
+    """:func:`shell_points` as indices: ``owner`` (P,) atom, ``direction`` (P,) row of
+    :func:`_directions`' table, ``shell`` (P,) index into ``config.shells`` (0: the atom
+    centre). Atom by atom; an atom's points in the order centre, then the tries' blocks."""
     A = len(xyz)
     N = config.q_points_per_shell
     Rs = config.shells[config.shells > 0]
@@ -283,9 +268,10 @@ def shell_points(
     d2 = np.where(valid, (v * v).sum(-1), 1.0)
     # float32: the test only decides on which side of a bisector plane a point lies
     w = np.where(valid[:, :, None], 2.0 * v / d2[:, :, None], 0.0).astype(np.float32)  # (A, K, 3), 1/Å
-    pts = [np.repeat(xyz, N, axis=0)]
+    _, try_start = _directions(config)
     owner = [np.repeat(np.arange(A), N)]
-    radius = [np.zeros(A * N)]
+    direction = [np.zeros(A * N, dtype=np.int64)]
+    shell = [np.zeros(A * N, dtype=np.int64)]
     S = len(Rs)
     dR = config.q_shell_step
     pending = np.ones((A, S), dtype=bool)  # (atom, shell) pairs still without points
@@ -329,13 +315,148 @@ def shell_points(
         j = np.where(inside, j, 0)
         take = inside & (k[i[:, None], j] > s[:, None])
         p, q = np.nonzero(take)
-        a = atoms[i[p]]
-        r = Rs[s[p]]
-        pts.append(xyz[a] + r[:, None] * U[j[p, q]])
-        owner.append(a)
-        radius.append(r)
+        owner.append(atoms[i[p]])
+        direction.append(try_start[t0 + tt[p]] + q)  # j[p, q] - start[tt] == q
+        shell.append(s[p] + 1)
         pending[atoms[i], s] = False
-    return np.concatenate(pts), np.concatenate(owner), np.concatenate(radius)
+    owner_all = np.concatenate(owner)
+    order = np.argsort(owner_all, kind="stable")  # atom by atom, each atom's order kept
+    return owner_all[order], np.concatenate(direction)[order], np.concatenate(shell)[order]
+
+
+def _assemble(xyz: np.ndarray, owner: np.ndarray, direction: np.ndarray, shell: np.ndarray,
+              config: QualityConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Points ``(P, 3)`` Å and radii ``(P,)`` Å of sample indices (:func:`_sample_indices`)."""
+    table, _ = _directions(config)
+    radius = config.shells[shell]
+    return xyz[owner] + radius[:, None] * table[direction], radius
+
+
+def shell_points(
+    atom_xyz: np.ndarray,
+    model_tree: cKDTree,
+    config: QualityConfig = QualityConfig(),
+    atom_rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Q-score sample points around atoms (MapQ retry sampling, vectorised).
+
+    For each atom and each shell radius R > 0: put ``N + 2t`` spiral points on the sphere
+    (t = 0, 1, ...), drop every point that is closer to another model atom than to its own
+    atom, and keep *all* accepted points of the first try that accepts at least ``N``;
+    after ``q_max_tries`` tries the last try's accepted points are kept (possibly fewer
+    than N, possibly none). R = 0 contributes the atom centre N times (as MapQ).
+
+    The distance test is analytic: a point ``a + R u`` (``|u| = 1``) is closer to a
+    neighbour at ``a + v`` than to ``a`` iff ``R * (u . w) > 1`` with ``w = 2 v / |v|^2``.
+    So per atom and spiral one matrix product gives ``m(u) = max_k u . w_k``, and the
+    point is accepted on every shell with ``R * m(u) <= 1`` -- no KD-tree query per point
+    and no per-shell work.
+
+    Parameters
+    ----------
+    atom_xyz:
+        ``(A, 3)`` Å, x-y-z: atoms to sample around.
+    model_tree:
+        KD-tree of every heavy atom of the model.
+    config:
+        Shells, N, tries.
+    atom_rows:
+        ``(A,)`` row of each atom in the tree's data (else found by distance).
+
+    Returns
+    -------
+    points ``(P, 3)`` Å, owner ``(P,)`` atom index, shell ``(P,)`` radius in Å; atom by
+    atom (each atom's centre first, then its shells).
+    """
+    xyz = np.asarray(atom_xyz, dtype=np.float64).reshape(-1, 3)
+    owner, direction, shell = _sample_indices(xyz, model_tree, config, atom_rows)
+    pts, radius = _assemble(xyz, owner, direction, shell, config)
+    return pts, owner, radius
+
+
+class ShellPointCache:
+    """Q-score sample points (:func:`shell_points`) of one model's atoms, each atom's made once.
+
+    The points depend on the model's atoms and the config, never on the map: one model
+    fitted to several maps (a cryoDRGN ensemble, a model in several EMDB maps) samples each
+    atom once, and every later map only interpolates. Kept compactly, 3 bytes a point (its
+    spiral direction, uint16, and its shell, uint8; ~170 points per RNA heavy atom); the
+    points are rebuilt with the arithmetic of :func:`shell_points`, so the Q-scores are the
+    same to the last bit.
+
+    Parameters
+    ----------
+    model_xyz:
+        ``(M, 3)`` Å, x-y-z: every heavy atom of the model (the rows of ``model_tree``).
+    model_tree:
+        KD-tree of ``model_xyz``.
+    config:
+        Shells, N, tries.
+    """
+
+    def __init__(self, model_xyz: np.ndarray, model_tree: cKDTree, config: QualityConfig = QualityConfig()):
+        self.xyz = np.asarray(model_xyz, dtype=np.float64).reshape(-1, 3)
+        self.tree, self.config = model_tree, config
+        n = len(self.xyz)
+        self._start = np.full(n, -1, dtype=np.int64)
+        self._count = np.zeros(n, dtype=np.int64)
+        self._direction = np.empty(1 << 16, dtype=np.uint16)
+        self._shell = np.empty(1 << 16, dtype=np.uint8)
+        self._size = 0
+        if len(_directions(config)[0]) > np.iinfo(np.uint16).max or len(config.shells) > np.iinfo(np.uint8).max:
+            raise ConfigError("ShellPointCache needs under 65,536 spiral directions and 256 shells")
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held for the points made so far."""
+        return 3 * self._size + self._start.nbytes + self._count.nbytes
+
+    def _add(self, rows: np.ndarray) -> None:
+        owner, direction, shell = _sample_indices(self.xyz[rows], self.tree, self.config, rows)
+        n = len(owner)
+        if self._size + n > len(self._direction):
+            cap = max(2 * len(self._direction), self._size + n)
+            self._direction = np.resize(self._direction, cap)
+            self._shell = np.resize(self._shell, cap)
+        self._direction[self._size:self._size + n] = direction
+        self._shell[self._size:self._size + n] = shell
+        count = np.bincount(owner, minlength=len(rows))
+        self._start[rows] = self._size + np.concatenate([[0], np.cumsum(count)[:-1]])
+        self._count[rows] = count
+        self._size += n
+
+    def points(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample points of the model atoms ``rows`` ``(A,)``: as :func:`shell_points` of
+        ``model_xyz[rows]``, points ``(P, 3)`` Å, owner ``(P,)`` index into ``rows``, radius
+        ``(P,)`` Å."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        new = np.unique(rows[self._start[rows] < 0])
+        if new.size:
+            self._add(new)
+        count = self._count[rows]
+        owner = np.repeat(np.arange(len(rows)), count)
+        first = np.concatenate([[0], np.cumsum(count)[:-1]])
+        flat = np.repeat(self._start[rows] - first, count) + np.arange(int(count.sum()))
+        direction = self._direction[flat].astype(np.int64)
+        shell = self._shell[flat].astype(np.int64)
+        pts, radius = _assemble(self.xyz[rows], owner, direction, shell, self.config)
+        return pts, owner, radius
+
+
+def _correlate(density_map: DensityMap, pts: np.ndarray, owner: np.ndarray, radius: np.ndarray,
+               n_atoms: int, reference: QScoreReference, sigma: float) -> np.ndarray:
+    """Per-atom Pearson correlation of map values at the points with the reference Gaussian."""
+    v = reference.A * np.exp(-0.5 * (radius / sigma) ** 2) + reference.B
+    u = density_map.interpolate(pts)
+    count = np.bincount(owner, minlength=n_atoms).astype(np.float64)
+    mu = np.bincount(owner, u, n_atoms) / count
+    mv = np.bincount(owner, v, n_atoms) / count
+    du, dv = u - mu[owner], v - mv[owner]
+    cov = np.bincount(owner, du * dv, n_atoms)
+    var_u = np.bincount(owner, du * du, n_atoms)
+    var_v = np.bincount(owner, dv * dv, n_atoms)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return cov / np.sqrt(var_u * var_v)
 
 
 def q_scores(
@@ -345,6 +466,7 @@ def q_scores(
     reference: QScoreReference,
     config: QualityConfig = QualityConfig(),
     atom_rows: np.ndarray | None = None,
+    points: ShellPointCache | None = None,
 ) -> np.ndarray:
     """Per-atom Q-scores (Pintilie 2020; MapQ retry sampling, see :func:`shell_points`).
 
@@ -365,6 +487,9 @@ def q_scores(
     atom_rows:
         ``(N,)`` index of each scored atom in the tree's data (so the atom itself is not
         counted as "another atom"); if omitted, an atom is recognised by distance.
+    points:
+        The model's :class:`ShellPointCache` (same tree and config): sample points made
+        once per atom and model; needs ``atom_rows``.
 
     Returns
     -------
@@ -375,19 +500,13 @@ def q_scores(
     n_atoms = len(xyz)
     if n_atoms == 0:
         return np.zeros(0)
-    pts, owner, radius = shell_points(xyz, model_tree, config, atom_rows)
-    v = reference.A * np.exp(-0.5 * (radius / config.q_sigma) ** 2) + reference.B
-    u = density_map.interpolate(pts)
-    count = np.bincount(owner, minlength=n_atoms).astype(np.float64)
-    mu = np.bincount(owner, u, n_atoms) / count
-    mv = np.bincount(owner, v, n_atoms) / count
-    du, dv = u - mu[owner], v - mv[owner]
-    cov = np.bincount(owner, du * dv, n_atoms)
-    var_u = np.bincount(owner, du * du, n_atoms)
-    var_v = np.bincount(owner, dv * dv, n_atoms)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        q = cov / np.sqrt(var_u * var_v)
-    return q
+    if points is not None:
+        if atom_rows is None:
+            raise ValueError("q_scores: a ShellPointCache needs atom_rows")
+        pts, owner, radius = points.points(atom_rows)
+    else:
+        pts, owner, radius = shell_points(xyz, model_tree, config, atom_rows)
+    return _correlate(density_map, pts, owner, radius, n_atoms, reference, config.q_sigma)
 
 
 def fraction_above(density_map: DensityMap, atom_xyz: np.ndarray, stats: MapStatistics,
@@ -406,14 +525,16 @@ def motif_quality(
     config: QualityConfig = QualityConfig(),
     reference: QScoreReference | None = None,
     atom_rows: np.ndarray | None = None,
+    points: ShellPointCache | None = None,
 ) -> MotifQuality:
     """All quality metrics of one motif (Q-score, CC_mask, fit_z, fraction above 1 sd).
 
     ``model_tree`` is a KD-tree of every heavy atom of the model; ``resolution`` (Å) may
-    be None, in which case ``cc_mask`` and ``cc_local`` are NaN.
+    be None, in which case ``cc_mask`` and ``cc_local`` are NaN. ``points``: the model's
+    :class:`ShellPointCache` (with ``atom_rows``), see :func:`q_scores`.
     """
     reference = reference or q_reference(stats)
-    q = q_scores(density_map, motif.xyz, model_tree, reference, config, atom_rows)
+    q = q_scores(density_map, motif.xyz, model_tree, reference, config, atom_rows, points)
     res_q = [np.nanmean(q[motif.residue_index == r]) for r in np.unique(motif.residue_index)
              if np.isfinite(q[motif.residue_index == r]).any()]
     cc = cc_mask(density_map, motif, resolution, config.cc_mask_padding) if resolution else float("nan")

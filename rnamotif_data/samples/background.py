@@ -321,7 +321,7 @@ def _zone_volume(xyz: np.ndarray, radius: float = 5.0, step: float = 1.5) -> flo
     lo, hi = xyz.min(axis=0) - radius, xyz.max(axis=0) + radius
     axes = [np.arange(lo[a], hi[a] + step, step) for a in range(3)]
     nx, ny, nz = (len(a) for a in axes)
-    reach = int(np.ceil(radius / step)) + 1
+    reach = int(np.ceil(radius / step + 0.5))  # |grid - atom| < radius: at most radius/step + 1/2 lines off
     off = np.arange(-reach, reach + 1)
     gx = np.rint((xyz[:, 0] - lo[0]) / step).astype(np.int64)[:, None, None] + off[None, :, None]
     gy = np.rint((xyz[:, 1] - lo[1]) / step).astype(np.int64)[:, None, None] + off[None, None, :]

@@ -186,3 +186,32 @@ def test_pairs_rnapolis_without_the_extra_is_one_line(monkeypatch, tmp_path):
     with pytest.raises(MissingDependencyError, match=r"--pairs rnapolis needs RNApolis.*rnamotif-data\[annotate\]"):
         build_main(["--demo", "small", "--out", str(tmp_path / "x.zarr"), "--pairs", "rnapolis"])
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_one_model_file_is_read_and_sampled_once_per_process(tmp_path):
+    """Entries whose model files have the same bytes (a cryoDRGN ensemble under several
+    IDs) share one parsed model, KD-tree and Q-score sample points, each under its own name
+    and path; the shared arrays are read-only; other bytes or another quality config make a
+    new state."""
+    import shutil
+    from pathlib import Path
+
+    from rnamotif_data.build.entry import model_state
+    from rnamotif_data.em.quality import QualityConfig
+
+    src = Path(__file__).resolve().parents[2] / "demo" / "mirror" / "pdb" / "6v5b.pdb"
+    a, b = tmp_path / "a.pdb", tmp_path / "b.pdb"
+    shutil.copy(src, a)
+    shutil.copy(src, b)
+    first = model_state(a, "PDB_A", QualityConfig())
+    second = model_state(b, "PDB_B", QualityConfig())
+    assert (first.model.name, second.model.name) == ("PDB_A", "PDB_B")
+    assert second.model.path == str(b)
+    assert second.model.atoms is first.model.atoms and second.points is first.points and second.tree is first.tree
+    with pytest.raises(ValueError, match="read-only"):
+        second.model.atoms.xyz[0, 0] = 0.0
+    assert model_state(b, "PDB_B", QualityConfig(q_max_tries=30)).points is not first.points
+    text = src.read_text().splitlines(keepends=True)
+    b.write_text("".join(text[:-40] + text[-2:]))  # the last residues' atoms dropped
+    changed = model_state(b, "PDB_B", QualityConfig())
+    assert changed.model.atoms is not first.model.atoms

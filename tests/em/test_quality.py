@@ -17,6 +17,7 @@ from rnamotif_data.em.correlation import cc_mask, model_map
 from rnamotif_data.em.maps import DensityMap, read_map
 from rnamotif_data.em.quality import (
     QualityConfig,
+    ShellPointCache,
     _spiral,
     expected_q_score,
     motif_quality,
@@ -242,3 +243,32 @@ def test_quality_config_is_validated():
         QualityConfig(q_sigma=0)
     with pytest.raises(ConfigError):
         QualityConfig(q_max_tries=0)
+
+
+def test_shell_point_cache_gives_the_same_q_scores_in_every_map(rna_model, map3):
+    """The cached sample points are those of :func:`shell_points`: per-atom Q-scores equal
+    to the last bit, in two different maps, for overlapping motifs asked in any order; the
+    second map samples no atom again."""
+    tree = cKDTree(rna_model.atoms.xyz)
+    cache = ShellPointCache(rna_model.atoms.xyz, tree)
+    blurred = DensityMap(data=gaussian_filter(map3.data, 1.5), voxel_size=map3.voxel_size, origin=map3.origin)
+    motifs = [_motif(rna_model, sel)[0] for sel in MOTIFS_6V5B]
+    motifs.append(np.concatenate([motifs[0][::-1], motifs[1][:5]]))  # reversed, overlapping
+    made = None
+    for dmap in (map3, blurred):
+        ref = q_reference(dmap.statistics())
+        for rows in motifs:
+            xyz = rna_model.atoms.xyz[rows]
+            direct = q_scores(dmap, xyz, tree, ref, atom_rows=rows)
+            cached = q_scores(dmap, xyz, tree, ref, atom_rows=rows, points=cache)
+            np.testing.assert_array_equal(cached, direct)
+        if made is None:
+            made = cache.nbytes
+        assert cache.nbytes == made  # the second map reused every point
+    pts, owner, radius = shell_points(rna_model.atoms.xyz[motifs[0]], tree, atom_rows=motifs[0])
+    cpts, cowner, cradius = cache.points(motifs[0])
+    np.testing.assert_array_equal(cpts, pts)
+    np.testing.assert_array_equal(cowner, owner)
+    np.testing.assert_array_equal(cradius, radius)
+    with pytest.raises(ValueError, match="atom_rows"):
+        q_scores(map3, rna_model.atoms.xyz[:3], tree, q_reference(map3.statistics()), points=cache)
