@@ -198,9 +198,9 @@ class BackgroundSite:
     strands: tuple[int, ...]
     atoms: AtomTable
 
-    @property
+    @cached_property
     def centre(self) -> np.ndarray:
-        """``(3,)`` Å, x-y-z: the heavy-atom centroid."""
+        """``(3,)`` Å, x-y-z: the heavy-atom centroid (computed once)."""
         return self.atoms.xyz.mean(axis=0)
 
 
@@ -274,7 +274,7 @@ def select_background_sites(
     chosen: list[BackgroundSite] = []
     accept = accept or (lambda atoms: True)
     kinds = [k for k in config.kind_list if k != "density"]
-    targets = [(tuple(lengths), (*_shape_of(np.asarray(xyz), centre), _zone_volume(np.asarray(xyz))))
+    targets = [(tuple(lengths), (*_shape_of(np.asarray(xyz), centre), pool.zone_volume_of(np.asarray(xyz))))
                for lengths, xyz in (targets or ())]
 
     misses = 0
@@ -323,19 +323,18 @@ def _zone_volume(xyz: np.ndarray, radius: float = 5.0, step: float = 1.5) -> flo
     nx, ny, nz = (len(a) for a in axes)
     reach = int(np.ceil(radius / step + 0.5))  # |grid - atom| < radius: at most radius/step + 1/2 lines off
     off = np.arange(-reach, reach + 1)
-    gx = np.rint((xyz[:, 0] - lo[0]) / step).astype(np.int64)[:, None, None] + off[None, :, None]
-    gy = np.rint((xyz[:, 1] - lo[1]) / step).astype(np.int64)[:, None, None] + off[None, None, :]
-    gx, gy = np.broadcast_arrays(gx, gy)
+    gx = np.rint((xyz[:, 0] - lo[0]) / step).astype(np.int64)[:, None, None] + off[None, :, None]  # (N, k, 1)
+    gy = np.rint((xyz[:, 1] - lo[1]) / step).astype(np.int64)[:, None, None] + off[None, None, :]  # (N, 1, k)
     dx = axes[0][np.clip(gx, 0, nx - 1)] - xyz[:, 0, None, None]
     dy = axes[1][np.clip(gy, 0, ny - 1)] - xyz[:, 1, None, None]
-    w2 = radius * radius - dx * dx - dy * dy
-    inside = (w2 > 0) & (gx >= 0) & (gx < nx) & (gy >= 0) & (gy < ny)
+    w2 = radius * radius - dx * dx - dy * dy  # (N, k, k)
+    inside = (w2 > 0) & ((gx >= 0) & (gx < nx)) & ((gy >= 0) & (gy < ny))
     half = np.sqrt(w2[inside])
     zc = np.broadcast_to(xyz[:, 2, None, None], inside.shape)[inside]
     first = np.maximum(np.floor((zc - half - lo[2]) / step).astype(np.int64) + 1, 0)
     last = np.minimum(np.ceil((zc + half - lo[2]) / step).astype(np.int64) - 1, nz - 1)
     keep = last >= first
-    line = (gx[inside] * ny + gy[inside])[keep] * (nz + 1)
+    line = (gx * ny + gy)[inside][keep] * (nz + 1)
     size = nx * ny * (nz + 1)
     diff = np.bincount(line + first[keep], minlength=size) - np.bincount(line + last[keep] + 1, minlength=size)
     covered = np.cumsum(diff.reshape(nx * ny, nz + 1), axis=1)[:, :nz] > 0
@@ -374,6 +373,7 @@ class _Pool:
         self.model, self.res, self.config, self.centre = model, res, config, centre
         self.cache: dict[tuple, tuple[list[np.ndarray], np.ndarray, np.ndarray]] = {}
         self.zone_volumes: dict[tuple[int, ...], float] = {}  # candidate residues -> zone volume (Å³)
+        self.target_zone_volumes: dict[tuple, float] = {}  # a target's coordinates -> zone volume (Å³)
 
     def zone_volume(self, residue_indices: np.ndarray) -> float:
         """:func:`_zone_volume` of a candidate's atoms, computed once per candidate."""
@@ -381,6 +381,15 @@ class _Pool:
         if key not in self.zone_volumes:
             self.zone_volumes[key] = _zone_volume(self.model.atoms.xyz[self.model.atoms.residue_rows(residue_indices)])
         return self.zone_volumes[key]
+
+    def zone_volume_of(self, xyz: np.ndarray) -> float:
+        """:func:`_zone_volume` of ``(N, 3)`` atoms, once per set of coordinates (a listed
+        motif is a target in every map of its model)."""
+        xyz = np.ascontiguousarray(xyz, dtype=np.float64)
+        key = ("xyz", xyz.shape, hashlib.sha256(xyz.tobytes()).digest())
+        if key not in self.target_zone_volumes:
+            self.target_zone_volumes[key] = _zone_volume(xyz)
+        return self.target_zone_volumes[key]
 
     def get(self, kind: str, lengths: tuple[int, ...]):
         """Candidates of ``kind`` with strand ``lengths``, once per entry and layout:
