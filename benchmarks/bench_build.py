@@ -148,6 +148,27 @@ def make_ribosome_entry(mirror: Path, k: int, size: int = 400) -> tuple[str, str
     return pdb_id, f"EMD-{number}"
 
 
+def _peak_rss() -> int:
+    """Bytes: this process's peak resident set since :func:`_reset_peak_rss` (``VmHWM``),
+    or ``ru_maxrss`` where /proc cannot tell."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _reset_peak_rss() -> int:
+    """Reset the peak resident set to the current one (``/proc/self/clear_refs`` 5); returns it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+    return _peak_rss()
+
+
 def _read_stats(path: str) -> float:
     t = time.perf_counter()
     read_map(path).statistics()
@@ -238,14 +259,16 @@ def main() -> None:
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, memory_limit="auto")
         client = Client(cluster)
-        idle = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        # a spawned worker inherits its parent's ru_maxrss (kept across fork and exec), so
+        # the peak is read from the kernel's high-water mark, reset here (Linux)
+        idle = client.run(_reset_peak_rss)
         out = work / "bench.zarr"
         sources = SourceConfig(cache_dir=work / "cache", mirror=mirror, offline=True)
         t0 = time.perf_counter()
         result = build(manifest, str(out), BuildConfig(), source_config=sources,
                        scheduler=cluster.scheduler_address, progress=False)
         wall = time.perf_counter() - t0
-        rss = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        rss = client.run(_peak_rss)
         client.close()
         cluster.close()
         store_bytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())

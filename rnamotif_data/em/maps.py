@@ -293,16 +293,50 @@ def map_statistics(data: np.ndarray, percentile: float = 95.0, *, path: str = "<
     lo, hi = float(flat.min()), float(flat.max())
     if not (np.isfinite(mean) and np.isfinite(sd) and np.isfinite(lo) and np.isfinite(hi)):
         raise MapFormatError(f"{path}: map contains non-finite values (NaN or inf)")
-    positive = flat[flat > 0]
-    if positive.size == 0:
+    n_positive = int(sum(int(np.count_nonzero(flat[a:a + block] > 0)) for a in range(0, flat.size, block)))
+    if n_positive == 0:
         raise MapFormatError(f"{path}: map has no positive density; it cannot be normalised")
-    k = (positive.size - 1) * percentile / 100.0
-    # np.percentile with linear interpolation, via partition (no full sort).
+    k = (n_positive - 1) * percentile / 100.0
+    # np.percentile's linear interpolation between the two order statistics around k
     k0 = int(np.floor(k))
-    k1 = min(k0 + 1, positive.size - 1)
-    positive.partition((k0, k1))  # in place: positive is already a copy
-    pval = float(positive[k0] + (positive[k1] - positive[k0]) * (k - k0))
+    k1 = min(k0 + 1, n_positive - 1)
+    v0, v1 = _positive_order_statistics(flat, (k0, k1), block)
+    pval = float(v0 + (v1 - v0) * (k - k0))
     return MapStatistics(mean, sd, lo, hi, float(percentile), pval, int(flat.size))
+
+
+def _positive_order_statistics(flat: np.ndarray, ranks: tuple[int, ...], block: int) -> list:
+    """The ``ranks``-th smallest (0-based) of the positive values of ``flat`` ``(N,)``, as
+    its scalars, without a copy of the positive voxels (a map-sized temporary).
+
+    float32 maps: a radix select (positive IEEE-754 floats order as their bit patterns):
+    one blocked pass counts the positive values by their upper 16 bits, a second gathers
+    the few values of the bins that hold the ranks, and a partition of those gives the
+    exact order statistics. Other dtypes: a copy and :meth:`numpy.ndarray.partition`.
+    """
+    if flat.dtype != np.float32:
+        positive = flat[flat > 0]
+        positive.partition(ranks)
+        return [positive[r] for r in ranks]
+    bits = flat.view(np.uint32)
+    hist = np.zeros(1 << 16, dtype=np.int64)
+    for a in range(0, flat.size, block):
+        b = bits[a:a + block][flat[a:a + block] > 0]
+        hist += np.bincount(b >> 16, minlength=1 << 16)
+    cum = np.cumsum(hist)
+    bins = np.searchsorted(cum, np.asarray(ranks) + 1)  # first bin whose cumulative count passes the rank
+    wanted = np.unique(bins)
+    values = []
+    for a in range(0, flat.size, block):
+        f = flat[a:a + block]
+        b = bits[a:a + block]
+        values.append(f[(f > 0) & np.isin(b >> 16, wanted)])
+    chosen = np.concatenate(values)  # the wanted bins' values (bins ascending = values ascending)
+    before = np.searchsorted(wanted, bins)
+    offset = cum[wanted] - hist[wanted]  # positives below each wanted bin
+    local = np.asarray(ranks) - offset[before] + np.concatenate([[0], np.cumsum(hist[wanted])[:-1]])[before]
+    chosen.partition(tuple(int(r) for r in local))
+    return [chosen[int(r)] for r in local]
 
 
 def axis_order_to_zyx(data_file: np.ndarray, mapc: int, mapr: int, maps: int) -> np.ndarray:

@@ -411,7 +411,9 @@ class ShellPointCache:
         """Bytes held for the points made so far."""
         return 3 * self._size + self._start.nbytes + self._count.nbytes
 
-    def _add(self, rows: np.ndarray) -> None:
+    def _add(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample the atoms ``rows`` (distinct, none sampled yet), keep their points and
+        return their :func:`_sample_indices`."""
         owner, direction, shell = _sample_indices(self.xyz[rows], self.tree, self.config, rows)
         n = len(owner)
         if self._size + n > len(self._direction):
@@ -424,15 +426,20 @@ class ShellPointCache:
         self._start[rows] = self._size + np.concatenate([[0], np.cumsum(count)[:-1]])
         self._count[rows] = count
         self._size += n
+        return owner, direction, shell
 
     def points(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sample points of the model atoms ``rows`` ``(A,)``: as :func:`shell_points` of
         ``model_xyz[rows]``, points ``(P, 3)`` Å, owner ``(P,)`` index into ``rows``, radius
         ``(P,)`` Å."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        new = np.unique(rows[self._start[rows] < 0])
-        if new.size:
-            self._add(new)
+        missing = self._start[rows] < 0
+        if missing.all() and np.unique(rows).size == rows.size:  # all new: no gather
+            owner, direction, shell = self._add(rows)
+            pts, radius = _assemble(self.xyz[rows], owner, direction, shell, self.config)
+            return pts, owner, radius
+        if missing.any():
+            self._add(np.unique(rows[missing]))
         count = self._count[rows]
         owner = np.repeat(np.arange(len(rows)), count)
         first = np.concatenate([[0], np.cumsum(count)[:-1]])

@@ -108,6 +108,28 @@ def test_statistics_match_numpy(seed_map_path):
     assert m.statistics() is s  # cached: computed once per map
 
 
+@pytest.mark.parametrize("percentile", [0.1, 50.0, 95.0, 99.99, 100.0])
+def test_percentile_is_numpys_on_the_positive_voxels_without_copying_them(percentile):
+    """The radix select gives np.percentile's value on the positive voxels (ties, a
+    denormal, values that share their upper bits, a map with one positive voxel), and in
+    more than one block."""
+    rng = np.random.default_rng(3)
+    maps = [rng.normal(0, 1, (24, 20, 16)).astype(np.float32),
+            rng.integers(-2, 3, (16, 16, 16)).astype(np.float32),  # ties
+            np.full((8, 8, 8), -1.0, np.float32)]
+    maps[0].flat[7] = np.float32(1e-41)  # denormal
+    maps[0].flat[8:40] = np.float32(1.5) + np.arange(32, dtype=np.float32) * np.float32(1e-7)  # one 16-bit bin
+    maps[2].flat[100] = 2.5  # a single positive voxel
+    for data in maps:
+        want = np.percentile(data[data > 0].astype(np.float64), percentile)
+        got = map_statistics(data, percentile).percentile_value
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-45)
+
+    big = rng.normal(0, 1, (5, 1024, 1024)).astype(np.float32)  # more than one 4 Mi-voxel block
+    pos = big[big > 0].astype(np.float64)
+    assert map_statistics(big, percentile).percentile_value == pytest.approx(np.percentile(pos, percentile), rel=1e-6)
+
+
 def test_statistics_reject_maps_without_positive_density():
     with pytest.raises(MapFormatError, match="no positive density"):
         map_statistics(-np.ones((4, 4, 4), np.float32), path="neg.map")
