@@ -168,6 +168,7 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
         log.debug("%s: %s failed: %s", job.key, stage, exc)
         samples, entry_failed = [], True
         failures = [failure_row(i, row, emdb, stage, exc) for i, row in job.rows]
+    ctx = dmap = None  # the map is not needed to write the cubes: a worker's peak stays below map + cubes
     extra["timing"] = clock.to_dict()
     with clock("staging"):
         write_part(root, job.key, samples, failures, entry_failed, extra)

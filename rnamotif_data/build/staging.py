@@ -14,8 +14,8 @@ import json
 
 import numpy as np
 
-from rnamotif_data.storage.layout import join
-from rnamotif_data.storage.store import ARRAY_DTYPES, ARRAYS, put_bytes, url_to_fs
+from rnamotif_data.storage.layout import join, open_atomic
+from rnamotif_data.storage.store import ARRAY_DTYPES, ARRAYS, url_to_fs
 
 __all__ = ["STAGING", "part_url", "write_part", "read_part", "part_exists", "clean_staging"]
 
@@ -38,15 +38,14 @@ def write_part(root: str, key: str, samples: list[dict], failures: list[dict], e
     arrays = {}
     for name in ARRAYS:
         if samples:
-            arrays[name] = np.stack([s[name] for s in samples]).astype(ARRAY_DTYPES[name])
+            arrays[name] = np.stack([s[name] for s in samples], dtype=ARRAY_DTYPES[name])  # one copy
             shape = arrays[name].shape[1:]
         else:
             arrays[name] = np.zeros((0, 1, 1, 1), dtype=ARRAY_DTYPES[name])
     info = {"meta": [s["meta"] for s in samples], "failures": failures, "entry_failed": entry_failed,
             "shape": list(shape) if shape else None, **(extra or {})}
-    buf = io.BytesIO()
-    np.savez(buf, info=np.frombuffer(json.dumps(info).encode(), dtype=np.uint8), **arrays)
-    put_bytes(part_url(root, key), buf.getvalue())
+    with open_atomic(part_url(root, key)) as f:  # streamed to disk: the cubes are not held twice
+        np.savez(f, info=np.frombuffer(json.dumps(info).encode(), dtype=np.uint8), **arrays)
 
 
 def read_part(root: str, key: str, arrays: bool = False) -> dict:

@@ -14,11 +14,15 @@ from __future__ import annotations
 import io
 import os
 import posixpath
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 __all__ = [
+    "open_atomic",
     "FEATURE_ARRAYS",
     "FORMAT_VERSION", "ARRAYS", "DERIVED_ARRAYS", "ARRAY_DTYPES", "DIMENSION_NAMES", "METADATA_FILE",
     "FAILURES_FILE", "CHECKSUMS_FILE", "LABEL_NAMES", "NUCLEOTIDE_NAMES", "SPLIT_SCHEMES", "stored_arrays",
@@ -75,17 +79,34 @@ def zarr_location(root: str) -> str:
 def put_bytes(url: str, data: bytes) -> None:
     """Write ``data`` to ``url`` atomically (temporary file + rename locally; a single PUT
     on object stores), so a reader never sees a partial file."""
+    with open_atomic(url) as f:
+        f.write(data)
+
+
+@contextmanager
+def open_atomic(url: str) -> Iterator[BinaryIO]:
+    """A binary file to write ``url`` through, atomically: locally a temporary file beside
+    it, fsynced and renamed into place when the block ends (removed if it raises); on an
+    object store a buffer sent in a single PUT. What is written is never held twice in
+    memory locally (a staging file of cubes streams to disk)."""
     fs, path = url_to_fs(url)
     if is_local(fs):
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
     else:
-        fs.pipe_file(path, data)
+        buf = io.BytesIO()
+        yield buf
+        fs.pipe_file(path, buf.getvalue())
 
 
 def table_bytes(table: pa.Table) -> bytes:
