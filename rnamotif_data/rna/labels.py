@@ -220,11 +220,10 @@ def within_radius(
     x0 = np.maximum(np.ceil(px[:, None] - half), 0).astype(np.int64)
     x1 = np.minimum(np.floor(px[:, None] + half), W - 1).astype(np.int64)
     ok &= x0 <= x1
-    z, y, x0, x1 = z[ok], y[ok], x0[ok], x1[ok]
-    diff = np.zeros((D, H, W + 1), dtype=np.int32)
-    np.add.at(diff, (z, y, x0), 1)
-    np.add.at(diff, (z, y, x1 + 1), -1)
-    return np.cumsum(diff, axis=2, dtype=np.int32)[:, :, :W] > 0
+    row = (z[ok] * H + y[ok]) * (W + 1)
+    size = D * H * (W + 1)
+    diff = (np.bincount(row + x0[ok], minlength=size) - np.bincount(row + x1[ok] + 1, minlength=size)).astype(np.int32)
+    return np.cumsum(diff.reshape(D, H, W + 1), axis=2, dtype=np.int32)[:, :, :W] > 0
 
 
 def nearest_atom(
