@@ -38,7 +38,7 @@ def write_part(root: str, key: str, samples: list[dict], failures: list[dict], e
     arrays = {}
     for name in ARRAYS:
         if samples:
-            arrays[name] = np.stack([s[name] for s in samples], dtype=ARRAY_DTYPES[name])  # one copy
+            arrays[name] = np.stack([s[name] for s in samples], dtype=ARRAY_DTYPES[name], casting="unsafe")  # one copy, as astype
             shape = arrays[name].shape[1:]
         else:
             arrays[name] = np.zeros((0, 1, 1, 1), dtype=ARRAY_DTYPES[name])
