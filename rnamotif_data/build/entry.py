@@ -17,6 +17,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -193,11 +194,11 @@ class ModelState:
     points: ShellPointCache
 
 
-#: the last model file's state, by the sha256 of its bytes and the quality config: the
+#: the last model file's state, by the sha256 of its bytes, its format and the quality config: the
 #: next entry of the same model (a cryoDRGN ensemble, one model in several EMDB maps)
 #: reads, hashes and samples it once per process; one model at a time, so memory stays
 #: that of one model
-_LAST_MODEL: dict[tuple[str, str], ModelState] = {}
+_LAST_MODEL: dict[tuple[str, bool, str], ModelState] = {}
 
 
 def model_state(path, name: str, quality: QualityConfig) -> ModelState:
@@ -209,7 +210,9 @@ def model_state(path, name: str, quality: QualityConfig) -> ModelState:
     """
     from scipy.spatial import cKDTree  # here: the command's --help needs no scipy
 
-    ck = (sha256_file(path), repr(quality))
+    # the bytes, how they are parsed (mmCIF or PDB, from the name) and the sampling config
+    mmcif = Path(path).name.lower().removesuffix(".gz").endswith((".cif", ".mmcif"))
+    ck = (sha256_file(path), mmcif, repr(quality))
     last = _LAST_MODEL.get(ck)
     if last is not None:
         return ModelState(model=Model(name=name, path=str(path), atoms=last.model.atoms), key=last.key,

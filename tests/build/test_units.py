@@ -198,6 +198,7 @@ def test_one_model_file_is_read_and_sampled_once_per_process(tmp_path):
 
     from rnamotif_data.build.entry import model_state
     from rnamotif_data.em.quality import QualityConfig
+    from rnamotif_data.errors import StructureError
 
     src = Path(__file__).resolve().parents[2] / "demo" / "mirror" / "pdb" / "6v5b.pdb"
     a, b = tmp_path / "a.pdb", tmp_path / "b.pdb"
@@ -211,6 +212,11 @@ def test_one_model_file_is_read_and_sampled_once_per_process(tmp_path):
     with pytest.raises(ValueError, match="read-only"):
         second.model.atoms.xyz[0, 0] = 0.0
     assert model_state(b, "PDB_B", QualityConfig(q_max_tries=30)).points is not first.points
+    as_cif = tmp_path / "same-bytes.cif"  # the same bytes read as mmCIF are another parse
+    shutil.copy(src, as_cif)
+    model_state(a, "PDB_A", QualityConfig())
+    with pytest.raises(StructureError):
+        model_state(as_cif, "PDB_C", QualityConfig())
     text = src.read_text().splitlines(keepends=True)
     b.write_text("".join(text[:-40] + text[-2:]))  # the last residues' atoms dropped
     changed = model_state(b, "PDB_B", QualityConfig())
