@@ -194,6 +194,43 @@ def test_multi_worker_cluster_equals_synchronous_byte_for_byte(sim_store, sim_mi
     assert _tree(out) == _tree(sim_store)
 
 
+def test_reusing_a_model_across_entries_changes_no_byte(sim_mirror, tmp_path, monkeypatch):
+    """Two entries whose model files have the same bytes (one model in two maps, as in a
+    cryoDRGN ensemble): a worker parses, hashes, Q-samples and searches the model once, and
+    writes the store a build that keeps nothing between entries writes."""
+    import rnamotif_data.build.entry as entry
+    import rnamotif_data.samples.background as background
+
+    mirror = tmp_path / "mirror"
+    for sub in ("pdb", "emdb"):
+        (mirror / sub).mkdir(parents=True)
+    shutil.copy(sim_mirror / "pdb" / "9s01.pdb", mirror / "pdb" / "9s01.pdb")
+    shutil.copy(sim_mirror / "pdb" / "9s01.pdb", mirror / "pdb" / "9s11.pdb")
+    shutil.copy(sim_mirror / "emdb" / "emd_90001.map.gz", mirror / "emdb" / "emd_90001.map.gz")
+    shutil.copy(sim_mirror / "emdb" / "emd_90001.map.gz", mirror / "emdb" / "emd_90011.map.gz")
+    rows = _rows(GOOD[0]) + _rows(SimulatedEntry("9S11", "EMD-90011", GOOD[0].resolution, seed=1))
+    manifest = tmp_path / "two.parquet"
+    pq.write_table(rows_to_table(rows), manifest)
+    sources = SourceConfig(cache_dir=tmp_path / "cache", mirror=mirror, offline=True)
+
+    reads = []
+    monkeypatch.setattr(entry, "read_model", lambda *a, **k: reads.append(a) or read_model(*a, **k))
+    monkeypatch.setattr(entry, "_LAST_MODEL", {})
+    build(manifest, str(tmp_path / "reuse.zarr"), source_config=sources, scheduler="synchronous", progress=False)
+    assert len(reads) == 1  # the second entry reused the first one's model
+
+    class Forgetful(dict):
+        def __setitem__(self, key, value):  # keeps nothing: every entry starts from its file
+            pass
+
+    monkeypatch.setattr(entry, "_LAST_MODEL", Forgetful())
+    monkeypatch.setattr(background, "_LAST_POOL", Forgetful())
+    build(manifest, str(tmp_path / "fresh.zarr"), source_config=sources, scheduler="synchronous", progress=False)
+    assert len(reads) == 3
+    reuse, fresh = _tree(tmp_path / "reuse.zarr"), _tree(tmp_path / "fresh.zarr")
+    assert len([k for k in reuse if k.startswith("density")]) > 1 and reuse == fresh
+
+
 def test_rerun_of_a_finished_build_is_a_noop(sim_store, sim_mirror, sim_manifest):
     before = {p: p.stat().st_mtime_ns for p in sim_store.rglob("*")}
     result = build(sim_manifest, str(sim_store), source_config=_sources(sim_mirror, sim_store.parent),
