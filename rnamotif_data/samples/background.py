@@ -274,15 +274,21 @@ def select_background_sites(
     chosen: list[BackgroundSite] = []
     accept = accept or (lambda atoms: True)
     kinds = [k for k in config.kind_list if k != "density"]
-    targets = [(tuple(lengths), (*_shape_of(np.asarray(xyz), centre), pool.zone_volume_of(np.asarray(xyz))))
-               for lengths, xyz in (targets or ())]
+    targets = list(targets or ())
+    wanted: dict[int, tuple] = {}  # a target's shape and zone volume, when it is first drawn
+
+    def target(i: int) -> tuple[tuple[int, ...], tuple]:
+        if i not in wanted:
+            xyz = np.asarray(targets[i][1])
+            wanted[i] = (*_shape_of(xyz, centre), pool.zone_volume_of(xyz))
+        return tuple(targets[i][0]), wanted[i]
 
     misses = 0
     # one layout (and target) per sample, drawn before the kind, so layouts that are hard to
     # place are not replaced by easy (small) ones
     while kinds and len(chosen) < n and misses < config.max_tries:
         if targets:
-            lengths, want = targets[int(rng.integers(len(targets)))]
+            lengths, want = target(int(rng.integers(len(targets))))
             if len(lengths) == 2 and rng.random() < 0.5:
                 lengths = lengths[::-1]
         else:
