@@ -12,6 +12,7 @@ from rnamotif_data.storage.layout import (
     METADATA_COLUMNS,
     METADATA_SCHEMA,
     join,
+    open_atomic,
     put_bytes,
     read_table,
     stored_arrays,
@@ -31,6 +32,22 @@ def test_put_bytes_replaces_atomically(tmp_path):
     put_bytes(str(target), b"two")
     assert target.read_bytes() == b"two"
     assert sorted(p.name for p in target.parent.iterdir()) == ["f.bin"]  # no temporary left
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):
+    """A staging file streamed through open_atomic: what a failure interrupts never
+    replaces the file, and the temporary the package made is removed."""
+    target = tmp_path / "part.npz"
+    put_bytes(str(target), b"old")
+    with pytest.raises(OSError, match="disk full"):
+        with open_atomic(str(target)) as f:
+            f.write(b"half of the new")
+            raise OSError("disk full")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["part.npz"]
+    with open_atomic(str(target)) as f:
+        f.write(b"new")
+    assert target.read_bytes() == b"new"
 
 
 def test_tables_are_deterministic_bytes(tmp_path):
