@@ -452,50 +452,49 @@ def read_model(path: str | os.PathLike, name: str | None = None) -> Model:
 def _atom_table(model: gemmi.Model, path: str, file_parents: dict[str, str] | None = None) -> AtomTable:
     xyz: list[tuple[float, float, float]] = []
     b_iso: list[float] = []
-    parents: list[str] = []
     element: list[str] = []
     atom_name: list[str] = []
-    residue_index: list[int] = []
     part: list[int] = []
-    nuc: list[int] = []
+    parents: list[str] = []
     residues: list[ResidueId] = []
     names: list[str] = []
+    counts: list[int] = []  # heavy atoms per residue
+    nids: list[int] = []  # nucleotide id per residue
     for chain in model:
+        cname = chain.name
         for res in chain:
-            ri = len(residues)
-            residues.append(ResidueId(chain.name, int(res.seqid.num), res.seqid.icode.strip()))
+            seqid = res.seqid
+            residues.append(ResidueId(cname, int(seqid.num), seqid.icode.strip()))
             names.append(res.name)
             is_nuc = _is_nucleotide(res)
             parent = parent_letter(res.name, file_parents)
             parents.append(parent)
-            nid = NUCLEOTIDE_IDS.get(parent, 5) if is_nuc else 0
-            res_names, res_xyz = [], []
+            nids.append(NUCLEOTIDE_IDS.get(parent, 5) if is_nuc else 0)
+            start = len(atom_name)
             for atom in res:
-                an = atom.name.replace("*", "'")
+                an = atom.name
                 p = atom.pos
                 xyz.append((p.x, p.y, p.z))
-                res_xyz.append((p.x, p.y, p.z))
                 b_iso.append(atom.b_iso)
                 element.append(atom.element.name)
-                atom_name.append(an)
-                res_names.append(an)
-                residue_index.append(ri)
-                nuc.append(nid)
+                atom_name.append(an.replace("*", "'") if "*" in an else an)
+            counts.append(len(atom_name) - start)
+            res_names = atom_name[start:]
             if not is_nuc:
                 part.extend([0] * len(res_names))
             elif all(_atom_part(an) > 0 for an in res_names):
                 part.extend(_atom_part(an) for an in res_names)
             else:  # non-standard atoms: the part of the atom they are bonded to
-                part.extend(residue_parts(res_names, np.asarray(res_xyz)).tolist())
+                part.extend(residue_parts(res_names, np.asarray(xyz[start:])).tolist())
     if not xyz:
         raise StructureError(f"{path}: the model has no heavy atoms")
     return AtomTable(
         xyz=np.asarray(xyz, dtype=np.float64),
         element=np.asarray(element),
         atom_name=np.asarray(atom_name),
-        residue_index=np.asarray(residue_index, dtype=np.int32),
+        residue_index=np.repeat(np.arange(len(residues), dtype=np.int32), counts),
         part=np.asarray(part, dtype=np.uint8),
-        nucleotide=np.asarray(nuc, dtype=np.uint8),
+        nucleotide=np.repeat(np.asarray(nids, dtype=np.uint8), counts),
         residues=tuple(residues),
         residue_names=tuple(names),
         b_iso=np.asarray(b_iso, dtype=np.float64),
