@@ -420,7 +420,7 @@ def _segment_rows(ctx: _Entry):
                 _check_quality(qcols, config, f"{desc} {row['motif_type']}")
             with clock("segment"):
                 residues = format_residues(atoms.residues)
-            targets.append((tuple(len(s) for s in model.strands(resolved)), atoms.xyz))  # kept motifs
+            targets.append((tuple(len(s) for s in model.strands(resolved)), resolved))  # kept motifs
             samples.append(_sample(cube, {
                 "sample_id": _sample_id(ctx.emdb, job.pdb_id, row["motif_type"], residues),
                 "is_background": False, "background_kind": None, "manifest_row": int(i),

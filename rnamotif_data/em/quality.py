@@ -268,7 +268,7 @@ def _sample_indices(
     d2 = np.where(valid, (v * v).sum(-1), 1.0)
     # float32: the test only decides on which side of a bisector plane a point lies
     w = np.where(valid[:, :, None], 2.0 * v / d2[:, :, None], 0.0).astype(np.float32)  # (A, K, 3), 1/Å
-    _, try_start = _directions(config)
+    table, try_start = _directions(config)
     owner = [np.repeat(np.arange(A), N)]
     direction = [np.zeros(A * N, dtype=np.int64)]
     shell = [np.zeros(A * N, dtype=np.int64)]
@@ -284,10 +284,11 @@ def _sample_indices(
         if atoms.size == 0:
             break
         sizes = N + 2 * np.arange(t0, t1)
-        U = np.concatenate([_spiral_cached(int(n)) for n in sizes])  # (P, 3), tries back to back
+        first_row = int(try_start[t0])
+        U = table[first_row:first_row + int(sizes.sum())]  # (P, 3): the block's tries back to back
         U32 = U.astype(np.float32)
         seg = np.repeat(np.arange(t1 - t0), sizes)  # (P,) try of each point
-        start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        start = try_start[t0:t1] - first_row
         k = np.empty((atoms.size, len(U)), dtype=np.int64)
         step = max(1, int(2e6 // (w.shape[1] * len(U))))
         for c in range(0, atoms.size, step):  # bounded temporaries (a, K, P)
@@ -316,7 +317,7 @@ def _sample_indices(
         take = inside & (k[i[:, None], j] > s[:, None])
         p, q = np.nonzero(take)
         owner.append(atoms[i[p]])
-        direction.append(try_start[t0 + tt[p]] + q)  # j[p, q] - start[tt] == q
+        direction.append(first_row + j[p, q])  # the point's row of the direction table
         shell.append(s[p] + 1)
         pending[atoms[i], s] = False
     owner_all = np.concatenate(owner)

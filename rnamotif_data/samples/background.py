@@ -251,7 +251,8 @@ def select_background_sites(
         Called with a candidate's atoms; False rejects it (the builder's placement and
         cutting checks). None accepts every candidate.
     targets:
-        The entry's kept motifs as ``(strand lengths, (M, 3) heavy-atom xyz Å)``. When
+        The entry's kept motifs as ``(strand lengths, (R,) residue indices)`` into the
+        model's residues (their heavy atoms are the motif's). When
         given, each sample copies the layout of a motif drawn from them and takes the
         candidate closest to it in radius of gyration, heavy-atom count and distance from
         the centroid of the model's nucleotides (relative differences summed), so compactness -- and
@@ -279,8 +280,9 @@ def select_background_sites(
 
     def target(i: int) -> tuple[tuple[int, ...], tuple]:
         if i not in wanted:
-            xyz = np.asarray(targets[i][1])
-            wanted[i] = (*_shape_of(xyz, centre), pool.zone_volume_of(xyz))
+            residue_indices = np.asarray(targets[i][1], dtype=np.int64)
+            xyz = model.atoms.xyz[model.atoms.residue_rows(residue_indices)]
+            wanted[i] = (*_shape_of(xyz, centre), pool.zone_volume(residue_indices))
         return tuple(targets[i][0]), wanted[i]
 
     misses = 0
@@ -378,24 +380,15 @@ class _Pool:
     def __init__(self, model: Model, res: Residues, config: BackgroundConfig, centre: np.ndarray):
         self.model, self.res, self.config, self.centre = model, res, config, centre
         self.cache: dict[tuple, tuple[list[np.ndarray], np.ndarray, np.ndarray]] = {}
-        self.zone_volumes: dict[tuple[int, ...], float] = {}  # candidate residues -> zone volume (Å³)
-        self.target_zone_volumes: dict[tuple, float] = {}  # a target's coordinates -> zone volume (Å³)
+        self.zone_volumes: dict[tuple[int, ...], float] = {}  # residues -> zone volume (Å³)
 
     def zone_volume(self, residue_indices: np.ndarray) -> float:
-        """:func:`_zone_volume` of a candidate's atoms, computed once per candidate."""
+        """:func:`_zone_volume` of a candidate's or a target's atoms, computed once per model
+        (a listed motif is a target in every map of its model)."""
         key = tuple(int(i) for i in residue_indices)
         if key not in self.zone_volumes:
             self.zone_volumes[key] = _zone_volume(self.model.atoms.xyz[self.model.atoms.residue_rows(residue_indices)])
         return self.zone_volumes[key]
-
-    def zone_volume_of(self, xyz: np.ndarray) -> float:
-        """:func:`_zone_volume` of ``(N, 3)`` atoms, once per set of coordinates (a listed
-        motif is a target in every map of its model)."""
-        xyz = np.ascontiguousarray(xyz, dtype=np.float64)
-        key = ("xyz", xyz.shape, hashlib.sha256(xyz.tobytes()).digest())
-        if key not in self.target_zone_volumes:
-            self.target_zone_volumes[key] = _zone_volume(xyz)
-        return self.target_zone_volumes[key]
 
     def get(self, kind: str, lengths: tuple[int, ...]):
         """Candidates of ``kind`` with strand ``lengths``, once per entry and layout:

@@ -161,8 +161,7 @@ def test_background_samples_are_structure_shaped_like_the_motifs(sim_mirror):
     model = read_model(sim_mirror / "pdb" / "9s01.pdb")
     dmap = read_map(sim_mirror / "emdb" / "emd_90001.map.gz")
     motif = np.concatenate([model.select(parse_selection(s)).xyz for s in DEMO_MOTIFS])
-    targets = [(tuple(len(x) for x in model.strands(model.resolve(s))), model.select(parse_selection(s)).xyz)
-               for s in DEMO_MOTIFS]
+    targets = [(tuple(len(x) for x in model.strands(model.resolve(s))), model.resolve(s)) for s in DEMO_MOTIFS]
     layouts = {tuple(sorted(t[0])) for t in targets}
     cfg = BackgroundConfig()
     shapes = ShapeDistribution(())
