@@ -13,7 +13,37 @@ from rnamotif_data.errors import RNAMotifError, one_line
 
 log = logging.getLogger("rnamotif_data.build.builder")
 
-__all__ = ["Runner"]
+__all__ = ["Runner", "local_cluster"]
+
+
+def local_cluster(n_workers: int, threads_per_worker: int = 1, memory_limit: str = "auto"):
+    """A Dask ``LocalCluster`` of ``n_workers`` processes for a build.
+
+    Its workers start without ``MALLOC_TRIM_THRESHOLD_``, which Dask sets to 65536 by default.
+    Setting it turns off glibc's adaptive malloc thresholds: every array over 128 KiB becomes
+    a fresh mmap, page-faulted and zeroed again (a ribosome-size entry took ~60 % more CPU,
+    most of it system time; ``benchmarks/RESULTS.md``). Without it glibc adapts its mmap and
+    trim thresholds (up to 32 and 64 MiB), so the build's large temporaries (Q-score sample
+    points, cubes, FFT boxes) reuse the heap instead of being mapped anew, at the cost of up
+    to ~64 MiB of freed memory a worker may keep. The other variables Dask sets before
+    spawning a worker (one BLAS/OpenMP thread) are kept; a variable set in the environment
+    still wins, as Dask documents.
+
+    Raises :class:`~rnamotif_data.errors.MissingDependencyError` without ``distributed``.
+    """
+    require("distributed", "the parallel build")
+    import dask
+    from distributed import LocalCluster
+
+    # a None value unsets a pre-spawn variable (distributed.nanny._get_env_variables)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
+                            memory_limit=memory_limit, processes=True, dashboard_address=None)
+
+
+def _worker_trim_threshold() -> str | None:
+    """``MALLOC_TRIM_THRESHOLD_`` of the process this runs in (a worker)."""
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
 class Runner:
@@ -29,10 +59,11 @@ class Runner:
         self.client = self.cluster = None
         self.fatal: str | None = None  # set by the watcher: why the build cannot go on
         self._stop = threading.Event()
+        self._check_malloc = False  # an external cluster's workers' malloc settings, see _note_malloc
         if scheduler == "synchronous":
             return
         require("distributed", "the parallel build")
-        from distributed import Client, LocalCluster
+        from distributed import Client
 
         logging.getLogger("distributed").setLevel(logging.WARNING)
         if scheduler:
@@ -41,13 +72,27 @@ class Runner:
             except (OSError, ValueError, TypeError) as exc:
                 raise RNAMotifError(f"--scheduler {scheduler}: cannot connect to a Dask scheduler there "
                                     f"({one_line(exc)})") from None
+            self._check_malloc = True  # once workers have run a task (they may join later)
         else:
             n = workers or max(1, os.cpu_count() or 1)
-            self.cluster = LocalCluster(n_workers=n, threads_per_worker=threads, memory_limit=memory_limit,
-                                        processes=True, dashboard_address=None)
+            self.cluster = local_cluster(n, threads, memory_limit)
             self.client = Client(self.cluster)
         log.info("Dask: %s", self.client)
         threading.Thread(target=self._watch, args=(scheduler or "LocalCluster",), daemon=True).start()
+
+    def _note_malloc(self) -> None:
+        """Log once if an external cluster's workers run with ``MALLOC_TRIM_THRESHOLD_`` set."""
+        try:
+            values = self.client.run(_worker_trim_threshold)
+        except Exception:  # noqa: BLE001 - a hint only; the build does not depend on it
+            return
+        found = sorted({v for v in values.values() if v is not None})
+        if found:
+            log.info("the cluster's workers run with MALLOC_TRIM_THRESHOLD_=%s (Dask's default is 65536), "
+                     "which turns off glibc's adaptive malloc thresholds: large arrays are mapped and "
+                     "zeroed anew each time, ~60 %% more CPU per ribosome-size entry. For a faster build "
+                     "start them with it unset (Dask config distributed.nanny.pre-spawn-environ."
+                     "MALLOC_TRIM_THRESHOLD_: null), as rnamotif's own local cluster does", ", ".join(found))
 
     def _watch(self, where: str) -> None:
         """Log, while tasks wait, how long the cluster has had no worker (a cluster that lost
@@ -107,6 +152,9 @@ class Runner:
                 if not batch:
                     time.sleep(0.05)
                     continue
+                if self._check_malloc:
+                    self._check_malloc = False
+                    self._note_malloc()
                 for fut in batch:
                     try:
                         yield fut, fut.result()
