@@ -286,9 +286,14 @@ def map_statistics(data: np.ndarray, percentile: float = 95.0, *, path: str = "<
         total += float(flat[a:a + block].sum(dtype=np.float64))
     mean = total / flat.size
     sq = 0.0
+    # one float64 block reused: 32 MiB temporaries at the size of glibc's largest mmap
+    # threshold would each be mapped and zeroed anew
+    buf = np.empty(min(block, flat.size), dtype=np.float64)
     for a in range(0, flat.size, block):
-        d = flat[a:a + block].astype(np.float64) - mean
-        sq += float(np.sum(d * d))  # not np.dot: BLAS sums in a thread-count-dependent order
+        d = buf[:min(block, flat.size - a)]
+        np.subtract(flat[a:a + block], mean, out=d, dtype=np.float64)
+        np.multiply(d, d, out=d)
+        sq += float(np.sum(d))  # not np.dot: BLAS sums in a thread-count-dependent order
     sd = (sq / flat.size) ** 0.5
     lo, hi = float(flat.min()), float(flat.max())
     if not (np.isfinite(mean) and np.isfinite(sd) and np.isfinite(lo) and np.isfinite(hi)):
