@@ -355,7 +355,7 @@ def test_a_local_cluster_without_workers_stops_the_build_with_the_reason():
         runner.close()
 
 
-def test_a_local_cluster_keeps_glibc_malloc_thresholds_and_one_blas_thread():
+def test_a_local_cluster_keeps_glibc_malloc_thresholds_and_one_blas_thread(monkeypatch):
     """Dask's MALLOC_TRIM_THRESHOLD_=65536 makes every large temporary a fresh mmap (60 % more
     CPU on a ribosome-size entry): the build's own cluster starts its workers without it, and
     keeps Dask's other pre-spawn variables."""
@@ -365,6 +365,9 @@ def test_a_local_cluster_keeps_glibc_malloc_thresholds_and_one_blas_thread():
     from distributed import Client
 
     from rnamotif_data.build.runner import local_cluster
+
+    for name in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS"):  # an exported variable would win
+        monkeypatch.delenv(name, raising=False)
 
     def env():
         return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")
@@ -500,9 +503,10 @@ def test_a_cluster_without_workers_says_so(tmp_path, caplog):
 
 
 # 7 ------------------------------------------------------------ same bytes whatever the scheduler
-def test_external_cluster_build_is_byte_identical_to_synchronous(tmp_path, caplog):
+def test_external_cluster_build_is_byte_identical_to_synchronous(tmp_path, caplog, monkeypatch):
     """A `dask scheduler` and two `dask worker` processes on 127.0.0.1, started here. Their
     nannies set Dask's MALLOC_TRIM_THRESHOLD_, and the build says what that costs."""
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # the workers get Dask's default
     sync = tmp_path / "sync.zarr"
     assert run(build_main, [*DEMO_ARGS, "--out", str(sync)]) == 0
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
