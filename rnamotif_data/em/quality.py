@@ -67,6 +67,7 @@ reproduced against its source, so σ = 0.4 gives null too.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -383,7 +384,8 @@ class ShellPointCache:
     atom once, and every later map only interpolates. Kept compactly, 3 bytes a point (its
     spiral direction, uint16, and its shell, uint8; ~170 points per RNA heavy atom); the
     points are rebuilt with the arithmetic of :func:`shell_points`, so the Q-scores are the
-    same to the last bit.
+    same to the last bit. Threads may share one cache (a Dask worker with several threads
+    runs entries of one model at once): a lock guards its arrays.
 
     Parameters
     ----------
@@ -404,6 +406,7 @@ class ShellPointCache:
         self._direction = np.empty(1 << 16, dtype=np.uint16)
         self._shell = np.empty(1 << 16, dtype=np.uint8)
         self._size = 0
+        self._lock = threading.Lock()
         if len(_directions(config)[0]) > np.iinfo(np.uint16).max or len(config.shells) > np.iinfo(np.uint8).max:
             raise ConfigError("ShellPointCache needs under 65,536 spiral directions and 256 shells")
 
@@ -434,19 +437,19 @@ class ShellPointCache:
         ``model_xyz[rows]``, points ``(P, 3)`` Å, owner ``(P,)`` index into ``rows``, radius
         ``(P,)`` Å."""
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        missing = self._start[rows] < 0
-        if missing.all() and np.unique(rows).size == rows.size:  # all new: no gather
-            owner, direction, shell = self._add(rows)
-            pts, radius = _assemble(self.xyz[rows], owner, direction, shell, self.config)
-            return pts, owner, radius
-        if missing.any():
-            self._add(np.unique(rows[missing]))
-        count = self._count[rows]
-        owner = np.repeat(np.arange(len(rows)), count)
-        first = np.concatenate([[0], np.cumsum(count)[:-1]])
-        flat = np.repeat(self._start[rows] - first, count) + np.arange(int(count.sum()))
-        direction = self._direction[flat].astype(np.int64)
-        shell = self._shell[flat].astype(np.int64)
+        with self._lock:  # threads of one Dask worker share the model's cache
+            missing = self._start[rows] < 0
+            if missing.all() and np.unique(rows).size == rows.size:  # all new: no gather
+                owner, direction, shell = self._add(rows)
+            else:
+                if missing.any():
+                    self._add(np.unique(rows[missing]))
+                count = self._count[rows]
+                owner = np.repeat(np.arange(len(rows)), count)
+                first = np.concatenate([[0], np.cumsum(count)[:-1]])
+                flat = np.repeat(self._start[rows] - first, count) + np.arange(int(count.sum()))
+                direction = self._direction[flat].astype(np.int64)
+                shell = self._shell[flat].astype(np.int64)
         pts, radius = _assemble(self.xyz[rows], owner, direction, shell, self.config)
         return pts, owner, radius
 
@@ -524,6 +527,23 @@ def fraction_above(density_map: DensityMap, atom_xyz: np.ndarray, stats: MapStat
     return float(np.mean(v > stats.mean + n_sd * stats.sd))
 
 
+def _residue_means(q: np.ndarray, residue_index: np.ndarray) -> list[float]:
+    """``np.nanmean`` of ``q`` ``(N,)`` per residue (``residue_index`` ``(N,)``), for the
+    residues with a finite value, in residue order: the same sums as ``np.nanmean`` (NaN
+    read as 0, each residue's values in atom order), without a mask per residue."""
+    residue_index = np.asarray(residue_index)
+    order = np.argsort(residue_index, kind="stable")
+    grouped = np.where(np.isnan(q), 0.0, q)[order]
+    finite = np.isfinite(q)[order]
+    cut = np.flatnonzero(np.diff(residue_index[order])) + 1
+    out = []
+    for lo, hi in zip(np.concatenate([[0], cut]).tolist(), np.concatenate([cut, [len(q)]]).tolist()):
+        n = int(np.count_nonzero(finite[lo:hi]))
+        if n:
+            out.append(float(np.sum(grouped[lo:hi]) / n))
+    return out
+
+
 def motif_quality(
     density_map: DensityMap,
     motif: AtomTable,
@@ -543,8 +563,7 @@ def motif_quality(
     """
     reference = reference or q_reference(stats)
     q = q_scores(density_map, motif.xyz, model_tree, reference, config, atom_rows, points)
-    res_q = [np.nanmean(q[motif.residue_index == r]) for r in np.unique(motif.residue_index)
-             if np.isfinite(q[motif.residue_index == r]).any()]
+    res_q = _residue_means(q, motif.residue_index)
     cc = cc_mask(density_map, motif, resolution, config.cc_mask_padding) if resolution else float("nan")
     cl = cc_local(density_map, motif, resolution, config.cc_local_radius) if resolution else float("nan")
     return MotifQuality(

