@@ -16,18 +16,28 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from rnamotif_data.build.config import BuildConfig
 from rnamotif_data.build.manifest import row_selection
+from rnamotif_data.build.memo import ModelMemo, atoms_key
 from rnamotif_data.build.sources import SourceConfig, Sources
 from rnamotif_data.build.staging import write_part
 from rnamotif_data.build.timing import StageClock
 from rnamotif_data.em.maps import header_statistics_notes, read_map
-from rnamotif_data.em.quality import QualityConfig, ShellPointCache, expected_q_score, fit_z, fraction_above, motif_quality, q_reference
+from rnamotif_data.em.quality import (
+    QualityConfig,
+    ShellPointCache,
+    correlation_boxes,
+    expected_q_score,
+    fit_z,
+    fraction_above,
+    motif_quality,
+    q_reference,
+)
 from rnamotif_data.errors import RNAMotifError, is_environment_failure
 from rnamotif_data.rna.annotate import rnapolis_partners
 from rnamotif_data.rna.modified import sequence_matches
@@ -35,7 +45,7 @@ from rnamotif_data.rna.motifs import class_index, layout_mismatch, motif_class
 from rnamotif_data.rna.pairs import read_loops, watson_crick_partners
 from rnamotif_data.rna.structure import Model, coordinates_hash, format_residues, read_model
 from rnamotif_data.samples.background import ShapeDistribution, background_count, select_background_sites
-from rnamotif_data.samples.cubes import cut_motif
+from rnamotif_data.samples.cubes import cut_motif, label_cube
 from rnamotif_data.storage.checksums import sha256_file
 
 log = logging.getLogger("rnamotif_data.build.builder")
@@ -184,14 +194,17 @@ _RNAPOLIS_PARTNERS: dict[str, np.ndarray] = {}  # model_hash -> partners, for ma
 @dataclass(frozen=True)
 class ModelState:
     """What a build derives from a model file alone, never from a map: the parsed model,
-    its coordinates' hash (``model_hash``), a KD-tree of its heavy atoms and its Q-score
+    its coordinates' hash (``model_hash``), a KD-tree of its heavy atoms, its Q-score
     sample points (:class:`~rnamotif_data.em.quality.ShellPointCache`, filled as atoms are
-    scored)."""
+    scored) and, from the model's second map on, its motifs' cube labels and correlation
+    boxes (:class:`~rnamotif_data.build.memo.ModelMemo`, filled as motifs are cut and
+    scored; None for the model's first map, so a model seen once keeps nothing)."""
 
     model: Model
     key: str
     tree: object
     points: ShellPointCache
+    memo: ModelMemo | None
 
 
 #: the last model file's state, by the sha256 of its bytes, its format and the quality config: the
@@ -216,7 +229,7 @@ def model_state(path, name: str, quality: QualityConfig) -> ModelState:
     last = _LAST_MODEL.get(ck)
     if last is not None:
         return ModelState(model=Model(name=name, path=str(path), atoms=last.model.atoms), key=last.key,
-                          tree=last.tree, points=last.points)
+                          tree=last.tree, points=last.points, memo=last.memo)
     _LAST_MODEL.clear()  # before reading the next model: one model in memory
     model = read_model(path, name=name)
     for value in vars(model.atoms).values():
@@ -224,9 +237,9 @@ def model_state(path, name: str, quality: QualityConfig) -> ModelState:
             value.flags.writeable = False
     tree = cKDTree(model.atoms.xyz)
     state = ModelState(model=model, key=coordinates_hash(model.atoms), tree=tree,
-                       points=ShellPointCache(model.atoms.xyz, tree, quality))
+                       points=ShellPointCache(model.atoms.xyz, tree, quality), memo=ModelMemo())
     _LAST_MODEL[ck] = state
-    return state
+    return replace(state, memo=None)  # the model's first map: no other map to serve yet
 
 
 def rnapolis_partners_cached(model, key: str) -> np.ndarray:
@@ -249,7 +262,9 @@ class _Entry:
         self.job, self.emdb, self.model, self.dmap, self.stats = job, emdb, model, dmap, stats
         self.clock = clock or StageClock()
         self.resolution, self.config, self.map_warnings = resolution, config, list(map_warnings)
-        self.tree, self.points = state.tree, state.points
+        self.tree, self.points, self.memo = state.tree, state.points, state.memo
+        # the map grid: with the model, it fixes the correlation boxes (build.memo)
+        self.grid = (dmap.origin.tobytes(), dmap.voxel_size.tobytes())
         # background seed key: the model's coordinates, so one model fitted to several maps
         # gets the same background residues wherever the maps allow them (like its motifs)
         self.model_key = state.key
@@ -263,11 +278,26 @@ class _Entry:
             self.partner = (rnapolis_partners_cached(model, self.model_key) if config.pairs == "rnapolis"
                             else watson_crick_partners(model.atoms, is_nt, wobble=True))
 
+    def cut(self, atoms, description: str):
+        """:func:`~rnamotif_data.samples.cubes.cut_motif` of the model's ``atoms``; from the
+        model's second map on, their cube labels are made once (:mod:`rnamotif_data.build.memo`)."""
+        cfg = self.config.segment
+        labels = None if self.memo is None else self.memo.get(
+            ("cube", atoms_key(atoms.xyz), cfg),
+            lambda: label_cube(atoms, cfg, context=self.model.atoms, description=description))
+        return cut_motif(self.dmap, atoms, cfg, context=self.model.atoms, stats=self.stats,
+                         description=description, labels=labels)
+
     def quality_columns(self, atoms, rows=None) -> dict:
         """Quality columns of ``atoms`` (``rows``: their rows in the model, if known)."""
         q: QualityConfig = self.config.quality
+        boxes = None
+        if self.memo is not None and rows is not None and self.resolution:  # the model's atoms
+            boxes = self.memo.get(("cc", atoms_key(atoms.xyz), self.grid, float(self.resolution),
+                                   q.cc_mask_padding, q.cc_local_radius),
+                                  lambda: correlation_boxes(self.dmap, atoms, self.resolution, q))
         mq = motif_quality(self.dmap, atoms, self.tree, self.stats, self.resolution, q, self.reference,
-                           atom_rows=rows, points=self.points if rows is not None else None)
+                           atom_rows=rows, points=self.points if rows is not None else None, boxes=boxes)
         q_exp = expected_q_score(self.resolution, q.q_sigma)
         return {"fit_z": mq.fit_z, "q_score": _nan_none(mq.q_score),
                 "q_score_min_residue": _nan_none(mq.q_score_min_residue), "cc_mask": _nan_none(mq.cc_mask),
@@ -412,8 +442,7 @@ def _segment_rows(ctx: _Entry):
             with clock("placement"):
                 _check_placement(ctx, atoms, f"{desc} {row['motif_type']}")
             with clock("segment"):
-                cube = cut_motif(ctx.dmap, atoms, config.segment, context=model.atoms, stats=ctx.stats,
-                                 description=desc)
+                cube = ctx.cut(atoms, desc)
             stage = "quality"
             with clock("quality"):
                 qcols = ctx.quality_columns(atoms, model.atoms.residue_rows(resolved))
@@ -451,8 +480,7 @@ def _background(ctx: _Entry, motif_xyz, n: int, targets) -> list[dict]:
         try:
             _check_placement(ctx, atoms, "background")
             with ctx.clock("segment"):
-                cubes[id(atoms)] = cut_motif(ctx.dmap, atoms, config.segment, context=ctx.model.atoms,
-                                             stats=ctx.stats, description="background")
+                cubes[id(atoms)] = ctx.cut(atoms, "background")
             return True
         except Exception:  # noqa: BLE001 - a candidate that fails a check is simply not taken
             return False
@@ -469,8 +497,8 @@ def _background(ctx: _Entry, motif_xyz, n: int, targets) -> list[dict]:
             cube = cubes.get(id(site.atoms)) if modelled else None
             if cube is None:
                 with ctx.clock("segment"):
-                    cube = cut_motif(ctx.dmap, site.atoms, config.segment,
-                                     context=ctx.model.atoms if modelled else None, stats=ctx.stats, description=desc)
+                    cube = (ctx.cut(site.atoms, desc) if modelled else
+                            cut_motif(ctx.dmap, site.atoms, config.segment, stats=ctx.stats, description=desc))
             with ctx.clock("quality"):
                 qcols = (ctx.quality_columns(site.atoms, ctx.model.atoms.residue_rows(site.residue_indices))
                          if modelled else _density_site_quality(ctx, site))

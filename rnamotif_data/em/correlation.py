@@ -33,6 +33,7 @@ it is cheap and shape-only; it is **not** Phenix's CC_mask.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import gemmi
 import numpy as np
@@ -42,7 +43,8 @@ from rnamotif_data.em.simulate import box_structure, simulate_on_grid
 from rnamotif_data.rna.labels import within_radius
 from rnamotif_data.rna.structure import AtomTable
 
-__all__ = ["cc_mask", "cc_local", "model_map", "molecular_mask"]
+__all__ = ["cc_mask", "cc_local", "model_map", "molecular_mask", "ModelBox", "cc_mask_box", "cc_local_box",
+           "correlate_box"]
 
 
 def _box_structure(atoms: AtomTable, shift: np.ndarray, cell: tuple[float, float, float]) -> gemmi.Structure:
@@ -156,6 +158,86 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sum(a * b)) / den if den > 0 else float("nan")
 
 
+@dataclass(frozen=True, eq=False)
+class ModelBox:
+    """The model side of one motif's map-model correlation on one map grid: what
+    :func:`cc_mask` and :func:`cc_local` compute from the atoms and the grid alone (never
+    from map values), so one model in several maps of one grid (a cryoDRGN ensemble)
+    makes it once.
+
+    Attributes
+    ----------
+    lo:
+        ``(3,)`` int64, z-y-x voxel index of the box's corner in the map's grid (may lie
+        outside the map).
+    shape:
+        ``(D, H, W)`` box size in voxels.
+    mask:
+        ``(D, H, W)`` bool, z-y-x: the voxels to correlate, before those outside the map
+        are dropped (the molecular mask, or the sphere zone).
+    model:
+        ``(D, H, W)`` float32, z-y-x: the model map.
+    """
+
+    lo: np.ndarray
+    shape: tuple[int, int, int]
+    mask: np.ndarray
+    model: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays."""
+        return self.lo.nbytes + self.mask.nbytes + self.model.nbytes
+
+
+def _check_resolution(resolution, what: str) -> None:
+    if resolution is None or not (np.isfinite(resolution) and resolution > 0):
+        raise ValueError(f"{what} needs a positive resolution (Å), got {resolution}")
+
+
+def cc_mask_box(density_map: DensityMap, atoms: AtomTable, resolution: float, padding: float = 10.0) -> ModelBox:
+    """The model side of :func:`cc_mask` on ``density_map``'s grid (its origin and voxel
+    size; no map value is read): the local box, the molecular mask and the Phenix-style
+    model map. Arguments and errors as :func:`cc_mask`."""
+    _check_resolution(resolution, "CC_mask")
+    pad = max(float(padding), 3.0 * float(resolution))
+    lo, shape = _box(density_map, atoms.xyz, pad)
+    origin = density_map.index_to_world(lo.astype(np.float64))
+    vs = density_map.voxel_size
+    st = _box_structure(atoms, origin, tuple(float(n * v) for n, v in zip(shape[::-1], vs)))
+    mask = molecular_mask(atoms, shape, origin, vs, st)
+    return ModelBox(lo=lo, shape=shape, mask=mask, model=model_map(atoms, shape, origin, vs, float(resolution), st))
+
+
+def cc_local_box(density_map: DensityMap, atoms: AtomTable, resolution: float,
+                 radius: float | None = None) -> ModelBox:
+    """The model side of :func:`cc_local` on ``density_map``'s grid (no map value is
+    read): the local box, the sphere zone and the molmap-style model map. Arguments and
+    errors as :func:`cc_local`."""
+    _check_resolution(resolution, "CC_local")
+    vs = density_map.voxel_size
+    if not np.all(np.abs(vs - vs[0]) <= 1e-8 + 1e-4 * abs(vs[0])):  # np.allclose(vs, vs[0], rtol=1e-4)
+        raise ValueError(f"{density_map.path}: CC_local needs isotropic voxels, got "
+                         f"{', '.join(f'{v:g}' for v in vs)} Å")
+    r = radius if radius is not None else max(3.0, min(float(resolution), 10.0))
+    lo, shape = _box(density_map, atoms.xyz, r)
+    origin = density_map.index_to_world(lo.astype(np.float64))
+    mask = within_radius(shape, origin, float(vs[0]), atoms.xyz, r)
+    return ModelBox(lo=lo, shape=shape, mask=mask,
+                    model=simulate_on_grid(atoms, shape, origin, float(vs[0]), float(resolution)))
+
+
+def correlate_box(density_map: DensityMap, box: ModelBox) -> float:
+    """Pearson correlation of the map with ``box.model`` over ``box.mask`` voxels that
+    lie inside the map; NaN if fewer than 2 such voxels or either map is constant on
+    them. ``box`` must come from this map's grid (:func:`cc_mask_box`, :func:`cc_local_box`)."""
+    exp, inside = _map_block(density_map, box.lo, box.shape)
+    mask = box.mask & inside
+    if mask.sum() < 2:
+        return float("nan")
+    return _pearson(exp[mask], box.model[mask])
+
+
 def cc_mask(density_map: DensityMap, atoms: AtomTable, resolution: float, padding: float = 10.0) -> float:
     """CC_mask of a set of atoms as ``phenix.map_model_cc`` defines it (module docstring).
 
@@ -181,19 +263,7 @@ def cc_mask(density_map: DensityMap, atoms: AtomTable, resolution: float, paddin
     ValueError
         If ``resolution`` is not a positive finite number.
     """
-    if resolution is None or not (np.isfinite(resolution) and resolution > 0):
-        raise ValueError(f"CC_mask needs a positive resolution (Å), got {resolution}")
-    pad = max(float(padding), 3.0 * float(resolution))
-    lo, shape = _box(density_map, atoms.xyz, pad)
-    origin = density_map.index_to_world(lo.astype(np.float64))
-    exp, inside = _map_block(density_map, lo, shape)
-    vs = density_map.voxel_size
-    st = _box_structure(atoms, origin, tuple(float(n * v) for n, v in zip(shape[::-1], vs)))
-    mask = molecular_mask(atoms, shape, origin, vs, st) & inside
-    if mask.sum() < 2:
-        return float("nan")
-    calc = model_map(atoms, shape, origin, vs, float(resolution), st)
-    return _pearson(exp[mask], calc[mask])
+    return correlate_box(density_map, cc_mask_box(density_map, atoms, resolution, padding))
 
 
 def cc_local(density_map: DensityMap, atoms: AtomTable, resolution: float,
@@ -205,18 +275,4 @@ def cc_local(density_map: DensityMap, atoms: AtomTable, resolution: float,
     Returns NaN if fewer than 2 mask voxels lie inside the map or a map is constant on
     them. Raises ``ValueError`` for a non-positive resolution or anisotropic voxels.
     """
-    if resolution is None or not (np.isfinite(resolution) and resolution > 0):
-        raise ValueError(f"CC_local needs a positive resolution (Å), got {resolution}")
-    vs = density_map.voxel_size
-    if not np.allclose(vs, vs[0], rtol=1e-4):
-        raise ValueError(f"{density_map.path}: CC_local needs isotropic voxels, got "
-                         f"{', '.join(f'{v:g}' for v in vs)} Å")
-    r = radius if radius is not None else max(3.0, min(float(resolution), 10.0))
-    lo, shape = _box(density_map, atoms.xyz, r)
-    origin = density_map.index_to_world(lo.astype(np.float64))
-    exp, inside = _map_block(density_map, lo, shape)
-    mask = within_radius(shape, origin, float(vs[0]), atoms.xyz, r) & inside
-    if mask.sum() < 2:
-        return float("nan")
-    model = simulate_on_grid(atoms, shape, origin, float(vs[0]), float(resolution))
-    return _pearson(exp[mask], model[mask])
+    return correlate_box(density_map, cc_local_box(density_map, atoms, resolution, radius))

@@ -77,13 +77,13 @@ import numpy as np
 if TYPE_CHECKING:  # the trees are built by callers; importing this module needs no scipy
     from scipy.spatial import cKDTree
 
-from rnamotif_data.em.correlation import cc_local, cc_mask
+from rnamotif_data.em.correlation import ModelBox, cc_local_box, cc_mask_box, correlate_box
 from rnamotif_data.em.maps import DensityMap, MapStatistics
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.rna.structure import AtomTable
 
 __all__ = ["fit_z", "QualityConfig", "QScoreReference", "MotifQuality", "ShellPointCache", "q_reference", "q_scores", "shell_points",
-           "expected_q_score", "Q_EXPECTED_LINES", "fraction_above", "motif_quality"]
+           "expected_q_score", "Q_EXPECTED_LINES", "fraction_above", "motif_quality", "correlation_boxes"]
 
 #: σ (Å) -> (slope, intercept, lowest and highest resolution in Å of the fit) of the
 #: expected nucleic-acid Q-score line of Pintilie et al. 2020 (Fig. 4).
@@ -544,6 +544,16 @@ def _residue_means(q: np.ndarray, residue_index: np.ndarray) -> list[float]:
     return out
 
 
+def correlation_boxes(density_map: DensityMap, motif: AtomTable, resolution: float,
+                      config: QualityConfig = QualityConfig()) -> tuple[ModelBox, ModelBox]:
+    """The model sides of the motif's CC_mask and CC_local on ``density_map``'s grid
+    (:func:`~rnamotif_data.em.correlation.cc_mask_box`,
+    :func:`~rnamotif_data.em.correlation.cc_local_box`, with ``config``'s padding and
+    radius): no map value is read. Raises ``ValueError`` as those do."""
+    return (cc_mask_box(density_map, motif, resolution, config.cc_mask_padding),
+            cc_local_box(density_map, motif, resolution, config.cc_local_radius))
+
+
 def motif_quality(
     density_map: DensityMap,
     motif: AtomTable,
@@ -554,18 +564,24 @@ def motif_quality(
     reference: QScoreReference | None = None,
     atom_rows: np.ndarray | None = None,
     points: ShellPointCache | None = None,
+    boxes: tuple[ModelBox, ModelBox] | None = None,
 ) -> MotifQuality:
     """All quality metrics of one motif (Q-score, CC_mask, fit_z, fraction above 1 sd).
 
     ``model_tree`` is a KD-tree of every heavy atom of the model; ``resolution`` (Å) may
     be None, in which case ``cc_mask`` and ``cc_local`` are NaN. ``points``: the model's
-    :class:`ShellPointCache` (with ``atom_rows``), see :func:`q_scores`.
+    :class:`ShellPointCache` (with ``atom_rows``), see :func:`q_scores`. ``boxes``: the
+    motif's :func:`correlation_boxes` on this map's grid, if already made (another map of
+    the same model and grid); made here if omitted.
     """
     reference = reference or q_reference(stats)
     q = q_scores(density_map, motif.xyz, model_tree, reference, config, atom_rows, points)
     res_q = _residue_means(q, motif.residue_index)
-    cc = cc_mask(density_map, motif, resolution, config.cc_mask_padding) if resolution else float("nan")
-    cl = cc_local(density_map, motif, resolution, config.cc_local_radius) if resolution else float("nan")
+    if resolution:
+        mask_box, local_box = boxes or correlation_boxes(density_map, motif, resolution, config)
+        cc, cl = correlate_box(density_map, mask_box), correlate_box(density_map, local_box)
+    else:
+        cc = cl = float("nan")
     return MotifQuality(
         q_score=float(np.nanmean(q)) if np.isfinite(q).any() else float("nan"),
         q_score_min_residue=float(min(res_q)) if res_q else float("nan"),

@@ -29,7 +29,7 @@ from rnamotif_data.errors import ConfigError, MotifOutsideMapError
 from rnamotif_data.rna.labels import nearest_atom, nucleotide_id, within_radius
 from rnamotif_data.rna.structure import AtomTable
 
-__all__ = ["SegmentConfig", "MotifCube", "cut_motif", "labelled_atoms", "segment_motif", "cube_origin", "zone_crop"]
+__all__ = ["SegmentConfig", "MotifCube", "CubeLabels", "cut_motif", "label_cube", "labelled_atoms", "segment_motif", "cube_origin", "zone_crop"]
 
 _LABEL_SCOPES = ("motif", "all")
 
@@ -160,6 +160,59 @@ class MotifCube:
     n_atoms: int
 
 
+@dataclass(frozen=True, eq=False)
+class CubeLabels:
+    """The part of a motif cube that no map changes (:func:`label_cube`): where the cube
+    sits, its zone and its labels, all from the motif's atoms and the config alone.
+
+    Attributes
+    ----------
+    origin, centroid:
+        ``(3,)`` Å, x-y-z, as in :class:`MotifCube`.
+    zone, labels, nucleotide:
+        ``(D, H, W)`` z-y-x, as in :class:`MotifCube`.
+    n_atoms:
+        Number of motif heavy atoms.
+    """
+
+    origin: np.ndarray
+    centroid: np.ndarray
+    zone: np.ndarray
+    labels: np.ndarray
+    nucleotide: np.ndarray
+    n_atoms: int
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays."""
+        return sum(a.nbytes for a in (self.origin, self.centroid, self.zone, self.labels, self.nucleotide))
+
+
+def label_cube(motif: AtomTable, config: SegmentConfig = SegmentConfig(), *, context: AtomTable | None = None,
+               description: str = "motif") -> CubeLabels:
+    """Place the cube of one motif and paint its zone and labels (steps 1, 4 and 5 of the
+    module docstring); no map is read, so one model's motifs are labelled once for every
+    map the model is fitted to (a cryoDRGN ensemble).
+
+    Parameters are those of :func:`cut_motif`. Raises ``ValueError`` for a motif without
+    atoms or ``label_scope="all"`` without ``context``.
+    """
+    if len(motif) == 0:
+        raise ValueError(f"{description}: motif has no heavy atoms")
+    centroid = motif.xyz.mean(axis=0)
+    origin = cube_origin(centroid, config)
+    shape = config.shape
+    zone = within_radius(shape, origin, config.voxel_size, motif.xyz, config.zone_radius)
+    labelled, keep, idx = labelled_atoms(shape, origin, motif, config, context, description)
+    part = np.concatenate([[0], labelled.part[keep]]).astype(np.uint8)
+    nuc_ids = labelled.nucleotide[keep]
+    if not config.modified_as_parent:
+        nuc_ids = _modified_as_other(labelled, keep)
+    nuc = np.concatenate([[0], nuc_ids]).astype(np.uint8)
+    return CubeLabels(origin=origin, centroid=centroid, zone=zone, labels=part[idx + 1], nucleotide=nuc[idx + 1],
+                      n_atoms=len(motif))
+
+
 def cube_origin(centroid: np.ndarray, config: SegmentConfig) -> np.ndarray:
     """World position (Å, x-y-z) of voxel ``[0, 0, 0]`` of the cube centred on ``centroid``.
 
@@ -177,6 +230,7 @@ def cut_motif(
     context: AtomTable | None = None,
     stats: MapStatistics | None = None,
     description: str = "motif",
+    labels: CubeLabels | None = None,
 ) -> MotifCube:
     """Cut, normalise and label the cube around one motif.
 
@@ -194,6 +248,9 @@ def cut_motif(
         Precomputed map statistics (computed and cached on the map if omitted).
     description:
         Names the motif in error messages (e.g. ``"6PJ6 J:85-91"``).
+    labels:
+        :func:`label_cube` of this motif, config and context, if already made (another
+        map of the same model); made here if omitted.
 
     Returns
     -------
@@ -220,32 +277,20 @@ def cut_motif(
         )
     if stats is None:
         stats = density_map.statistics(config.normalise_percentile)
-    centroid = motif.xyz.mean(axis=0)
-    origin = cube_origin(centroid, config)
-    shape = config.shape
-    raw, fraction_outside = density_map.sample_box(origin, shape, config.voxel_size)
+    if labels is None:
+        labels = label_cube(motif, config, context=context, description=description)
+    raw, fraction_outside = density_map.sample_box(labels.origin, config.shape, config.voxel_size)
     density = np.clip(raw / np.float32(stats.percentile_value), 0.0, 1.0).astype(np.float32)
-
-    zone = within_radius(shape, origin, config.voxel_size, motif.xyz, config.zone_radius)
-
-    labelled, keep, idx = labelled_atoms(shape, origin, motif, config, context, description)
-    part = np.concatenate([[0], labelled.part[keep]]).astype(np.uint8)
-    nuc_ids = labelled.nucleotide[keep]
-    if not config.modified_as_parent:
-        nuc_ids = _modified_as_other(labelled, keep)
-    nuc = np.concatenate([[0], nuc_ids]).astype(np.uint8)
-    labels = part[idx + 1]
-    nucleotide = nuc[idx + 1]
     return MotifCube(
         density=density,
-        zone=zone,
-        labels=labels,
-        nucleotide=nucleotide,
-        origin=origin,
+        zone=labels.zone,
+        labels=labels.labels,
+        nucleotide=labels.nucleotide,
+        origin=labels.origin,
         voxel_size=float(config.voxel_size),
-        centroid=centroid,
+        centroid=labels.centroid,
         fraction_outside=float(fraction_outside),
-        n_atoms=len(motif),
+        n_atoms=labels.n_atoms,
     )
 
 

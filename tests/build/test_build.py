@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import h5py
@@ -24,7 +25,7 @@ from rnamotif_data.build.builder import BuildConfig, build
 from rnamotif_data.build.builder import main as build_main
 from rnamotif_data.build.manifest import rows_to_table
 from rnamotif_data.build.sources import SourceConfig
-from rnamotif_data.em.maps import read_map
+from rnamotif_data.em.maps import read_map, write_map
 from rnamotif_data.release.export import export_hdf5, export_mrc
 from rnamotif_data.release.verify import verify_store
 from rnamotif_data.rna.structure import parse_selection, read_model
@@ -194,21 +195,29 @@ def test_multi_worker_cluster_equals_synchronous_byte_for_byte(sim_store, sim_mi
 
 
 def test_reusing_a_model_across_entries_changes_no_byte(sim_mirror, tmp_path, monkeypatch):
-    """Two entries whose model files have the same bytes (one model in two maps, as in a
-    cryoDRGN ensemble): a worker parses, hashes, Q-samples and searches the model once, and
-    writes the store a build that keeps nothing between entries writes."""
+    """Entries whose model files have the same bytes (one model in several maps, as in a
+    cryoDRGN ensemble): a worker parses, hashes, Q-samples and searches the model once;
+    from the model's second map on, it labels each motif's cube once and makes its
+    correlation boxes once per map grid and resolution; and it writes the store a build
+    that keeps nothing between entries writes. The maps: one map three times, the same map
+    on a grid shifted by one voxel, and the same map at another stated resolution."""
     import rnamotif_data.build.entry as entry
     import rnamotif_data.samples.background as background
 
     mirror = tmp_path / "mirror"
     for sub in ("pdb", "emdb"):
         (mirror / sub).mkdir(parents=True)
+    dmap = read_map(sim_mirror / "emdb" / "emd_90001.map.gz")
+    write_map(mirror / "emdb" / "emd_90012.map.gz", dmap.data, dmap.voxel_size, dmap.origin + dmap.voxel_size)
+    rows = _rows(GOOD[0])
+    for pdb_id, emdb_id, resolution in (("9S11", "EMD-90011", GOOD[0].resolution), ("9S14", "EMD-90014", 3.0),
+                                        ("9S12", "EMD-90012", GOOD[0].resolution), ("9S13", "EMD-90013", 4.5)):
+        shutil.copy(sim_mirror / "pdb" / "9s01.pdb", mirror / "pdb" / f"{pdb_id.lower()}.pdb")
+        rows += _rows(SimulatedEntry(pdb_id, emdb_id, resolution, seed=1))
     shutil.copy(sim_mirror / "pdb" / "9s01.pdb", mirror / "pdb" / "9s01.pdb")
-    shutil.copy(sim_mirror / "pdb" / "9s01.pdb", mirror / "pdb" / "9s11.pdb")
-    shutil.copy(sim_mirror / "emdb" / "emd_90001.map.gz", mirror / "emdb" / "emd_90001.map.gz")
-    shutil.copy(sim_mirror / "emdb" / "emd_90001.map.gz", mirror / "emdb" / "emd_90011.map.gz")
-    rows = _rows(GOOD[0]) + _rows(SimulatedEntry("9S11", "EMD-90011", GOOD[0].resolution, seed=1))
-    manifest = tmp_path / "two.parquet"
+    for emdb in ("90001", "90011", "90013", "90014"):
+        shutil.copy(sim_mirror / "emdb" / "emd_90001.map.gz", mirror / "emdb" / f"emd_{emdb}.map.gz")
+    manifest = tmp_path / "five.parquet"
     pq.write_table(rows_to_table(rows), manifest)
     sources = SourceConfig(cache_dir=tmp_path / "cache", mirror=mirror, offline=True)
 
@@ -216,7 +225,15 @@ def test_reusing_a_model_across_entries_changes_no_byte(sim_mirror, tmp_path, mo
     monkeypatch.setattr(entry, "read_model", lambda *a, **k: reads.append(a) or read_model(*a, **k))
     monkeypatch.setattr(entry, "_LAST_MODEL", {})
     build(manifest, str(tmp_path / "reuse.zarr"), source_config=sources, scheduler="synchronous", progress=False)
-    assert len(reads) == 1  # the second entry reused the first one's model
+    assert len(reads) == 1  # the later entries reused the first one's model
+    memo = next(iter(entry._LAST_MODEL.values())).memo
+    cubes = [key[1] for key in memo.keys() if key[0] == "cube"]
+    boxes = Counter(key[1] for key in memo.keys() if key[0] == "cc")
+    # from the second map on: each motif's and background site's cube labelled once, its
+    # correlation boxes once per grid and resolution (three); maps 3-5 reuse the cubes,
+    # map 3 the boxes too
+    assert len(cubes) >= len(DEMO_MOTIFS) and set(boxes) == set(cubes) and set(boxes.values()) == {3}
+    assert memo.hits >= 4 * len(cubes)
 
     class Forgetful(dict):
         def __setitem__(self, key, value):  # keeps nothing: every entry starts from its file
@@ -225,7 +242,7 @@ def test_reusing_a_model_across_entries_changes_no_byte(sim_mirror, tmp_path, mo
     monkeypatch.setattr(entry, "_LAST_MODEL", Forgetful())
     monkeypatch.setattr(background, "_LAST_POOL", Forgetful())
     build(manifest, str(tmp_path / "fresh.zarr"), source_config=sources, scheduler="synchronous", progress=False)
-    assert len(reads) == 3
+    assert len(reads) == 6
     reuse, fresh = _tree(tmp_path / "reuse.zarr"), _tree(tmp_path / "fresh.zarr")
     assert len([k for k in reuse if k.startswith("density")]) > 1 and reuse == fresh
 

@@ -221,3 +221,33 @@ def test_one_model_file_is_read_and_sampled_once_per_process(tmp_path):
     b.write_text("".join(text[:-40] + text[-2:]))  # the last residues' atoms dropped
     changed = model_state(b, "PDB_B", QualityConfig())
     assert changed.model.atoms is not first.model.atoms
+
+
+def test_model_memo_keeps_what_fits_its_budget_read_only_and_nothing_that_failed(rna_model):
+    from rnamotif_data.build.memo import ModelMemo, atoms_key
+    from rnamotif_data.samples.cubes import label_cube
+
+    motif = rna_model.select("D:14-16,88-90")
+    one = label_cube(motif)
+    memo = ModelMemo(budget=int(1.5 * one.nbytes))
+    made = []
+
+    def make():
+        made.append(1)
+        return label_cube(motif)
+
+    key = ("cube", atoms_key(motif.xyz))
+    first = memo.get(key, make)
+    assert memo.get(key, make) is first and len(made) == 1 and memo.hits == 1
+    assert not first.labels.flags.writeable and memo.nbytes == one.nbytes
+    other = rna_model.select("D:19-22,82-85")
+    assert atoms_key(other.xyz) != key[1] and atoms_key(motif.xyz[::-1]) != key[1]
+    memo.get(("cube", atoms_key(other.xyz)), lambda: label_cube(other))  # over budget: made, not kept
+    assert memo.nbytes == one.nbytes and len(memo) == 1
+
+    def broken():
+        raise ValueError("motif has no heavy atoms")
+
+    with pytest.raises(ValueError, match="no heavy atoms"):
+        memo.get(("cube", b"x"), broken)
+    assert ("cube", b"x") not in memo.keys()

@@ -310,3 +310,19 @@ def test_threads_that_share_a_shell_point_cache_get_the_points_of_a_serial_one(r
     assert not errors
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+
+
+def test_correlation_boxes_read_no_map_value(rna_model, map3):
+    """The model side of CC_mask and CC_local depends on the map's grid alone: boxes made
+    on one map give, on another map of the same grid, that map's own CC_mask and CC_local
+    to the last bit (what lets a build make them once per model and grid)."""
+    from rnamotif_data.em.correlation import cc_local, correlate_box
+    from rnamotif_data.em.quality import correlation_boxes
+
+    other = DensityMap(data=gaussian_filter(map3.data, 1.5), voxel_size=map3.voxel_size, origin=map3.origin)
+    for sel in MOTIFS_6V5B:
+        motif = _motif(rna_model, sel)[1]
+        mask_box, local_box = correlation_boxes(map3, motif, 3.0)
+        got = (correlate_box(other, mask_box), correlate_box(other, local_box))
+        assert got == (cc_mask(other, motif, 3.0), cc_local(other, motif, 3.0))
+        assert got != (cc_mask(map3, motif, 3.0), cc_local(map3, motif, 3.0))

@@ -196,3 +196,26 @@ def test_config_validation_and_hash():
         with pytest.raises(ConfigError):
             SegmentConfig(**bad)
     np.testing.assert_allclose(cube_origin(np.zeros(3), SegmentConfig(cube_size=3)), [-1.0, -1.0, -1.0])
+
+
+def test_cube_labels_need_no_map_and_serve_every_map_of_the_model(sim_map, rna_model):
+    """label_cube reads no map: its labels, cut into another map of the same model (a
+    second cryoDRGN volume: here the map blurred), give the cube a fresh cut gives, and
+    the density still comes from that map."""
+    from scipy.ndimage import gaussian_filter
+
+    from rnamotif_data.samples.cubes import label_cube
+
+    other = DensityMap(data=gaussian_filter(sim_map.data, 2.0), voxel_size=sim_map.voxel_size, origin=sim_map.origin)
+    cfg = SegmentConfig(label_scope="all")
+    for selection in MOTIFS_6V5B:
+        motif = rna_model.select(selection)
+        labels = label_cube(motif, cfg, context=rna_model.atoms)
+        for dmap in (sim_map, other):
+            fresh = cut_motif(dmap, motif, cfg, context=rna_model.atoms)
+            reused = cut_motif(dmap, motif, cfg, context=rna_model.atoms, labels=labels)
+            for name in ("density", "zone", "labels", "nucleotide", "origin", "centroid"):
+                np.testing.assert_array_equal(getattr(reused, name), getattr(fresh, name))
+            assert (reused.fraction_outside, reused.n_atoms) == (fresh.fraction_outside, fresh.n_atoms)
+        assert not np.array_equal(cut_motif(other, motif, cfg, context=rna_model.atoms, labels=labels).density,
+                                  cut_motif(sim_map, motif, cfg, context=rna_model.atoms, labels=labels).density)
