@@ -44,7 +44,8 @@ def box_structure(atoms_xyz: np.ndarray, elements: np.ndarray, cell: tuple[float
     b = [0.0] * len(xyz) if b_iso is None else np.maximum(np.asarray(b_iso, dtype=np.float64), 0.0).tolist()
     # one atom object, re-filled: add_atom copies it (Python floats and one Element per
     # element name make this ~3x faster than a new gemmi.Atom per atom)
-    atom, kinds, position = gemmi.Atom(), {}, gemmi.Position
+    atom, position = gemmi.Atom(), gemmi.Position
+    kinds: dict[str, gemmi.Element] = {}
     atom.occ = 1.0
     for (x, y, z), name, bi in zip(xyz.tolist(), np.asarray(elements).tolist(), b):
         element = kinds.get(name)
