@@ -23,7 +23,7 @@ import numpy as np
 
 from rnamotif_data.build.config import BuildConfig
 from rnamotif_data.build.manifest import row_selection
-from rnamotif_data.build.memo import ModelMemo, atoms_key
+from rnamotif_data.build.memo import ModelMemo, atoms_key, freeze
 from rnamotif_data.build.sources import SourceConfig, Sources
 from rnamotif_data.build.staging import write_part
 from rnamotif_data.build.timing import StageClock
@@ -232,9 +232,7 @@ def model_state(path, name: str, quality: QualityConfig) -> ModelState:
                           tree=last.tree, points=last.points, memo=last.memo)
     _LAST_MODEL.clear()  # before reading the next model: one model in memory
     model = read_model(path, name=name)
-    for value in vars(model.atoms).values():
-        if isinstance(value, np.ndarray):
-            value.flags.writeable = False
+    freeze(model.atoms)
     tree = cKDTree(model.atoms.xyz)
     state = ModelState(model=model, key=coordinates_hash(model.atoms), tree=tree,
                        points=ShellPointCache(model.atoms.xyz, tree, quality), memo=ModelMemo())

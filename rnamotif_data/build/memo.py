@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["ModelMemo", "atoms_key", "MEMO_BYTES"]
+__all__ = ["ModelMemo", "atoms_key", "freeze", "MEMO_BYTES"]
 
 #: Bytes a worker keeps per model (cube labels: ~190 KiB per 40³ cube; correlation
 #: boxes: ~20 KiB to ~1 MiB per motif, by voxel size). Past it, results are computed
@@ -45,11 +45,12 @@ def _nbytes(value) -> int:
     return int(value.nbytes)
 
 
-def _freeze(value) -> None:
-    """Make the arrays of a kept value read-only: no entry can change what the next reads."""
+def freeze(value) -> None:
+    """Make the array attributes of ``value`` (or of each item of a tuple) read-only, in
+    place: what a worker keeps for the next entry, no entry can change."""
     if isinstance(value, tuple):
         for v in value:
-            _freeze(v)
+            freeze(v)
         return
     for v in vars(value).values():
         if isinstance(v, np.ndarray):
@@ -90,7 +91,7 @@ class ModelMemo:
         size = _nbytes(value)
         with self._lock:
             if key not in self._items and self.nbytes + size <= self.budget:
-                _freeze(value)
+                freeze(value)
                 self._items[key] = value
                 self.nbytes += size
         return value
