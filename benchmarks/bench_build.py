@@ -7,7 +7,7 @@ Sources (``--source``):
   (64³ maps, 154 motifs each, one 90,240-atom model); small maps, so the per-motif work
   is what counts. Also builds synchronously and checks the two stores are byte-identical.
   ``--repeat N`` builds each volume under N EMDB IDs: an ensemble of 4N maps of one model,
-  where a worker reuses what depends on the model alone (``rnamotif_data.build.memo``).
+  where a worker reuses what depends on the model alone (``rnamotif_data.pipeline.memo``).
 * ``ribosome``: ``--entries`` ribosome-size entries simulated from real models: the 50S
   model of ``cryodrgn-50s`` (23S + 5S rRNA, r-proteins) next to the real 30S subunit 4LFB
   (``../shared/data/atlas-models``, chains renamed S*), 142,286 heavy atoms, a 400³ map
@@ -57,12 +57,13 @@ import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 
-from rnamotif_data.build.builder import BuildConfig, build  # noqa: E402
-from rnamotif_data.build.manifest import rows_to_table  # noqa: E402
-from rnamotif_data.build.runner import local_cluster  # noqa: E402
-from rnamotif_data.build.sources import SourceConfig  # noqa: E402
 from rnamotif_data.em.maps import read_map, write_map  # noqa: E402
 from rnamotif_data.em.simulate import simulate_map  # noqa: E402
+from rnamotif_data.inputs.schema import rows_to_table
+from rnamotif_data.inputs.sources import SourceConfig  # noqa: E402
+from rnamotif_data.pipeline.builder import build
+from rnamotif_data.pipeline.config import BuildConfig
+from rnamotif_data.pipeline.runner import local_cluster  # noqa: E402
 from rnamotif_data.rna.structure import read_model  # noqa: E402
 from rnamotif_data.testing.make_demo import DEMO_MOTIFS  # noqa: E402
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import parasail
 
-from rnamotif_data.build.manifest import row_selection
+from rnamotif_data.inputs.schema import row_selection
 from rnamotif_data.rna.structure import read_model
 from rnamotif_data.split.splits import SplitConfig, split_metadata
 

@@ -2,7 +2,7 @@
 
 For every real deposited model in ``../shared/data/atlas-models/`` (index.csv), the
 hairpin and internal-loop instances of Atlas 4.5 in that entry (imported with
-``rnamotif_data.build.importers.import_motif_atlas`` with the models: typed from the strands'
+``rnamotif_data.inputs.importers.import_motif_atlas`` with the models: typed from the strands'
 endpoints measured on the model, skipped residues included) are compared with the loops ``rnamotif_data.rna.annotate`` reads off the
 same file (RNApolis canonical pairs, pseudoknots removed).
 
@@ -39,8 +39,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rnamotif_data.build.importers import import_motif_atlas, models_in  # noqa: E402
 from rnamotif_data.errors import RNAMotifError  # noqa: E402
+from rnamotif_data.inputs.importers import import_motif_atlas, models_in  # noqa: E402
 from rnamotif_data.rna.annotate import annotate_model, annotator_version  # noqa: E402
 from rnamotif_data.rna.structure import read_model  # noqa: E402
 

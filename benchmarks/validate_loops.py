@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from rnamotif_data.build.entry import check_strands, source_flank_pairs
-from rnamotif_data.build.manifest import row_selection
 from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.inputs.schema import row_selection
+from rnamotif_data.pipeline.entry import check_strands, source_flank_pairs
 from rnamotif_data.rna.pairs import watson_crick_partners
 from rnamotif_data.rna.structure import read_model
 

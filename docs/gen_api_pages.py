@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TITLES = {"storage": "Storage", "rna": "RNA structure", "em": "Maps and quality", "samples": "Samples",
-          "build": "Building", "split": "Splitting", "features": "Sequence features", "learn": "Learning", "release": "Releasing",
+          "inputs": "Inputs", "pipeline": "The build pipeline", "split": "Splitting", "features": "Sequence features", "learn": "Learning", "release": "Releasing",
           "testing": "Test fixtures", "common": "Common helpers", "cli": "The rnamotif command"}
 
 

@@ -14,7 +14,8 @@ raise :class:`~rnamotif_data.errors.MissingDependencyError` naming it.
 
 Sub-packages, lowest layer first: :mod:`~rnamotif_data.storage` (the store),
 :mod:`~rnamotif_data.rna` (models, motifs), :mod:`~rnamotif_data.em` (maps, quality),
-:mod:`~rnamotif_data.samples` (cubes, negatives), :mod:`~rnamotif_data.build`,
+:mod:`~rnamotif_data.samples` (cubes, negatives), :mod:`~rnamotif_data.inputs` (manifests,
+sources), :mod:`~rnamotif_data.pipeline` (the build),
 :mod:`~rnamotif_data.split`, :mod:`~rnamotif_data.learn`, :mod:`~rnamotif_data.release`;
 the ``rnamotif`` command is :mod:`~rnamotif_data.cli`.
 """
@@ -67,9 +68,6 @@ _EXPORTS = {
     "SegmentConfig": "rnamotif_data.samples.cubes",
     "MotifCube": "rnamotif_data.samples.cubes",
     "cut_motif": "rnamotif_data.samples.cubes",
-    # deprecated aliases (0.7 names), removed in 0.9
-    "write_mrc": "rnamotif_data.em.maps",
-    "segment_motif": "rnamotif_data.samples.cubes",
 }
 
 __all__ = [

@@ -13,8 +13,6 @@ import pytest
 from .conftest import REPO
 
 PACKAGE = REPO / "rnamotif_data"
-#: the deprecated ``python -m`` shims of 0.7 (programs that forward to ``rnamotif``)
-SHIMS = {"rnamotif_data.download", "rnamotif_data.train", "rnamotif_data.evaluate"}
 #: third-party modules that are extras: imported only through ``common.extras.require``
 EXTRAS = {"torch", "dask", "distributed", "sklearn", "matplotlib", "parasail", "rnapolis", "h5py"}
 
@@ -57,7 +55,7 @@ def _imports(tree: ast.Module):
 def _graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = defaultdict(set)
     for name, tree in MODULES.items():
-        if name in SHIMS or name == "rnamotif_data.__main__":
+        if name == "rnamotif_data.__main__":
             continue
         for _, target, _, _ in _imports(tree):
             if target and target != name:
@@ -152,7 +150,7 @@ def test_no_private_name_is_used_across_modules():
 
 def test_no_project_import_hides_inside_a_function():
     """Hidden imports hide cycles; the front door and the command import by name (importlib)."""
-    hidden = [f"{name}:{node.lineno}" for name, tree in MODULES.items() if name not in SHIMS
+    hidden = [f"{name}:{node.lineno}" for name, tree in MODULES.items()
               for node, _, _, top in _imports(tree) if not top]
     assert hidden == []
 
@@ -173,7 +171,7 @@ def test_extras_are_imported_only_through_require():
                     # allowed right after a require() of the same extra in the same function
                     bad.append(f"{name}:{node.lineno} imports {mod}")
     # the only direct imports are the ones that follow require() of their extra
-    allowed = {"rnamotif_data.release.audit", "rnamotif_data.build.runner", "rnamotif_data.rna.annotate"}
+    allowed = {"rnamotif_data.release.audit", "rnamotif_data.pipeline.runner", "rnamotif_data.rna.annotate"}
     offenders = [b for b in bad if b.split(":")[0] not in allowed]
     assert offenders == []
     for name in allowed:

@@ -1,5 +1,4 @@
-"""The ``rnamotif`` command: one entry point, every sub-command, one runner, and the 0.7
-``python -m`` modules kept as deprecation shims for one release."""
+"""The ``rnamotif`` command: one entry point, every sub-command, one runner."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import sys
 
 import pytest
 
-from rnamotif_data.cli import COMMANDS, OLD_MODULES, main, run
+from rnamotif_data.cli import COMMANDS, main, run
 from rnamotif_data.errors import StoreError
 
 from .conftest import REPO
@@ -76,11 +75,3 @@ def test_python_dash_m_rnamotif_data_is_the_command():
     assert r.returncode == 0 and r.stdout.startswith("usage: rnamotif verify")
 
 
-@pytest.mark.parametrize("old", sorted(OLD_MODULES))
-def test_every_old_module_still_works_with_a_deprecation_note(old):
-    r = _py("-m", old, "--help")
-    assert r.returncode == 0, r.stderr
-    sub = OLD_MODULES[old]
-    assert f"note: 'python -m {old}' is deprecated and will be removed in 0.9; use 'rnamotif {sub}'" in r.stderr
-    assert r.stdout.startswith(f"usage: rnamotif {sub}")
-    assert len(OLD_MODULES) == 17  # the 17 entry points of 0.7

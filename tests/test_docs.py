@@ -11,10 +11,10 @@ import pytest
 
 from .conftest import REPO
 
-#: every module of the package but the deprecated shims (docstrings are checked on each)
+#: every module of the package (docstrings are checked on each)
 MODULES = sorted(
     m.name for m in pkgutil.walk_packages([str(REPO / "rnamotif_data")], "rnamotif_data.")
-    if m.name not in ("rnamotif_data.__main__", "rnamotif_data.download", "rnamotif_data.train", "rnamotif_data.evaluate")
+    if m.name != "rnamotif_data.__main__"
 )
 
 
@@ -48,7 +48,7 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_test_command():
 
 
 def test_store_column_dictionary_matches_the_schema():
-    from rnamotif_data.storage.store import FAILURES_COLUMNS, METADATA_COLUMNS
+    from rnamotif_data.storage.layout import FAILURES_COLUMNS, METADATA_COLUMNS
 
     doc = (REPO / "docs" / "store.md").read_text()
     for title, columns in (("metadata.parquet", METADATA_COLUMNS), ("failures.parquet", FAILURES_COLUMNS)):

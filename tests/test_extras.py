@@ -64,7 +64,7 @@ def test_core_install_reads_a_store_without_any_extra(demo_store):
 #: feature -> (code that needs it, the extra the message must name)
 CASES = {
     "torch": ("from rnamotif_data import RNAMotifDataset", "learn"),
-    "dask": ("from rnamotif_data.build.runner import Runner; Runner(None, 1, 1, 'auto')", "build"),
+    "dask": ("from rnamotif_data.pipeline.runner import Runner; Runner(None, 1, 1, 'auto')", "build"),
     "parasail": ("from rnamotif_data.split.similarity import context_identity; context_identity('ACGU', 'ACGU')", "split"),
     "sklearn": ("from rnamotif_data.release.audit import audit_store; from rnamotif_data import open_store; "
                 "audit_store(open_store(sys.argv[3]))", "audit"),
@@ -119,11 +119,10 @@ def test_the_command_reports_a_missing_extra_in_one_line():
 
 
 def test_build_help_loads_no_heavy_module():
-    """Issue 24: `python -m builders.build --help` imports no scipy (nor torch, dask,
+    """Issue 24: `rnamotif build --help` imports no scipy (nor torch, dask,
     sklearn, matplotlib): scipy is imported where a KD-tree, an interpolation or an FFT
     is used."""
-    code = ("import runpy, sys\nsys.argv = ['build', '--help']\ntry:\n    runpy.run_module('builders.build', "
-            "run_name='__main__')\nexcept SystemExit:\n    pass\nprint(sorted({m.split('.')[0] for m in sys.modules} & "
+    code = ("import sys\nfrom rnamotif_data.cli import main\ntry:\n    main(['build', '--help'])\nexcept SystemExit:\n    pass\nprint(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'scipy', 'torch', 'dask', 'distributed', 'sklearn', 'matplotlib'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr

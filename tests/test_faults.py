@@ -18,14 +18,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rnamotif_data.build.builder import main as build_main
-from rnamotif_data.build.lock import LOCK_FILE
 from rnamotif_data.cli import run
+from rnamotif_data.errors import RegistryError, StoreError
+from rnamotif_data.pipeline.builder import main as build_main
 from rnamotif_data.release.export import main as export_main
 from rnamotif_data.release.verify import main as verify_main
 from rnamotif_data.storage.checksums import file_checksums
-from rnamotif_data.storage.registry import RegistryError, load_registry
-from rnamotif_data.storage.store import StoreError, open_store
+from rnamotif_data.storage.lock import LOCK_FILE
+from rnamotif_data.storage.registry import load_registry
+from rnamotif_data.storage.store import open_store
 
 from .conftest import DEMO, REPO
 
@@ -155,7 +156,7 @@ def test_a_memory_limit_no_worker_can_run_in_is_refused_up_front(tmp_path, capsy
 def test_damaged_inputs_are_one_line_errors_naming_the_file(demo_store, tmp_path, capsys):
     """Issue 27's tracebacks: a store missing an array's zarr.json, and Atlas release files
     that are not JSON, not a list of motif groups, or with non-numeric positions."""
-    from rnamotif_data.build.manifest import main as manifest_main
+    from rnamotif_data.inputs.manifest import main as manifest_main
 
     root = _copy_store(demo_store, tmp_path)
     (root / "density" / "zarr.json").unlink()
@@ -202,7 +203,7 @@ def test_a_full_disk_fails_the_build_not_the_rows_and_resume_completes_it(tmp_pa
 
 def test_lower_case_ids_are_read_as_the_ids_they_are():
     """Issue 27: a lower-case PDB ID was rejected with "expected 4 characters"."""
-    from rnamotif_data.build.schema import validate_manifest
+    from rnamotif_data.inputs.schema import validate_manifest
 
     table = pa.table({"pdb_id": ["6v5b", " 6V5B"], "emdb_id": ["emd-21051", None], "motif_type": ["1x1", "2x2"],
                       "selection": ["D:14-16,88-90", "D:19-22,82-85"]})
@@ -307,7 +308,7 @@ def _em_cif(tmp_path, related: list[tuple[str, str, str]], resolution: str | Non
 
 
 def test_em_metadata_is_read_from_the_mmcif(tmp_path):
-    from rnamotif_data.build.annotate import em_metadata
+    from rnamotif_data.inputs.annotate import em_metadata
 
     path = _em_cif(tmp_path, [("EMDB", "EMD-21050", "other EM volume"), ("EMDB", "EMD-21051", "associated EM volume"),
                               ("PDB", "6V5C", "re-refinement")], "3.7")
@@ -322,7 +323,7 @@ def test_annotating_a_local_model_fills_its_map_and_resolution(tmp_path):
     pytest.importorskip("rnapolis", reason="annotation needs RNApolis (the [annotate] extra)")
     import pyarrow.parquet as pq
 
-    from rnamotif_data.build.manifest import main as manifest_main
+    from rnamotif_data.inputs.manifest import main as manifest_main
 
     path = _em_cif(tmp_path, [("EMDB", "EMD-21051", "associated EM volume")], "3.7")
     assert manifest_main(["annotate", str(path), "--out", str(tmp_path / "m.parquet")]) == 0
@@ -337,8 +338,8 @@ def test_annotating_a_local_model_fills_its_map_and_resolution(tmp_path):
 def test_a_local_cluster_without_workers_stops_the_build_with_the_reason():
     """Issue 27: workers that could not stay up restarted forever ("no workers for N s")."""
     pytest.importorskip("distributed", reason="the parallel build needs the [build] extra")
-    from rnamotif_data.build.runner import Runner
     from rnamotif_data.errors import RNAMotifError
+    from rnamotif_data.pipeline.runner import Runner
 
     class QuickRunner(Runner):
         watch_every = 0.2
@@ -364,7 +365,7 @@ def test_a_local_cluster_keeps_glibc_malloc_thresholds_and_one_blas_thread(monke
 
     from distributed import Client
 
-    from rnamotif_data.build.runner import local_cluster
+    from rnamotif_data.pipeline.runner import local_cluster
 
     for name in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS"):  # an exported variable would win
         monkeypatch.delenv(name, raising=False)
@@ -479,7 +480,7 @@ def test_relative_out_is_made_absolute(tmp_path, capsys, monkeypatch):
 
 def test_a_cluster_without_workers_says_so(tmp_path, caplog):
     """An external scheduler that has (or lost) all its workers: the wait is reported."""
-    from rnamotif_data.build.runner import Runner
+    from rnamotif_data.pipeline.runner import Runner
 
     sched = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                               "--port", "0", "--scheduler-file", str(tmp_path / "s.json"), "--no-dashboard"],
@@ -490,7 +491,7 @@ def test_a_cluster_without_workers_says_so(tmp_path, caplog):
             time.sleep(0.2)
         address = json.loads((tmp_path / "s.json").read_text())["address"]
         Runner.watch_every = 0.5
-        with caplog.at_level("WARNING", logger="rnamotif_data.build.builder"):
+        with caplog.at_level("WARNING", logger="rnamotif_data.pipeline.builder"):
             runner = Runner(address, None, 1, "auto")
             handle = runner.submit(sum, [1, 2])
             time.sleep(2.0)
@@ -524,7 +525,7 @@ def test_external_cluster_build_is_byte_identical_to_synchronous(tmp_path, caplo
         address = json.loads((tmp_path / "s.json").read_text())["address"]
         ext = tmp_path / "ext.zarr"
         args = [a for a in DEMO_ARGS if a != "synchronous" and a != "--scheduler"]
-        with caplog.at_level("INFO", logger="rnamotif_data.build.builder"):
+        with caplog.at_level("INFO", logger="rnamotif_data.pipeline.builder"):
             assert run(build_main, [*args, "--scheduler", address, "--out", str(ext)]) == 0
         assert "MALLOC_TRIM_THRESHOLD_=65536" in caplog.text and "pre-spawn-environ" in caplog.text
     finally:
@@ -592,7 +593,7 @@ def test_a_pickled_checkpoint_that_runs_code_is_refused(tmp_path):
     import pickle
 
     from rnamotif_data.errors import RNAMotifError
-    from rnamotif_data.learn.train import load_checkpoint
+    from rnamotif_data.learn.checkpoints import load_checkpoint
 
     marker = tmp_path / "ran"
 
@@ -614,7 +615,7 @@ def test_export_of_an_empty_store_is_refused(tmp_path, capsys, caplog):
     for r in rows:
         r["motif_type"] = "hairpin7"
     manifest = tmp_path / "m.parquet"
-    from rnamotif_data.build.manifest import rows_to_table
+    from rnamotif_data.inputs.schema import rows_to_table
 
     pq.write_table(rows_to_table(rows), manifest)
     root = tmp_path / "empty.zarr"
@@ -632,7 +633,8 @@ def test_export_of_an_empty_store_is_refused(tmp_path, capsys, caplog):
 @pytest.mark.parametrize("token, kind", [("abc\ndef", "whitespace at position 4"),
                                          ("abcé", "a non-ASCII character at position 4")])
 def test_bad_tokens_are_refused_without_echo(token, kind, monkeypatch):
-    from rnamotif_data.release.zenodo import ZenodoAuthError, token_from_env
+    from rnamotif_data.errors import ZenodoAuthError
+    from rnamotif_data.release.zenodo import token_from_env
 
     monkeypatch.setenv("ZENODO_TOKEN", token)
     with pytest.raises(ZenodoAuthError) as exc:
@@ -662,7 +664,7 @@ def test_make_demo_is_byte_reproducible(tmp_path):
 
 
 def test_fetch_reports_of_same_named_manifests_do_not_collide(tmp_path, capsys):
-    from rnamotif_data.build.fetch import main as fetch_main
+    from rnamotif_data.inputs.fetch import main as fetch_main
 
     for sub in ("x", "y"):
         (tmp_path / sub).mkdir()
@@ -675,8 +677,8 @@ def test_fetch_reports_of_same_named_manifests_do_not_collide(tmp_path, capsys):
 
 # 11 ------------------------------------------------------------ modules
 def test_no_import_cycle_between_manifest_and_importers():
-    code = ("import importlib, sys; importlib.import_module('rnamotif_data.build.importers'); "
-            "assert 'rnamotif_data.build.manifest' not in sys.modules, 'importers imports the CLI'")
+    code = ("import importlib, sys; importlib.import_module('rnamotif_data.inputs.importers'); "
+            "assert 'rnamotif_data.inputs.manifest' not in sys.modules, 'importers imports the CLI'")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
     big = [p for p in (REPO / "rnamotif_data").rglob("*.py") if len(p.read_text().splitlines()) > 800]
     assert not big, big
@@ -698,9 +700,9 @@ def test_damaged_store_metadata_does_not_load_silently_as_numbers(demo_store, tm
 
 def test_a_bad_token_fails_before_any_packaging(demo_store, tmp_path, monkeypatch):
     """The token is checked with one authenticated call before the release is packaged."""
+    from rnamotif_data.errors import ZenodoAuthError
     from rnamotif_data.release.package import load_zenodo_config
     from rnamotif_data.release.publish import PublishOptions, publish
-    from rnamotif_data.release.zenodo import ZenodoAuthError
 
     from .zenodo_server import FakeZenodo
 
@@ -729,7 +731,7 @@ def test_malformed_sha256sums_is_one_line(tmp_path):
 def test_retry_failed_on_a_finished_store_is_said(tmp_path, capsys):
     rows = pq.read_table(DEMO / "manifest.parquet").to_pylist()
     rows[0]["motif_type"] = "hairpin7"  # one row that cannot build
-    from rnamotif_data.build.manifest import rows_to_table
+    from rnamotif_data.inputs.schema import rows_to_table
 
     manifest = tmp_path / "m.parquet"
     pq.write_table(rows_to_table(rows), manifest)

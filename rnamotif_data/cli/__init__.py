@@ -23,15 +23,15 @@ from collections.abc import Callable
 from rnamotif_data.common.version import __version__
 from rnamotif_data.errors import RNAMotifError
 
-__all__ = ["COMMANDS", "main", "run", "deprecated_module"]
+__all__ = ["COMMANDS", "main", "run"]
 
 #: sub-command -> (module whose ``main`` runs it, arguments put before the user's, one-line help, group)
 COMMANDS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
-    "manifest": ("rnamotif_data.build.manifest", (), "import, resolve and validate manifests (CoSSMos, Motif Atlas, upstream folds)", "make a dataset"),
-    "search": ("rnamotif_data.build.manifest", ("search",), "RCSB search: PDB IDs with their primary EMDB map and resolution (network)", "make a dataset"),
-    "annotate": ("rnamotif_data.build.manifest", ("annotate",), "every hairpin, bulge and internal loop of some models, as a manifest (RNApolis)", "make a dataset"),
-    "fetch": ("rnamotif_data.build.fetch", (), "download each manifest entry's model and map once into a local mirror (network)", "make a dataset"),
-    "build": ("rnamotif_data.build.builder", (), "build a Zarr + Parquet store from a manifest (default: the shipped demo)", "make a dataset"),
+    "manifest": ("rnamotif_data.inputs.manifest", (), "import, resolve and validate manifests (CoSSMos, Motif Atlas, upstream folds)", "make a dataset"),
+    "search": ("rnamotif_data.inputs.manifest", ("search",), "RCSB search: PDB IDs with their primary EMDB map and resolution (network)", "make a dataset"),
+    "annotate": ("rnamotif_data.inputs.manifest", ("annotate",), "every hairpin, bulge and internal loop of some models, as a manifest (RNApolis)", "make a dataset"),
+    "fetch": ("rnamotif_data.inputs.fetch", (), "download each manifest entry's model and map once into a local mirror (network)", "make a dataset"),
+    "build": ("rnamotif_data.pipeline.builder", (), "build a Zarr + Parquet store from a manifest (default: the shipped demo)", "make a dataset"),
     "segment": ("rnamotif_data.samples.extract", (), "cut one motif's labelled cube from a map and a model into MRC files", "make a dataset"),
     "verify": ("rnamotif_data.release.verify", (), "check a store's checksums, cubes, labels and tables", "check and share"),
     "report": ("rnamotif_data.release.report", (), "QC report of a store (Markdown + figures)", "check and share"),
@@ -48,17 +48,6 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str, str]] = {
     "multi-entry": ("rnamotif_data.testing.multi_entry", (), "make the multi-entry fixture from ../shared/data (developers)", "developers"),
     "synthetic-store": ("rnamotif_data.testing.synthetic_store", (), "make a synthetic store for loader benchmarks (developers)", "developers"),
 }
-
-#: the deprecated ``python -m`` modules of 0.7 -> their sub-command
-OLD_MODULES = {
-    "builders.audit": "audit", "builders.build": "build", "builders.export": "export", "builders.fetch": "fetch",
-    "builders.make_demo": "make-demo", "builders.manifest": "manifest", "builders.multi_entry": "multi-entry",
-    "builders.publish": "publish", "builders.recode": "recode", "builders.report": "report",
-    "builders.segment": "segment", "builders.split": "split", "builders.synthetic_store": "synthetic-store",
-    "builders.verify": "verify", "rnamotif_data.download": "download", "rnamotif_data.evaluate": "evaluate",
-    "rnamotif_data.train": "train",
-}
-
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run a program's ``main(argv)`` with logging set up; return its exit status.
@@ -121,12 +110,3 @@ def main(argv: list[str] | None = None) -> int:
         return run(program, [*prefix, *rest])
     finally:
         sys.argv[0] = prog
-
-
-def deprecated_module(old: str, argv: list[str] | None = None) -> int:
-    """Run the sub-command that replaces the 0.7 module ``old`` (``python -m builders.X``),
-    after a one-line deprecation note on stderr. The old modules go in 0.9."""
-    sub = OLD_MODULES[old]
-    print(f"note: 'python -m {old}' is deprecated and will be removed in 0.9; use 'rnamotif {sub}'",
-          file=sys.stderr)
-    return main([sub, *(sys.argv[1:] if argv is None else argv)])

@@ -43,7 +43,6 @@ __all__ = [
     "MapStatistics",
     "read_map",
     "write_map",
-    "write_mrc",
     "map_statistics",
     "axis_order_to_zyx",
     "header_statistics_notes",
@@ -690,6 +689,3 @@ def write_map(
         plain.unlink()
     return path
 
-
-#: Deprecated alias of :func:`write_map` (0.7 name; removed in 0.9).
-write_mrc = write_map

@@ -23,15 +23,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from rnamotif_data.build.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
-from rnamotif_data.build.entry import CONTEXT_FLANK  # as the context_sequence column
-from rnamotif_data.build.sources import SourceConfig, Sources, default_cache_dir
 from rnamotif_data.common.output import REPORT
 from rnamotif_data.common.version import __version__
 from rnamotif_data.errors import ConfigError, RNAMotifError, StoreError
 from rnamotif_data.features.chains import EmbeddingCache, chain_sequences, embed_chains
 from rnamotif_data.features.embedders import EMBEDDERS, SequenceEmbedder, make_embedder
 from rnamotif_data.features.stored import write_features
+from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
+from rnamotif_data.inputs.sources import SourceConfig, Sources, default_cache_dir
+from rnamotif_data.pipeline.entry import CONTEXT_FLANK  # as the context_sequence column
 from rnamotif_data.rna.structure import Model, coordinates_hash, read_model
 from rnamotif_data.samples.cubes import SegmentConfig, labelled_atoms
 from rnamotif_data.storage.checksums import sha256_file

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from rnamotif_data.features.stored import StoredFeatures
-from rnamotif_data.storage.store import RNAMotifStore, url_to_fs
+from rnamotif_data.storage.layout import url_to_fs
+from rnamotif_data.storage.store import RNAMotifStore
 
 log = logging.getLogger(__name__)
 

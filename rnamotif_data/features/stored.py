@@ -47,11 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rnamotif_data.build.lock import BuildLock
 from rnamotif_data.errors import StoreError
 from rnamotif_data.storage.checksums import read_checksums, sha256_file
-from rnamotif_data.storage.layout import FEATURE_ARRAYS, get_attrs, set_attrs
-from rnamotif_data.storage.store import RNAMotifStore, url_to_fs
+from rnamotif_data.storage.layout import FEATURE_ARRAYS, get_attrs, set_attrs, url_to_fs
+from rnamotif_data.storage.lock import BuildLock
+from rnamotif_data.storage.store import RNAMotifStore
 
 __all__ = ["FEATURE_FORMAT", "FEATURE_FILES", "features_dir", "store_identity", "write_features",
            "StoredFeatures", "open_features", "verify_features", "list_features", "paint"]

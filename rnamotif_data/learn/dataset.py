@@ -52,8 +52,9 @@ from rnamotif_data.split.folds import independent_groups
 from rnamotif_data.split.splits import Split, read_split, validate_split_name
 from rnamotif_data.storage.download import STORE_DIRNAME, data_home, version_dir
 from rnamotif_data.storage.download import download as fetch
+from rnamotif_data.storage.layout import url_to_fs
 from rnamotif_data.storage.shards import mask_density
-from rnamotif_data.storage.store import open_store, url_to_fs
+from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ import pandas as pd
 
 from rnamotif_data.em.maps import read_map
 from rnamotif_data.errors import (
-    CheckpointMismatchError,  # noqa: F401 (defined in rnamotif_data.errors)
+    CheckpointMismatchError,
     RNAMotifError,
 )
 from rnamotif_data.learn.backend import torch
@@ -55,7 +55,7 @@ from rnamotif_data.split.splits import SUBSETS
 
 log = logging.getLogger("rnamotif_data.learn.evaluate")
 
-__all__ = ["Evaluator", "CheckpointMismatchError", "main"]
+__all__ = ["Evaluator", "main"]
 
 _FOLDER_CLASS = {"symmetricloop": 0, "bulge": 1, "hairpin": 2, "asymmetricloop": 3, "unknown": 4}
 _UPSTREAM_NAME = re.compile(r"^(EMD-\d+)_([0-9A-Za-z]{4})_([0-9A-Za-z]+)_(.+)$")

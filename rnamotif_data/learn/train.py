@@ -353,14 +353,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all-folds", action="store_true", help="train and evaluate fold1-fold5")
     p.add_argument("--scheme", default="similarity")
     p.add_argument("--out", required=True)
-    p.add_argument("--network", "--model", dest="network", default="motif3dcnn", choices=list(NETWORKS),
-                   help="the neural network (--model: deprecated alias)")
+    p.add_argument("--network", default="motif3dcnn", choices=list(NETWORKS), help="the neural network")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--channels", nargs="+", default=["density"],
                    help="density, zone, labels, labels_onehot, nucleotide, seq_proj (with --sequence)")
-    p.add_argument("--sequence", help="stored sequence features (rnamotif embed) for --model motif3dcnn_seq or seq_proj")
+    p.add_argument("--sequence", help="stored sequence features (rnamotif embed) for --network motif3dcnn_seq or seq_proj")
     p.add_argument("--projection-dim", type=int, default=8, help="channels of seq_proj (default %(default)s)")
     p.add_argument("--masked", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--class-weights", action="store_true")

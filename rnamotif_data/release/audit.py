@@ -36,7 +36,7 @@ import pandas as pd
 from rnamotif_data.common.extras import require
 from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.rna.motifs import CLASS_NAMES
-from rnamotif_data.split.splits import independent_groups
+from rnamotif_data.split.folds import independent_groups
 from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger("rnamotif_data.release.audit")

@@ -27,8 +27,9 @@ from rnamotif_data.release.package import LICENCES, Package, PackageFile, Zenodo
 from rnamotif_data.release.report import audit_section, failures_table, quality_table
 from rnamotif_data.split.leakage import format_report, leakage_report
 from rnamotif_data.split.splits import Split, store_relations
+from rnamotif_data.storage.layout import METADATA_COLUMNS
 from rnamotif_data.storage.registry import Release
-from rnamotif_data.storage.store import METADATA_COLUMNS, RNAMotifStore, open_store
+from rnamotif_data.storage.store import RNAMotifStore, open_store
 
 log = logging.getLogger("rnamotif_data.release.card")
 

@@ -38,9 +38,10 @@ from tqdm import tqdm
 
 from rnamotif_data.common.extras import require
 from rnamotif_data.em.maps import write_map
+from rnamotif_data.errors import StoreError
 from rnamotif_data.rna.motifs import CLASS_NAMES
-from rnamotif_data.storage.layout import join
-from rnamotif_data.storage.store import METADATA_FILE, METADATA_SCHEMA, StoreError, open_store, url_to_fs
+from rnamotif_data.storage.layout import METADATA_FILE, METADATA_SCHEMA, join, url_to_fs
+from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger("rnamotif_data.release.export")
 

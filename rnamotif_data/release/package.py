@@ -36,21 +36,12 @@ from pathlib import Path
 
 import yaml
 
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, StoreError
 from rnamotif_data.release.report import plot_qc
 from rnamotif_data.split.splits import SCHEMES, Split, SplitConfig, make_split, read_split, split_table
+from rnamotif_data.storage.layout import CHECKSUMS_FILE, FAILURES_FILE, METADATA_FILE, get_attrs, table_bytes, url_to_fs
 from rnamotif_data.storage.registry import parse_version
-from rnamotif_data.storage.store import (
-    CHECKSUMS_FILE,
-    FAILURES_FILE,
-    METADATA_FILE,
-    RNAMotifStore,
-    StoreError,
-    get_attrs,
-    open_store,
-    table_bytes,
-    url_to_fs,
-)
+from rnamotif_data.storage.store import RNAMotifStore, open_store
 
 log = logging.getLogger("rnamotif_data.release.package")
 

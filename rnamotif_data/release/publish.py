@@ -42,20 +42,12 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from rnamotif_data.common.output import REPORT
+from rnamotif_data.errors import RegistryError, StoreError, ZenodoError
 from rnamotif_data.release.card import DESCRIPTOR_ROLES, format_size, write_descriptors
 from rnamotif_data.release.package import Package, ZenodoConfig, hash_file, load_zenodo_config, prepare_package
 from rnamotif_data.release.verify import verify_store
-from rnamotif_data.release.zenodo import SANDBOX_API, ZENODO_API, ZenodoClient, ZenodoError, check_limits, token_from_env
-from rnamotif_data.storage.registry import (
-    RegistryError,
-    Release,
-    ReleaseFile,
-    add_release,
-    load_registry,
-    parse_version,
-    registry_path,
-)
-from rnamotif_data.storage.store import StoreError
+from rnamotif_data.release.zenodo import SANDBOX_API, ZENODO_API, ZenodoClient, check_limits, token_from_env
+from rnamotif_data.storage.registry import Release, ReleaseFile, add_release, load_registry, parse_version, registry_path
 
 log = logging.getLogger("rnamotif_data.release.publish")
 

@@ -32,25 +32,13 @@ import posixpath
 import numpy as np
 from tqdm import tqdm
 
-from rnamotif_data.build.lock import BuildLock
-from rnamotif_data.build.outdir import check_out
+from rnamotif_data.errors import StoreError
 from rnamotif_data.storage.checksums import write_checksums
-from rnamotif_data.storage.layout import join
+from rnamotif_data.storage.layout import ARRAYS, DERIVED_ARRAYS, FAILURES_FILE, FORMAT_VERSION, METADATA_FILE, join, put_bytes, set_attrs, url_to_fs
+from rnamotif_data.storage.lock import BuildLock
+from rnamotif_data.storage.outdir import check_out
 from rnamotif_data.storage.shards import CODECS, check_codec
-from rnamotif_data.storage.store import (
-    ARRAYS,
-    DERIVED_ARRAYS,
-    FAILURES_FILE,
-    FORMAT_VERSION,
-    METADATA_FILE,
-    StoreError,
-    create_arrays,
-    open_store,
-    put_bytes,
-    set_attrs,
-    url_to_fs,
-    write_shard,
-)
+from rnamotif_data.storage.store import create_arrays, open_store, write_shard
 
 log = logging.getLogger("rnamotif_data.release.recode")
 

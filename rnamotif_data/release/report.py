@@ -30,11 +30,11 @@ import pandas as pd
 
 from rnamotif_data.common.extras import require
 from rnamotif_data.em.quality import expected_q_score
-from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.errors import RNAMotifError, StoreError
 from rnamotif_data.learn.metrics import format_metric
 from rnamotif_data.release.audit import audit_lines, audit_store, plot_audit
 from rnamotif_data.rna.motifs import CLASS_NAMES
-from rnamotif_data.storage.store import StoreError, open_store
+from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger("rnamotif_data.release.report")
 

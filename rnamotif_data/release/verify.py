@@ -38,18 +38,17 @@ from rnamotif_data.errors import one_line
 from rnamotif_data.features.stored import list_features, verify_features
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index, motif_class
 from rnamotif_data.storage.checksums import check_checksums
-from rnamotif_data.storage.layout import join
-from rnamotif_data.storage.store import (
+from rnamotif_data.storage.layout import (
     ARRAY_DTYPES,
     DIMENSION_NAMES,
     FAILURES_FILE,
     FAILURES_SCHEMA,
     METADATA_FILE,
     METADATA_SCHEMA,
-    StoreError,
-    open_store,
+    join,
     read_table,
 )
+from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger("rnamotif_data.release.verify")
 
@@ -202,4 +201,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["verify_store", "main", "StoreError"]
+__all__ = ["verify_store", "main"]

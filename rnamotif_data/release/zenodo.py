@@ -35,11 +35,11 @@ from pathlib import Path
 
 import requests
 
-from rnamotif_data.errors import RNAMotifError, ZenodoAuthError, ZenodoError  # noqa: F401 (defined in rnamotif_data.errors)
+from rnamotif_data.errors import ZenodoAuthError, ZenodoError
 
 log = logging.getLogger("rnamotif_data.release.zenodo")
 
-__all__ = ["ZENODO_API", "SANDBOX_API", "TOKEN_ENV", "MAX_FILES", "MAX_BYTES", "ZenodoError", "ZenodoAuthError",
+__all__ = ["ZENODO_API", "SANDBOX_API", "TOKEN_ENV", "MAX_FILES", "MAX_BYTES",
            "ZenodoClient", "token_from_env", "md5_file", "check_limits"]
 
 ZENODO_API = "https://zenodo.org/api"

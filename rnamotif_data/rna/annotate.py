@@ -40,7 +40,7 @@ import numpy as np
 
 from rnamotif_data.common.extras import require
 from rnamotif_data.errors import (
-    AnnotationError,  # noqa: F401 (defined in rnamotif_data.errors)
+    AnnotationError,
     )
 from rnamotif_data.rna.motifs import FINE_TYPES
 from rnamotif_data.rna.pairs import loop_type as fine_type_of
@@ -48,7 +48,7 @@ from rnamotif_data.rna.structure import ResidueId, format_residues
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Loop", "Annotation", "AnnotationError", "loops_from_pairs", "loop_type", "annotate_model", "rnapolis_mapping",
+__all__ = ["Loop", "Annotation", "loops_from_pairs", "loop_type", "annotate_model", "rnapolis_mapping",
            "rnapolis_partners"]
 
 _FINE = frozenset(FINE_TYPES)

@@ -29,7 +29,7 @@ from rnamotif_data.errors import ConfigError, MotifOutsideMapError
 from rnamotif_data.rna.labels import nearest_atom, nucleotide_id, within_radius
 from rnamotif_data.rna.structure import AtomTable
 
-__all__ = ["SegmentConfig", "MotifCube", "CubeLabels", "cut_motif", "label_cube", "labelled_atoms", "segment_motif", "cube_origin", "zone_crop"]
+__all__ = ["SegmentConfig", "MotifCube", "CubeLabels", "cut_motif", "label_cube", "labelled_atoms", "cube_origin", "zone_crop"]
 
 _LABEL_SCOPES = ("motif", "all")
 
@@ -379,6 +379,3 @@ def zone_crop(density_map: DensityMap, atom_xyz: np.ndarray, radius: float) -> t
     data = np.where(zone[zsl], density_map.data[sl], np.float32(0.0)).astype(np.float32)
     return data, density_map.index_to_world((lo + c0).astype(np.float64))
 
-
-#: Deprecated alias of :func:`cut_motif` (0.7 name; removed in 0.9).
-segment_motif = cut_motif

@@ -2,6 +2,6 @@
 (similarity), fold assignment (folds), split files and schemes (splits), the leakage
 report (leakage) and the ``rnamotif split`` program (command).
 
-May import: storage, rna (the motif taxonomy), build (manifest schema, for metadata-only
+May import: storage, rna (the motif taxonomy), inputs (manifest schema, for metadata-only
 splits of a manifest), errors. Never imports torch or learning.
 """

@@ -26,10 +26,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rnamotif_data.build.importers import import_upstream_folds
-from rnamotif_data.build.schema import read_manifest
 from rnamotif_data.common.output import REPORT
 from rnamotif_data.errors import ConfigError
+from rnamotif_data.inputs.importers import import_upstream_folds
+from rnamotif_data.inputs.schema import read_manifest
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index
 from rnamotif_data.split.leakage import format_report, leakage_report
 from rnamotif_data.split.similarity import strand_column

@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rnamotif_data.split.folds import hard_groups
 from rnamotif_data.split.similarity import RELATIONS, Relations
-from rnamotif_data.split.splits import Split, hard_groups
+from rnamotif_data.split.splits import Split
 
 __all__ = ["leakage_report", "format_report"]
 

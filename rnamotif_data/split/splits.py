@@ -67,16 +67,16 @@ import pyarrow as pa
 
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.rna.motifs import class_index as _class_index
-from rnamotif_data.split.folds import assign_folds, hard_groups, independent_groups, soft_assignment
+from rnamotif_data.split.folds import assign_folds, hard_groups, soft_assignment
 from rnamotif_data.split.similarity import Relations, find_relations, zone_overlap_pairs
-from rnamotif_data.storage.layout import SPLIT_SCHEMES, join
-from rnamotif_data.storage.store import RNAMotifStore, get_attrs, open_store, read_table, url_to_fs, write_table
+from rnamotif_data.storage.layout import SPLIT_SCHEMES, get_attrs, join, read_table, url_to_fs, write_table
+from rnamotif_data.storage.store import RNAMotifStore, open_store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SCHEMES", "SPLIT_NAMES", "SUBSETS", "SplitConfig", "Split", "assign_folds", "make_split", "split_metadata",
+__all__ = ["SCHEMES", "SPLIT_NAMES", "SUBSETS", "SplitConfig", "Split", "make_split", "split_metadata",
            "write_split", "read_split", "split_table", "load_or_make_split", "split_path", "upstream_key",
-           "validate_split_name", "store_relations", "hard_groups", "independent_groups"]
+           "validate_split_name", "store_relations"]
 
 SCHEMES = SPLIT_SCHEMES
 SPLIT_NAMES = ("fold1", "fold2", "fold3", "fold4", "fold5", "all")

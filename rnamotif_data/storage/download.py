@@ -32,7 +32,7 @@ import zipfile
 from pathlib import Path
 
 from rnamotif_data.errors import (
-    DownloadError,  # noqa: F401 (defined in rnamotif_data.errors)
+    DownloadError,
     )
 from rnamotif_data.storage.checksums import check_checksums
 from rnamotif_data.storage.registry import ENV_REGISTRY, Release, get_release, newer_versions, registry_path
@@ -40,7 +40,7 @@ from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ENV_HOME", "ENV_OFFLINE", "STORE_DIRNAME", "DownloadError", "data_home", "version_dir",
+__all__ = ["ENV_HOME", "ENV_OFFLINE", "STORE_DIRNAME", "data_home", "version_dir",
            "ResumableDownloader", "record_files", "download", "main"]
 
 ENV_HOME = "RNAMOTIF_DATA_HOME"

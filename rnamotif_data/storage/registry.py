@@ -30,10 +30,10 @@ from pathlib import Path
 from packaging.version import InvalidVersion, Version
 
 from rnamotif_data.errors import (
-    RegistryError,  # noqa: F401 (defined in rnamotif_data.errors)
+    RegistryError,
     )
 
-__all__ = ["REGISTRY_FILE", "ENV_REGISTRY", "ReleaseFile", "Release", "RegistryError", "registry_path",
+__all__ = ["REGISTRY_FILE", "ENV_REGISTRY", "ReleaseFile", "Release", "registry_path",
            "load_registry", "get_release", "latest_version", "newer_versions", "add_release", "parse_version"]
 
 #: The registry shipped with the package.

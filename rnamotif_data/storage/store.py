@@ -42,42 +42,27 @@ import pyarrow.parquet as pq
 
 from rnamotif_data.errors import StoreError
 from rnamotif_data.storage.checksums import ATTRS_ENTRY, attrs_checksum, read_checksums
-from rnamotif_data.storage.layout import (  # noqa: F401 (re-exported: the layout is part of the store's API)
+from rnamotif_data.storage.layout import (
     ARRAY_DTYPES,
     ARRAYS,
     CHECKSUMS_FILE,
     DERIVED_ARRAYS,
     DIMENSION_NAMES,
-    FAILURES_COLUMNS,
     FAILURES_FILE,
-    FAILURES_SCHEMA,
     FORMAT_VERSION,
-    LABEL_NAMES,
-    METADATA_COLUMNS,
     METADATA_FILE,
-    METADATA_SCHEMA,
-    NUCLEOTIDE_NAMES,
     get_attrs,
-    is_local,
     join,
-    put_bytes,
-    read_table,
-    set_attrs,
     stored_arrays,
-    table_bytes,
     url_to_fs,
-    write_table,
     zarr_location,
 )
 from rnamotif_data.storage.shards import DEFAULT_CODEC, ShardReader, array_codec, check_codec, compressors, mask_density
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "FORMAT_VERSION", "ARRAYS", "DERIVED_ARRAYS", "ARRAY_DTYPES", "stored_arrays", "METADATA_SCHEMA", "FAILURES_SCHEMA",
-    "METADATA_COLUMNS", "FAILURES_COLUMNS", "StoreError", "RNAMotifStore", "open_store",
+__all__ = [ "RNAMotifStore", "open_store",
     "create_arrays", "write_shard",
-    "url_to_fs", "write_table", "table_bytes", "read_table",
 ]
 
 def _derive(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from rnamotif_data.build.manifest import rows_to_table, validate_manifest
 from rnamotif_data.em.maps import write_map
 from rnamotif_data.em.simulate import simulate_map
+from rnamotif_data.inputs.schema import rows_to_table, validate_manifest
 from rnamotif_data.rna.structure import read_model
 
 log = logging.getLogger("rnamotif_data.testing.make_demo")

@@ -34,10 +34,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from rnamotif_data.build.builder import main as build_main
-from rnamotif_data.build.manifest import rows_to_table
 from rnamotif_data.em.maps import write_map
 from rnamotif_data.em.simulate import simulate_map
+from rnamotif_data.inputs.schema import rows_to_table
+from rnamotif_data.pipeline.builder import main as build_main
 from rnamotif_data.rna.structure import read_model
 
 log = logging.getLogger("rnamotif_data.testing.multi_entry")

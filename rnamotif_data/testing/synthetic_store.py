@@ -22,16 +22,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from rnamotif_data.build.builder import main as build_main
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.learn.backend import torch
 from rnamotif_data.learn.transforms import rotate
+from rnamotif_data.pipeline.builder import main as build_main
 from rnamotif_data.rna.motifs import CLASS_NAMES, FINE_TYPES, class_index, motif_class
 from rnamotif_data.split.splits import SplitConfig, make_split, write_split
 from rnamotif_data.storage.checksums import write_checksums
-from rnamotif_data.storage.layout import join
-from rnamotif_data.storage.shards import DEFAULT_CODEC
-from rnamotif_data.storage.store import (
+from rnamotif_data.storage.layout import (
     ARRAYS,
     FAILURES_FILE,
     FAILURES_SCHEMA,
@@ -40,12 +38,12 @@ from rnamotif_data.storage.store import (
     METADATA_FILE,
     METADATA_SCHEMA,
     NUCLEOTIDE_NAMES,
-    create_arrays,
-    open_store,
+    join,
     set_attrs,
-    write_shard,
     write_table,
 )
+from rnamotif_data.storage.shards import DEFAULT_CODEC
+from rnamotif_data.storage.store import create_arrays, open_store, write_shard
 
 log = logging.getLogger("rnamotif_data.testing.synthetic_store")
 

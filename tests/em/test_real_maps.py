@@ -17,15 +17,16 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from rnamotif_data.build.builder import main as build_main
-from rnamotif_data.build.manifest import rows_to_table
 from rnamotif_data.em.maps import read_map
 from rnamotif_data.errors import MapFormatError
+from rnamotif_data.inputs.schema import rows_to_table
+from rnamotif_data.pipeline.builder import main as build_main
 from rnamotif_data.release.report import main as report_main
 from rnamotif_data.rna.labels import residue_parts
 from rnamotif_data.rna.modified import parent_letter, sequence_matches
 from rnamotif_data.rna.structure import read_model
-from rnamotif_data.storage.store import get_attrs, open_store
+from rnamotif_data.storage.layout import get_attrs
+from rnamotif_data.storage.store import open_store
 
 from ..conftest import REPO, seed_mirror, shared
 
@@ -263,7 +264,7 @@ def test_background_shortfall_is_in_the_summary_and_report(tmp_path, caplog):
     mirror = seed_mirror(tmp_path / "mirror")
     rows = [{"pdb_id": "6PJ6", "emdb_id": "EMD-20353", "motif_type": "hairpin3", "selection": "J:85-91",
              "resolution": 2.2}]
-    with caplog.at_level("WARNING", logger="rnamotif_data.build.builder"):
+    with caplog.at_level("WARNING", logger="rnamotif_data.pipeline.builder"):
         rc, out = _build(tmp_path, rows, mirror)
     assert rc == 0
     assert "background: 0 of 1 requested cubes placed; entries short of sites: 6PJ6_EMD-20353 0/1" in caplog.text

@@ -311,9 +311,9 @@ def test_one_epoch_of_the_multimodal_network(embedded_store, tmp_path):
 
 
 def test_recode_keeps_the_features_and_a_rebuild_knows_them_as_its_own(embedded_store, tmp_path):
-    from rnamotif_data.build.outdir import foreign_files
     from rnamotif_data.learn.dataset import RNAMotifDataset
     from rnamotif_data.release.recode import recode_store
+    from rnamotif_data.storage.outdir import foreign_files
 
     RNAMotifDataset(embedded_store, split="all", channels=("density", "seq_proj"), sequence="onehot", projection_dim=2)
     assert foreign_files(embedded_store) == []  # --overwrite may delete them: this package wrote every one

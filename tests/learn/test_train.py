@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.errors import CheckpointMismatchError, RNAMotifError
 from rnamotif_data.learn.dataset import RNAMotifDataset
-from rnamotif_data.learn.evaluate import CheckpointMismatchError, Evaluator
+from rnamotif_data.learn.evaluate import Evaluator
 from rnamotif_data.learn.evaluate import main as evaluate_main
 from rnamotif_data.learn.metrics import class_metrics, confusion_matrix
 from rnamotif_data.learn.networks import Motif3DCNN, build_model, build_network

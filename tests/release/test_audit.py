@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.spatial import cKDTree
 
-from rnamotif_data.build.builder import main as build_main
-from rnamotif_data.build.manifest import rows_to_table
+from rnamotif_data.inputs.schema import rows_to_table
+from rnamotif_data.pipeline.builder import main as build_main
 from rnamotif_data.release.audit import FEATURES
 from rnamotif_data.release.audit import main as audit_main
 from rnamotif_data.rna.motifs import strand_lengths

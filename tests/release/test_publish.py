@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, DownloadError, RegistryError, ZenodoAuthError, ZenodoError
 from rnamotif_data.learn.dataset import RNAMotifDataset
 from rnamotif_data.release import publish as publish_mod
 from rnamotif_data.release.package import archive_name, load_zenodo_config, prepare_package
-from rnamotif_data.release.zenodo import ZenodoAuthError, ZenodoClient, ZenodoError, check_limits
-from rnamotif_data.storage.download import DownloadError, download, record_files
-from rnamotif_data.storage.registry import RegistryError, get_release, load_registry
+from rnamotif_data.release.zenodo import ZenodoClient, check_limits
+from rnamotif_data.storage.download import download, record_files
+from rnamotif_data.storage.registry import get_release, load_registry
 from rnamotif_data.storage.store import open_store
 
 from ..zenodo_server import FakeZenodo

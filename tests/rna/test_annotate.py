@@ -12,9 +12,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from rnamotif_data.build.manifest import main as manifest_main
-from rnamotif_data.build.search import SearchError, SearchQuery, search_entries, search_request
-from rnamotif_data.build.sources import SourceConfig
+from rnamotif_data.errors import SearchError
+from rnamotif_data.inputs.manifest import main as manifest_main
+from rnamotif_data.inputs.search import SearchQuery, search_entries, search_request
+from rnamotif_data.inputs.sources import SourceConfig
 from rnamotif_data.rna.annotate import annotate_model, loops_from_pairs
 
 from ..conftest import DEMO, shared
@@ -64,7 +65,7 @@ def test_annotation_of_6v5b_reproduces_the_hand_made_list():
 
 def test_annotate_command_writes_rows_and_other_loops(tmp_path, caplog):
     out = tmp_path / "m.parquet"
-    with caplog.at_level("INFO", logger="rnamotif_data.build.manifest"):
+    with caplog.at_level("INFO", logger="rnamotif_data.inputs.manifest"):
         assert manifest_main(["annotate", str(DEMO / "mirror" / "pdb" / "6v5b.pdb"), "--out", str(out)]) == 0
     m = pd.read_parquet(out)
     assert set(zip(m["selection"], m["motif_type"])) == README_LOOPS
@@ -251,8 +252,8 @@ def test_search_fetch_annotate_build_through_the_cli(search_server, tmp_path):
     t = pq.read_table(ids).to_pylist()
     assert t == [{"pdb_id": "6V5B", "emdb_id": "EMD-20353", "resolution": 3.1, "method": "ELECTRON MICROSCOPY",
                   "release_date": "2026-03-04", "score": 1.0}]
-    from rnamotif_data.build.builder import main as build_main
-    from rnamotif_data.build.fetch import main as fetch_main
+    from rnamotif_data.inputs.fetch import main as fetch_main
+    from rnamotif_data.pipeline.builder import main as build_main
     from rnamotif_data.storage.store import open_store
 
     assert fetch_main(["--pdb-ids", str(ids), "--mirror", str(mirror), "--offline", "--cache", str(tmp_path / "c"),

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, StoreError
 from rnamotif_data.learn.dataset import RNAMotifDataset, ShardBatchSampler
 from rnamotif_data.learn.transforms import PROPER_ROTATIONS, GaussianNoise, RandomFlip, RandomRotation24, rotate
 from rnamotif_data.split.command import main as split_main
 from rnamotif_data.split.splits import SplitConfig, make_split, read_split, write_split
 from rnamotif_data.storage.checksums import check_checksums
-from rnamotif_data.storage.store import StoreError, open_store
+from rnamotif_data.storage.store import open_store
 from rnamotif_data.testing.synthetic_store import make_synthetic_store
 
 
@@ -130,8 +130,7 @@ def test_strand_swapped_and_one_off_motifs_are_related():
 
 
 def test_manifest_duplicate_check_uses_the_canonical_key():
-    from rnamotif_data.build.manifest import rows_to_table
-    from rnamotif_data.build.schema import validate_manifest
+    from rnamotif_data.inputs.schema import rows_to_table, validate_manifest
 
     rows = [{"pdb_id": "6V5B", "emdb_id": "EMD-21051", "motif_type": "1x1", "selection": "D:14-16,88-90"},
             {"pdb_id": "6V5B", "emdb_id": "EMD-21051", "motif_type": "1x1", "selection": "D:88-90,14-16"}]
@@ -159,7 +158,7 @@ def test_upstream_scheme_matches_the_upstream_fold_files(demo_store, tmp_path, c
     per upstream fold (EMDB, PDB, type, CoSSMos number), matched exactly to their folds;
     background samples of PDB entries whose upstream cube_* rows sit in one fold take that
     fold, so all five classes are in every fold."""
-    from rnamotif_data.build.importers import import_upstream_folds
+    from rnamotif_data.inputs.importers import import_upstream_folds
     from rnamotif_data.rna.motifs import class_index
 
     from ..conftest import shared

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, StoreError
 from rnamotif_data.learn.dataset import RNAMotifDataset
+from rnamotif_data.storage.layout import ARRAYS, FORMAT_VERSION, stored_arrays
 from rnamotif_data.storage.shards import CODECS, DEFAULT_CODEC, array_codec, check_codec, mask_density
-from rnamotif_data.storage.store import ARRAYS, FORMAT_VERSION, StoreError, open_store, stored_arrays
+from rnamotif_data.storage.store import open_store
 
 STORED = stored_arrays(FORMAT_VERSION)
 
@@ -24,7 +25,7 @@ ZARR_NAME = {"lz4": "blosc", "zstd": "zstd"}
 @pytest.fixture(scope="module")
 def codec_stores(demo_store, tmp_path_factory):
     """The demo built once per non-default codec (the default is ``demo_store``)."""
-    from rnamotif_data.build.builder import main as build_main
+    from rnamotif_data.pipeline.builder import main as build_main
 
     stores = {DEFAULT_CODEC: demo_store}
     for codec in CODECS:
@@ -186,7 +187,7 @@ def test_recode_of_a_damaged_store_stops_and_leaves_nothing(codec_stores, tmp_pa
 
 
 def test_config_hash_covers_content_not_storage():
-    from rnamotif_data.build.config import BuildConfig
+    from rnamotif_data.pipeline.config import BuildConfig
 
     assert BuildConfig(codec="zstd", compression_level=9).config_hash() == BuildConfig().config_hash()
     assert BuildConfig(shard_size=32).config_hash() != BuildConfig().config_hash()
@@ -199,7 +200,7 @@ def _as_format_4(src: str, dst: Path) -> str:
     import zarr
 
     from rnamotif_data.storage.checksums import write_checksums
-    from rnamotif_data.storage.store import set_attrs
+    from rnamotif_data.storage.layout import set_attrs
 
     shutil.copytree(src, dst)
     shutil.rmtree(dst / "density_masked")

@@ -1,0 +1,562 @@
+"""Build a motif dataset store from a manifest: the main job.
+
+Usage::
+
+    rnamotif build                                  # the shipped training demo (15 entries)
+    rnamotif build --demo small                     # the one-entry demo (seconds)
+    rnamotif build --manifest M.parquet --out data/rnamotif.zarr
+        [--mirror DIR | --cache DIR] [--offline]
+        [--workers N] [--threads-per-worker T] [--memory-limit 4GiB]
+        [--scheduler synchronous | tcp://host:8786]
+        [--resume] [--overwrite] [--retry-failed]
+        [--background-per-entry K] [--min-fit-z Z] [--shard-size S] [--dataset-version V]
+        [segmentation flags: --cube-size, --zone-radius, ...]
+
+How it works (design §1, §7 and §9):
+
+1. The manifest is validated; invalid rows go straight to ``failures.parquet``.
+2. Rows are grouped by entry (PDB ID, EMDB ID); entries are ordered by key.
+3. **Stage** -- one Dask task per entry fetches the model and map once (``--mirror``
+   means no network), computes the map statistics once, checks the placement (fit_z of
+   the model's atoms inside the map), segments every motif of the entry and chooses its
+   background sites, and writes everything to one staging file
+   ``OUT/_staging/<entry>.npz``, atomically. A failure in one motif is recorded for that
+   row only; a failure of the entry (download, parse, placement) is recorded for each of
+   its rows. The staging file's existence marks the entry finished, so ``--resume`` skips
+   it.
+4. **Commit** -- sample indices are assigned in entry order (each entry's motifs in
+   manifest order, then its background samples), the arrays are created, and each shard
+   is written by exactly one task from the staging files; then ``metadata.parquet``,
+   ``failures.parquet``, ``checksums.sha256``, and last the ``build_state: complete``
+   attribute. The result is independent of the scheduler and of interruptions:
+   multi-worker, synchronous and resumed builds give byte-identical stores.
+
+Exit status: 0 when every manifest row became a sample; 3 when the store is complete but
+some rows failed (the summary and ``failures.parquet`` say which and why); 1 on an error
+that stops the build (bad manifest, store built with another config, a full disk, ...);
+2 on a usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+from tqdm import tqdm
+
+from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
+from rnamotif_data.common.extras import require
+from rnamotif_data.common.output import REPORT
+from rnamotif_data.common.version import __version__
+from rnamotif_data.em.quality import QualityConfig
+from rnamotif_data.errors import RNAMotifError, StoreError, is_environment_failure, one_line
+from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
+from rnamotif_data.inputs.schema import read_manifest
+from rnamotif_data.inputs.sources import SourceConfig, Sources, default_cache_dir
+from rnamotif_data.pipeline.commit import ShardWriter, commit, commit_shard
+from rnamotif_data.pipeline.config import PAIR_READERS, BuildConfig
+from rnamotif_data.pipeline.entry import EntryJob, failure_row, stage_entry
+from rnamotif_data.pipeline.runner import Runner
+from rnamotif_data.pipeline.staging import clean_staging, part_exists, read_part, write_part
+from rnamotif_data.pipeline.timing import format_timing
+from rnamotif_data.rna.motifs import CLASS_NAMES
+from rnamotif_data.samples.background import BackgroundConfig, ShapeDistribution, background_count
+from rnamotif_data.samples.cubes import SegmentConfig
+from rnamotif_data.storage.checksums import sha256_file
+from rnamotif_data.storage.layout import FAILURES_FILE, FORMAT_VERSION, LABEL_NAMES, NUCLEOTIDE_NAMES, join, read_table, set_attrs, url_to_fs
+from rnamotif_data.storage.lock import BuildLock
+from rnamotif_data.storage.outdir import check_out, prepare_root
+from rnamotif_data.storage.shards import CODECS
+from rnamotif_data.storage.store import create_arrays
+
+__all__ = [ "BuildResult", "build", "group_entries", "main"]
+
+log = logging.getLogger("rnamotif_data.pipeline.builder")
+
+DEMO_OUT = Path("demo-out") / "rnamotif-demo.zarr"
+
+
+# ---------------------------------------------------------------------------- driver
+def group_entries(table: pa.Table, row_numbers: list[int],
+                  map_ids: dict[str, str] | None = None) -> list[EntryJob]:
+    """Group manifest rows into entries (PDB ID, EMDB ID), entries sorted by key, rows in
+    manifest order.
+
+    Rows without an ``emdb_id`` take ``map_ids[PDB ID]`` (the entry's primary map, looked
+    up before grouping), so rows of one entry with and without the id become one job.
+    Rows of one entry that give different resolutions make that entry refused (its
+    ``error`` names the rows and values); rows without a resolution agree with any.
+    Every job carries the strand layouts of all the manifest's motifs
+    (:class:`ShapeDistribution`), the distribution its background samples draw from.
+    """
+    map_ids = map_ids or {}
+    shapes = ShapeDistribution.from_types(table.column("motif_type").to_pylist()) if len(table) else ShapeDistribution(())
+    groups: dict[tuple[str, str | None], list] = {}
+    for i, row in zip(row_numbers, table.to_pylist()):
+        pdb = row["pdb_id"].upper()
+        emdb = row.get("emdb_id") or map_ids.get(pdb)
+        groups.setdefault((pdb, emdb), []).append((i, row))
+    jobs = []
+    for (pdb, emdb), rows in groups.items():
+        given = {i: float(r["resolution"]) for i, r in rows if r.get("resolution") is not None}
+        values = sorted(set(given.values()))
+        error = None
+        if len(values) > 1:
+            listing = ", ".join(f"row {i}: {v:g} Å" for i, v in given.items())
+            error = (f"{pdb} / {emdb or 'primary map'}: manifest rows disagree on the map's resolution ({listing}); "
+                     "an entry's map has one resolution: correct the manifest")
+        jobs.append(EntryJob(pdb, emdb, tuple(rows), values[0] if len(values) == 1 else None, error, shapes))
+    return sorted(jobs, key=lambda j: j.key)
+
+
+def _map_ids(table: pa.Table, source_config: SourceConfig) -> dict[str, str]:
+    """Primary EMDB map of every PDB ID that has a manifest row without ``emdb_id``.
+
+    Looked up once per entry before grouping (mirror, cache or RCSB record); an entry
+    whose map cannot be determined here keeps no id and fails at stage ``fetch`` with the
+    reason."""
+    pdbs = sorted({r["pdb_id"].upper() for r in table.select(["pdb_id", "emdb_id"]).to_pylist()
+                   if not r.get("emdb_id")})
+    if not pdbs:
+        return {}
+    sources, out = Sources(source_config), {}
+    for pdb in pdbs:
+        try:
+            out[pdb], _ = sources.map_id(pdb)
+        except (RNAMotifError, ValueError, OSError) as exc:
+            log.debug("%s: primary map not determined before grouping (%s)", pdb, exc)
+    return out
+
+
+@dataclass
+class BuildResult:
+    """What a build did: counts for the summary and the exit status."""
+
+    root: str
+    n_samples: int = 0
+    n_background: int = 0
+    n_failed_rows: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    entries: int = 0
+    entries_staged: int = 0
+    noop: bool = False
+    stage_seconds: float = 0.0
+    read_seconds: float = 0.0
+    commit_seconds: float = 0.0
+    background_requested: int = 0
+    background_short: dict = field(default_factory=dict)
+    map_warnings: dict = field(default_factory=dict)
+    #: the store's ``build_timing`` attribute (:func:`rnamotif_data.pipeline.timing.timing_attrs`)
+    timing: dict = field(default_factory=dict)
+    #: one row per entry: its counts and per-stage wall and CPU seconds (``--profile``)
+    profile: list = field(default_factory=list)
+    #: entry key -> (wall s, CPU s) of writing its staging file, this run
+    staging_seconds: dict = field(default_factory=dict)
+    #: (wall s, CPU s) of the shard writers, this run
+    writing: tuple = (0.0, 0.0)
+
+    def add_writing(self, out) -> None:
+        """Add a :func:`rnamotif_data.pipeline.commit.commit_shard` result's seconds."""
+        if isinstance(out, dict):
+            self.writing = (self.writing[0] + out.get("wall", 0.0), self.writing[1] + out.get("cpu", 0.0))
+
+    @property
+    def exit_status(self) -> int:
+        """0 if every row became a sample, else :data:`EXIT_PARTIAL` (3): the store is
+        complete and ``failures.parquet`` says which rows failed and why."""
+        return 0 if self.n_failed_rows == 0 else EXIT_PARTIAL
+
+
+def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), *,
+          source_config: SourceConfig | None = None, scheduler: str | None = "synchronous",
+          workers: int | None = None, threads_per_worker: int = 1, memory_limit: str = "auto",
+          resume: bool = False, overwrite: bool = False, retry_failed: bool = False,
+          dataset_version: str = "0.0.0-dev", progress: bool = True,
+          stop_after: int | None = None) -> BuildResult:
+    """Build (or resume) a store from a manifest; see the module docstring.
+
+    Parameters
+    ----------
+    manifest:
+        Manifest Parquet file (validated; invalid rows become failures).
+    root:
+        Store location, a local path or an fsspec URL.
+    config:
+        Build configuration; hashed into the store, and checked on resume.
+    source_config:
+        Where models and maps come from.
+    scheduler:
+        ``"synchronous"`` (in-process), None (a new LocalCluster of ``workers`` processes)
+        or a Dask scheduler address.
+    resume, overwrite, retry_failed:
+        Continue an interrupted build; delete an existing store first; on resume, redo
+        entries that failed as a whole (downloads, parsing, placement).
+    stop_after:
+        Stop (without committing) after staging this many entries: for tests of resume.
+
+    Returns
+    -------
+    BuildResult
+
+    Raises
+    ------
+    StoreError
+        If ``root`` holds a store of another config or manifest, an interrupted build
+        without ``resume``, or anything that is not a store, without ``overwrite``.
+    ManifestError, FileNotFoundError
+        For an unreadable manifest.
+    """
+    source_config = dataclasses.replace(source_config or SourceConfig(), verify_found=False)
+    manifest = Path(manifest)
+    table, rejections = read_manifest(manifest)
+    n_rows = table.num_rows + len(rejections)
+    if n_rows == 0:
+        raise StoreError(f"{manifest}: the manifest has no rows; nothing to build")
+    rejected_rows = {r.row for r in rejections}
+    row_numbers = [i for i in range(n_rows) if i not in rejected_rows]
+    jobs = group_entries(table, row_numbers, _map_ids(table, source_config))
+    manifest_sha = sha256_file(manifest)
+    raw_rows = _raw_rows(manifest, rejected_rows)
+    attrs = {
+        "format_version": FORMAT_VERSION, "dataset_version": dataset_version,
+        "build_config": config.to_dict(), "config_hash": config.config_hash(),
+        "manifest": manifest.name, "manifest_sha256": manifest_sha, "manifest_rows": n_rows,
+        "class_names": list(CLASS_NAMES), "label_names": list(LABEL_NAMES),
+        "nucleotide_names": list(NUCLEOTIDE_NAMES), "voxel_size": config.segment.voxel_size,
+        "cube_shape": list(config.segment.shape), "shard_size": int(config.shard_size),
+        "package_version": __version__,
+    }
+    result = BuildResult(root=str(root), entries=len(jobs))
+    if scheduler != "synchronous":  # a missing [build] extra is said before anything is written
+        require("distributed", "the parallel build")
+    old = check_out(str(root), overwrite=overwrite)
+    fs, path = url_to_fs(str(root))
+    fs.makedirs(path, exist_ok=True)
+    lock = BuildLock(str(root))
+    lock.acquire()
+    try:
+        existing = prepare_root(str(root), attrs, old, resume=resume, overwrite=overwrite)
+        if existing == "complete":
+            if retry_failed and old.get("n_failed_rows"):
+                raise StoreError(f"{root}: the build is complete; --retry-failed redoes failed entries of an "
+                                 f"interrupted build only ({old.get('n_failed_rows')} rows failed, see "
+                                 f"{FAILURES_FILE}); to retry them, build into a new --out")
+            if dataset_version != old.get("dataset_version"):
+                log.warning("%s: the build is complete as version %s; --dataset-version %s is not applied (build "
+                            "into a new --out, or give the version when publishing)", root,
+                            old.get("dataset_version"), dataset_version)
+            fails = _read_failures_count(str(root))
+            result.noop, result.n_failed_rows = True, fails[0]
+            result.reasons = fails[1]
+            result.n_samples = int(old.get("n_samples", 0))
+            result.n_background = int(old.get("n_background", 0))
+            result.background_requested = int(old.get("background", {}).get("requested", result.n_background))
+            result.background_short = dict(old.get("background", {}).get("short", {}))
+            result.map_warnings = dict(old.get("map_warnings", {}))
+            result.timing = dict(old.get("build_timing", {}))
+            clean_staging(str(root))
+            return result
+        set_attrs(str(root), {**attrs, "build_state": "building"})
+
+        todo = []
+        for job in jobs:
+            if part_exists(str(root), job.key):
+                if retry_failed and read_part(str(root), job.key)["entry_failed"]:
+                    todo.append(job)
+                continue
+            todo.append(job)
+        if stop_after is not None:
+            todo = todo[:stop_after]
+        log.info("%d entries, %d rows (%d rejected by validation); %d entries to stage",
+                 len(jobs), n_rows, len(rejections), len(todo))
+
+        t0 = time.perf_counter()
+        runner = Runner(scheduler, workers, threads_per_worker, memory_limit)
+        try:
+            counts: dict[str, int] = {}
+            todo_keys = {j.key for j in todo}
+            for job in jobs:  # entries staged by an earlier run
+                if job.key not in todo_keys and part_exists(str(root), job.key):
+                    counts[job.key] = len(read_part(str(root), job.key)["meta"])
+            # shards are written while entries are still being staged, as soon as every entry
+            # before them is staged; the arrays start at an upper bound of N and shrink at the end
+            n_max = sum(counts.get(j.key, len(j.rows) + background_count(len(j.rows), config.background))
+                        for j in jobs)
+            if stop_after is None:
+                create_arrays(str(root), max(n_max, 1), config.segment.shape, config.shard_size,
+                              config.compression_level, config.codec)
+            writer = ShardWriter(jobs, config.shard_size, counts)
+            n_samples = n_failed = 0
+            bar = tqdm(total=len(todo), desc="entries", unit="entry", disable=not progress)
+            pending = {runner.submit(stage_entry, job, config, source_config, str(root)): ("stage", job)
+                       for job in todo}
+            if stop_after is None:
+                for shard in writer.ready():
+                    pending[runner.submit(commit_shard, str(root), *shard)] = ("shard", shard)
+            for handle, out in runner.as_completed(pending):
+                kind, item = pending.pop(handle)
+                if kind == "shard":
+                    if isinstance(out, BaseException):
+                        raise StoreError(f"{root}: writing the shard at sample {item[0]} failed: {one_line(out)}; the "
+                                         "store is resumable: run the same command with --resume") from None
+                    result.add_writing(out)
+                    continue
+                job = item
+                if isinstance(out, BaseException) and is_environment_failure(out):
+                    raise RNAMotifError(
+                        f"{root}: the build stopped while staging {job.pdb_id} / {job.emdb_id or 'its map'}: "
+                        f"{one_line(out)}; nothing was recorded as failed and the store is resumable: free space "
+                        "(or fix the disk) and run the same command with --resume") from None
+                if isinstance(out, BaseException):  # the task itself died: record every row
+                    failures = [failure_row(i, row, job.emdb_id, "entry", out) for i, row in job.rows]
+                    write_part(str(root), job.key, [], failures, True)
+                    out = {"n_samples": 0, "n_failed": len(failures), "read_seconds": 0.0}
+                n_samples += out["n_samples"]
+                n_failed += out["n_failed"]
+                result.read_seconds += out["read_seconds"]
+                if "timing" in out:
+                    t = out["timing"]
+                    result.staging_seconds[job.key] = (t["wall"]["staging"], t["cpu"]["staging"])
+                bar.set_postfix(samples=n_samples, failed_rows=n_failed)
+                bar.update(1)
+                writer.staged(job.key, out["n_samples"])
+                if stop_after is None:
+                    for shard in writer.ready():
+                        pending[runner.submit(commit_shard, str(root), *shard)] = ("shard", shard)
+            bar.close()
+            result.entries_staged = len(todo)
+            result.stage_seconds = time.perf_counter() - t0
+            if stop_after is not None:
+                return result
+            t1 = time.perf_counter()
+            commit(str(root), jobs, rejections, raw_rows, config, runner, writer, result)
+            result.commit_seconds = time.perf_counter() - t1
+        finally:
+            runner.close()
+        clean_staging(str(root))
+        return result
+    finally:
+        lock.release()
+
+
+def _read_failures_count(root: str) -> tuple[int, Counter]:
+
+    t = read_table(join(root, FAILURES_FILE))
+    return t.num_rows, Counter(t["stage"].to_pylist())
+
+
+def _raw_rows(manifest: Path, rows: set[int]) -> dict[int, dict]:
+    """The rejected rows as read, for naming them in failures.parquet."""
+    if not rows:
+        return {}
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(manifest)
+    cols = [c for c in ("pdb_id", "emdb_id", "motif_type") if c in t.column_names]
+    t = t.select(cols).take(pa.array(sorted(rows), type=pa.int64()))
+    return dict(zip(sorted(rows), t.to_pylist()))
+
+
+# ---------------------------------------------------------------------------- CLI
+def _int_or_auto(text: str) -> int | None:
+    return None if text == "auto" else int(text)
+
+
+def _float_or_none(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 all rows built, 3 some rows failed, 1 error, 2 usage)."""
+    p = argparse.ArgumentParser(prog="rnamotif build", description=__doc__.split("\n")[0])
+    p.add_argument("--manifest", type=Path, help="manifest Parquet (default: the shipped demo, "
+                   "with its mirror)")
+    p.add_argument("--demo", choices=("training", "small"), default="training",
+                   help="without --manifest: the training demo (15 real models, maps simulated on first use; "
+                        "splits and trains) or the small one (one entry, seconds)")
+    p.add_argument("--out", help=f"store path or fsspec URL (default for the demo: {DEMO_OUT})")
+    p.add_argument("--cache", type=Path, help="download cache (default $RNAMOTIF_CACHE or ~/.cache/rnamotif-data)")
+    p.add_argument("--mirror", type=Path, help="local mirror with the cache layout; implies --offline "
+                   "unless --online")
+    p.add_argument("--offline", action="store_true", help="never use the network")
+    p.add_argument("--online", action="store_true", help="allow downloads of what the mirror lacks")
+    p.add_argument("--scheduler", help="'synchronous', or a Dask scheduler address (tcp://host:8786); "
+                   "default: a new LocalCluster")
+    p.add_argument("--workers", type=int, help="LocalCluster worker processes (default: CPU count)")
+    p.add_argument("--threads-per-worker", type=int, default=1)
+    p.add_argument("--memory-limit", default="auto", help="per worker, e.g. 4GiB (default: auto)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted build")
+    p.add_argument("--overwrite", action="store_true", help="delete an existing store at --out first")
+    p.add_argument("--retry-failed", action="store_true", help="with --resume, redo entries that failed")
+    p.add_argument("--dataset-version", default="0.0.0-dev")
+    p.add_argument("--min-fit-z", type=float, default=BuildConfig.min_fit_z,
+                   help="entry placement: fit_z of the model's atoms inside the map (default %(default)s)")
+    p.add_argument("--min-motif-fit-z", type=_float_or_none, default=BuildConfig.min_motif_fit_z,
+                   help="per-motif placement: motifs below go to failures.parquet, stage placement "
+                        "(default %(default)s; 'none' disables)")
+    p.add_argument("--min-motif-frac-above-1sd", type=_float_or_none, default=BuildConfig.min_motif_frac_above_1sd,
+                   help="per-motif placement: fraction of heavy atoms above map mean + 1 sd "
+                        "(default %(default)s; 'none' disables)")
+    p.add_argument("--min-q-score", type=float, default=None,
+                   help="motifs with a lower (or undefined) Q-score go to failures.parquet (stage quality)")
+    p.add_argument("--min-cc-mask", type=float, default=None,
+                   help="motifs with a lower (or undefined) CC_mask go to failures.parquet (stage quality)")
+    p.add_argument("--pairs", choices=PAIR_READERS, default=BuildConfig.pairs,
+                   help="how closing base pairs are read to check loop lengths: geometric (N1-N3 rule, "
+                        "milliseconds) or rnapolis (RNApolis's canonical pairs, [annotate] extra, ~20 s per "
+                        "50S model); default %(default)s")
+    p.add_argument("--shard-size", type=int, default=BuildConfig.shard_size)
+    p.add_argument("--codec", choices=tuple(CODECS), default=BuildConfig.codec,
+                   help="chunk codec of the cube arrays: lz4 (fastest to read) or zstd (~30%% smaller); "
+                        "default %(default)s")
+    p.add_argument("--compression-level", type=int, default=None,
+                   help="level of the codec (lz4 1-9, default 5; zstd 1-22, default 3)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--profile", type=Path, metavar="FILE",
+                   help="write a per-entry table of stage times (wall and CPU seconds), map shape and model size "
+                        "to FILE (.csv or .parquet); the summary always gives the totals")
+    add_config_arguments(p, SegmentConfig)
+    add_config_arguments(p, BackgroundConfig, prefix="background_", types={"per_entry": _int_or_auto})
+    add_config_arguments(p, QualityConfig, types={"cc_local_radius": float})
+    args = p.parse_args(argv)
+
+    mirror = args.mirror
+    if args.manifest is None:
+        args.out = args.out or str(DEMO_OUT)
+        if args.demo == "small":
+            args.manifest, mirror = SMALL_MANIFEST, mirror or SMALL_MIRROR
+        else:
+            args.manifest, mirror = TRAINING_MANIFEST, mirror or training_mirror()
+        log.info("no --manifest: building the shipped %s demo (%s) into %s", args.demo, args.manifest, args.out)
+    if not args.out:
+        p.error("--out is required with --manifest")
+    config = BuildConfig(segment=config_from_args(args, SegmentConfig),
+                         background=config_from_args(args, BackgroundConfig, prefix="background_"),
+                         min_fit_z=args.min_fit_z, min_motif_fit_z=args.min_motif_fit_z,
+                         min_motif_frac_above_1sd=args.min_motif_frac_above_1sd,
+                         quality=config_from_args(args, QualityConfig),
+                         min_q_score=args.min_q_score, min_cc_mask=args.min_cc_mask, shard_size=args.shard_size,
+                         codec=args.codec, compression_level=args.compression_level, pairs=args.pairs)
+    if config.pairs == "rnapolis":  # a missing extra is one line now, not a failure of every entry later
+        require("rnapolis", "rnamotif build --pairs rnapolis")
+    _check_run_options(args, mirror)
+    if mirror is not None:
+        mirror = Path(mirror).resolve()
+    if "://" not in str(args.out):  # workers elsewhere must not resolve a relative path in their own cwd
+        args.out = os.path.abspath(args.out)
+    cache = Path(args.cache or default_cache_dir()).resolve()
+    if args.scheduler and args.scheduler != "synchronous" and not _local_address(args.scheduler):
+        log.warning("--scheduler %s is not on this machine: the workers must see %s%s and %s at the same paths "
+                    "(a shared file system), or use fsspec URLs", args.scheduler, args.out,
+                    f", {mirror}" if mirror else "", cache)
+    source_config = SourceConfig(cache_dir=cache, mirror=mirror,
+                                 offline=args.offline or (mirror is not None and not args.online))
+    t0 = time.perf_counter()
+    result = build(args.manifest, args.out, config, source_config=source_config,
+                   scheduler=args.scheduler, workers=args.workers,
+                   threads_per_worker=args.threads_per_worker, memory_limit=args.memory_limit,
+                   resume=args.resume, overwrite=args.overwrite, retry_failed=args.retry_failed,
+                   dataset_version=args.dataset_version, progress=not args.no_progress)
+    _summary(result, time.perf_counter() - t0)
+    if args.profile is not None:
+        _write_profile(args.profile, result)
+    return result.exit_status
+
+
+def _write_profile(path: Path, result: BuildResult) -> None:
+    """Write ``--profile``: one row per entry staged or committed by this run."""
+    if not result.profile:
+        log.warning("--profile %s: not written; the store was already complete, so no entry was timed in this run "
+                    "(its totals are in the store's build_timing attribute)", path)
+        return
+    table = pa.Table.from_pylist(result.profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+    else:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, path)
+    log.info("per-entry stage times: %s (%d entries)", path, table.num_rows)
+
+
+
+def _local_address(address: str) -> bool:
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1", "0.0.0.0") or host.startswith("127.")
+
+
+#: exit status of a build whose store is complete but some manifest rows failed (1 is an
+#: error that stopped the build, 2 a usage error)
+EXIT_PARTIAL = 3
+
+#: bytes below which ``--memory-limit`` is refused: an idle worker holds ~300 MiB
+#: (benchmarks/RESULTS.md), and Dask restarts a worker over its limit again and again
+MIN_WORKER_MEMORY = 512 * 2**20
+
+
+def _check_run_options(args, mirror) -> None:
+    """Refuse, in one line, run options that would fail late or hang (RNAMotifError)."""
+    if args.workers is not None and args.workers < 1:
+        raise RNAMotifError(f"--workers {args.workers}: give at least 1 worker process")
+    if args.threads_per_worker < 1:
+        raise RNAMotifError(f"--threads-per-worker {args.threads_per_worker}: give at least 1")
+    if args.memory_limit != "auto":
+        parse_bytes = require("dask.utils", "the parallel build").parse_bytes
+        try:
+            limit = parse_bytes(args.memory_limit)
+            if limit <= 0:
+                raise ValueError
+        except (ValueError, TypeError):
+            raise RNAMotifError(f"--memory-limit {args.memory_limit!r}: expected 'auto' or a size such as 4GiB") from None
+        if limit < MIN_WORKER_MEMORY:
+            raise RNAMotifError(
+                f"--memory-limit {args.memory_limit}: below the {MIN_WORKER_MEMORY // 2**20} MiB a worker needs to start "
+                "and build one small entry (an idle worker holds ~300 MiB; an entry needs about 3x its map's float32 "
+                "size on top); give more, or 'auto'")
+    if args.scheduler and args.scheduler != "synchronous" and not re.match(
+            r"^(tcp|tls|ucx|inproc|ws|wss)://[^\s/:]+(:\d+)?/?$|^[A-Za-z0-9.\-]+:\d+$", args.scheduler):
+        raise RNAMotifError(f"--scheduler {args.scheduler!r}: expected 'synchronous' or a Dask scheduler address "
+                            "such as tcp://host:8786")
+    if mirror is not None and not Path(mirror).is_dir():
+        raise RNAMotifError(f"--mirror {mirror}: no such folder")
+    if not Path(args.manifest).is_file():
+        raise RNAMotifError(f"--manifest {args.manifest}: no such file")
+    if args.profile is not None:
+        if args.profile.suffix not in (".csv", ".parquet"):
+            raise RNAMotifError(f"--profile {args.profile}: expected a .csv or .parquet file name")
+        if args.profile.is_dir():
+            raise RNAMotifError(f"--profile {args.profile}: is a folder; give a file name")
+        if args.profile.exists() and not args.overwrite:
+            raise RNAMotifError(f"--profile {args.profile}: the file exists; choose a new name, or --overwrite")
+
+
+def _summary(result: BuildResult, seconds: float) -> None:
+    if result.noop:
+        log.info("%s: already complete with the same config and manifest; nothing to do", result.root)
+    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(result.reasons.items())) or "none"
+    log.info("store %s: %d samples (%d background); %d manifest rows failed (%s); %.1f s",
+             result.root, result.n_samples, result.n_background, result.n_failed_rows, reasons, seconds)
+    if result.background_short:
+        log.warning("background: %d of %d requested cubes placed; entries short of sites: %s",
+                    result.n_background, result.background_requested,
+                    ", ".join(f"{k} {p}/{a}" for k, (p, a) in sorted(result.background_short.items())))
+    if result.timing and not result.noop:
+        for line in format_timing(result.timing):
+            REPORT.info("%s", line)
+    by_note = Counter(note for notes in result.map_warnings.values() for note in notes)
+    for note, k in sorted(by_note.items()):
+        log.warning("map warning in %d entr%s: %s", k, "y" if k == 1 else "ies", note)
+    if result.n_failed_rows:
+        log.warning("%d rows did not become samples; see %s", result.n_failed_rows,
+                    join(result.root, FAILURES_FILE))

@@ -1,0 +1,202 @@
+"""Committing a build: shards written from staging files, one writer per shard, then the
+tables, the checksums and -- last -- ``build_state: complete``.
+
+Sample indices follow entry order (each entry's motifs in manifest order, then its
+background samples), so a shard can be written as soon as every entry before it is
+staged (:class:`ShardWriter`); the result does not depend on the scheduler or on
+interruptions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+
+from rnamotif_data.errors import StoreError
+from rnamotif_data.pipeline.staging import read_part
+from rnamotif_data.pipeline.timing import ENTRY_STAGES, sum_timings, timing_attrs
+from rnamotif_data.storage.checksums import write_checksums
+from rnamotif_data.storage.layout import (
+    ARRAYS,
+    FAILURES_FILE,
+    FAILURES_SCHEMA,
+    FORMAT_VERSION,
+    METADATA_FILE,
+    METADATA_SCHEMA,
+    join,
+    set_attrs,
+    stored_arrays,
+    write_table,
+    zarr_location,
+)
+from rnamotif_data.storage.store import create_arrays, write_shard
+
+__all__ = ["commit_shard", "plan_shards", "ShardWriter", "commit"]
+
+
+def commit_shard(root: str, start: int, pieces: list[tuple[str, int, int]]) -> dict:
+    """Write one shard (samples ``start ...``) from staging files; the only writer of it.
+
+    ``pieces`` are ``(entry key, first, stop)`` slices of the entries' staged samples, in
+    sample order. Returns ``{"n_samples": written, "wall": s, "cpu": s}`` (the task's
+    wall and thread-CPU seconds, for the build's ``writing`` stage).
+    """
+    t, c = time.perf_counter(), time.thread_time()
+    chunks: dict[str, list] = {name: [] for name in ARRAYS}
+    for key, a, b in pieces:
+        part = read_part(root, key, arrays=True)
+        for name in ARRAYS:
+            chunks[name].append(part[name][a:b])
+    data = {name: np.concatenate(v) for name, v in chunks.items()}
+    write_shard(root, start, data)
+    return {"n_samples": len(data["density"]), "wall": time.perf_counter() - t, "cpu": time.thread_time() - c}
+
+
+def plan_shards(counts: list[tuple[str, int]], shard_size: int) -> list[tuple[int, list[tuple[str, int, int]]]]:
+    """Split entries' sample counts, in order, into shard-sized pieces.
+
+    Returns ``[(shard start, [(entry key, first, stop), ...]), ...]``.
+    """
+    shards: list[tuple[int, list]] = []
+    pos = 0
+    for key, n in counts:
+        done = 0
+        while done < n:
+            if pos % shard_size == 0:
+                shards.append((pos, []))
+            take = min(n - done, shard_size - pos % shard_size)
+            shards[-1][1].append((key, done, done + take))
+            done += take
+            pos += take
+    return shards
+
+
+class ShardWriter:
+    """Which shards can be written: those whose samples all come from staged entries, the
+    entries before them included (sample order is entry order)."""
+
+    def __init__(self, jobs: list, shard_size: int, counts: dict[str, int]):
+        self.keys = [j.key for j in jobs]
+        self.shard_size = shard_size
+        self.counts = dict(counts)
+        self.prefix = 0  # entries 0 .. prefix-1 are staged
+        self.done_samples = 0  # samples of those entries
+        self.next_shard = 0  # first shard not yet handed out
+        self.pieces: list[tuple[str, int]] = []  # (key, count) of the staged prefix
+
+    def staged(self, key: str, n: int) -> None:
+        """Record that an entry is staged with ``n`` samples."""
+        self.counts[key] = n
+
+    def ready(self, final: bool = False) -> list[tuple[int, list]]:
+        """Shards now complete (all of them, the last partial one included, if ``final``)."""
+        while self.prefix < len(self.keys) and self.keys[self.prefix] in self.counts:
+            key = self.keys[self.prefix]
+            self.pieces.append((key, self.counts[key]))
+            self.done_samples += self.counts[key]
+            self.prefix += 1
+        out = []
+        for start, pieces in plan_shards(self.pieces, self.shard_size):
+            if start // self.shard_size < self.next_shard:
+                continue
+            if start + self.shard_size <= self.done_samples or final:
+                out.append((start, pieces))
+                self.next_shard = start // self.shard_size + 1
+        return out
+
+
+def _shape_text(shape) -> str | None:
+    """A map's ``(z, y, x)`` shape as ``"z x y x x"`` text, e.g. ``64x64x64``."""
+    return "x".join(str(int(v)) for v in shape) if shape else None
+
+
+def _entry_timing(part: dict, staging: tuple[float, float] | None) -> dict:
+    """An entry's stage timing from its staging file, with the time spent writing that
+    file (known only to the run that wrote it; 0 for entries staged by an earlier run)."""
+    timing = part.get("timing") or {"wall": {}, "cpu": {}}
+    wall, cpu = dict(timing.get("wall", {})), dict(timing.get("cpu", {}))
+    wall["staging"], cpu["staging"] = staging or (0.0, 0.0)
+    return {"wall": wall, "cpu": cpu}
+
+
+def commit(root, jobs, rejections, raw_rows, config, runner, writer, result) -> None:
+    """Finish a build whose entries are all staged: size the arrays to N samples, write the
+    remaining shards (one task per shard), then ``metadata.parquet``, ``failures.parquet``
+    (validation rejections included), the attributes (counts, background requested and
+    placed, map warnings), ``checksums.sha256`` and last ``build_state: complete``.
+    ``result`` (a :class:`rnamotif_data.pipeline.builder.BuildResult`) receives the counts.
+
+    Raises
+    ------
+    StoreError
+        If a shard cannot be written.
+    """
+    metas, failures = [], []
+    for rej in rejections:
+        row = raw_rows.get(rej.row) or {}
+        failures.append({"manifest_row": rej.row, "pdb_id": row.get("pdb_id"), "emdb_id": row.get("emdb_id"),
+                         "motif_type": row.get("motif_type"), "residues": None, "source": rej.source,
+                         "source_id": rej.source_id, "stage": "manifest", "error_type": "Rejected",
+                         "error": f"column {rej.column}: {rej.reason}"})
+    requested, short, map_warnings, timings = 0, {}, {}, []
+    for job in jobs:
+        part = read_part(root, job.key)
+        timing = _entry_timing(part, result.staging_seconds.get(job.key))
+        timings.append(timing)
+        n_bg = sum(1 for m in part["meta"] if m["is_background"])
+        result.profile.append({"entry": job.key, "pdb_id": job.pdb_id, "emdb_id": job.emdb_id,
+                               "manifest_rows": len(job.rows), "samples": len(part["meta"]), "background": n_bg,
+                               "failed_rows": len(part["failures"]), "map_shape": _shape_text(part.get("map_shape")),
+                               "model_atoms": part.get("n_atoms"),
+                               **{f"{stage}_s": timing["wall"].get(stage, 0.0) for stage in ENTRY_STAGES},
+                               **{f"{stage}_cpu_s": timing["cpu"].get(stage, 0.0) for stage in ENTRY_STAGES}})
+        metas += part["meta"]
+        failures += part["failures"]
+        asked, placed = int(part.get("background_requested", 0)), int(part.get("background_placed", 0))
+        requested += asked
+        if placed < asked:
+            short[job.key] = [placed, asked]
+        if part.get("map_warnings"):
+            map_warnings[job.key] = list(part["map_warnings"])
+    n = len(metas)
+    for k, m in enumerate(metas):
+        m["sample_index"] = k
+    import zarr
+
+
+    group = zarr.open_group(zarr_location(root), mode="r+")
+    if n == 0:
+        create_arrays(root, 0, config.segment.shape, config.shard_size, config.compression_level, config.codec)
+    else:
+        for name in stored_arrays(FORMAT_VERSION):
+            group[name].resize((n, *config.segment.shape))
+    last = writer.ready(final=True)
+    pending = {runner.submit(commit_shard, root, start, pieces): start for start, pieces in last}
+    for handle, out in runner.as_completed(pending):
+        start = pending.pop(handle)
+        if isinstance(out, BaseException):
+            raise StoreError(f"{root}: writing the shard at sample {start} failed: {out}") from out
+        result.add_writing(out)
+    meta_table = pa.Table.from_pylist([{c: m.get(c) for c in METADATA_SCHEMA.names} for m in metas],
+                                      schema=METADATA_SCHEMA)
+    failures.sort(key=lambda f: f["manifest_row"])
+    fail_table = pa.Table.from_pylist(failures, schema=FAILURES_SCHEMA)
+    write_table(join(root, METADATA_FILE), meta_table)
+    write_table(join(root, FAILURES_FILE), fail_table)
+    n_background = sum(1 for m in metas if m["is_background"])
+    n_rows = len(rejections) + sum(len(job.rows) for job in jobs)
+    total = sum_timings([*timings, {"wall": {"writing": result.writing[0]}, "cpu": {"writing": result.writing[1]}}])
+    result.timing = timing_attrs(total, len(jobs), n_rows, n_background)
+    set_attrs(root, {"n_samples": n, "n_background": n_background, "n_failed_rows": len(failures),
+                     "background": {"requested": requested, "placed": n_background, "short": short},
+                     "map_warnings": map_warnings, "build_timing": result.timing})
+    write_checksums(root)
+    set_attrs(root, {"build_state": "complete"})
+    result.n_samples = n
+    result.n_background = n_background
+    result.background_requested, result.background_short, result.map_warnings = requested, short, map_warnings
+    result.n_failed_rows = len(failures)
+    result.reasons = Counter(f["stage"] for f in failures)

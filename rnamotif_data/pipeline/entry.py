@@ -1,0 +1,534 @@
+"""The per-entry pipeline of a build: one Dask task per entry (PDB ID, EMDB map).
+
+:func:`stage_entry` fetches the entry's model and map once, computes the map statistics
+once, checks the placement of the whole model (entry fit_z), then for each manifest row:
+checks that the selection's strands fit the motif type, checks the sequence, checks the
+motif's own placement (per-motif fit_z and fraction of atoms above mean + 1 sd), segments
+and labels the cube and computes its quality; then chooses the entry's background cubes.
+Everything is written to one staging file (:mod:`rnamotif_data.pipeline.staging`). A failure in one
+row is recorded for that row only; a failure of the entry (download, parse, placement)
+for each of its rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from rnamotif_data.em.maps import header_statistics_notes, read_map
+from rnamotif_data.em.quality import (
+    QualityConfig,
+    ShellPointCache,
+    correlation_boxes,
+    expected_q_score,
+    fit_z,
+    fraction_above,
+    motif_quality,
+    q_reference,
+)
+from rnamotif_data.errors import RNAMotifError, is_environment_failure
+from rnamotif_data.inputs.schema import row_selection
+from rnamotif_data.inputs.sources import SourceConfig, Sources
+from rnamotif_data.pipeline.config import BuildConfig
+from rnamotif_data.pipeline.memo import ModelMemo, atoms_key, freeze
+from rnamotif_data.pipeline.staging import write_part
+from rnamotif_data.pipeline.timing import StageClock
+from rnamotif_data.rna.annotate import rnapolis_partners
+from rnamotif_data.rna.modified import sequence_matches
+from rnamotif_data.rna.motifs import class_index, layout_mismatch, motif_class
+from rnamotif_data.rna.pairs import read_loops, watson_crick_partners
+from rnamotif_data.rna.structure import Model, coordinates_hash, format_residues, read_model
+from rnamotif_data.samples.background import ShapeDistribution, background_count, select_background_sites
+from rnamotif_data.samples.cubes import cut_motif, label_cube
+from rnamotif_data.storage.checksums import sha256_file
+
+log = logging.getLogger("rnamotif_data.pipeline.builder")
+
+#: Chain neighbours on each side of each strand in ``context_sequence`` (homology of
+#: contexts in the splits).
+CONTEXT_FLANK = 8
+
+__all__ = ["EntryJob", "stage_entry", "failure_row", "check_strands"]
+
+
+@dataclass(frozen=True)
+class EntryJob:
+    """The manifest rows of one entry: ``rows`` are ``(manifest row, row dict)`` pairs;
+    ``resolution`` (Å) is the one the rows agree on, or None (then the RCSB record's);
+    ``error``: why every row of the entry is refused before any file is read (rows that
+    disagree on the resolution); ``shapes``: the strand layouts of the whole manifest's
+    motifs, from which background samples draw theirs."""
+
+    pdb_id: str
+    emdb_id: str | None
+    rows: tuple
+    resolution: float | None = None
+    error: str | None = None
+    shapes: ShapeDistribution = ShapeDistribution(())
+
+    @property
+    def key(self) -> str:
+        """File-name-safe entry key, e.g. ``6PJ6_EMD-20353`` (``6PJ6_primary`` when the
+        map could not be determined before staging)."""
+        return f"{self.pdb_id}_{self.emdb_id or 'primary'}"
+
+
+def failure_row(i: int, row: dict, emdb: str | None, stage: str, exc: BaseException | str,
+                values: dict | None = None) -> dict:
+    """A failures.parquet row for manifest row ``i``; ``values`` adds measured columns
+    (``fit_z``, ``frac_atoms_above_1sd``, ``q_score``)."""
+    sel = row_selection(row) if row.get("residues") is not None or row.get("selection") is not None else None
+    return {
+        "manifest_row": int(i), "pdb_id": row.get("pdb_id"), "emdb_id": emdb or row.get("emdb_id"),
+        "motif_type": row.get("motif_type"), "residues": str(sel) if sel is not None else None,
+        "source": row.get("source"), "source_id": row.get("source_id"), "stage": stage,
+        "error_type": type(exc).__name__ if isinstance(exc, BaseException) else "Rejected",
+        "error": str(exc), "fit_z": None, "frac_atoms_above_1sd": None, "q_score": None, **(values or {}),
+    }
+
+
+class _RowError(RNAMotifError):
+    """A row's rejection with the values that decided it."""
+
+    def __init__(self, message: str, stage: str, values: dict | None = None):
+        super().__init__(message)
+        self.stage, self.values = stage, values or {}
+
+
+def _sample_id(emdb: str, pdb: str, mtype: str, residues: str) -> str:
+    compact = residues.replace(":", "").replace(" ", "_").replace(",", "+")
+    return f"{emdb}_{pdb}_{mtype}_{compact}"
+
+
+def _resolution(sources: Sources, job: EntryJob) -> float | None:
+    if job.resolution is not None:
+        return job.resolution
+    try:
+        return sources.entry(job.pdb_id).resolution
+    except (RNAMotifError, ValueError, OSError) as exc:
+        log.debug("%s: no resolution from the RCSB record (%s)", job.pdb_id, exc)
+        return None
+
+
+def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig, root: str) -> dict:
+    """Process one entry and write its staging file; the Dask task of the build.
+
+    Returns a small summary dict (``key``, ``n_samples``, ``n_failed``, ``reasons``,
+    ``seconds``, ``read_seconds``, ``map_warnings``, ``background_requested``,
+    ``background_placed``) -- the cubes stay in the staging file, never in the scheduler.
+    """
+    t0 = time.perf_counter()
+    clock = StageClock()
+    samples, failures, entry_failed, read_s = [], [], False, 0.0
+    emdb = job.emdb_id
+    stage = "fetch"
+    extra = {"map_warnings": [], "background_requested": 0, "background_placed": 0}
+    try:
+        if job.error:
+            stage = "manifest"
+            raise RNAMotifError(job.error)
+        with clock("fetch"):
+            sources = Sources(source_config)
+            if emdb is None:
+                emdb, _ = sources.map_id(job.pdb_id)
+            model_path = sources.model(job.pdb_id)
+            map_path = sources.map(emdb)
+        stage = "model"
+        with clock("read"):
+            state = model_state(model_path, job.pdb_id, config.quality)
+            model = state.model
+            stage = "map"
+            t1 = time.perf_counter()
+            dmap = read_map(map_path)
+        with clock("statistics"):
+            stats = dmap.statistics(config.segment.normalise_percentile)
+            extra["map_warnings"] = list(dmap.warnings) + header_statistics_notes(dmap, stats)
+        read_s = time.perf_counter() - t1
+        extra["map_shape"], extra["n_atoms"] = list(dmap.shape), int(len(model.atoms.xyz))
+        stage = "placement"
+        with clock("placement"):
+            inside = dmap.contains(model.atoms.xyz)
+            if not inside.any():
+                raise RNAMotifError(f"{job.pdb_id} / {emdb} ({map_path.name}): no atom of the model lies inside "
+                                    "the map box")
+            z = fit_z(dmap, model.atoms.xyz[inside], stats)
+        if z < config.min_fit_z:
+            raise RNAMotifError(f"{job.pdb_id} / {emdb} ({map_path.name}): model atoms inside the map have fit_z "
+                                f"{z:.2f} < min_fit_z {config.min_fit_z:g}; map misplaced or wrong model")
+        resolution = _resolution(sources, job)
+        with clock("quality"):
+            ctx = _Entry(job, emdb, state, dmap, stats, resolution, config, extra["map_warnings"], clock)
+        samples, failures, motif_xyz, targets = _segment_rows(ctx)
+        n_ok = len(samples)
+        if n_ok == 0 and job.rows:
+            entry_failed = True
+        else:
+            extra["background_requested"] = background_count(n_ok, config.background)
+            with clock("background"):
+                samples += _background(ctx, motif_xyz, extra["background_requested"], targets)
+            extra["background_placed"] = len(samples) - n_ok
+    except Exception as exc:  # noqa: BLE001 - an entry failure is recorded, never fatal
+        if is_environment_failure(exc):  # a full disk fails the build, never the rows
+            raise
+        log.debug("%s: %s failed: %s", job.key, stage, exc)
+        samples, entry_failed = [], True
+        failures = [failure_row(i, row, emdb, stage, exc) for i, row in job.rows]
+    ctx = dmap = None  # the map is not needed to write the cubes: a worker's peak stays below map + cubes
+    extra["timing"] = clock.to_dict()
+    with clock("staging"):
+        write_part(root, job.key, samples, failures, entry_failed, extra)
+    return {"key": job.key, "n_samples": len(samples), "n_failed": len(failures),
+            "reasons": dict(Counter(f["stage"] for f in failures)),
+            "seconds": time.perf_counter() - t0, "read_seconds": read_s, **extra, "timing": clock.to_dict()}
+
+
+_RNAPOLIS_PARTNERS: dict[str, np.ndarray] = {}  # model_hash -> partners, for many maps of one model
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """What a build derives from a model file alone, never from a map: the parsed model,
+    its coordinates' hash (``model_hash``), a KD-tree of its heavy atoms, its Q-score
+    sample points (:class:`~rnamotif_data.em.quality.ShellPointCache`, filled as atoms are
+    scored) and, from the model's second map on, its motifs' cube labels and correlation
+    boxes (:class:`~rnamotif_data.pipeline.memo.ModelMemo`, filled as motifs are cut and
+    scored; None for the model's first map, so a model seen once keeps nothing)."""
+
+    model: Model
+    key: str
+    tree: object
+    points: ShellPointCache
+    memo: ModelMemo | None
+
+
+#: the last model file's state, by the sha256 of its bytes, its format and the quality config: the
+#: next entry of the same model (a cryoDRGN ensemble, one model in several EMDB maps)
+#: reads, hashes and samples it once per process; one model at a time, so memory stays
+#: that of one model
+_LAST_MODEL: dict[tuple[str, bool, str], ModelState] = {}
+
+
+def model_state(path, name: str, quality: QualityConfig) -> ModelState:
+    """:class:`ModelState` of the model file ``path`` (named ``name``): made anew, or the
+    last one made in this process when the file's bytes and ``quality`` are the same.
+
+    The cached arrays are made read-only, so no entry can change what the next one reads.
+    Raises what :func:`~rnamotif_data.rna.structure.read_model` raises.
+    """
+    from scipy.spatial import cKDTree  # here: the command's --help needs no scipy
+
+    # the bytes, how they are parsed (mmCIF or PDB, from the name) and the sampling config
+    mmcif = Path(path).name.lower().removesuffix(".gz").endswith((".cif", ".mmcif"))
+    ck = (sha256_file(path), mmcif, repr(quality))
+    last = _LAST_MODEL.get(ck)
+    if last is not None:
+        return ModelState(model=Model(name=name, path=str(path), atoms=last.model.atoms), key=last.key,
+                          tree=last.tree, points=last.points, memo=last.memo)
+    _LAST_MODEL.clear()  # before reading the next model: one model in memory
+    model = read_model(path, name=name)
+    freeze(model.atoms)
+    tree = cKDTree(model.atoms.xyz)
+    state = ModelState(model=model, key=coordinates_hash(model.atoms), tree=tree,
+                       points=ShellPointCache(model.atoms.xyz, tree, quality), memo=ModelMemo())
+    _LAST_MODEL[ck] = state
+    return replace(state, memo=None)  # the model's first map: no other map to serve yet
+
+
+def rnapolis_partners_cached(model, key: str) -> np.ndarray:
+    """RNApolis's base-pair partners of ``model`` (:func:`rnamotif_data.rna.annotate.rnapolis_partners`),
+    computed once per model (``key``: its coordinates' hash) and process."""
+    if key not in _RNAPOLIS_PARTNERS:
+        if len(_RNAPOLIS_PARTNERS) > 8:
+            _RNAPOLIS_PARTNERS.clear()
+        _RNAPOLIS_PARTNERS[key] = rnapolis_partners(model.path, model)
+    return _RNAPOLIS_PARTNERS[key]
+
+
+class _Entry:
+    """Per-entry context: model, map, statistics, one KD-tree of every model atom, one
+    Q-score reference, the chains' sequences, the map's warnings."""
+
+    def __init__(self, job, emdb, state: ModelState, dmap, stats, resolution, config: BuildConfig, map_warnings,
+                 clock: StageClock | None = None):
+        model = state.model
+        self.job, self.emdb, self.model, self.dmap, self.stats = job, emdb, model, dmap, stats
+        self.clock = clock or StageClock()
+        self.resolution, self.config, self.map_warnings = resolution, config, list(map_warnings)
+        self.tree, self.points, self.memo = state.tree, state.points, state.memo
+        # the map grid: with the model, it fixes the correlation boxes (build.memo)
+        self.grid = (dmap.origin.tobytes(), dmap.voxel_size.tobytes())
+        # background seed key: the model's coordinates, so one model fitted to several maps
+        # gets the same background residues wherever the maps allow them (like its motifs)
+        self.model_key = state.key
+        self.reference = q_reference(stats)
+        seqs: dict[str, list[str]] = {}
+        for rid, letter in zip(model.atoms.residues, model.atoms.parents):
+            seqs.setdefault(rid.chain, []).append(letter)
+        self.chain_sequences = {c: "".join(v) for c, v in seqs.items()}
+        is_nt = model.atoms.nucleotide_residues
+        with self.clock("segment"):  # the pairs serve the rows' type checks (stage segment)
+            self.partner = (rnapolis_partners_cached(model, self.model_key) if config.pairs == "rnapolis"
+                            else watson_crick_partners(model.atoms, is_nt, wobble=True))
+
+    def cut(self, atoms, description: str):
+        """:func:`~rnamotif_data.samples.cubes.cut_motif` of the model's ``atoms``; from the
+        model's second map on, their cube labels are made once (:mod:`rnamotif_data.pipeline.memo`)."""
+        cfg = self.config.segment
+        labels = None if self.memo is None else self.memo.get(
+            ("cube", atoms_key(atoms.xyz), cfg),
+            lambda: label_cube(atoms, cfg, context=self.model.atoms, description=description))
+        return cut_motif(self.dmap, atoms, cfg, context=self.model.atoms, stats=self.stats,
+                         description=description, labels=labels)
+
+    def quality_columns(self, atoms, rows=None) -> dict:
+        """Quality columns of ``atoms`` (``rows``: their rows in the model, if known)."""
+        q: QualityConfig = self.config.quality
+        boxes = None
+        if self.memo is not None and rows is not None and self.resolution:  # the model's atoms
+            boxes = self.memo.get(("cc", atoms_key(atoms.xyz), self.grid, float(self.resolution),
+                                   q.cc_mask_padding, q.cc_local_radius),
+                                  lambda: correlation_boxes(self.dmap, atoms, self.resolution, q))
+        mq = motif_quality(self.dmap, atoms, self.tree, self.stats, self.resolution, q, self.reference,
+                           atom_rows=rows, points=self.points if rows is not None else None, boxes=boxes)
+        q_exp = expected_q_score(self.resolution, q.q_sigma)
+        return {"fit_z": mq.fit_z, "q_score": _nan_none(mq.q_score),
+                "q_score_min_residue": _nan_none(mq.q_score_min_residue), "cc_mask": _nan_none(mq.cc_mask),
+                "cc_local": _nan_none(mq.cc_local), "frac_atoms_above_1sd": mq.frac_atoms_above_1sd,
+                "q_expected": _nan_none(q_exp), "q_score_minus_expected": _nan_none(mq.q_score - q_exp)}
+
+    def strand_columns(self, residue_indices) -> dict:
+        """``strand_sequences`` (strands in model order, '-'-joined, parents for modified
+        residues) and ``context_sequence`` (each strand with up to
+        :data:`CONTEXT_FLANK` chain neighbours on both sides) of the given residues."""
+        if len(residue_indices) == 0:
+            return {"strand_sequences": None, "context_sequence": None}
+        parents = self.model.atoms.parents or ()
+        letter = (lambda i: parents[i]) if parents else (lambda i: "N")
+        strands, contexts = [], []
+        for strand in self.model.strands(residue_indices):
+            strands.append("".join(letter(i) for i in strand))
+            order, position = self.model.chain_index[self.model.atoms.residues[strand[0]].chain]
+            lo = max(order.index(strand[0]) - CONTEXT_FLANK, 0)
+            hi = order.index(strand[-1]) + CONTEXT_FLANK + 1
+            contexts.append("".join(letter(i) for i in order[lo:hi]))
+        return {"strand_sequences": "-".join(strands), "context_sequence": "-".join(contexts)}
+
+    def parent_sequence(self, residues) -> str | None:
+        """Hash of the full sequences of the chains of ``residues`` (splits' leakage key)."""
+        chains = sorted({r.chain for r in residues})
+        if not chains:
+            return None
+        blob = "/".join(sorted(self.chain_sequences[c] for c in chains))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _nan_none(v: float) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+#: closing pairs per side a source lists, where the model's pairs cannot tell
+#: (manifest column ``flank_pairs`` overrides): CoSSMos, the RNA 3D Motif Atlas and our
+#: annotator list one, the upstream benchmark two
+SOURCE_FLANK_PAIRS = {"upstream": 2, "upstream-folds": 2}
+
+
+def source_flank_pairs(row: dict) -> int:
+    """The closing-pair convention of a manifest row: its ``flank_pairs`` if given, else
+    :data:`SOURCE_FLANK_PAIRS` by ``source`` (1 for any other source)."""
+    given = row.get("flank_pairs")
+    if given is not None and given == given:  # not None / NaN
+        return int(given)
+    return SOURCE_FLANK_PAIRS.get(str(row.get("source") or "").split(" ")[0], 1)
+
+
+def check_strands(model, residue_indices, motif_type: str, what: str, partner=None, fallback: int = 1) -> dict:
+    """Check a row's stated type against its residues; returns the metadata columns
+    ``loop_lengths``, ``flank_pairs`` and ``loop_note``.
+
+    The strand count must fit the type (one for a hairpin, two otherwise). With
+    ``partner`` (:func:`rnamotif_data.rna.pairs.watson_crick_partners` of the model) the
+    loop lengths are read off the closing pairs (:func:`rnamotif_data.rna.pairs.read_loops`;
+    one or two listed pairs per side both pass), and a type that contradicts them fails
+    stage ``selection`` naming the stated type, the type read and the pairs; a side
+    without a readable closing pair uses ``fallback`` pairs (the source's convention) and
+    says so in ``loop_note``. Without ``partner``: strand lengths as for ``fallback``
+    pairs (:func:`rnamotif_data.rna.motifs.layout_mismatch`).
+    """
+    strands = model.strands(residue_indices)
+    why = layout_mismatch([len(s) for s in strands], motif_type, flank_pairs=(1, 2))
+    if why and len(strands) != (1 if motif_type.startswith("hairpin") else 2):
+        raise _RowError(f"{what}: {why}", "selection")
+    if partner is None:
+        why = layout_mismatch([len(s) for s in strands], motif_type, flank_pairs=(fallback,))
+        if why:
+            raise _RowError(f"{what}: {why}", "selection")
+        return {"loop_lengths": None, "flank_pairs": None, "loop_note": "loop lengths not read (no base pairs)"}
+    reading = read_loops(strands, partner, fallback)
+    if reading.motif_type != motif_type:
+        ids = model.atoms.residues
+        pairs = ", ".join(f"{ids[i].seq_num}{ids[i].icode}-{ids[j].seq_num}{ids[j].icode}"
+                          for i, j in reading.pairs) or "none"
+        got = reading.motif_type or "no loop"
+        raise _RowError(f"{what}: stated {motif_type}, but the base pairs make it {got} (unpaired "
+                        f"{' + '.join(str(n) for n in reading.loop_lengths)} nt; closing pairs read: {pairs}"
+                        + (f"; {reading.note}" if reading.note else "") + ")", "selection")
+    return {"loop_lengths": list(reading.loop_lengths), "flank_pairs": list(reading.flank_pairs),
+            "loop_note": reading.note}
+
+
+def _check_placement(ctx: _Entry, atoms, what: str) -> dict:
+    """Per-motif placement values; raise (stage ``placement``) below the thresholds."""
+    cfg = ctx.config
+    values = {"fit_z": fit_z(ctx.dmap, atoms.xyz, ctx.stats),
+              "frac_atoms_above_1sd": fraction_above(ctx.dmap, atoms.xyz, ctx.stats)}
+    why = []
+    if cfg.min_motif_fit_z is not None and values["fit_z"] < cfg.min_motif_fit_z:
+        why.append(f"fit_z {values['fit_z']:.2f} < min_motif_fit_z {cfg.min_motif_fit_z:g}")
+    if cfg.min_motif_frac_above_1sd is not None and values["frac_atoms_above_1sd"] < cfg.min_motif_frac_above_1sd:
+        why.append(f"fraction of atoms above mean + 1 sd {values['frac_atoms_above_1sd']:.2f} < "
+                   f"min_motif_frac_above_1sd {cfg.min_motif_frac_above_1sd:g}")
+    if why:
+        raise _RowError(f"{what}: motif in empty density: {'; '.join(why)}", "placement", values)
+    return values
+
+
+def _check_quality(cols: dict, config: BuildConfig, what: str) -> None:
+    """Raise if a motif is below the configured Q-score / CC_mask thresholds."""
+    values = {k: cols[k] for k in ("fit_z", "frac_atoms_above_1sd", "q_score")}
+    for name, label, limit in (("q_score", "Q-score", config.min_q_score), ("cc_mask", "CC_mask", config.min_cc_mask)):
+        if limit is None:
+            continue
+        v = cols[name]
+        if v is None:
+            why = " (no resolution known)" if name == "cc_mask" else ""
+            raise _RowError(f"{what}: {label} is undefined{why}; --min-{name.replace('_', '-')} {limit} needs it",
+                            "quality", values)
+        if v < limit:
+            raise _RowError(f"{what}: {label} {v:.3f} < --min-{name.replace('_', '-')} {limit}", "quality", values)
+
+
+def _segment_rows(ctx: _Entry):
+    job, model, config, clock = ctx.job, ctx.model, ctx.config, ctx.clock
+    samples, failures, motif_xyz, targets = [], [], [], []
+    for i, row in job.rows:
+        stage = "manifest"
+        try:
+            if row.get("needs_residues"):
+                raise RNAMotifError(f"row {i} ({row.get('source_id')}) has no residues; resolve it first "
+                                    "(rnamotif manifest resolve)")
+            sel = row_selection(row)
+            if sel is None:
+                raise RNAMotifError(f"row {i}: no residues or selection")
+            stage = "segment"
+            with clock("segment"):
+                resolved = model.resolve(sel)
+                desc = f"{job.pdb_id} {sel} (row {i})"
+                loop_cols = check_strands(model, resolved, row["motif_type"], desc, ctx.partner,
+                                          source_flank_pairs(row))
+                atoms = model.atoms.subset(resolved)
+                motif_xyz.append(atoms.xyz)
+                seq = atoms.sequence()
+                if row.get("sequence") and not sequence_matches(row["sequence"], seq):
+                    raise _RowError(f"row {i}: sequence {row['sequence']} differs from the model's {seq} "
+                                    f"({job.pdb_id} {sel}; modified residues compared as their parents)", "selection")
+            with clock("placement"):
+                _check_placement(ctx, atoms, f"{desc} {row['motif_type']}")
+            with clock("segment"):
+                cube = ctx.cut(atoms, desc)
+            stage = "quality"
+            with clock("quality"):
+                qcols = ctx.quality_columns(atoms, model.atoms.residue_rows(resolved))
+                _check_quality(qcols, config, f"{desc} {row['motif_type']}")
+            with clock("segment"):
+                residues = format_residues(atoms.residues)
+            targets.append((tuple(len(s) for s in model.strands(resolved)), resolved))  # kept motifs
+            samples.append(_sample(cube, {
+                "sample_id": _sample_id(ctx.emdb, job.pdb_id, row["motif_type"], residues),
+                "is_background": False, "background_kind": None, "manifest_row": int(i),
+                "pdb_id": job.pdb_id, "emdb_id": ctx.emdb, "motif_id": row.get("motif_id"),
+                "motif_type": row["motif_type"], "motif_class": motif_class(row["motif_type"]),
+                "class_index": class_index(row["motif_type"]), "residues": residues, "sequence": seq,
+                **ctx.strand_columns(resolved), "model_hash": ctx.model_key, **loop_cols,
+                "parent_sequence": ctx.parent_sequence(atoms.residues),
+                "resolution": ctx.resolution, "n_residues": len(atoms.residues),
+                **qcols, "map_warnings": ctx.map_warnings,
+                "source": row.get("source"), "source_id": row.get("source_id"),
+                "cossmos_number": row.get("cossmos_number"), "upstream_fold": row.get("upstream_fold"),
+            }))
+        except _RowError as exc:
+            failures.append(failure_row(i, row, ctx.emdb, exc.stage, exc, exc.values))
+        except Exception as exc:  # noqa: BLE001 - one motif's failure never loses the others
+            failures.append(failure_row(i, row, ctx.emdb, stage, exc))
+    xyz = np.concatenate(motif_xyz) if motif_xyz else np.zeros((0, 3))
+    return samples, failures, xyz, targets
+
+
+def _background(ctx: _Entry, motif_xyz, n: int, targets) -> list[dict]:
+    job, config = ctx.job, ctx.config
+
+    cubes: dict[int, object] = {}  # id(atoms) -> cube cut while accepting, reused below
+
+    def accept(atoms) -> bool:
+        try:
+            _check_placement(ctx, atoms, "background")
+            with ctx.clock("segment"):
+                cubes[id(atoms)] = ctx.cut(atoms, "background")
+            return True
+        except Exception:  # noqa: BLE001 - a candidate that fails a check is simply not taken
+            return False
+
+    sites = select_background_sites(ctx.model, ctx.dmap, motif_xyz, n, job.shapes, config.background,
+                                    accept=accept, targets=targets, stats=ctx.stats, key=ctx.model_key)
+    if len(sites) < n:
+        log.info("%s: %d of %d background samples found", job.key, len(sites), n)
+    out = []
+    for k, site in enumerate(sites):
+        desc = f"{job.pdb_id} background {k}"
+        try:
+            modelled = site.kind != "density"
+            cube = cubes.get(id(site.atoms)) if modelled else None
+            if cube is None:
+                with ctx.clock("segment"):
+                    cube = (ctx.cut(site.atoms, desc) if modelled else
+                            cut_motif(ctx.dmap, site.atoms, config.segment, stats=ctx.stats, description=desc))
+            with ctx.clock("quality"):
+                qcols = (ctx.quality_columns(site.atoms, ctx.model.atoms.residue_rows(site.residue_indices))
+                         if modelled else _density_site_quality(ctx, site))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%s: background sample %d skipped: %s", job.key, k, exc)
+            continue
+        res_ids = [ctx.model.atoms.residues[i] for i in site.residue_indices]
+        out.append(_sample(cube, {
+            "sample_id": f"{ctx.emdb}_{job.pdb_id}_unknown_bg{k}", "is_background": True,
+            "background_kind": site.kind, "manifest_row": None, "pdb_id": job.pdb_id, "emdb_id": ctx.emdb,
+            "motif_id": None, "motif_type": "unknown", "motif_class": "unknown",
+            "class_index": class_index("unknown"), "residues": format_residues(res_ids) or None,
+            "sequence": site.atoms.sequence() if modelled else None,
+            **ctx.strand_columns(site.residue_indices),
+            "model_hash": ctx.model_key, "parent_sequence": ctx.parent_sequence(res_ids),
+            "resolution": ctx.resolution, "n_residues": len(res_ids),
+            **qcols, "map_warnings": ctx.map_warnings, "source": "background", "source_id": None,
+            "cossmos_number": None, "upstream_fold": None,
+        }))
+    return out
+
+
+def _density_site_quality(ctx: _Entry, site) -> dict:
+    """Unmodelled-density sites have no atoms to score: only fit_z of the pseudo-atoms."""
+    cols = dict.fromkeys(("q_score", "q_score_min_residue", "cc_mask", "cc_local", "q_expected",
+                          "q_score_minus_expected"))
+    return {**cols, "fit_z": fit_z(ctx.dmap, site.atoms.xyz, ctx.stats), "frac_atoms_above_1sd": None}
+
+
+def _sample(cube, meta: dict) -> dict:
+    meta = {**meta, "origin_xyz": [float(v) for v in cube.origin],
+            "centroid_xyz": [float(v) for v in cube.centroid], "n_atoms": int(cube.n_atoms),
+            "fraction_outside": float(cube.fraction_outside)}
+    return {"meta": meta, "density": cube.density.astype(np.float16), "zone": cube.zone,
+            "labels": cube.labels, "nucleotide": cube.nucleotide}

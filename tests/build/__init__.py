@@ -1,1 +1,0 @@
-"""Tests of rnamotif_data.build."""

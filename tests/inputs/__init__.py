@@ -1,0 +1,1 @@
+"""Tests of rnamotif_data.inputs."""
