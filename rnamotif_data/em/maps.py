@@ -34,7 +34,7 @@ import mrcfile
 import mrcfile.utils
 import numpy as np
 
-from rnamotif_data.errors import MapFormatError
+from rnamotif_data.errors import ConfigError, InputError, MapFormatError, MissingFileError
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class DensityMap:
         origin = np.asarray(origin, dtype=np.float64).reshape(3)
         box_vs = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
         if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"box shape must be three positive sizes, got {shape}")
+            raise InputError(f"box shape must be three positive sizes, got {shape}")
         inside_frac = 1.0
         axes = []
         for axis_zyx, n in enumerate(shape):
@@ -360,7 +360,7 @@ def axis_order_to_zyx(data_file: np.ndarray, mapc: int, mapr: int, maps: int) ->
     """
     labels = (maps, mapr, mapc)  # data axis 0, 1, 2 -> x/y/z label
     if sorted(labels) != [1, 2, 3]:
-        raise ValueError(f"MAPC/MAPR/MAPS = {mapc},{mapr},{maps} is not a permutation of 1,2,3")
+        raise MapFormatError(f"MAPC/MAPR/MAPS = {mapc},{mapr},{maps} is not a permutation of 1,2,3")
     perm = [labels.index(a) for a in (3, 2, 1)]
     return data_file.transpose(perm)
 
@@ -389,7 +389,7 @@ def read_map(path: str | os.PathLike) -> DensityMap:
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         If the file does not exist.
     MapFormatError
         One line naming the file, for what would misread the data: truncated data,
@@ -401,7 +401,7 @@ def read_map(path: str | os.PathLike) -> DensityMap:
     path = Path(path)
     name = str(path)
     if not path.exists():
-        raise FileNotFoundError(f"{name}: no such map file")
+        raise MissingFileError(f"{name}: no such map file")
     notes: list[str] = []
     try:
         compressed = _compression(path)
@@ -505,7 +505,7 @@ def _compression(path: Path) -> str | None:
 def _stream_data(path: Path, compression: str, header) -> tuple[np.ndarray, bool]:
     """Decompress a map's data block once, straight into its array (file axis order).
 
-    Returns the array and whether bytes follow the data block. Raises ``ValueError`` if
+    Returns the array and whether bytes follow the data block. Raises ``MapFormatError`` if
     the data block is shorter than the header says, and lets gzip/bz2 raise on a bad CRC
     or a truncated stream.
     """
@@ -517,12 +517,12 @@ def _stream_data(path: Path, compression: str, header) -> tuple[np.ndarray, bool
     with opener(path, "rb") as fh:
         skip = int(header.nbytes) + int(header.nsymbt)
         if len(fh.read(skip)) != skip:
-            raise ValueError("file ends inside the header")
+            raise MapFormatError("file ends inside the header")
         got = 0
         while got < len(buf):  # bounded blocks: readinto(huge) allocates a same-size temporary
             n = fh.readinto(buf[got:got + (1 << 24)])
             if not n:
-                raise ValueError(f"data block is {got} bytes, header says {len(buf)}")
+                raise MapFormatError(f"data block is {got} bytes, header says {len(buf)}")
             got += n
         extra = bool(fh.read(1))
         if extra:
@@ -639,16 +639,16 @@ def write_map(
 
     Raises
     ------
-    ValueError
+    InputError
         If ``data`` is not 3D, a label map has values outside the int8 range, the
-        placement is unknown, or an NSTART placement is not a whole number of voxels.
+        placement is unknown (ConfigError), or an NSTART placement is not a whole number of voxels.
     """
     arr = np.asarray(data)
     if arr.ndim != 3:
-        raise ValueError(f"{path}: MRC data must be 3D (z-y-x), got shape {arr.shape}")
+        raise InputError(f"{path}: MRC data must be 3D (z-y-x), got shape {arr.shape}")
     if arr.dtype == np.bool_ or arr.dtype == np.uint8:
         if arr.size and int(arr.max()) > 127:
-            raise ValueError(f"{path}: label values above 127 do not fit MRC mode 0 (int8)")
+            raise InputError(f"{path}: label values above 127 do not fit MRC mode 0 (int8)")
         arr = arr.astype(np.int8)
     elif arr.dtype == np.float64:
         arr = arr.astype(np.float32)
@@ -660,13 +660,13 @@ def write_map(
         n = org / vs
         nstart = np.rint(n).astype(np.int64)
         if not np.allclose(n, nstart, atol=1e-4):
-            raise ValueError(
+            raise InputError(
                 f"{path}: origin {tuple(org)} Å is not a whole number of voxels "
                 f"({tuple(vs)} Å); NSTART placement impossible"
             )
         header_origin = np.zeros(3)
     else:
-        raise ValueError(f"{path}: placement must be 'origin' or 'nstart', got {placement!r}")
+        raise ConfigError(f"{path}: placement must be 'origin' or 'nstart', got {placement!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     compression = {".gz": "gzip", ".bz2": "bzip2"}.get(path.suffix)

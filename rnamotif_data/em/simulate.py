@@ -18,6 +18,7 @@ import gemmi
 import numpy as np
 
 from rnamotif_data.em.maps import DensityMap
+from rnamotif_data.errors import ConfigError
 from rnamotif_data.rna.structure import AtomTable
 
 __all__ = ["simulate_map", "simulate_on_grid", "box_structure"]
@@ -90,11 +91,11 @@ def simulate_on_grid(
 
     Raises
     ------
-    ValueError
+    ConfigError
         If ``resolution`` or ``voxel_size`` is not positive.
     """
     if resolution <= 0 or voxel_size <= 0:
-        raise ValueError("resolution and voxel_size must be positive (Å)")
+        raise ConfigError("resolution and voxel_size must be positive (Å)")
     sigma = SIGMA_PER_RESOLUTION * resolution
     # pad so that atom density never wraps across the periodic cell gemmi uses
     pad = int(math.ceil((3.0 * sigma + 3.0) / voxel_size)) + 1

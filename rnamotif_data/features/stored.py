@@ -342,15 +342,15 @@ def paint(shape: tuple[int, int, int], labels: np.ndarray, slots: np.ndarray, re
 
     Raises
     ------
-    ValueError
+    StoreError
         If the slots do not match the labelled voxels or name a residue past ``R``.
     """
     flat = np.flatnonzero(np.asarray(labels).reshape(-1) > 0)
     if len(flat) != len(slots):
-        raise ValueError(f"{len(slots)} voxel slots for {len(flat)} labelled voxels")
+        raise StoreError(f"{len(slots)} voxel slots for {len(flat)} labelled voxels")
     k = residue_features.shape[1]
     if slots.size and int(slots.max()) > len(residue_features):
-        raise ValueError(f"voxel slot {int(slots.max())} past the sample's {len(residue_features)} residues")
+        raise StoreError(f"voxel slot {int(slots.max())} past the sample's {len(residue_features)} residues")
     table = np.concatenate([np.zeros((1, k), np.float32), np.asarray(residue_features, np.float32)])
     out = np.zeros((int(np.prod(shape)), k), dtype=np.float32)
     out[flat] = table[slots.astype(np.int64)]

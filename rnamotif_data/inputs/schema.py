@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from rnamotif_data.errors import (
     ManifestError,  # noqa: F401 (defined in rnamotif_data.errors)
+    MissingFileError,
     SelectionError,
     SelectionSyntaxError,
 )
@@ -349,14 +350,14 @@ def read_manifest(path: str | Path, *, strict: bool = False) -> tuple[pa.Table, 
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         If the file is missing.
     ManifestError
         If it is not a readable Parquet table or fails validation as described.
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such manifest")
+        raise MissingFileError(f"{path}: no such manifest")
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:

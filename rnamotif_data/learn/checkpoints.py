@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rnamotif_data.errors import ConfigError, RNAMotifError
+from rnamotif_data.errors import ConfigError, MissingFileError, RNAMotifError
 from rnamotif_data.learn.backend import torch
 
 __all__ = ["choose_device", "load_checkpoint", "save_checkpoint"]
@@ -40,7 +40,7 @@ def load_checkpoint(path: str | Path, device) -> dict:
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         If the file is missing.
     RNAMotifError
         In one line naming the file, if it is not a readable checkpoint.
@@ -49,7 +49,7 @@ def load_checkpoint(path: str | Path, device) -> dict:
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
+        raise MissingFileError(f"{path}: no such checkpoint")
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError:

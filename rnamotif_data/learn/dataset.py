@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnamotif_data.errors import ConfigError, StoreError
+from rnamotif_data.errors import ConfigError, MissingFileError, StoreError
 from rnamotif_data.features.projection import Projection, fitted_projection
 from rnamotif_data.features.stored import open_features, paint
 from rnamotif_data.learn.backend import torch
@@ -145,9 +145,9 @@ class RNAMotifDataset(torch.utils.data.Dataset):
 
     Raises
     ------
-    ValueError
+    ConfigError
         For an unknown split, subset or channel.
-    FileNotFoundError
+    MissingFileError
         If the store does not exist (the message says how to build or download it).
     rnamotif_data.storage.registry.RegistryError
         If ``version`` is not a published version.
@@ -167,13 +167,13 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         channels = (channels,) if isinstance(channels, str) else tuple(channels)
         bad = [c for c in channels if c not in CHANNELS]
         if bad or not channels:
-            raise ValueError(f"unknown channel(s) {bad or channels!r}; choose from {', '.join(CHANNELS)}")
+            raise ConfigError(f"unknown channel(s) {bad or channels!r}; choose from {', '.join(CHANNELS)}")
         validate_split_name(split, subset)
         if "seq_proj" in channels and not sequence:
-            raise ValueError("channel 'seq_proj' paints sequence features: pass sequence='NAME' (features made by "
+            raise ConfigError("channel 'seq_proj' paints sequence features: pass sequence='NAME' (features made by "
                              "'rnamotif embed STORE --model NAME')")
         if projection_dim < 1:
-            raise ValueError(f"projection_dim must be >= 1, got {projection_dim}")
+            raise ConfigError(f"projection_dim must be >= 1, got {projection_dim}")
         if version is not None:
             if download:
 
@@ -181,17 +181,17 @@ class RNAMotifDataset(torch.utils.data.Dataset):
             else:
                 self.root = str(version_dir(version, root) / STORE_DIRNAME)
                 if not Path(self.root).exists():
-                    raise FileNotFoundError(
+                    raise MissingFileError(
                         f"dataset version {version} is not in {Path(self.root).parent}; pass download=True or run "
                         f"'rnamotif download --version {version}'")
         elif download:
-            raise ValueError("download=True needs version= (a published version, e.g. version='1.0.0'; see "
+            raise ConfigError("download=True needs version= (a published version, e.g. version='1.0.0'; see "
                              "'rnamotif download --help')")
         else:
             self.root = str(root) if root is not None else str(default_root())
         fs, path = url_to_fs(self.root)
         if not fs.exists(path):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"no RNA motif store at {self.root}. Build one with 'rnamotif build --manifest "
                 f"MANIFEST --out {self.root}' (the shipped demo: 'rnamotif build'), or set "
                 f"${ENV_ROOT} / pass root=")
@@ -313,6 +313,8 @@ class RNAMotifDataset(torch.utils.data.Dataset):
     def _feats(self):
         store = self._open()
         if self._features is None:
+            if not self.sequence:
+                raise ConfigError("this dataset has no sequence features: pass sequence='NAME'")
             self._features = open_features(store, self.sequence)
         return self._features
 

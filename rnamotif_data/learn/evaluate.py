@@ -86,7 +86,7 @@ class Evaluator:
 
         Raises
         ------
-        FileNotFoundError
+        MissingFileError
             If the file is missing.
         RNAMotifError
             If it is not a training checkpoint.

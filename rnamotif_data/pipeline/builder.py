@@ -516,7 +516,7 @@ def _check_run_options(args, mirror) -> None:
         try:
             limit = parse_bytes(args.memory_limit)
             if limit <= 0:
-                raise ValueError
+                raise ValueError  # control flow: caught just below, re-raised as RNAMotifError
         except (ValueError, TypeError):
             raise RNAMotifError(f"--memory-limit {args.memory_limit!r}: expected 'auto' or a size such as 4GiB") from None
         if limit < MIN_WORKER_MEMORY:

@@ -32,7 +32,7 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from rnamotif_data.errors import SelectionError, SelectionSyntaxError, StructureError
+from rnamotif_data.errors import MissingFileError, SelectionError, SelectionSyntaxError, StructureError
 from rnamotif_data.rna.labels import NUCLEOTIDE_IDS, residue_parts, standard_part
 from rnamotif_data.rna.modified import parent_letter, parents_from_structure
 
@@ -421,14 +421,14 @@ def read_model(path: str | os.PathLike, name: str | None = None) -> Model:
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         If the file does not exist.
     StructureError
         If gemmi cannot parse the file or it has no atoms.
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model file")
+        raise MissingFileError(f"{path}: no such model file")
     try:
         block = None
         if path.name.lower().removesuffix(".gz").endswith((".cif", ".mmcif")):

@@ -174,7 +174,7 @@ class Split:
 
         Raises
         ------
-        ValueError
+        ConfigError
             For an unknown split or subset name.
         """
         validate_split_name(split, subset, self.config.k)
@@ -214,12 +214,12 @@ class Split:
 
 
 def validate_split_name(split: str, subset: str, k: int = 5) -> None:
-    """Raise ValueError naming the valid choices if ``split`` or ``subset`` is unknown."""
+    """Raise ConfigError naming the valid choices if ``split`` or ``subset`` is unknown."""
     names = [f"fold{i}" for i in range(1, k + 1)] + ["all"]
     if split not in names:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(names)}")
+        raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(names)}")
     if subset not in SUBSETS:
-        raise ValueError(f"unknown subset {subset!r}; choose one of {', '.join(SUBSETS)}")
+        raise ConfigError(f"unknown subset {subset!r}; choose one of {', '.join(SUBSETS)}")
 
 
 def split_path(root: str, scheme: str) -> str:

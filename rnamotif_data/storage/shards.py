@@ -262,23 +262,24 @@ class ShardReader:
         if self.codec == "lz4":
             # Blosc's 16-byte header holds the decompressed size at bytes 4-8 (uint32, little-endian)
             if len(raw) < 16 or int.from_bytes(raw[4:8], "little") != self.nbytes:
-                raise ValueError(f"decodes to the wrong size (expected {self.nbytes} bytes)")
+                raise StoreError(f"decodes to the wrong size (expected {self.nbytes} bytes)")
             self._blosc.decompress(raw, dest)
         elif self.codec == "zstd":
             self.zstd.decode(raw, out=dest)
         else:
             if len(raw) != self.nbytes:
-                raise ValueError(f"holds {len(raw)} bytes, expected {self.nbytes}")
+                raise StoreError(f"holds {len(raw)} bytes, expected {self.nbytes}")
             dest[...] = np.frombuffer(raw, dtype=self.dtype).reshape(self.cube)
 
     def _read_raw_into(self, k: int, off: int, nbytes: int, dest: np.ndarray) -> None:
         """An uncompressed chunk of a local shard read straight into ``dest`` (no copy),
         then its CRC32C checked."""
         if nbytes != self.nbytes + 4:
-            raise ValueError(f"holds {nbytes - 4} bytes, expected {self.nbytes}")
+            raise StoreError(f"holds {nbytes - 4} bytes, expected {self.nbytes}")
         crc = bytearray(4)
-        if os.preadv(self._file(k).fileno(), [dest, crc], off) != nbytes:
-            raise ValueError("is cut short")
+        # numpy's stubs give ndarray the buffer protocol (__buffer__) for Python >= 3.12 only
+        if os.preadv(self._file(k).fileno(), [dest, crc], off) != nbytes:  # type: ignore[list-item]
+            raise StoreError("is cut short")
         if self._crc32c(dest) != int.from_bytes(crc, "little"):
             raise RuntimeError("checksum")
 
