@@ -48,7 +48,7 @@ __all__ = ["cc_mask", "cc_local", "model_map", "molecular_mask", "ModelBox", "cc
            "correlate_box"]
 
 
-def _box_structure(atoms: AtomTable, shift: np.ndarray, cell: tuple[float, float, float]) -> gemmi.Structure:
+def _box_structure(atoms: AtomTable, shift: np.ndarray, cell: tuple[float, ...]) -> gemmi.Structure:
     """``atoms`` (elements, B-factors) in a box cell whose corner is at world ``shift`` (Å)."""
     return box_structure(atoms.xyz - shift, atoms.element, cell, atoms.b_iso)
 
@@ -132,7 +132,8 @@ def _box(density_map: DensityMap, xyz: np.ndarray, pad: float) -> tuple[np.ndarr
     reach = np.ceil(pad / density_map.voxel_size[::-1]).astype(np.int64)
     lo = np.floor(idx.min(axis=0)).astype(np.int64) - reach
     hi = np.ceil(idx.max(axis=0)).astype(np.int64) + reach + 1
-    return lo, tuple(int(v) for v in hi - lo)
+    d, h, w = (int(v) for v in hi - lo)
+    return lo, (d, h, w)
 
 
 def _map_block(density_map: DensityMap, lo: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray]:

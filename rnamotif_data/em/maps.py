@@ -100,7 +100,7 @@ class DensityMap:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Array shape ``(nz, ny, nx)`` in voxels."""
-        return tuple(self.data.shape)  # type: ignore[return-value]
+        return tuple(self.data.shape)
 
     def world_to_index(self, xyz: np.ndarray) -> np.ndarray:
         """Convert world coordinates to fractional voxel indices.
@@ -483,11 +483,11 @@ def read_map(path: str | os.PathLike) -> DensityMap:
         voxel_size=vs,
         origin=origin,
         path=name,
-        header_origin=tuple(float(v) for v in hdr_origin),
-        nstart_xyz=tuple(nstart_xyz),
+        header_origin=(float(hdr_origin[0]), float(hdr_origin[1]), float(hdr_origin[2])),
+        nstart_xyz=(nstart_xyz[0], nstart_xyz[1], nstart_xyz[2]),
         axis_order=mapcrs,
         warnings=tuple(notes),
-        header_stats=tuple(float(v) for v in (header.dmin, header.dmax, header.dmean, header.rms)),
+        header_stats=(float(header.dmin), float(header.dmax), float(header.dmean), float(header.rms)),
     )
 
 
@@ -513,7 +513,8 @@ def _stream_data(path: Path, compression: str, header) -> tuple[np.ndarray, bool
     shape = mrcfile.utils.data_shape_from_header(header)
     opener = gzip.open if compression == "gzip" else bz2.open
     out = np.empty(shape, dtype=dtype)
-    buf = memoryview(out.reshape(-1).view(np.uint8))
+    # numpy's stubs give ndarray the buffer protocol (__buffer__) for Python >= 3.12 only
+    buf = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
     with opener(path, "rb") as fh:
         skip = int(header.nbytes) + int(header.nsymbt)
         if len(fh.read(skip)) != skip:
@@ -542,7 +543,7 @@ def _fmt(values) -> str:
     return ", ".join(f"{float(v):g}" for v in np.ravel(values))
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024 or unit == "PiB":
             return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
@@ -682,9 +683,9 @@ def write_map(
         mrc.header.nlabl = 1
     if compression:  # no timestamp in the compressed stream either (gzip mtime 0)
         raw = plain.read_bytes()
-        data = gzip.compress(raw, mtime=0) if compression == "gzip" else bz2.compress(raw)
+        packed = gzip.compress(raw, mtime=0) if compression == "gzip" else bz2.compress(raw)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
+        tmp.write_bytes(packed)
         os.replace(tmp, path)
         plain.unlink()
     return path

@@ -19,6 +19,7 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -168,23 +169,26 @@ def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sourc
                 slots[i] = voxel_slots(model, ri, row["origin_xyz"], seg)
             elif meta["background_kind"].iloc[i] == "density":  # an unmodelled site: no residue, no label
                 slots[i] = np.zeros(0, np.uint8)
-    for i in [i for i, v in enumerate(slots) if v is None]:
-        labelled = int((store.read(i, ["labels"])["labels"] > 0).sum())
-        slots[i] = np.zeros(labelled, np.uint8)
-    arrays = {
+    voxel: list[np.ndarray] = []
+    for i, v in enumerate(slots):
+        if v is None:
+            v = np.zeros(int((store.read(i, ["labels"])["labels"] > 0).sum()), np.uint8)
+        voxel.append(v)
+    arrays: dict[str, np.ndarray] = {
         "chain_embedding": (np.concatenate(table) if table else np.zeros((0, dim))).astype(np.float16).reshape(-1, dim),
         "residue_row": np.concatenate(res_rows).astype(np.int64),
         "residue_offsets": np.concatenate([[0], np.cumsum([len(a) for a in res_rows])]).astype(np.int64),
         "context_row": np.concatenate(ctx_rows).astype(np.int64),
         "context_offsets": np.concatenate([[0], np.cumsum([len(a) for a in ctx_rows])]).astype(np.int64),
         "context_in_sample": np.concatenate(ctx_in).astype(bool),
-        "voxel_slot": np.concatenate(slots).astype(np.uint8),
-        "voxel_offsets": np.concatenate([[0], np.cumsum([len(a) for a in slots])]).astype(np.int64),
+        "voxel_slot": np.concatenate(voxel).astype(np.uint8),
+        "voxel_offsets": np.concatenate([[0], np.cumsum([len(a) for a in voxel])]).astype(np.int64),
     }
     have: np.ndarray = arrays["residue_row"] >= 0
-    summary = {"models": len(groups), "nucleotides_embedded": n_nt, "distinct_chains": len(first_row),
-               "cache_hits": cache.hits, "cache_misses": cache.misses, "samples_without_features": problems,
-               "residues_with_features": int(have.sum()), "residues": len(have)}
+    summary: dict[str, Any] = {
+        "models": len(groups), "nucleotides_embedded": n_nt, "distinct_chains": len(first_row),
+        "cache_hits": cache.hits, "cache_misses": cache.misses, "samples_without_features": problems,
+        "residues_with_features": int(have.sum()), "residues": len(have)}
     return arrays, summary
 
 

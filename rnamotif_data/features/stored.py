@@ -125,7 +125,7 @@ def _write_locked(store: RNAMotifStore, dest: Path, name: str, arrays: dict[str,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    listed = dict(get_attrs(str(store.root)).get("sequence_features") or {})
+    listed = dict((get_attrs(str(store.root)) or {}).get("sequence_features") or {})
     listed[name] = _listing(full, sums)
     set_attrs(str(store.root), {"sequence_features": listed})
     return dest
@@ -252,11 +252,11 @@ def _problems(path: Path, store: RNAMotifStore | None, *, full: bool) -> tuple[l
         arrays[key] = a
     if problems:
         return problems, attrs, arrays
-    n = int(attrs.get("n_samples", -1))
+    n_samples = int(attrs.get("n_samples", -1))
     for kind, data in (("residue", "residue_row"), ("context", "context_row"), ("voxel", "voxel_slot")):
         o = arrays[f"{kind}_offsets"]
-        if len(o) != n + 1 or o[0] != 0 or np.any(np.diff(o) < 0) or o[-1] != len(arrays[data]):
-            problems.append(f"{path}: {kind}_offsets do not partition {data} into {n} samples")
+        if len(o) != n_samples + 1 or o[0] != 0 or np.any(np.diff(o) < 0) or o[-1] != len(arrays[data]):
+            problems.append(f"{path}: {kind}_offsets do not partition {data} into {n_samples} samples")
     if len(arrays["context_row"]) != len(arrays["context_in_sample"]):
         problems.append(f"{path}: context_row and context_in_sample differ in length")
     t = len(arrays["chain_embedding"])

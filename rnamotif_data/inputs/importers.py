@@ -329,7 +329,7 @@ def import_motif_atlas(paths: list[Path], models=None) -> tuple[list[dict], list
                 parts = [_atlas_strand(st) for st in strands]
                 chains = [st[0]["chain"] for st in strands]
                 selection = " ".join(f"{c}:{spec}" for c, (spec, _, _) in zip(chains, parts))
-                skipped = " ".join(f"{c}:{','.join(sk)}" for c, (_, _, sk) in zip(chains, parts) if sk)
+                skipped: str | None = " ".join(f"{c}:{','.join(sk)}" for c, (_, _, sk) in zip(chains, parts) if sk)
                 lengths = [length for _, length, _ in parts]
                 model = models(units[0]["pdb"]) if models is not None else None
                 if model is not None:
@@ -343,8 +343,8 @@ def import_motif_atlas(paths: list[Path], models=None) -> tuple[list[dict], list
             except ValueError as exc:
                 rejected.append(Rejection(n, "residues", str(exc), "motif-atlas", iid))
             else:
-                letters = [_atlas_letters(st) for st in strands]
-                seq = None if None in letters else "".join(letters)
+                letters = [s for s in (_atlas_letters(st) for st in strands) if s is not None]
+                seq = "".join(letters) if len(letters) == len(strands) else None
                 if seq is not None and len(seq) != sum(lengths):  # the model counts otherwise
                     seq = None
                 rows.append({
@@ -397,7 +397,7 @@ def import_upstream_folds(folder: Path) -> tuple[list[dict], list[Rejection]]:
     fold_of: dict[str, int] = {}
     n = 0
     for path in val_files:
-        fold = int(_FOLD_FILE.match(path.name).group(1))
+        fold = int(_FOLD_FILE.match(path.name).group(1))  # type: ignore[union-attr]  # val_files all match
         with open(path, newline="") as fh:
             for rec in csv.DictReader(fh):
                 name = Path(rec["filepath"]).name

@@ -84,7 +84,7 @@ class Rejection:
 
 def empty_row() -> dict:
     """A manifest row with every column present and null (booleans false)."""
-    row = {f.name: None for f in SCHEMA}
+    row: dict[str, object] = {f.name: None for f in SCHEMA}
     row["needs_residues"] = False
     return row
 

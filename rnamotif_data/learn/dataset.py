@@ -45,7 +45,7 @@ import pandas as pd
 
 from rnamotif_data.errors import ConfigError, MissingFileError, StoreError
 from rnamotif_data.features.projection import Projection, fitted_projection
-from rnamotif_data.features.stored import open_features, paint
+from rnamotif_data.features.stored import StoredFeatures, open_features, paint
 from rnamotif_data.learn.backend import torch
 from rnamotif_data.rna.motifs import class_index, motif_class
 from rnamotif_data.split.folds import independent_groups
@@ -54,7 +54,7 @@ from rnamotif_data.storage.download import STORE_DIRNAME, data_home, version_dir
 from rnamotif_data.storage.download import download as fetch
 from rnamotif_data.storage.layout import url_to_fs
 from rnamotif_data.storage.shards import mask_density
-from rnamotif_data.storage.store import open_store
+from rnamotif_data.storage.store import RNAMotifStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -223,10 +223,10 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         self._targets = meta["class_index"].to_numpy(dtype=np.int64)[self.indices]
         self._sample_ids = meta["sample_id"].astype(str).to_numpy()[self.indices]
         self._metadata = meta.iloc[self.indices].reset_index(drop=True)
-        self._store = None  # opened lazily per process
-        self._pid = None
+        self._store: RNAMotifStore | None = None  # opened lazily per process
+        self._pid: int | None = None
         self.sequence, self.projection_dim = sequence, int(projection_dim)
-        self._features = None
+        self._features: StoredFeatures | None = None
         self.projection: Projection | None = None
         if sequence:
             feats = open_features(store, sequence)  # a missing or stale feature set fails here, in one line
@@ -303,14 +303,14 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         state["_store"], state["_pid"], state["_features"] = None, None, None  # never pickle open handles
         return state
 
-    def _open(self):
+    def _open(self) -> RNAMotifStore:
         if self._store is None or self._pid != os.getpid():
             self._store = open_store(self.root)
             self._pid = os.getpid()
             self._features = None
         return self._store
 
-    def _feats(self):
+    def _feats(self) -> StoredFeatures:
         store = self._open()
         if self._features is None:
             if not self.sequence:
@@ -376,6 +376,7 @@ class RNAMotifDataset(torch.utils.data.Dataset):
                     for k in (1, 2, 3):
                         x[c0 + k - 1].copy_(t == k)
                 elif c == "seq_proj":
+                    assert feats is not None and self.projection is not None  # both made when seq_proj is a channel
                     f, fmask = feats.residues(int(i))
                     proj = self.projection.apply(np.asarray(f, np.float32), np.asarray(fmask))
                     x[c0:c0 + self.projection_dim].copy_(torch.from_numpy(paint(shape, a["labels"], feats.slots(int(i)), proj)))
@@ -385,7 +386,7 @@ class RNAMotifDataset(torch.utils.data.Dataset):
             items.append(x)
         return items
 
-    def get_batch(self, items) -> tuple[torch.Tensor, torch.Tensor]:
+    def get_batch(self, items) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor]:
         """Items ``items`` (positions in this subset) read in one call.
 
         Returns ``x`` ``(B, C, D, H, W)`` float32 and ``y`` ``(B,)`` int64, without
@@ -393,8 +394,8 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         process.
         """
         pos = self._positions(items)
-        x = self._tensors(pos)
-        x = torch.stack(x) if x else torch.empty((0, self.n_channels, *self._open().cube_shape))
+        cubes = self._tensors(pos)
+        x = torch.stack(cubes) if cubes else torch.empty((0, self.n_channels, *self._open().cube_shape))
         if self.sequence:
             return (x, *self.sequence_features(pos)), torch.from_numpy(self._targets[pos])
         return x, torch.from_numpy(self._targets[pos])

@@ -48,6 +48,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from tqdm import tqdm
@@ -245,6 +246,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
     try:
         existing = prepare_root(str(root), attrs, old, resume=resume, overwrite=overwrite)
         if existing == "complete":
+            assert old is not None  # "complete" is read from the old store's attributes
             if retry_failed and old.get("n_failed_rows"):
                 raise StoreError(f"{root}: the build is complete; --retry-failed redoes failed entries of an "
                                  f"interrupted build only ({old.get('n_failed_rows')} rows failed, see "
@@ -296,7 +298,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
             writer = ShardWriter(jobs, config.shard_size, counts)
             n_samples = n_failed = 0
             bar = tqdm(total=len(todo), desc="entries", unit="entry", disable=not progress)
-            pending = {runner.submit(stage_entry, job, config, source_config, str(root)): ("stage", job)
+            pending: dict[Any, tuple[str, Any]] = {runner.submit(stage_entry, job, config, source_config, str(root)): ("stage", job)
                        for job in todo}
             if stop_after is None:
                 for shard in writer.ready():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -172,7 +173,7 @@ def commit(root, jobs, rejections, raw_rows, config, runner, writer, result) -> 
         create_arrays(root, 0, config.segment.shape, config.shard_size, config.compression_level, config.codec)
     else:
         for name in stored_arrays(FORMAT_VERSION):
-            group[name].resize((n, *config.segment.shape))
+            cast("zarr.Array", group[name]).resize((n, *config.segment.shape))
     last = writer.ready(final=True)
     pending = {runner.submit(commit_shard, root, start, pieces): start for start, pieces in last}
     for handle, out in runner.as_completed(pending):

@@ -18,10 +18,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from rnamotif_data.em.maps import header_statistics_notes, read_map
+from rnamotif_data.em.maps import DensityMap, header_statistics_notes, read_map
 from rnamotif_data.em.quality import (
     QualityConfig,
     ShellPointCache,
@@ -126,9 +127,11 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
     t0 = time.perf_counter()
     clock = StageClock()
     samples, failures, entry_failed, read_s = [], [], False, 0.0
+    dmap: DensityMap | None = None  # released before the cubes are written (below)
+    ctx: _Entry | None = None
     emdb = job.emdb_id
     stage = "fetch"
-    extra = {"map_warnings": [], "background_requested": 0, "background_placed": 0}
+    extra: dict[str, Any] = {"map_warnings": [], "background_requested": 0, "background_placed": 0}
     try:
         if job.error:
             stage = "manifest"
@@ -268,7 +271,7 @@ class _Entry:
         self.model_key = state.key
         self.reference = q_reference(stats)
         seqs: dict[str, list[str]] = {}
-        for rid, letter in zip(model.atoms.residues, model.atoms.parents):
+        for rid, letter in zip(model.atoms.residues, model.atoms.parents or model.atoms.sequence()):
             seqs.setdefault(rid.chain, []).append(letter)
         self.chain_sequences = {c: "".join(v) for c, v in seqs.items()}
         is_nt = model.atoms.nucleotide_residues

@@ -194,9 +194,15 @@ def _open_draft(client: ZenodoClient, opts: PublishOptions, parent: Release | No
 
 
 def _draft_files(client: ZenodoClient, draft: dict) -> list[tuple[str, str, dict]]:
-    """``(name, hex md5, entry)`` of each file on a draft (``filename`` + hex checksum)."""
-    return [(e.get("filename") or e.get("key"), str(e.get("checksum", "")).removeprefix("md5:"), e)
-            for e in client.list_files(draft)]
+    """``(name, hex md5, entry)`` of each file on a draft (``filename`` or ``key`` + hex
+    checksum); raises ZenodoError for an entry with neither name."""
+    out = []
+    for e in client.list_files(draft):
+        name = e.get("filename") or e.get("key")
+        if not name:
+            raise ZenodoError(f"Zenodo lists a file of draft {draft.get('id')} without a filename or key: {e}")
+        out.append((str(name), str(e.get("checksum", "")).removeprefix("md5:"), e))
+    return out
 
 
 def _sync_files(client: ZenodoClient, draft: dict, package: Package, progress: bool) -> None:
@@ -284,6 +290,7 @@ def publish(opts: PublishOptions, *, dry_run: bool = False, progress: bool = Tru
                                           "--dry-run sends nothing):"]
         lines += [f"  {i:2d}. {c}" for i, c in enumerate(planned_calls(package, opts, parent), 1)]
         return lines
+    assert client is not None  # made above when not dry_run
     draft = _open_draft(client, opts, parent)
     record_id, doi, concept_doi = _draft_ids(draft)
     concept_doi = concept_doi or concept

@@ -127,7 +127,7 @@ def loops_from_pairs(pair: list[int]) -> list[Loop]:
             else:
                 k += 1
         if not inner:
-            strands = (tuple(range(i, j + 1)),)
+            strands: tuple[tuple[int, ...], ...] = (tuple(range(i, j + 1)),)
             loops.append(Loop("hairpin", (j - i - 1,), strands, loop_type("hairpin", (j - i - 1,))))
             continue
         bounds = [i] + [x for p, q in inner for x in (p, q)] + [j]
@@ -173,7 +173,7 @@ class Annotation:
     def residue_ids(self, loop: Loop) -> list[ResidueId]:
         """The loop's residues (closing pairs included) in model order; unmodelled
         positions of a broken loop are left out."""
-        return [self.residues[k] for s in loop.strands for k in s if self.residues[k] is not None]
+        return [r for s in loop.strands for k in s if (r := self.residues[k]) is not None]
 
     def selection(self, loop: Loop) -> str:
         """The loop's residues as a selection string (``A:24-30,510-516``)."""

@@ -464,7 +464,8 @@ def _atom_table(model: gemmi.Model, path: str, file_parents: dict[str, str] | No
         cname = chain.name
         for res in chain:
             seqid = res.seqid
-            residues.append(ResidueId(cname, int(seqid.num), seqid.icode.strip()))
+            # gemmi's stubs: SeqId.num is None only for an unset id; a residue read from a file has one
+            residues.append(ResidueId(cname, int(seqid.num), seqid.icode.strip()))  # type: ignore[arg-type]
             names.append(res.name)
             is_nuc = _is_nucleotide(res)
             parent = parent_letter(res.name, file_parents)

@@ -187,7 +187,7 @@ class Split:
         if split == "all":
             return idx[placed] if subset in ("train", "inner_train") else idx[:0]
         k = int(split[4:])
-        folds = fold.fillna(0).to_numpy()  # type: ignore[attr-defined]
+        folds = fold.fillna(0).to_numpy()
         in_k = placed & (folds == k)
         if subset in ("val", "test"):
             return idx[in_k & ~removed]
@@ -252,22 +252,23 @@ def upstream_key(emdb_id, pdb_id, motif_type, cossmos_number) -> tuple:
     return (str(emdb_id).upper(), str(pdb_id).upper(), str(motif_type), num)
 
 
-def _upstream_folds(meta: pd.DataFrame, upstream_folds, upstream_background) -> pd.array:
+def _upstream_folds(meta: pd.DataFrame, upstream_folds, upstream_background) -> pd.api.extensions.ExtensionArray:
     if upstream_folds is not None:
         fold = pd.array([upstream_folds.get(upstream_key(*r)) for r in zip(
             meta["emdb_id"], meta["pdb_id"], meta["motif_type"], meta["cossmos_number"])], dtype="Int64")
     else:
-        fold = pd.array(meta["upstream_fold"], dtype="Int64")
+        # pandas-stubs have no overload for a Series with a nullable dtype name
+        fold = pd.array(meta["upstream_fold"], dtype="Int64")  # type: ignore[call-overload]
     bg = meta["is_background"].to_numpy(dtype=bool) if "is_background" in meta else \
         (meta["motif_type"] == "unknown").to_numpy()
     entry_fold: dict[str, int] = {}
     known = pd.DataFrame({"pdb": meta["pdb_id"].astype(str).str.upper(), "fold": fold})[~bg & pd.notna(fold)]
     for pdb, sub in known.groupby("pdb"):
         vc = sub["fold"].value_counts()
-        entry_fold[pdb] = int(min(vc.index[vc == vc.max()]))
+        entry_fold[str(pdb)] = int(min(vc.index[vc == vc.max()]))
     out = fold.copy()
     seen: dict[str, int] = {}
-    for i in np.flatnonzero(bg):
+    for i in np.flatnonzero(bg).tolist():
         pdb = str(meta["pdb_id"].iloc[i]).upper()
         cubes = (upstream_background or {}).get(pdb)
         if cubes:  # the j-th background sample of an entry takes the fold of its j-th cube
@@ -281,7 +282,7 @@ def _upstream_folds(meta: pd.DataFrame, upstream_folds, upstream_background) -> 
 
 
 def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, relations: Relations | None = None,
-                   upstream_folds: dict[tuple, int] | None = None, upstream_background: dict[str, int] | None = None,
+                   upstream_folds: dict[tuple, int] | None = None, upstream_background: dict[str, list[int]] | None = None,
                    identity: str | None = None, name: str = "store") -> tuple[Split, Relations]:
     """Assign every row of a metadata table (store metadata or a manifest) to a fold.
 
@@ -317,7 +318,7 @@ def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, r
     hard = hard_groups(meta, relations)
     if config.scheme == "upstream":
         fold = _upstream_folds(meta, upstream_folds, upstream_background)
-        if fold.isna().all():  # type: ignore[attr-defined]  # a pandas IntegerArray
+        if fold.isna().all():  # a pandas IntegerArray
             given = ("the fold files given match none of its samples (they are matched by EMDB ID, PDB ID, "
                      "motif type and CoSSMos number)" if upstream_folds is not None else
                      "its metadata carries no upstream_fold and no fold files were given")
@@ -335,11 +336,11 @@ def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, r
                 f"overlapping zones are one group), fewer than the {config.k} folds; any split would put the same "
                 "structure on both sides. Add entries, or evaluate on another store")
         if config.scheme == "entry":
-            fold = assign_folds(hard, meta["class_index"].to_numpy(), config.k, config.seed)
+            assigned = assign_folds(hard, meta["class_index"].to_numpy(), config.k, config.seed)
         else:
-            fold = soft_assignment(meta, relations, hard, config)
-        fold = pd.array(fold, dtype="Int64")
-    folds = fold.fillna(0).to_numpy()  # type: ignore[attr-defined]
+            assigned = soft_assignment(meta, relations, hard, config)
+        fold = pd.array(assigned, dtype="Int64")
+    folds = fold.fillna(0).to_numpy()
     removed = np.zeros(len(meta), dtype=bool)
     exclusion = np.zeros(len(meta), dtype=np.int64)
     if config.scheme == "similarity":
