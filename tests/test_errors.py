@@ -15,6 +15,7 @@ from rnamotif_data.errors import (
     ConfigError,
     DownloadError,
     InputError,
+    ManifestError,
     MissingDependencyError,
     MissingFileError,
     RNAMotifError,
@@ -22,7 +23,7 @@ from rnamotif_data.errors import (
     SourceError,
     ZenodoError,
 )
-from rnamotif_data.inputs.schema import read_manifest
+from rnamotif_data.inputs.schema import read_manifest, read_pdb_ids
 
 from .conftest import REPO
 
@@ -119,3 +120,17 @@ def test_no_bare_file_not_found_error_is_raised_by_the_package():
     found = [p.relative_to(REPO).as_posix() for p in sorted((REPO / "rnamotif_data").rglob("*.py"))
              if re.search(r"\braise FileNotFoundError\b", p.read_text())]
     assert found == [], "raise MissingFileError (an InputError and a FileNotFoundError)"
+
+
+def test_an_unreadable_ids_file_is_a_manifest_error_not_a_traceback(tmp_path):
+    bad = tmp_path / "ids.parquet"
+    bad.write_bytes(b"not parquet at all")
+    with pytest.raises(ManifestError, match="ids.parquet: not a readable Parquet file"):
+        read_pdb_ids(bad)
+    binary = tmp_path / "ids.txt"
+    binary.write_bytes(b"\xff\xfe\x00\x81 6PJ6")
+    with pytest.raises(ManifestError, match="ids.txt: not a text file of PDB IDs"):
+        read_pdb_ids(binary)
+    good = tmp_path / "good.txt"
+    good.write_text("6pj6  # a hairpin\n\n4v9d\n")
+    assert read_pdb_ids(good) == [{"pdb_id": "6PJ6"}, {"pdb_id": "4V9D"}]

@@ -293,14 +293,22 @@ def resolve_residues(rows: list[dict], cossmos_rows: list[dict]) -> tuple[list[d
 
 def read_pdb_ids(path: Path) -> list[dict]:
     """Entries to annotate from a Parquet file with a ``pdb_id`` column (and optional
-    ``emdb_id``, ``resolution``) or a text file of PDB IDs (one per line, ``#`` comments)."""
+    ``emdb_id``, ``resolution``) or a text file of PDB IDs (one per line, ``#`` comments).
+    Raises ManifestError, naming the file, for an unreadable one."""
     if path.suffix == ".parquet":
-        t = pq.read_table(path)
+        try:
+            t = pq.read_table(path)
+        except pa.ArrowInvalid as exc:
+            raise ManifestError(f"{path}: not a readable Parquet file ({exc})") from None
         if "pdb_id" not in t.column_names:
             raise ManifestError(f"{path}: no pdb_id column")
         cols = [c for c in ("pdb_id", "emdb_id", "resolution") if c in t.column_names]
         return t.select(cols).to_pylist()
-    ids = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}: not a text file of PDB IDs (or a .parquet file with a pdb_id column)") from None
+    ids = [line.split("#")[0].strip() for line in text.splitlines()]
     return [{"pdb_id": i.upper()} for i in ids if i]
 
 

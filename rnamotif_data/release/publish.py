@@ -42,7 +42,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from rnamotif_data.common.output import REPORT
-from rnamotif_data.errors import RegistryError, StoreError, ZenodoError
+from rnamotif_data.errors import InputError, RegistryError, StoreError, ZenodoError
 from rnamotif_data.release.card import DESCRIPTOR_ROLES, format_size, write_descriptors
 from rnamotif_data.release.package import Package, ZenodoConfig, hash_file, load_zenodo_config, prepare_package
 from rnamotif_data.release.verify import verify_store
@@ -175,7 +175,11 @@ def _open_draft(client: ZenodoClient, opts: PublishOptions, parent: Release | No
     new version of ``parent``, else a new deposition."""
     state_path = opts.out / STATE_FILE
     if state_path.exists():
-        state = json.loads(state_path.read_text())
+        try:
+            state = json.loads(state_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{state_path}: not the state of an earlier run ({exc}); delete it to start a new "
+                             "draft") from None
         if state.get("api_url") == opts.api_url and state.get("version") == opts.version:
             draft = client.get_deposition(state["deposition_id"])
             log.info("continuing draft %s left by an earlier run (%s)", draft["id"], state_path)
