@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -37,10 +38,9 @@ import pyarrow.parquet as pq
 from rnamotif_data.build.importers import import_upstream_folds
 from rnamotif_data.build.schema import read_manifest
 from rnamotif_data.common.output import REPORT
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, SourceError
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index
-from rnamotif_data.split.homology import LEVELS, HomologySources, load_tables, model_chain_sequences, \
-    sample_chains, sample_homology
+from rnamotif_data.split.homology import LEVELS, HomologySources, load_tables, model_chain_sequences, sample_chains, sample_homology
 from rnamotif_data.split.leakage import format_report, leakage_report
 from rnamotif_data.split.similarity import strand_column
 from rnamotif_data.split.splits import (
@@ -122,11 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prune", choices=PRUNE_MODES, default=SplitConfig.prune,
                    help="scheme similarity: related samples leave the training data of the folds they are related "
                         "to (train, default: every sample is scored once) or leave validation (val, the earlier rule)")
-    p.add_argument("--level", choices=LEVELS, default=SplitConfig.level,
+    p.add_argument("--level", choices=LEVELS, default=None,
                    help="chain homology kept apart: BGSU class / sequence identity (identity, default), Rfam family "
                         "merged by clan (family), or none beyond the entry (entry)")
-    p.add_argument("--homology-dir", type=Path, help="folder of local copies of the homology tables (offline): "
-                   "nrlist_<release>_<resolution>.csv, pdb_full_region.txt, Rfam.clanin")
+    p.add_argument("--homology-dir", type=Path, default=os.environ.get("RNAMOTIF_HOMOLOGY_DIR") or None,
+                   help="folder of local copies of the homology tables (offline): nrlist_<release>_<resolution>.csv, "
+                        "pdb_full_region.txt, Rfam.clanin (default: $RNAMOTIF_HOMOLOGY_DIR)")
     p.add_argument("--bgsu-release", default=HomologySources.bgsu_release,
                    help="BGSU representative-set release (default %(default)s)")
     p.add_argument("--rfam-release", default=HomologySources.rfam_release,
@@ -144,13 +145,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.manifest is not None and args.out is None:
         raise ConfigError(f"--manifest {args.manifest}: give --out FILE.parquet for the split")
 
+    level = args.level or SplitConfig.level
     sources = HomologySources(bgsu_release=args.bgsu_release, rfam_release=args.rfam_release,
                               directory=str(args.homology_dir) if args.homology_dir else None,
                               cache=str(args.homology_cache) if args.homology_cache else None)
     config = SplitConfig(scheme=args.scheme, seed=args.seed, identity=args.identity, prune=args.prune,
-                         level=args.level, homology=sources)
+                         level=level, homology=sources)
     motif_folds, bg_folds = read_upstream_folds(args.folds) if args.folds else (None, None)
-    tables = load_tables(sources, offline=args.offline) if args.level != "entry" else None
+    tables = None
+    if level != "entry":
+        try:
+            tables = load_tables(sources, offline=args.offline)
+        except SourceError as exc:
+            if args.level is not None:  # asked for by name: no silent fallback
+                raise
+            log.warning("homology tables unavailable (%s): default level %s without them, so chains are compared "
+                        "within their entry only; give --homology-dir DIR (or $RNAMOTIF_HOMOLOGY_DIR) or allow the "
+                        "download", exc, level)
 
     def homology_of(meta):
         if tables is None:
