@@ -451,7 +451,7 @@ def sample_chains(meta: pd.DataFrame) -> list[list[tuple[str, str]]]:
     first appearance; empty for a row without residues."""
     from rnamotif_data.split.similarity import selection_texts
 
-    out = []
+    out: list[list[tuple[str, str]]] = []
     pdb = meta["pdb_id"].astype(str).str.upper().tolist() if "pdb_id" in meta else [""] * len(meta)
     cache: dict[str, list[str]] = {}
     for p, text in zip(pdb, selection_texts(meta)):
