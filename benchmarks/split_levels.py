@@ -20,8 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnamotif_data.split.homology import HomologySources, load_tables, model_chain_sequences, sample_chains, \
-    sample_homology
+from rnamotif_data.split.homology import (
+    HomologySources,
+    load_tables,
+    model_chain_sequences,
+    sample_chains,
+    sample_homology,
+)
 from rnamotif_data.split.splits import SplitConfig, split_metadata
 
 REPO = Path(__file__).resolve().parents[1]
