@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rfam-release", default=HomologySources.rfam_release,
                    help="Rfam release (default %(default)s)")
     p.add_argument("--homology-cache", type=Path, help="download cache of the homology tables")
-    p.add_argument("--offline", action="store_true", help="never download the homology tables")
+    p.add_argument("--offline", action="store_true",
+                   default=os.environ.get("RNAMOTIF_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"),
+                   help="never download the homology tables (default: $RNAMOTIF_OFFLINE)")
     p.add_argument("--models", type=Path, help="folder of models (<pdb id>.cif/.pdb[.gz]): sequences of the "
                    "chains the BGSU table does not list")
     p.add_argument("--folds", type=Path, help="upstream fold CSV folder (scheme upstream)")
