@@ -56,6 +56,11 @@ class DownloadError(SourceError):
     its checksum (models and maps from RCSB/EMDB, releases from Zenodo)."""
 
 
+class HomologyTableError(SourceError):
+    """A homology table (BGSU representative sets, Rfam PDB mapping or clan list) is missing,
+    does not parse, or fails its checksum; the message names the file and the line."""
+
+
 class OfflineError(SourceError):
     """Offline, and the files named in the message are in neither mirror nor cache."""
 

@@ -157,6 +157,8 @@ class Evaluator:
         cols = dataset.split_columns
         if cols is not None and "max_identity_to_train" in cols:
             meta = meta.assign(max_identity_to_train=cols["max_identity_to_train"].to_numpy(dtype=float))
+        if cols is not None and "related_level" in cols:
+            meta = meta.assign(related_level=cols["related_level"].to_numpy(dtype=object))
         res["breakdown"] = breakdown(meta, true, pred, dataset.classes)
         res["mismatches_allowed"] = problems
         res["predictions"] = pd.DataFrame({"sample_id": dataset.metadata["sample_id"], "true": true,
