@@ -53,9 +53,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pooch
 
+from rnamotif_data.common.extras import require
 from rnamotif_data.errors import ConfigError, DownloadError, HomologyTableError, SelectionSyntaxError
-from rnamotif_data.rna.structure import parse_selection
+from rnamotif_data.rna.structure import parse_selection, read_model
+from rnamotif_data.split.similarity import selection_texts
+from rnamotif_data.storage.download import ResumableDownloader
 
 log = logging.getLogger(__name__)
 
@@ -351,9 +355,7 @@ def _download(sources: HomologySources, table: str, offline: bool) -> tuple[Path
         if offline:
             raise HomologyTableError(f"{dest}: not in the cache and downloads are off; give the folder of local "
                                      f"copies (--homology-dir) or allow the download of {url}")
-        import pooch
 
-        from rnamotif_data.storage.download import ResumableDownloader
 
         cache.mkdir(parents=True, exist_ok=True)
         raw_name = Path(url.split("?")[0]).name or dest.name
@@ -449,7 +451,6 @@ def sample_chains(meta: pd.DataFrame) -> list[list[tuple[str, str]]]:
     """``(PDB ID upper, chain)`` of the residues of every row (its ``residues`` or
     ``selection`` text, :func:`rnamotif_data.split.similarity.selection_texts`), in order of
     first appearance; empty for a row without residues."""
-    from rnamotif_data.split.similarity import selection_texts
 
     out: list[list[tuple[str, str]]] = []
     pdb = meta["pdb_id"].astype(str).str.upper().tolist() if "pdb_id" in meta else [""] * len(meta)
@@ -470,7 +471,7 @@ def sample_chains(meta: pd.DataFrame) -> list[list[tuple[str, str]]]:
 
 def _identity(a: str, b: str) -> float:
     """Matches / length of the shorter sequence, semi-global alignment (free end gaps)."""
-    import parasail
+    parasail = require("parasail", "chain identity of the homology levels")
 
     short = min(len(a), len(b))
     if not short:
@@ -644,7 +645,6 @@ def model_chain_sequences(path: str | os.PathLike, min_length: int = 10) -> dict
     rnamotif_data.errors.StructureError
         If the model cannot be read.
     """
-    from rnamotif_data.rna.structure import read_model
 
     model = read_model(path)
     nt = np.zeros(len(model.atoms.residues), dtype=bool)
