@@ -85,32 +85,85 @@ PINNED_SHA256 = {
     ("rfam_clans", "15.0"): "ff804a5273845c1bfc0273c8d0bd985bd3ead8d56ac2af7aca27cc5e919319b3",
 }
 
-#: Rfam accession -> family id for the clan members among the PDB-mapped families (and
-#: their clan partners), from Rfam's family list (CC0). Lets ``Rfam.clanin`` (ids) be
-#: matched to ``pdb_full_region.txt`` (accessions); a clan file listing accessions needs none.
+#: Rfam accession -> family id for every clan member among the PDB-mapped families (and
+#: some of their clan partners), from Rfam's family table (CC0; checked entry by entry against
+#: RNAcentral's export of it, rnacentral-import-pipeline data/rfam/families.tsv, and against the
+#: ids of Rfam 15.0's ``Rfam.clanin``). Lets ``Rfam.clanin`` (ids) be matched to
+#: ``pdb_full_region.txt`` (accessions); a clan file listing accessions needs none.
 RFAM_FAMILY_IDS = {
-    "RF00001": "5S_rRNA", "RF02547": "mtPerm-5S",
-    "RF00002": "5_8S_rRNA", "RF02540": "LSU_rRNA_archaea", "RF02541": "LSU_rRNA_bacteria",
-    "RF02543": "LSU_rRNA_eukarya", "RF02546": "LSU_trypano_mito",
-    "RF00177": "SSU_rRNA_bacteria", "RF01959": "SSU_rRNA_archaea", "RF01960": "SSU_rRNA_eukarya",
-    "RF02542": "SSU_rRNA_microsporidia", "RF02545": "SSU_trypano_mito",
-    "RF00005": "tRNA", "RF00023": "tmRNA", "RF01852": "tRNA-Sec", "RF01849": "alpha_tmRNA",
-    "RF01850": "beta_tmRNA", "RF01851": "cyano_tmRNA", "RF02544": "mt-tmRNA",
-    "RF00009": "RNaseP_nuc", "RF00010": "RNaseP_bact_a", "RF00011": "RNaseP_bact_b", "RF00030": "RNase_MRP",
-    "RF00373": "RNaseP_arch",
-    "RF00017": "Metazoa_SRP", "RF00169": "Bacteria_small_SRP", "RF01502": "Fungi_SRP",
-    "RF01854": "Bacteria_large_SRP", "RF01855": "Plant_SRP", "RF01856": "Protozoa_SRP", "RF01857": "Archaea_SRP",
-    "RF00024": "Telomerase-vert", "RF00025": "Telomerase-cil", "RF01050": "Sacc_telomerase",
-    "RF00003": "U1", "RF00004": "U2", "RF00007": "U12", "RF00015": "U4", "RF00618": "U4atac",
-    "RF00026": "U6", "RF00619": "U6atac",
-    "RF00012": "U3", "RF01846": "Fungi_U3", "RF01847": "Plant_U3", "RF01848": "ACEA_U3",
-    "RF00162": "SAM", "RF00634": "SAM-IV", "RF01725": "SAM-I-IV-variant",
-    "RF00174": "Cobalamin", "RF01482": "AdoCbl_riboswitch", "RF01689": "AdoCbl-variant",
-    "RF00061": "IRES_HCV", "RF00209": "IRES_Pesti",
-    "RF01998": "group-II-D1D4-1", "RF01999": "group-II-D1D4-2", "RF02001": "group-II-D1D4-3",
-    "RF02003": "group-II-D1D4-4", "RF02004": "group-II-D1D4-5", "RF02005": "group-II-D1D4-6",
-    "RF02012": "group-II-D1D4-7",
-    "RF00100": "7SK", "RF00008": "Hammerhead_3", "RF00163": "Hammerhead_1",
+    "RF00001": "5S_rRNA",  # CL00113
+    "RF00002": "5_8S_rRNA",  # CL00112
+    "RF00003": "U1",  # CL00005
+    "RF00004": "U2",  # CL00006
+    "RF00005": "tRNA",  # CL00001
+    "RF00007": "U12",  # CL00006
+    "RF00008": "Hammerhead_3",  # CL00010, not in pdb_full_region
+    "RF00009": "RNaseP_nuc",  # CL00002
+    "RF00010": "RNaseP_bact_a",  # CL00002
+    "RF00011": "RNaseP_bact_b",  # CL00002
+    "RF00012": "U3",  # CL00100
+    "RF00015": "U4",  # CL00007
+    "RF00017": "Metazoa_SRP",  # CL00003
+    "RF00023": "tmRNA",  # CL00001
+    "RF00024": "Telomerase-vert",  # CL00004
+    "RF00025": "Telomerase-cil",  # CL00004
+    "RF00026": "U6",  # CL00009
+    "RF00030": "RNase_MRP",  # CL00002
+    "RF00061": "IRES_HCV",  # CL00017
+    "RF00083": "GlmZ_SraJ",  # CL00011, MISSING in original
+    "RF00100": "7SK",  # CL00013
+    "RF00128": "GlmY_tke1",  # CL00011, MISSING in original
+    "RF00162": "SAM",  # CL00012
+    "RF00163": "Hammerhead_1",  # CL00010
+    "RF00166": "PrrB_RsmZ",  # CL00106, MISSING in original
+    "RF00169": "Bacteria_small_SRP",  # CL00003
+    "RF00174": "Cobalamin",  # CL00101
+    "RF00177": "SSU_rRNA_bacteria",  # CL00111
+    "RF00209": "IRES_Pesti",  # CL00017
+    "RF00254": "mir-16",  # CL00085, MISSING in original
+    "RF00373": "RNaseP_arch",  # CL00002
+    "RF00455": "mir-15",  # CL00085, MISSING in original
+    "RF00488": "U1_yeast",  # CL00005, MISSING in original
+    "RF00548": "U11",  # CL00005, MISSING in original
+    "RF00618": "U4atac",  # CL00007
+    "RF00619": "U6atac",  # CL00009
+    "RF00634": "SAM-IV",  # CL00012
+    "RF01047": "HBV_epsilon",  # CL00104, MISSING in original
+    "RF01050": "Sacc_telomerase",  # CL00004, not in pdb_full_region
+    "RF01271": "snR30",  # CL00078, MISSING in original
+    "RF01317": "CRISPR-DR4",  # CL00014, MISSING in original
+    "RF01482": "AdoCbl_riboswitch",  # CL00101, not in pdb_full_region
+    "RF01502": "Fungi_SRP",  # CL00003, not in pdb_full_region
+    "RF01689": "AdoCbl-variant",  # CL00101
+    "RF01725": "SAM-I-IV-variant",  # CL00012
+    "RF01846": "Fungi_U3",  # CL00100
+    "RF01847": "Plant_U3",  # CL00100, not in pdb_full_region
+    "RF01848": "ACEA_U3",  # CL00100
+    "RF01849": "alpha_tmRNA",  # CL00001, not in pdb_full_region
+    "RF01850": "beta_tmRNA",  # CL00001, not in pdb_full_region
+    "RF01851": "cyano_tmRNA",  # CL00001, not in pdb_full_region
+    "RF01852": "tRNA-Sec",  # CL00001
+    "RF01854": "Bacteria_large_SRP",  # CL00003
+    "RF01855": "Plant_SRP",  # CL00003, not in pdb_full_region
+    "RF01856": "Protozoa_SRP",  # CL00003
+    "RF01857": "Archaea_SRP",  # CL00003
+    "RF01959": "SSU_rRNA_archaea",  # CL00111
+    "RF01960": "SSU_rRNA_eukarya",  # CL00111
+    "RF01998": "group-II-D1D4-1",  # CL00102
+    "RF01999": "group-II-D1D4-2",  # CL00102, not in pdb_full_region
+    "RF02001": "group-II-D1D4-3",  # CL00102
+    "RF02003": "group-II-D1D4-4",  # CL00102, not in pdb_full_region
+    "RF02004": "group-II-D1D4-5",  # CL00102, not in pdb_full_region
+    "RF02005": "group-II-D1D4-6",  # CL00102, not in pdb_full_region
+    "RF02012": "group-II-D1D4-7",  # CL00102
+    "RF02540": "LSU_rRNA_archaea",  # CL00112
+    "RF02541": "LSU_rRNA_bacteria",  # CL00112
+    "RF02542": "SSU_rRNA_microsporidia",  # CL00111
+    "RF02543": "LSU_rRNA_eukarya",  # CL00112
+    "RF02544": "mt-tmRNA",  # CL00001, not in pdb_full_region
+    "RF02545": "SSU_trypano_mito",  # CL00111
+    "RF02546": "LSU_trypano_mito",  # CL00112
+    "RF02547": "mtPerm-5S",  # CL00113, not in pdb_full_region
 }
 
 _ACC = re.compile(r"^RF\d{5}$")
