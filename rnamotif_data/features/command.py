@@ -31,9 +31,9 @@ from rnamotif_data.features.embedders import EMBEDDERS, SequenceEmbedder, make_e
 from rnamotif_data.features.stored import write_features
 from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
 from rnamotif_data.inputs.sources import SourceConfig, Sources, default_cache_dir
-from rnamotif_data.pipeline.entry import CONTEXT_FLANK  # as the context_sequence column
 from rnamotif_data.rna.structure import Model, coordinates_hash, read_model
 from rnamotif_data.samples.cubes import SegmentConfig, labelled_atoms
+from rnamotif_data.samples.rules import CONTEXT_FLANK  # as the context_sequence column
 from rnamotif_data.storage.checksums import sha256_file
 from rnamotif_data.storage.store import RNAMotifStore, open_store
 
