@@ -637,6 +637,25 @@ def header_statistics_notes(dmap: "DensityMap", stats: "MapStatistics") -> list[
 
 # ----------------------------------------------------------------------
 # Writing z-y-x arrays as MRC2014 maps that overlay the model in ChimeraX, byte for byte
+def _header_placement(path, org: np.ndarray, vs: np.ndarray, placement: str) -> tuple[np.ndarray, np.ndarray]:
+    """ORIGIN ``(3,)`` Å and NSTART ``(3,)`` voxels, x-y-z, that place ``data[0, 0, 0]`` at
+    ``org`` (:func:`write_map`'s ``placement``). Raises ValueError as :func:`write_map` says."""
+    if placement == "origin":
+        header_origin, nstart = org, np.zeros(3, dtype=np.int64)
+    elif placement == "nstart":
+        n = org / vs
+        nstart = np.rint(n).astype(np.int64)
+        if not np.allclose(n, nstart, atol=1e-4):
+            raise ValueError(
+                f"{path}: origin {tuple(org)} Å is not a whole number of voxels "
+                f"({tuple(vs)} Å); NSTART placement impossible"
+            )
+        header_origin = np.zeros(3)
+    else:
+        raise ValueError(f"{path}: placement must be 'origin' or 'nstart', got {placement!r}")
+    return header_origin, nstart
+
+
 def write_map(
     path: str | os.PathLike,
     data: np.ndarray,
@@ -684,20 +703,7 @@ def write_map(
     elif arr.dtype == np.float64:
         arr = arr.astype(np.float32)
     vs = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
-    org = np.asarray(origin, dtype=np.float64).reshape(3)
-    if placement == "origin":
-        header_origin, nstart = org, np.zeros(3, dtype=np.int64)
-    elif placement == "nstart":
-        n = org / vs
-        nstart = np.rint(n).astype(np.int64)
-        if not np.allclose(n, nstart, atol=1e-4):
-            raise ValueError(
-                f"{path}: origin {tuple(org)} Å is not a whole number of voxels "
-                f"({tuple(vs)} Å); NSTART placement impossible"
-            )
-        header_origin = np.zeros(3)
-    else:
-        raise ValueError(f"{path}: placement must be 'origin' or 'nstart', got {placement!r}")
+    header_origin, nstart = _header_placement(path, np.asarray(origin, dtype=np.float64).reshape(3), vs, placement)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     compression = {".gz": "gzip", ".bz2": "bzip2"}.get(path.suffix)

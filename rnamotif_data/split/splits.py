@@ -280,6 +280,41 @@ def _upstream_folds(meta: pd.DataFrame, upstream_folds, upstream_background) -> 
     return out
 
 
+def _pruned(folds: np.ndarray, relations: Relations, config: SplitConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(removed (N,) bool, train_exclusion (N,) int64)`` of samples related across folds
+    (:data:`PRUNING_RELATIONS`, scheme ``similarity`` only): with ``prune="val"`` both are
+    removed, else each leaves the training subsets of the other's fold (bit k-1 for fold k)."""
+    removed = np.zeros(len(folds), dtype=bool)
+    exclusion = np.zeros(len(folds), dtype=np.int64)
+    if config.scheme == "similarity":
+        for rel in PRUNING_RELATIONS:
+            for i, j in relations.pairs[rel]:
+                if folds[i] != folds[j] and folds[i] and folds[j]:
+                    if config.prune == "val":
+                        removed[i] = removed[j] = True
+                    else:  # each leaves the training subsets of the other's fold
+                        exclusion[i] |= 1 << (int(folds[j]) - 1)
+                        exclusion[j] |= 1 << (int(folds[i]) - 1)
+    return removed, exclusion
+
+
+def _identity_across(folds: np.ndarray, relations: Relations, exclusion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(max_identity_other_folds, max_identity_to_train)``, each ``(N,)``: a sample's
+    highest aligned identity to a sample of another fold, and to one in its fold's
+    training set (not excluded from it)."""
+    best = np.zeros(len(folds))
+    to_train = np.zeros(len(folds))
+    for (i, j), v in relations.aligned.items():
+        if folds[i] != folds[j]:
+            best[i], best[j] = max(best[i], v), max(best[j], v)
+            if folds[i] and folds[j]:  # j in fold i's training unless pruned from it, and back
+                if not exclusion[j] >> (int(folds[i]) - 1) & 1:
+                    to_train[i] = max(to_train[i], v)
+                if not exclusion[i] >> (int(folds[j]) - 1) & 1:
+                    to_train[j] = max(to_train[j], v)
+    return best, to_train
+
+
 def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, relations: Relations | None = None,
                    upstream_folds: dict[tuple, int] | None = None, upstream_background: dict[str, int] | None = None,
                    identity: str | None = None, name: str = "store") -> tuple[Split, Relations]:
@@ -340,27 +375,8 @@ def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, r
             fold = soft_assignment(meta, relations, hard, config)
         fold = pd.array(fold, dtype="Int64")
     folds = fold.fillna(0).to_numpy()  # type: ignore[attr-defined]
-    removed = np.zeros(len(meta), dtype=bool)
-    exclusion = np.zeros(len(meta), dtype=np.int64)
-    if config.scheme == "similarity":
-        for rel in PRUNING_RELATIONS:
-            for i, j in relations.pairs[rel]:
-                if folds[i] != folds[j] and folds[i] and folds[j]:
-                    if config.prune == "val":
-                        removed[i] = removed[j] = True
-                    else:  # each leaves the training subsets of the other's fold
-                        exclusion[i] |= 1 << (int(folds[j]) - 1)
-                        exclusion[j] |= 1 << (int(folds[i]) - 1)
-    best = np.zeros(len(meta))
-    to_train = np.zeros(len(meta))
-    for (i, j), v in relations.aligned.items():
-        if folds[i] != folds[j]:
-            best[i], best[j] = max(best[i], v), max(best[j], v)
-            if folds[i] and folds[j]:  # j in fold i's training unless pruned from it, and back
-                if not exclusion[j] >> (int(folds[i]) - 1) & 1:
-                    to_train[i] = max(to_train[i], v)
-                if not exclusion[i] >> (int(folds[j]) - 1) & 1:
-                    to_train[j] = max(to_train[j], v)
+    removed, exclusion = _pruned(folds, relations, config)
+    best, to_train = _identity_across(folds, relations, exclusion)
     sample_index = meta["sample_index"].to_numpy(dtype=np.int64) if "sample_index" in meta else np.arange(len(meta))
     sample_id = meta["sample_id"].astype(str).to_numpy() if "sample_id" in meta else \
         np.array([f"row{i}" for i in sample_index])
