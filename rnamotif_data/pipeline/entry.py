@@ -192,7 +192,7 @@ class _Entry:
         self.resolution, self.config, self.map_warnings = resolution, config, list(map_warnings)
         self.context: ModelContext = use.context
         self.tree, self.points, self.memo = use.context.tree, use.context.points, use.memo
-        # the map grid: with the model, it fixes the correlation boxes (build.memo)
+        # the map grid: with the model, it fixes the correlation boxes (pipeline.memo)
         self.grid = (dmap.origin.tobytes(), dmap.voxel_size.tobytes())
         # background seed key: the model's coordinates, so one model fitted to several maps
         # gets the same background residues wherever the maps allow them (like its motifs)

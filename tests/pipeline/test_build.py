@@ -426,9 +426,9 @@ def test_seed_sample_hairpin_acceptance(tmp_path):
     # the same residues stated as hairpin5 (the one-pair length rule's reading) fail at
     # stage selection, naming the stated type, the type read and the pairs
     from rnamotif_data.errors import RNAMotifError
-    from rnamotif_data.samples.rules import check_strands
     from rnamotif_data.rna.pairs import watson_crick_partners
     from rnamotif_data.rna.structure import parse_selection, read_model
+    from rnamotif_data.samples.rules import check_strands
 
     model = read_model(mirror / "pdb" / "6pj6.pdb")
     partner = watson_crick_partners(model.atoms, np.ones(len(model.atoms.residues), dtype=bool))

@@ -236,8 +236,7 @@ def test_one_model_file_is_read_and_sampled_once_per_process(tmp_path):
 
 def test_model_memo_keeps_what_fits_its_budget_read_only_and_nothing_that_failed(rna_model):
     from rnamotif_data.pipeline.memo import ModelMemo
-    from rnamotif_data.samples.cubes import atoms_key
-    from rnamotif_data.samples.cubes import label_cube
+    from rnamotif_data.samples.cubes import atoms_key, label_cube
 
     motif = rna_model.select("D:14-16,88-90")
     one = label_cube(motif)
