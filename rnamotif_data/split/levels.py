@@ -132,25 +132,31 @@ def label_assignment(labels, hard: np.ndarray, k: int, seed: int = 0, *, extra_l
     n = len(hard)
     all_labels = [tuple(a) + tuple(extra_labels[i] if extra_labels is not None else ()) for i, a in enumerate(labels)]
     m = label_matrix(all_labels)
+    u_codes, n_units, divided = _units(labels, m, hard, max_group_share * n / k)
+    um = (sparse.csr_matrix((np.ones(n), (u_codes, np.arange(n))), shape=(n_units, n)) @ m).tocsr()  # unit x label
+    size = np.bincount(u_codes, minlength=n_units)
+    unit_fold = _greedy_place(um, size, m.shape[1], k, n / k, seed)
+    unit_fold, shares = _improve_shares(unit_fold, u_codes, size, m, k, pairs, goal, candidates, rounds)
+    info = {"units": n_units, "divided": divided, "shares": shares.tolist()}
+    return unit_fold[u_codes].astype(np.int64), info
+
+
+def _units(labels, m, hard: np.ndarray, cap: float) -> tuple[np.ndarray, int, int]:
+    """``(unit code (N,), units, components divided)``: groups joined by shared labels form
+    components; a component of at most ``cap`` samples is one unit, a larger one is divided
+    by each group's dominant chain label."""
+    n = len(hard)
     g_codes, g_uniq = pd.factorize(pd.Series(hard), sort=True)
     n_groups = len(g_uniq)
-    # components of groups joined by shared labels
-    gl = sparse.csr_matrix((np.ones(n), (g_codes, np.arange(n))), shape=(n_groups, n)) @ m
-    gl = gl.tocsc()
+    group_of = sparse.csr_matrix((np.ones(n), (g_codes, np.arange(n))), shape=(n_groups, n))
+    gl = (group_of @ m).tocsc()
     edges = []
     for lab in range(gl.shape[1]):
         members = gl.indices[gl.indptr[lab]:gl.indptr[lab + 1]]
         edges += [(members[0], b) for b in members[1:]]
     comp = _union(n_groups, edges)
     comp_size = np.bincount(comp, weights=np.bincount(g_codes, minlength=n_groups), minlength=n_groups)
-    cap = max_group_share * n / k
-    # units: whole small components; large ones by the group's dominant chain label
-    gl_chain = (sparse.csr_matrix((np.ones(n), (g_codes, np.arange(n))), shape=(n_groups, n))
-                @ label_matrix(labels)).tocsr()
-    chain_codes: dict[str, int] = {}
-    for ls in labels:
-        for lab in ls:
-            chain_codes.setdefault(lab, len(chain_codes))
+    gl_chain = (group_of @ label_matrix(labels)).tocsr()
     unit_of_group = np.empty(n_groups, dtype=object)
     divided = set()
     for g in range(n_groups):
@@ -160,21 +166,20 @@ def label_assignment(labels, hard: np.ndarray, k: int, seed: int = 0, *, extra_l
             continue
         divided.add(int(c))
         row = gl_chain.getrow(g)
-        if row.nnz:
-            unit_of_group[g] = ("l", int(row.indices[np.lexsort((row.indices, -row.data))[0]]))
-        else:
-            unit_of_group[g] = ("g", g)
+        unit_of_group[g] = ("l", int(row.indices[np.lexsort((row.indices, -row.data))[0]])) if row.nnz else ("g", g)
     u_codes, _ = pd.factorize(pd.Series([unit_of_group[g] for g in g_codes]), sort=False)
-    n_units = int(u_codes.max()) + 1 if n else 0
-    um = (sparse.csr_matrix((np.ones(n), (u_codes, np.arange(n))), shape=(n_units, n)) @ m).tocsr()  # unit x label
-    size = np.bincount(u_codes, minlength=n_units)
+    return u_codes, (int(u_codes.max()) + 1 if n else 0), len(divided)
+
+
+def _greedy_place(um, size: np.ndarray, n_labels: int, k: int, target: float, seed: int) -> np.ndarray:
+    """Fold (1..k) of each unit, largest first: the fold where its labels are least present
+    elsewhere and that stays under ``target`` samples (ties by a seeded order)."""
+    n_units = len(size)
     tiebreak = np.random.default_rng(seed).permutation(n_units)
-    order = np.lexsort((tiebreak, -size))
-    placed = np.zeros((m.shape[1], k))  # label x fold sample counts
+    placed = np.zeros((n_labels, k))  # label x fold sample counts
     fsize = np.zeros(k)
     unit_fold = np.zeros(n_units, dtype=np.int64)
-    target = n / k
-    for u in order:
+    for u in np.lexsort((tiebreak, -size)):
         row = um.getrow(u)
         labs, cnt = row.indices, row.data
         tot = placed[labs].sum(axis=1)
@@ -187,9 +192,16 @@ def label_assignment(labels, hard: np.ndarray, k: int, seed: int = 0, *, extra_l
         unit_fold[u] = f + 1
         placed[labs, f] += cnt
         fsize[f] += size[u]
+    return unit_fold
+
+
+def _improve_shares(unit_fold: np.ndarray, u_codes: np.ndarray, size: np.ndarray, m, k: int, pairs,
+                    goal: float, candidates: int, rounds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Move the largest units between folds while the smallest training share is below
+    ``goal`` and a move raises it (never emptying a fold); ``(unit folds, shares)``."""
+    unit_fold = unit_fold.copy()
     fold = unit_fold[u_codes]
-    excluded = label_exclusion(m, fold, k, pairs)
-    shares = level_shares(excluded, fold, k)
+    shares = level_shares(label_exclusion(m, fold, k, pairs), fold, k)
     movable = [int(u) for u in np.argsort(-size, kind="stable")[:candidates] if size[u] > 0]
     for _ in range(rounds):
         if shares.min() >= goal:
@@ -210,5 +222,4 @@ def label_assignment(labels, hard: np.ndarray, k: int, seed: int = 0, *, extra_l
         unit_fold[best[2]] = best[3]
         fold = unit_fold[u_codes]
         shares = level_shares(label_exclusion(m, fold, k, pairs), fold, k)
-    info = {"units": n_units, "divided": len(divided), "shares": shares.tolist()}
-    return fold.astype(np.int64), info
+    return unit_fold, shares

@@ -305,6 +305,88 @@ def _upstream_folds(meta: pd.DataFrame, upstream_folds, upstream_background) -> 
     return out
 
 
+def _pruned(folds: np.ndarray, relations: Relations, config: SplitConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(removed (N,) bool, train_exclusion (N,) int64)`` of samples related across folds
+    (:data:`PRUNING_RELATIONS`, scheme ``similarity`` only): with ``prune="val"`` both are
+    removed, else each leaves the training subsets of the other's fold (bit k-1 for fold k)."""
+    removed = np.zeros(len(folds), dtype=bool)
+    exclusion = np.zeros(len(folds), dtype=np.int64)
+    if config.scheme == "similarity":
+        for rel in PRUNING_RELATIONS:
+            for i, j in relations.pairs[rel]:
+                if folds[i] != folds[j] and folds[i] and folds[j]:
+                    if config.prune == "val":
+                        removed[i] = removed[j] = True
+                    else:  # each leaves the training subsets of the other's fold
+                        exclusion[i] |= 1 << (int(folds[j]) - 1)
+                        exclusion[j] |= 1 << (int(folds[i]) - 1)
+    return removed, exclusion
+
+
+def _identity_across(folds: np.ndarray, relations: Relations, exclusion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(max_identity_other_folds, max_identity_to_train)``, each ``(N,)``: a sample's
+    highest aligned identity to a sample of another fold, and to one in its fold's
+    training set (not excluded from it)."""
+    best = np.zeros(len(folds))
+    to_train = np.zeros(len(folds))
+    for (i, j), v in relations.aligned.items():
+        if folds[i] != folds[j]:
+            best[i], best[j] = max(best[i], v), max(best[j], v)
+            if folds[i] and folds[j]:  # j in fold i's training unless pruned from it, and back
+                if not exclusion[j] >> (int(folds[i]) - 1) & 1:
+                    to_train[i] = max(to_train[i], v)
+                if not exclusion[i] >> (int(folds[j]) - 1) & 1:
+                    to_train[j] = max(to_train[j], v)
+    return best, to_train
+
+
+def _upstream_assignment(meta: pd.DataFrame, upstream_folds, upstream_background, name: str):
+    """Folds of the ``upstream`` scheme; raises ConfigError when no sample can be matched."""
+    fold = _upstream_folds(meta, upstream_folds, upstream_background)
+    if fold.isna().all():  # type: ignore[attr-defined]  # a pandas IntegerArray
+        given = ("the fold files given match none of its samples (they are matched by EMDB ID, PDB ID, "
+                 "motif type and CoSSMos number)" if upstream_folds is not None else
+                 "its metadata carries no upstream_fold and no fold files were given")
+        raise ConfigError(f"{name}: no sample has an upstream fold: {given}; pass the upstream benchmark's "
+                          "fold{k}_train.csv / fold{k}_val.csv folder with --folds DIR (the upstream scheme "
+                          "only exists for stores built from the upstream entries)")
+    return fold
+
+
+def _check_group_count(meta: pd.DataFrame, hard: np.ndarray, config: SplitConfig, name: str) -> None:
+    """Raise ConfigError when there are fewer independent groups than folds."""
+    n_groups = len(np.unique(hard))
+    if n_groups < config.k:
+        n_maps = meta["emdb_id"].nunique() if "emdb_id" in meta else 0
+        n_models = meta["model_hash"].nunique() if "model_hash" in meta else meta["pdb_id"].nunique()
+        raise ConfigError(
+            f"{name}: holds {n_groups} independent group(s) of samples ({n_maps} EMDB map(s), {n_models} "
+            f"model(s); samples sharing an EMDB map, a PDB entry, the model's coordinates, a residue or "
+            f"overlapping zones are one group), fewer than the {config.k} folds; any split would put the same "
+            "structure on both sides. Add entries, or evaluate on another store")
+
+
+def _similarity_assignment(meta: pd.DataFrame, relations: Relations, hard: np.ndarray, config: SplitConfig,
+                           homology: SampleHomology | None) -> np.ndarray:
+    """Folds of the ``entry`` and ``similarity`` schemes: by entry; by homology label where the
+    level's labels join hard groups (:func:`rnamotif_data.split.levels.label_assignment`); else
+    by the soft relations (:func:`rnamotif_data.split.folds.soft_assignment`)."""
+    if config.scheme == "entry":
+        return assign_folds(hard, meta["class_index"].to_numpy(), config.k, config.seed)
+    if config.level != "entry" and homology is not None and joins_groups(homology.labels(config.level), hard):
+        strands = strand_column(meta)
+        canon = [(f"canon:{c}",) if (c := canonical_key(str(t), s)) else ()
+                 for t, s in zip(meta["motif_type"], strands)]
+        pairs = np.array(sorted(set().union(*(relations.pairs[r] for r in ("near_identical", "homolog")))),
+                         dtype=np.int64).reshape(-1, 2)
+        fold, info = label_assignment(homology.labels(config.level), hard, config.k, config.seed,
+                                      extra_labels=canon, pairs=pairs, max_group_share=config.max_group_share)
+        log.info("level %s: %d units (%d divided component(s)); training shares %s", config.level,
+                 info["units"], info["divided"], ", ".join(f"{s:.2f}" for s in info["shares"]))
+        return fold
+    return soft_assignment(meta, relations, hard, config)
+
+
 def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, relations: Relations | None = None,
                    upstream_folds: dict[tuple, int] | None = None, upstream_background: dict[str, int] | None = None,
                    identity: str | None = None, name: str = "store",
@@ -346,67 +428,18 @@ def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, r
     relations = relations or find_relations(meta, identity=config.identity, min_context=config.min_context)
     hard = hard_groups(meta, relations)
     if config.scheme == "upstream":
-        fold = _upstream_folds(meta, upstream_folds, upstream_background)
-        if fold.isna().all():  # type: ignore[attr-defined]  # a pandas IntegerArray
-            given = ("the fold files given match none of its samples (they are matched by EMDB ID, PDB ID, "
-                     "motif type and CoSSMos number)" if upstream_folds is not None else
-                     "its metadata carries no upstream_fold and no fold files were given")
-            raise ConfigError(f"{name}: no sample has an upstream fold: {given}; pass the upstream benchmark's "
-                              "fold{k}_train.csv / fold{k}_val.csv folder with --folds DIR (the upstream scheme "
-                              "only exists for stores built from the upstream entries)")
+        fold = _upstream_assignment(meta, upstream_folds, upstream_background, name)
     else:
-        n_groups = len(np.unique(hard))
-        if n_groups < config.k:
-            n_maps = meta["emdb_id"].nunique() if "emdb_id" in meta else 0
-            n_models = meta["model_hash"].nunique() if "model_hash" in meta else meta["pdb_id"].nunique()
-            raise ConfigError(
-                f"{name}: holds {n_groups} independent group(s) of samples ({n_maps} EMDB map(s), {n_models} "
-                f"model(s); samples sharing an EMDB map, a PDB entry, the model's coordinates, a residue or "
-                f"overlapping zones are one group), fewer than the {config.k} folds; any split would put the same "
-                "structure on both sides. Add entries, or evaluate on another store")
+        _check_group_count(meta, hard, config, name)
         if homology is None and config.level != "entry":
             homology = sample_homology(meta, None, min_identity=config.homology.min_identity)
             homology = SampleHomology(homology.identity, homology.family, {**homology.info, "made": "no tables"})
-        if config.scheme == "entry":
-            fold = assign_folds(hard, meta["class_index"].to_numpy(), config.k, config.seed)
-        elif config.level != "entry" and homology is not None and \
-                joins_groups(homology.labels(config.level), hard):
-            strands = strand_column(meta)
-            canon = [(f"canon:{c}",) if (c := canonical_key(str(t), s)) else ()
-                     for t, s in zip(meta["motif_type"], strands)]
-            pairs = np.array(sorted(set().union(*(relations.pairs[r] for r in ("near_identical", "homolog")))),
-                             dtype=np.int64).reshape(-1, 2)
-            fold, info = label_assignment(homology.labels(config.level), hard, config.k, config.seed,
-                                          extra_labels=canon, pairs=pairs, max_group_share=config.max_group_share)
-            log.info("level %s: %d units (%d divided component(s)); training shares %s", config.level,
-                     info["units"], info["divided"], ", ".join(f"{s:.2f}" for s in info["shares"]))
-        else:
-            fold = soft_assignment(meta, relations, hard, config)
-        fold = pd.array(fold, dtype="Int64")
+        fold = pd.array(_similarity_assignment(meta, relations, hard, config, homology), dtype="Int64")
     folds = fold.fillna(0).to_numpy()  # type: ignore[attr-defined]
-    removed = np.zeros(len(meta), dtype=bool)
-    exclusion = np.zeros(len(meta), dtype=np.int64)
-    if config.scheme == "similarity":
-        for rel in PRUNING_RELATIONS:
-            for i, j in relations.pairs[rel]:
-                if folds[i] != folds[j] and folds[i] and folds[j]:
-                    if config.prune == "val":
-                        removed[i] = removed[j] = True
-                    else:  # each leaves the training subsets of the other's fold
-                        exclusion[i] |= 1 << (int(folds[j]) - 1)
-                        exclusion[j] |= 1 << (int(folds[i]) - 1)
-        if config.level != "entry" and homology is not None:
-            exclusion |= _label_exclusion_bits(homology.labels(config.level), folds.astype(np.int64), config.k)
-    best = np.zeros(len(meta))
-    to_train = np.zeros(len(meta))
-    for (i, j), v in relations.aligned.items():
-        if folds[i] != folds[j]:
-            best[i], best[j] = max(best[i], v), max(best[j], v)
-            if folds[i] and folds[j]:  # j in fold i's training unless pruned from it, and back
-                if not exclusion[j] >> (int(folds[i]) - 1) & 1:
-                    to_train[i] = max(to_train[i], v)
-                if not exclusion[i] >> (int(folds[j]) - 1) & 1:
-                    to_train[j] = max(to_train[j], v)
+    removed, exclusion = _pruned(folds, relations, config)
+    if config.scheme == "similarity" and config.level != "entry" and homology is not None:
+        exclusion |= _label_exclusion_bits(homology.labels(config.level), folds.astype(np.int64), config.k)
+    best, to_train = _identity_across(folds, relations, exclusion)
     sample_index = meta["sample_index"].to_numpy(dtype=np.int64) if "sample_index" in meta else np.arange(len(meta))
     sample_id = meta["sample_id"].astype(str).to_numpy() if "sample_id" in meta else \
         np.array([f"row{i}" for i in sample_index])
