@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 
 from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.inputs.schema import row_selection
-from rnamotif_data.pipeline.entry import check_strands, source_flank_pairs
 from rnamotif_data.rna.pairs import watson_crick_partners
 from rnamotif_data.rna.structure import read_model
+from rnamotif_data.samples.rules import check_strands, source_flank_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

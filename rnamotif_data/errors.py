@@ -11,12 +11,14 @@ One base, two branches::
     │   │   StoreError, ManifestError, RegistryError, AnnotationError,
     │   │   CheckpointMismatchError, UnknownMotifTypeError
     │   └── MissingFileError (also FileNotFoundError)   a file or folder the user named is absent
-    ├── SourceError, SearchError, ZenodoError          the world failed (network, services)
+    ├── SourceError, SearchError, ZenodoError          the world failed (network, services,
+    │                                                  a downloaded table such as HomologyTableError)
     └── MissingDependencyError (also ImportError)      an optional extra is not installed
 
 ``except RNAMotifError`` catches every error of the package and ``except ValueError`` every
 input error, ours or numpy's. ``rnamotif`` (:func:`rnamotif_data.cli.run`) prints an
-:class:`RNAMotifError` as one line and shows the traceback of anything else (a bug).
+:class:`RNAMotifError` or an ``OSError`` (disk full, permission denied) as one line and
+shows the traceback of anything else (a bug).
 ``ValueError`` itself is raised only where Python's protocols expect it or for an internal
 invariant (a bug); ``tests/test_errors.py`` keeps the list.
 """
@@ -85,6 +87,11 @@ class SourceError(RNAMotifError):
 class DownloadError(SourceError):
     """A download failed after all retries, the server answered 404, or a downloaded file failed
     its checksum (models and maps from RCSB/EMDB, releases from Zenodo)."""
+
+
+class HomologyTableError(SourceError):
+    """A homology table (BGSU representative sets, Rfam PDB mapping or clan list) is missing,
+    does not parse, or fails its checksum; the message names the file and the line."""
 
 
 class OfflineError(SourceError):

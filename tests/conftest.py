@@ -17,6 +17,8 @@ from rnamotif_data.rna.structure import read_model
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RNAMOTIF_SHARED_DATA", REPO.parent / "shared" / "data"))
+# `rnamotif split` reads the homology tables from here, never from the network (issue 40)
+os.environ.setdefault("RNAMOTIF_HOMOLOGY_DIR", str(SHARED_DATA / "homology"))
 SEED_HAIRPIN = SHARED_DATA / "seed-sample" / "EMD-20353_6PJ6_hairpin3_2606"
 DEMO = REPO / "demo"
 

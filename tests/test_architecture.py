@@ -194,3 +194,32 @@ def test_import_linter_contracts_name_every_package():
     listed = set(re.findall(r'"rnamotif_data\.(\w+)"', layers))
     packages = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
     assert packages <= listed, packages - listed
+
+
+#: the most lines a function of the package may span (``def`` to its last line, docstring included)
+MAX_FUNCTION_LINES = 80
+#: the programs' argparse ``main()`` functions, moving to ``cli/`` (issue 35): not measured here
+PROGRAM_MAINS = {"main"}
+
+
+def _long_functions(tree: ast.Module, limit: int) -> list[tuple[str, int]]:
+    """``(name, lines)`` of each function (methods and nested ones included) of ``tree``
+    spanning more than ``limit`` lines, ``def`` line to last line."""
+    return [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > limit]
+
+
+def test_the_function_measure_finds_a_long_function():
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    assert _long_functions(ast.parse(f"def f():\n{body}\n"), MAX_FUNCTION_LINES) == [("f", MAX_FUNCTION_LINES + 1)]
+    assert _long_functions(ast.parse(f"def f():\n{body}\n"), MAX_FUNCTION_LINES + 1) == []
+
+
+def test_no_function_is_longer_than_80_lines():
+    """A function reads on one screen: every function of the package spans at most
+    :data:`MAX_FUNCTION_LINES` lines (``def`` to last line, docstring included); longer
+    work is split into named steps."""
+    long = [f"{module}.{name} ({n} lines)" for module, tree in MODULES.items()
+            for name, n in _long_functions(tree, MAX_FUNCTION_LINES) if name not in PROGRAM_MAINS]
+    assert not long, long

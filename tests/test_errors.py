@@ -32,7 +32,7 @@ INPUT_ERRORS = ["InputError", "MissingFileError", "ConfigError", "MapFormatError
                 "SelectionError", "SelectionSyntaxError", "MotifOutsideMapError", "StoreError", "ManifestError",
                 "RegistryError", "CheckpointMismatchError", "UnknownMotifTypeError", "AnnotationError"]
 #: errors of the world (network, services) or of the installation: not bad input
-OTHER_ERRORS = ["SourceError", "DownloadError", "OfflineError", "NotEMEntryError", "NoMapError", "SearchError",
+OTHER_ERRORS = ["SourceError", "DownloadError", "HomologyTableError", "OfflineError", "NotEMEntryError", "NoMapError", "SearchError",
                 "ZenodoError", "ZenodoAuthError", "MissingDependencyError"]
 
 #: the ``raise ValueError`` left in rnamotif_data, each with the reason it is not a package error

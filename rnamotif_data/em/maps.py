@@ -405,55 +405,10 @@ def read_map(path: str | os.PathLike) -> DensityMap:
     notes: list[str] = []
     try:
         compressed = _compression(path)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            with mrcfile.open(path, mode="r", permissive=True, header_only=True) as mrc:
-                header = mrc.header.copy() if mrc.header is not None else None
-                vs = np.array(mrc.voxel_size.tolist(), dtype=np.float64)  # x, y, z
-        notes += [f"{w.message}" for w in caught]
-        if header is None:
-            raise MapFormatError(f"{name}: not a readable MRC map (no header)")
-        mode = int(header.mode)
-        if mode not in _SUPPORTED_MODES:
-            raise MapFormatError(f"{name}: MRC mode {mode} is not a supported real-valued density map "
-                                 "(modes 0, 1, 2, 6, 12)")
-        dims = (int(header.nx), int(header.ny), int(header.nz))
-        if min(dims) < 1:
-            raise MapFormatError(f"{name}: header dimensions NX, NY, NZ = {dims[0]}, {dims[1]}, {dims[2]} "
-                                 "must be positive")
-        cellb = tuple(float(v) for v in (header.cellb.alpha, header.cellb.beta, header.cellb.gamma))
-        if any(abs(a - 90.0) > 1e-3 for a in cellb):
-            raise MapFormatError(
-                f"{name}: cell angles ({cellb[0]:g}, {cellb[1]:g}, {cellb[2]:g}) are not "
-                "orthogonal; cryo-EM maps must have 90° cell angles"
-            )
-        mapcrs = (int(header.mapc), int(header.mapr), int(header.maps))
-        if sorted(mapcrs) != [1, 2, 3]:
-            raise MapFormatError(f"{name}: MAPC/MAPR/MAPS = {mapcrs[0]},{mapcrs[1]},{mapcrs[2]} is not a "
-                                 "permutation of 1,2,3")
-        if np.any(~np.isfinite(vs)) or np.any(vs <= 0):
-            raise MapFormatError(f"{name}: voxel size {_fmt(vs)} Å (cell / sampling) is not positive")
+        header, vs = _read_header(path, notes)
+        mapcrs = _check_header(name, header, vs)
         notes += _header_notes(header)
-        dtype = mrcfile.utils.data_dtype_from_header(header)
-        shape = mrcfile.utils.data_shape_from_header(header)
-        need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        skip = 1024 + int(header.nsymbt)
-        if compressed is None:
-            have = path.stat().st_size - skip
-            if have < need:
-                raise MapFormatError(
-                    f"{name}: truncated, or header dimensions {dims[0]} x {dims[1]} x {dims[2]} (mode {mode}) "
-                    f"do not match the file: the data block needs {_size(need)}, the file holds {_size(max(have, 0))}")
-            if have > need:
-                notes.append(f"{have - need} bytes after the data block ignored")
-            raw = np.fromfile(path, dtype=dtype, count=int(np.prod(shape)), offset=skip).reshape(shape)
-            if not dtype.isnative:
-                raw = raw.byteswap().view(dtype.newbyteorder("="))
-        else:
-            _check_compressed_size(path, compression=compressed, need=need + skip, dims=dims, mode=mode)
-            raw, extra = _stream_data(path, compressed, header)
-            if extra:
-                notes.append("bytes after the data block ignored")
+        raw = _read_data(path, header, compressed, notes)
         data = np.ascontiguousarray(axis_order_to_zyx(raw, *mapcrs), dtype=np.float32)
         hdr_origin = np.array(header.origin.tolist(), dtype=np.float64)
         nstart_crs = (int(header.nxstart), int(header.nystart), int(header.nzstart))
@@ -464,17 +419,7 @@ def read_map(path: str | os.PathLike) -> DensityMap:
         raise
     except (ValueError, OSError, EOFError, zlib.error, MemoryError) as exc:
         raise MapFormatError(f"{name}: corrupt or truncated map file ({exc})") from None
-
-    if not np.all(np.isfinite(hdr_origin)):
-        raise MapFormatError(f"{name}: ORIGIN {_fmt(hdr_origin)} is not finite")
-    nstart_arr = np.asarray(nstart_xyz, dtype=np.float64)
-    if np.any(hdr_origin != 0.0):
-        origin = hdr_origin
-        if np.any(nstart_arr != 0):
-            notes.append(f"both ORIGIN ({_fmt(hdr_origin)}) Å and NSTART {tuple(nstart_xyz)} are non-zero; "
-                         "ORIGIN used, as ChimeraX does")
-    else:
-        origin = nstart_arr * vs
+    origin = _placed_origin(name, hdr_origin, nstart_xyz, vs, notes)
     notes = list(dict.fromkeys(n.strip() for n in notes if n.strip()))
     for note in notes:
         log.warning("%s: %s", name, note)
@@ -489,6 +434,92 @@ def read_map(path: str | os.PathLike) -> DensityMap:
         warnings=tuple(notes),
         header_stats=(float(header.dmin), float(header.dmax), float(header.dmean), float(header.rms)),
     )
+
+
+def _read_header(path: Path, notes: list[str]):
+    """The map's header (a copy) and voxel size ``(3,)`` Å, x-y-z; mrcfile's warnings
+    are added to ``notes``. Raises :class:`MapFormatError` when there is no header."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with mrcfile.open(path, mode="r", permissive=True, header_only=True) as mrc:
+            header = mrc.header.copy() if mrc.header is not None else None
+            vs = np.array(mrc.voxel_size.tolist(), dtype=np.float64)  # x, y, z
+    notes += [f"{w.message}" for w in caught]
+    if header is None:
+        raise MapFormatError(f"{path}: not a readable MRC map (no header)")
+    return header, vs
+
+
+def _check_header(name: str, header, vs: np.ndarray) -> tuple[int, int, int]:
+    """The axis order (MAPC, MAPR, MAPS) of a header that can be read right; raises
+    :class:`MapFormatError` for an unsupported mode, non-positive dimensions, a
+    non-orthogonal cell, an axis order that is not a permutation or a voxel size <= 0."""
+    mode = int(header.mode)
+    if mode not in _SUPPORTED_MODES:
+        raise MapFormatError(f"{name}: MRC mode {mode} is not a supported real-valued density map "
+                             "(modes 0, 1, 2, 6, 12)")
+    dims = (int(header.nx), int(header.ny), int(header.nz))
+    if min(dims) < 1:
+        raise MapFormatError(f"{name}: header dimensions NX, NY, NZ = {dims[0]}, {dims[1]}, {dims[2]} "
+                             "must be positive")
+    cellb = tuple(float(v) for v in (header.cellb.alpha, header.cellb.beta, header.cellb.gamma))
+    if any(abs(a - 90.0) > 1e-3 for a in cellb):
+        raise MapFormatError(
+            f"{name}: cell angles ({cellb[0]:g}, {cellb[1]:g}, {cellb[2]:g}) are not "
+            "orthogonal; cryo-EM maps must have 90° cell angles"
+        )
+    mapcrs = (int(header.mapc), int(header.mapr), int(header.maps))
+    if sorted(mapcrs) != [1, 2, 3]:
+        raise MapFormatError(f"{name}: MAPC/MAPR/MAPS = {mapcrs[0]},{mapcrs[1]},{mapcrs[2]} is not a "
+                             "permutation of 1,2,3")
+    if np.any(~np.isfinite(vs)) or np.any(vs <= 0):
+        raise MapFormatError(f"{name}: voxel size {_fmt(vs)} Å (cell / sampling) is not positive")
+    return mapcrs
+
+
+def _read_data(path: Path, header, compressed: str | None, notes: list[str]) -> np.ndarray:
+    """The data block in file order (sections, rows, columns), native byte order; the
+    sizes are checked against the file before any allocation (:class:`MapFormatError`
+    when it is too short); trailing bytes are noted in ``notes``."""
+    name = str(path)
+    mode = int(header.mode)
+    dims = (int(header.nx), int(header.ny), int(header.nz))
+    dtype = mrcfile.utils.data_dtype_from_header(header)
+    shape = mrcfile.utils.data_shape_from_header(header)
+    need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    skip = 1024 + int(header.nsymbt)
+    if compressed is not None:
+        _check_compressed_size(path, compression=compressed, need=need + skip, dims=dims, mode=mode)
+        raw, extra = _stream_data(path, compressed, header)
+        if extra:
+            notes.append("bytes after the data block ignored")
+        return raw
+    have = path.stat().st_size - skip
+    if have < need:
+        raise MapFormatError(
+            f"{name}: truncated, or header dimensions {dims[0]} x {dims[1]} x {dims[2]} (mode {mode}) "
+            f"do not match the file: the data block needs {_size(need)}, the file holds {_size(max(have, 0))}")
+    if have > need:
+        notes.append(f"{have - need} bytes after the data block ignored")
+    raw = np.fromfile(path, dtype=dtype, count=int(np.prod(shape)), offset=skip).reshape(shape)
+    if not dtype.isnative:
+        raw = raw.byteswap().view(dtype.newbyteorder("="))
+    return raw
+
+
+def _placed_origin(name: str, hdr_origin: np.ndarray, nstart_xyz: list[int], vs: np.ndarray,
+                   notes: list[str]) -> np.ndarray:
+    """The map's origin (Å, x-y-z): ORIGIN when set, else NSTART × voxel size (module
+    docstring); both set is noted. Raises :class:`MapFormatError` for a non-finite ORIGIN."""
+    if not np.all(np.isfinite(hdr_origin)):
+        raise MapFormatError(f"{name}: ORIGIN {_fmt(hdr_origin)} is not finite")
+    nstart_arr = np.asarray(nstart_xyz, dtype=np.float64)
+    if np.any(hdr_origin != 0.0):
+        if np.any(nstart_arr != 0):
+            notes.append(f"both ORIGIN ({_fmt(hdr_origin)}) Å and NSTART {tuple(nstart_xyz)} are non-zero; "
+                         "ORIGIN used, as ChimeraX does")
+        return hdr_origin
+    return nstart_arr * vs
 
 
 def _compression(path: Path) -> str | None:
@@ -607,6 +638,25 @@ def header_statistics_notes(dmap: "DensityMap", stats: "MapStatistics") -> list[
 
 # ----------------------------------------------------------------------
 # Writing z-y-x arrays as MRC2014 maps that overlay the model in ChimeraX, byte for byte
+def _header_placement(path, org: np.ndarray, vs: np.ndarray, placement: str) -> tuple[np.ndarray, np.ndarray]:
+    """ORIGIN ``(3,)`` Å and NSTART ``(3,)`` voxels, x-y-z, that place ``data[0, 0, 0]`` at
+    ``org`` (:func:`write_map`'s ``placement``). Raises as :func:`write_map` says."""
+    if placement == "origin":
+        header_origin, nstart = org, np.zeros(3, dtype=np.int64)
+    elif placement == "nstart":
+        n = org / vs
+        nstart = np.rint(n).astype(np.int64)
+        if not np.allclose(n, nstart, atol=1e-4):
+            raise InputError(
+                f"{path}: origin {tuple(org)} Å is not a whole number of voxels "
+                f"({tuple(vs)} Å); NSTART placement impossible"
+            )
+        header_origin = np.zeros(3)
+    else:
+        raise ConfigError(f"{path}: placement must be 'origin' or 'nstart', got {placement!r}")
+    return header_origin, nstart
+
+
 def write_map(
     path: str | os.PathLike,
     data: np.ndarray,
@@ -654,20 +704,7 @@ def write_map(
     elif arr.dtype == np.float64:
         arr = arr.astype(np.float32)
     vs = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
-    org = np.asarray(origin, dtype=np.float64).reshape(3)
-    if placement == "origin":
-        header_origin, nstart = org, np.zeros(3, dtype=np.int64)
-    elif placement == "nstart":
-        n = org / vs
-        nstart = np.rint(n).astype(np.int64)
-        if not np.allclose(n, nstart, atol=1e-4):
-            raise InputError(
-                f"{path}: origin {tuple(org)} Å is not a whole number of voxels "
-                f"({tuple(vs)} Å); NSTART placement impossible"
-            )
-        header_origin = np.zeros(3)
-    else:
-        raise ConfigError(f"{path}: placement must be 'origin' or 'nstart', got {placement!r}")
+    header_origin, nstart = _header_placement(path, np.asarray(origin, dtype=np.float64).reshape(3), vs, placement)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     compression = {".gz": "gzip", ".bz2": "bzip2"}.get(path.suffix)

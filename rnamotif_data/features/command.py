@@ -32,9 +32,9 @@ from rnamotif_data.features.embedders import EMBEDDERS, SequenceEmbedder, make_e
 from rnamotif_data.features.stored import write_features
 from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
 from rnamotif_data.inputs.sources import SourceConfig, Sources, default_cache_dir
-from rnamotif_data.pipeline.entry import CONTEXT_FLANK  # as the context_sequence column
 from rnamotif_data.rna.structure import Model, coordinates_hash, read_model
 from rnamotif_data.samples.cubes import SegmentConfig, labelled_atoms
+from rnamotif_data.samples.rules import CONTEXT_FLANK  # as the context_sequence column
 from rnamotif_data.storage.checksums import sha256_file
 from rnamotif_data.storage.store import RNAMotifStore, open_store
 
@@ -91,6 +91,44 @@ def _mirror_for(store: RNAMotifStore, mirror: Path | None) -> Path | None:
     if sha == sha256_file(str(SMALL_MANIFEST)):
         return SMALL_MIRROR
     return None
+
+
+def _context_rows(model: Model, ri: np.ndarray, row_of: dict, first_row: dict[str, int],
+                  chains: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """The table rows of a sample's context (each strand with up to :data:`CONTEXT_FLANK`
+    chain neighbours on both sides, as the ``context_sequence`` column) and whether each
+    is the sample's own residue; None when no residue of the sample has a row."""
+    cr, cin = [], []
+    for strand in model.strands(ri):
+        located = [row_of[int(r)] for r in strand if int(r) in row_of]
+        if not located:
+            continue
+        c = located[0][0]
+        own = [t for cc, t in located if cc == c]
+        base = first_row[chains[c].sequence]
+        lo = max(min(own) - CONTEXT_FLANK, base)
+        hi = min(max(own) + CONTEXT_FLANK + 1, base + len(chains[c].sequence))
+        cr.append(np.arange(lo, hi, dtype=np.int64))
+        cin.append(np.isin(np.arange(lo, hi), own))
+    if not cr:
+        return None
+    return np.concatenate(cr), np.concatenate(cin)
+
+
+def _feature_arrays(table: list[np.ndarray], dim: int, res_rows: list[np.ndarray], ctx_rows: list[np.ndarray],
+                    ctx_in: list[np.ndarray], slots: list) -> dict[str, np.ndarray]:
+    """The per-sample rows and slots concatenated into the stored feature arrays, with
+    their offsets (:data:`rnamotif_data.features.stored.FEATURE_FILES`)."""
+    return {
+        "chain_embedding": (np.concatenate(table) if table else np.zeros((0, dim))).astype(np.float16).reshape(-1, dim),
+        "residue_row": np.concatenate(res_rows).astype(np.int64),
+        "residue_offsets": np.concatenate([[0], np.cumsum([len(a) for a in res_rows])]).astype(np.int64),
+        "context_row": np.concatenate(ctx_rows).astype(np.int64),
+        "context_offsets": np.concatenate([[0], np.cumsum([len(a) for a in ctx_rows])]).astype(np.int64),
+        "context_in_sample": np.concatenate(ctx_in).astype(bool),
+        "voxel_slot": np.concatenate(slots).astype(np.uint8),
+        "voxel_offsets": np.concatenate([[0], np.cumsum([len(a) for a in slots])]).astype(np.int64),
+    }
 
 
 def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sources, cache: EmbeddingCache,
@@ -151,39 +189,17 @@ def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sourc
                 problems["residue count differs"] = problems.get("residue count differs", 0) + 1
                 continue
             res_rows[i] = np.array([row_of[int(r)][1] if int(r) in row_of else -1 for r in ri], dtype=np.int64)
-            cr, cin = [], []
-            for strand in model.strands(ri):
-                located = [row_of[int(r)] for r in strand if int(r) in row_of]
-                if not located:
-                    continue
-                c = located[0][0]
-                own = [t for cc, t in located if cc == c]
-                base = first_row[chains[c].sequence]
-                lo = max(min(own) - CONTEXT_FLANK, base)
-                hi = min(max(own) + CONTEXT_FLANK + 1, base + len(chains[c].sequence))
-                cr.append(np.arange(lo, hi, dtype=np.int64))
-                cin.append(np.isin(np.arange(lo, hi), own))
-            if cr:
-                ctx_rows[i], ctx_in[i] = np.concatenate(cr), np.concatenate(cin)
+            context = _context_rows(model, ri, row_of, first_row, chains)
+            if context is not None:
+                ctx_rows[i], ctx_in[i] = context
             if len(ri):
                 slots[i] = voxel_slots(model, ri, row["origin_xyz"], seg)
             elif meta["background_kind"].iloc[i] == "density":  # an unmodelled site: no residue, no label
                 slots[i] = np.zeros(0, np.uint8)
-    voxel: list[np.ndarray] = []
-    for i, v in enumerate(slots):
-        if v is None:
-            v = np.zeros(int((store.read(i, ["labels"])["labels"] > 0).sum()), np.uint8)
-        voxel.append(v)
-    arrays: dict[str, np.ndarray] = {
-        "chain_embedding": (np.concatenate(table) if table else np.zeros((0, dim))).astype(np.float16).reshape(-1, dim),
-        "residue_row": np.concatenate(res_rows).astype(np.int64),
-        "residue_offsets": np.concatenate([[0], np.cumsum([len(a) for a in res_rows])]).astype(np.int64),
-        "context_row": np.concatenate(ctx_rows).astype(np.int64),
-        "context_offsets": np.concatenate([[0], np.cumsum([len(a) for a in ctx_rows])]).astype(np.int64),
-        "context_in_sample": np.concatenate(ctx_in).astype(bool),
-        "voxel_slot": np.concatenate(voxel).astype(np.uint8),
-        "voxel_offsets": np.concatenate([[0], np.cumsum([len(a) for a in voxel])]).astype(np.int64),
-    }
+    for i in [i for i, v in enumerate(slots) if v is None]:
+        labelled = int((store.read(i, ["labels"])["labels"] > 0).sum())
+        slots[i] = np.zeros(labelled, np.uint8)
+    arrays = _feature_arrays(table, dim, res_rows, ctx_rows, ctx_in, slots)
     have: np.ndarray = arrays["residue_row"] >= 0
     summary: dict[str, Any] = {
         "models": len(groups), "nucleotides_embedded": n_nt, "distinct_chains": len(first_row),

@@ -343,23 +343,29 @@ def import_motif_atlas(paths: list[Path], models=None) -> tuple[list[dict], list
             except ValueError as exc:
                 rejected.append(Rejection(n, "residues", str(exc), "motif-atlas", iid))
             else:
-                letters = [s for s in (_atlas_letters(st) for st in strands) if s is not None]
-                seq = "".join(letters) if len(letters) == len(strands) else None
-                if seq is not None and len(seq) != sum(lengths):  # the model counts otherwise
-                    seq = None
-                rows.append({
-                    "pdb_id": units[0]["pdb"],
-                    "motif_type": mtype,
-                    "selection": selection,
-                    # skipped and modified residues are N (the builder's check lets N match any)
-                    "sequence": seq if seq and re.fullmatch(r"[ACGUTN]+", seq) else None,
-                    "skipped": skipped or None,
-                    "motif_id": gid,
-                    "source": "motif-atlas",
-                    "source_id": iid,
-                })
+                rows.append(_atlas_row(gid, iid, units, strands, lengths, mtype, selection, skipped))
             n += 1
     return rows, rejected
+
+
+def _atlas_row(gid: str, iid: str, units: list[dict], strands: list[list[dict]], lengths: list[int], mtype: str,
+               selection: str, skipped: str | None) -> dict:
+    """The manifest row of one accepted Motif Atlas instance (:func:`import_motif_atlas`)."""
+    letters = [s for s in (_atlas_letters(st) for st in strands) if s is not None]
+    seq = "".join(letters) if len(letters) == len(strands) else None
+    if seq is not None and len(seq) != sum(lengths):  # the model counts otherwise
+        seq = None
+    return {
+        "pdb_id": units[0]["pdb"],
+        "motif_type": mtype,
+        "selection": selection,
+        # skipped and modified residues are N (the builder's check lets N match any)
+        "sequence": seq if seq and re.fullmatch(r"[ACGUTN]+", seq) else None,
+        "skipped": skipped or None,
+        "motif_id": gid,
+        "source": "motif-atlas",
+        "source_id": iid,
+    }
 
 
 # ------------------------------------------------------------- upstream fold CSVs

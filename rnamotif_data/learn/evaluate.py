@@ -58,6 +58,61 @@ _FOLDER_CLASS = {"symmetricloop": 0, "bulge": 1, "hairpin": 2, "asymmetricloop":
 _UPSTREAM_NAME = re.compile(r"^(EMD-\d+)_([0-9A-Za-z]{4})_([0-9A-Za-z]+)_(.+)$")
 
 
+
+def _mrc_cubes(folder: Path) -> tuple[list[Path], list[int], list[str], int]:
+    """The ``.mrc`` cubes of ``folder`` in either layout ``rnamotif export`` writes (class
+    subfolders, else one folder per sample): ``(files, class indices, motif types,
+    files skipped)``. Raises :class:`RNAMotifError` when neither layout has a cube."""
+    files, labels, types, skipped = [], [], [], 0
+    for sub in sorted(folder.iterdir()):
+        key = sub.name.replace("_", "").lower()
+        if not sub.is_dir() or key not in _FOLDER_CLASS:
+            continue
+        for f in sorted(sub.glob("*.mrc")):
+            m = _UPSTREAM_NAME.match(f.stem)
+            if not m and not f.stem.startswith("cube_"):
+                skipped += 1
+                continue
+            files.append(f)
+            labels.append(_FOLDER_CLASS[key])
+            types.append(m.group(3) if m else "unknown")
+    if not files:  # the default export: one folder per sample, NAME/NAME.mrc
+        for sub in sorted(folder.iterdir()):
+            f = sub / f"{sub.name}.mrc"
+            if not (sub.is_dir() and f.is_file()):
+                continue
+            m = _UPSTREAM_NAME.match(sub.name)
+            if sub.name.startswith("cube_"):
+                mtype = "unknown"
+            elif m and m.group(3) in FINE_TYPES:
+                mtype = m.group(3)
+            else:
+                skipped += 1
+                continue
+            files.append(f)
+            labels.append(class_index(mtype))
+            types.append(mtype)
+    if not files:
+        raise InputError(
+            f"{folder}: no .mrc cubes in either layout of rnamotif export: class folders "
+            f"({', '.join(CLASS_NAMES)}; export --by-class) or sample folders NAME/NAME.mrc (the default export)")
+    return files, labels, types, skipped
+
+
+def _centre_box(path: Path, cube: int, voxel_size: float, normalisation: str) -> np.ndarray:
+    """``(cube, cube, cube)`` float32 z-y-x: the map ``path`` sampled around its centre at
+    ``voxel_size`` Å; with ``normalisation="percentile"`` divided by the 95th percentile
+    of its positive voxels and clipped to [0, 1]."""
+    dm = read_map(path)
+    centre = dm.index_to_world((np.asarray(dm.shape, dtype=float) - 1) / 2.0)
+    origin = centre - (cube - 1) / 2.0 * voxel_size
+    box, _ = dm.sample_box(origin, (cube, cube, cube), voxel_size)
+    if normalisation == "percentile":
+        pos = box[box > 0]
+        scale = float(np.percentile(pos, 95)) if pos.size else 1.0
+        box = np.clip(box / scale, 0, 1)
+    return box.astype(np.float32)
+
 class Evaluator:
     """A trained model plus the checks that keep its numbers honest.
 
@@ -154,6 +209,8 @@ class Evaluator:
         cols = dataset.split_columns
         if cols is not None and "max_identity_to_train" in cols:
             meta = meta.assign(max_identity_to_train=cols["max_identity_to_train"].to_numpy(dtype=float))
+        if cols is not None and "related_level" in cols:
+            meta = meta.assign(related_level=cols["related_level"].to_numpy(dtype=object))
         res["breakdown"] = breakdown(meta, true, pred, dataset.classes)
         res["mismatches_allowed"] = problems
         res["predictions"] = pd.DataFrame({"sample_id": dataset.metadata["sample_id"], "true": true,
@@ -226,51 +283,8 @@ class Evaluator:
 
         if self.checkpoint["in_channels"] != 1 or self.checkpoint.get("seq_dim"):
             raise CheckpointMismatchError("MRC-folder evaluation needs a model trained on one density channel (no sequence features)")
-        files, labels, types, skipped = [], [], [], 0
-        for sub in sorted(Path(folder).iterdir()):
-            key = sub.name.replace("_", "").lower()
-            if not sub.is_dir() or key not in _FOLDER_CLASS:
-                continue
-            for f in sorted(sub.glob("*.mrc")):
-                m = _UPSTREAM_NAME.match(f.stem)
-                if not m and not f.stem.startswith("cube_"):
-                    skipped += 1
-                    continue
-                files.append(f)
-                labels.append(_FOLDER_CLASS[key])
-                types.append(m.group(3) if m else "unknown")
-        if not files:  # the default export: one folder per sample, NAME/NAME.mrc
-            for sub in sorted(Path(folder).iterdir()):
-                f = sub / f"{sub.name}.mrc"
-                if not (sub.is_dir() and f.is_file()):
-                    continue
-                m = _UPSTREAM_NAME.match(sub.name)
-                if sub.name.startswith("cube_"):
-                    mtype = "unknown"
-                elif m and m.group(3) in FINE_TYPES:
-                    mtype = m.group(3)
-                else:
-                    skipped += 1
-                    continue
-                files.append(f)
-                labels.append(class_index(mtype))
-                types.append(mtype)
-        if not files:
-            raise InputError(
-                f"{folder}: no .mrc cubes in either layout of rnamotif export: class folders "
-                f"({', '.join(CLASS_NAMES)}; export --by-class) or sample folders NAME/NAME.mrc (the default export)")
-        xs = []
-        for f in files:
-            dm = read_map(f)
-            centre = dm.index_to_world((np.asarray(dm.shape, dtype=float) - 1) / 2.0)
-            origin = centre - (cube - 1) / 2.0 * voxel_size
-            box, _ = dm.sample_box(origin, (cube, cube, cube), voxel_size)
-            if normalisation == "percentile":
-                pos = box[box > 0]
-                scale = float(np.percentile(pos, 95)) if pos.size else 1.0
-                box = np.clip(box / scale, 0, 1)
-            xs.append(box.astype(np.float32))
-        x = torch.from_numpy(np.stack(xs))[:, None]
+        files, labels, types, skipped = _mrc_cubes(Path(folder))
+        x = torch.from_numpy(np.stack([_centre_box(f, cube, voxel_size, normalisation) for f in files]))[:, None]
         pred = self.predict(x)
         true = np.asarray(labels)
         names = self.checkpoint["class_names"]

@@ -18,8 +18,9 @@ from rnamotif_data.common.extras import require
 from rnamotif_data.errors import InputError
 from rnamotif_data.rna.motifs import CLASS_NAMES
 
-__all__ = ["SHORT_NAMES", "RESOLUTION_BINS", "IDENTITY_BINS", "confusion_matrix", "class_metrics", "breakdown",
-           "markdown_report", "plot_confusion", "format_metric"]
+__all__ = ["SHORT_NAMES", "RESOLUTION_BINS", "IDENTITY_BINS", "RELATED_LEVELS", "confusion_matrix", "class_metrics",
+           "breakdown", "wilson_interval", "bootstrap_macro_sensitivity", "level_metrics", "markdown_report",
+           "plot_confusion", "format_metric"]
 
 #: The upstream README's column labels.
 SHORT_NAMES = ("sym", "bul", "hp", "asymm", "unk")
@@ -82,13 +83,74 @@ IDENTITY_BINS = (("0 (none aligned)", -1.0, 0.0), ("(0, 0.5]", 0.0, 0.5), ("(0.5
                  ("(0.7, 0.8]", 0.7, 0.8), ("(0.8, 1]", 0.8, 1.0))
 
 
+#: a validation sample's strictest relation to its fold's training set (split column
+#: ``related_level``, :mod:`rnamotif_data.split.homology`), strictest first
+RELATED_LEVELS = ("identity", "family", "none", "unknown")
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """Wilson score interval (95 % for z = 1.96) of a proportion; None for n = 0
+    (Wilson 1927, JASA 22:209, DOI 10.1080/01621459.1927.10502953)."""
+    if n <= 0:
+        return None
+    p = successes / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return float(max(0.0, c - h)), float(min(1.0, c + h))
+
+
+def bootstrap_macro_sensitivity(y_true, y_pred, n_classes: int, n_boot: int = 1000,
+                                seed: int = 0) -> tuple[float, float] | None:
+    """95 % percentile bootstrap interval of the macro sensitivity (samples resampled with
+    replacement, ``n_boot`` times, seeded: deterministic); None for no samples."""
+    t, p = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    if t.size == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, t.size, t.size)
+        cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+        np.add.at(cm, (t[idx], p[idx]), 1)
+        support = cm.sum(axis=1)
+        ok = support > 0
+        vals.append(float(np.mean(np.diag(cm)[ok] / support[ok])))
+    lo, hi = np.percentile(vals, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def level_metrics(levels, y_true, y_pred, class_names=CLASS_NAMES) -> dict:
+    """Accuracy and macro sensitivity per related level (:data:`RELATED_LEVELS`; the split
+    column ``related_level``), with counts, a Wilson interval of the accuracy and a
+    bootstrap interval of the macro sensitivity: PLINDER's stratified view (Durairaj et al.
+    2024, DOI 10.1101/2024.07.17.603955). Levels without samples are left out."""
+    lv = np.asarray([str(x) if x is not None and x == x else "unknown" for x in levels], dtype=object)
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    out = {}
+    for level in RELATED_LEVELS:
+        m = lv == level
+        if not m.any():
+            continue
+        d = class_metrics(confusion_matrix(t[m], p[m], len(class_names)), class_names)
+        correct = int((t[m] == p[m]).sum())
+        out[level] = {"n": int(m.sum()), "correct": correct, "accuracy": d["accuracy"],
+                      "accuracy_ci95": wilson_interval(correct, int(m.sum())),
+                      "macro_sensitivity": d["macro_sensitivity"],
+                      "macro_sensitivity_ci95": bootstrap_macro_sensitivity(t[m], p[m], len(class_names))}
+    return out
+
+
 def breakdown(meta: pd.DataFrame, y_true, y_pred, class_names=CLASS_NAMES) -> dict:
     """Metrics per resolution bin (``resolution`` column, Å), per fine ``motif_type``
     (count, correct, sensitivity) and, when ``meta`` has ``max_identity_to_train`` (the
     split file's, e.g. from :attr:`RNAMotifDataset.split_columns`), per bin of it
-    (:data:`IDENTITY_BINS`): how performance falls with novelty."""
+    (:data:`IDENTITY_BINS`): how performance falls with novelty; when it has
+    ``related_level`` (the split file's), per related level (:func:`level_metrics`)."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     out: dict[str, dict] = {"resolution": {}, "motif_type": {}}
+    if "related_level" in meta:
+        out["related_level"] = level_metrics(meta["related_level"].tolist(), y_true, y_pred, class_names)
     if "max_identity_to_train" in meta:
         out["identity_to_train"] = {}
         ident = meta["max_identity_to_train"].to_numpy(dtype=float)
@@ -135,6 +197,16 @@ def markdown_report(metrics: dict, class_names=CLASS_NAMES, title: str = "Evalua
                   "| identity to train | n | accuracy | macro sensitivity |", "|---|---:|---:|---:|"]
         lines += [f"| {k} | {v['n']} | {format_metric(v['accuracy'])} | {format_metric(v['macro_sensitivity'])} |"
                   for k, v in bd["identity_to_train"].items()]
+        lines.append("")
+    if bd.get("related_level"):
+        def ci(v):
+            return "–" if v is None else f"{v[0]:.3f}–{v[1]:.3f}"
+        lines += ["By strictest homology to the fold's training set (chain class / family):", "",
+                  "| related to training by | n | accuracy (95 % CI) | macro sensitivity (95 % CI) |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| {k} | {v['n']} | {format_metric(v['accuracy'])} ({ci(v['accuracy_ci95'])}) | "
+                  f"{format_metric(v['macro_sensitivity'])} ({ci(v['macro_sensitivity_ci95'])}) |"
+                  for k, v in bd["related_level"].items()]
         lines.append("")
     if bd.get("motif_type"):
         lines += ["By fine motif type:", "", "| motif type | n | correct | sensitivity |", "|---|---:|---:|---:|"]

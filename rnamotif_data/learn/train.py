@@ -182,11 +182,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         log.warning("%s: %s/val has no samples: model selection falls back to the training loss "
                     "(best.pt is the epoch with the lowest training loss)", cfg.root, cfg.split)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    weight = None
-    if cfg.class_weights:
-        counts = np.bincount(train_ds.targets, minlength=len(train_ds.classes)).astype(np.float64)
-        weight = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0),
-                              dtype=torch.float32, device=device)
+    weight = _class_weight(train_ds, device) if cfg.class_weights else None
     start, best, history = 0, float("-inf"), []
     last = out / "last.pt"
     if resume and last.exists():
@@ -207,22 +203,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         model.train()
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # order independent of resume
         loader = torch.utils.data.DataLoader(train_ds, shuffle=True, generator=gen, **kw)
-        t0, wait, loss_sum, n = time.perf_counter(), 0.0, 0.0, 0
-        t_fetch = time.perf_counter()
+        t0 = time.perf_counter()
         bar = tqdm(loader, desc=f"{cfg.split} epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
-        for x, y in bar:
-            wait += time.perf_counter() - t_fetch
-            xs, y = inputs_to(x, device, model), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-                logits = model(*xs)
-            loss = torch.nn.functional.cross_entropy(logits.float(), y, weight=weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += float(loss.detach()) * len(y)
-            n += len(y)
-            bar.set_postfix(loss=f"{loss_sum / n:.4f}")
-            t_fetch = time.perf_counter()
+        loss_sum, n, wait = _fit_epoch(model, opt, bar, device, weight, cfg.amp)
         pred, true, val_loss = predict(model, val_loader, device, cfg.amp)
         m = class_metrics(confusion_matrix(true, pred, len(train_ds.classes)), train_ds.classes)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / n, "val_loss": val_loss,
@@ -251,6 +234,35 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         if stop_after is not None and done >= stop_after:
             break
     return history[-1]
+
+
+def _class_weight(train_ds, device) -> torch.Tensor:
+    """Cross-entropy class weights ``(C,)``: total / (count × C) per class, 0 for a class
+    without training samples."""
+    counts = np.bincount(train_ds.targets, minlength=len(train_ds.classes)).astype(np.float64)
+    return torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0),
+                        dtype=torch.float32, device=device)
+
+
+def _fit_epoch(model, opt, bar, device, weight, amp: bool) -> tuple[float, int, float]:
+    """One pass over the training batches of ``bar`` (a tqdm over the loader):
+    ``(summed loss, samples, seconds waited for the loader)``."""
+    wait, loss_sum, n = 0.0, 0.0, 0
+    t_fetch = time.perf_counter()
+    for x, y in bar:
+        wait += time.perf_counter() - t_fetch
+        xs, y = inputs_to(x, device, model), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(*xs)
+        loss = torch.nn.functional.cross_entropy(logits.float(), y, weight=weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += float(loss.detach()) * len(y)
+        n += len(y)
+        bar.set_postfix(loss=f"{loss_sum / n:.4f}")
+        t_fetch = time.perf_counter()
+    return loss_sum, n, wait
 
 
 #: settings a resumed run may change: more epochs extend it; workers and device are how, not what

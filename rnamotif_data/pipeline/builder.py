@@ -217,24 +217,8 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
     """
     source_config = dataclasses.replace(source_config or SourceConfig(), verify_found=False)
     manifest = Path(manifest)
-    table, rejections = read_manifest(manifest)
-    n_rows = table.num_rows + len(rejections)
-    if n_rows == 0:
-        raise StoreError(f"{manifest}: the manifest has no rows; nothing to build")
-    rejected_rows = {r.row for r in rejections}
-    row_numbers = [i for i in range(n_rows) if i not in rejected_rows]
-    jobs = group_entries(table, row_numbers, _map_ids(table, source_config))
-    manifest_sha = sha256_file(manifest)
-    raw_rows = _raw_rows(manifest, rejected_rows)
-    attrs = {
-        "format_version": FORMAT_VERSION, "dataset_version": dataset_version,
-        "build_config": config.to_dict(), "config_hash": config.config_hash(),
-        "manifest": manifest.name, "manifest_sha256": manifest_sha, "manifest_rows": n_rows,
-        "class_names": list(CLASS_NAMES), "label_names": list(LABEL_NAMES),
-        "nucleotide_names": list(NUCLEOTIDE_NAMES), "voxel_size": config.segment.voxel_size,
-        "cube_shape": list(config.segment.shape), "shard_size": int(config.shard_size),
-        "package_version": __version__,
-    }
+    jobs, rejections, raw_rows, n_rows = _read_jobs(manifest, source_config)
+    attrs = _store_attrs(manifest, n_rows, config, dataset_version)
     result = BuildResult(root=str(root), entries=len(jobs))
     if scheduler != "synchronous":  # a missing [build] extra is said before anything is written
         require("distributed", "the parallel build")
@@ -245,27 +229,8 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
     lock.acquire()
     try:
         existing = prepare_root(str(root), attrs, old, resume=resume, overwrite=overwrite)
-        if existing == "complete":
-            assert old is not None  # "complete" is read from the old store's attributes
-            if retry_failed and old.get("n_failed_rows"):
-                raise StoreError(f"{root}: the build is complete; --retry-failed redoes failed entries of an "
-                                 f"interrupted build only ({old.get('n_failed_rows')} rows failed, see "
-                                 f"{FAILURES_FILE}); to retry them, build into a new --out")
-            if dataset_version != old.get("dataset_version"):
-                log.warning("%s: the build is complete as version %s; --dataset-version %s is not applied (build "
-                            "into a new --out, or give the version when publishing)", root,
-                            old.get("dataset_version"), dataset_version)
-            fails = _read_failures_count(str(root))
-            result.noop, result.n_failed_rows = True, fails[0]
-            result.reasons = fails[1]
-            result.n_samples = int(old.get("n_samples", 0))
-            result.n_background = int(old.get("n_background", 0))
-            result.background_requested = int(old.get("background", {}).get("requested", result.n_background))
-            result.background_short = dict(old.get("background", {}).get("short", {}))
-            result.map_warnings = dict(old.get("map_warnings", {}))
-            result.timing = dict(old.get("build_timing", {}))
-            clean_staging(str(root))
-            return result
+        if existing == "complete" and old is not None:  # "complete" is read from old, never None then
+            return _finished(str(root), old, result, retry_failed=retry_failed, dataset_version=dataset_version)
         set_attrs(str(root), {**attrs, "build_state": "building"})
 
         todo = []
@@ -280,73 +245,158 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
         log.info("%d entries, %d rows (%d rejected by validation); %d entries to stage",
                  len(jobs), n_rows, len(rejections), len(todo))
 
-        t0 = time.perf_counter()
         runner = Runner(scheduler, workers, threads_per_worker, memory_limit)
         try:
-            counts: dict[str, int] = {}
-            todo_keys = {j.key for j in todo}
-            for job in jobs:  # entries staged by an earlier run
-                if job.key not in todo_keys and part_exists(str(root), job.key):
-                    counts[job.key] = len(read_part(str(root), job.key)["meta"])
-            # shards are written while entries are still being staged, as soon as every entry
-            # before them is staged; the arrays start at an upper bound of N and shrink at the end
-            n_max = sum(counts.get(j.key, len(j.rows) + background_count(len(j.rows), config.background))
-                        for j in jobs)
-            if stop_after is None:
-                create_arrays(str(root), max(n_max, 1), config.segment.shape, config.shard_size,
-                              config.compression_level, config.codec)
-            writer = ShardWriter(jobs, config.shard_size, counts)
-            n_samples = n_failed = 0
-            bar = tqdm(total=len(todo), desc="entries", unit="entry", disable=not progress)
-            pending: dict[Any, tuple[str, Any]] = {runner.submit(stage_entry, job, config, source_config, str(root)): ("stage", job)
-                       for job in todo}
-            if stop_after is None:
-                for shard in writer.ready():
-                    pending[runner.submit(commit_shard, str(root), *shard)] = ("shard", shard)
-            for handle, out in runner.as_completed(pending):
-                kind, item = pending.pop(handle)
-                if kind == "shard":
-                    if isinstance(out, BaseException):
-                        raise StoreError(f"{root}: writing the shard at sample {item[0]} failed: {one_line(out)}; the "
-                                         "store is resumable: run the same command with --resume") from None
-                    result.add_writing(out)
-                    continue
-                job = item
-                if isinstance(out, BaseException) and is_environment_failure(out):
-                    raise RNAMotifError(
-                        f"{root}: the build stopped while staging {job.pdb_id} / {job.emdb_id or 'its map'}: "
-                        f"{one_line(out)}; nothing was recorded as failed and the store is resumable: free space "
-                        "(or fix the disk) and run the same command with --resume") from None
-                if isinstance(out, BaseException):  # the task itself died: record every row
-                    failures = [failure_row(i, row, job.emdb_id, "entry", out) for i, row in job.rows]
-                    write_part(str(root), job.key, [], failures, True)
-                    out = {"n_samples": 0, "n_failed": len(failures), "read_seconds": 0.0}
-                n_samples += out["n_samples"]
-                n_failed += out["n_failed"]
-                result.read_seconds += out["read_seconds"]
-                if "timing" in out:
-                    t = out["timing"]
-                    result.staging_seconds[job.key] = (t["wall"]["staging"], t["cpu"]["staging"])
-                bar.set_postfix(samples=n_samples, failed_rows=n_failed)
-                bar.update(1)
-                writer.staged(job.key, out["n_samples"])
-                if stop_after is None:
-                    for shard in writer.ready():
-                        pending[runner.submit(commit_shard, str(root), *shard)] = ("shard", shard)
-            bar.close()
-            result.entries_staged = len(todo)
-            result.stage_seconds = time.perf_counter() - t0
-            if stop_after is not None:
-                return result
-            t1 = time.perf_counter()
-            commit(str(root), jobs, rejections, raw_rows, config, runner, writer, result)
-            result.commit_seconds = time.perf_counter() - t1
+            committed = _stage_and_commit(str(root), jobs, todo, rejections, raw_rows, config, source_config,
+                                          runner, result, progress=progress, commit_store=stop_after is None)
         finally:
             runner.close()
-        clean_staging(str(root))
+        if committed:
+            clean_staging(str(root))
         return result
     finally:
         lock.release()
+
+
+def _read_jobs(manifest: Path, source_config: SourceConfig) -> tuple[list[EntryJob], list, dict[int, dict], int]:
+    """The manifest's entries to build: ``(jobs, rejections, raw_rows, n_rows)``: the
+    entry jobs of its valid rows, the rows validation refused, the raw rows of those
+    (for ``failures.parquet``) and the manifest's row count. Raises :class:`StoreError`
+    for a manifest without rows, what :func:`read_manifest` raises for an unreadable one."""
+    table, rejections = read_manifest(manifest)
+    n_rows = table.num_rows + len(rejections)
+    if n_rows == 0:
+        raise StoreError(f"{manifest}: the manifest has no rows; nothing to build")
+    rejected_rows = {r.row for r in rejections}
+    row_numbers = [i for i in range(n_rows) if i not in rejected_rows]
+    jobs = group_entries(table, row_numbers, _map_ids(table, source_config))
+    return jobs, rejections, _raw_rows(manifest, rejected_rows), n_rows
+
+
+def _store_attrs(manifest: Path, n_rows: int, config: BuildConfig, dataset_version: str) -> dict:
+    """The store's attributes a build fixes before staging (checked on resume)."""
+    return {
+        "format_version": FORMAT_VERSION, "dataset_version": dataset_version,
+        "build_config": config.to_dict(), "config_hash": config.config_hash(),
+        "manifest": manifest.name, "manifest_sha256": sha256_file(manifest), "manifest_rows": n_rows,
+        "class_names": list(CLASS_NAMES), "label_names": list(LABEL_NAMES),
+        "nucleotide_names": list(NUCLEOTIDE_NAMES), "voxel_size": config.segment.voxel_size,
+        "cube_shape": list(config.segment.shape), "shard_size": int(config.shard_size),
+        "package_version": __version__,
+    }
+
+
+def _finished(root: str, old: dict, result: BuildResult, *, retry_failed: bool, dataset_version: str) -> BuildResult:
+    """The result of a build whose store is complete (nothing to do), from its attributes
+    ``old``. Raises :class:`StoreError` for ``--retry-failed`` of a complete build."""
+    if retry_failed and old.get("n_failed_rows"):
+        raise StoreError(f"{root}: the build is complete; --retry-failed redoes failed entries of an "
+                         f"interrupted build only ({old.get('n_failed_rows')} rows failed, see "
+                         f"{FAILURES_FILE}); to retry them, build into a new --out")
+    if dataset_version != old.get("dataset_version"):
+        log.warning("%s: the build is complete as version %s; --dataset-version %s is not applied (build "
+                    "into a new --out, or give the version when publishing)", root,
+                    old.get("dataset_version"), dataset_version)
+    fails = _read_failures_count(root)
+    result.noop, result.n_failed_rows = True, fails[0]
+    result.reasons = fails[1]
+    result.n_samples = int(old.get("n_samples", 0))
+    result.n_background = int(old.get("n_background", 0))
+    result.background_requested = int(old.get("background", {}).get("requested", result.n_background))
+    result.background_short = dict(old.get("background", {}).get("short", {}))
+    result.map_warnings = dict(old.get("map_warnings", {}))
+    result.timing = dict(old.get("build_timing", {}))
+    clean_staging(root)
+    return result
+
+
+def _stage_and_commit(root: str, jobs: list[EntryJob], todo: list[EntryJob], rejections: list,
+                      raw_rows: dict[int, dict], config: BuildConfig, source_config: SourceConfig, runner: Runner,
+                      result: BuildResult, *, progress: bool, commit_store: bool) -> bool:
+    """Stage ``todo`` and write the shards (:func:`_stage_and_write`), then, with
+    ``commit_store``, commit the store (:func:`commit`); times both into ``result``.
+    Returns whether the store was committed."""
+    t0 = time.perf_counter()
+    writer = _stage_and_write(root, jobs, todo, config, source_config, runner, result, progress=progress,
+                              write=commit_store)
+    result.entries_staged = len(todo)
+    result.stage_seconds = time.perf_counter() - t0
+    if not commit_store:
+        return False
+    t1 = time.perf_counter()
+    commit(root, jobs, rejections, raw_rows, config, runner, writer, result)
+    result.commit_seconds = time.perf_counter() - t1
+    return True
+
+
+def _stage_and_write(root: str, jobs: list[EntryJob], todo: list[EntryJob], config: BuildConfig,
+                     source_config: SourceConfig, runner: Runner, result: BuildResult, *, progress: bool,
+                     write: bool) -> ShardWriter:
+    """Stage the entries ``todo`` on ``runner`` and, with ``write``, write each shard as soon
+    as every entry before it is staged (the arrays start at an upper bound of N and shrink
+    at commit). Adds to ``result``; returns the shard writer (for :func:`commit`).
+
+    Raises :class:`StoreError` when a shard cannot be written, :class:`RNAMotifError` when
+    an entry stops on an environment failure (a full disk): the store stays resumable.
+    """
+    counts: dict[str, int] = {}
+    todo_keys = {j.key for j in todo}
+    for job in jobs:  # entries staged by an earlier run
+        if job.key not in todo_keys and part_exists(root, job.key):
+            counts[job.key] = len(read_part(root, job.key)["meta"])
+    n_max = sum(counts.get(j.key, len(j.rows) + background_count(len(j.rows), config.background)) for j in jobs)
+    if write:
+        create_arrays(root, max(n_max, 1), config.segment.shape, config.shard_size,
+                      config.compression_level, config.codec)
+    writer = ShardWriter(jobs, config.shard_size, counts)
+    n_samples = n_failed = 0
+    bar = tqdm(total=len(todo), desc="entries", unit="entry", disable=not progress)
+    pending: dict[Any, tuple[str, Any]] = {runner.submit(stage_entry, job, config, source_config, root): ("stage", job)
+                                           for job in todo}
+
+    def submit_ready() -> None:
+        if write:
+            for shard in writer.ready():
+                pending[runner.submit(commit_shard, root, *shard)] = ("shard", shard)
+
+    submit_ready()
+    for handle, out in runner.as_completed(pending):
+        kind, item = pending.pop(handle)
+        if kind == "shard":
+            if isinstance(out, BaseException):
+                raise StoreError(f"{root}: writing the shard at sample {item[0]} failed: {one_line(out)}; the "
+                                 "store is resumable: run the same command with --resume") from None
+            result.add_writing(out)
+            continue
+        out = _staged(root, item, out)
+        n_samples += out["n_samples"]
+        n_failed += out["n_failed"]
+        result.read_seconds += out["read_seconds"]
+        if "timing" in out:
+            t = out["timing"]
+            result.staging_seconds[item.key] = (t["wall"]["staging"], t["cpu"]["staging"])
+        bar.set_postfix(samples=n_samples, failed_rows=n_failed)
+        bar.update(1)
+        writer.staged(item.key, out["n_samples"])
+        submit_ready()
+    bar.close()
+    return writer
+
+
+def _staged(root: str, job: EntryJob, out) -> dict:
+    """The summary of one entry task: its own, or, when the task itself died, one that
+    records every row of the entry as failed (stage ``entry``). Raises
+    :class:`RNAMotifError` for an environment failure (nothing recorded as failed)."""
+    if isinstance(out, BaseException) and is_environment_failure(out):
+        raise RNAMotifError(
+            f"{root}: the build stopped while staging {job.pdb_id} / {job.emdb_id or 'its map'}: "
+            f"{one_line(out)}; nothing was recorded as failed and the store is resumable: free space "
+            "(or fix the disk) and run the same command with --resume") from None
+    if isinstance(out, BaseException):  # the task itself died: record every row
+        failures = [failure_row(i, row, job.emdb_id, "entry", out) for i, row in job.rows]
+        write_part(root, job.key, [], failures, True)
+        out = {"n_samples": 0, "n_failed": len(failures), "read_seconds": 0.0}
+    return out
 
 
 def _read_failures_count(root: str) -> tuple[int, Counter]:

@@ -16,6 +16,7 @@ from rnamotif_data.em.quality import QualityConfig
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.samples.background import BackgroundConfig
 from rnamotif_data.samples.cubes import SegmentConfig
+from rnamotif_data.samples.rules import PlacementRules, QualityRules
 from rnamotif_data.storage.shards import DEFAULT_CODEC, check_codec
 
 __all__ = ["BuildConfig", "STORAGE_FIELDS", "PAIR_READERS"]
@@ -45,13 +46,15 @@ class BuildConfig:
         whose fraction of heavy atoms above map mean + 1 sd is below
         ``min_motif_frac_above_1sd``, sits in empty density (a part of the model that is
         not in this map) and goes to ``failures.parquet`` (stage ``placement``) with its
-        values; None disables a criterion. Defaults and why: ``docs/placement.md``.
+        values; None disables a criterion. Defaults and why: ``docs/placement.md``. As
+        :class:`~rnamotif_data.samples.rules.PlacementRules`: :attr:`placement_rules`.
     quality:
         Q-score and CC_mask parameters (:class:`QualityConfig`).
     min_q_score, min_cc_mask:
         Motifs whose Q-score (motif mean) or CC_mask is below these, or undefined, go to
         ``failures.parquet`` (stage ``quality``) with the value in the message; None
-        (default) keeps every motif. Background samples are never filtered.
+        (default) keeps every motif. Background samples are never filtered. As
+        :class:`~rnamotif_data.samples.rules.QualityRules`: :attr:`quality_rules`.
     shard_size:
         Samples per shard (one writer each).
     codec:
@@ -92,6 +95,16 @@ class BuildConfig:
             v = getattr(self, name)
             if v is not None and not math.isfinite(v):
                 raise ConfigError(f"{name} must be a finite number, got {v}")
+
+    @property
+    def placement_rules(self) -> PlacementRules:
+        """The per-motif placement thresholds (``min_motif_fit_z``, ``min_motif_frac_above_1sd``)."""
+        return PlacementRules(self.min_motif_fit_z, self.min_motif_frac_above_1sd)
+
+    @property
+    def quality_rules(self) -> QualityRules:
+        """The per-motif quality thresholds (``min_q_score``, ``min_cc_mask``)."""
+        return QualityRules(self.min_q_score, self.min_cc_mask)
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict of every field, nested configs included (``pairs`` only

@@ -7,7 +7,9 @@ motif's own placement (per-motif fit_z and fraction of atoms above mean + 1 sd),
 and labels the cube and computes its quality; then chooses the entry's background cubes.
 Everything is written to one staging file (:mod:`rnamotif_data.pipeline.staging`). A failure in one
 row is recorded for that row only; a failure of the entry (download, parse, placement)
-for each of its rows.
+for each of its rows. The rules a sample must pass live in :mod:`rnamotif_data.samples.rules`;
+what the entry derives from its model file alone comes from its
+:class:`~rnamotif_data.pipeline.context.ModelContext`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,11 +26,9 @@ import numpy as np
 from rnamotif_data.em.maps import DensityMap, header_statistics_notes, read_map
 from rnamotif_data.em.quality import (
     QualityConfig,
-    ShellPointCache,
     correlation_boxes,
     expected_q_score,
     fit_z,
-    fraction_above,
     motif_quality,
     q_reference,
 )
@@ -37,25 +36,26 @@ from rnamotif_data.errors import RNAMotifError, is_environment_failure
 from rnamotif_data.inputs.schema import row_selection
 from rnamotif_data.inputs.sources import SourceConfig, Sources
 from rnamotif_data.pipeline.config import BuildConfig
-from rnamotif_data.pipeline.memo import ModelMemo, atoms_key, freeze
+from rnamotif_data.pipeline.context import MODELS, ModelContext, ModelUse
 from rnamotif_data.pipeline.staging import write_part
 from rnamotif_data.pipeline.timing import StageClock
-from rnamotif_data.rna.annotate import rnapolis_partners
 from rnamotif_data.rna.modified import sequence_matches
-from rnamotif_data.rna.motifs import class_index, layout_mismatch, motif_class
-from rnamotif_data.rna.pairs import read_loops, watson_crick_partners
-from rnamotif_data.rna.structure import Model, coordinates_hash, format_residues, read_model
+from rnamotif_data.rna.motifs import class_index, motif_class
+from rnamotif_data.rna.structure import format_residues
 from rnamotif_data.samples.background import ShapeDistribution, background_count, select_background_sites
-from rnamotif_data.samples.cubes import cut_motif, label_cube
-from rnamotif_data.storage.checksums import sha256_file
+from rnamotif_data.samples.cubes import atoms_key, cut_model_motif, cut_motif
+from rnamotif_data.samples.rules import (
+    CONTEXT_FLANK,
+    SampleRejected,
+    check_placement,
+    check_quality,
+    check_strands,
+    source_flank_pairs,
+)
 
 log = logging.getLogger("rnamotif_data.pipeline.builder")
 
-#: Chain neighbours on each side of each strand in ``context_sequence`` (homology of
-#: contexts in the splits).
-CONTEXT_FLANK = 8
-
-__all__ = ["EntryJob", "stage_entry", "failure_row", "check_strands"]
+__all__ = ["EntryJob", "stage_entry", "failure_row"]
 
 
 @dataclass(frozen=True)
@@ -92,14 +92,6 @@ def failure_row(i: int, row: dict, emdb: str | None, stage: str, exc: BaseExcept
         "error_type": type(exc).__name__ if isinstance(exc, BaseException) else "Rejected",
         "error": str(exc), "fit_z": None, "frac_atoms_above_1sd": None, "q_score": None, **(values or {}),
     }
-
-
-class _RowError(RNAMotifError):
-    """A row's rejection with the values that decided it."""
-
-    def __init__(self, message: str, stage: str, values: dict | None = None):
-        super().__init__(message)
-        self.stage, self.values = stage, values or {}
 
 
 def _sample_id(emdb: str, pdb: str, mtype: str, residues: str) -> str:
@@ -144,8 +136,8 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
             map_path = sources.map(emdb)
         stage = "model"
         with clock("read"):
-            state = model_state(model_path, job.pdb_id, config.quality)
-            model = state.model
+            use = MODELS.enter(model_path, job.pdb_id, config.quality)
+            model = use.model
             stage = "map"
             t1 = time.perf_counter()
             dmap = read_map(map_path)
@@ -166,7 +158,7 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
                                 f"{z:.2f} < min_fit_z {config.min_fit_z:g}; map misplaced or wrong model")
         resolution = _resolution(sources, job)
         with clock("quality"):
-            ctx = _Entry(job, emdb, state, dmap, stats, resolution, config, extra["map_warnings"], clock)
+            ctx = _Entry(job, emdb, use, dmap, stats, resolution, config, extra["map_warnings"], clock)
         samples, failures, motif_xyz, targets = _segment_rows(ctx)
         n_ok = len(samples)
         if n_ok == 0 and job.rows:
@@ -191,103 +183,36 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
             "seconds": time.perf_counter() - t0, "read_seconds": read_s, **extra, "timing": clock.to_dict()}
 
 
-_RNAPOLIS_PARTNERS: dict[str, np.ndarray] = {}  # model_hash -> partners, for many maps of one model
-
-
-@dataclass(frozen=True)
-class ModelState:
-    """What a build derives from a model file alone, never from a map: the parsed model,
-    its coordinates' hash (``model_hash``), a KD-tree of its heavy atoms, its Q-score
-    sample points (:class:`~rnamotif_data.em.quality.ShellPointCache`, filled as atoms are
-    scored) and, from the model's second map on, its motifs' cube labels and correlation
-    boxes (:class:`~rnamotif_data.pipeline.memo.ModelMemo`, filled as motifs are cut and
-    scored; None for the model's first map, so a model seen once keeps nothing)."""
-
-    model: Model
-    key: str
-    tree: object
-    points: ShellPointCache
-    memo: ModelMemo | None
-
-
-#: the last model file's state, by the sha256 of its bytes, its format and the quality config: the
-#: next entry of the same model (a cryoDRGN ensemble, one model in several EMDB maps)
-#: reads, hashes and samples it once per process; one model at a time, so memory stays
-#: that of one model
-_LAST_MODEL: dict[tuple[str, bool, str], ModelState] = {}
-
-
-def model_state(path, name: str, quality: QualityConfig) -> ModelState:
-    """:class:`ModelState` of the model file ``path`` (named ``name``): made anew, or the
-    last one made in this process when the file's bytes and ``quality`` are the same.
-
-    The cached arrays are made read-only, so no entry can change what the next one reads.
-    Raises what :func:`~rnamotif_data.rna.structure.read_model` raises.
-    """
-    from scipy.spatial import cKDTree  # here: the command's --help needs no scipy
-
-    # the bytes, how they are parsed (mmCIF or PDB, from the name) and the sampling config
-    mmcif = Path(path).name.lower().removesuffix(".gz").endswith((".cif", ".mmcif"))
-    ck = (sha256_file(path), mmcif, repr(quality))
-    last = _LAST_MODEL.get(ck)
-    if last is not None:
-        return ModelState(model=Model(name=name, path=str(path), atoms=last.model.atoms), key=last.key,
-                          tree=last.tree, points=last.points, memo=last.memo)
-    _LAST_MODEL.clear()  # before reading the next model: one model in memory
-    model = read_model(path, name=name)
-    freeze(model.atoms)
-    tree = cKDTree(model.atoms.xyz)
-    state = ModelState(model=model, key=coordinates_hash(model.atoms), tree=tree,
-                       points=ShellPointCache(model.atoms.xyz, tree, quality), memo=ModelMemo())
-    _LAST_MODEL[ck] = state
-    return replace(state, memo=None)  # the model's first map: no other map to serve yet
-
-
-def rnapolis_partners_cached(model, key: str) -> np.ndarray:
-    """RNApolis's base-pair partners of ``model`` (:func:`rnamotif_data.rna.annotate.rnapolis_partners`),
-    computed once per model (``key``: its coordinates' hash) and process."""
-    if key not in _RNAPOLIS_PARTNERS:
-        if len(_RNAPOLIS_PARTNERS) > 8:
-            _RNAPOLIS_PARTNERS.clear()
-        _RNAPOLIS_PARTNERS[key] = rnapolis_partners(model.path, model)
-    return _RNAPOLIS_PARTNERS[key]
-
-
 class _Entry:
     """Per-entry context: model, map, statistics, one KD-tree of every model atom, one
     Q-score reference, the chains' sequences, the map's warnings."""
 
-    def __init__(self, job, emdb, state: ModelState, dmap, stats, resolution, config: BuildConfig, map_warnings,
+    def __init__(self, job, emdb, use: ModelUse, dmap, stats, resolution, config: BuildConfig, map_warnings,
                  clock: StageClock | None = None):
-        model = state.model
+        model = use.model
         self.job, self.emdb, self.model, self.dmap, self.stats = job, emdb, model, dmap, stats
         self.clock = clock or StageClock()
         self.resolution, self.config, self.map_warnings = resolution, config, list(map_warnings)
-        self.tree, self.points, self.memo = state.tree, state.points, state.memo
-        # the map grid: with the model, it fixes the correlation boxes (build.memo)
+        self.context: ModelContext = use.context
+        self.tree, self.points, self.memo = use.context.tree, use.context.points, use.memo
+        # the map grid: with the model, it fixes the correlation boxes (pipeline.memo)
         self.grid = (dmap.origin.tobytes(), dmap.voxel_size.tobytes())
         # background seed key: the model's coordinates, so one model fitted to several maps
         # gets the same background residues wherever the maps allow them (like its motifs)
-        self.model_key = state.key
+        self.model_key = use.context.key
         self.reference = q_reference(stats)
         seqs: dict[str, list[str]] = {}
         for rid, letter in zip(model.atoms.residues, model.atoms.parents or model.atoms.sequence()):
             seqs.setdefault(rid.chain, []).append(letter)
         self.chain_sequences = {c: "".join(v) for c, v in seqs.items()}
-        is_nt = model.atoms.nucleotide_residues
         with self.clock("segment"):  # the pairs serve the rows' type checks (stage segment)
-            self.partner = (rnapolis_partners_cached(model, self.model_key) if config.pairs == "rnapolis"
-                            else watson_crick_partners(model.atoms, is_nt, wobble=True))
+            self.partner = self.context.partners(config.pairs, model)
 
     def cut(self, atoms, description: str):
-        """:func:`~rnamotif_data.samples.cubes.cut_motif` of the model's ``atoms``; from the
-        model's second map on, their cube labels are made once (:mod:`rnamotif_data.pipeline.memo`)."""
-        cfg = self.config.segment
-        labels = None if self.memo is None else self.memo.get(
-            ("cube", atoms_key(atoms.xyz), cfg),
-            lambda: label_cube(atoms, cfg, context=self.model.atoms, description=description))
-        return cut_motif(self.dmap, atoms, cfg, context=self.model.atoms, stats=self.stats,
-                         description=description, labels=labels)
+        """:func:`~rnamotif_data.samples.cubes.cut_model_motif` of the model's ``atoms``; from
+        the model's second map on, their cube labels are made once (:mod:`rnamotif_data.pipeline.memo`)."""
+        return cut_model_motif(self.dmap, atoms, self.config.segment, model_atoms=self.model.atoms,
+                               stats=self.stats, description=description, kept=self.memo)
 
     def quality_columns(self, atoms, rows=None) -> dict:
         """Quality columns of ``atoms`` (``rows``: their rows in the model, if known)."""
@@ -335,87 +260,6 @@ def _nan_none(v: float) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-#: closing pairs per side a source lists, where the model's pairs cannot tell
-#: (manifest column ``flank_pairs`` overrides): CoSSMos, the RNA 3D Motif Atlas and our
-#: annotator list one, the upstream benchmark two
-SOURCE_FLANK_PAIRS = {"upstream": 2, "upstream-folds": 2}
-
-
-def source_flank_pairs(row: dict) -> int:
-    """The closing-pair convention of a manifest row: its ``flank_pairs`` if given, else
-    :data:`SOURCE_FLANK_PAIRS` by ``source`` (1 for any other source)."""
-    given = row.get("flank_pairs")
-    if given is not None and given == given:  # not None / NaN
-        return int(given)
-    return SOURCE_FLANK_PAIRS.get(str(row.get("source") or "").split(" ")[0], 1)
-
-
-def check_strands(model, residue_indices, motif_type: str, what: str, partner=None, fallback: int = 1) -> dict:
-    """Check a row's stated type against its residues; returns the metadata columns
-    ``loop_lengths``, ``flank_pairs`` and ``loop_note``.
-
-    The strand count must fit the type (one for a hairpin, two otherwise). With
-    ``partner`` (:func:`rnamotif_data.rna.pairs.watson_crick_partners` of the model) the
-    loop lengths are read off the closing pairs (:func:`rnamotif_data.rna.pairs.read_loops`;
-    one or two listed pairs per side both pass), and a type that contradicts them fails
-    stage ``selection`` naming the stated type, the type read and the pairs; a side
-    without a readable closing pair uses ``fallback`` pairs (the source's convention) and
-    says so in ``loop_note``. Without ``partner``: strand lengths as for ``fallback``
-    pairs (:func:`rnamotif_data.rna.motifs.layout_mismatch`).
-    """
-    strands = model.strands(residue_indices)
-    why = layout_mismatch([len(s) for s in strands], motif_type, flank_pairs=(1, 2))
-    if why and len(strands) != (1 if motif_type.startswith("hairpin") else 2):
-        raise _RowError(f"{what}: {why}", "selection")
-    if partner is None:
-        why = layout_mismatch([len(s) for s in strands], motif_type, flank_pairs=(fallback,))
-        if why:
-            raise _RowError(f"{what}: {why}", "selection")
-        return {"loop_lengths": None, "flank_pairs": None, "loop_note": "loop lengths not read (no base pairs)"}
-    reading = read_loops(strands, partner, fallback)
-    if reading.motif_type != motif_type:
-        ids = model.atoms.residues
-        pairs = ", ".join(f"{ids[i].seq_num}{ids[i].icode}-{ids[j].seq_num}{ids[j].icode}"
-                          for i, j in reading.pairs) or "none"
-        got = reading.motif_type or "no loop"
-        raise _RowError(f"{what}: stated {motif_type}, but the base pairs make it {got} (unpaired "
-                        f"{' + '.join(str(n) for n in reading.loop_lengths)} nt; closing pairs read: {pairs}"
-                        + (f"; {reading.note}" if reading.note else "") + ")", "selection")
-    return {"loop_lengths": list(reading.loop_lengths), "flank_pairs": list(reading.flank_pairs),
-            "loop_note": reading.note}
-
-
-def _check_placement(ctx: _Entry, atoms, what: str) -> dict:
-    """Per-motif placement values; raise (stage ``placement``) below the thresholds."""
-    cfg = ctx.config
-    values = {"fit_z": fit_z(ctx.dmap, atoms.xyz, ctx.stats),
-              "frac_atoms_above_1sd": fraction_above(ctx.dmap, atoms.xyz, ctx.stats)}
-    why = []
-    if cfg.min_motif_fit_z is not None and values["fit_z"] < cfg.min_motif_fit_z:
-        why.append(f"fit_z {values['fit_z']:.2f} < min_motif_fit_z {cfg.min_motif_fit_z:g}")
-    if cfg.min_motif_frac_above_1sd is not None and values["frac_atoms_above_1sd"] < cfg.min_motif_frac_above_1sd:
-        why.append(f"fraction of atoms above mean + 1 sd {values['frac_atoms_above_1sd']:.2f} < "
-                   f"min_motif_frac_above_1sd {cfg.min_motif_frac_above_1sd:g}")
-    if why:
-        raise _RowError(f"{what}: motif in empty density: {'; '.join(why)}", "placement", values)
-    return values
-
-
-def _check_quality(cols: dict, config: BuildConfig, what: str) -> None:
-    """Raise if a motif is below the configured Q-score / CC_mask thresholds."""
-    values = {k: cols[k] for k in ("fit_z", "frac_atoms_above_1sd", "q_score")}
-    for name, label, limit in (("q_score", "Q-score", config.min_q_score), ("cc_mask", "CC_mask", config.min_cc_mask)):
-        if limit is None:
-            continue
-        v = cols[name]
-        if v is None:
-            why = " (no resolution known)" if name == "cc_mask" else ""
-            raise _RowError(f"{what}: {label} is undefined{why}; --min-{name.replace('_', '-')} {limit} needs it",
-                            "quality", values)
-        if v < limit:
-            raise _RowError(f"{what}: {label} {v:.3f} < --min-{name.replace('_', '-')} {limit}", "quality", values)
-
-
 def _segment_rows(ctx: _Entry):
     job, model, config, clock = ctx.job, ctx.model, ctx.config, ctx.clock
     samples, failures, motif_xyz, targets = [], [], [], []
@@ -438,16 +282,16 @@ def _segment_rows(ctx: _Entry):
                 motif_xyz.append(atoms.xyz)
                 seq = atoms.sequence()
                 if row.get("sequence") and not sequence_matches(row["sequence"], seq):
-                    raise _RowError(f"row {i}: sequence {row['sequence']} differs from the model's {seq} "
+                    raise SampleRejected(f"row {i}: sequence {row['sequence']} differs from the model's {seq} "
                                     f"({job.pdb_id} {sel}; modified residues compared as their parents)", "selection")
             with clock("placement"):
-                _check_placement(ctx, atoms, f"{desc} {row['motif_type']}")
+                check_placement(ctx.dmap, atoms, ctx.stats, config.placement_rules, f"{desc} {row['motif_type']}")
             with clock("segment"):
                 cube = ctx.cut(atoms, desc)
             stage = "quality"
             with clock("quality"):
                 qcols = ctx.quality_columns(atoms, model.atoms.residue_rows(resolved))
-                _check_quality(qcols, config, f"{desc} {row['motif_type']}")
+                check_quality(qcols, config.quality_rules, f"{desc} {row['motif_type']}")
             with clock("segment"):
                 residues = format_residues(atoms.residues)
             targets.append((tuple(len(s) for s in model.strands(resolved)), resolved))  # kept motifs
@@ -464,7 +308,7 @@ def _segment_rows(ctx: _Entry):
                 "source": row.get("source"), "source_id": row.get("source_id"),
                 "cossmos_number": row.get("cossmos_number"), "upstream_fold": row.get("upstream_fold"),
             }))
-        except _RowError as exc:
+        except SampleRejected as exc:
             failures.append(failure_row(i, row, ctx.emdb, exc.stage, exc, exc.values))
         except Exception as exc:  # noqa: BLE001 - one motif's failure never loses the others
             failures.append(failure_row(i, row, ctx.emdb, stage, exc))
@@ -474,20 +318,11 @@ def _segment_rows(ctx: _Entry):
 
 def _background(ctx: _Entry, motif_xyz, n: int, targets) -> list[dict]:
     job, config = ctx.job, ctx.config
-
-    cubes: dict[int, object] = {}  # id(atoms) -> cube cut while accepting, reused below
-
-    def accept(atoms) -> bool:
-        try:
-            _check_placement(ctx, atoms, "background")
-            with ctx.clock("segment"):
-                cubes[id(atoms)] = ctx.cut(atoms, "background")
-            return True
-        except Exception:  # noqa: BLE001 - a candidate that fails a check is simply not taken
-            return False
-
+    pool = (ctx.context.background_pool(ctx.model, motif_xyz, config.background)
+            if n > 0 and (job.shapes.shapes or targets) else None)
     sites = select_background_sites(ctx.model, ctx.dmap, motif_xyz, n, job.shapes, config.background,
-                                    accept=accept, targets=targets, stats=ctx.stats, key=ctx.model_key)
+                                    placement=config.placement_rules, segment=config.segment, kept=ctx.memo,
+                                    targets=targets, stats=ctx.stats, key=ctx.model_key, pool=pool)
     if len(sites) < n:
         log.info("%s: %d of %d background samples found", job.key, len(sites), n)
     out = []
@@ -495,7 +330,7 @@ def _background(ctx: _Entry, motif_xyz, n: int, targets) -> list[dict]:
         desc = f"{job.pdb_id} background {k}"
         try:
             modelled = site.kind != "density"
-            cube = cubes.get(id(site.atoms)) if modelled else None
+            cube = site.cube if modelled else None
             if cube is None:
                 with ctx.clock("segment"):
                     cube = (ctx.cut(site.atoms, desc) if modelled else

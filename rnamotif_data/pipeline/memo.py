@@ -6,22 +6,22 @@ model alone: placing each motif's cube and painting its zone and labels
 (:func:`~rnamotif_data.samples.cubes.label_cube`), and, on one map grid, each motif's
 molecular mask and model maps for CC_mask and CC_local
 (:func:`~rnamotif_data.em.quality.correlation_boxes`). :class:`ModelMemo` keeps those
-results for the model a worker holds (:func:`rnamotif_data.pipeline.entry.model_state`), from
+results for the model a worker holds (:class:`rnamotif_data.pipeline.context.ModelContext`), from
 the model's second map on (a model seen once, the common case in EMDB, keeps nothing), so
 later maps only sample and correlate map values. The stored values are the ones a fresh
-computation gives, so the store does not change by a byte (tested).
+computation gives, so the store does not change by a byte (tested). Values are keyed by
+:func:`rnamotif_data.samples.cubes.atoms_key` of the atoms they describe.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["ModelMemo", "atoms_key", "freeze", "MEMO_BYTES"]
+__all__ = ["ModelMemo", "freeze", "MEMO_BYTES"]
 
 #: Bytes a worker keeps per model (cube labels: ~190 KiB per 40³ cube; correlation
 #: boxes: ~20 KiB to ~1 MiB per motif, by voxel size). Past it, results are computed
@@ -30,13 +30,6 @@ __all__ = ["ModelMemo", "atoms_key", "freeze", "MEMO_BYTES"]
 MEMO_BYTES = 64 << 20
 
 T = TypeVar("T")
-
-
-def atoms_key(xyz: np.ndarray) -> bytes:
-    """Key of a set of atoms of one model: the BLAKE2b digest of their coordinates
-    (``(N, 3)`` Å, in order); within one model it names the atoms and their order."""
-    xyz = np.ascontiguousarray(xyz, dtype=np.float64)
-    return hashlib.blake2b(xyz.tobytes(), digest_size=16).digest() + len(xyz).to_bytes(4, "little")
 
 
 def _nbytes(value) -> int:

@@ -15,8 +15,8 @@ placement  the entry's fit_z and every motif's fit_z and fraction above mean + 1
 segment    resolving selections, strand and sequence checks, cubes, zones and labels
 quality    Q-score and CC_mask of every motif (and the model's KD-tree they share)
 background the search for the entry's background sites (candidates, ranking, the placement
-           checks of candidates not taken); the chosen sites' cubes count as segment
-           and their Q-score and CC_mask as quality, as for motifs
+           checks and cuts of the candidates, which the selection makes itself); the
+           chosen sites' Q-score and CC_mask count as quality, as for motifs
 staging    writing the entry's staging file
 writing    writing shards (one task per shard; not per entry)
 ========== ================================================================================

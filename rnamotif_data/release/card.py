@@ -117,6 +117,28 @@ def dataset_card(package: Package, config: ZenodoConfig, store: RNAMotifStore, *
     """
     meta, failures, attrs = store.metadata, store.failures, store.attrs
     v = package.version
+    lines = _card_head(package, config, store, doi, concept_doi)
+    lines += _card_usage(package, attrs)
+    lines += _card_build(attrs, failures)
+    lines += _card_classes(store)
+    lines += ["", "## Quality", "", "![QC histograms](qc.png)", ""] + quality_table(meta)
+    lines += ["", "Manifest rows that failed, by stage:", ""] + failures_table(failures)
+    lines += ["", "## Shortcut audit", ""] + _audit_lines(store)
+    lines += _card_splits(package, store)
+    lines += _card_limitations(store)
+    lines += _card_licence(config, v, doi, concept_doi, year)
+    lines += ["## Changelog", "", f"* {v}: {notes or 'this version'}"]
+    for r in reversed(list(history)):
+        lines.append(f"* {r.version} ({r.published}, doi:{r.doi}): {r.notes or '—'}")
+    lines += ["", f"*Card written by rnamotif-data {package_version}.*", ""]
+    return "\n".join(lines)
+
+
+def _card_head(package: Package, config: ZenodoConfig, store: RNAMotifStore, doi: str | None,
+               concept_doi: str | None) -> list[str]:
+    """Title, description, identifiers, the counts and the file table."""
+    meta, attrs = store.metadata, store.attrs
+    v = package.version
     n_bg = int(meta["is_background"].sum())
     res = meta["resolution"].dropna()
     lines = [f"# {config.title} — version {v}", "", config.description, "",
@@ -131,50 +153,67 @@ def dataset_card(package: Package, config: ZenodoConfig, store: RNAMotifStore, *
     for f in package.files:
         lines.append(f"| `{f.name}` | {format_size(f.size)} | `{f.sha256[:16]}…` | {_ROLE_TEXT[f.role]} |")
     lines += [f"| `{name}` | | | {_ROLE_TEXT[role]} |" for name, role in _DESCRIPTORS]
-    lines += ["",
-              "## Using it", "", "```python",
-              "from rnamotif_data import RNAMotifDataset  # pip install rnamotif-data",
-              f'ds = RNAMotifDataset(version="{v}", download=True, split="fold1", subset="train")',
-              "x, y = ds[0]  # x: float32 (1, D, H, W) z-y-x density in [0, 1]; y: class index", "```", "",
-              f"or `rnamotif download --version {v}` (verified with the sha256 sums above). "
-              "Without the package:", "", "```python", "import zarr, pandas as pd",
-              f'g = zarr.open_group(zarr.storage.ZipStore("{package.archive.name}", mode="r"), mode="r")',
-              'cube = g["density"][0]          # (D, H, W) float16, z-y-x, 1 Å voxels',
-              'meta = pd.read_parquet("metadata.parquet")  # row i describes sample i', "```", "",
-              "Arrays `density` (float16, [0, 1]), `zone` (bool, within "
-              f"{attrs['build_config']['segment'].get('zone_radius', '?')} Å of the motif), `labels` (uint8: "
-              "0 none, 1 backbone, 2 sugar, 3 base), `nucleotide` (uint8: 0 none, 1 A, 2 C, 3 G, 4 U, 5 other), "
-              f"each `(N, D, H, W)` = `(N, {', '.join(map(str, attrs['cube_shape']))})` at {attrs['voxel_size']} Å, "
-              "z-y-x; `origin_xyz` in the metadata places voxel [0, 0, 0] in the model's frame (Å).", "",
-              "## How it was built", "",
-              f"With rnamotif-data {attrs.get('package_version')} (`rnamotif build`): for each listed motif "
-              "occurrence, the EMDB map and PDB model of its entry are read once, the map is resampled to 1 Å voxels "
-              "around the motif, divided by the 95th percentile of its non-zero density and clipped to [0, 1] "
-              "(Cryo2StructData, doi:10.1038/s41597-024-03299-9); voxels are labelled from the model; Q-score "
-              "(Pintilie et al. 2020, doi:10.1038/s41592-020-0731-1) and CC_mask (Afonine et al. 2018, "
-              "doi:10.1107/S2059798318009324) are computed per motif. Motif types follow CoSSMos "
-              "(doi:10.1093/nar/gkr943).", "",
-              f"Manifest `{attrs.get('manifest')}` (sha256 `{attrs.get('manifest_sha256')}`, "
-              f"{attrs.get('manifest_rows')} rows; {len(failures)} did not become samples), build config hash "
-              f"`{attrs.get('config_hash')}`:", "", "```json", json.dumps(attrs.get("build_config"), indent=2), "```", "",
-              "## Classes", "", "| class index | class | samples | fine types |", "| ---: | --- | ---: | --- |"]
+    return lines
+
+
+def _card_usage(package: Package, attrs: dict) -> list[str]:
+    """How to load the dataset, with and without the package, and what its arrays hold."""
+    v = package.version
+    return ["", "## Using it", "", "```python",
+            "from rnamotif_data import RNAMotifDataset  # pip install rnamotif-data",
+            f'ds = RNAMotifDataset(version="{v}", download=True, split="fold1", subset="train")',
+            "x, y = ds[0]  # x: float32 (1, D, H, W) z-y-x density in [0, 1]; y: class index", "```", "",
+            f"or `rnamotif download --version {v}` (verified with the sha256 sums above). "
+            "Without the package:", "", "```python", "import zarr, pandas as pd",
+            f'g = zarr.open_group(zarr.storage.ZipStore("{package.archive.name}", mode="r"), mode="r")',
+            'cube = g["density"][0]          # (D, H, W) float16, z-y-x, 1 Å voxels',
+            'meta = pd.read_parquet("metadata.parquet")  # row i describes sample i', "```", "",
+            "Arrays `density` (float16, [0, 1]), `zone` (bool, within "
+            f"{attrs['build_config']['segment'].get('zone_radius', '?')} Å of the motif), `labels` (uint8: "
+            "0 none, 1 backbone, 2 sugar, 3 base), `nucleotide` (uint8: 0 none, 1 A, 2 C, 3 G, 4 U, 5 other), "
+            f"each `(N, D, H, W)` = `(N, {', '.join(map(str, attrs['cube_shape']))})` at {attrs['voxel_size']} Å, "
+            "z-y-x; `origin_xyz` in the metadata places voxel [0, 0, 0] in the model's frame (Å).", ""]
+
+
+def _card_build(attrs: dict, failures) -> list[str]:
+    """How the store was built: method, manifest, build config."""
+    return ["## How it was built", "",
+            f"With rnamotif-data {attrs.get('package_version')} (`rnamotif build`): for each listed motif "
+            "occurrence, the EMDB map and PDB model of its entry are read once, the map is resampled to 1 Å voxels "
+            "around the motif, divided by the 95th percentile of its non-zero density and clipped to [0, 1] "
+            "(Cryo2StructData, doi:10.1038/s41597-024-03299-9); voxels are labelled from the model; Q-score "
+            "(Pintilie et al. 2020, doi:10.1038/s41592-020-0731-1) and CC_mask (Afonine et al. 2018, "
+            "doi:10.1107/S2059798318009324) are computed per motif. Motif types follow CoSSMos "
+            "(doi:10.1093/nar/gkr943).", "",
+            f"Manifest `{attrs.get('manifest')}` (sha256 `{attrs.get('manifest_sha256')}`, "
+            f"{attrs.get('manifest_rows')} rows; {len(failures)} did not become samples), build config hash "
+            f"`{attrs.get('config_hash')}`:", "", "```json", json.dumps(attrs.get("build_config"), indent=2), "```", ""]
+
+
+def _card_classes(store: RNAMotifStore) -> list[str]:
+    """Samples per class and fine type, and the metadata columns."""
+    meta = store.metadata
+    lines = ["## Classes", "", "| class index | class | samples | fine types |", "| ---: | --- | ---: | --- |"]
     for ci, cname in enumerate(store.class_names):
         sub = meta[meta["class_index"] == ci]
         types = ", ".join(f"{t} {n}" for t, n in sub["motif_type"].value_counts().sort_index().items())
         lines.append(f"| {ci} | {cname} | {len(sub)} | {types or '—'} |")
     lines += ["", "### Columns of `metadata.parquet`", "", "| column | type | meaning |", "| --- | --- | --- |"]
     lines += [f"| `{name}` | {typ} | {desc} |" for name, (typ, desc) in METADATA_COLUMNS.items()]
-    lines += ["", "## Quality", "", "![QC histograms](qc.png)", ""] + quality_table(meta)
-    lines += ["", "Manifest rows that failed, by stage:", ""] + failures_table(failures)
-    lines += ["", "## Shortcut audit", ""] + _audit_lines(store)
-    lines += ["", "## Splits", "",
-              "Five folds per scheme; fold k's validation set is fold k (minus removed samples, under the earlier "
-              "`prune=val` rule), its training set the other four minus the samples related to fold k (column "
-              "`train_exclusion` of the split file). The leakage report gives, per fold, the training set's share "
-              "of the other folds, what each relation cost it, the validation samples related to a "
-              "training sample (same entry, overlapping, same canonical motif, near-identical, homologous "
-              "context; 0 by construction for `similarity`), and the validation samples' highest context "
-              "identity to training (per sample: column `max_identity_to_train`).", ""]
+    return lines
+
+
+def _card_splits(package: Package, store: RNAMotifStore) -> list[str]:
+    """Each split scheme: seed, fingerprint and leakage report."""
+    meta = store.metadata
+    lines = ["", "## Splits", "",
+             "Five folds per scheme; fold k's validation set is fold k (minus removed samples, under the earlier "
+             "`prune=val` rule), its training set the other four minus the samples related to fold k (column "
+             "`train_exclusion` of the split file). The leakage report gives, per fold, the training set's share "
+             "of the other folds, what each relation cost it, the validation samples related to a "
+             "training sample (same entry, overlapping, same canonical motif, near-identical, homologous "
+             "context; 0 by construction for `similarity`), and the validation samples' highest context "
+             "identity to training (per sample: column `max_identity_to_train`).", ""]
     relations = None
     for scheme, split in package.splits.items():
         lines += [f"### `{scheme}`" + (f" (`split-{scheme}.parquet`)" if isinstance(split, Split) else ""), "",
@@ -185,37 +224,43 @@ def dataset_card(package: Package, config: ZenodoConfig, store: RNAMotifStore, *
         relations = relations or store_relations(store, split.config)
         lines += [f"Seed {split.config.seed}, fingerprint `{split.fingerprint}`, {split.n_removed} removed.", "",
                   format_report(leakage_report(meta, split, relations, store.class_names), store.class_names)]
+    return lines
+
+
+def _card_limitations(store: RNAMotifStore) -> list[str]:
+    """What the dataset cannot tell, with its class counts and background kinds."""
+    meta, attrs = store.metadata, store.attrs
     n_cls = meta["class_index"].value_counts()
     bg = (attrs.get("build_config") or {}).get("background") or {}
-    lines += ["## Limitations", "",
-              "* Labels come from the deposited model, not from the map: where the model is wrong, so are the "
-              "labels; use the Q-score and CC_mask columns to filter.",
-              "* Density is normalised per map (95th percentile of non-zero density): absolute levels are not "
-              "comparable between maps, and resampling to 1 Å smooths maps finer than that.",
-              "* The \"unknown\" class is real structure of the same maps that is not a listed motif (kinds "
-              f"{bg.get('kinds', '?')}: helical stems, other RNA stretches; at least {bg.get('min_distance', '?')} Å "
-              "from every listed motif), shaped like the entry's motifs (strand layout, size, compactness, "
-              "position) and zoned like them; it is a negative class, not a physical category.",
-              "* Samples per class: " + ", ".join(f"{c} {int(n_cls.get(i, 0))}" for i, c in enumerate(store.class_names))
-              + "; weight or resample if they are unbalanced.",
-              "* Motif annotations are those of the source manifest (CoSSMos / RNA 3D Motif Atlas); their errors "
-              "carry over.",
-              "* Q-score uses at most 24 spiral tries per shell (MapQ: 96) and the paper's \"closer to another "
-              "atom\" rule; see the rnamotif_data.em.quality documentation for the expected deviations.",
-              "* The `upstream` split (if present) leaks by construction; report results on `similarity`.", "",
-              "## Licence", "",
-              f"{LICENCES[config.license][0]} ({LICENCES[config.license][1]}). The EMDB maps and PDB models it is cut "
-              "from are CC0; please also cite the entries you use (`emdb_id`, `pdb_id` columns).", "",
-              "## How to cite", ""]
+    return ["## Limitations", "",
+            "* Labels come from the deposited model, not from the map: where the model is wrong, so are the "
+            "labels; use the Q-score and CC_mask columns to filter.",
+            "* Density is normalised per map (95th percentile of non-zero density): absolute levels are not "
+            "comparable between maps, and resampling to 1 Å smooths maps finer than that.",
+            "* The \"unknown\" class is real structure of the same maps that is not a listed motif (kinds "
+            f"{bg.get('kinds', '?')}: helical stems, other RNA stretches; at least {bg.get('min_distance', '?')} Å "
+            "from every listed motif), shaped like the entry's motifs (strand layout, size, compactness, "
+            "position) and zoned like them; it is a negative class, not a physical category.",
+            "* Samples per class: " + ", ".join(f"{c} {int(n_cls.get(i, 0))}" for i, c in enumerate(store.class_names))
+            + "; weight or resample if they are unbalanced.",
+            "* Motif annotations are those of the source manifest (CoSSMos / RNA 3D Motif Atlas); their errors "
+            "carry over.",
+            "* Q-score uses at most 24 spiral tries per shell (MapQ: 96) and the paper's \"closer to another "
+            "atom\" rule; see the rnamotif_data.em.quality documentation for the expected deviations.",
+            "* The `upstream` split (if present) leaks by construction; report results on `similarity`.", ""]
+
+
+def _card_licence(config: ZenodoConfig, v: str, doi: str | None, concept_doi: str | None, year: str) -> list[str]:
+    """Licence and how to cite."""
+    lines = ["## Licence", "",
+             f"{LICENCES[config.license][0]} ({LICENCES[config.license][1]}). The EMDB maps and PDB models it is cut "
+             "from are CC0; please also cite the entries you use (`emdb_id`, `pdb_id` columns).", "",
+             "## How to cite", ""]
     text, bib = _citation(config, v, doi, year)
     lines += [text, "", "```bibtex", bib, "```", ""]
     if concept_doi:
         lines += [f"To cite every version at once, use the concept DOI {concept_doi}.", ""]
-    lines += ["## Changelog", "", f"* {v}: {notes or 'this version'}"]
-    for r in reversed(list(history)):
-        lines.append(f"* {r.version} ({r.published}, doi:{r.doi}): {r.notes or '—'}")
-    lines += ["", f"*Card written by rnamotif-data {package_version}.*", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def _data_type(t: pa.DataType) -> tuple[str, bool]:

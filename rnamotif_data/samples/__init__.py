@@ -1,7 +1,9 @@
-"""Samples: the fixed-size labelled cube cut around a motif (placement, zone, labels) and
-the structural negatives ("unknown" background sites) matched to the motifs.
+"""Samples: the fixed-size labelled cube cut around a motif (placement, zone, labels), the
+rules a sample must pass (strands, placement in the map, quality) and the structural
+negatives ("unknown" background sites) matched to the motifs.
 
-Owns: :mod:`~rnamotif_data.samples.cubes`, :mod:`~rnamotif_data.samples.background`,
+Owns: :mod:`~rnamotif_data.samples.cubes`, :mod:`~rnamotif_data.samples.rules`,
+:mod:`~rnamotif_data.samples.background`,
 :mod:`~rnamotif_data.samples.candidates`, and the ``rnamotif segment`` program
 (:mod:`~rnamotif_data.samples.extract`).
 

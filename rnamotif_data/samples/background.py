@@ -13,12 +13,14 @@ background sample is chosen so that nothing but structure tells it apart:
   (and with them the zone size) and position follow the motifs', entry by entry, and the
   whole class follows the store's motifs. Without kept motifs the layout is drawn from
   the manifest's motifs (:class:`ShapeDistribution`).
-* **Same zoning and centring.** The builder cuts it with the same call as a motif
-  (:func:`rnamotif_data.samples.cubes.cut_motif`, model atoms within the zone radius of the
-  selected residues, cube centred on their centroid).
-* **Same placement criterion.** The builder's ``accept`` callback applies the per-motif
-  placement thresholds (fit_z, fraction of atoms above 1 sd), so background does not sit
-  in empty density any more than motifs do.
+* **Same zoning and centring.** Given the segment config, the selection cuts each
+  candidate with the same call as a motif (:func:`rnamotif_data.samples.cubes.cut_model_motif`,
+  model atoms within the zone radius of the selected residues, cube centred on their
+  centroid); a candidate that cannot be cut is not taken, and a site carries its cube.
+* **Same placement criterion.** Given :class:`~rnamotif_data.samples.rules.PlacementRules`,
+  the selection applies the per-motif placement check
+  (:func:`~rnamotif_data.samples.rules.check_placement`: fit_z, fraction of atoms above
+  1 sd), so background does not sit in empty density any more than motifs do.
 * **Away from every listed motif.** No heavy atom of a chosen residue is within
   ``min_distance`` Å of a heavy atom of a listed motif of the entry.
 
@@ -58,7 +60,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
@@ -69,9 +70,11 @@ from rnamotif_data.errors import ConfigError
 from rnamotif_data.rna.motifs import strand_lengths
 from rnamotif_data.rna.structure import AtomTable, Model, ResidueId
 from rnamotif_data.samples.candidates import Residues, candidates
+from rnamotif_data.samples.cubes import KeptResults, MotifCube, SegmentConfig, cut_model_motif
+from rnamotif_data.samples.rules import PlacementRules, check_placement
 
-__all__ = ["BackgroundConfig", "BackgroundSite", "KINDS", "ShapeDistribution", "background_count",
-           "select_background_sites"]
+__all__ = ["BackgroundConfig", "BackgroundPool", "BackgroundSite", "KINDS", "ShapeDistribution", "background_count",
+           "background_pool", "select_background_sites"]
 
 KINDS = ("stem", "rna", "protein", "density")
 
@@ -191,12 +194,16 @@ class BackgroundSite:
     atoms:
         The sample's atoms (:meth:`AtomTable.subset` of ``residue_indices``; pseudo-atoms
         for ``density``).
+    cube:
+        Its cube, when the selection cut it to test it (modelled kinds, with a segment
+        config); None otherwise.
     """
 
     kind: str
     residue_indices: np.ndarray
     strands: tuple[int, ...]
     atoms: AtomTable
+    cube: MotifCube | None = None
 
     @cached_property
     def centre(self) -> np.ndarray:
@@ -224,10 +231,13 @@ def select_background_sites(
     shapes: ShapeDistribution,
     config: BackgroundConfig = BackgroundConfig(),
     *,
-    accept: Callable[[AtomTable], bool] | None = None,
+    placement: PlacementRules | None = None,
+    segment: SegmentConfig | None = None,
+    kept: KeptResults | None = None,
     targets: list[tuple[tuple[int, ...], np.ndarray]] | None = None,
     stats: MapStatistics | None = None,
     key: str = "",
+    pool: BackgroundPool | None = None,
 ) -> list[BackgroundSite]:
     """Choose up to ``n`` background samples of one entry (algorithm in the module docstring).
 
@@ -247,9 +257,17 @@ def select_background_sites(
         gives no samples.
     config:
         Kinds, distances and seed.
-    accept:
-        Called with a candidate's atoms; False rejects it (the builder's placement and
-        cutting checks). None accepts every candidate.
+    placement:
+        The per-motif placement rules a candidate must pass in ``density_map``
+        (:func:`~rnamotif_data.samples.rules.check_placement` with ``stats``); None: no
+        placement check.
+    segment:
+        Cube config: a candidate is cut
+        (:func:`~rnamotif_data.samples.cubes.cut_model_motif`, the model's atoms as context)
+        and refused when that fails; a chosen site carries its cube. None: not cut.
+    kept:
+        The model's kept cube labels (another map of the same model), passed to
+        :func:`~rnamotif_data.samples.cubes.cut_model_motif`; None: labels made afresh.
     targets:
         The entry's kept motifs as ``(strand lengths, (R,) residue indices)`` into the
         model's residues (their heavy atoms are the motif's). When
@@ -262,6 +280,10 @@ def select_background_sites(
         Map statistics (kind ``density``).
     key:
         Entry key mixed into the seed (e.g. ``"6PJ6/EMD-20353"``).
+    pool:
+        :func:`background_pool` of this ``model``, ``motif_xyz`` and ``config``, when one
+        was made for an earlier map of the model (it is a pure function of them); made
+        here if omitted.
 
     Returns
     -------
@@ -270,19 +292,58 @@ def select_background_sites(
     if n <= 0 or not (shapes.shapes or targets):
         return []
     rng = _rng(config, key)
-    res, pool, centre = _pool_for(model, motif_xyz, config, key)
-    used = np.zeros(res.n, dtype=bool)
+    pool = pool or background_pool(model, motif_xyz, config)
+    check = _SiteCheck(density_map, model.atoms, stats, placement, segment, kept)
+    chosen = _modelled_sites(model, pool, n, shapes, list(targets or ()), check, rng)
+    if "density" in config.kind_list and len(chosen) < n:
+        chosen += _density_sites(density_map, model, motif_xyz, n - len(chosen), config, stats, rng, chosen)
+    return chosen
+
+
+@dataclass(frozen=True, eq=False)
+class _SiteCheck:
+    """What a modelled candidate must pass (:func:`select_background_sites`'s ``placement``
+    and ``segment``); called with its atoms, gives ``(taken, its cube or None)``."""
+
+    density_map: DensityMap
+    model_atoms: AtomTable
+    stats: MapStatistics | None
+    placement: PlacementRules | None
+    segment: SegmentConfig | None
+    kept: KeptResults | None
+
+    @cached_property
+    def placement_stats(self) -> MapStatistics:
+        return self.stats if self.stats is not None else self.density_map.statistics()
+
+    def __call__(self, atoms: AtomTable) -> tuple[bool, MotifCube | None]:
+        try:
+            if self.placement is not None:
+                check_placement(self.density_map, atoms, self.placement_stats, self.placement, "background")
+            cube = None if self.segment is None else cut_model_motif(
+                self.density_map, atoms, self.segment, model_atoms=self.model_atoms, stats=self.stats,
+                description="background", kept=self.kept)
+        except Exception:  # noqa: BLE001 - a candidate that fails a check is simply not taken
+            return False, None
+        return True, cube
+
+
+def _modelled_sites(model: Model, pool: BackgroundPool, n: int, shapes: ShapeDistribution,
+                    targets: list[tuple[tuple[int, ...], np.ndarray]], check: _SiteCheck,
+                    rng: np.random.Generator) -> list[BackgroundSite]:
+    """Up to ``n`` sites of the modelled kinds: one layout (and target) drawn per sample,
+    then the pool's best candidate for it (:meth:`BackgroundPool.best`)."""
+    config = pool.config
+    used = np.zeros(pool.res.n, dtype=bool)
     chosen: list[BackgroundSite] = []
-    accept = accept or (lambda atoms: True)
     kinds = [k for k in config.kind_list if k != "density"]
-    targets = list(targets or ())
     wanted: dict[int, tuple] = {}  # a target's shape and zone volume, when it is first drawn
 
     def target(i: int) -> tuple[tuple[int, ...], tuple]:
         if i not in wanted:
             residue_indices = np.asarray(targets[i][1], dtype=np.int64)
             xyz = model.atoms.xyz[model.atoms.residue_rows(residue_indices)]
-            wanted[i] = (*_shape_of(xyz, centre), pool.zone_volume(residue_indices))
+            wanted[i] = (*_shape_of(xyz, pool.centre), pool.zone_volume(residue_indices))
         return tuple(targets[i][0]), wanted[i]
 
     misses = 0
@@ -295,14 +356,12 @@ def select_background_sites(
                 lengths = lengths[::-1]
         else:
             lengths, want = shapes.draw(rng), None
-        site = pool.best(kinds, lengths, want, used, chosen, accept, rng)
+        site = pool.best(kinds, lengths, want, used, chosen, check, rng)
         if site is None:
             misses += 1
             continue
         chosen.append(site)
         used[site.residue_indices] = True
-    if "density" in config.kind_list and len(chosen) < n:
-        chosen += _density_sites(density_map, model, motif_xyz, n - len(chosen), config, stats, rng, chosen)
     return chosen
 
 
@@ -349,33 +408,22 @@ def _zone_volume(xyz: np.ndarray, radius: float = 5.0, step: float = 1.5) -> flo
     return float(covered.sum()) * step ** 3
 
 
-#: the last model's candidates, shapes and zone volumes: the same model fitted to several
-#: maps (a cryoDRGN ensemble, one model in many EMDB maps) is searched once per process
-_LAST_POOL: dict[tuple, tuple] = {}
-
-
-def _pool_for(model: Model, motif_xyz: np.ndarray, config: BackgroundConfig, key: str):
-    """``(Residues, _Pool, centre)`` of a model: made anew, or the last one when the model
-    (``key``, its coordinates' hash; its residues and atom count), the listed motifs' atoms and the
-    config are the same. Everything cached is a pure function of those; the map only
-    enters through ``accept`` and the per-call ``used`` and ``chosen``."""
-    xyz = np.ascontiguousarray(np.asarray(motif_xyz, dtype=np.float64))
-    ck = (key, hash((model.atoms.residues, model.atoms.residue_names)), len(model.atoms.xyz),
-          hashlib.sha256(xyz.tobytes()).hexdigest(), repr(config)) if key else None
-    if ck is not None and ck in _LAST_POOL:
-        return _LAST_POOL[ck]
+def background_pool(model: Model, motif_xyz: np.ndarray, config: BackgroundConfig) -> BackgroundPool:
+    """The background candidates of ``model`` away from the listed motifs' heavy atoms
+    ``motif_xyz`` ``(M, 3)`` Å: a pure function of the model's atoms, ``motif_xyz`` and
+    ``config`` (never of a map), so the same model fitted to several maps (a cryoDRGN
+    ensemble, one model in many EMDB maps) can be searched once and the pool passed to
+    :func:`select_background_sites` for each map. Its candidates, shapes and zone volumes
+    are filled as the selections ask for them."""
     res = Residues(model, motif_xyz, config)
     nt_xyz = model.atoms.xyz[model.atoms.nucleotide > 0]
     centre = nt_xyz.mean(axis=0) if len(nt_xyz) else model.atoms.xyz.mean(axis=0)
-    made = (res, _Pool(model, res, config, centre), centre)
-    _LAST_POOL.clear()  # one model at a time: memory stays that of one pool
-    if ck is not None:
-        _LAST_POOL[ck] = made
-    return made
+    return BackgroundPool(model, res, config, centre)
 
 
-class _Pool:
-    """Candidates per (kind, layout), with their shape, ranked against a target."""
+class BackgroundPool:
+    """Candidates per (kind, layout), with their shape, ranked against a target
+    (:func:`background_pool`)."""
 
     def __init__(self, model: Model, res: Residues, config: BackgroundConfig, centre: np.ndarray):
         self.model, self.res, self.config, self.centre = model, res, config, centre
@@ -463,7 +511,8 @@ class _Pool:
 
     def best(self, kinds, lengths, want, used, chosen, accept, rng) -> BackgroundSite | None:
         """The acceptable unused candidate closest to ``want`` (random order without one);
-        earlier kinds are preferred by a cost of 0.1 per rank."""
+        earlier kinds are preferred by a cost of 0.1 per rank. ``accept(atoms)`` gives
+        ``(taken, cube)``."""
         ranked = []
         for rank, kind in enumerate(kinds):
             cands, idx, shape = self.get(kind, lengths)
@@ -486,9 +535,10 @@ class _Pool:
             centre = atoms.xyz.mean(axis=0)
             if any(np.linalg.norm(s.centre - centre) < self.config.spacing for s in chosen):
                 continue
-            if accept(atoms):
+            taken, cube = accept(atoms)
+            if taken:
                 return BackgroundSite(kind=kind, residue_indices=c,
-                                      strands=tuple(len(s) for s in self.model.strands(c)), atoms=atoms)
+                                      strands=tuple(len(s) for s in self.model.strands(c)), atoms=atoms, cube=cube)
         return None
 
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass, field
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -29,7 +31,10 @@ from rnamotif_data.errors import ConfigError, MotifOutsideMapError, StructureErr
 from rnamotif_data.rna.labels import nearest_atom, nucleotide_id, within_radius
 from rnamotif_data.rna.structure import AtomTable
 
-__all__ = ["SegmentConfig", "MotifCube", "CubeLabels", "cut_motif", "label_cube", "labelled_atoms", "cube_origin", "zone_crop"]
+__all__ = ["SegmentConfig", "MotifCube", "CubeLabels", "cut_motif", "cut_model_motif", "label_cube", "labelled_atoms",
+           "cube_origin", "zone_crop", "atoms_key", "KeptResults"]
+
+T = TypeVar("T")
 
 _LABEL_SCOPES = ("motif", "all")
 
@@ -292,6 +297,39 @@ def cut_motif(
         fraction_outside=float(fraction_outside),
         n_atoms=labels.n_atoms,
     )
+
+
+def atoms_key(xyz: np.ndarray) -> bytes:
+    """Key of a set of atoms of one model: the BLAKE2b digest of their coordinates
+    (``(N, 3)`` Å, in order) and their count; within one model it names the atoms and
+    their order."""
+    xyz = np.ascontiguousarray(xyz, dtype=np.float64)
+    return hashlib.blake2b(xyz.tobytes(), digest_size=16).digest() + len(xyz).to_bytes(4, "little")
+
+
+class KeptResults(Protocol):
+    """Where results that depend on one model alone are kept between its maps (the
+    build's per-model memo): ``get(key, make)`` returns the value kept under ``key`` or
+    ``make()``."""
+
+    def get(self, key: Hashable, make: Callable[[], T]) -> T:
+        """The value kept under ``key``, or ``make()``."""
+        ...
+
+
+def cut_model_motif(density_map: DensityMap, motif: AtomTable, config: SegmentConfig, *, model_atoms: AtomTable,
+                    stats: MapStatistics | None = None, description: str = "motif",
+                    kept: KeptResults | None = None) -> MotifCube:
+    """:func:`cut_motif` of ``motif``, a set of atoms of the model whose atoms are
+    ``model_atoms`` (the labels' context); with ``kept``, the cube's labels
+    (:func:`label_cube`, which depend on the model alone) are taken from it under
+    ``("cube", atoms_key(motif.xyz), config)``, or made and offered to it. Raises what
+    :func:`cut_motif` raises."""
+    labels = None if kept is None else kept.get(
+        ("cube", atoms_key(motif.xyz), config),
+        lambda: label_cube(motif, config, context=model_atoms, description=description))
+    return cut_motif(density_map, motif, config, context=model_atoms, stats=stats, description=description,
+                     labels=labels)
 
 
 def labelled_atoms(shape: tuple[int, int, int], origin: np.ndarray, motif: AtomTable, config: SegmentConfig,

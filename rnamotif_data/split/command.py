@@ -3,6 +3,14 @@
 ``rnamotif split STORE [--scheme similarity|entry|upstream] [--seed 0]
 [--identity 0.8] [--folds DIR] [--report] [--report-out FILE.md]``
 
+``--level entry|identity|family`` (default identity) is the chain homology kept apart:
+BGSU equivalence classes (else ≥ 95 % sequence identity) or Rfam families merged by clan
+(:mod:`rnamotif_data.split.homology`). The tables come from ``--homology-dir DIR`` (local
+copies, offline) or are downloaded once into a cache (``--bgsu-release``,
+``--rfam-release`` pick other releases than the pinned ones; ``--offline`` forbids the
+download). ``--models DIR`` reads the chain sequences of entries the BGSU table does not
+list off ``DIR/<pdb id>.{cif,pdb}[.gz]``.
+
 ``rnamotif split --manifest FILE.parquet --out SPLIT.parquet [...]`` splits a
 manifest before anything is built (metadata only: the strands stand in for the flanking
 contexts, and zones are unknown).
@@ -21,16 +29,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rnamotif_data.common.output import REPORT
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, SourceError
 from rnamotif_data.inputs.importers import import_upstream_folds
 from rnamotif_data.inputs.schema import read_manifest
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index
+from rnamotif_data.split.homology import LEVELS, HomologySources, load_tables, model_chain_sequences, sample_chains, sample_homology
 from rnamotif_data.split.leakage import format_report, leakage_report
 from rnamotif_data.split.similarity import strand_column
 from rnamotif_data.split.splits import (
@@ -48,7 +58,7 @@ from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger("rnamotif_data.split.command")
 
-__all__ = ["read_upstream_folds", "main"]
+__all__ = ["read_upstream_folds", "level_summary", "main"]
 
 
 def read_upstream_folds(folder: Path) -> tuple[dict[tuple, int], dict[str, list[int]]]:
@@ -72,6 +82,33 @@ def _without_sequence(meta) -> int:
     return sum(1 for s, b in zip(strands, background) if not b and not s)
 
 
+def _models_sequences(folder: Path, chains) -> dict[tuple[str, str], str]:
+    """Sequences of ``chains`` ((PDB, chain)) read off ``folder/<pdb>.{cif,pdb}[.gz]`` (any case)."""
+    files = {p.name.split(".")[0].upper(): p for p in sorted(folder.iterdir()) if p.is_file()}
+    out: dict[tuple[str, str], str] = {}
+    for pdb in sorted({p for p, _ in chains}):
+        if pdb in files:
+            out.update({(pdb, c): s for c, s in model_chain_sequences(files[pdb]).items()})
+    return out
+
+
+def level_summary(split) -> str:
+    """Per fold: size, training share kept, validation samples by related level (text)."""
+    t = split.table
+    k = split.config.k
+    fold = t["fold"].fillna(0).to_numpy(dtype=int)
+    mask = t["train_exclusion"].to_numpy(dtype="int64")
+    lines = [f"level {split.config.level}: fold | samples | training (of the other folds) | validation related to "
+             "training by identity / family / none / unknown"]
+    for f in range(1, k + 1):
+        outside = (fold != f) & (fold > 0)
+        kept = int((outside & ((mask >> (f - 1)) & 1 == 0)).sum())
+        rel = t.loc[fold == f, "related_level"].value_counts() if "related_level" in t else {}
+        lines.append(f"  fold{f} | {int((fold == f).sum())} | {kept} ({100 * kept / max(int(outside.sum()), 1):.0f} %)"
+                     f" | " + " / ".join(str(int(rel.get(x, 0))) for x in ("identity", "family", "none", "unknown")))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns 0 (1 with a one-line error for bad input)."""
     p = argparse.ArgumentParser(prog="rnamotif split", description=__doc__.split("\n")[0])
@@ -85,6 +122,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prune", choices=PRUNE_MODES, default=SplitConfig.prune,
                    help="scheme similarity: related samples leave the training data of the folds they are related "
                         "to (train, default: every sample is scored once) or leave validation (val, the earlier rule)")
+    p.add_argument("--level", choices=LEVELS, default=None,
+                   help="chain homology kept apart: BGSU class / sequence identity (identity, default), Rfam family "
+                        "merged by clan (family), or none beyond the entry (entry)")
+    p.add_argument("--homology-dir", type=Path, default=os.environ.get("RNAMOTIF_HOMOLOGY_DIR") or None,
+                   help="folder of local copies of the homology tables (offline): nrlist_<release>_<resolution>.csv, "
+                        "pdb_full_region.txt, Rfam.clanin (default: $RNAMOTIF_HOMOLOGY_DIR)")
+    p.add_argument("--bgsu-release", default=HomologySources.bgsu_release,
+                   help="BGSU representative-set release (default %(default)s)")
+    p.add_argument("--rfam-release", default=HomologySources.rfam_release,
+                   help="Rfam release (default %(default)s)")
+    p.add_argument("--homology-cache", type=Path, help="download cache of the homology tables")
+    p.add_argument("--offline", action="store_true",
+                   default=os.environ.get("RNAMOTIF_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"),
+                   help="never download the homology tables (default: $RNAMOTIF_OFFLINE)")
+    p.add_argument("--models", type=Path, help="folder of models (<pdb id>.cif/.pdb[.gz]): sequences of the "
+                   "chains the BGSU table does not list")
     p.add_argument("--folds", type=Path, help="upstream fold CSV folder (scheme upstream)")
     p.add_argument("--report", action="store_true", help="print the leakage report")
     p.add_argument("--report-out", type=Path, help="also write the report as Markdown here")
@@ -94,15 +147,40 @@ def main(argv: list[str] | None = None) -> int:
     if args.manifest is not None and args.out is None:
         raise ConfigError(f"--manifest {args.manifest}: give --out FILE.parquet for the split")
 
-    config = SplitConfig(scheme=args.scheme, seed=args.seed, identity=args.identity, prune=args.prune)
+    level = args.level or SplitConfig.level
+    sources = HomologySources(bgsu_release=args.bgsu_release, rfam_release=args.rfam_release,
+                              directory=str(args.homology_dir) if args.homology_dir else None,
+                              cache=str(args.homology_cache) if args.homology_cache else None)
+    config = SplitConfig(scheme=args.scheme, seed=args.seed, identity=args.identity, prune=args.prune,
+                         level=level, homology=sources)
     motif_folds, bg_folds = read_upstream_folds(args.folds) if args.folds else (None, None)
+    tables = None
+    if level != "entry":
+        try:
+            tables = load_tables(sources, offline=args.offline)
+        except SourceError as exc:
+            if args.level is not None:  # asked for by name: no silent fallback
+                raise
+            log.warning("homology tables unavailable (%s): default level %s without them, so chains are compared "
+                        "within their entry only; give --homology-dir DIR (or $RNAMOTIF_HOMOLOGY_DIR) or allow the "
+                        "download", exc, level)
+
+    def homology_of(meta):
+        if tables is None:
+            return None
+        seqs = None
+        if args.models is not None:
+            chains = {c for cs in sample_chains(meta) for c in cs if c not in tables.identity}
+            seqs = _models_sequences(args.models, chains)
+        return sample_homology(meta, tables, seqs, sources.min_identity)
+
     if args.manifest is not None:
         table, _ = read_manifest(args.manifest)
         meta = table.to_pandas()
         meta["sample_id"] = [f"row{i}:{s}" for i, s in enumerate(meta["source_id"].fillna(""))]
         meta["is_background"] = meta["motif_type"] == "unknown"
         split, relations = split_metadata(meta, config, upstream_folds=motif_folds, upstream_background=bg_folds,
-                                          name=str(args.manifest))
+                                          name=str(args.manifest), homology=homology_of(meta))
         t = split_table(split)
         t = t.append_column("manifest_row", pa.array(range(len(meta)), pa.int64()))
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -115,13 +193,15 @@ def main(argv: list[str] | None = None) -> int:
         relations = store_relations(store, config)
 
         split = make_split(store, config, upstream_folds=motif_folds, upstream_background=bg_folds,
-                           relations=relations)
+                           relations=relations, homology=homology_of(store.metadata))
         url, meta, class_names, source = write_split(store, split), store.metadata, store.class_names, args.store
     placed = int(split.table["fold"].notna().sum())
     pruned = int((split.table["train_exclusion"] != 0).sum())
     log.info("%s: scheme %s, %d of %d samples placed in %d folds, %d scored (%d removed from validation), %d left "
              "out of some fold's training (related to that fold); fingerprint %s", url, args.scheme, placed,
              len(split.table), config.k, split.n_scored, split.n_removed, pruned, split.fingerprint)
+    if "related_level" in split.table:
+        REPORT.info(level_summary(split))
     if not relations.has_contexts:
         log.info("no flanking contexts (metadata only): homology is judged on the motif strands alone")
     unsequenced = _without_sequence(meta)

@@ -68,7 +68,9 @@ import pyarrow as pa
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.rna.motifs import class_index as _class_index
 from rnamotif_data.split.folds import assign_folds, hard_groups, soft_assignment
-from rnamotif_data.split.similarity import Relations, find_relations, zone_overlap_pairs
+from rnamotif_data.split.homology import LEVELS, HomologySources, SampleHomology, related_levels, sample_homology
+from rnamotif_data.split.levels import joins_groups, label_assignment, label_exclusion, label_matrix
+from rnamotif_data.split.similarity import Relations, canonical_key, find_relations, strand_column, zone_overlap_pairs
 from rnamotif_data.storage.layout import SPLIT_SCHEMES, get_attrs, join, read_table, url_to_fs, write_table
 from rnamotif_data.storage.store import RNAMotifStore, open_store
 
@@ -117,6 +119,16 @@ class SplitConfig:
         ``train`` (default): related samples leave the training subsets of the folds they
         are related to, every validation set stays whole; ``val``: they leave validation
         (the earlier rule). Scheme ``similarity`` only.
+    level:
+        Chain homology the similarity scheme keeps apart (:data:`rnamotif_data.split.homology.LEVELS`):
+        ``identity`` (default; BGSU equivalence class, else ≥ 95 % sequence identity),
+        ``family`` (Rfam family merged by clan) or ``entry`` (none beyond the entry). At
+        ``identity``/``family`` a sample of another fold sharing a chain class (family) with
+        fold k leaves fold k's training (:mod:`rnamotif_data.split.levels`). Other schemes
+        place samples as before; the level still labels each sample's relation to training.
+    homology:
+        Where the homology tables come from and their releases
+        (:class:`rnamotif_data.split.homology.HomologySources`).
     """
 
     scheme: str = "similarity"
@@ -126,8 +138,14 @@ class SplitConfig:
     min_context: int = 12
     max_group_share: float = 0.5
     prune: str = "train"
+    level: str = "identity"
+    homology: HomologySources = HomologySources()
 
     def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ConfigError(f"split level must be one of {', '.join(LEVELS)}, got {self.level!r}")
+        if isinstance(self.homology, dict):  # read back from a split file
+            object.__setattr__(self, "homology", HomologySources.from_dict(self.homology))
         if self.prune not in PRUNE_MODES:
             raise ConfigError(f"split prune must be one of {', '.join(PRUNE_MODES)}, got {self.prune!r}")
         if self.scheme not in SCHEMES:
@@ -160,11 +178,18 @@ class Split:
         The :class:`SplitConfig` that made it.
     fingerprint:
         sha256 hex of the store identity and the sorted (sample_id, fold, removed) triples.
+    homology:
+        Provenance of the chain classes (level, table files, releases, sha256, counts;
+        :class:`rnamotif_data.split.homology.SampleHomology` ``info``), or None. The table
+        then also has ``identity_class``, ``family`` (``;``-joined labels of the sample's
+        chains) and ``related_level`` (strictest level at which the sample is related to
+        its fold's training: identity / family / none / unknown).
     """
 
     table: pd.DataFrame
     config: SplitConfig
     fingerprint: str
+    homology: dict | None = None
 
     def indices(self, split: str, subset: str) -> np.ndarray:
         """Sample indices of ``subset`` (:data:`SUBSETS`) of ``split`` (``foldK``/``all``).
@@ -281,9 +306,92 @@ def _upstream_folds(meta: pd.DataFrame, upstream_folds, upstream_background) -> 
     return out
 
 
+def _pruned(folds: np.ndarray, relations: Relations, config: SplitConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(removed (N,) bool, train_exclusion (N,) int64)`` of samples related across folds
+    (:data:`PRUNING_RELATIONS`, scheme ``similarity`` only): with ``prune="val"`` both are
+    removed, else each leaves the training subsets of the other's fold (bit k-1 for fold k)."""
+    removed = np.zeros(len(folds), dtype=bool)
+    exclusion = np.zeros(len(folds), dtype=np.int64)
+    if config.scheme == "similarity":
+        for rel in PRUNING_RELATIONS:
+            for i, j in relations.pairs[rel]:
+                if folds[i] != folds[j] and folds[i] and folds[j]:
+                    if config.prune == "val":
+                        removed[i] = removed[j] = True
+                    else:  # each leaves the training subsets of the other's fold
+                        exclusion[i] |= 1 << (int(folds[j]) - 1)
+                        exclusion[j] |= 1 << (int(folds[i]) - 1)
+    return removed, exclusion
+
+
+def _identity_across(folds: np.ndarray, relations: Relations, exclusion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(max_identity_other_folds, max_identity_to_train)``, each ``(N,)``: a sample's
+    highest aligned identity to a sample of another fold, and to one in its fold's
+    training set (not excluded from it)."""
+    best = np.zeros(len(folds))
+    to_train = np.zeros(len(folds))
+    for (i, j), v in relations.aligned.items():
+        if folds[i] != folds[j]:
+            best[i], best[j] = max(best[i], v), max(best[j], v)
+            if folds[i] and folds[j]:  # j in fold i's training unless pruned from it, and back
+                if not exclusion[j] >> (int(folds[i]) - 1) & 1:
+                    to_train[i] = max(to_train[i], v)
+                if not exclusion[i] >> (int(folds[j]) - 1) & 1:
+                    to_train[j] = max(to_train[j], v)
+    return best, to_train
+
+
+def _upstream_assignment(meta: pd.DataFrame, upstream_folds, upstream_background, name: str):
+    """Folds of the ``upstream`` scheme; raises ConfigError when no sample can be matched."""
+    fold = _upstream_folds(meta, upstream_folds, upstream_background)
+    if fold.isna().all():  # a pandas IntegerArray
+        given = ("the fold files given match none of its samples (they are matched by EMDB ID, PDB ID, "
+                 "motif type and CoSSMos number)" if upstream_folds is not None else
+                 "its metadata carries no upstream_fold and no fold files were given")
+        raise ConfigError(f"{name}: no sample has an upstream fold: {given}; pass the upstream benchmark's "
+                          "fold{k}_train.csv / fold{k}_val.csv folder with --folds DIR (the upstream scheme "
+                          "only exists for stores built from the upstream entries)")
+    return fold
+
+
+def _check_group_count(meta: pd.DataFrame, hard: np.ndarray, config: SplitConfig, name: str) -> None:
+    """Raise ConfigError when there are fewer independent groups than folds."""
+    n_groups = len(np.unique(hard))
+    if n_groups < config.k:
+        n_maps = meta["emdb_id"].nunique() if "emdb_id" in meta else 0
+        n_models = meta["model_hash"].nunique() if "model_hash" in meta else meta["pdb_id"].nunique()
+        raise ConfigError(
+            f"{name}: holds {n_groups} independent group(s) of samples ({n_maps} EMDB map(s), {n_models} "
+            f"model(s); samples sharing an EMDB map, a PDB entry, the model's coordinates, a residue or "
+            f"overlapping zones are one group), fewer than the {config.k} folds; any split would put the same "
+            "structure on both sides. Add entries, or evaluate on another store")
+
+
+def _similarity_assignment(meta: pd.DataFrame, relations: Relations, hard: np.ndarray, config: SplitConfig,
+                           homology: SampleHomology | None) -> np.ndarray:
+    """Folds of the ``entry`` and ``similarity`` schemes: by entry; by homology label where the
+    level's labels join hard groups (:func:`rnamotif_data.split.levels.label_assignment`); else
+    by the soft relations (:func:`rnamotif_data.split.folds.soft_assignment`)."""
+    if config.scheme == "entry":
+        return assign_folds(hard, meta["class_index"].to_numpy(), config.k, config.seed)
+    if config.level != "entry" and homology is not None and joins_groups(homology.labels(config.level), hard):
+        strands = strand_column(meta)
+        canon = [(f"canon:{c}",) if (c := canonical_key(str(t), s)) else ()
+                 for t, s in zip(meta["motif_type"], strands)]
+        pairs = np.array(sorted(set().union(*(relations.pairs[r] for r in ("near_identical", "homolog")))),
+                         dtype=np.int64).reshape(-1, 2)
+        fold, info = label_assignment(homology.labels(config.level), hard, config.k, config.seed,
+                                      extra_labels=canon, pairs=pairs, max_group_share=config.max_group_share)
+        log.info("level %s: %d units (%d divided component(s)); training shares %s", config.level,
+                 info["units"], info["divided"], ", ".join(f"{s:.2f}" for s in info["shares"]))
+        return fold
+    return soft_assignment(meta, relations, hard, config)
+
+
 def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, relations: Relations | None = None,
                    upstream_folds: dict[tuple, int] | None = None, upstream_background: dict[str, list[int]] | None = None,
-                   identity: str | None = None, name: str = "store") -> tuple[Split, Relations]:
+                   identity: str | None = None, name: str = "store",
+                   homology: SampleHomology | None = None) -> tuple[Split, Relations]:
     """Assign every row of a metadata table (store metadata or a manifest) to a fold.
 
     Parameters
@@ -299,6 +407,10 @@ def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, r
         of the entry's upstream ``cube_*`` rows in cube-number order.
     name:
         Names the input in errors.
+    homology:
+        Chain classes of the rows (:func:`rnamotif_data.split.homology.sample_homology`);
+        None at level ``identity``/``family``: made without tables (every chain is compared
+        by sequence, here: its own class, so the level adds nothing beyond the entry).
 
     Returns
     -------
@@ -317,60 +429,42 @@ def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, r
     relations = relations or find_relations(meta, identity=config.identity, min_context=config.min_context)
     hard = hard_groups(meta, relations)
     if config.scheme == "upstream":
-        fold = _upstream_folds(meta, upstream_folds, upstream_background)
-        if fold.isna().all():  # a pandas IntegerArray
-            given = ("the fold files given match none of its samples (they are matched by EMDB ID, PDB ID, "
-                     "motif type and CoSSMos number)" if upstream_folds is not None else
-                     "its metadata carries no upstream_fold and no fold files were given")
-            raise ConfigError(f"{name}: no sample has an upstream fold: {given}; pass the upstream benchmark's "
-                              "fold{k}_train.csv / fold{k}_val.csv folder with --folds DIR (the upstream scheme "
-                              "only exists for stores built from the upstream entries)")
+        fold = _upstream_assignment(meta, upstream_folds, upstream_background, name)
     else:
-        n_groups = len(np.unique(hard))
-        if n_groups < config.k:
-            n_maps = meta["emdb_id"].nunique() if "emdb_id" in meta else 0
-            n_models = meta["model_hash"].nunique() if "model_hash" in meta else meta["pdb_id"].nunique()
-            raise ConfigError(
-                f"{name}: holds {n_groups} independent group(s) of samples ({n_maps} EMDB map(s), {n_models} "
-                f"model(s); samples sharing an EMDB map, a PDB entry, the model's coordinates, a residue or "
-                f"overlapping zones are one group), fewer than the {config.k} folds; any split would put the same "
-                "structure on both sides. Add entries, or evaluate on another store")
-        if config.scheme == "entry":
-            assigned = assign_folds(hard, meta["class_index"].to_numpy(), config.k, config.seed)
-        else:
-            assigned = soft_assignment(meta, relations, hard, config)
-        fold = pd.array(assigned, dtype="Int64")
+        _check_group_count(meta, hard, config, name)
+        if homology is None and config.level != "entry":
+            homology = sample_homology(meta, None, min_identity=config.homology.min_identity)
+            homology = SampleHomology(homology.identity, homology.family, {**homology.info, "made": "no tables"})
+        fold = pd.array(_similarity_assignment(meta, relations, hard, config, homology), dtype="Int64")
     folds = fold.fillna(0).to_numpy()
-    removed = np.zeros(len(meta), dtype=bool)
-    exclusion = np.zeros(len(meta), dtype=np.int64)
-    if config.scheme == "similarity":
-        for rel in PRUNING_RELATIONS:
-            for i, j in relations.pairs[rel]:
-                if folds[i] != folds[j] and folds[i] and folds[j]:
-                    if config.prune == "val":
-                        removed[i] = removed[j] = True
-                    else:  # each leaves the training subsets of the other's fold
-                        exclusion[i] |= 1 << (int(folds[j]) - 1)
-                        exclusion[j] |= 1 << (int(folds[i]) - 1)
-    best = np.zeros(len(meta))
-    to_train = np.zeros(len(meta))
-    for (i, j), v in relations.aligned.items():
-        if folds[i] != folds[j]:
-            best[i], best[j] = max(best[i], v), max(best[j], v)
-            if folds[i] and folds[j]:  # j in fold i's training unless pruned from it, and back
-                if not exclusion[j] >> (int(folds[i]) - 1) & 1:
-                    to_train[i] = max(to_train[i], v)
-                if not exclusion[i] >> (int(folds[j]) - 1) & 1:
-                    to_train[j] = max(to_train[j], v)
+    removed, exclusion = _pruned(folds, relations, config)
+    if config.scheme == "similarity" and config.level != "entry" and homology is not None:
+        exclusion |= _label_exclusion_bits(homology.labels(config.level), folds.astype(np.int64), config.k)
+    best, to_train = _identity_across(folds, relations, exclusion)
     sample_index = meta["sample_index"].to_numpy(dtype=np.int64) if "sample_index" in meta else np.arange(len(meta))
     sample_id = meta["sample_id"].astype(str).to_numpy() if "sample_id" in meta else \
         np.array([f"row{i}" for i in sample_index])
     table = pd.DataFrame({"sample_index": sample_index, "sample_id": sample_id, "fold": fold,
                           "removed": removed, "train_exclusion": exclusion, "max_identity_other_folds": best,
                           "max_identity_to_train": to_train})
+    provenance = None
+    if homology is not None and homology.info.get("made") == "no tables":
+        provenance = {"level": config.level, "tables": None,
+                      "note": "no homology tables given: chains compared within their entry only"}
+    elif homology is not None:
+        table["identity_class"] = [";".join(x) for x in homology.identity]
+        table["family"] = [";".join(x) for x in homology.family]
+        table["related_level"] = related_levels(homology, folds.astype(np.int64), exclusion, config.k, removed)
+        provenance = {"level": config.level, **homology.info}
     fp = fingerprint(identity or json.dumps({"rows": len(meta)}), table["sample_id"], table["fold"], removed,
                      exclusion)
-    return Split(table=table, config=config, fingerprint=fp), relations
+    return Split(table=table, config=config, fingerprint=fp, homology=provenance), relations
+
+
+def _label_exclusion_bits(labels, fold: np.ndarray, k: int) -> np.ndarray:
+    """``(N,)`` int64 masks: bit f-1 set where a sample of another fold shares a label with fold f."""
+    excluded = label_exclusion(label_matrix(labels), fold, k)
+    return (excluded.astype(np.int64) << np.arange(k, dtype=np.int64)).sum(axis=1)
 
 
 def store_relations(store: RNAMotifStore, config: SplitConfig = SplitConfig()) -> Relations:
@@ -383,8 +477,9 @@ def store_relations(store: RNAMotifStore, config: SplitConfig = SplitConfig()) -
 
 def make_split(store: RNAMotifStore, config: SplitConfig = SplitConfig(),
                upstream_folds: dict[tuple, int] | None = None, upstream_background: dict[str, list[int]] | None = None,
-               relations: Relations | None = None) -> Split:
-    """Assign every sample of ``store`` to a fold under ``config.scheme`` (:func:`split_metadata`).
+               relations: Relations | None = None, homology: SampleHomology | None = None) -> Split:
+    """Assign every sample of ``store`` to a fold under ``config.scheme`` (:func:`split_metadata`;
+    ``homology``: the samples' chain classes, :func:`rnamotif_data.split.homology.sample_homology`).
 
     Raises
     ------
@@ -394,7 +489,7 @@ def make_split(store: RNAMotifStore, config: SplitConfig = SplitConfig(),
     relations = relations or store_relations(store, config)
     split, _ = split_metadata(store.metadata, config, relations=relations, upstream_folds=upstream_folds,
                               upstream_background=upstream_background,
-                              identity=_store_identity(store), name=str(store.root))
+                              identity=_store_identity(store), name=str(store.root), homology=homology)
     return split
 
 
@@ -402,7 +497,10 @@ def split_table(split: Split) -> pa.Table:
     """``split`` as the Arrow table of a split file (columns of :attr:`Split.table`), with
     the config and fingerprint in the schema metadata (key ``rnamotif_split``)."""
     t = pa.Table.from_pandas(split.table, preserve_index=False)
-    meta = {b"rnamotif_split": json.dumps({"config": asdict(split.config), "fingerprint": split.fingerprint}).encode()}
+    info = {"config": asdict(split.config), "fingerprint": split.fingerprint}
+    if split.homology is not None:
+        info["homology"] = split.homology
+    meta = {b"rnamotif_split": json.dumps(info).encode()}
     return t.replace_schema_metadata(meta)
 
 
@@ -448,12 +546,14 @@ def read_split(store: RNAMotifStore | str | os.PathLike, scheme: str = "similari
     if "max_identity_to_train" not in table:
         table["max_identity_to_train"] = table["max_identity_other_folds"]
     info["config"].setdefault("prune", "val")  # files without the setting were made by the earlier rule
+    info["config"].setdefault("level", "entry")  # files without it were made before chain homology
     fp = fingerprint(_store_identity(store), table["sample_id"], table["fold"], table["removed"],
                      table["train_exclusion"])
     if fp != info["fingerprint"]:
         raise ConfigError(f"{url}: fingerprint mismatch (file {info['fingerprint'][:12]}…, contents {fp[:12]}…); "
                           "remake it with rnamotif split")
-    return Split(table=table, config=SplitConfig(**info["config"]), fingerprint=info["fingerprint"])
+    return Split(table=table, config=SplitConfig(**info["config"]), fingerprint=info["fingerprint"],
+                 homology=info.get("homology"))
 
 
 def load_or_make_split(store: RNAMotifStore, scheme: str = "similarity", *, seed: int = 0) -> Split:

@@ -252,36 +252,10 @@ def download(version: str | None = None, *, root: str | os.PathLike | None = Non
         raise DownloadError(f"dataset version {release.version} is not in the cache at {vdir} and offline mode is on "
                             f"(offline=True or ${ENV_OFFLINE}); download it where there is network with "
                             f"'rnamotif download --version {release.version} --root DIR' and copy DIR")
-    import pooch
-    import requests
-
     _check_record(release)
-    wanted = [f for f in release.files if not (metadata_only and f.name == release.archive)]
-    pup = pooch.create(path=vdir, base_url="", registry={f.name: f"sha256:{f.sha256}" for f in wanted},
-                       urls={f.name: f.url for f in wanted}, retry_if_failed=retries)
-    downloader = ResumableDownloader(vdir / ".partial", progress=progress)
-    for f in wanted:
-        try:
-            pup.fetch(f.name, downloader=downloader)
-        except ValueError as exc:  # pooch: hash mismatch
-            raise DownloadError(f"{f.name} from {f.url}: {exc}") from None
-        except requests.RequestException as exc:
-            raise DownloadError(f"could not download {f.name} of version {release.version} from {f.url} "
-                                f"({type(exc).__name__}: {exc}); retry later (transfers resume), or use the "
-                                f"cache with offline mode") from None
-    sums = vdir / "SHA256SUMS"
-    if sums.exists():
-        listed = {}
-        for k, line in enumerate(sums.read_text(errors="replace").splitlines(), 1):
-            h, sep, name = line.partition("  ")
-            if not line.strip():
-                continue
-            if not sep or len(h) != 64 or not name:
-                raise DownloadError(f"{sums} line {k}: not '<sha256>  <file name>'; the file is damaged")
-            listed[name] = h
-        for f in release.files:
-            if f.name in listed and listed[f.name] != f.sha256:
-                raise DownloadError(f"{sums}: {f.name} sha256 {listed[f.name]} differs from the registry's {f.sha256}")
+    _fetch([f for f in release.files if not (metadata_only and f.name == release.archive)], release, vdir,
+           retries=retries, progress=progress)
+    _check_sums(vdir / "SHA256SUMS", release)
     if not metadata_only:
         archive = vdir / release.archive
         if archive.exists():
@@ -296,6 +270,45 @@ def download(version: str | None = None, *, root: str | os.PathLike | None = Non
     shutil.rmtree(vdir / ".partial", ignore_errors=True)
     log.info("version %s (doi:%s) verified in %s", release.version, release.doi, vdir)
     return vdir
+
+
+def _fetch(wanted: list, release: Release, vdir: Path, *, retries: int, progress: bool) -> None:
+    """Download the files ``wanted`` of ``release`` into ``vdir`` with pooch (sha256
+    checked, interrupted transfers resumed). Raises :class:`DownloadError` for a hash
+    mismatch or a failed transfer."""
+    import pooch
+    import requests
+
+    pup = pooch.create(path=vdir, base_url="", registry={f.name: f"sha256:{f.sha256}" for f in wanted},
+                       urls={f.name: f.url for f in wanted}, retry_if_failed=retries)
+    downloader = ResumableDownloader(vdir / ".partial", progress=progress)
+    for f in wanted:
+        try:
+            pup.fetch(f.name, downloader=downloader)
+        except ValueError as exc:  # pooch: hash mismatch
+            raise DownloadError(f"{f.name} from {f.url}: {exc}") from None
+        except requests.RequestException as exc:
+            raise DownloadError(f"could not download {f.name} of version {release.version} from {f.url} "
+                                f"({type(exc).__name__}: {exc}); retry later (transfers resume), or use the "
+                                f"cache with offline mode") from None
+
+
+def _check_sums(sums: Path, release: Release) -> None:
+    """The downloaded ``SHA256SUMS`` (if any) must agree with the registry's sums of
+    ``release``; raises :class:`DownloadError` naming the line or file otherwise."""
+    if not sums.exists():
+        return
+    listed = {}
+    for k, line in enumerate(sums.read_text(errors="replace").splitlines(), 1):
+        h, sep, name = line.partition("  ")
+        if not line.strip():
+            continue
+        if not sep or len(h) != 64 or not name:
+            raise DownloadError(f"{sums} line {k}: not '<sha256>  <file name>'; the file is damaged")
+        listed[name] = h
+    for f in release.files:
+        if f.name in listed and listed[f.name] != f.sha256:
+            raise DownloadError(f"{sums}: {f.name} sha256 {listed[f.name]} differs from the registry's {f.sha256}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -204,8 +204,8 @@ def test_reusing_a_model_across_entries_changes_no_byte(sim_mirror, tmp_path, mo
     correlation boxes once per map grid and resolution; and it writes the store a build
     that keeps nothing between entries writes. The maps: one map three times, the same map
     on a grid shifted by one voxel, and the same map at another stated resolution."""
+    import rnamotif_data.pipeline.context as context
     import rnamotif_data.pipeline.entry as entry
-    import rnamotif_data.samples.background as background
 
     mirror = tmp_path / "mirror"
     for sub in ("pdb", "emdb"):
@@ -225,11 +225,11 @@ def test_reusing_a_model_across_entries_changes_no_byte(sim_mirror, tmp_path, mo
     sources = SourceConfig(cache_dir=tmp_path / "cache", mirror=mirror, offline=True)
 
     reads = []
-    monkeypatch.setattr(entry, "read_model", lambda *a, **k: reads.append(a) or read_model(*a, **k))
-    monkeypatch.setattr(entry, "_LAST_MODEL", {})
+    monkeypatch.setattr(context, "read_model", lambda *a, **k: reads.append(a) or read_model(*a, **k))
+    monkeypatch.setattr(entry, "MODELS", context.ModelContexts())
     build(manifest, str(tmp_path / "reuse.zarr"), source_config=sources, scheduler="synchronous", progress=False)
     assert len(reads) == 1  # the later entries reused the first one's model
-    memo = next(iter(entry._LAST_MODEL.values())).memo
+    memo = entry.MODELS.current().memo
     cubes = [key[1] for key in memo.keys() if key[0] == "cube"]
     boxes = Counter(key[1] for key in memo.keys() if key[0] == "cc")
     # from the second map on: each motif's and background site's cube labelled once, its
@@ -238,12 +238,7 @@ def test_reusing_a_model_across_entries_changes_no_byte(sim_mirror, tmp_path, mo
     assert len(cubes) >= len(DEMO_MOTIFS) and set(boxes) == set(cubes) and set(boxes.values()) == {3}
     assert memo.hits >= 4 * len(cubes)
 
-    class Forgetful(dict):
-        def __setitem__(self, key, value):  # keeps nothing: every entry starts from its file
-            pass
-
-    monkeypatch.setattr(entry, "_LAST_MODEL", Forgetful())
-    monkeypatch.setattr(background, "_LAST_POOL", Forgetful())
+    monkeypatch.setattr(entry, "MODELS", context.ModelContexts(keep=False))  # every entry starts from its file
     build(manifest, str(tmp_path / "fresh.zarr"), source_config=sources, scheduler="synchronous", progress=False)
     assert len(reads) == 6
     reuse, fresh = _tree(tmp_path / "reuse.zarr"), _tree(tmp_path / "fresh.zarr")
@@ -431,9 +426,9 @@ def test_seed_sample_hairpin_acceptance(tmp_path):
     # the same residues stated as hairpin5 (the one-pair length rule's reading) fail at
     # stage selection, naming the stated type, the type read and the pairs
     from rnamotif_data.errors import RNAMotifError
-    from rnamotif_data.pipeline.entry import check_strands
     from rnamotif_data.rna.pairs import watson_crick_partners
     from rnamotif_data.rna.structure import parse_selection, read_model
+    from rnamotif_data.samples.rules import check_strands
 
     model = read_model(mirror / "pdb" / "6pj6.pdb")
     partner = watson_crick_partners(model.atoms, np.ones(len(model.atoms.residues), dtype=bool))

@@ -198,34 +198,45 @@ def test_one_model_file_is_read_and_sampled_once_per_process(tmp_path):
 
     from rnamotif_data.em.quality import QualityConfig
     from rnamotif_data.errors import StructureError
-    from rnamotif_data.pipeline.entry import model_state
+    from rnamotif_data.pipeline.context import ModelContexts
+    from rnamotif_data.samples.background import BackgroundConfig
 
     src = Path(__file__).resolve().parents[2] / "demo" / "mirror" / "pdb" / "6v5b.pdb"
     a, b = tmp_path / "a.pdb", tmp_path / "b.pdb"
     shutil.copy(src, a)
     shutil.copy(src, b)
-    first = model_state(a, "PDB_A", QualityConfig())
-    second = model_state(b, "PDB_B", QualityConfig())
+    models = ModelContexts()
+    first = models.enter(a, "PDB_A", QualityConfig())
+    second = models.enter(b, "PDB_B", QualityConfig())
     assert (first.model.name, second.model.name) == ("PDB_A", "PDB_B")
     assert second.model.path == str(b)
-    assert second.model.atoms is first.model.atoms and second.points is first.points and second.tree is first.tree
+    assert second.context is first.context and second.model.atoms is first.model.atoms
+    assert first.memo is None and second.memo is first.context.memo  # the memo serves from the second map on
     with pytest.raises(ValueError, match="read-only"):
         second.model.atoms.xyz[0, 0] = 0.0
-    assert model_state(b, "PDB_B", QualityConfig(q_max_tries=30)).points is not first.points
+    partners = second.context.partners("geometric")
+    assert second.context.partners("geometric") is partners and not partners.flags.writeable
+    pool = first.context.background_pool(first.model, first.model.atoms.xyz[:10], BackgroundConfig())
+    assert second.context.background_pool(second.model, first.model.atoms.xyz[:10], BackgroundConfig()) is pool
+    assert first.context.background_pool(first.model, first.model.atoms.xyz[:9], BackgroundConfig()) is not pool
+    assert models.enter(b, "PDB_B", QualityConfig(q_max_tries=30)).context.points is not first.context.points
     as_cif = tmp_path / "same-bytes.cif"  # the same bytes read as mmCIF are another parse
     shutil.copy(src, as_cif)
-    model_state(a, "PDB_A", QualityConfig())
+    models.enter(a, "PDB_A", QualityConfig())
     with pytest.raises(StructureError):
-        model_state(as_cif, "PDB_C", QualityConfig())
+        models.enter(as_cif, "PDB_C", QualityConfig())
+    assert models.current() is None  # the failed read keeps nothing
     text = src.read_text().splitlines(keepends=True)
     b.write_text("".join(text[:-40] + text[-2:]))  # the last residues' atoms dropped
-    changed = model_state(b, "PDB_B", QualityConfig())
-    assert changed.model.atoms is not first.model.atoms
+    changed = models.enter(b, "PDB_B", QualityConfig())
+    assert changed.model.atoms is not first.model.atoms and changed.memo is None
+    forgetful = ModelContexts(keep=False)
+    assert forgetful.enter(a, "PDB_A", QualityConfig()).context is not forgetful.enter(a, "PDB_A", QualityConfig()).context
 
 
 def test_model_memo_keeps_what_fits_its_budget_read_only_and_nothing_that_failed(rna_model):
-    from rnamotif_data.pipeline.memo import ModelMemo, atoms_key
-    from rnamotif_data.samples.cubes import label_cube
+    from rnamotif_data.pipeline.memo import ModelMemo
+    from rnamotif_data.samples.cubes import atoms_key, label_cube
 
     motif = rna_model.select("D:14-16,88-90")
     one = label_cube(motif)

@@ -71,11 +71,11 @@ def test_residue_rows_agree_with_a_direct_search(model):
 def test_lazy_zone_ordering_is_the_full_sort(model):
     """The background pool computes zone volumes lazily; the order it yields must be the
     order a full sort by total cost gives."""
-    from rnamotif_data.samples.background import _Pool
+    from rnamotif_data.samples.background import BackgroundPool
 
     cfg = BackgroundConfig()
     res = Residues(model, np.zeros((0, 3)), cfg)
-    pool = _Pool(model, res, cfg, model.atoms.xyz.mean(axis=0))
+    pool = BackgroundPool(model, res, cfg, model.atoms.xyz.mean(axis=0))
     cands, _, _ = pool.get("rna", (4,))
     rng = np.random.default_rng(1)
     for want_zone in (2000.0, 6000.0, 15000.0):
@@ -169,12 +169,12 @@ def test_zone_volume_counts_what_a_kd_tree_counts(ribosome):
 def test_shapes_from_residue_sums_equal_the_atoms(ribosome):
     """Radius of gyration, centroid distance and atom count from per-residue sums agree
     with the atoms' own (1e-9 Å), and the strand count with Model.strands."""
-    from rnamotif_data.samples.background import _Pool, _shape_of
+    from rnamotif_data.samples.background import BackgroundPool, _shape_of
 
     cfg = BackgroundConfig()
     res = Residues(ribosome, np.zeros((0, 3)), cfg)
     centre = ribosome.atoms.xyz.mean(axis=0)
-    pool = _Pool(ribosome, res, cfg, centre)
+    pool = BackgroundPool(ribosome, res, cfg, centre)
     cands, idx, shape = pool.get("rna", (3, 4))
     assert len(cands) > 100
     for k in range(0, len(cands), max(1, len(cands) // 50)):
