@@ -61,7 +61,7 @@ from rnamotif_data.errors import RNAMotifError, StoreError, is_environment_failu
 from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
 from rnamotif_data.inputs.schema import read_manifest
 from rnamotif_data.inputs.sources import SourceConfig, Sources, default_cache_dir
-from rnamotif_data.pipeline.commit import ShardWriter, commit, commit_shard
+from rnamotif_data.pipeline.commit import CommitInputs, Committed, ShardWriter, commit, commit_shard
 from rnamotif_data.pipeline.config import PAIR_READERS, BuildConfig
 from rnamotif_data.pipeline.entry import EntryJob, failure_row, stage_entry
 from rnamotif_data.pipeline.runner import Runner
@@ -71,11 +71,9 @@ from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.samples.background import BackgroundConfig, ShapeDistribution, background_count
 from rnamotif_data.samples.cubes import SegmentConfig
 from rnamotif_data.storage.checksums import sha256_file
-from rnamotif_data.storage.layout import FAILURES_FILE, FORMAT_VERSION, LABEL_NAMES, NUCLEOTIDE_NAMES, join, read_table, set_attrs, url_to_fs
-from rnamotif_data.storage.lock import BuildLock
-from rnamotif_data.storage.outdir import check_out, prepare_root
+from rnamotif_data.storage.layout import FAILURES_FILE, FORMAT_VERSION, LABEL_NAMES, NUCLEOTIDE_NAMES, join, read_table
 from rnamotif_data.storage.shards import CODECS
-from rnamotif_data.storage.store import create_arrays
+from rnamotif_data.storage.writer import ArraySpec, StoreWriter
 
 __all__ = [ "BuildResult", "build", "group_entries", "main"]
 
@@ -168,6 +166,15 @@ class BuildResult:
         if isinstance(out, dict):
             self.writing = (self.writing[0] + out.get("wall", 0.0), self.writing[1] + out.get("cpu", 0.0))
 
+    def add_commit(self, done: Committed) -> None:
+        """Take the counts, timing and profile of the commit
+        (:func:`rnamotif_data.pipeline.commit.commit`)."""
+        self.n_samples, self.n_background, self.n_failed_rows = done.n_samples, done.n_background, done.n_failed_rows
+        self.reasons = Counter(done.reasons)
+        self.background_requested, self.background_short = done.background_requested, dict(done.background_short)
+        self.map_warnings, self.timing, self.writing = dict(done.map_warnings), dict(done.timing), done.writing
+        self.profile.extend(done.profile)
+
     @property
     def exit_status(self) -> int:
         """0 if every row became a sample, else :data:`EXIT_PARTIAL` (3): the store is
@@ -237,13 +244,12 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
     result = BuildResult(root=str(root), entries=len(jobs))
     if scheduler != "synchronous":  # a missing [build] extra is said before anything is written
         require("distributed", "the parallel build")
-    old = check_out(str(root), overwrite=overwrite)
-    fs, path = url_to_fs(str(root))
-    fs.makedirs(path, exist_ok=True)
-    lock = BuildLock(str(root))
-    lock.acquire()
+    store_writer = StoreWriter(str(root), ArraySpec(config.segment.shape, config.shard_size, config.codec,
+                                                    config.compression_level), overwrite=overwrite)
+    old = store_writer.existing
+    store_writer.acquire()
     try:
-        existing = prepare_root(str(root), attrs, old, resume=resume, overwrite=overwrite)
+        existing = store_writer.prepare(attrs, resume=resume)
         if existing == "complete":
             if retry_failed and old.get("n_failed_rows"):
                 raise StoreError(f"{root}: the build is complete; --retry-failed redoes failed entries of an "
@@ -264,7 +270,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
             result.timing = dict(old.get("build_timing", {}))
             clean_staging(str(root))
             return result
-        set_attrs(str(root), {**attrs, "build_state": "building"})
+        store_writer.begin(attrs)
 
         todo = []
         for job in jobs:
@@ -291,8 +297,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
             n_max = sum(counts.get(j.key, len(j.rows) + background_count(len(j.rows), config.background))
                         for j in jobs)
             if stop_after is None:
-                create_arrays(str(root), max(n_max, 1), config.segment.shape, config.shard_size,
-                              config.compression_level, config.codec)
+                store_writer.create_arrays(max(n_max, 1))
             writer = ShardWriter(jobs, config.shard_size, counts)
             n_samples = n_failed = 0
             bar = tqdm(total=len(todo), desc="entries", unit="entry", disable=not progress)
@@ -337,14 +342,15 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
             if stop_after is not None:
                 return result
             t1 = time.perf_counter()
-            commit(str(root), jobs, rejections, raw_rows, config, runner, writer, result)
+            result.add_commit(commit(store_writer, CommitInputs(jobs, rejections, raw_rows, dict(result.staging_seconds),
+                                                                result.writing), runner, writer))
             result.commit_seconds = time.perf_counter() - t1
         finally:
             runner.close()
         clean_staging(str(root))
         return result
     finally:
-        lock.release()
+        store_writer.release()
 
 
 def _read_failures_count(root: str) -> tuple[int, Counter]:
