@@ -15,21 +15,18 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rnamotif_data.errors import StoreError
 from rnamotif_data.inputs.schema import Rejection
+from rnamotif_data.pipeline.entry import EntryJob
 from rnamotif_data.pipeline.runner import Runner
 from rnamotif_data.pipeline.staging import read_part
 from rnamotif_data.pipeline.timing import ENTRY_STAGES, sum_timings, timing_attrs
 from rnamotif_data.storage.layout import ARRAYS, failures_row
 from rnamotif_data.storage.store import write_shard
 from rnamotif_data.storage.writer import StoreTables, StoreWriter
-
-if TYPE_CHECKING:
-    from rnamotif_data.pipeline.entry import EntryJob
 
 __all__ = ["commit_shard", "plan_shards", "ShardWriter", "CommitInputs", "Committed", "commit"]
 
