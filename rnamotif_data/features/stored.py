@@ -49,9 +49,9 @@ import numpy as np
 
 from rnamotif_data.errors import StoreError
 from rnamotif_data.storage.checksums import read_checksums, sha256_file
-from rnamotif_data.storage.layout import FEATURE_ARRAYS, get_attrs, set_attrs, url_to_fs
-from rnamotif_data.storage.lock import BuildLock
+from rnamotif_data.storage.layout import FEATURE_ARRAYS, url_to_fs
 from rnamotif_data.storage.store import RNAMotifStore
+from rnamotif_data.storage.writer import StoreUpdate
 
 __all__ = ["FEATURE_FORMAT", "FEATURE_FILES", "features_dir", "store_identity", "write_features",
            "StoredFeatures", "open_features", "verify_features", "list_features", "paint"]
@@ -94,11 +94,12 @@ def write_features(store: RNAMotifStore, name: str, arrays: dict[str, np.ndarray
             raise StoreError(f"{dest}: sequence features {name!r} exist already; pass --overwrite to replace them")
         if not (dest / "attrs.json").exists():
             raise StoreError(f"{dest}: not a folder this package wrote (no attrs.json); move it away first")
-    with BuildLock(str(store.root)):  # no build, recode or other embed writes the store meanwhile
-        return _write_locked(store, dest, name, arrays, attrs)
+    with StoreUpdate(store.root) as update:  # no build, recode or other embed writes the store meanwhile
+        return _write_locked(update, store, dest, name, arrays, attrs)
 
 
-def _write_locked(store: RNAMotifStore, dest: Path, name: str, arrays: dict[str, np.ndarray], attrs: dict) -> Path:
+def _write_locked(update: StoreUpdate, store: RNAMotifStore, dest: Path, name: str, arrays: dict[str, np.ndarray],
+                  attrs: dict) -> Path:
     for key, (dtype, ndim) in FEATURE_FILES.items():
         a = arrays.get(key)
         if a is None or a.dtype != np.dtype(dtype) or a.ndim != ndim:
@@ -113,8 +114,7 @@ def _write_locked(store: RNAMotifStore, dest: Path, name: str, arrays: dict[str,
             np.save(tmp / f"{key}.npy", np.ascontiguousarray(arrays[key]), allow_pickle=False)
         full = {"feature_format": FEATURE_FORMAT, "name": name, **attrs, **store_identity(store)}
         (tmp / "attrs.json").write_text(json.dumps(full, indent=1, sort_keys=True))
-        sums = {f.name: sha256_file(f) for f in sorted(tmp.iterdir())}
-        (tmp / _CHECKSUMS).write_text("".join(f"{h}  {n}\n" for n, h in sums.items()))
+        sums = update.seal_folder(tmp)
         if dest.exists():
             old = dest.with_name(f".{name}.old-{os.getpid()}")
             os.replace(dest, old)
@@ -125,9 +125,9 @@ def _write_locked(store: RNAMotifStore, dest: Path, name: str, arrays: dict[str,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    listed = dict((get_attrs(str(store.root)) or {}).get("sequence_features") or {})
+    listed = dict(update.attrs().get("sequence_features") or {})
     listed[name] = _listing(full, sums)
-    set_attrs(str(store.root), {"sequence_features": listed})
+    update.update_attrs({"sequence_features": listed})
     return dest
 
 

@@ -62,7 +62,7 @@ from rnamotif_data.errors import RNAMotifError, StoreError, is_environment_failu
 from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
 from rnamotif_data.inputs.schema import read_manifest
 from rnamotif_data.inputs.sources import SourceConfig, Sources, default_cache_dir
-from rnamotif_data.pipeline.commit import ShardWriter, commit, commit_shard
+from rnamotif_data.pipeline.commit import CommitInputs, Committed, ShardWriter, commit, commit_shard
 from rnamotif_data.pipeline.config import PAIR_READERS, BuildConfig
 from rnamotif_data.pipeline.entry import EntryJob, failure_row, stage_entry
 from rnamotif_data.pipeline.runner import Runner
@@ -72,11 +72,9 @@ from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.samples.background import BackgroundConfig, ShapeDistribution, background_count
 from rnamotif_data.samples.cubes import SegmentConfig
 from rnamotif_data.storage.checksums import sha256_file
-from rnamotif_data.storage.layout import FAILURES_FILE, FORMAT_VERSION, LABEL_NAMES, NUCLEOTIDE_NAMES, join, read_table, set_attrs, url_to_fs
-from rnamotif_data.storage.lock import BuildLock
-from rnamotif_data.storage.outdir import check_out, prepare_root
+from rnamotif_data.storage.layout import FAILURES_FILE, FORMAT_VERSION, LABEL_NAMES, NUCLEOTIDE_NAMES, join, read_table
 from rnamotif_data.storage.shards import CODECS
-from rnamotif_data.storage.store import create_arrays
+from rnamotif_data.storage.writer import ArraySpec, StoreWriter
 
 __all__ = [ "BuildResult", "build", "group_entries", "main"]
 
@@ -169,6 +167,15 @@ class BuildResult:
         if isinstance(out, dict):
             self.writing = (self.writing[0] + out.get("wall", 0.0), self.writing[1] + out.get("cpu", 0.0))
 
+    def add_commit(self, done: Committed) -> None:
+        """Take the counts, timing and profile of the commit
+        (:func:`rnamotif_data.pipeline.commit.commit`)."""
+        self.n_samples, self.n_background, self.n_failed_rows = done.n_samples, done.n_background, done.n_failed_rows
+        self.reasons = Counter(done.reasons)
+        self.background_requested, self.background_short = done.background_requested, dict(done.background_short)
+        self.map_warnings, self.timing, self.writing = dict(done.map_warnings), dict(done.timing), done.writing
+        self.profile.extend(done.profile)
+
     @property
     def exit_status(self) -> int:
         """0 if every row became a sample, else :data:`EXIT_PARTIAL` (3): the store is
@@ -222,16 +229,15 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
     result = BuildResult(root=str(root), entries=len(jobs))
     if scheduler != "synchronous":  # a missing [build] extra is said before anything is written
         require("distributed", "the parallel build")
-    old = check_out(str(root), overwrite=overwrite)
-    fs, path = url_to_fs(str(root))
-    fs.makedirs(path, exist_ok=True)
-    lock = BuildLock(str(root))
-    lock.acquire()
+    store_writer = StoreWriter(str(root), ArraySpec(config.segment.shape, config.shard_size, config.codec,
+                                                    config.compression_level), overwrite=overwrite)
+    old = store_writer.existing
+    store_writer.acquire()
     try:
-        existing = prepare_root(str(root), attrs, old, resume=resume, overwrite=overwrite)
+        existing = store_writer.prepare(attrs, resume=resume)
         if existing == "complete" and old is not None:  # "complete" is read from old, never None then
             return _finished(str(root), old, result, retry_failed=retry_failed, dataset_version=dataset_version)
-        set_attrs(str(root), {**attrs, "build_state": "building"})
+        store_writer.begin(attrs)
 
         todo = []
         for job in jobs:
@@ -247,7 +253,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
 
         runner = Runner(scheduler, workers, threads_per_worker, memory_limit)
         try:
-            committed = _stage_and_commit(str(root), jobs, todo, rejections, raw_rows, config, source_config,
+            committed = _stage_and_commit(store_writer, jobs, todo, rejections, raw_rows, config, source_config,
                                           runner, result, progress=progress, commit_store=stop_after is None)
         finally:
             runner.close()
@@ -255,7 +261,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
             clean_staging(str(root))
         return result
     finally:
-        lock.release()
+        store_writer.release()
 
 
 def _read_jobs(manifest: Path, source_config: SourceConfig) -> tuple[list[EntryJob], list, dict[int, dict], int]:
@@ -310,26 +316,27 @@ def _finished(root: str, old: dict, result: BuildResult, *, retry_failed: bool, 
     return result
 
 
-def _stage_and_commit(root: str, jobs: list[EntryJob], todo: list[EntryJob], rejections: list,
+def _stage_and_commit(store_writer: StoreWriter, jobs: list[EntryJob], todo: list[EntryJob], rejections: list,
                       raw_rows: dict[int, dict], config: BuildConfig, source_config: SourceConfig, runner: Runner,
                       result: BuildResult, *, progress: bool, commit_store: bool) -> bool:
     """Stage ``todo`` and write the shards (:func:`_stage_and_write`), then, with
     ``commit_store``, commit the store (:func:`commit`); times both into ``result``.
     Returns whether the store was committed."""
     t0 = time.perf_counter()
-    writer = _stage_and_write(root, jobs, todo, config, source_config, runner, result, progress=progress,
+    writer = _stage_and_write(store_writer, jobs, todo, config, source_config, runner, result, progress=progress,
                               write=commit_store)
     result.entries_staged = len(todo)
     result.stage_seconds = time.perf_counter() - t0
     if not commit_store:
         return False
     t1 = time.perf_counter()
-    commit(root, jobs, rejections, raw_rows, config, runner, writer, result)
+    result.add_commit(commit(store_writer, CommitInputs(jobs, rejections, raw_rows, dict(result.staging_seconds),
+                                                        result.writing), runner, writer))
     result.commit_seconds = time.perf_counter() - t1
     return True
 
 
-def _stage_and_write(root: str, jobs: list[EntryJob], todo: list[EntryJob], config: BuildConfig,
+def _stage_and_write(store_writer: StoreWriter, jobs: list[EntryJob], todo: list[EntryJob], config: BuildConfig,
                      source_config: SourceConfig, runner: Runner, result: BuildResult, *, progress: bool,
                      write: bool) -> ShardWriter:
     """Stage the entries ``todo`` on ``runner`` and, with ``write``, write each shard as soon
@@ -339,6 +346,7 @@ def _stage_and_write(root: str, jobs: list[EntryJob], todo: list[EntryJob], conf
     Raises :class:`StoreError` when a shard cannot be written, :class:`RNAMotifError` when
     an entry stops on an environment failure (a full disk): the store stays resumable.
     """
+    root = store_writer.root
     counts: dict[str, int] = {}
     todo_keys = {j.key for j in todo}
     for job in jobs:  # entries staged by an earlier run
@@ -346,8 +354,7 @@ def _stage_and_write(root: str, jobs: list[EntryJob], todo: list[EntryJob], conf
             counts[job.key] = len(read_part(root, job.key)["meta"])
     n_max = sum(counts.get(j.key, len(j.rows) + background_count(len(j.rows), config.background)) for j in jobs)
     if write:
-        create_arrays(root, max(n_max, 1), config.segment.shape, config.shard_size,
-                      config.compression_level, config.codec)
+        store_writer.create_arrays(max(n_max, 1))
     writer = ShardWriter(jobs, config.shard_size, counts)
     n_samples = n_failed = 0
     bar = tqdm(total=len(todo), desc="entries", unit="entry", disable=not progress)

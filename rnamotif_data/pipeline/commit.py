@@ -1,5 +1,7 @@
 """Committing a build: shards written from staging files, one writer per shard, then the
-tables, the checksums and -- last -- ``build_state: complete``.
+tables, the checksums and -- last -- ``build_state: complete``, all through the store
+writer (:class:`rnamotif_data.storage.writer.StoreWriter`); what is left here is the
+pipeline's own part: which staged samples make which shard, and the build's counts.
 
 Sample indices follow entry order (each entry's motifs in manifest order, then its
 background samples), so a shard can be written as soon as every entry before it is
@@ -11,31 +13,22 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import cast
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
-import pyarrow as pa
 
 from rnamotif_data.errors import StoreError
+from rnamotif_data.inputs.schema import Rejection
+from rnamotif_data.pipeline.entry import EntryJob
+from rnamotif_data.pipeline.runner import Runner
 from rnamotif_data.pipeline.staging import read_part
 from rnamotif_data.pipeline.timing import ENTRY_STAGES, sum_timings, timing_attrs
-from rnamotif_data.storage.checksums import write_checksums
-from rnamotif_data.storage.layout import (
-    ARRAYS,
-    FAILURES_FILE,
-    FAILURES_SCHEMA,
-    FORMAT_VERSION,
-    METADATA_FILE,
-    METADATA_SCHEMA,
-    join,
-    set_attrs,
-    stored_arrays,
-    write_table,
-    zarr_location,
-)
-from rnamotif_data.storage.store import create_arrays, write_shard
+from rnamotif_data.storage.layout import ARRAYS, failures_row
+from rnamotif_data.storage.store import write_shard
+from rnamotif_data.storage.writer import StoreTables, StoreWriter
 
-__all__ = ["commit_shard", "plan_shards", "ShardWriter", "commit"]
+__all__ = ["commit_shard", "plan_shards", "ShardWriter", "CommitInputs", "Committed", "commit"]
 
 
 def commit_shard(root: str, start: int, pieces: list[tuple[str, int, int]]) -> dict:
@@ -123,37 +116,79 @@ def _entry_timing(part: dict, staging: tuple[float, float] | None) -> dict:
     return {"wall": wall, "cpu": cpu}
 
 
-def commit(root, jobs, rejections, raw_rows, config, runner, writer, result) -> None:
-    """Finish a build whose entries are all staged: size the arrays to N samples, write the
-    remaining shards (one task per shard), then ``metadata.parquet``, ``failures.parquet``
-    (validation rejections included), the attributes (counts, background requested and
-    placed, map warnings), ``checksums.sha256`` and last ``build_state: complete``.
-    ``result`` (a :class:`rnamotif_data.pipeline.builder.BuildResult`) receives the counts.
+@dataclass(frozen=True)
+class CommitInputs:
+    """What the commit needs of a build whose entries are all staged: the entries in
+    order (``jobs``, :class:`rnamotif_data.pipeline.entry.EntryJob`), the manifest rows
+    validation rejected and those rows as read (``raw_rows``, by row number), the
+    (wall s, CPU s) of writing each entry's staging file this run (``staging_seconds``,
+    by entry key) and of the shard writers so far (``writing``)."""
+
+    jobs: Sequence[EntryJob]
+    rejections: Sequence[Rejection] = ()
+    raw_rows: Mapping[int, Mapping] = field(default_factory=dict)
+    staging_seconds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    writing: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What a commit wrote: the counts of the summary, the store's ``build_timing``
+    (:func:`rnamotif_data.pipeline.timing.timing_attrs`), one ``profile`` row per entry
+    (its counts and per-stage wall and CPU seconds) and the shard writers' (wall s, CPU s)
+    in all."""
+
+    n_samples: int
+    n_background: int
+    n_failed_rows: int
+    reasons: Counter
+    background_requested: int
+    background_short: dict
+    map_warnings: dict
+    timing: dict
+    profile: tuple[dict, ...]
+    writing: tuple[float, float]
+
+
+def _rejected_row(rej: Rejection, row: Mapping) -> dict:
+    """The failures.parquet row of a manifest row that validation rejected."""
+    return failures_row(manifest_row=rej.row, pdb_id=row.get("pdb_id"), emdb_id=row.get("emdb_id"),
+                        motif_type=row.get("motif_type"), residues=None, source=rej.source,
+                        source_id=rej.source_id, stage="manifest", error_type="Rejected",
+                        error=f"column {rej.column}: {rej.reason}", fit_z=None, frac_atoms_above_1sd=None,
+                        q_score=None)
+
+
+def commit(store: StoreWriter, inputs: CommitInputs, runner: Runner, shards: ShardWriter) -> Committed:
+    """Finish a build whose entries are all staged (``store`` holds the lock): size the
+    arrays to N samples, write the remaining shards (one task per shard, ``shards`` says
+    which), then ``metadata.parquet``, ``failures.parquet`` (validation rejections
+    included), the attributes (counts, background requested and placed, map warnings),
+    ``checksums.sha256`` and last ``build_state: complete``, all through ``store``.
 
     Raises
     ------
     StoreError
         If a shard cannot be written.
+    TypeError
+        If a staged row misses a column of its table or has one that is not (a staging
+        file of another version of the package).
     """
-    metas, failures = [], []
-    for rej in rejections:
-        row = raw_rows.get(rej.row) or {}
-        failures.append({"manifest_row": rej.row, "pdb_id": row.get("pdb_id"), "emdb_id": row.get("emdb_id"),
-                         "motif_type": row.get("motif_type"), "residues": None, "source": rej.source,
-                         "source_id": rej.source_id, "stage": "manifest", "error_type": "Rejected",
-                         "error": f"column {rej.column}: {rej.reason}"})
-    requested, short, map_warnings, timings = 0, {}, {}, []
-    for job in jobs:
+    root = store.root
+    metas: list[dict] = []
+    failures = [_rejected_row(rej, inputs.raw_rows.get(rej.row) or {}) for rej in inputs.rejections]
+    requested, short, map_warnings, timings, profile = 0, {}, {}, [], []
+    for job in inputs.jobs:
         part = read_part(root, job.key)
-        timing = _entry_timing(part, result.staging_seconds.get(job.key))
+        timing = _entry_timing(part, inputs.staging_seconds.get(job.key))
         timings.append(timing)
         n_bg = sum(1 for m in part["meta"] if m["is_background"])
-        result.profile.append({"entry": job.key, "pdb_id": job.pdb_id, "emdb_id": job.emdb_id,
-                               "manifest_rows": len(job.rows), "samples": len(part["meta"]), "background": n_bg,
-                               "failed_rows": len(part["failures"]), "map_shape": _shape_text(part.get("map_shape")),
-                               "model_atoms": part.get("n_atoms"),
-                               **{f"{stage}_s": timing["wall"].get(stage, 0.0) for stage in ENTRY_STAGES},
-                               **{f"{stage}_cpu_s": timing["cpu"].get(stage, 0.0) for stage in ENTRY_STAGES}})
+        profile.append({"entry": job.key, "pdb_id": job.pdb_id, "emdb_id": job.emdb_id,
+                        "manifest_rows": len(job.rows), "samples": len(part["meta"]), "background": n_bg,
+                        "failed_rows": len(part["failures"]), "map_shape": _shape_text(part.get("map_shape")),
+                        "model_atoms": part.get("n_atoms"),
+                        **{f"{stage}_s": timing["wall"].get(stage, 0.0) for stage in ENTRY_STAGES},
+                        **{f"{stage}_cpu_s": timing["cpu"].get(stage, 0.0) for stage in ENTRY_STAGES}})
         metas += part["meta"]
         failures += part["failures"]
         asked, placed = int(part.get("background_requested", 0)), int(part.get("background_placed", 0))
@@ -163,41 +198,25 @@ def commit(root, jobs, rejections, raw_rows, config, runner, writer, result) -> 
         if part.get("map_warnings"):
             map_warnings[job.key] = list(part["map_warnings"])
     n = len(metas)
-    for k, m in enumerate(metas):
-        m["sample_index"] = k
-    import zarr
-
-
-    group = zarr.open_group(zarr_location(root), mode="r+")
-    if n == 0:
-        create_arrays(root, 0, config.segment.shape, config.shard_size, config.compression_level, config.codec)
-    else:
-        for name in stored_arrays(FORMAT_VERSION):
-            cast("zarr.Array", group[name]).resize((n, *config.segment.shape))
-    last = writer.ready(final=True)
-    pending = {runner.submit(commit_shard, root, start, pieces): start for start, pieces in last}
+    store.resize(n)
+    wall, cpu = inputs.writing
+    pending = {runner.submit(commit_shard, root, start, pieces): start for start, pieces in shards.ready(final=True)}
     for handle, out in runner.as_completed(pending):
         start = pending.pop(handle)
         if isinstance(out, BaseException):
             raise StoreError(f"{root}: writing the shard at sample {start} failed: {out}") from out
-        result.add_writing(out)
-    meta_table = pa.Table.from_pylist([{c: m.get(c) for c in METADATA_SCHEMA.names} for m in metas],
-                                      schema=METADATA_SCHEMA)
+        if isinstance(out, dict):
+            wall, cpu = wall + out.get("wall", 0.0), cpu + out.get("cpu", 0.0)
     failures.sort(key=lambda f: f["manifest_row"])
-    fail_table = pa.Table.from_pylist(failures, schema=FAILURES_SCHEMA)
-    write_table(join(root, METADATA_FILE), meta_table)
-    write_table(join(root, FAILURES_FILE), fail_table)
+    store.write_tables(StoreTables(metadata=metas, failures=failures))
     n_background = sum(1 for m in metas if m["is_background"])
-    n_rows = len(rejections) + sum(len(job.rows) for job in jobs)
-    total = sum_timings([*timings, {"wall": {"writing": result.writing[0]}, "cpu": {"writing": result.writing[1]}}])
-    result.timing = timing_attrs(total, len(jobs), n_rows, n_background)
-    set_attrs(root, {"n_samples": n, "n_background": n_background, "n_failed_rows": len(failures),
-                     "background": {"requested": requested, "placed": n_background, "short": short},
-                     "map_warnings": map_warnings, "build_timing": result.timing})
-    write_checksums(root)
-    set_attrs(root, {"build_state": "complete"})
-    result.n_samples = n
-    result.n_background = n_background
-    result.background_requested, result.background_short, result.map_warnings = requested, short, map_warnings
-    result.n_failed_rows = len(failures)
-    result.reasons = Counter(f["stage"] for f in failures)
+    n_rows = len(inputs.rejections) + sum(len(job.rows) for job in inputs.jobs)
+    total = sum_timings([*timings, {"wall": {"writing": wall}, "cpu": {"writing": cpu}}])
+    timing = timing_attrs(total, len(inputs.jobs), n_rows, n_background)
+    store.complete({"n_samples": n, "n_background": n_background, "n_failed_rows": len(failures),
+                    "background": {"requested": requested, "placed": n_background, "short": short},
+                    "map_warnings": map_warnings, "build_timing": timing})
+    return Committed(n_samples=n, n_background=n_background, n_failed_rows=len(failures),
+                     reasons=Counter(f["stage"] for f in failures), background_requested=requested,
+                     background_short=short, map_warnings=map_warnings, timing=timing, profile=tuple(profile),
+                     writing=(wall, cpu))

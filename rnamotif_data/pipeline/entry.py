@@ -52,6 +52,7 @@ from rnamotif_data.samples.rules import (
     check_strands,
     source_flank_pairs,
 )
+from rnamotif_data.storage.layout import failures_row, metadata_row
 
 log = logging.getLogger("rnamotif_data.pipeline.builder")
 
@@ -83,15 +84,16 @@ class EntryJob:
 def failure_row(i: int, row: dict, emdb: str | None, stage: str, exc: BaseException | str,
                 values: dict | None = None) -> dict:
     """A failures.parquet row for manifest row ``i``; ``values`` adds measured columns
-    (``fit_z``, ``frac_atoms_above_1sd``, ``q_score``)."""
+    (``fit_z``, ``frac_atoms_above_1sd``, ``q_score``; another name raises ``TypeError``,
+    :func:`~rnamotif_data.storage.layout.failures_row`)."""
     sel = row_selection(row) if row.get("residues") is not None or row.get("selection") is not None else None
-    return {
+    return failures_row(**{
         "manifest_row": int(i), "pdb_id": row.get("pdb_id"), "emdb_id": emdb or row.get("emdb_id"),
         "motif_type": row.get("motif_type"), "residues": str(sel) if sel is not None else None,
         "source": row.get("source"), "source_id": row.get("source_id"), "stage": stage,
-        "error_type": type(exc).__name__ if isinstance(exc, BaseException) else "Rejected",
+        "error_type": getattr(exc, "error_type", type(exc).__name__) if isinstance(exc, BaseException) else "Rejected",
         "error": str(exc), "fit_z": None, "frac_atoms_above_1sd": None, "q_score": None, **(values or {}),
-    }
+    })
 
 
 def _sample_id(emdb: str, pdb: str, mtype: str, residues: str) -> str:
@@ -295,19 +297,19 @@ def _segment_rows(ctx: _Entry):
             with clock("segment"):
                 residues = format_residues(atoms.residues)
             targets.append((tuple(len(s) for s in model.strands(resolved)), resolved))  # kept motifs
-            samples.append(_sample(cube, {
-                "sample_id": _sample_id(ctx.emdb, job.pdb_id, row["motif_type"], residues),
-                "is_background": False, "background_kind": None, "manifest_row": int(i),
-                "pdb_id": job.pdb_id, "emdb_id": ctx.emdb, "motif_id": row.get("motif_id"),
-                "motif_type": row["motif_type"], "motif_class": motif_class(row["motif_type"]),
-                "class_index": class_index(row["motif_type"]), "residues": residues, "sequence": seq,
-                **ctx.strand_columns(resolved), "model_hash": ctx.model_key, **loop_cols,
-                "parent_sequence": ctx.parent_sequence(atoms.residues),
-                "resolution": ctx.resolution, "n_residues": len(atoms.residues),
-                **qcols, "map_warnings": ctx.map_warnings,
-                "source": row.get("source"), "source_id": row.get("source_id"),
-                "cossmos_number": row.get("cossmos_number"), "upstream_fold": row.get("upstream_fold"),
-            }))
+            samples.append(_sample(
+                cube, sample_id=_sample_id(ctx.emdb, job.pdb_id, row["motif_type"], residues),
+                is_background=False, background_kind=None, manifest_row=int(i),
+                pdb_id=job.pdb_id, emdb_id=ctx.emdb, motif_id=row.get("motif_id"),
+                motif_type=row["motif_type"], motif_class=motif_class(row["motif_type"]),
+                class_index=class_index(row["motif_type"]), residues=residues, sequence=seq,
+                **ctx.strand_columns(resolved), model_hash=ctx.model_key, **loop_cols,
+                parent_sequence=ctx.parent_sequence(atoms.residues),
+                resolution=ctx.resolution, n_residues=len(atoms.residues),
+                **qcols, map_warnings=ctx.map_warnings,
+                source=row.get("source"), source_id=row.get("source_id"),
+                cossmos_number=row.get("cossmos_number"), upstream_fold=row.get("upstream_fold"),
+            ))
         except SampleRejected as exc:
             failures.append(failure_row(i, row, ctx.emdb, exc.stage, exc, exc.values))
         except Exception as exc:  # noqa: BLE001 - one motif's failure never loses the others
@@ -342,18 +344,19 @@ def _background(ctx: _Entry, motif_xyz, n: int, targets) -> list[dict]:
             log.warning("%s: background sample %d skipped: %s", job.key, k, exc)
             continue
         res_ids = [ctx.model.atoms.residues[i] for i in site.residue_indices]
-        out.append(_sample(cube, {
-            "sample_id": f"{ctx.emdb}_{job.pdb_id}_unknown_bg{k}", "is_background": True,
-            "background_kind": site.kind, "manifest_row": None, "pdb_id": job.pdb_id, "emdb_id": ctx.emdb,
-            "motif_id": None, "motif_type": "unknown", "motif_class": "unknown",
-            "class_index": class_index("unknown"), "residues": format_residues(res_ids) or None,
-            "sequence": site.atoms.sequence() if modelled else None,
+        out.append(_sample(
+            cube, sample_id=f"{ctx.emdb}_{job.pdb_id}_unknown_bg{k}", is_background=True,
+            background_kind=site.kind, manifest_row=None, pdb_id=job.pdb_id, emdb_id=ctx.emdb,
+            motif_id=None, motif_type="unknown", motif_class="unknown",
+            class_index=class_index("unknown"), residues=format_residues(res_ids) or None,
+            sequence=site.atoms.sequence() if modelled else None,
             **ctx.strand_columns(site.residue_indices),
-            "model_hash": ctx.model_key, "parent_sequence": ctx.parent_sequence(res_ids),
-            "resolution": ctx.resolution, "n_residues": len(res_ids),
-            **qcols, "map_warnings": ctx.map_warnings, "source": "background", "source_id": None,
-            "cossmos_number": None, "upstream_fold": None,
-        }))
+            model_hash=ctx.model_key, loop_lengths=None, flank_pairs=None, loop_note=None,
+            parent_sequence=ctx.parent_sequence(res_ids),
+            resolution=ctx.resolution, n_residues=len(res_ids),
+            **qcols, map_warnings=ctx.map_warnings, source="background", source_id=None,
+            cossmos_number=None, upstream_fold=None,
+        ))
     return out
 
 
@@ -364,9 +367,12 @@ def _density_site_quality(ctx: _Entry, site) -> dict:
     return {**cols, "fit_z": fit_z(ctx.dmap, site.atoms.xyz, ctx.stats), "frac_atoms_above_1sd": None}
 
 
-def _sample(cube, meta: dict) -> dict:
-    meta = {**meta, "origin_xyz": [float(v) for v in cube.origin],
-            "centroid_xyz": [float(v) for v in cube.centroid], "n_atoms": int(cube.n_atoms),
-            "fraction_outside": float(cube.fraction_outside)}
+def _sample(cube, **columns) -> dict:
+    """A staged sample: its cube's arrays and its metadata row (``columns`` and the cube's
+    position columns; :func:`~rnamotif_data.storage.layout.metadata_row`, so a missing or
+    unknown column raises ``TypeError``)."""
+    meta = metadata_row(**columns, origin_xyz=[float(v) for v in cube.origin],
+                        centroid_xyz=[float(v) for v in cube.centroid], n_atoms=int(cube.n_atoms),
+                        fraction_outside=float(cube.fraction_outside))
     return {"meta": meta, "density": cube.density.astype(np.float16), "zone": cube.zone,
             "labels": cube.labels, "nucleotide": cube.nucleotide}

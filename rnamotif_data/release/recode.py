@@ -11,7 +11,8 @@ upgraded on the way. Codecs: :mod:`rnamotif_data.storage.shards`.
 
 Every cube is read from ``STORE`` through the checking reader (a damaged chunk stops the
 copy with its name), written shard by shard to ``--out``, then read back and compared with
-the source; ``metadata.parquet``, ``failures.parquet`` and ``splits/`` are copied byte for
+the source, all through the store writer (:class:`rnamotif_data.storage.writer.StoreWriter`);
+``metadata.parquet``, ``failures.parquet`` and ``splits/`` are copied byte for
 byte (so split fingerprints are unchanged). The copy's attributes are the source's with
 ``build_config.codec`` and ``compression_level`` changed and ``recoded_from`` (the
 source's codec); ``config_hash`` is kept (it covers the content, not the storage), so
@@ -33,12 +34,10 @@ import numpy as np
 from tqdm import tqdm
 
 from rnamotif_data.errors import StoreError
-from rnamotif_data.storage.checksums import write_checksums
-from rnamotif_data.storage.layout import ARRAYS, DERIVED_ARRAYS, FAILURES_FILE, FORMAT_VERSION, METADATA_FILE, join, put_bytes, set_attrs, url_to_fs
-from rnamotif_data.storage.lock import BuildLock
-from rnamotif_data.storage.outdir import check_out
+from rnamotif_data.storage.layout import ARRAYS, DERIVED_ARRAYS, FAILURES_FILE, FORMAT_VERSION, METADATA_FILE, join, put_bytes, url_to_fs
 from rnamotif_data.storage.shards import CODECS, check_codec
-from rnamotif_data.storage.store import create_arrays, open_store, write_shard
+from rnamotif_data.storage.store import open_store
+from rnamotif_data.storage.writer import ArraySpec, StoreWriter
 
 log = logging.getLogger("rnamotif_data.release.recode")
 
@@ -78,23 +77,22 @@ def recode_store(src: str, out: str, codec: str, compression_level: int | None =
     """
     level = check_codec(codec, compression_level)
     store = open_store(src)
-    if check_out(out, overwrite=False) is not None:
+    writer = StoreWriter(out, ArraySpec(store.cube_shape, store.shard_size, codec, level))
+    if writer.existing is not None:
         raise StoreError(f"{out}: already holds a store; --out must be a new or empty folder")
     fs, path = url_to_fs(out)
-    created = not fs.exists(path)
-    fs.makedirs(path, exist_ok=True)
     try:
-        with BuildLock(out):
+        with writer:
             attrs = json.loads(json.dumps(store.attrs))
             old_codec = attrs.get("build_config", {}).get("codec", "zstd")  # stores before 0.7 are zstd
             config = {**attrs.get("build_config", {}), "codec": codec, "compression_level": level}
             # config_hash is kept: it covers the content, not the storage (BuildConfig.config_hash)
             attrs.update(build_config=config, recoded_from={"codec": old_codec, "format_version": attrs["format_version"]},
-                         format_version=FORMAT_VERSION, build_state="building")
-            set_attrs(out, attrs)
-            create_arrays(out, len(store), store.cube_shape, store.shard_size, level, codec)
+                         format_version=FORMAT_VERSION)
+            writer.begin(attrs)
+            writer.create_arrays(len(store))
             for start, stop in tqdm(store.shard_ranges(), desc="shards", unit="shard", disable=not progress):
-                write_shard(out, start, store.read_batch(slice(start, stop)))  # derived arrays made here
+                writer.write_shard(start, store.read_batch(slice(start, stop)))  # derived arrays made here
             copy = open_store(out, require_complete=False)
             for start, stop in store.shard_ranges():  # read back through the checking reader
                 a = store.read_batch(slice(start, stop), store.array_names)
@@ -104,10 +102,9 @@ def recode_store(src: str, out: str, codec: str, compression_level: int | None =
                     raise StoreError(f"{out}: samples {start}-{stop - 1} read back differ from {src} "
                                      f"({', '.join(bad)}); the copy is not usable")
             rels = _copy_files(src, out)
-            write_checksums(out)
-            set_attrs(out, {"build_state": "complete"})
+            writer.complete()
     except BaseException:
-        if created:
+        if writer.created:
             fs.rm(path, recursive=True)
         else:  # an empty folder given as --out: remove only what was written into it
             for member in (*ARRAYS, *DERIVED_ARRAYS, "zarr.json", METADATA_FILE, FAILURES_FILE, "splits", "features",

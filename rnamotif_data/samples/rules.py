@@ -46,6 +46,11 @@ class SampleRejected(RNAMotifError):
     and ``values``, the measured columns that decided it (``fit_z``,
     ``frac_atoms_above_1sd``, ``q_score``; empty for ``selection``)."""
 
+    #: what ``failures.parquet`` records in ``error_type`` for a rejection: the name stores
+    #: since 0.8 carry (the class's name when it lived in the pipeline), so rebuilds stay
+    #: byte-identical
+    error_type = "_RowError"
+
     def __init__(self, message: str, stage: str, values: dict | None = None):
         super().__init__(message)
         self.stage, self.values = stage, values or {}
@@ -53,11 +58,6 @@ class SampleRejected(RNAMotifError):
     def __reduce__(self):
         return type(self), (str(self), self.stage, self.values)
 
-
-#: ``failures.parquet`` records a rejection's class name in ``error_type``; stores since
-#: 0.8 say ``_RowError`` (the class's name when it lived in the pipeline), and a rebuild
-#: stays byte-identical
-SampleRejected.__name__ = "_RowError"
 
 
 def _check_finite(owner: str, **limits: float | None) -> None:

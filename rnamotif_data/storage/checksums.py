@@ -12,7 +12,7 @@ from typing import Iterable
 from rnamotif_data.errors import StoreError
 from rnamotif_data.storage.layout import CHECKSUMS_FILE, get_attrs, join, put_bytes, url_to_fs
 
-__all__ = ["ATTRS_ENTRY", "sha256_stream", "sha256_file", "file_checksums", "attrs_checksum", "write_checksums",
+__all__ = ["ATTRS_ENTRY", "ATTRS_UNHASHED", "sha256_stream", "sha256_file", "file_checksums", "attrs_checksum", "write_checksums",
            "read_checksums", "check_checksums"]
 
 
@@ -55,7 +55,8 @@ def file_checksums(root: str, *, exclude: Iterable[str] = (CHECKSUMS_FILE, "zarr
 #: build state, a release's version label and the build's measured run times, which are
 #: left out of the hash)
 ATTRS_ENTRY = "zarr.json#attributes"
-_ATTRS_UNHASHED = ("build_state", "dataset_version", "build_timing", "sequence_features")
+#: attributes the checksum leaves out (they change after the store is complete)
+ATTRS_UNHASHED = ("build_state", "dataset_version", "build_timing", "sequence_features")
 
 
 def attrs_checksum(attrs: dict) -> str:
@@ -65,7 +66,7 @@ def attrs_checksum(attrs: dict) -> str:
     class names, voxel size, cube shape, config ... ."""
     import json
 
-    blob = json.dumps({k: v for k, v in attrs.items() if k not in _ATTRS_UNHASHED}, sort_keys=True,
+    blob = json.dumps({k: v for k, v in attrs.items() if k not in ATTRS_UNHASHED}, sort_keys=True,
                       separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -26,7 +26,7 @@ __all__ = [
     "FEATURE_ARRAYS",
     "FORMAT_VERSION", "ARRAYS", "DERIVED_ARRAYS", "ARRAY_DTYPES", "DIMENSION_NAMES", "METADATA_FILE",
     "FAILURES_FILE", "CHECKSUMS_FILE", "STAGING", "LABEL_NAMES", "NUCLEOTIDE_NAMES", "SPLIT_SCHEMES", "stored_arrays",
-    "METADATA_COLUMNS", "METADATA_SCHEMA", "FAILURES_COLUMNS", "FAILURES_SCHEMA",
+    "METADATA_COLUMNS", "METADATA_SCHEMA", "FAILURES_COLUMNS", "FAILURES_SCHEMA", "metadata_row", "failures_row",
     "url_to_fs", "is_local", "zarr_location", "join", "put_bytes", "table_bytes", "write_table", "read_table",
     "set_attrs", "get_attrs",
 ]
@@ -236,3 +236,41 @@ FAILURES_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "q_score": (pa.float64(), "the motif's Q-score, for quality rejections"),
 }
 FAILURES_SCHEMA = pa.schema([pa.field(k, t) for k, (t, _) in FAILURES_COLUMNS.items()])
+
+
+def _row(columns: dict, table: str, values: dict, optional: tuple[str, ...] = ()) -> dict:
+    """``values`` as a row of ``table`` in column order; every column stated, no other."""
+    unknown = [k for k in values if k not in columns]
+    missing = [k for k in columns if k not in values and k not in optional]
+    if unknown or missing:
+        why = [f"unknown column(s) {', '.join(unknown)}"] if unknown else []
+        why += [f"missing column(s) {', '.join(missing)}"] if missing else []
+        raise TypeError(f"a {table} row: {'; '.join(why)} (the columns are rnamotif_data.storage.layout's "
+                        f"{'METADATA' if table == METADATA_FILE else 'FAILURES'}_COLUMNS; state a null as None)")
+    return {k: values[k] for k in columns if k in values}
+
+
+def metadata_row(**values) -> dict:
+    """One ``metadata.parquet`` row: every column of :data:`METADATA_COLUMNS` by name (a null
+    stated as None), in column order; ``sample_index`` may be left out (the store writer numbers
+    the rows in sample order, :meth:`rnamotif_data.storage.writer.StoreWriter.write_tables`).
+
+    Raises
+    ------
+    TypeError
+        If a column is missing or a name is not a column (naming them): a row never gains a
+        silent null.
+    """
+    return _row(METADATA_COLUMNS, METADATA_FILE, values, optional=("sample_index",))
+
+
+def failures_row(**values) -> dict:
+    """One ``failures.parquet`` row: every column of :data:`FAILURES_COLUMNS` by name (a null
+    stated as None), in column order.
+
+    Raises
+    ------
+    TypeError
+        If a column is missing or a name is not a column (naming them).
+    """
+    return _row(FAILURES_COLUMNS, FAILURES_FILE, values)

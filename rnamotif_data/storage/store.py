@@ -26,6 +26,10 @@ A store whose ``build_state`` is not ``"complete"`` is refused by :class:`RNAMot
 
 Each shard is written by exactly one writer (:func:`write_shard`): zarr-python 3 loses data
 silently when two writers update parts of one shard concurrently.
+
+Stores are written through :class:`rnamotif_data.storage.writer.StoreWriter`, which owns the
+write sequence; :func:`create_arrays` and :func:`write_shard` are its array steps
+(:func:`write_shard` is also called by a build's worker processes, one per shard).
 """
 
 from __future__ import annotations

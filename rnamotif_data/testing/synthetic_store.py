@@ -20,7 +20,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.learn.backend import torch
@@ -28,26 +27,19 @@ from rnamotif_data.learn.transforms import rotate
 from rnamotif_data.pipeline.builder import main as build_main
 from rnamotif_data.rna.motifs import CLASS_NAMES, FINE_TYPES, class_index, motif_class
 from rnamotif_data.split.splits import SplitConfig, make_split, write_split
-from rnamotif_data.storage.checksums import write_checksums
-from rnamotif_data.storage.layout import (
-    ARRAYS,
-    FAILURES_FILE,
-    FAILURES_SCHEMA,
-    FORMAT_VERSION,
-    LABEL_NAMES,
-    METADATA_FILE,
-    METADATA_SCHEMA,
-    NUCLEOTIDE_NAMES,
-    join,
-    set_attrs,
-    write_table,
-)
+from rnamotif_data.storage.layout import ARRAYS, FORMAT_VERSION, LABEL_NAMES, NUCLEOTIDE_NAMES
 from rnamotif_data.storage.shards import DEFAULT_CODEC
-from rnamotif_data.storage.store import create_arrays, open_store, write_shard
+from rnamotif_data.storage.store import open_store
+from rnamotif_data.storage.writer import ArraySpec, StoreTables, StoreWriter
 
 log = logging.getLogger("rnamotif_data.testing.synthetic_store")
 
 _NT = "ACGU"
+#: the columns a synthetic sample has no value for (no model, no map): stated as nulls
+_UNMEASURED = dict.fromkeys((
+    "strand_sequences", "context_sequence", "model_hash", "loop_lengths", "flank_pairs", "loop_note", "q_score",
+    "q_score_min_residue", "cc_mask", "cc_local", "frac_atoms_above_1sd", "q_expected", "q_score_minus_expected",
+    "map_warnings", "cossmos_number", "upstream_fold"))
 
 
 def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard_size: int = 64,
@@ -76,7 +68,7 @@ def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard
         bg = rng.random() < 0.2
         mtype = "unknown" if bg else str(rng.choice(FINE_TYPES))
         rows.append({
-            "sample_index": i, "is_background": bool(bg), "background_kind": "atoms" if bg else None,
+            **_UNMEASURED, "sample_index": i, "is_background": bool(bg), "background_kind": "atoms" if bg else None,
             "manifest_row": None if bg else i, "pdb_id": f"9{entry:03d}",
             "emdb_id": f"EMD-{90000 + entry}", "motif_id": None, "motif_type": mtype,
             "motif_class": "unknown" if bg else motif_class(mtype), "class_index": class_index(mtype),
@@ -94,24 +86,22 @@ def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard
         r["sample_id"] = f"{r['emdb_id']}_{r['pdb_id']}_{r['motif_type']}_s{r['sample_index']}"
     pick = rng.integers(len(src), size=n)
     rot = rng.integers(24, size=n)
-    set_attrs(root, {"format_version": FORMAT_VERSION, "dataset_version": "synthetic", "build_state": "building",
-                     "build_config": {"synthetic": True, "seed": seed, "source": str(source)},
-                     "config_hash": hashlib.sha256(f"synthetic{seed}{n}".encode()).hexdigest()[:16],
-                     "manifest": None, "manifest_sha256": None, "manifest_rows": 0,
-                     "class_names": list(CLASS_NAMES), "label_names": list(LABEL_NAMES),
-                     "nucleotide_names": list(NUCLEOTIDE_NAMES), "voxel_size": src.voxel_size,
-                     "cube_shape": list(src.cube_shape), "shard_size": shard_size, "package_version": "synthetic"})
-    create_arrays(root, n, src.cube_shape, shard_size, codec=codec)
-    for start in range(0, n, shard_size):
-        stop = min(start + shard_size, n)
-        block = {name: np.stack([rotate(torch.from_numpy(cubes[name][pick[i]]), int(rot[i])).numpy()
-                                 for i in range(start, stop)]) for name in ARRAYS}
-        write_shard(root, start, block)
-    write_table(join(root, METADATA_FILE), pa.Table.from_pylist(rows, schema=METADATA_SCHEMA))
-    write_table(join(root, FAILURES_FILE), FAILURES_SCHEMA.empty_table())
-    set_attrs(root, {"n_samples": n, "n_failed_rows": 0})
-    write_checksums(root)
-    set_attrs(root, {"build_state": "complete"})
+    with StoreWriter(root, ArraySpec(src.cube_shape, shard_size, codec)) as writer:
+        writer.begin({"format_version": FORMAT_VERSION, "dataset_version": "synthetic",
+                      "build_config": {"synthetic": True, "seed": seed, "source": str(source)},
+                      "config_hash": hashlib.sha256(f"synthetic{seed}{n}".encode()).hexdigest()[:16],
+                      "manifest": None, "manifest_sha256": None, "manifest_rows": 0,
+                      "class_names": list(CLASS_NAMES), "label_names": list(LABEL_NAMES),
+                      "nucleotide_names": list(NUCLEOTIDE_NAMES), "voxel_size": src.voxel_size,
+                      "cube_shape": list(src.cube_shape), "shard_size": shard_size, "package_version": "synthetic"})
+        writer.create_arrays(n)
+        for start in range(0, n, shard_size):
+            stop = min(start + shard_size, n)
+            block = {name: np.stack([rotate(torch.from_numpy(cubes[name][pick[i]]), int(rot[i])).numpy()
+                                     for i in range(start, stop)]) for name in ARRAYS}
+            writer.write_shard(start, block)
+        writer.write_tables(StoreTables(metadata=rows))
+        writer.complete({"n_samples": n, "n_failed_rows": 0})
     store = open_store(root)
     for scheme in splits:
         try:

@@ -51,7 +51,7 @@ def test_quality_refuses_low_or_undefined_scores_with_the_deciding_values():
         check_quality(cols, QualityRules(min_cc_mask=0.3), "m")
     assert isinstance(exc.value, RNAMotifError)
     # failures.parquet records the class name 0.8 stored (byte-identical rebuilds)
-    assert type(exc.value).__name__ == "_RowError"
+    assert exc.value.error_type == "_RowError"
 
 
 def test_source_flank_pairs_convention():
