@@ -63,9 +63,16 @@ from rnamotif_data.inputs.schema import read_manifest
 from rnamotif_data.inputs.sources import SourceConfig, Sources, default_cache_dir
 from rnamotif_data.pipeline.commit import ShardWriter, commit, commit_shard
 from rnamotif_data.pipeline.config import PAIR_READERS, BuildConfig
-from rnamotif_data.pipeline.entry import EntryJob, failure_row, stage_entry
+from rnamotif_data.pipeline.entry import EntryJob, current_inputs, failure_row, stage_entry
 from rnamotif_data.pipeline.runner import Runner
-from rnamotif_data.pipeline.staging import clean_staging, part_exists, read_part, write_part
+from rnamotif_data.pipeline.staging import (
+    changed_inputs,
+    clean_staging,
+    part_exists,
+    part_inputs,
+    read_part,
+    write_part,
+)
 from rnamotif_data.pipeline.timing import format_timing
 from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.samples.background import BackgroundConfig, ShapeDistribution, background_count
@@ -266,13 +273,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
             return result
         set_attrs(str(root), {**attrs, "build_state": "building"})
 
-        todo = []
-        for job in jobs:
-            if part_exists(str(root), job.key):
-                if retry_failed and read_part(str(root), job.key)["entry_failed"]:
-                    todo.append(job)
-                continue
-            todo.append(job)
+        todo = [job for job in jobs if _to_stage(str(root), job, config, source_config, retry_failed)]
         if stop_after is not None:
             todo = todo[:stop_after]
         log.info("%d entries, %d rows (%d rejected by validation); %d entries to stage",
@@ -317,7 +318,8 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
                         "(or fix the disk) and run the same command with --resume") from None
                 if isinstance(out, BaseException):  # the task itself died: record every row
                     failures = [failure_row(i, row, job.emdb_id, "entry", out) for i, row in job.rows]
-                    write_part(str(root), job.key, [], failures, True)
+                    write_part(str(root), job.key, [], failures, True,
+                               {"inputs": part_inputs(config.config_hash(), job.emdb_id)})
                     out = {"n_samples": 0, "n_failed": len(failures), "read_seconds": 0.0}
                 n_samples += out["n_samples"]
                 n_failed += out["n_failed"]
@@ -345,6 +347,20 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
         return result
     finally:
         lock.release()
+
+
+def _to_stage(root: str, job: EntryJob, config: BuildConfig, source_config: SourceConfig, retry_failed: bool) -> bool:
+    """Whether ``job`` is (re)staged: not staged yet, failed as a whole with
+    ``retry_failed``, or staged from inputs that changed since (logged)."""
+    if not part_exists(root, job.key):
+        return True
+    part = read_part(root, job.key)
+    if retry_failed and part["entry_failed"]:
+        return True
+    why = changed_inputs(part.get("inputs"), current_inputs(job, part.get("inputs"), config, source_config))
+    if why:
+        log.warning("%s: %s; the entry is staged again", job.key, why)
+    return why is not None
 
 
 def _read_failures_count(root: str) -> tuple[int, Counter]:

@@ -32,12 +32,12 @@ from rnamotif_data.em.quality import (
     motif_quality,
     q_reference,
 )
-from rnamotif_data.errors import RNAMotifError, is_environment_failure
+from rnamotif_data.errors import RNAMotifError, is_environment_failure, one_line
 from rnamotif_data.inputs.schema import row_selection
 from rnamotif_data.inputs.sources import SourceConfig, Sources
 from rnamotif_data.pipeline.config import BuildConfig
 from rnamotif_data.pipeline.memo import ModelMemo, atoms_key, freeze
-from rnamotif_data.pipeline.staging import write_part
+from rnamotif_data.pipeline.staging import part_inputs, write_part
 from rnamotif_data.pipeline.timing import StageClock
 from rnamotif_data.rna.annotate import rnapolis_partners
 from rnamotif_data.rna.modified import sequence_matches
@@ -54,7 +54,7 @@ log = logging.getLogger("rnamotif_data.pipeline.builder")
 #: contexts in the splits).
 CONTEXT_FLANK = 8
 
-__all__ = ["EntryJob", "stage_entry", "failure_row", "check_strands"]
+__all__ = ["EntryJob", "stage_entry", "failure_row", "check_strands", "current_inputs"]
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,8 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
     samples, failures, entry_failed, read_s = [], [], False, 0.0
     emdb = job.emdb_id
     stage = "fetch"
-    extra = {"map_warnings": [], "background_requested": 0, "background_placed": 0}
+    extra = {"map_warnings": [], "background_requested": 0, "background_placed": 0,
+             "inputs": part_inputs(config.config_hash(), emdb)}
     try:
         if job.error:
             stage = "manifest"
@@ -139,6 +140,7 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
                 emdb, _ = sources.map_id(job.pdb_id)
             model_path = sources.model(job.pdb_id)
             map_path = sources.map(emdb)
+            extra["inputs"] = part_inputs(config.config_hash(), emdb, sha256_file(model_path), sha256_file(map_path))
         stage = "model"
         with clock("read"):
             state = model_state(model_path, job.pdb_id, config.quality)
@@ -186,6 +188,24 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
     return {"key": job.key, "n_samples": len(samples), "n_failed": len(failures),
             "reasons": dict(Counter(f["stage"] for f in failures)),
             "seconds": time.perf_counter() - t0, "read_seconds": read_s, **extra, "timing": clock.to_dict()}
+
+
+def current_inputs(job: EntryJob, recorded: dict | None, config: BuildConfig, source_config: SourceConfig) -> dict:
+    """What :func:`stage_entry` would record as the entry's ``inputs`` now
+    (:func:`~rnamotif_data.pipeline.staging.part_inputs`), for ``--resume`` to compare with a
+    staged part's record. The map is the one the part used (``recorded["emdb_id"]``) when
+    the manifest names none; a file that cannot be found now is recorded as None (changed).
+    """
+    emdb = job.emdb_id or (recorded or {}).get("emdb_id")
+    sources = Sources(source_config)
+    digests: list[str | None] = []
+    for find, name in ((sources.model, job.pdb_id), (sources.map, emdb)):
+        try:
+            digests.append(sha256_file(find(name)) if name else None)
+        except (RNAMotifError, ValueError, OSError) as exc:
+            log.info("%s: %s cannot be read now (%s)", job.key, name, one_line(exc))
+            digests.append(None)
+    return part_inputs(config.config_hash(), emdb, *digests)
 
 
 _RNAPOLIS_PARTNERS: dict[str, np.ndarray] = {}  # model_hash -> partners, for many maps of one model
