@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ import pytest
 from rnamotif_data.inputs.sources import SourceConfig
 from rnamotif_data.pipeline.builder import build
 
-from .conftest import DEMO
+from .conftest import DEMO, REPO
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -54,3 +57,47 @@ def test_resume_redoes_a_staged_entry_whose_map_changed(tmp_path, caplog):
     fresh = tmp_path / "fresh.zarr"
     build(manifest, str(fresh), source_config=sources, progress=False)
     assert _tree(out) == _tree(fresh)
+
+
+# ---------------------------------------------------------------- the demo cache goes stale
+_MIRROR_FILES = ("import sys; from rnamotif_data.inputs.demo import training_mirror; d = training_mirror(); "
+                 "[sys.stdout.write(f'{p.relative_to(d)} {p.is_symlink()} {len(p.read_bytes())}\\n') "
+                 "for p in sorted(d.glob('*/*'))]")
+
+
+def _clone(tmp_path: Path, name: str) -> Path:
+    clone = tmp_path / name
+    shutil.copytree(REPO / "rnamotif_data", clone / "rnamotif_data", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(DEMO, clone / "demo")
+    return clone
+
+
+def test_the_demo_cache_survives_deleting_the_clone_that_made_it(tmp_path):
+    """The training demo's cache held links into the clone that built it first: once that
+    clone was gone every other clone's build failed on ``pdb/1u6b.cif.gz``. Cached inputs
+    are copies, keyed by content."""
+    env = dict(os.environ, RNAMOTIF_CACHE=str(tmp_path / "cache"))
+    first, second = _clone(tmp_path, "first"), _clone(tmp_path, "second")
+
+    def files(clone: Path) -> list[str]:
+        r = subprocess.run([sys.executable, "-c", _MIRROR_FILES], cwd=clone, env={**env, "PYTHONPATH": str(clone)},
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.splitlines()
+
+    made = files(first)
+    assert len(made) == 30 and all(" False " in line for line in made)  # 15 models and 15 maps, no links
+    maps = {p.name: p.read_bytes() for p in (tmp_path / "cache" / "demo-training" / "emdb").iterdir()}
+    shutil.rmtree(first)
+    assert files(second) == made
+    assert {p.name: p.read_bytes() for p in (tmp_path / "cache" / "demo-training" / "emdb").iterdir()} == maps
+    shutil.rmtree(tmp_path / "cache" / "demo-training" / "pdb")  # the models gone, the maps kept
+    assert files(second) == made
+    # a cached model another clone changed is copied again, and its map simulated again
+    changed = tmp_path / "cache" / "demo-training" / "pdb" / "1u6b.cif.gz"
+    changed.write_bytes(b"not the model")
+    map_path = tmp_path / "cache" / "demo-training" / "emdb" / "emd_95001.map.gz"
+    map_path.write_bytes(b"not the map")
+    (tmp_path / "cache" / "demo-training" / "made-from.json").write_text("{}")
+    assert files(second) == made
+    assert map_path.read_bytes() == maps["emd_95001.map.gz"]
