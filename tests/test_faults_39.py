@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from rnamotif_data.inputs.sources import SourceConfig
 from rnamotif_data.pipeline.builder import build
@@ -101,3 +100,18 @@ def test_the_demo_cache_survives_deleting_the_clone_that_made_it(tmp_path):
     (tmp_path / "cache" / "demo-training" / "made-from.json").write_text("{}")
     assert files(second) == made
     assert map_path.read_bytes() == maps["emd_95001.map.gz"]
+
+
+# ---------------------------------------------------------------- tests that cannot catch what they guard
+def test_ci_fails_at_once_without_the_real_test_data(tmp_path):
+    """Without ../shared/data, 66 tests skipped and CI stayed green: under CI=true the
+    entry point stops first, in one line, before installing anything."""
+    clone = tmp_path / "clone"
+    (clone / ".ci").mkdir(parents=True)
+    shutil.copy(REPO / ".ci" / "run", clone / ".ci" / "run")
+    env = {k: v for k, v in os.environ.items() if k != "RNAMOTIF_SHARED_DATA"}
+    r = subprocess.run(["bash", str(clone / ".ci" / "run")], env={**env, "CI": "true"}, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == ("error: ../shared/data: the real test data is missing (CI needs it; set "
+                        "RNAMOTIF_SHARED_DATA)\n")
