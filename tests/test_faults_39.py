@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rnamotif_data.inputs.sources import SourceConfig
 from rnamotif_data.pipeline.builder import build
@@ -115,3 +116,73 @@ def test_ci_fails_at_once_without_the_real_test_data(tmp_path):
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr == ("error: ../shared/data: the real test data is missing (CI needs it; set "
                         "RNAMOTIF_SHARED_DATA)\n")
+
+
+# ---------------------------------------------------------------- completion marks: export and recode
+def test_an_interrupted_mrc_export_is_not_evaluated_as_complete(demo_store, tmp_path, monkeypatch):
+    """The export's marker was written first with no completion mark: an interrupted export
+    was evaluated as whole (n = 53 of 158). Now it is refused, in one line, until redone."""
+    torch = pytest.importorskip("torch")
+    import rnamotif_data.release.export as export_module
+    from rnamotif_data.errors import RNAMotifError
+    from rnamotif_data.learn.evaluate import Evaluator
+    from rnamotif_data.release.export import export_mrc
+
+    write_map, calls = export_module.write_map, []
+
+    def dies_on_the_third_sample(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return write_map(path, *args, **kwargs)
+
+    folder = tmp_path / "mrc"
+    monkeypatch.setattr(export_module, "write_map", dies_on_the_third_sample)
+    with pytest.raises(KeyboardInterrupt):
+        export_mrc(demo_store, folder, by_class=True, progress=False)
+    monkeypatch.undo()
+    assert len(list(folder.rglob("*.mrc"))) == 2
+    ev = Evaluator(torch.nn.Identity(), {"cube": 40, "in_channels": 1}, torch.device("cpu"))
+    with pytest.raises(RNAMotifError) as err:
+        ev.evaluate_mrc_folder(folder)
+    assert str(err.value) == (f"{folder}: an interrupted `rnamotif export --format mrc` (it did not finish; 7 samples "
+                              "expected); run the export again with --overwrite")
+    from rnamotif_data.release.export import check_export_target
+
+    check_export_target(folder, "mrc", overwrite=True)  # the interrupted export is its own to replace
+    assert export_mrc(demo_store, folder, by_class=True, progress=False) == 7
+    marker = json.loads((folder / ".rnamotif-export.json").read_text())
+    assert marker["complete"] is True and marker["samples_written"] == 7
+    from rnamotif_data.learn.evaluate import check_export_complete
+
+    check_export_complete(folder)  # a finished export passes
+
+
+def test_an_interrupted_recode_is_named_and_rerunning_it_replaces_the_copy(demo_store, tmp_path):
+    """``open_store`` on an interrupted recode advised ``rnamotif build --resume`` (which
+    rebuilds with lz4, not the codec asked for), and rerunning the recode said only
+    "already holds a store"."""
+    from rnamotif_data.errors import StoreError
+    from rnamotif_data.release.recode import recode_store
+    from rnamotif_data.storage.layout import get_attrs, set_attrs
+    from rnamotif_data.storage.store import open_store
+
+    out = tmp_path / "zstd.zarr"
+    recode_store(demo_store, str(out), "zstd", progress=False)
+    set_attrs(str(out), {"build_state": "building"})  # what a kill -9 during the copy leaves
+    with pytest.raises(StoreError) as err:
+        open_store(out)
+    assert "interrupted `rnamotif recode`" in str(err.value) and "--resume" not in str(err.value).replace(
+        "never `rnamotif build --resume`", "")
+    with pytest.raises(StoreError, match="holds an interrupted `rnamotif recode`, not a build"):
+        build(DEMO / "manifest.parquet", str(out), source_config=SourceConfig(mirror=DEMO / "mirror", offline=True,
+                                                                             cache_dir=tmp_path / "cache"),
+              progress=False, resume=True)
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match=r"holds files this package did not write \(notes.txt\)"):
+        recode_store(demo_store, str(out), "zstd", progress=False)
+    (out / "notes.txt").unlink()
+    recode_store(demo_store, str(out), "zstd", progress=False)
+    assert get_attrs(str(out))["build_config"]["codec"] == "zstd" and len(open_store(out)) == 7
+    with pytest.raises(StoreError, match="already holds a store"):
+        recode_store(demo_store, str(out), "zstd", progress=False)

@@ -52,13 +52,37 @@ from rnamotif_data.learn.metrics import (
 from rnamotif_data.learn.networks import build_network
 from rnamotif_data.rna.motifs import CLASS_NAMES, FINE_TYPES, class_index
 from rnamotif_data.split.splits import SUBSETS
+from rnamotif_data.storage.outputs import MRC_MARKER, read_marker
 
 log = logging.getLogger("rnamotif_data.learn.evaluate")
 
-__all__ = ["Evaluator", "main"]
+__all__ = ["Evaluator", "check_export_complete", "main"]
 
 _FOLDER_CLASS = {"symmetricloop": 0, "bulge": 1, "hairpin": 2, "asymmetricloop": 3, "unknown": 4}
 _UPSTREAM_NAME = re.compile(r"^(EMD-\d+)_([0-9A-Za-z]{4})_([0-9A-Za-z]+)_(.+)$")
+
+
+def check_export_complete(folder: str | Path) -> None:
+    """Refuse an MRC folder that ``rnamotif export --format mrc`` began and did not finish
+    (its marker says ``complete: false``): its counts would be short without a word. A
+    folder without the marker (upstream crops) passes; a marker of an export before 0.9,
+    which did not record completion, passes with a warning.
+
+    Raises
+    ------
+    RNAMotifError
+        Naming the folder, the samples written of how many, and the fix.
+    """
+    record = read_marker(folder, MRC_MARKER)
+    if record is None:
+        return
+    if "complete" not in record:
+        log.warning("%s: an MRC export of an earlier version, which did not mark whether it finished; if it was "
+                    "interrupted the counts are short (export again to be sure)", folder)
+        return
+    if record["complete"] is not True:
+        raise RNAMotifError(f"{folder}: an interrupted `rnamotif export --format mrc` (it did not finish; "
+                            f"{record.get('samples', '?')} samples expected); run the export again with --overwrite")
 
 
 class Evaluator:
@@ -221,10 +245,12 @@ class Evaluator:
         ------
         RNAMotifError
             If the model does not take one density channel, ``normalisation`` is unknown,
-            or the folder has no class subfolder with usable ``.mrc`` files.
+            the folder has no class subfolder with usable ``.mrc`` files, or it is an
+            export that did not finish (:func:`check_export_complete`).
         """
         if normalisation not in ("stored", "percentile"):
             raise RNAMotifError(f"normalisation must be 'stored' or 'percentile', got {normalisation!r}")
+        check_export_complete(folder)
         cube = int(cube or self.checkpoint["cube"])
 
         if self.checkpoint["in_channels"] != 1 or self.checkpoint.get("seq_dim"):

@@ -17,7 +17,9 @@ byte (so split fingerprints are unchanged). The copy's attributes are the source
 source's codec); ``config_hash`` is kept (it covers the content, not the storage), so
 split files and their fingerprints stay valid. ``checksums.sha256`` is written
 for the copy, and ``build_state: complete`` last. ``--out`` must be a new or empty folder,
-and it is locked while written; if the copy fails, what it wrote is removed.
+or the unfinished copy of an interrupted recode (replaced); it is locked while written; if the
+copy fails, what it wrote is removed. An interrupted copy is known by its attributes
+(``recoded_from`` without ``build_state: complete``): readers call it an interrupted recode.
 Exit status 0 on success, 1 on bad input or a damaged source.
 """
 
@@ -36,7 +38,7 @@ from rnamotif_data.errors import StoreError
 from rnamotif_data.storage.checksums import write_checksums
 from rnamotif_data.storage.layout import ARRAYS, DERIVED_ARRAYS, FAILURES_FILE, FORMAT_VERSION, METADATA_FILE, join, put_bytes, set_attrs, url_to_fs
 from rnamotif_data.storage.lock import BuildLock
-from rnamotif_data.storage.outdir import check_out
+from rnamotif_data.storage.outdir import check_out, clear_store, foreign_files
 from rnamotif_data.storage.shards import CODECS, check_codec
 from rnamotif_data.storage.store import create_arrays, open_store, write_shard
 
@@ -78,13 +80,25 @@ def recode_store(src: str, out: str, codec: str, compression_level: int | None =
     """
     level = check_codec(codec, compression_level)
     store = open_store(src)
-    if check_out(out, overwrite=False) is not None:
-        raise StoreError(f"{out}: already holds a store; --out must be a new or empty folder")
+    old = check_out(out, overwrite=False)
+    interrupted = bool(old) and old.get("build_state") != "complete" and bool(old.get("recoded_from"))
+    if old is not None and not interrupted:
+        state = "a store" if old.get("build_state") == "complete" else "an interrupted build"
+        raise StoreError(f"{out}: already holds {state}; --out must be a new or empty folder (or a recode that "
+                         "did not finish, which is replaced)")
+    if interrupted and foreign_files(out):
+        raise StoreError(f"{out}: an interrupted recode that holds files this package did not write "
+                         f"({', '.join(foreign_files(out)[:5])}); move them and run the recode again")
     fs, path = url_to_fs(out)
     created = not fs.exists(path)
     fs.makedirs(path, exist_ok=True)
+    locked = False
     try:
-        with BuildLock(out):
+        with BuildLock(out):  # a recode still running holds it: refused here, nothing removed
+            locked = True
+            if interrupted:
+                log.warning("%s: replacing the unfinished copy an interrupted recode left", out)
+                clear_store(out)
             attrs = json.loads(json.dumps(store.attrs))
             old_codec = attrs.get("build_config", {}).get("codec", "zstd")  # stores before 0.7 are zstd
             config = {**attrs.get("build_config", {}), "codec": codec, "compression_level": level}
@@ -107,6 +121,8 @@ def recode_store(src: str, out: str, codec: str, compression_level: int | None =
             write_checksums(out)
             set_attrs(out, {"build_state": "complete"})
     except BaseException:
+        if not locked:  # another process's folder: never ours to clean
+            raise
         if created:
             fs.rm(path, recursive=True)
         else:  # an empty folder given as --out: remove only what was written into it
