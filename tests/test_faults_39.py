@@ -186,3 +186,44 @@ def test_an_interrupted_recode_is_named_and_rerunning_it_replaces_the_copy(demo_
     assert get_attrs(str(out))["build_config"]["codec"] == "zstd" and len(open_store(out)) == 7
     with pytest.raises(StoreError, match="already holds a store"):
         recode_store(demo_store, str(out), "zstd", progress=False)
+
+
+# ---------------------------------------------------------------- verify checks the split files it finds
+def test_verify_checks_the_split_files_it_finds(multi_entry_store, tmp_path):
+    """``verify`` passed a store whose ``splits/similarity.parquet`` was edited (the dataset
+    then refused it by fingerprint)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rnamotif_data.release.verify import verify_store
+    from rnamotif_data.split.command import main as split_main
+
+    root = tmp_path / "s.zarr"
+    shutil.copytree(multi_entry_store, root)
+    assert split_main([str(root)]) == 0
+    path = root / "splits" / "similarity.parquet"
+    assert verify_store(str(root))[0] == []
+    t = pq.read_table(path)
+    folds = t.column("fold").to_pylist()
+    k = next(i for i, f in enumerate(folds) if f is not None)
+    folds[k] = folds[k] % 5 + 1  # one sample moved to another fold
+    edited = t.set_column(t.schema.get_field_index("fold"), t.schema.field("fold"), pa.array(folds, t.schema.field("fold").type))
+    pq.write_table(edited.replace_schema_metadata(t.schema.metadata), path)
+    problems = verify_store(str(root))[0]
+    assert len(problems) == 1 and problems[0].startswith(f"splits/similarity.parquet: ConfigError: {path}: fingerprint "
+                                                         "mismatch"), problems
+    path.unlink()
+    pq.write_table(pa.table({"a": [1]}), root / "splits" / "mine.parquet")
+    assert verify_store(str(root))[0] == ["splits/mine.parquet: not a split of a known scheme (similarity, entry, "
+                                          "upstream)"]
+
+
+def test_verify_names_a_feature_folder_no_check_would_read(demo_store, tmp_path):
+    from rnamotif_data.release.verify import verify_store
+
+    root = tmp_path / "s.zarr"
+    shutil.copytree(demo_store, root)
+    (root / "features" / "onehot").mkdir(parents=True)
+    (root / "features" / "onehot" / "residue_features.npy").write_bytes(b"half")  # an embed killed early
+    assert verify_store(str(root))[0] == ["features/onehot: no attrs.json; not a feature set `rnamotif embed` "
+                                          "finished (delete it, or embed again with --overwrite)"]
