@@ -227,3 +227,32 @@ def test_verify_names_a_feature_folder_no_check_would_read(demo_store, tmp_path)
     (root / "features" / "onehot" / "residue_features.npy").write_bytes(b"half")  # an embed killed early
     assert verify_store(str(root))[0] == ["features/onehot: no attrs.json; not a feature set `rnamotif embed` "
                                           "finished (delete it, or embed again with --overwrite)"]
+
+
+# ---------------------------------------------------------------- export inside the store; the dataset version
+def test_an_export_inside_the_store_is_refused_and_the_store_stays_valid(demo_store, tmp_path, capsys):
+    from rnamotif_data.cli import run
+    from rnamotif_data.release.export import main as export_main
+    from rnamotif_data.release.verify import verify_store
+
+    root = tmp_path / "s.zarr"
+    shutil.copytree(demo_store, root)
+    for fmt, out in (("mrc", root / "mrc"), ("hdf5", root / "splits" / "s.h5")):
+        assert run(export_main, [str(root), "--format", fmt, "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err == f"error: {out}: is inside the store {root}; an export goes outside it (choose another --out)\n"
+    assert run(export_main, [str(root), "--format", "mrc", "--out", str(root), "--overwrite"]) == 1
+    assert "is not a mrc export this package wrote" in capsys.readouterr().err
+    assert verify_store(str(root))[0] == [] and not (root / "mrc").exists()
+
+
+def test_a_dataset_version_publish_would_refuse_is_refused_by_the_build(tmp_path, capsys):
+    from rnamotif_data.cli import run
+    from rnamotif_data.pipeline.builder import main as build_main
+
+    out = tmp_path / "s.zarr"
+    args = ["--demo", "small", "--out", str(out), "--scheduler", "synchronous", "--no-progress"]
+    assert run(build_main, [*args, "--dataset-version", "not a version!"]) == 1
+    assert capsys.readouterr().err == ("error: --dataset-version: 'not a version!' is not a valid dataset version (use "
+                                       "e.g. 1.0.0)\n")
+    assert not out.exists()

@@ -62,7 +62,7 @@ from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MAN
 from rnamotif_data.inputs.schema import read_manifest
 from rnamotif_data.inputs.sources import SourceConfig, Sources, default_cache_dir
 from rnamotif_data.pipeline.commit import ShardWriter, commit, commit_shard
-from rnamotif_data.pipeline.config import PAIR_READERS, BuildConfig
+from rnamotif_data.pipeline.config import PAIR_READERS, BuildConfig, check_dataset_version
 from rnamotif_data.pipeline.entry import EntryJob, current_inputs, failure_row, stage_entry
 from rnamotif_data.pipeline.runner import Runner
 from rnamotif_data.pipeline.staging import (
@@ -220,7 +220,10 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
         without ``resume``, or anything that is not a store, without ``overwrite``.
     ManifestError, FileNotFoundError
         For an unreadable manifest.
+    ConfigError
+        For a ``dataset_version`` that ``rnamotif publish`` would refuse (not PEP 440).
     """
+    check_dataset_version(dataset_version)
     source_config = dataclasses.replace(source_config or SourceConfig(), verify_found=False)
     manifest = Path(manifest)
     table, rejections = read_manifest(manifest)

@@ -53,9 +53,34 @@ log = logging.getLogger("rnamotif_data.release.export")
 UPSTREAM_LABEL_MAPS = {"backbone": 1, "ribose": 2, "sugar": 3}
 
 
+def check_outside_store(root: str, out: Path) -> None:
+    """Refuse an export target inside the store it exports (its files would be foreign to
+    the store, which then fails ``rnamotif verify``).
+
+    Raises
+    ------
+    StoreError
+        Naming ``out`` and the store.
+    """
+    fs, path = url_to_fs(str(root))
+    if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return
+    store_dir = Path(path).resolve()
+    target = Path(out).resolve()
+    if target == store_dir or store_dir in target.parents:
+        raise StoreError(f"{out}: is inside the store {root}; an export goes outside it (choose another --out)")
+
+
 def export_hdf5(root: str, out: Path, *, progress: bool = True) -> Path:
-    """Write the store's arrays and metadata into one HDF5 file (layout in the module docstring)."""
+    """Write the store's arrays and metadata into one HDF5 file (layout in the module docstring).
+
+    Raises
+    ------
+    StoreError
+        If ``out`` is inside the store (:func:`check_outside_store`), or the store does not open.
+    """
     h5py = require("h5py", "the HDF5 export")
+    check_outside_store(root, out)
     store = open_store(root)
     n, cube = len(store), store.cube_shape
     out = Path(out)
@@ -120,7 +145,14 @@ def upstream_name(row) -> str:
 
 
 def export_mrc(root: str, out: Path, *, by_class: bool = False, progress: bool = True) -> int:
-    """Write upstream-style MRC folders (layout in the module docstring); returns samples written."""
+    """Write upstream-style MRC folders (layout in the module docstring); returns samples written.
+
+    Raises
+    ------
+    StoreError
+        If ``out`` is inside the store (:func:`check_outside_store`), or the store does not open.
+    """
+    check_outside_store(root, out)
     store = open_store(root)
     meta = store.metadata
     out = Path(out)
