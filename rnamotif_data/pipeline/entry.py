@@ -287,10 +287,8 @@ class _Entry:
         # gets the same background residues wherever the maps allow them (like its motifs)
         self.model_key = state.key
         self.reference = q_reference(stats)
-        seqs: dict[str, list[str]] = {}
-        for rid, letter in zip(model.atoms.residues, model.atoms.parents):
-            seqs.setdefault(rid.chain, []).append(letter)
-        self.chain_sequences = {c: "".join(v) for c, v in seqs.items()}
+        # a chain's sequence: its polymer nucleotides, never ligands, ions or waters (Model.chain_sequence)
+        self.chain_sequences = {c: model.chain_sequence(c) for c in model.chain_index}
         is_nt = model.atoms.nucleotide_residues
         with self.clock("segment"):  # the pairs serve the rows' type checks (stage segment)
             self.partner = (rnapolis_partners_cached(model, self.model_key) if config.pairs == "rnapolis"
@@ -333,10 +331,7 @@ class _Entry:
         strands, contexts = [], []
         for strand in self.model.strands(residue_indices):
             strands.append("".join(letter(i) for i in strand))
-            order, position = self.model.chain_index[self.model.atoms.residues[strand[0]].chain]
-            lo = max(order.index(strand[0]) - CONTEXT_FLANK, 0)
-            hi = order.index(strand[-1]) + CONTEXT_FLANK + 1
-            contexts.append("".join(letter(i) for i in order[lo:hi]))
+            contexts.append(self.model.sequence_context(strand, CONTEXT_FLANK))  # polymer neighbours only
         return {"strand_sequences": "-".join(strands), "context_sequence": "-".join(contexts)}
 
     def parent_sequence(self, residues) -> str | None:

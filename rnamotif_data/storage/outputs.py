@@ -171,7 +171,7 @@ def claim_output(folder: str | os.PathLike, command: str, files, *, mode: str = 
                          f"{' or --resume to continue it' if command == 'train' else ''}, or choose another --out")
     folder.mkdir(parents=True, exist_ok=True)
     if old is not None and mode == "replace":
-        emptied = set()
+        emptied: set[Path] = set()
         for rel in present:  # every one is owned (checked above)
             (folder / rel).unlink()
             emptied.update(p for p in (folder / rel).parents if folder in p.parents)
