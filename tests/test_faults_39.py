@@ -256,3 +256,56 @@ def test_a_dataset_version_publish_would_refuse_is_refused_by_the_build(tmp_path
     assert capsys.readouterr().err == ("error: --dataset-version: 'not a version!' is not a valid dataset version (use "
                                        "e.g. 1.0.0)\n")
     assert not out.exists()
+    assert run(build_main, [*args, "--resume", "--overwrite"]) == 1  # it silently rebuilt
+    assert capsys.readouterr().err == ("error: --resume continues the build at --out and --overwrite deletes it first; "
+                                       "give one of them\n")
+    assert not out.exists()
+
+
+def test_allow_mismatch_never_covers_another_cube_size(demo_store):
+    """``evaluate --allow-mismatch`` of a 32³ checkpoint on a 40³ store gave a full report
+    without a word of the cube size; it was meant to allow a split-fingerprint mismatch."""
+    torch = pytest.importorskip("torch")
+    from rnamotif_data.errors import CheckpointMismatchError
+    from rnamotif_data.learn.dataset import RNAMotifDataset
+    from rnamotif_data.learn.evaluate import Evaluator
+
+    ds = RNAMotifDataset(demo_store, split="all")
+    ck = {"cube": 32, "class_names": list(ds.classes), "split_fingerprint": "0" * 64,
+          "config": {"channels": list(ds.channels), "masked": ds.masked}}
+    ev = Evaluator(torch.nn.Identity(), ck, torch.device("cpu"), path="run/best.pt")
+    for allow in (False, True):
+        with pytest.raises(CheckpointMismatchError) as err:
+            ev.check(ds, allow_mismatch=allow)
+        assert str(err.value) == ("run/best.pt: trained on 32³ cubes, the store's are 40x40x40; a model is evaluated "
+                                  "on cubes of its own size only (--allow-mismatch does not cover the cube size)")
+    ck["cube"] = 40  # the store's own size: nothing to report
+    assert ev.check(ds) == []
+
+
+def test_a_damaged_root_zarr_json_is_one_line_naming_it(demo_store, tmp_path, capsys):
+    from rnamotif_data.cli import run
+    from rnamotif_data.release.verify import main as verify_main
+
+    root = tmp_path / "s.zarr"
+    shutil.copytree(demo_store, root)
+    text = (root / "zarr.json").read_text()
+    (root / "zarr.json").write_text(text[:40] + "\x01" + text[40:])
+    assert run(verify_main, [str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {root}/zarr.json: the store's attributes are damaged (") and err.count("\n") == 1
+
+
+def test_an_implausible_resolution_is_rejected_naming_the_row():
+    """Manifest resolutions of 1e9 Å or 0.01 Å failed every row inside gemmi
+    (``std::bad_alloc``): they are rejected when the manifest is read."""
+    from rnamotif_data.inputs.schema import rows_to_table, validate_manifest
+
+    rows = [{"pdb_id": "6PJ6", "emdb_id": "EMD-20353", "motif_type": "hairpin3", "selection": "J:85-91",
+             "resolution": r} for r in (1e9, 0.01, 2.2)]
+    for k, row in enumerate(rows):
+        row["selection"] = f"J:{85 + 10 * k}-{91 + 10 * k}"
+    table, rejections = validate_manifest(rows_to_table(rows))
+    assert table.num_rows == 1 and [(r.row, r.column) for r in rejections] == [(0, "resolution"), (1, "resolution")]
+    assert rejections[0].reason == "resolution 1e+09 Å is outside the plausible 0.5-50 Å (a unit mix-up?)"
+    assert rejections[1].reason == "resolution 0.01 Å is outside the plausible 0.5-50 Å (a unit mix-up?)"

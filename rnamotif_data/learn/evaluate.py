@@ -136,9 +136,16 @@ class Evaluator:
         ------
         CheckpointMismatchError
             If class names, split fingerprint (not compared for ``split="all"``: every
-            sample, no split), channels or masking differ.
+            sample, no split), channels or masking differ; and, ``allow_mismatch`` or
+            not, if the store's cube size is not the checkpoint's.
         """
         ck, cfg = self.checkpoint, self.checkpoint["config"]
+        cube = ck.get("cube")
+        if cube is not None and tuple(dataset.cube_shape) != (int(cube),) * 3:  # never allowed: not a split mismatch
+            raise CheckpointMismatchError(
+                f"{getattr(self, 'path', 'checkpoint')}: trained on {cube}³ cubes, the store's are "
+                f"{'x'.join(str(n) for n in dataset.cube_shape)}; a model is evaluated on cubes of its own size only "
+                "(--allow-mismatch does not cover the cube size)")
         problems = []
         if list(dataset.classes) != list(ck["class_names"]):
             problems.append(f"class names {list(dataset.classes)} != checkpoint's {ck['class_names']}")

@@ -57,7 +57,7 @@ from rnamotif_data.common.extras import require
 from rnamotif_data.common.output import REPORT
 from rnamotif_data.common.version import __version__
 from rnamotif_data.em.quality import QualityConfig
-from rnamotif_data.errors import RNAMotifError, StoreError, is_environment_failure, one_line
+from rnamotif_data.errors import ConfigError, RNAMotifError, StoreError, is_environment_failure, one_line
 from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
 from rnamotif_data.inputs.schema import read_manifest
 from rnamotif_data.inputs.sources import SourceConfig, Sources, default_cache_dir
@@ -221,9 +221,12 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
     ManifestError, FileNotFoundError
         For an unreadable manifest.
     ConfigError
-        For a ``dataset_version`` that ``rnamotif publish`` would refuse (not PEP 440).
+        For a ``dataset_version`` that ``rnamotif publish`` would refuse (not PEP 440), or
+        ``resume`` and ``overwrite`` together.
     """
     check_dataset_version(dataset_version)
+    if resume and overwrite:
+        raise ConfigError("--resume continues the build at --out and --overwrite deletes it first; give one of them")
     source_config = dataclasses.replace(source_config or SourceConfig(), verify_found=False)
     manifest = Path(manifest)
     table, rejections = read_manifest(manifest)
