@@ -309,3 +309,75 @@ def test_an_implausible_resolution_is_rejected_naming_the_row():
     assert table.num_rows == 1 and [(r.row, r.column) for r in rejections] == [(0, "resolution"), (1, "resolution")]
     assert rejections[0].reason == "resolution 1e+09 Å is outside the plausible 0.5-50 Å (a unit mix-up?)"
     assert rejections[1].reason == "resolution 0.01 Å is outside the plausible 0.5-50 Å (a unit mix-up?)"
+
+
+def test_report_and_audit_of_a_store_without_samples_are_one_line(tmp_path, capsys):
+    """``report`` and ``audit`` of a 0-sample store stopped with numpy's "need at least one
+    array to stack"."""
+    import pyarrow.parquet as pq
+
+    from rnamotif_data.cli import run
+    from rnamotif_data.inputs.schema import rows_to_table
+    from rnamotif_data.pipeline.builder import main as build_main
+    from rnamotif_data.release.audit import run_audit
+    from rnamotif_data.release.report import write_report
+    from rnamotif_data.storage.layout import get_attrs
+
+    rows = pq.read_table(DEMO / "manifest.parquet").to_pylist()
+    for r in rows:
+        r["motif_type"] = "hairpin7"  # a type no selection fits: every row fails
+    manifest = tmp_path / "m.parquet"
+    pq.write_table(rows_to_table(rows), manifest)
+    root = tmp_path / "empty.zarr"
+    assert run(build_main, ["--manifest", str(manifest), "--mirror", str(DEMO / "mirror"), "--scheduler",
+                            "synchronous", "--no-progress", "--out", str(root)]) == 3
+    assert get_attrs(str(root))["n_samples"] == 0
+    from rnamotif_data.errors import StoreError
+
+    with pytest.raises(StoreError) as err:
+        write_report(str(root), tmp_path / "R")
+    assert str(err.value) == (f"{root}: the store has no samples (all 5 manifest rows failed); nothing to report: "
+                              "see its failures.parquet")
+    with pytest.raises(StoreError, match=r"the store has no samples; nothing to audit$"):
+        run_audit(str(root), tmp_path / "A")
+    assert not (tmp_path / "R").exists() and not (tmp_path / "A").exists()
+
+
+# ---------------------------------------------------------------- embed: names, options, a user's file
+def test_embed_checks_its_name_and_options_and_keeps_a_users_file(demo_store, tmp_path, capsys):
+    from rnamotif_data.cli import run
+    from rnamotif_data.errors import ConfigError
+    from rnamotif_data.features.command import main as embed_main
+    from rnamotif_data.features.embedders import make_embedder
+
+    root = tmp_path / "deep" / "s.zarr"
+    shutil.copytree(demo_store, root)
+    args = [str(root), "--model", "onehot", "--no-progress", "--cache-dir", str(tmp_path / "c")]
+    assert run(embed_main, [*args, "--name", "../../victim"]) == 1
+    assert capsys.readouterr().err == ("error: --name '../../victim': a feature name is a plain folder name (letters, "
+                                       "digits, _ - .), e.g. structrfm-random\n")
+    assert not (tmp_path / "victim").exists() and not (root / "features").exists()
+    assert run(embed_main, args) == 0
+    mine = root / "features" / "onehot" / "my-notes.txt"
+    mine.write_text("mine")
+    before = {p.name: p.read_bytes() for p in mine.parent.iterdir()}
+    assert run(embed_main, [*args, "--overwrite"]) == 1
+    assert capsys.readouterr().err == (f"error: {mine.parent}: holds my-notes.txt, which rnamotif embed did not "
+                                       "write; move it before --overwrite; nothing was changed\n")
+    assert {p.name: p.read_bytes() for p in mine.parent.iterdir()} == before
+    with pytest.raises(ConfigError, match=r"--size 0,0,0: DIM, LAYERS and HEADS must be >= 1"):
+        make_embedder("structrfm", random_weights=True, dim=0, layer=0, heads=0)
+    with pytest.raises(ConfigError, match=r"^--batch-size 0: sequences per forward pass must be an integer >= 1$"):
+        make_embedder("structrfm", random_weights=True, batch_size=0)
+
+
+def test_embed_on_cuda_without_cuda_is_one_line():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("structRFM.infer", reason="the [embed] extra (structRFM) is not installed")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    from rnamotif_data.errors import ConfigError
+    from rnamotif_data.features.embedders import make_embedder
+
+    with pytest.raises(ConfigError, match=r"^--device cuda: this machine's torch sees no CUDA device; use --device cpu"):
+        make_embedder("structrfm", random_weights=True, dim=32, layer=2, heads=2, device="cuda")

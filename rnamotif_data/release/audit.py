@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from rnamotif_data.common.extras import require
-from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.errors import RNAMotifError, StoreError
 from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.split.folds import independent_groups
 from rnamotif_data.storage.store import open_store
@@ -182,11 +182,13 @@ def run_audit(store_path: str, out_dir: Path, seed: int = 0) -> dict:
     Raises
     ------
     rnamotif_data.storage.store.StoreError
-        If the store cannot be opened.
+        If the store cannot be opened or holds no samples.
     RNAMotifError
         If the store has no "unknown" samples or no motifs (nothing to tell apart).
     """
     store = open_store(store_path)
+    if len(store) == 0:
+        raise StoreError(f"{store_path}: the store has no samples; nothing to audit")
     result, f = audit_store(store, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "audit.json").write_text(json.dumps(result, indent=2))
