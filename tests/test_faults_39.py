@@ -381,3 +381,18 @@ def test_embed_on_cuda_without_cuda_is_one_line():
 
     with pytest.raises(ConfigError, match=r"^--device cuda: this machine's torch sees no CUDA device; use --device cpu"):
         make_embedder("structrfm", random_weights=True, dim=32, layer=2, heads=2, device="cuda")
+
+
+def test_a_missing_registry_and_a_version_that_is_a_path_are_one_line(demo_store, tmp_path, capsys):
+    from rnamotif_data.cli import run
+    from rnamotif_data.errors import RegistryError
+    from rnamotif_data.release.publish import main as publish_main
+    from rnamotif_data.storage.registry import get_release
+
+    missing = tmp_path / "missing.json"
+    with pytest.raises(RegistryError) as err:
+        get_release(None, missing)  # it said "no published version is registered yet"
+    assert str(err.value) == f"{missing}: no such registry file; check --registry or $RNAMOTIF_DATA_REGISTRY"
+    assert run(publish_main, ["--store", demo_store, "--version", "../../evil", "--dry-run", "--no-progress"]) == 1
+    assert capsys.readouterr().err == "error: '../../evil' is not a valid dataset version (use e.g. 1.0.0)\n"
+    assert not list(tmp_path.parent.glob("*evil*"))
