@@ -396,3 +396,27 @@ def test_a_missing_registry_and_a_version_that_is_a_path_are_one_line(demo_store
     assert run(publish_main, ["--store", demo_store, "--version", "../../evil", "--dry-run", "--no-progress"]) == 1
     assert capsys.readouterr().err == "error: '../../evil' is not a valid dataset version (use e.g. 1.0.0)\n"
     assert not list(tmp_path.parent.glob("*evil*"))
+
+
+@pytest.mark.parametrize("recorded", [{"in_channels": 2}, {"cube": 32}, {"network": "motif3dcnn_bn"}])
+def test_a_checkpoint_whose_weights_do_not_fit_its_record_is_one_line(tmp_path, recorded):
+    """A checkpoint whose recorded network, cube size or input channels do not match its
+    weights stopped with torch's pages-long size-mismatch traceback."""
+    pytest.importorskip("torch")
+    from rnamotif_data.errors import CheckpointMismatchError
+    from rnamotif_data.learn.checkpoints import save_checkpoint
+    from rnamotif_data.learn.evaluate import Evaluator
+    from rnamotif_data.learn.networks import build_network
+
+    net = build_network("motif3dcnn", 1, 5, cube=40)
+    ck = {"model": net.state_dict(), "config": {"network": recorded.get("network", "motif3dcnn"), "channels": ["density"],
+                                                "masked": True},
+          "class_names": ["a", "b", "c", "d", "e"], "split_fingerprint": "0" * 64,
+          "cube": recorded.get("cube", 40), "in_channels": recorded.get("in_channels", 1)}
+    path = tmp_path / "best.pt"
+    save_checkpoint(ck, path)
+    with pytest.raises(CheckpointMismatchError) as err:
+        Evaluator.from_checkpoint(path, "cpu")
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: its weights do not fit the network it records (") and "\n" not in msg
+    assert msg.endswith("; the file was edited or mixed from two runs")

@@ -114,6 +114,9 @@ class Evaluator:
             If the file is missing.
         RNAMotifError
             If it is not a training checkpoint.
+        CheckpointMismatchError
+            If it records no cube size, or its weights do not fit the network, input
+            channels, classes and cube size it records.
         """
         dev = choose_device(device)
         ck = load_checkpoint(path, dev)
@@ -124,9 +127,16 @@ class Evaluator:
             raise CheckpointMismatchError(f"{path}: the checkpoint does not record its cube size; retrain it with "
                                           "rnamotif-data >= 0.7")
         network = cfg.get("network", cfg.get("model"))  # 0.7 checkpoints name it "model"
-        model = build_network(network, ck["in_channels"], len(ck["class_names"]), cube=int(ck["cube"]),
-                              seq_dim=ck.get("seq_dim")).to(dev)
-        model.load_state_dict(ck["model"])
+        recorded = (f"network {network!r}, {ck['in_channels']} input channel(s), {len(ck['class_names'])} classes, "
+                    f"cube {ck['cube']}")
+        try:
+            model = build_network(network, ck["in_channels"], len(ck["class_names"]), cube=int(ck["cube"]),
+                                  seq_dim=ck.get("seq_dim")).to(dev)
+            model.load_state_dict(ck["model"])
+        except (RuntimeError, ValueError, TypeError, KeyError) as exc:  # torch's size-mismatch report is pages long
+            raise CheckpointMismatchError(f"{path}: its weights do not fit the network it records ({recorded}): "
+                                          f"{str(exc).strip().splitlines()[0][:200]}; the file was edited or "
+                                          "mixed from two runs") from None
         return cls(model, ck, dev, path=str(path))
 
     def check(self, dataset: RNAMotifDataset, allow_mismatch: bool = False) -> list[str]:
