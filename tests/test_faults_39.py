@@ -420,3 +420,12 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_record_is_one_line(tmp_path, 
     msg = str(err.value)
     assert msg.startswith(f"{path}: its weights do not fit the network it records (") and "\n" not in msg
     assert msg.endswith("; the file was edited or mixed from two runs")
+
+
+def test_audit_seed_out_of_range_is_one_line_naming_the_option(demo_store, tmp_path, capsys):
+    from rnamotif_data.cli import run
+    from rnamotif_data.release.audit import main as audit_main
+
+    assert run(audit_main, [demo_store, "--seed", "-1", "--out", str(tmp_path / "A")]) == 1
+    assert capsys.readouterr().err == "error: --seed -1: the audit's seed is an integer from 0 to 4294967295\n"
+    assert not (tmp_path / "A").exists()
