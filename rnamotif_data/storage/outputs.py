@@ -31,7 +31,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnamotif_data.errors import StoreError
+from rnamotif_data.errors import ConfigError, StoreError
 
 __all__ = ["OUTPUT_MARKER", "MRC_MARKER", "OutputClaim", "claim_output", "output_state", "read_marker",
            "write_marker"]
@@ -143,11 +143,11 @@ def claim_output(folder: str | os.PathLike, command: str, files, *, mode: str = 
         One line naming the folder and the file: ``folder`` is a file; it holds a file no
         run of ``command`` owns; another command wrote it; an earlier run is there and
         ``mode`` is ``"new"``. Nothing is changed when it raises.
-    ValueError
+    ConfigError
         For an unknown ``mode``.
     """
     if mode not in _MODES:
-        raise ValueError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
+        raise ConfigError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
     folder = Path(folder)
     patterns = tuple(str(p) for p in files)
     if folder.exists() and not folder.is_dir():
