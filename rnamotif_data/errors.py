@@ -43,6 +43,20 @@ class ConfigError(RNAMotifError):
     """A configuration field has an invalid value."""
 
 
+class NoRNAError(RNAMotifError):
+    """A model has no RNA nucleotide inside its map, so there is nothing to label
+    (:func:`rnamotif_data.samples.volumes.label_volumes`)."""
+
+
+class ModelOutsideMapError(MotifOutsideMapError):
+    """Too many of a model's heavy atoms lie outside its map's box to label the map."""
+
+
+class TileSizeError(ConfigError):
+    """A tile size or stride does not fit the map (a tile larger than the map, a stride
+    of zero or larger than the tile)."""
+
+
 class StoreError(RNAMotifError):
     """A store is missing, incomplete, or inconsistent."""
 
