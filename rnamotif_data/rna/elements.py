@@ -82,7 +82,7 @@ import gemmi
 import numpy as np
 
 from rnamotif_data.errors import ConfigError
-from rnamotif_data.rna.annotate import Loop, loops_from_pairs
+from rnamotif_data.rna.annotate import Loop, loops_from_pairs, rnapolis_mapping
 from rnamotif_data.rna.pairs import residue_atom_xyz, watson_crick_partners
 from rnamotif_data.rna.structure import Model, format_residues
 
@@ -359,8 +359,6 @@ def _is_amino_acid(name: str) -> bool:
 def _rnapolis_nested(model: Model) -> tuple[np.ndarray, int]:
     """RNApolis's nested canonical pairs (its pseudoknot order, as ``annotate``) on the
     model's residues, and the number of pseudoknot pairs it removed."""
-    from rnamotif_data.rna.annotate import rnapolis_mapping
-
     mapping = rnapolis_mapping(Path(os.fspath(model.path)))
     index = {(r.chain, r.seq_num, r.icode): i for i, r in reversed(list(enumerate(model.atoms.residues)))}
     res = mapping.bpseq_index_to_residue_map

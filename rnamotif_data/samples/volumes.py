@@ -58,11 +58,12 @@ Memory
 The volumes are made one z-slab at a time (:func:`iter_label_slabs`, ``slab`` planes
 of the 1 Å grid at a time), so the peak is the input map (float32, held by its
 :class:`~rnamotif_data.em.maps.DensityMap`), the model's atoms and one slab's working set,
-about ``40 B × slab × H × W`` (the slab's density and four label volumes, 11 B per voxel,
-plus the interpolation's and the zone's temporaries), never the whole 1 Å grid: a 1.5 Å,
-400³ map (256 MiB) is a 600³ grid at 1 Å (2.4 GB of volumes) but with 16-plane slabs
-uses ~230 MB beside its input. :func:`label_volumes` gathers the slabs into whole arrays,
-11 B per 1 Å voxel: for small maps and tests; a build writes the slabs as they come.
+about ``45 B × slab × H × W`` (the slab's density and four label volumes, 11 B per voxel,
+plus the interpolation's and the zone's temporaries; measured: 120 MiB for 16 planes of
+the 50S volumes' 413² grid, ``benchmarks/bench_volumes.py``), never the whole 1 Å grid: a
+1.5 Å, 400³ map (256 MiB) is a 600³ grid at 1 Å (2.4 GB of volumes) but with 16-plane
+slabs needs ~260 MB beside its input. :func:`label_volumes` gathers the slabs into whole
+arrays, 11 B per 1 Å voxel: for small maps and tests; a build writes the slabs as they come.
 """
 
 from __future__ import annotations
@@ -349,9 +350,9 @@ def label_volumes(density_map: DensityMap, model: Model, elements: ElementAssign
     slabs = iter_label_slabs(density_map, model, elements, config, stats=stats)
     grid = volume_grid(density_map, config.voxel_size)
     dtype = instance_dtype(len(elements.instances))
-    out = {name: np.zeros(grid.shape, dt) for name, dt in (("density", np.float32), ("element", np.uint8),
-                                                            ("part", np.uint8), ("nucleotide", np.uint8),
-                                                            ("instance", dtype))}
+    dtypes: dict[str, type] = {"density": np.float32, "element": np.uint8, "part": np.uint8,
+                               "nucleotide": np.uint8, "instance": dtype}
+    out: dict[str, np.ndarray] = {name: np.zeros(grid.shape, dt) for name, dt in dtypes.items()}
     for slab in slabs:
         for name, arr in out.items():
             part = getattr(slab, name)
