@@ -177,6 +177,14 @@ class ElementAssignment:
     instances: tuple[LoopInstance, ...]
     pairs: str
 
+    def instance_rows(self) -> list[dict]:
+        """One dict per instance (a table's rows): ``instance`` id, ``element`` name,
+        ``kind``, ``motif_type`` (fine type or None), ``sizes``, ``selection`` (closing
+        pairs included), ``n_unpaired`` and ``broken`` (None or the reason)."""
+        return [dict(instance=i.id, element=ELEMENT_NAMES[i.element], kind=i.kind, motif_type=i.fine_type,
+                     sizes=list(i.sizes), selection=i.selection, n_unpaired=len(i.residues), broken=i.broken)
+                for i in self.instances]
+
     def counts(self) -> dict[str, int]:
         """Residues per element name (every name, zeros included)."""
         n = np.bincount(self.element, minlength=len(ELEMENT_NAMES))

@@ -2,7 +2,7 @@
 
 The cubes (:mod:`rnamotif_data.samples.cubes`) answer *what is this motif?*; these
 volumes answer *where are the motifs in this map?* -- the voxel-labelling convention of
-Cryo2StructData (Giri & Cheng 2024, Sci. Data 11:458, doi:10.1038/s41597-024-02956-9:
+Cryo2StructData (Giri, Wang & Cheng 2024, Sci. Data 11:458, doi:10.1038/s41597-024-03299-9:
 whole maps resampled to 1 Å, cut into overlapping sub-grids, every voxel labelled) and
 CryoREAD (Wang et al. 2023, Nat. Methods 20:1739, doi:10.1038/s41592-023-02032-5:
 phosphate, sugar, base, protein and A/C/G/U voxel channels), with the RNA elements and

@@ -158,3 +158,7 @@ def test_geometric_pairs_give_the_readme_loops_of_6v5b(rna_model):
     assert {("D:14-16,88-90", "1x1"), ("D:30-31,72-74", "bulge1"), ("D:31-33,71-72", "bulge1")} <= rows
     assert got.element.dtype == np.uint8 and got.instance.dtype == np.uint32
     assert got.counts()["none"] == 0 and sum(got.counts().values()) == len(rna_model.atoms.residues)
+    rows = got.instance_rows()
+    assert [r["instance"] for r in rows] == list(range(1, len(got.instances) + 1))
+    one = next(r for r in rows if r["selection"] == "D:14-16,88-90")
+    assert (one["element"], one["kind"], one["motif_type"], one["n_unpaired"]) == ("internal", "internal", "1x1", 2)
