@@ -25,6 +25,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -146,7 +147,7 @@ def predict(model: torch.nn.Module, loader, device: torch.device, amp: bool = Fa
 
 
 def _loaders(cfg: TrainConfig, device: torch.device):
-    common = dict(root=cfg.root, split=cfg.split, scheme=cfg.scheme, channels=cfg.channels, masked=cfg.masked,
+    common: dict[str, Any] = dict(root=cfg.root, split=cfg.split, scheme=cfg.scheme, channels=cfg.channels, masked=cfg.masked,
                   sequence=cfg.sequence, projection_dim=cfg.projection_dim)
     train_subset, val_subset = _SUBSETS[cfg.protocol]
     train_ds = RNAMotifDataset(subset=train_subset, **common)
@@ -333,7 +334,7 @@ def train_all_folds(cfg: TrainConfig, *, resume: bool = False, progress: bool = 
                      "macro_specificity": res["macro_specificity"], "accuracy": res["accuracy"], "n": res["n"]})
     label = ("nested: test fold K, model selected on fold K+1" if cfg.protocol == "nested" else
              "UPSTREAM PROTOCOL: final epoch scored on the fold the run watched -- not a test result")
-    summary = {"protocol": cfg.protocol, "label": label, "folds": rows}
+    summary: dict[str, Any] = {"protocol": cfg.protocol, "label": label, "folds": rows}
     lines = [f"Protocol: {label}.", "",
              "| fold | n | macro sensitivity | 95 % CI | macro specificity | accuracy |",
              "|---|---:|---:|---|---:|---:|"]

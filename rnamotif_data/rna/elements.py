@@ -81,7 +81,7 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, InputError
 from rnamotif_data.rna.annotate import Loop, loops_from_pairs, rnapolis_mapping
 from rnamotif_data.rna.pairs import residue_atom_xyz, watson_crick_partners
 from rnamotif_data.rna.structure import Model, format_residues
@@ -267,13 +267,16 @@ def elements_from_pairs(pair: np.ndarray, links: np.ndarray) -> tuple[np.ndarray
     Raises
     ------
     ValueError
-        If the table is not symmetric or not nested, or ``links`` has the wrong length.
+        If the table is not symmetric or not nested (from
+        :func:`~rnamotif_data.rna.annotate.loops_from_pairs`).
+    InputError
+        If ``links`` has the wrong length.
     """
     pair = np.asarray(pair, dtype=np.int64)
     n = len(pair)
     links = np.asarray(links)
     if links.shape != (max(n - 1, 0),):
-        raise ValueError(f"links must have {max(n - 1, 0)} entries (one per step), got {links.shape}")
+        raise InputError(f"links must have {max(n - 1, 0)} entries (one per step), got {links.shape}")
     element = np.where(pair >= 0, ELEMENT_IDS["stem"], ELEMENT_IDS["single_strand"]).astype(np.uint8)
     instance = np.zeros(n, dtype=np.uint32)
     kept: list[Loop] = []
@@ -311,12 +314,11 @@ def remove_pseudoknots(partner: np.ndarray) -> tuple[np.ndarray, int]:
     partner = np.asarray(partner, dtype=np.int64)
     first = np.flatnonzero(partner > np.arange(len(partner)))
     stems: list[list[int]] = []
-    for i in first:  # i ascending: a pair stacks on the stem of (i - 1, j + 1)
-        j = partner[i]
-        if stems and stems[-1][-1] == i - 1 and partner[i - 1] == j + 1:
-            stems[-1].append(int(i))
+    for a in first.tolist():  # ascending: a pair stacks on the stem of (a - 1, partner + 1)
+        if stems and stems[-1][-1] == a - 1 and partner[a - 1] == partner[a] + 1:
+            stems[-1].append(a)
         else:
-            stems.append([int(i)])
+            stems.append([a])
     nested = np.full(len(partner), -1, dtype=np.int64)
     removed = 0
     for stem in sorted(stems, key=lambda s: (-len(s), s[0])):

@@ -76,7 +76,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnamotif_data.em.maps import DensityMap, MapStatistics
-from rnamotif_data.errors import ConfigError, ModelOutsideMapError, NoRNAError, TileSizeError
+from rnamotif_data.errors import ConfigError, InputError, ModelOutsideMapError, NoRNAError, TileSizeError
 from rnamotif_data.rna.elements import ElementAssignment
 from rnamotif_data.rna.labels import within_radius
 from rnamotif_data.rna.structure import Model
@@ -224,17 +224,18 @@ def volume_grid(density_map: DensityMap, voxel_size: float = 1.0) -> VolumeGrid:
     """
     extent = (np.asarray(density_map.shape[::-1], dtype=np.float64) - 1.0) * density_map.voxel_size  # x-y-z
     n_xyz = np.floor(extent / voxel_size + 1e-6).astype(np.int64) + 1
-    return VolumeGrid(origin=tuple(float(v) for v in density_map.origin),
+    ox, oy, oz = (float(v) for v in density_map.origin)
+    return VolumeGrid(origin=(ox, oy, oz),
                       shape=(int(n_xyz[2]), int(n_xyz[1]), int(n_xyz[0])), voxel_size=float(voxel_size))
 
 
 def label_atoms(model: Model, elements: ElementAssignment) -> LabelAtoms:
     """Every heavy atom of ``model`` but water's, with its element, part, nucleotide and
-    instance (module docstring). Raises ``ValueError`` if ``elements`` is not the
-    model's (another residue count)."""
+    instance (module docstring). Raises :class:`~rnamotif_data.errors.InputError` if
+    ``elements`` is not the model's (another residue count)."""
     atoms = model.atoms
     if len(elements.element) != len(atoms.residues):
-        raise ValueError(f"{model.name}: the element assignment has {len(elements.element)} residues, "
+        raise InputError(f"{model.name}: the element assignment has {len(elements.element)} residues, "
                          f"the model {len(atoms.residues)}")
     water = np.array([n.strip().upper() in _WATER for n in atoms.residue_names], dtype=bool)
     rows = np.flatnonzero(~water[atoms.residue_index])

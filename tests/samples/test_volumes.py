@@ -12,7 +12,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from rnamotif_data.em.maps import DensityMap, read_map
-from rnamotif_data.errors import ModelOutsideMapError, NoRNAError, TileSizeError
+from rnamotif_data.errors import InputError, ModelOutsideMapError, NoRNAError, TileSizeError
 from rnamotif_data.rna.elements import ELEMENT_IDS, assign_elements
 from rnamotif_data.rna.structure import read_model
 from rnamotif_data.samples.cubes import SegmentConfig, cut_motif, label_cube, labelled_atoms
@@ -207,7 +207,7 @@ def test_one_line_errors(tmp_path, rna_model, sim_map):
     assert "\n" not in str(err.value)
     with pytest.raises(TileSizeError, match="stride"):
         check_tile_size((100, 100, 100), 32, 48)
-    with pytest.raises(ValueError, match="residues"):
+    with pytest.raises(InputError, match="residues"):
         label_atoms(protein, assign_elements(rna_model))
 
 
