@@ -1,9 +1,12 @@
 """Per-chain sequence features of a model, computed once per chain and cached by sequence.
 
-A chain's sequence is its modelled nucleotides in the model's residue order, modified
-residues as their parents (``PSU`` -> U, :mod:`rnamotif_data.rna.modified`), any other
-letter as N; amino acids and other residues are left out, and an unmodelled gap joins
-its two sides (the model has no residue for it). Identical chains (the same sequence in
+A chain's sequence is its modelled polymer nucleotides in the model's residue order
+(:attr:`~rnamotif_data.rna.structure.AtomTable.sequence_residues`; docs/conventions.md,
+"Chain sequences"), modified residues as their parents (``PSU`` -> U,
+:mod:`rnamotif_data.rna.modified`), any other letter as N; amino acids, ligands (C2E,
+SAM), ions and waters are left out, 5′/3′ caps the file places in the polymer (GTP, GDP)
+count as their parent nucleotide, and an unmodelled gap joins its two sides (the model
+has no residue for it). Identical chains (the same sequence in
 several models or copies) are embedded once: the cache key is the sha256 of the
 embedder's identity (name, version, checkpoint sha256, windows) and the sequence.
 """
@@ -39,11 +42,11 @@ class ChainSequence:
 
 def chain_sequences(model: Model) -> dict[str, ChainSequence]:
     """The nucleotide sequence of every chain of ``model`` that has nucleotides (module docstring)."""
-    is_nt = model.atoms.nucleotide_residues
+    in_sequence = model.atoms.sequence_residues  # polymer nucleotides: never ligands, ions, waters
     parents = model.atoms.parents or tuple("N" for _ in model.atoms.residues)
     out = {}
     for chain, (order, _) in model.chain_index.items():
-        idx = np.asarray([i for i in order if is_nt[i]], dtype=np.int64)
+        idx = np.asarray([i for i in order if in_sequence[i]], dtype=np.int64)
         if idx.size:
             out[chain] = ChainSequence(chain, idx, clean_sequence("".join(parents[i] for i in idx)))
     return out

@@ -220,6 +220,11 @@ class StructRFMEmbedder(SequenceEmbedder):
                  dim: int = 768, layer: int = 12, heads: int = 12, seed: int = 0, device: str = "auto",
                  batch_size: int = 8, max_length: int = 514, window: int = 512, overlap: int = 128):
         what = "rnamotif embed --model structrfm"
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise ConfigError(f"--batch-size {batch_size}: sequences per forward pass must be an integer >= 1")
+        if random_weights and not (min(dim, layer, heads) >= 1 and dim % heads == 0):
+            raise ConfigError(f"--size {dim},{layer},{heads}: DIM, LAYERS and HEADS must be >= 1 and DIM a multiple of "
+                              "HEADS, e.g. 768,12,12")
         torch = require("torch", what, "embed")
         require("transformers", what, "embed")
         srfm = require("structRFM", what, "embed")
@@ -243,6 +248,8 @@ class StructRFMEmbedder(SequenceEmbedder):
         self.window, self.overlap, self.batch_size = min(window, self.max_length), overlap, batch_size
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: this machine's torch sees no CUDA device; use --device cpu (or auto)")
         self.device = device
         infer = require("structRFM.infer", what, "embed")
         torch.manual_seed(seed)
@@ -284,10 +291,14 @@ def make_embedder(name: str, **options) -> SequenceEmbedder:
     Raises
     ------
     rnamotif_data.errors.ConfigError
-        For an unknown name, or an option the embedder does not take.
+        For an unknown name, an option the embedder does not take, or an option out of
+        range (``batch_size`` < 1; for structRFM a ``--size`` or ``--device`` it cannot use).
     """
     if name not in EMBEDDERS:
         raise ConfigError(f"unknown sequence model {name!r}; choose one of {', '.join(EMBEDDERS)}")
+    batch = options.get("batch_size")
+    if batch is not None and not (isinstance(batch, int) and batch >= 1):
+        raise ConfigError(f"--batch-size {batch}: sequences per forward pass must be an integer >= 1")
     if name == "onehot":
         given = {k for k, v in options.items() if v not in (None, False)}
         if given - {"device", "batch_size"}:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnamotif_data.errors import StoreError
+from rnamotif_data.errors import ConfigError, StoreError
 from rnamotif_data.storage.checksums import read_checksums, sha256_file
 from rnamotif_data.storage.layout import FEATURE_ARRAYS, url_to_fs
 from rnamotif_data.storage.store import RNAMotifStore
@@ -62,8 +63,24 @@ FEATURE_FILES = FEATURE_ARRAYS
 _CHECKSUMS = "checksums.sha256"
 
 
+#: a feature set's name: one plain folder name (never a path out of ``features/``)
+_NAME = re.compile(r"^[\w-][\w.-]{0,99}$", re.ASCII)
+
+
 def features_dir(root: str, name: str) -> Path:
-    """``STORE/features/<name>`` (a local store; sequence features are written locally)."""
+    """``STORE/features/<name>`` (a local store; sequence features are written locally).
+
+    Raises
+    ------
+    rnamotif_data.errors.ConfigError
+        If ``name`` is not a plain folder name (letters, digits, ``_``, ``-``, ``.``; not
+        starting with ``.``): ``../../x`` would leave the store.
+    StoreError
+        For a store that is not on a local disk.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"--name {name!r}: a feature name is a plain folder name (letters, digits, _ - .), e.g. "
+                          "structrfm-random")
     fs, path = url_to_fs(str(root))
     if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
         raise StoreError(f"{root}: sequence features are stored with local stores only; copy the store to a disk first")
@@ -94,6 +111,12 @@ def write_features(store: RNAMotifStore, name: str, arrays: dict[str, np.ndarray
             raise StoreError(f"{dest}: sequence features {name!r} exist already; pass --overwrite to replace them")
         if not (dest / "attrs.json").exists():
             raise StoreError(f"{dest}: not a folder this package wrote (no attrs.json); move it away first")
+        own = {"attrs.json", _CHECKSUMS, *(f"{key}.npy" for key in FEATURE_FILES)}
+        foreign = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")
+                         if p.relative_to(dest).as_posix() not in own)
+        if foreign:  # --overwrite replaces the feature set, never a user's file beside it
+            raise StoreError(f"{dest}: holds {foreign[0]}{f' and {len(foreign) - 1} more' if len(foreign) > 1 else ''}, "
+                             "which rnamotif embed did not write; move it before --overwrite; nothing was changed")
     with StoreUpdate(store.root) as update:  # no build, recode or other embed writes the store meanwhile
         return _write_locked(update, store, dest, name, arrays, attrs)
 

@@ -3,7 +3,7 @@
 * the **training demo** (``rnamotif build`` with no ``--manifest``): 15 real models (14
   deposited X-ray entries and the 6V5B chain D; CC0) in ``demo/training/``, their RNA 3D
   Motif Atlas loops in ``demo/training/manifest.parquet``, and a map **simulated** from each
-  model on first use into a cache (:func:`training_mirror`): enough independent entries to
+  model on first use into a cache (:func:`training_mirror`, keyed by content): enough independent entries to
   split into five folds, with all five classes, so the README runs build → split → train →
   evaluate on it;
 * the **small demo** (``--demo small``): one entry, the 6V5B chain D with a shipped
@@ -16,6 +16,7 @@ up and name no real entry.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -28,11 +29,12 @@ from rnamotif_data.em.simulate import simulate_map
 from rnamotif_data.errors import MissingFileError
 from rnamotif_data.inputs.sources import default_cache_dir
 from rnamotif_data.rna.structure import read_model
+from rnamotif_data.storage.checksums import sha256_file
 
 log = logging.getLogger("rnamotif_data.inputs.demo")
 
 __all__ = ["DEMO_DIR", "SMALL_MANIFEST", "SMALL_MIRROR", "TRAINING_DIR", "TRAINING_MANIFEST", "SIMULATION",
-           "training_mirror"]
+           "RECORD", "training_mirror"]
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 SMALL_MANIFEST = DEMO_DIR / "manifest.parquet"
@@ -52,12 +54,39 @@ def _model_file(pdb_id: str) -> Path:
     return found[0]
 
 
+#: the record of what the cached training mirror was made from (in the mirror's folder)
+RECORD = "made-from.json"
+
+
+def _copy_atomic(src: Path, dest: Path) -> None:
+    """Copy ``src`` to ``dest`` by a temporary file and a rename (never half a file,
+    never through a link left at ``dest``)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)  # replaces a (dangling) link itself, not its target
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def training_mirror(dest: Path | None = None) -> Path:
     """The training demo's mirror (``pdb/``, ``emdb/``), made in ``dest`` (default
     ``<cache>/demo-training``, :func:`rnamotif_data.inputs.sources.default_cache_dir`) on first
-    use: models linked (copied where links are impossible) from the repository, each map
-    simulated from its model (:data:`SIMULATION`; seed = the entry's rank, so the bytes
-    are the same on every machine) and written atomically. Returns ``dest``.
+    use: models **copied** from the repository, each map simulated from its model
+    (:data:`SIMULATION`; seed = the entry's rank, so the bytes are the same on every
+    machine) and written atomically. Returns ``dest``.
+
+    The cache is keyed by content, never by a link into the clone that made it first:
+    ``made-from.json`` records each map's model sha256, seed and simulation settings. A
+    cached model whose bytes differ from this clone's (or a link, dangling or not) is
+    copied again, and a map whose record differs (or is missing) is simulated again, so
+    deleting or changing another clone never breaks this one.
 
     Raises
     ------
@@ -71,20 +100,21 @@ def training_mirror(dest: Path | None = None) -> Path:
     dest = Path(dest) if dest is not None else default_cache_dir() / "demo-training"
     entries = (pd.read_parquet(TRAINING_MANIFEST, columns=["pdb_id", "emdb_id"]).drop_duplicates()
                .sort_values("emdb_id").itertuples(index=False))
-    made = 0
+    record_path = dest / RECORD
+    record = _read_record(record_path)
+    made = copied = 0
     for n, (pdb_id, emdb_id) in enumerate(entries):
         model_path = _model_file(pdb_id)
-        link = dest / "pdb" / (pdb_id.lower() + "".join(model_path.suffixes[-2:] if model_path.name.endswith(".gz")
-                                                         else model_path.suffixes[-1:]))
-        if not link.exists():
-            link.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.symlink(model_path, link)
-            except OSError:
-                shutil.copyfile(model_path, link)
+        model_sha = sha256_file(model_path)
+        cached = dest / "pdb" / (pdb_id.lower() + "".join(model_path.suffixes[-2:] if model_path.name.endswith(".gz")
+                                                           else model_path.suffixes[-1:]))
+        if cached.is_symlink() or not cached.is_file() or sha256_file(cached) != model_sha:
+            _copy_atomic(model_path, cached)
+            copied += 1
         number = emdb_id.split("-")[1]
         map_path = dest / "emdb" / f"emd_{number}.map.gz"
-        if map_path.exists():
+        made_from = {"model_sha256": model_sha, "seed": n, "simulation": SIMULATION}
+        if map_path.is_file() and not map_path.is_symlink() and record.get(map_path.name) == made_from:
             continue
         map_path.parent.mkdir(parents=True, exist_ok=True)
         model = read_model(model_path, name=pdb_id)
@@ -93,7 +123,13 @@ def training_mirror(dest: Path | None = None) -> Path:
         tmp = map_path.with_name(f"emd_{number}.tmp-{os.getpid()}.map.gz")
         write_map(tmp, m.data, m.voxel_size, m.origin, placement="nstart")
         os.replace(tmp, map_path)
+        record[map_path.name] = made_from
         made += 1
-    if made:
+    if made:  # written after its maps: a record never vouches for a map not yet there
+        tmp = record_path.with_name(f"{RECORD}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, record_path)
         log.info("training demo: simulated %d maps (not experimental density) into %s", made, dest / "emdb")
+    if copied:
+        log.info("training demo: copied %d models into %s", copied, dest / "pdb")
     return dest

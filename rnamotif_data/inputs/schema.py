@@ -123,10 +123,19 @@ def check_row(row: dict) -> tuple[str, str] | None:
     res = row.get("resolution")
     if res is not None and not (math.isfinite(res) and res > 0):
         return "resolution", f"resolution {res} Å is not a positive finite number"
+    if res is not None and not RESOLUTION_RANGE[0] <= res <= RESOLUTION_RANGE[1]:
+        return "resolution", (f"resolution {res:g} Å is outside the plausible {RESOLUTION_RANGE[0]:g}-"
+                              f"{RESOLUTION_RANGE[1]:g} Å (a unit mix-up?)")
     flank = row.get("flank_pairs")
     if flank is not None and flank not in (1, 2):
         return "flank_pairs", f"flank_pairs {flank}: a listing carries 1 or 2 closing pairs per side"
     return None
+
+
+#: resolutions a manifest row may state (Å): sharper than the best maps or blurrier than any
+#: map a motif can be read in is a typing or unit error (1e9 Å or 0.01 Å failed every row
+#: inside gemmi)
+RESOLUTION_RANGE = (0.5, 50.0)
 
 
 def _occurrence_key(row: dict):
@@ -147,7 +156,7 @@ def validate_manifest(table: pa.Table, *, strict: bool = False, name: str = "man
     ``6PJ6``). Row rules: PDB ID and EMDB ID syntax, a known motif type (design §4),
     residues or a parseable selection (not needed for ``unknown`` rows or rows marked
     ``needs_residues``), a sequence of nucleotide codes matching the residue count, a
-    positive resolution, and no duplicate occurrence (same PDB ID, EMDB ID and residues in
+    positive resolution within :data:`RESOLUTION_RANGE`, and no duplicate occurrence (same PDB ID, EMDB ID and residues in
     any order -- the canonical key, so strand-swapped listings are duplicates; the first
     is kept).
 

@@ -49,10 +49,11 @@ from rnamotif_data.learn.metrics import (
 from rnamotif_data.learn.networks import build_network
 from rnamotif_data.rna.motifs import CLASS_NAMES, FINE_TYPES, class_index
 from rnamotif_data.split.splits import SUBSETS
+from rnamotif_data.storage.outputs import MRC_MARKER, read_marker
 
 log = logging.getLogger("rnamotif_data.learn.evaluate")
 
-__all__ = ["Evaluator", "main"]
+__all__ = ["Evaluator", "check_export_complete", "main"]
 
 _FOLDER_CLASS = {"symmetricloop": 0, "bulge": 1, "hairpin": 2, "asymmetricloop": 3, "unknown": 4}
 _UPSTREAM_NAME = re.compile(r"^(EMD-\d+)_([0-9A-Za-z]{4})_([0-9A-Za-z]+)_(.+)$")
@@ -113,6 +114,30 @@ def _centre_box(path: Path, cube: int, voxel_size: float, normalisation: str) ->
         box = np.clip(box / scale, 0, 1)
     return box.astype(np.float32)
 
+
+def check_export_complete(folder: str | Path) -> None:
+    """Refuse an MRC folder that ``rnamotif export --format mrc`` began and did not finish
+    (its marker says ``complete: false``): its counts would be short without a word. A
+    folder without the marker (upstream crops) passes; a marker of an export before 0.9,
+    which did not record completion, passes with a warning.
+
+    Raises
+    ------
+    InputError
+        Naming the folder, the samples written of how many, and the fix.
+    """
+    record = read_marker(folder, MRC_MARKER)
+    if record is None:
+        return
+    if "complete" not in record:
+        log.warning("%s: an MRC export of an earlier version, which did not mark whether it finished; if it was "
+                    "interrupted the counts are short (export again to be sure)", folder)
+        return
+    if record["complete"] is not True:
+        raise InputError(f"{folder}: an interrupted `rnamotif export --format mrc` (it did not finish; "
+                            f"{record.get('samples', '?')} samples expected); run the export again with --overwrite")
+
+
 class Evaluator:
     """A trained model plus the checks that keep its numbers honest.
 
@@ -142,6 +167,9 @@ class Evaluator:
             If the file is missing.
         InputError
             If it is not a training checkpoint.
+        CheckpointMismatchError
+            If it records no cube size, or its weights do not fit the network, input
+            channels, classes and cube size it records.
         """
         dev = choose_device(device)
         ck = load_checkpoint(path, dev)
@@ -152,9 +180,16 @@ class Evaluator:
             raise CheckpointMismatchError(f"{path}: the checkpoint does not record its cube size; retrain it with "
                                           "rnamotif-data >= 0.7")
         network = cfg.get("network", cfg.get("model"))  # 0.7 checkpoints name it "model"
-        model = build_network(network, ck["in_channels"], len(ck["class_names"]), cube=int(ck["cube"]),
-                              seq_dim=ck.get("seq_dim")).to(dev)
-        model.load_state_dict(ck["model"])
+        recorded = (f"network {network!r}, {ck['in_channels']} input channel(s), {len(ck['class_names'])} classes, "
+                    f"cube {ck['cube']}")
+        try:
+            model = build_network(network, ck["in_channels"], len(ck["class_names"]), cube=int(ck["cube"]),
+                                  seq_dim=ck.get("seq_dim")).to(dev)
+            model.load_state_dict(ck["model"])
+        except (RuntimeError, ValueError, TypeError, KeyError) as exc:  # torch's size-mismatch report is pages long
+            raise CheckpointMismatchError(f"{path}: its weights do not fit the network it records ({recorded}): "
+                                          f"{str(exc).strip().splitlines()[0][:200]}; the file was edited or "
+                                          "mixed from two runs") from None
         return cls(model, ck, dev, path=str(path))
 
     def check(self, dataset: RNAMotifDataset, allow_mismatch: bool = False) -> list[str]:
@@ -164,9 +199,16 @@ class Evaluator:
         ------
         CheckpointMismatchError
             If class names, split fingerprint (not compared for ``split="all"``: every
-            sample, no split), channels or masking differ.
+            sample, no split), channels or masking differ; and, ``allow_mismatch`` or
+            not, if the store's cube size is not the checkpoint's.
         """
         ck, cfg = self.checkpoint, self.checkpoint["config"]
+        cube = ck.get("cube")
+        if cube is not None and tuple(dataset.cube_shape) != (int(cube),) * 3:  # never allowed: not a split mismatch
+            raise CheckpointMismatchError(
+                f"{getattr(self, 'path', 'checkpoint')}: trained on {cube}³ cubes, the store's are "
+                f"{'x'.join(str(n) for n in dataset.cube_shape)}; a model is evaluated on cubes of its own size only "
+                "(--allow-mismatch does not cover the cube size)")
         problems = []
         if list(dataset.classes) != list(ck["class_names"]):
             problems.append(f"class names {list(dataset.classes)} != checkpoint's {ck['class_names']}")
@@ -275,10 +317,12 @@ class Evaluator:
         ------
         CheckpointMismatchError, ConfigError, InputError
             If the model does not take one density channel, ``normalisation`` is unknown,
-            or the folder has no class subfolder with usable ``.mrc`` files.
+            the folder has no class subfolder with usable ``.mrc`` files, or it is an
+            export that did not finish (:func:`check_export_complete`).
         """
         if normalisation not in ("stored", "percentile"):
             raise ConfigError(f"normalisation must be 'stored' or 'percentile', got {normalisation!r}")
+        check_export_complete(folder)
         cube = int(cube or self.checkpoint["cube"])
 
         if self.checkpoint["in_channels"] != 1 or self.checkpoint.get("seq_dim"):

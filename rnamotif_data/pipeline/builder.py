@@ -58,15 +58,15 @@ from rnamotif_data.common.extras import require
 from rnamotif_data.common.output import REPORT
 from rnamotif_data.common.version import __version__
 from rnamotif_data.em.quality import QualityConfig
-from rnamotif_data.errors import RNAMotifError, StoreError, is_environment_failure, one_line
+from rnamotif_data.errors import ConfigError, RNAMotifError, StoreError, is_environment_failure, one_line
 from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
 from rnamotif_data.inputs.schema import read_manifest
 from rnamotif_data.inputs.sources import SourceConfig, Sources, default_cache_dir
 from rnamotif_data.pipeline.commit import CommitInputs, Committed, ShardWriter, commit, commit_shard
-from rnamotif_data.pipeline.config import PAIR_READERS, BuildConfig
-from rnamotif_data.pipeline.entry import EntryJob, failure_row, stage_entry
+from rnamotif_data.pipeline.config import PAIR_READERS, BuildConfig, check_dataset_version
+from rnamotif_data.pipeline.entry import EntryJob, current_inputs, failure_row, stage_entry
 from rnamotif_data.pipeline.runner import Runner
-from rnamotif_data.pipeline.staging import clean_staging, part_exists, read_part, write_part
+from rnamotif_data.pipeline.staging import changed_inputs, clean_staging, part_exists, part_inputs, read_part, write_part
 from rnamotif_data.pipeline.timing import format_timing
 from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.samples.background import BackgroundConfig, ShapeDistribution, background_count
@@ -221,7 +221,13 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
         without ``resume``, or anything that is not a store, without ``overwrite``.
     ManifestError, FileNotFoundError
         For an unreadable manifest.
+    ConfigError
+        For a ``dataset_version`` that ``rnamotif publish`` would refuse (not PEP 440), or
+        ``resume`` and ``overwrite`` together.
     """
+    check_dataset_version(dataset_version)
+    if resume and overwrite:
+        raise ConfigError("--resume continues the build at --out and --overwrite deletes it first; give one of them")
     source_config = dataclasses.replace(source_config or SourceConfig(), verify_found=False)
     manifest = Path(manifest)
     jobs, rejections, raw_rows, n_rows = _read_jobs(manifest, source_config)
@@ -239,13 +245,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
             return _finished(str(root), old, result, retry_failed=retry_failed, dataset_version=dataset_version)
         store_writer.begin(attrs)
 
-        todo = []
-        for job in jobs:
-            if part_exists(str(root), job.key):
-                if retry_failed and read_part(str(root), job.key)["entry_failed"]:
-                    todo.append(job)
-                continue
-            todo.append(job)
+        todo = [job for job in jobs if _to_stage(str(root), job, config, source_config, retry_failed)]
         if stop_after is not None:
             todo = todo[:stop_after]
         log.info("%d entries, %d rows (%d rejected by validation); %d entries to stage",
@@ -375,7 +375,7 @@ def _stage_and_write(store_writer: StoreWriter, jobs: list[EntryJob], todo: list
                                  "store is resumable: run the same command with --resume") from None
             result.add_writing(out)
             continue
-        out = _staged(root, item, out)
+        out = _staged(root, item, out, config.config_hash())
         n_samples += out["n_samples"]
         n_failed += out["n_failed"]
         result.read_seconds += out["read_seconds"]
@@ -390,7 +390,7 @@ def _stage_and_write(store_writer: StoreWriter, jobs: list[EntryJob], todo: list
     return writer
 
 
-def _staged(root: str, job: EntryJob, out) -> dict:
+def _staged(root: str, job: EntryJob, out, config_hash: str) -> dict:
     """The summary of one entry task: its own, or, when the task itself died, one that
     records every row of the entry as failed (stage ``entry``). Raises
     :class:`RNAMotifError` for an environment failure (nothing recorded as failed)."""
@@ -401,9 +401,23 @@ def _staged(root: str, job: EntryJob, out) -> dict:
             "(or fix the disk) and run the same command with --resume") from None
     if isinstance(out, BaseException):  # the task itself died: record every row
         failures = [failure_row(i, row, job.emdb_id, "entry", out) for i, row in job.rows]
-        write_part(root, job.key, [], failures, True)
+        write_part(root, job.key, [], failures, True, {"inputs": part_inputs(config_hash, job.emdb_id)})
         out = {"n_samples": 0, "n_failed": len(failures), "read_seconds": 0.0}
     return out
+
+
+def _to_stage(root: str, job: EntryJob, config: BuildConfig, source_config: SourceConfig, retry_failed: bool) -> bool:
+    """Whether ``job`` is (re)staged: not staged yet, failed as a whole with
+    ``retry_failed``, or staged from inputs that changed since (logged)."""
+    if not part_exists(root, job.key):
+        return True
+    part = read_part(root, job.key)
+    if retry_failed and part["entry_failed"]:
+        return True
+    why = changed_inputs(part.get("inputs"), current_inputs(job, part.get("inputs"), config, source_config))
+    if why:
+        log.warning("%s: %s; the entry is staged again", job.key, why)
+    return why is not None
 
 
 def _read_failures_count(root: str) -> tuple[int, Counter]:

@@ -13,18 +13,36 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from rnamotif_data.em.quality import QualityConfig
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, RegistryError
 from rnamotif_data.samples.background import BackgroundConfig
 from rnamotif_data.samples.cubes import SegmentConfig
 from rnamotif_data.samples.rules import PlacementRules, QualityRules
+from rnamotif_data.storage.registry import parse_version
 from rnamotif_data.storage.shards import DEFAULT_CODEC, check_codec
 
-__all__ = ["BuildConfig", "STORAGE_FIELDS", "PAIR_READERS"]
+__all__ = ["BuildConfig", "STORAGE_FIELDS", "PAIR_READERS", "check_dataset_version"]
 
 #: BuildConfig fields that change how cubes are stored, not what they are (not hashed)
 STORAGE_FIELDS = ("codec", "compression_level")
 #: how closing base pairs are read (BuildConfig.pairs)
 PAIR_READERS = ("geometric", "rnapolis")
+
+
+def check_dataset_version(version: str) -> str:
+    """A store's ``dataset_version`` must be one ``rnamotif publish`` accepts (PEP 440,
+    :func:`rnamotif_data.storage.registry.parse_version`): checked before a build writes
+    anything, so a store never records a version its publication would refuse.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``--dataset-version`` and the value.
+    """
+    try:
+        parse_version(version)
+    except RegistryError as exc:
+        raise ConfigError(f"--dataset-version: {exc}") from None
+    return version
 
 
 @dataclass(frozen=True)

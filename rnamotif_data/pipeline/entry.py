@@ -32,12 +32,12 @@ from rnamotif_data.em.quality import (
     motif_quality,
     q_reference,
 )
-from rnamotif_data.errors import RNAMotifError, is_environment_failure
+from rnamotif_data.errors import RNAMotifError, is_environment_failure, one_line
 from rnamotif_data.inputs.schema import row_selection
 from rnamotif_data.inputs.sources import SourceConfig, Sources
 from rnamotif_data.pipeline.config import BuildConfig
 from rnamotif_data.pipeline.context import MODELS, ModelContext, ModelUse
-from rnamotif_data.pipeline.staging import write_part
+from rnamotif_data.pipeline.staging import part_inputs, write_part
 from rnamotif_data.pipeline.timing import StageClock
 from rnamotif_data.rna.modified import sequence_matches
 from rnamotif_data.rna.motifs import class_index, motif_class
@@ -52,11 +52,12 @@ from rnamotif_data.samples.rules import (
     check_strands,
     source_flank_pairs,
 )
+from rnamotif_data.storage.checksums import sha256_file
 from rnamotif_data.storage.layout import failures_row, metadata_row
 
 log = logging.getLogger("rnamotif_data.pipeline.builder")
 
-__all__ = ["EntryJob", "stage_entry", "failure_row"]
+__all__ = ["EntryJob", "stage_entry", "failure_row", "current_inputs"]
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,8 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
     ctx: _Entry | None = None
     emdb = job.emdb_id
     stage = "fetch"
-    extra: dict[str, Any] = {"map_warnings": [], "background_requested": 0, "background_placed": 0}
+    extra: dict[str, Any] = {"map_warnings": [], "background_requested": 0, "background_placed": 0,
+                             "inputs": part_inputs(config.config_hash(), emdb)}
     try:
         if job.error:
             stage = "manifest"
@@ -136,6 +138,7 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
                 emdb, _ = sources.map_id(job.pdb_id)
             model_path = sources.model(job.pdb_id)
             map_path = sources.map(emdb)
+            extra["inputs"] = part_inputs(config.config_hash(), emdb, sha256_file(model_path), sha256_file(map_path))
         stage = "model"
         with clock("read"):
             use = MODELS.enter(model_path, job.pdb_id, config.quality)
@@ -203,10 +206,8 @@ class _Entry:
         # gets the same background residues wherever the maps allow them (like its motifs)
         self.model_key = use.context.key
         self.reference = q_reference(stats)
-        seqs: dict[str, list[str]] = {}
-        for rid, letter in zip(model.atoms.residues, model.atoms.parents or model.atoms.sequence()):
-            seqs.setdefault(rid.chain, []).append(letter)
-        self.chain_sequences = {c: "".join(v) for c, v in seqs.items()}
+        # a chain's sequence: its polymer nucleotides, never ligands, ions or waters (Model.chain_sequence)
+        self.chain_sequences = {c: model.chain_sequence(c) for c in model.chain_index}
         with self.clock("segment"):  # the pairs serve the rows' type checks (stage segment)
             self.partner = self.context.partners(config.pairs, model)
 
@@ -243,10 +244,7 @@ class _Entry:
         strands, contexts = [], []
         for strand in self.model.strands(residue_indices):
             strands.append("".join(letter(i) for i in strand))
-            order, position = self.model.chain_index[self.model.atoms.residues[strand[0]].chain]
-            lo = max(order.index(strand[0]) - CONTEXT_FLANK, 0)
-            hi = order.index(strand[-1]) + CONTEXT_FLANK + 1
-            contexts.append("".join(letter(i) for i in order[lo:hi]))
+            contexts.append(self.model.sequence_context(strand, CONTEXT_FLANK))  # polymer neighbours only
         return {"strand_sequences": "-".join(strands), "context_sequence": "-".join(contexts)}
 
     def parent_sequence(self, residues) -> str | None:
@@ -256,6 +254,24 @@ class _Entry:
             return None
         blob = "/".join(sorted(self.chain_sequences[c] for c in chains))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def current_inputs(job: EntryJob, recorded: dict | None, config: BuildConfig, source_config: SourceConfig) -> dict:
+    """What :func:`stage_entry` would record as the entry's ``inputs`` now
+    (:func:`~rnamotif_data.pipeline.staging.part_inputs`), for ``--resume`` to compare with a
+    staged part's record. The map is the one the part used (``recorded["emdb_id"]``) when
+    the manifest names none; a file that cannot be found now is recorded as None (changed).
+    """
+    emdb = job.emdb_id or (recorded or {}).get("emdb_id")
+    sources = Sources(source_config)
+    digests: list[str | None] = []
+    for find, name in ((sources.model, job.pdb_id), (sources.map, emdb)):
+        try:
+            digests.append(sha256_file(find(name)) if name else None)
+        except (RNAMotifError, OSError) as exc:
+            log.info("%s: %s cannot be read now (%s)", job.key, name, one_line(exc))
+            digests.append(None)
+    return part_inputs(config.config_hash(), emdb, *digests)
 
 
 def _nan_none(v: float) -> float | None:

@@ -5,6 +5,10 @@ Each holds the entry's cubes (``density``, ``zone``, ``labels``, ``nucleotide``,
 entry failed as a whole, background cubes requested and placed). It is written in one
 ``put`` (atomic on local and object stores), so its existence marks the entry finished
 and ``--resume`` skips it; the commit step reads it back to write shards.
+
+The record's ``inputs`` say what the part was made from (:func:`part_inputs`: the build
+config's hash, the map id, and the sha256 of the model and map files): ``--resume`` redoes a
+part whose inputs changed since (:func:`changed_inputs`), and a part without the record.
 """
 
 from __future__ import annotations
@@ -16,9 +20,7 @@ import numpy as np
 
 from rnamotif_data.storage.layout import ARRAY_DTYPES, ARRAYS, STAGING, join, open_atomic, url_to_fs
 
-__all__ = ["part_url", "write_part", "read_part", "part_exists", "clean_staging"]
-
-
+__all__ = ["part_url", "write_part", "read_part", "part_exists", "clean_staging", "part_inputs", "changed_inputs"]
 
 def part_url(root: str, key: str) -> str:
     """Location of an entry's staging file."""
@@ -69,3 +71,27 @@ def clean_staging(root: str) -> None:
     fs, path = url_to_fs(join(root, STAGING))
     if fs.exists(path):
         fs.rm(path, recursive=True)
+
+
+def part_inputs(config_hash: str, emdb_id: str | None = None, model_sha256: str | None = None,
+                map_sha256: str | None = None) -> dict:
+    """The ``inputs`` record of a staging file: what the entry was made from.
+
+    ``model_sha256``/``map_sha256`` are the sha256 hex of the files read (None when the
+    entry failed before its files were found); ``emdb_id`` the map the entry used.
+    """
+    return {"config_hash": config_hash, "emdb_id": emdb_id, "model_sha256": model_sha256, "map_sha256": map_sha256}
+
+
+def changed_inputs(recorded: dict | None, current: dict) -> str | None:
+    """Why a staged part no longer matches its inputs, or None if it does.
+
+    ``recorded`` is the part's ``inputs`` record (None for a part written before parts
+    recorded their inputs: it is reported as changed); ``current`` holds the same keys,
+    measured now. A key recorded as None (the file was never read) is not compared.
+    """
+    if not recorded:
+        return "the staged part does not record its inputs"
+    names = {"config_hash": "build config", "emdb_id": "map id", "model_sha256": "model file", "map_sha256": "map file"}
+    changed = [names[k] for k in names if recorded.get(k) is not None and recorded.get(k) != current.get(k)]
+    return f"its {' and '.join(changed)} changed since it was staged" if changed else None

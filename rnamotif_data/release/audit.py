@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from rnamotif_data.common.extras import require
-from rnamotif_data.errors import InputError
+from rnamotif_data.errors import ConfigError, InputError, StoreError
 from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.split.folds import independent_groups
 from rnamotif_data.storage.store import open_store
@@ -132,8 +132,11 @@ def audit_store(store, seed: int = 0) -> tuple[dict, pd.DataFrame]:
     ------
     InputError
         If the store has fewer than 5 "unknown" samples or 5 motifs.
+    ConfigError
+        If ``seed`` is not an integer from 0 to 2**32 - 1 (scikit-learn's range).
     """
-
+    if not (isinstance(seed, (int, np.integer)) and 0 <= seed < 2**32):
+        raise ConfigError(f"--seed {seed}: the audit's seed is an integer from 0 to 4294967295")
     f = audit_features(store)
     n_unknown = int(f["is_unknown"].sum())
     if min(n_unknown, len(f) - n_unknown) < 5:
@@ -182,11 +185,15 @@ def run_audit(store_path: str, out_dir: Path, seed: int = 0) -> dict:
     Raises
     ------
     rnamotif_data.storage.store.StoreError
-        If the store cannot be opened.
+        If the store cannot be opened or holds no samples.
     InputError
         If the store has no "unknown" samples or no motifs (nothing to tell apart).
     """
+    if not (isinstance(seed, int) and 0 <= seed < 2**32):  # before any reading (audit_store says it too)
+        raise ConfigError(f"--seed {seed}: the audit's seed is an integer from 0 to 4294967295")
     store = open_store(store_path)
+    if len(store) == 0:
+        raise StoreError(f"{store_path}: the store has no samples; nothing to audit")
     result, f = audit_store(store, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "audit.json").write_text(json.dumps(result, indent=2))

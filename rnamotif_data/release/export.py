@@ -20,7 +20,10 @@ maps ``backbone_label_<name>.mrc``, ``ribose_label_<name>.mrc`` and ``sugar_labe
 -- **upstream's "sugar" map is the base**; the names are kept so upstream tools read them.
 Maps are 1 Å voxels with ORIGIN at the cube's position, so they overlay the model.
 ``--by-class`` instead writes ``DIR/<class>/<name>.mrc`` (masked density only), the layout
-of the upstream ``validate_folder.py``.
+of the upstream ``validate_folder.py``. The folder's marker ``.rnamotif-export.json`` is
+written first with ``complete: false`` and marked ``complete: true`` after the last sample,
+so an interrupted export is never taken for a whole one (``rnamotif evaluate --mrc-folder``
+refuses it).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from rnamotif_data.em.maps import write_map
 from rnamotif_data.errors import StoreError
 from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.storage.layout import METADATA_FILE, METADATA_SCHEMA, join, url_to_fs
+from rnamotif_data.storage.outputs import MRC_MARKER, write_marker
 from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger("rnamotif_data.release.export")
@@ -49,9 +53,34 @@ log = logging.getLogger("rnamotif_data.release.export")
 UPSTREAM_LABEL_MAPS = {"backbone": 1, "ribose": 2, "sugar": 3}
 
 
+def check_outside_store(root: str, out: Path) -> None:
+    """Refuse an export target inside the store it exports (its files would be foreign to
+    the store, which then fails ``rnamotif verify``).
+
+    Raises
+    ------
+    StoreError
+        Naming ``out`` and the store.
+    """
+    fs, path = url_to_fs(str(root))
+    if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return
+    store_dir = Path(path).resolve()
+    target = Path(out).resolve()
+    if target == store_dir or store_dir in target.parents:
+        raise StoreError(f"{out}: is inside the store {root}; an export goes outside it (choose another --out)")
+
+
 def export_hdf5(root: str, out: Path, *, progress: bool = True) -> Path:
-    """Write the store's arrays and metadata into one HDF5 file (layout in the module docstring)."""
+    """Write the store's arrays and metadata into one HDF5 file (layout in the module docstring).
+
+    Raises
+    ------
+    StoreError
+        If ``out`` is inside the store (:func:`check_outside_store`), or the store does not open.
+    """
     h5py = require("h5py", "the HDF5 export")
+    check_outside_store(root, out)
     store = open_store(root)
     n, cube = len(store), store.cube_shape
     out = Path(out)
@@ -116,12 +145,21 @@ def upstream_name(row) -> str:
 
 
 def export_mrc(root: str, out: Path, *, by_class: bool = False, progress: bool = True) -> int:
-    """Write upstream-style MRC folders (layout in the module docstring); returns samples written."""
+    """Write upstream-style MRC folders (layout in the module docstring); returns samples written.
+
+    Raises
+    ------
+    StoreError
+        If ``out`` is inside the store (:func:`check_outside_store`), or the store does not open.
+    """
+    check_outside_store(root, out)
     store = open_store(root)
     meta = store.metadata
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / MRC_MARKER).write_text(json.dumps({"store": str(root), "by_class": by_class}) + "\n")
+    # written first, unfinished: an interrupted export is never read as a whole one (evaluate --mrc-folder)
+    record = {"store": str(root), "by_class": by_class, "samples": len(store), "complete": False}
+    write_marker(out, record, MRC_MARKER)
     vs = store.voxel_size
     count = 0
     seen: set[str] = set()
@@ -146,11 +184,8 @@ def export_mrc(root: str, out: Path, *, by_class: bool = False, progress: bool =
                     write_map(folder / f"{label}_label_{name}.mrc",
                               (batch["labels"][k] == part).astype(np.float32), vs, origin)
             count += 1
+    write_marker(out, {**record, "samples_written": count, "complete": True}, MRC_MARKER)
     return count
-
-
-#: marker file an MRC export writes into its folder (so --overwrite can recognise it)
-MRC_MARKER = ".rnamotif-export.json"
 
 
 def check_export_target(out: Path, fmt: str, *, overwrite: bool) -> None:
@@ -206,7 +241,7 @@ def export_files(out: Path) -> tuple[list[Path], list[Path]]:
         if p.is_dir() and not p.is_symlink():
             continue
         parts = p.relative_to(out).parts
-        if parts == (MRC_MARKER,):
+        if parts == (MRC_MARKER,) or (len(parts) == 1 and parts[0].startswith(f"{MRC_MARKER}.tmp-")):
             own.append(p)
             continue
         if len(parts) == 2 and parts[1].endswith(".mrc"):

@@ -61,7 +61,14 @@ def _today() -> str:
 
 
 def default_out(store: str, version: str) -> Path:
-    """``<store>-release-<version>`` beside the store."""
+    """``<store>-release-<version>`` beside the store.
+
+    Raises
+    ------
+    RegistryError
+        If ``version`` is not a dataset version (``../../evil`` would name a folder elsewhere).
+    """
+    parse_version(version)
     p = Path(str(store).rstrip("/"))
     return p.with_name(f"{p.stem}-release-{version}")
 

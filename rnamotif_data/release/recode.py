@@ -18,7 +18,9 @@ byte (so split fingerprints are unchanged). The copy's attributes are the source
 source's codec); ``config_hash`` is kept (it covers the content, not the storage), so
 split files and their fingerprints stay valid. ``checksums.sha256`` is written
 for the copy, and ``build_state: complete`` last. ``--out`` must be a new or empty folder,
-and it is locked while written; if the copy fails, what it wrote is removed.
+or the unfinished copy of an interrupted recode (replaced); it is locked while written; if the
+copy fails, what it wrote is removed. An interrupted copy is known by its attributes
+(``recoded_from`` without ``build_state: complete``): readers call it an interrupted recode.
 Exit status 0 on success, 1 on bad input or a damaged source.
 """
 
@@ -35,6 +37,7 @@ from tqdm import tqdm
 
 from rnamotif_data.errors import StoreError
 from rnamotif_data.storage.layout import ARRAYS, DERIVED_ARRAYS, FAILURES_FILE, FORMAT_VERSION, METADATA_FILE, join, put_bytes, url_to_fs
+from rnamotif_data.storage.outdir import clear_store, foreign_files
 from rnamotif_data.storage.shards import CODECS, check_codec
 from rnamotif_data.storage.store import open_store
 from rnamotif_data.storage.writer import ArraySpec, StoreWriter
@@ -78,11 +81,23 @@ def recode_store(src: str, out: str, codec: str, compression_level: int | None =
     level = check_codec(codec, compression_level)
     store = open_store(src)
     writer = StoreWriter(out, ArraySpec(store.cube_shape, store.shard_size, codec, level))
-    if writer.existing is not None:
-        raise StoreError(f"{out}: already holds a store; --out must be a new or empty folder")
+    old = writer.existing
+    interrupted = old is not None and old.get("build_state") != "complete" and bool(old.get("recoded_from"))
+    if old is not None and not interrupted:
+        state = "a store" if old.get("build_state") == "complete" else "an interrupted build"
+        raise StoreError(f"{out}: already holds {state}; --out must be a new or empty folder (or a recode that "
+                         "did not finish, which is replaced)")
+    if interrupted and foreign_files(out):
+        raise StoreError(f"{out}: an interrupted recode that holds files this package did not write "
+                         f"({', '.join(foreign_files(out)[:5])}); move them and run the recode again")
     fs, path = url_to_fs(out)
+    locked = False
     try:
-        with writer:
+        with writer:  # a recode still running holds the lock: refused here, nothing removed
+            locked = True
+            if interrupted:
+                log.warning("%s: replacing the unfinished copy an interrupted recode left", out)
+                clear_store(out)
             attrs = json.loads(json.dumps(store.attrs))
             old_codec = attrs.get("build_config", {}).get("codec", "zstd")  # stores before 0.7 are zstd
             config = {**attrs.get("build_config", {}), "codec": codec, "compression_level": level}
@@ -104,6 +119,8 @@ def recode_store(src: str, out: str, codec: str, compression_level: int | None =
             rels = _copy_files(src, out)
             writer.complete()
     except BaseException:
+        if not locked:  # another process's folder: never ours to clean
+            raise
         if writer.created:
             fs.rm(path, recursive=True)
         else:  # an empty folder given as --out: remove only what was written into it

@@ -232,9 +232,12 @@ def write_report(store_path: str, out_dir: Path) -> tuple[Path, Path]:
     Raises
     ------
     rnamotif_data.storage.store.StoreError
-        If the store is missing, incomplete, or has no quality columns.
+        If the store is missing, incomplete, holds no samples, or has no quality columns.
     """
     store = open_store(store_path)
+    if len(store) == 0:
+        raise StoreError(f"{store_path}: the store has no samples (all {store.attrs.get('n_failed_rows', 0)} manifest "
+                         f"rows failed); nothing to report: see its failures.parquet")
     meta, failures = store.metadata, store.failures
     if "q_score" not in meta.columns:
         raise StoreError(f"{store_path}: store has no quality columns (format version < 2); rebuild it")

@@ -20,6 +20,9 @@ Checks (each problem is printed as one line naming the array, column or file):
   voxels inside the zone (for ``label_scope: motif``) and labels and nucleotide ids zero
   together, ``density_masked`` equal to ``density * zone``;
 - ``checksums.sha256`` matches every stored file;
+- split files (``splits/<scheme>.parquet``, ``rnamotif split``), where present: made for
+  this store (its sample ids) and unedited (their contents match their fingerprint,
+  :func:`rnamotif_data.split.splits.read_split`);
 - sequence features (``features/<name>``, ``rnamotif embed``), where present: their own
   checksums, the store build they were made for, one feature row per residue, and one voxel
   slot per labelled voxel (:func:`rnamotif_data.features.stored.verify_features`).
@@ -31,12 +34,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 import numpy as np
 
-from rnamotif_data.errors import one_line
-from rnamotif_data.features.stored import list_features, verify_features
+from rnamotif_data.errors import StoreError, one_line
+from rnamotif_data.features.stored import features_dir, list_features, verify_features
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index, motif_class
+from rnamotif_data.split.splits import read_split
 from rnamotif_data.storage.checksums import check_checksums
 from rnamotif_data.storage.layout import (
     ARRAY_DTYPES,
@@ -45,8 +50,10 @@ from rnamotif_data.storage.layout import (
     FAILURES_SCHEMA,
     METADATA_FILE,
     METADATA_SCHEMA,
+    SPLIT_SCHEMES,
     join,
     read_table,
+    url_to_fs,
 )
 from rnamotif_data.storage.store import open_store
 
@@ -113,12 +120,46 @@ def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str
     if values and n and arrays:
         value_problems, labelled = _check_values(store)
         problems += value_problems
-    for name in list_features(store):  # sequence features (rnamotif embed): optional, checked when present
+    if meta_t is not None:
+        problems += _check_splits(store)
+    names = list_features(store)
+    try:
+        base: Path | None = features_dir(store.root, "x").parent
+    except StoreError:  # not a local store: no feature folders
+        base = None
+    if base is not None and base.is_dir():  # a feature folder no check would read (no attrs.json, not in the attributes)
+        problems += [f"features/{p.name}: no attrs.json; not a feature set `rnamotif embed` finished (delete it, or "
+                     "embed again with --overwrite)" for p in sorted(base.iterdir())
+                     if p.is_dir() and not p.name.startswith(".") and p.name not in names]
+    for name in names:  # sequence features (rnamotif embed): optional, checked when present
         try:
             problems += [f"features/{name}: {p}" for p in verify_features(store, name, labelled)]
         except Exception as exc:  # noqa: BLE001 - reported, never raised
             problems.append(f"features/{name}: cannot be checked ({one_line(exc)})")
     return problems, counts
+
+
+def _check_splits(store) -> list[str]:
+    """Every ``splits/*.parquet`` read through :func:`~rnamotif_data.split.splits.read_split`:
+    its sample ids are the store's and its contents match its fingerprint; a Parquet file
+    of no known scheme is named."""
+    fs, path = url_to_fs(join(store.root, "splits"))
+    if not fs.isdir(path):
+        return []
+    problems = []
+    for p in sorted(fs.ls(path, detail=False)):
+        name = p.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1]
+        if not name.endswith(".parquet"):
+            continue
+        scheme = name.removesuffix(".parquet")
+        if scheme not in SPLIT_SCHEMES:
+            problems.append(f"splits/{name}: not a split of a known scheme ({', '.join(SPLIT_SCHEMES)})")
+            continue
+        try:
+            read_split(store, scheme)
+        except Exception as exc:  # noqa: BLE001 - reported, never raised
+            problems.append(f"splits/{name}: {one_line(exc)}")
+    return problems
 
 
 def _check_tables(store, meta_t, fail_t, n: int) -> list[str]:

@@ -170,6 +170,10 @@ class AtomTable:
     parents:
         ``(R,)`` parent nucleotide of each residue (``"A"``/``"C"``/``"G"``/``"U"`` or
         ``"N"``; :mod:`rnamotif_data.rna.modified`), or None: then gemmi's tables decide.
+    polymer:
+        ``(R,)`` bool: the residue belongs to a polymer of the model file (its entity is
+        a polymer; where the file names no entity, an ATOM record or a nucleotide), not a
+        ligand, ion or water; or None (tables made without a model file: every residue).
     """
 
     xyz: np.ndarray
@@ -182,6 +186,7 @@ class AtomTable:
     residue_names: tuple[str, ...]
     b_iso: np.ndarray | None = None
     parents: tuple[str, ...] | None = None
+    polymer: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.xyz.shape[0])
@@ -215,6 +220,18 @@ class AtomTable:
         return out
 
     @cached_property
+    def sequence_residues(self) -> np.ndarray:
+        """``(R,)`` bool: the residues a chain's sequence is made of -- its **polymer
+        nucleotides** (docs/conventions.md, "Chain sequences"): residues of a polymer
+        (:attr:`polymer`) that are nucleotides or carry a ribose (``C1'``), so 5′/3′ caps
+        the file places in the polymer (GTP, GDP) count as their parent nucleotide, while
+        ligands (C2E, SAM, a free GTP), ions and waters never do, whatever their atoms."""
+        sugar = np.zeros(len(self.residues), dtype=bool)
+        sugar[np.asarray(self.residue_index)[np.asarray(self.atom_name) == "C1'"]] = True
+        polymer = np.ones(len(self.residues), dtype=bool) if self.polymer is None else np.asarray(self.polymer, bool)
+        return polymer & (self.nucleotide_residues | sugar)
+
+    @cached_property
     def residue_spans(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
         """``(order, starts, stops)``: the atoms of residue ``r`` are rows
         ``order[starts[r]:stops[r]]`` (``order`` None when the atoms are grouped by residue,
@@ -233,7 +250,7 @@ class AtomTable:
             xyz=self.xyz[rows], element=self.element[rows], atom_name=self.atom_name[rows],
             residue_index=self.residue_index[rows], part=self.part[rows],
             nucleotide=self.nucleotide[rows], residues=self.residues, residue_names=self.residue_names,
-            b_iso=None if self.b_iso is None else self.b_iso[rows], parents=self.parents,
+            b_iso=None if self.b_iso is None else self.b_iso[rows], parents=self.parents, polymer=self.polymer,
         )
 
     def subset(self, residue_indices: np.ndarray | list[int]) -> "AtomTable":
@@ -253,6 +270,7 @@ class AtomTable:
             residue_names=tuple(self.residue_names[i] for i in residue_indices),
             b_iso=None if self.b_iso is None else self.b_iso[rows],
             parents=None if self.parents is None else tuple(self.parents[i] for i in residue_indices),
+            polymer=None if self.polymer is None else np.asarray(self.polymer)[residue_indices],
         )
 
     def sequence(self, modified_as_parent: bool = True) -> str:
@@ -341,6 +359,40 @@ class Model:
                     f"{self.atoms.residue_names[i]}, not a nucleotide (selection {selection})"
                 )
         return np.asarray(chosen, dtype=np.int64)
+
+    def _letter(self, i: int) -> str:
+        parents = self.atoms.parents
+        return parents[i] if parents else parent_letter(self.atoms.residue_names[i])
+
+    def _sequence_mask(self, order: list[int]) -> np.ndarray:
+        """Which residues make a chain's sequence: its polymer nucleotides, or, for a
+        chain without any (a protein), its polymer residues."""
+        keep = self.atoms.sequence_residues
+        if any(keep[i] for i in order):
+            return keep
+        return np.ones(len(self.atoms.residues), bool) if self.atoms.polymer is None else np.asarray(self.atoms.polymer)
+
+    def chain_sequence(self, chain: str) -> str:
+        """The one-letter sequence of ``chain``: its polymer nucleotides in model order
+        (:attr:`AtomTable.sequence_residues`), modified ones as their parents (a chain
+        without nucleotides: its polymer residues, e.g. a protein's amino acids); ligands,
+        ions and waters never; ``""`` for a chain not in the model."""
+        order = self.chain_index.get(chain, ([], {}))[0]
+        keep = self._sequence_mask(order)
+        return "".join(self._letter(i) for i in order if keep[i])
+
+    def sequence_context(self, strand: list[int], flank: int) -> str:
+        """A strand (consecutive residue indices of one chain) with up to ``flank`` of its
+        chain's sequence neighbours (:meth:`chain_sequence`) on each side, as one-letter
+        codes; ligands, ions and waters are skipped, never ``N``."""
+        order = self.chain_index[self.atoms.residues[strand[0]].chain][0]
+        keep = self._sequence_mask(order)
+        lo, hi = order.index(strand[0]), order.index(strand[-1])
+        before = [k for k in range(lo - 1, -1, -1) if keep[order[k]]][:flank]
+        after = [k for k in range(hi + 1, len(order)) if keep[order[k]]][:flank]
+        own = set(strand)
+        window = order[(before[-1] if before else lo):(after[-1] if after else hi) + 1]
+        return "".join(self._letter(i) for i in window if keep[i] or i in own)
 
     def strands(self, residue_indices: np.ndarray | list[int]) -> list[list[int]]:
         """Split residues (indices into ``atoms.residues``) into strands: runs of residues
@@ -458,6 +510,7 @@ def _atom_table(model: gemmi.Model, path: str, file_parents: dict[str, str] | No
     parents: list[str] = []
     residues: list[ResidueId] = []
     names: list[str] = []
+    polymer: list[bool] = []
     counts: list[int] = []  # heavy atoms per residue
     nids: list[int] = []  # nucleotide id per residue
     for chain in model:
@@ -468,6 +521,7 @@ def _atom_table(model: gemmi.Model, path: str, file_parents: dict[str, str] | No
             residues.append(ResidueId(cname, int(seqid.num), seqid.icode.strip()))  # type: ignore[arg-type]
             names.append(res.name)
             is_nuc = _is_nucleotide(res)
+            polymer.append(_in_polymer(res, is_nuc))
             parent = parent_letter(res.name, file_parents)
             parents.append(parent)
             nids.append(NUCLEOTIDE_IDS.get(parent, 5) if is_nuc else 0)
@@ -500,7 +554,19 @@ def _atom_table(model: gemmi.Model, path: str, file_parents: dict[str, str] | No
         residue_names=tuple(names),
         b_iso=np.asarray(b_iso, dtype=np.float64),
         parents=tuple(parents),
+        polymer=np.asarray(polymer, dtype=bool),
     )
+
+
+def _in_polymer(res: gemmi.Residue, is_nuc: bool) -> bool:
+    """Whether a residue belongs to a polymer: its entity is one (mmCIF ``_entity``, or
+    gemmi's reading of a PDB file); where the file names none, an ATOM record or a
+    nucleotide."""
+    if res.entity_type == gemmi.EntityType.Polymer:
+        return True
+    if res.entity_type == gemmi.EntityType.Unknown:
+        return res.het_flag == "A" or is_nuc
+    return False
 
 
 def _is_nucleotide(res: gemmi.Residue) -> bool:

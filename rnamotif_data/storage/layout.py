@@ -21,6 +21,8 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rnamotif_data.errors import StoreError
+
 __all__ = [
     "open_atomic",
     "FEATURE_ARRAYS",
@@ -150,13 +152,22 @@ def set_attrs(root: str, attrs: dict) -> None:
 
 
 def get_attrs(root: str) -> dict | None:
-    """The store group's attributes, or None if there is no group at ``root``."""
+    """The store group's attributes, or None if there is no group at ``root``.
+
+    Raises
+    ------
+    rnamotif_data.errors.StoreError
+        If the group's ``zarr.json`` is not valid JSON (naming the file).
+    """
     import zarr
 
     try:
         return dict(zarr.open_group(zarr_location(root), mode="r").attrs)
     except FileNotFoundError:
         return None
+    except ValueError as exc:  # json.JSONDecodeError: a damaged zarr.json
+        raise StoreError(f"{join(root, 'zarr.json')}: the store's attributes are damaged ({exc}); restore the file "
+                         "from a copy, or rebuild the store") from None
 
 
 # ---------------------------------------------------------------------- table columns

@@ -31,7 +31,7 @@ from rnamotif_data.storage.layout import (
 )
 from rnamotif_data.storage.lock import LOCK_FILE
 
-__all__ = ["STORE_MEMBERS", "foreign_files", "check_out", "prepare_root"]
+__all__ = ["STORE_MEMBERS", "foreign_files", "check_out", "prepare_root", "clear_store"]
 
 
 #: what a store this package built may hold at its top level
@@ -108,6 +108,25 @@ def check_out(root: str, *, overwrite: bool) -> dict | None:
     return old
 
 
+def clear_store(root: str) -> None:
+    """Delete the members a store of this package has from ``root`` (the lock excepted),
+    after :func:`foreign_files` found none other; the folder itself stays.
+
+    Raises
+    ------
+    StoreError
+        If ``root`` holds a file this package did not write (naming it); nothing is deleted.
+    """
+    fs, path = url_to_fs(root)
+    foreign = foreign_files(root)
+    if foreign:
+        raise StoreError(f"{root}: holds files this package did not write ({', '.join(foreign[:5])}); "
+                         "move them first; nothing was changed")
+    for m in _members(fs, path):
+        if m != LOCK_FILE and (m in STORE_MEMBERS or _OWN_FILE.match(m)):
+            fs.rm(join(root, m), recursive=True)
+
+
 def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     out = []
     for key in sorted(set(old) | set(new)):
@@ -134,6 +153,9 @@ def prepare_root(root: str, attrs: dict, old: dict | None, *, resume: bool, over
         return "new"
     if old is None:
         return "new"
+    if old.get("recoded_from") and old.get("build_state") != "complete":
+        raise StoreError(f"{root}: holds an interrupted `rnamotif recode`, not a build; run that recode again "
+                         "(it replaces the unfinished copy), or pass --overwrite to build here instead")
     if old.get("format_version") != attrs["format_version"]:
         raise StoreError(f"{root}: was built in store format {old.get('format_version')}, this package writes "
                          f"{attrs['format_version']}; choose another --out or pass --overwrite")

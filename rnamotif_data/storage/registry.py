@@ -181,8 +181,11 @@ def get_release(version: str | None = None, path: str | os.PathLike | None = Non
     Raises
     ------
     RegistryError
-        If no version is registered, or ``version`` is not (the message lists those that are).
+        If the registry file does not exist, no version is registered, or ``version`` is
+        not (the message lists those that are).
     """
+    if not registry_path(path).exists():  # a registry named (--registry, $RNAMOTIF_DATA_REGISTRY) that is not there
+        raise RegistryError(f"{registry_path(path)}: no such registry file; check --registry or ${ENV_REGISTRY}")
     releases = load_registry(path)
     if not releases:
         raise RegistryError(f"{registry_path(path)}: no published version is registered yet; build a store "

@@ -174,6 +174,10 @@ class RNAMotifStore:
         if attrs["format_version"] > FORMAT_VERSION:
             raise StoreError(f"{self.root}: store format {attrs['format_version']} is newer than "
                              f"this package's ({FORMAT_VERSION}); upgrade rnamotif-data")
+        if require_complete and attrs.get("build_state") != "complete" and attrs.get("recoded_from"):
+            raise StoreError(f"{self.root}: an interrupted `rnamotif recode` (state {attrs.get('build_state')!r}), "
+                             "not a build; run the same `rnamotif recode ... --out` again: it replaces the "
+                             "unfinished copy (never `rnamotif build --resume`)")
         if require_complete and attrs.get("build_state") != "complete":
             raise StoreError(f"{self.root}: build is incomplete (state {attrs.get('build_state')!r}); "
                              "finish it with `rnamotif build ... --resume`")

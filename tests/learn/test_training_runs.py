@@ -103,11 +103,26 @@ def test_trainer_follows_the_store_cube_and_extends_runs(small_store, tmp_path):
     assert len(history if isinstance(history, list) else history["history"]) == 2
 
 
-def test_bf16_autocast_runs_on_cpu(small_store, tmp_path):
+def test_bf16_autocast_runs_on_cpu(small_store, tmp_path, monkeypatch):
+    """``amp`` runs every forward pass (training and validation) under bf16 autocast: the
+    network's logits come out in bfloat16 (issue 39: autocast switched off passed)."""
+    import rnamotif_data.learn.train as train_module
+
+    seen: list[tuple[bool, torch.dtype]] = []
+    build = train_module.build_network
+
+    def probed(*args, **kwargs):
+        net = build(*args, **kwargs)
+        net.register_forward_hook(lambda mod, inp, out: seen.append((mod.training, out.dtype)))
+        return net
+
+    monkeypatch.setattr(train_module, "build_network", probed)
     cfg = TrainConfig(root=small_store, split="fold1", out=str(tmp_path / "amp"), epochs=1, batch_size=4, seed=0,
                       device="cpu", amp=True)
     row = train(cfg, progress=False)
     assert np.isfinite(row["train_loss"])
+    assert {training for training, _ in seen} == {True, False}  # training and validation passes
+    assert {dtype for _, dtype in seen} == {torch.bfloat16}
 
 
 # ------------------------------------------------------------------ nested evaluation (item 1)

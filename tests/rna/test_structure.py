@@ -9,6 +9,8 @@ import pytest
 from rnamotif_data.errors import MissingFileError, SelectionError, SelectionSyntaxError, StructureError
 from rnamotif_data.rna.structure import ResidueId, parse_selection, read_model
 
+from ..conftest import shared
+
 
 @pytest.mark.parametrize(
     "text, expected",
@@ -142,3 +144,48 @@ def test_unreadable_model(tmp_path):
 
 def test_residue_id_str():
     assert str(ResidueId("A", 189, "K")) == "A:189K"
+
+
+def _polymer_residues(path, chain: str) -> list[tuple[str, str]]:
+    """(auth_seq_id + insertion code, residue name) of a chain's polymer residues, read off
+    the mmCIF's ``_atom_site`` rows that carry a ``label_seq_id`` (independent of gemmi's
+    entity types and of the package)."""
+    block = gemmi.cif.read(str(path)).sole_block()
+    t = block.find("_atom_site.", ["label_seq_id", "auth_asym_id", "auth_seq_id", "pdbx_PDB_ins_code",
+                                   "label_comp_id", "pdbx_PDB_model_num"])
+    first = t[0][5]
+    out: dict[tuple[str, str], str] = {}
+    for row in t:
+        if row[5] == first and row[1] == chain and row[0] not in (".", "?"):
+            out.setdefault((row[2], row[3].strip("?.")), row[4])
+    return [(num + ins, name) for (num, ins), name in out.items()]
+
+
+@pytest.mark.parametrize("pdb, chain, ligand, first", [
+    ("3iwn", "A", "C2E", None), ("3iwn", "B", "C2E", None), ("4kqy", "A", "SAM", None),
+    ("4r4v", "A", None, "GDP"), ("1u6b", "B", None, "GTP")])
+def test_a_chains_sequence_is_its_polymer_nucleotides(pdb, chain, ligand, first):
+    """Issue 39: C2E and SAM (ligands) became N at the end of three chains' sequences, a
+    5′ GDP was dropped while 5′ GTP caps were kept, and ions and waters were N in the
+    contexts. The rule (docs/conventions.md): polymer nucleotides only, modified ones as
+    their parents, 5′/3′ caps in the polymer kept as their parent."""
+    from rnamotif_data.features.chains import chain_sequences
+
+    path = shared("atlas-models", f"{pdb}.cif")
+    model = read_model(path)
+    polymer = _polymer_residues(path, chain)
+    seq = model.chain_sequence(chain)
+    assert len(seq) == len(polymer) and "N" not in seq
+    names = [model.atoms.residue_names[i] for i in model.chain_index[chain][0]]
+    if ligand:
+        assert ligand in names and ligand not in {name for _, name in polymer}  # in the chain, not the polymer
+    if first:
+        assert polymer[0][1] == first and seq[0] == "G"  # the cap is its parent G, GTP and GDP alike
+    assert chain_sequences(model)[chain].sequence == seq  # the features read the same sequence
+    # a strand at the chain's 3′ end: its context ends with the last nucleotide, no N for what follows
+    order = [i for i in model.chain_index[chain][0] if model.atoms.sequence_residues[i]]
+    context = model.sequence_context(order[-3:], 8)
+    assert context == seq[-11:]
+    # ions and waters of the chain are in the model but in no sequence
+    assert not any(model.atoms.sequence_residues[i] for i in model.chain_index[chain][0]
+                   if model.atoms.residue_names[i] in ("HOH", "MG", "K", "C2E", "SAM"))

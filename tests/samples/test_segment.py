@@ -219,3 +219,30 @@ def test_cube_labels_need_no_map_and_serve_every_map_of_the_model(sim_map, rna_m
             assert (reused.fraction_outside, reused.n_atoms) == (fresh.fraction_outside, fresh.n_atoms)
         assert not np.array_equal(cut_motif(other, motif, cfg, context=rna_model.atoms, labels=labels).density,
                                   cut_motif(sim_map, motif, cfg, context=rna_model.atoms, labels=labels).density)
+
+
+def _distance_to(shape, origin, voxel_size, xyz) -> np.ndarray:
+    """Distance (Å) from every voxel centre of a z-y-x grid to the nearest of ``xyz``: a
+    brute-force computation, independent of :func:`within_radius`."""
+    centres = np.indices(shape).reshape(3, -1).T[:, ::-1] * np.asarray(voxel_size, dtype=float) + origin  # x-y-z
+    d2 = ((centres[:, None, :] - np.asarray(xyz, dtype=float)[None, :, :]) ** 2).sum(axis=2)
+    return np.sqrt(d2.min(axis=1)).reshape(shape)
+
+
+def test_the_cube_zone_is_the_upstream_5_angstrom_zone_voxel_for_voxel(seed, seed_model_path):
+    """Issue 39: ``config.zone_radius * 1.2`` in the cube path passed every test. The seed
+    box's density outside 5 Å of the motif (every atom of its .pdb, hydrogens included) was
+    zeroed upstream: the independent distance computation reproduces that zero mask
+    exactly at 5 Å (and at no other radius), and the cube path's zone equals the same
+    computation on the cube's grid, voxel for voxel."""
+    m, motif = seed
+    structure = gemmi.read_structure(str(seed_model_path))
+    every_atom = np.array([[a.pos.x, a.pos.y, a.pos.z] for chain in structure[0] for res in chain for a in res])
+    on_map = _distance_to(m.shape, m.origin, m.voxel_size, every_atom)
+    upstream = m.data != 0
+    np.testing.assert_array_equal(on_map <= 5.0, upstream)
+    assert (on_map <= 4.5).sum() < upstream.sum() < (on_map <= 5.5).sum()
+    cube = cut_motif(m, motif)  # the defaults: the build's cube path
+    on_cube = _distance_to(cube.zone.shape, cube.origin, cube.voxel_size, motif.xyz)
+    np.testing.assert_array_equal(cube.zone, on_cube <= 5.0)
+    assert 0 < cube.zone.sum() < cube.zone.size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -331,8 +332,40 @@ def test_transforms_are_seeded_and_touch_only_density():
     assert torch.equal(RandomFlip(p=0.0, seed=0)(x), x)
 
 
+def test_random_flip_flips_at_p_1_and_each_axis_at_p_half():
+    """Issue 39: a RandomFlip that never flipped passed (tested only at p=0)."""
+    x = torch.arange(2 * 27.0).reshape(2, 3, 3, 3)
+    assert torch.equal(RandomFlip(p=1.0, seed=0)(x), x.flip((1, 2, 3)))
+    flip = RandomFlip(p=0.5, seed=3)
+    combos = {k: x.flip(tuple(a for i, a in enumerate((1, 2, 3)) if k >> i & 1)) if k else x for k in range(8)}
+    seen = set()
+    for _ in range(64):
+        out = flip(x)
+        seen.add(next(k for k, want in combos.items() if torch.equal(out, want)))
+    assert seen == set(range(8))  # no flip, every single axis, every pair and all three: each drawn
+
+
+def test_random_rotation_draws_all_24_and_moves_channels_together():
+    """RandomRotation24 draws every one of the 24 rotations, and moves every channel by the
+    same one: the labels stay on the voxels of the density they label."""
+    base = torch.arange(27.0).reshape(3, 3, 3)
+    x = torch.stack([base, base * 10 + 1])  # channel 1 is a function of channel 0, voxel by voxel
+    rot = RandomRotation24(seed=11)
+    drawn = set()
+    for _ in range(400):
+        out = rot(x)
+        assert torch.equal(out[1], out[0] * 10 + 1)
+        drawn.add(next(k for k in range(24) if torch.equal(rotate(x, k), out)))
+    assert drawn == set(range(24))
+
+
 def test_dataset_applies_transform(syn_store):
     ds = RNAMotifDataset(syn_store, split="fold1", transform=lambda t: t * 0 + 1, target_transform=lambda y: y + 10)
     x, y = ds[0]
     assert torch.equal(x, torch.ones_like(x)) and y >= 10
-    assert isinstance(pd.DataFrame(ds.metadata), pd.DataFrame)
+    # the subset's metadata rows are its items, in order, read independently from the store's Parquet
+    full = pd.read_parquet(Path(syn_store) / "metadata.parquet")
+    meta = ds.metadata
+    assert len(meta) == len(ds) and list(meta["sample_index"]) == list(ds.indices)
+    assert list(meta["sample_id"]) == list(full.set_index("sample_index").loc[ds.indices, "sample_id"])
+    assert list(meta["class_index"]) == list(ds.targets)

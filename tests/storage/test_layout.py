@@ -9,6 +9,7 @@ import pytest
 
 from rnamotif_data.storage.layout import (
     ARRAYS,
+    FAILURES_SCHEMA,
     METADATA_COLUMNS,
     METADATA_SCHEMA,
     join,
@@ -62,6 +63,21 @@ def test_arrays_per_format_version(version, extra):
     assert stored_arrays(version) == ARRAYS + extra
 
 
-def test_metadata_schema_follows_the_column_dictionary():
-    assert METADATA_SCHEMA.names == list(METADATA_COLUMNS)
+def _documented_columns(title: str) -> list[tuple[str, str]]:
+    """``(name, type)`` rows of a table of docs/store.md, the published layout."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "store.md").read_text()
+    section = doc.split(f"## {title}")[1].split("\n## ")[0]
+    return re.findall(r"^\| `(\w+)` \| ([^|]+?) \|", section, re.M)
+
+
+@pytest.mark.parametrize("title, schema", [("metadata.parquet", METADATA_SCHEMA), ("failures.parquet", FAILURES_SCHEMA)])
+def test_table_schemas_are_the_documented_columns_and_types(title, schema):
+    """The Arrow schemas the build writes are the published tables of docs/store.md, name
+    for name and type for type (not the dictionary they are built from)."""
+    documented = [(name, kind.replace("item: ", "")) for name, kind in _documented_columns(title)]
+    written = [(f.name, str(f.type).replace("item: ", "")) for f in schema]
+    assert written == documented
     assert all(isinstance(desc, str) and desc for _, desc in METADATA_COLUMNS.values())
