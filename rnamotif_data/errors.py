@@ -7,9 +7,9 @@ One base, two branches::
 
     RNAMotifError                      every error the package raises on purpose
     ├── InputError (also ValueError)   bad input: a file, setting, selection, manifest or store
-    │   ├── ConfigError, MapFormatError, StructureError, SelectionError, MotifOutsideMapError,
-    │   │   StoreError, ManifestError, RegistryError, AnnotationError,
-    │   │   CheckpointMismatchError, UnknownMotifTypeError
+    │   ├── ConfigError (TileSizeError), MapFormatError, StructureError, SelectionError,
+    │   │   MotifOutsideMapError (ModelOutsideMapError), NoRNAError, StoreError, ManifestError,
+    │   │   RegistryError, AnnotationError, CheckpointMismatchError, UnknownMotifTypeError
     │   └── MissingFileError (also FileNotFoundError)   a file or folder the user named is absent
     ├── SourceError, SearchError, ZenodoError          the world failed (network, services,
     │                                                  a downloaded table such as HomologyTableError)
@@ -74,6 +74,20 @@ class MotifOutsideMapError(InputError):
 
 class ConfigError(InputError):
     """A configuration field has an invalid value."""
+
+
+class NoRNAError(InputError):
+    """A model has no RNA nucleotide inside its map, so there is nothing to label
+    (:func:`rnamotif_data.samples.volumes.label_volumes`)."""
+
+
+class ModelOutsideMapError(MotifOutsideMapError):
+    """Too many of a model's heavy atoms lie outside its map's box to label the map."""
+
+
+class TileSizeError(ConfigError):
+    """A tile size or stride does not fit the map (a tile larger than the map, a stride
+    of zero or larger than the tile)."""
 
 
 class StoreError(InputError):

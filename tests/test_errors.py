@@ -30,7 +30,8 @@ from .conftest import REPO
 #: every input error class of the package: bad input, so a ValueError too
 INPUT_ERRORS = ["InputError", "MissingFileError", "ConfigError", "MapFormatError", "StructureError",
                 "SelectionError", "SelectionSyntaxError", "MotifOutsideMapError", "StoreError", "ManifestError",
-                "RegistryError", "CheckpointMismatchError", "UnknownMotifTypeError", "AnnotationError"]
+                "RegistryError", "CheckpointMismatchError", "UnknownMotifTypeError", "AnnotationError",
+                "NoRNAError", "ModelOutsideMapError", "TileSizeError"]
 #: errors of the world (network, services) or of the installation: not bad input
 OTHER_ERRORS = ["SourceError", "DownloadError", "HomologyTableError", "OfflineError", "NotEMEntryError", "NoMapError", "SearchError",
                 "ZenodoError", "ZenodoAuthError", "MissingDependencyError"]

@@ -32,7 +32,7 @@ from rnamotif_data.rna.labels import nearest_atom, nucleotide_id, within_radius
 from rnamotif_data.rna.structure import AtomTable
 
 __all__ = ["SegmentConfig", "MotifCube", "CubeLabels", "cut_motif", "cut_model_motif", "label_cube", "labelled_atoms",
-           "cube_origin", "zone_crop", "atoms_key", "KeptResults"]
+           "cube_origin", "zone_crop", "atoms_key", "KeptResults", "normalise_density"]
 
 T = TypeVar("T")
 
@@ -285,7 +285,7 @@ def cut_motif(
     if labels is None:
         labels = label_cube(motif, config, context=context, description=description)
     raw, fraction_outside = density_map.sample_box(labels.origin, config.shape, config.voxel_size)
-    density = np.clip(raw / np.float32(stats.percentile_value), 0.0, 1.0).astype(np.float32)
+    density = normalise_density(raw, stats)
     return MotifCube(
         density=density,
         zone=labels.zone,
@@ -297,6 +297,13 @@ def cut_motif(
         fraction_outside=float(fraction_outside),
         n_atoms=labels.n_atoms,
     )
+
+
+def normalise_density(raw: np.ndarray, stats: MapStatistics) -> np.ndarray:
+    """Raw map values (any shape) divided by the map's percentile value
+    (``stats.percentile_value``) and clipped to [0, 1], as float32 (step 3 of the module
+    docstring; the cubes' and the label volumes' normalisation)."""
+    return np.clip(raw / np.float32(stats.percentile_value), 0.0, 1.0).astype(np.float32)
 
 
 def atoms_key(xyz: np.ndarray) -> bytes:
