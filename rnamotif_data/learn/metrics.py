@@ -229,19 +229,20 @@ def markdown_report(metrics: dict, class_names=CLASS_NAMES, title: str = "Evalua
     """Confusion matrix and per-class figures as Markdown (the upstream README's layout)."""
     short = SHORT_NAMES if len(class_names) == len(SHORT_NAMES) else class_names
     cm = metrics["confusion_matrix"]
+    headline = (f"Macro sensitivity {format_metric(metrics['macro_sensitivity'])}, macro specificity "
+                f"{format_metric(metrics['macro_specificity'])} ({len(class_names)} classes)")
+    chance = metrics.get("chance") or {}
+    # a score at chance is never a bold headline; the reference lines come first, beside it
     lines = [f"## {title}", "", f"n = {metrics['n']}, accuracy {format_metric(metrics['accuracy'])}", "",
-             "| true \\ predicted | " + " | ".join(short) + " |", "|---|" + "---:|" * len(short)]
+             headline if chance.get("at_chance") else f"**{headline}**", ""]
+    lines += reference_lines(metrics)
+    lines += ["| true \\ predicted | " + " | ".join(short) + " |", "|---|" + "---:|" * len(short)]
     lines += [f"| {short[i]} | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(cm)]
     lines += ["", "| class | support | sensitivity | specificity |", "|---|---:|---:|---:|"]
     for s, name in zip(short, class_names):
         d = metrics["per_class"][name]
         lines.append(f"| {s} | {d['support']} | {format_metric(d['sensitivity'])} | {format_metric(d['specificity'])} |")
-    headline = (f"Macro sensitivity {format_metric(metrics['macro_sensitivity'])}, macro specificity "
-                f"{format_metric(metrics['macro_specificity'])}")
-    chance = metrics.get("chance") or {}
-    # a score at chance is never a bold headline
-    lines += ["", headline if chance.get("at_chance") else f"**{headline}**", ""]
-    lines += reference_lines(metrics)
+    lines.append("")
     bd = metrics.get("breakdown") or {}
     if bd.get("identity_to_train"):
         lines += ["By highest context identity to the fold's training set (novelty):", "",

@@ -403,6 +403,7 @@ def train_all_folds(cfg: TrainConfig, *, resume: bool = False, progress: bool = 
     summary["n_at_chance"] = sum(bool(r["at_chance"]) for r in rows)
     summary["n_constant_predictors"] = sum(bool(r["constant_predictor"]) for r in rows)
     md = cv_markdown(summary)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
     Path(cfg.out, "cv_summary.md").write_text(md)
     Path(cfg.out, "cv_summary.json").write_text(json.dumps(summary, indent=2))
     log.info("cross-validation summary (%s):\n%s", Path(cfg.out, "cv_summary.md"), md)

@@ -97,7 +97,7 @@ def test_chance_flag_fires_for_a_constant_predictor_not_a_perfect_one():
     assert "**Macro sensitivity" not in md  # no bold headline for a chance score
     perfect = _report(true, true)
     assert perfect["chance"]["at_chance"] is False and perfect["chance"]["p"] < 0.01
-    assert "**Macro sensitivity 1.000" in markdown_report(perfect)
+    assert "**Macro sensitivity 1.000, macro specificity 1.000 (5 classes)**" in markdown_report(perfect)
 
 
 def test_auc_and_balanced_accuracy_match_sklearn():
