@@ -2,6 +2,25 @@
 
 Every error names the file, entry or selection it concerns and what is wrong, so a
 failure in a batch build can be recorded per motif without a traceback.
+
+One base, two branches::
+
+    RNAMotifError                      every error the package raises on purpose
+    ├── InputError (also ValueError)   bad input: a file, setting, selection, manifest or store
+    │   ├── ConfigError, MapFormatError, StructureError, SelectionError, MotifOutsideMapError,
+    │   │   StoreError, ManifestError, RegistryError, AnnotationError,
+    │   │   CheckpointMismatchError, UnknownMotifTypeError
+    │   └── MissingFileError (also FileNotFoundError)   a file or folder the user named is absent
+    ├── SourceError, SearchError, ZenodoError          the world failed (network, services,
+    │                                                  a downloaded table such as HomologyTableError)
+    └── MissingDependencyError (also ImportError)      an optional extra is not installed
+
+``except RNAMotifError`` catches every error of the package and ``except ValueError`` every
+input error, ours or numpy's. ``rnamotif`` (:func:`rnamotif_data.cli.run`) prints an
+:class:`RNAMotifError` or an ``OSError`` (disk full, permission denied) as one line and
+shows the traceback of anything else (a bug).
+``ValueError`` itself is raised only where Python's protocols expect it or for an internal
+invariant (a bug); ``tests/test_errors.py`` keeps the list.
 """
 
 from __future__ import annotations
@@ -10,21 +29,35 @@ import errno
 
 
 class RNAMotifError(Exception):
-    """Base class of every error this package raises on bad input."""
+    """Base class of every error this package raises on purpose (bad input, a failed
+    download or service, a missing extra); ``rnamotif`` prints it as one line."""
 
 
-class MapFormatError(RNAMotifError):
+class InputError(RNAMotifError, ValueError):
+    """Bad input: a value, file, setting or store the caller gave cannot be used.
+
+    Also a ``ValueError``, so code that expects Python's convention keeps working. Raised
+    directly for a bad argument that no subclass below names better."""
+
+
+class MissingFileError(InputError, FileNotFoundError):
+    """A file or folder the user named does not exist (also a ``FileNotFoundError``).
+
+    Example message: ``runs/m.pt: no such checkpoint``."""
+
+
+class MapFormatError(InputError):
     """A density map file is unreadable, truncated, or not an orthogonal EM map.
 
     Example message: ``emd_20353.map: cell angles (90, 94.3, 90) are not orthogonal``.
     """
 
 
-class StructureError(RNAMotifError):
+class StructureError(InputError):
     """An atomic model (PDB/mmCIF) cannot be read or has no usable atoms."""
 
 
-class SelectionError(RNAMotifError):
+class SelectionError(InputError):
     """A residue selection names a chain or residue that is not in the model.
 
     Example message: ``6PJ6 chain J has no residue 92 (selection J:85-92)``.
@@ -35,15 +68,15 @@ class SelectionSyntaxError(SelectionError):
     """A selection string does not follow the ``CHAIN:RESIDUES`` syntax."""
 
 
-class MotifOutsideMapError(RNAMotifError):
+class MotifOutsideMapError(InputError):
     """Motif atoms lie outside the density map's box, so the map cannot describe them."""
 
 
-class ConfigError(RNAMotifError):
+class ConfigError(InputError):
     """A configuration field has an invalid value."""
 
 
-class StoreError(RNAMotifError):
+class StoreError(InputError):
     """A store is missing, incomplete, or inconsistent."""
 
 
@@ -77,11 +110,11 @@ class SearchError(RNAMotifError):
     """The search service refused the query or answered something unreadable."""
 
 
-class ManifestError(RNAMotifError):
+class ManifestError(InputError):
     """A manifest cannot be used: missing columns, wrong types, or (strict) bad rows."""
 
 
-class RegistryError(RNAMotifError):
+class RegistryError(InputError):
     """A version is unknown, malformed, or already registered, or the registry file is bad."""
 
 
@@ -101,15 +134,15 @@ class ZenodoAuthError(ZenodoError):
     """401 (bad or missing token) or 403 (token lacks a scope, or the draft is someone else's)."""
 
 
-class CheckpointMismatchError(RNAMotifError):
+class CheckpointMismatchError(InputError):
     """The checkpoint was trained on another split or class set than the data given."""
 
 
-class UnknownMotifTypeError(RNAMotifError, ValueError):
+class UnknownMotifTypeError(InputError):
     """A motif type is not one of the 25 fine types (or ``unknown``)."""
 
 
-class AnnotationError(RNAMotifError):
+class AnnotationError(InputError):
     """A model cannot be annotated (no annotator installed, unreadable file, no RNA)."""
 
 

@@ -21,7 +21,7 @@ class StdoutHandler(logging.StreamHandler):
         super().__init__(sys.stdout)
         self.setFormatter(logging.Formatter("%(message)s"))
 
-    @property  # type: ignore[override]
+    @property
     def stream(self):
         """``sys.stdout`` at the time of writing."""
         return sys.stdout

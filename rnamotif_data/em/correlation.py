@@ -40,6 +40,7 @@ import numpy as np
 
 from rnamotif_data.em.maps import DensityMap
 from rnamotif_data.em.simulate import box_structure, simulate_on_grid
+from rnamotif_data.errors import InputError, MapFormatError
 from rnamotif_data.rna.labels import within_radius
 from rnamotif_data.rna.structure import AtomTable
 
@@ -47,7 +48,7 @@ __all__ = ["cc_mask", "cc_local", "model_map", "molecular_mask", "ModelBox", "cc
            "correlate_box"]
 
 
-def _box_structure(atoms: AtomTable, shift: np.ndarray, cell: tuple[float, float, float]) -> gemmi.Structure:
+def _box_structure(atoms: AtomTable, shift: np.ndarray, cell: tuple[float, ...]) -> gemmi.Structure:
     """``atoms`` (elements, B-factors) in a box cell whose corner is at world ``shift`` (Å)."""
     return box_structure(atoms.xyz - shift, atoms.element, cell, atoms.b_iso)
 
@@ -131,7 +132,8 @@ def _box(density_map: DensityMap, xyz: np.ndarray, pad: float) -> tuple[np.ndarr
     reach = np.ceil(pad / density_map.voxel_size[::-1]).astype(np.int64)
     lo = np.floor(idx.min(axis=0)).astype(np.int64) - reach
     hi = np.ceil(idx.max(axis=0)).astype(np.int64) + reach + 1
-    return lo, tuple(int(v) for v in hi - lo)
+    d, h, w = (int(v) for v in hi - lo)
+    return lo, (d, h, w)
 
 
 def _map_block(density_map: DensityMap, lo: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +194,7 @@ class ModelBox:
 
 def _check_resolution(resolution, what: str) -> None:
     if resolution is None or not (np.isfinite(resolution) and resolution > 0):
-        raise ValueError(f"{what} needs a positive resolution (Å), got {resolution}")
+        raise InputError(f"{what} needs a positive resolution (Å), got {resolution}")
 
 
 def cc_mask_box(density_map: DensityMap, atoms: AtomTable, resolution: float, padding: float = 10.0) -> ModelBox:
@@ -217,7 +219,7 @@ def cc_local_box(density_map: DensityMap, atoms: AtomTable, resolution: float,
     _check_resolution(resolution, "CC_local")
     vs = density_map.voxel_size
     if not np.all(np.abs(vs - vs[0]) <= 1e-8 + 1e-4 * abs(vs[0])):  # np.allclose(vs, vs[0], rtol=1e-4)
-        raise ValueError(f"{density_map.path}: CC_local needs isotropic voxels, got "
+        raise MapFormatError(f"{density_map.path}: CC_local needs isotropic voxels, got "
                          f"{', '.join(f'{v:g}' for v in vs)} Å")
     r = radius if radius is not None else max(3.0, min(float(resolution), 10.0))
     lo, shape = _box(density_map, atoms.xyz, r)
@@ -260,7 +262,7 @@ def cc_mask(density_map: DensityMap, atoms: AtomTable, resolution: float, paddin
 
     Raises
     ------
-    ValueError
+    InputError
         If ``resolution`` is not a positive finite number.
     """
     return correlate_box(density_map, cc_mask_box(density_map, atoms, resolution, padding))
@@ -273,6 +275,6 @@ def cc_local(density_map: DensityMap, atoms: AtomTable, resolution: float,
     (default ``max(3, min(resolution, 10))``) of an atom.
 
     Returns NaN if fewer than 2 mask voxels lie inside the map or a map is constant on
-    them. Raises ``ValueError`` for a non-positive resolution or anisotropic voxels.
+    them. Raises ``InputError`` for a non-positive resolution, ``MapFormatError`` for anisotropic voxels.
     """
     return correlate_box(density_map, cc_local_box(density_map, atoms, resolution, radius))

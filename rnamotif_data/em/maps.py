@@ -34,7 +34,7 @@ import mrcfile
 import mrcfile.utils
 import numpy as np
 
-from rnamotif_data.errors import MapFormatError
+from rnamotif_data.errors import ConfigError, InputError, MapFormatError, MissingFileError
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class DensityMap:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Array shape ``(nz, ny, nx)`` in voxels."""
-        return tuple(self.data.shape)  # type: ignore[return-value]
+        return tuple(self.data.shape)
 
     def world_to_index(self, xyz: np.ndarray) -> np.ndarray:
         """Convert world coordinates to fractional voxel indices.
@@ -187,7 +187,7 @@ class DensityMap:
         origin = np.asarray(origin, dtype=np.float64).reshape(3)
         box_vs = np.broadcast_to(np.asarray(voxel_size, dtype=np.float64), (3,))
         if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"box shape must be three positive sizes, got {shape}")
+            raise InputError(f"box shape must be three positive sizes, got {shape}")
         inside_frac = 1.0
         axes = []
         for axis_zyx, n in enumerate(shape):
@@ -360,7 +360,7 @@ def axis_order_to_zyx(data_file: np.ndarray, mapc: int, mapr: int, maps: int) ->
     """
     labels = (maps, mapr, mapc)  # data axis 0, 1, 2 -> x/y/z label
     if sorted(labels) != [1, 2, 3]:
-        raise ValueError(f"MAPC/MAPR/MAPS = {mapc},{mapr},{maps} is not a permutation of 1,2,3")
+        raise MapFormatError(f"MAPC/MAPR/MAPS = {mapc},{mapr},{maps} is not a permutation of 1,2,3")
     perm = [labels.index(a) for a in (3, 2, 1)]
     return data_file.transpose(perm)
 
@@ -389,7 +389,7 @@ def read_map(path: str | os.PathLike) -> DensityMap:
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         If the file does not exist.
     MapFormatError
         One line naming the file, for what would misread the data: truncated data,
@@ -401,7 +401,7 @@ def read_map(path: str | os.PathLike) -> DensityMap:
     path = Path(path)
     name = str(path)
     if not path.exists():
-        raise FileNotFoundError(f"{name}: no such map file")
+        raise MissingFileError(f"{name}: no such map file")
     notes: list[str] = []
     try:
         compressed = _compression(path)
@@ -428,11 +428,11 @@ def read_map(path: str | os.PathLike) -> DensityMap:
         voxel_size=vs,
         origin=origin,
         path=name,
-        header_origin=tuple(float(v) for v in hdr_origin),
-        nstart_xyz=tuple(nstart_xyz),
+        header_origin=(float(hdr_origin[0]), float(hdr_origin[1]), float(hdr_origin[2])),
+        nstart_xyz=(nstart_xyz[0], nstart_xyz[1], nstart_xyz[2]),
         axis_order=mapcrs,
         warnings=tuple(notes),
-        header_stats=tuple(float(v) for v in (header.dmin, header.dmax, header.dmean, header.rms)),
+        header_stats=(float(header.dmin), float(header.dmax), float(header.dmean), float(header.rms)),
     )
 
 
@@ -536,7 +536,7 @@ def _compression(path: Path) -> str | None:
 def _stream_data(path: Path, compression: str, header) -> tuple[np.ndarray, bool]:
     """Decompress a map's data block once, straight into its array (file axis order).
 
-    Returns the array and whether bytes follow the data block. Raises ``ValueError`` if
+    Returns the array and whether bytes follow the data block. Raises ``MapFormatError`` if
     the data block is shorter than the header says, and lets gzip/bz2 raise on a bad CRC
     or a truncated stream.
     """
@@ -544,16 +544,17 @@ def _stream_data(path: Path, compression: str, header) -> tuple[np.ndarray, bool
     shape = mrcfile.utils.data_shape_from_header(header)
     opener = gzip.open if compression == "gzip" else bz2.open
     out = np.empty(shape, dtype=dtype)
-    buf = memoryview(out.reshape(-1).view(np.uint8))
+    # numpy's stubs give ndarray the buffer protocol (__buffer__) for Python >= 3.12 only
+    buf = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
     with opener(path, "rb") as fh:
         skip = int(header.nbytes) + int(header.nsymbt)
         if len(fh.read(skip)) != skip:
-            raise ValueError("file ends inside the header")
+            raise MapFormatError("file ends inside the header")
         got = 0
         while got < len(buf):  # bounded blocks: readinto(huge) allocates a same-size temporary
             n = fh.readinto(buf[got:got + (1 << 24)])
             if not n:
-                raise ValueError(f"data block is {got} bytes, header says {len(buf)}")
+                raise MapFormatError(f"data block is {got} bytes, header says {len(buf)}")
             got += n
         extra = bool(fh.read(1))
         if extra:
@@ -573,7 +574,7 @@ def _fmt(values) -> str:
     return ", ".join(f"{float(v):g}" for v in np.ravel(values))
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024 or unit == "PiB":
             return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
@@ -639,20 +640,20 @@ def header_statistics_notes(dmap: "DensityMap", stats: "MapStatistics") -> list[
 # Writing z-y-x arrays as MRC2014 maps that overlay the model in ChimeraX, byte for byte
 def _header_placement(path, org: np.ndarray, vs: np.ndarray, placement: str) -> tuple[np.ndarray, np.ndarray]:
     """ORIGIN ``(3,)`` Å and NSTART ``(3,)`` voxels, x-y-z, that place ``data[0, 0, 0]`` at
-    ``org`` (:func:`write_map`'s ``placement``). Raises ValueError as :func:`write_map` says."""
+    ``org`` (:func:`write_map`'s ``placement``). Raises as :func:`write_map` says."""
     if placement == "origin":
         header_origin, nstart = org, np.zeros(3, dtype=np.int64)
     elif placement == "nstart":
         n = org / vs
         nstart = np.rint(n).astype(np.int64)
         if not np.allclose(n, nstart, atol=1e-4):
-            raise ValueError(
+            raise InputError(
                 f"{path}: origin {tuple(org)} Å is not a whole number of voxels "
                 f"({tuple(vs)} Å); NSTART placement impossible"
             )
         header_origin = np.zeros(3)
     else:
-        raise ValueError(f"{path}: placement must be 'origin' or 'nstart', got {placement!r}")
+        raise ConfigError(f"{path}: placement must be 'origin' or 'nstart', got {placement!r}")
     return header_origin, nstart
 
 
@@ -689,16 +690,16 @@ def write_map(
 
     Raises
     ------
-    ValueError
+    InputError
         If ``data`` is not 3D, a label map has values outside the int8 range, the
-        placement is unknown, or an NSTART placement is not a whole number of voxels.
+        placement is unknown (ConfigError), or an NSTART placement is not a whole number of voxels.
     """
     arr = np.asarray(data)
     if arr.ndim != 3:
-        raise ValueError(f"{path}: MRC data must be 3D (z-y-x), got shape {arr.shape}")
+        raise InputError(f"{path}: MRC data must be 3D (z-y-x), got shape {arr.shape}")
     if arr.dtype == np.bool_ or arr.dtype == np.uint8:
         if arr.size and int(arr.max()) > 127:
-            raise ValueError(f"{path}: label values above 127 do not fit MRC mode 0 (int8)")
+            raise InputError(f"{path}: label values above 127 do not fit MRC mode 0 (int8)")
         arr = arr.astype(np.int8)
     elif arr.dtype == np.float64:
         arr = arr.astype(np.float32)
@@ -719,9 +720,9 @@ def write_map(
         mrc.header.nlabl = 1
     if compression:  # no timestamp in the compressed stream either (gzip mtime 0)
         raw = plain.read_bytes()
-        data = gzip.compress(raw, mtime=0) if compression == "gzip" else bz2.compress(raw)
+        packed = gzip.compress(raw, mtime=0) if compression == "gzip" else bz2.compress(raw)
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
+        tmp.write_bytes(packed)
         os.replace(tmp, path)
         plain.unlink()
     return path

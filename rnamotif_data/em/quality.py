@@ -79,7 +79,7 @@ if TYPE_CHECKING:  # the trees are built by callers; importing this module needs
 
 from rnamotif_data.em.correlation import ModelBox, cc_local_box, cc_mask_box, correlate_box
 from rnamotif_data.em.maps import DensityMap, MapStatistics
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, MapFormatError, StructureError
 from rnamotif_data.rna.structure import AtomTable
 
 __all__ = ["fit_z", "QualityConfig", "QScoreReference", "MotifQuality", "ShellPointCache", "q_reference", "q_scores", "shell_points",
@@ -513,7 +513,8 @@ def q_scores(
         return np.zeros(0)
     if points is not None:
         if atom_rows is None:
-            raise ValueError("q_scores: a ShellPointCache needs atom_rows")
+            # a missing argument, as Python's own TypeError: a bug of the caller, not bad input
+            raise TypeError("q_scores: a ShellPointCache needs atom_rows")
         pts, owner, radius = points.points(atom_rows)
     else:
         pts, owner, radius = shell_points(xyz, model_tree, config, atom_rows)
@@ -549,7 +550,7 @@ def correlation_boxes(density_map: DensityMap, motif: AtomTable, resolution: flo
     """The model sides of the motif's CC_mask and CC_local on ``density_map``'s grid
     (:func:`~rnamotif_data.em.correlation.cc_mask_box`,
     :func:`~rnamotif_data.em.correlation.cc_local_box`, with ``config``'s padding and
-    radius): no map value is read. Raises ``ValueError`` as those do."""
+    radius): no map value is read. Raises as those do."""
     return (cc_mask_box(density_map, motif, resolution, config.cc_mask_padding),
             cc_local_box(density_map, motif, resolution, config.cc_local_radius))
 
@@ -613,15 +614,15 @@ def fit_z(density_map: DensityMap, atom_xyz: np.ndarray, stats: MapStatistics | 
 
     Raises
     ------
-    ValueError
-        If ``atom_xyz`` is empty or the map has zero standard deviation.
+    StructureError, MapFormatError
+        If ``atom_xyz`` is empty; if the map has zero standard deviation.
     """
     atom_xyz = np.asarray(atom_xyz, dtype=np.float64).reshape(-1, 3)
     if atom_xyz.shape[0] == 0:
-        raise ValueError("fit_z needs at least one atom")
+        raise StructureError("fit_z needs at least one atom")
     if stats is None:
         stats = density_map.statistics()
     if stats.sd == 0:
-        raise ValueError(f"{density_map.path}: map is constant (sd = 0); fit_z is undefined")
+        raise MapFormatError(f"{density_map.path}: map is constant (sd = 0); fit_z is undefined")
     values = density_map.interpolate(atom_xyz)
     return float((values.mean() - stats.mean) / stats.sd)

@@ -18,6 +18,7 @@ import gemmi
 import numpy as np
 
 from rnamotif_data.em.maps import DensityMap
+from rnamotif_data.errors import ConfigError
 from rnamotif_data.rna.structure import AtomTable
 
 __all__ = ["simulate_map", "simulate_on_grid", "box_structure"]
@@ -26,7 +27,7 @@ __all__ = ["simulate_map", "simulate_on_grid", "box_structure"]
 SIGMA_PER_RESOLUTION = 0.225
 
 
-def box_structure(atoms_xyz: np.ndarray, elements: np.ndarray, cell: tuple[float, float, float],
+def box_structure(atoms_xyz: np.ndarray, elements: np.ndarray, cell: tuple[float, ...],
                   b_iso: np.ndarray | None = None) -> gemmi.Structure:
     """A P1 gemmi structure of atoms in an orthogonal box cell (for gemmi's density
     calculator and solvent masker).
@@ -38,7 +39,8 @@ def box_structure(atoms_xyz: np.ndarray, elements: np.ndarray, cell: tuple[float
     st = gemmi.Structure()
     st.cell = gemmi.UnitCell(cell[0], cell[1], cell[2], 90, 90, 90)
     st.spacegroup_hm = "P 1"
-    model, chain, res = gemmi.Model("1"), gemmi.Chain("A"), gemmi.Residue()
+    # gemmi 0.6 names a model, 0.7 numbers it (and still takes a name): its 0.7 stubs say int
+    model, chain, res = gemmi.Model("1"), gemmi.Chain("A"), gemmi.Residue()  # type: ignore[arg-type]
     res.name, res.seqid = "UNK", gemmi.SeqId(1, " ")
     xyz = np.asarray(atoms_xyz, dtype=np.float64).reshape(-1, 3)
     b = [0.0] * len(xyz) if b_iso is None else np.maximum(np.asarray(b_iso, dtype=np.float64), 0.0).tolist()
@@ -90,11 +92,11 @@ def simulate_on_grid(
 
     Raises
     ------
-    ValueError
+    ConfigError
         If ``resolution`` or ``voxel_size`` is not positive.
     """
     if resolution <= 0 or voxel_size <= 0:
-        raise ValueError("resolution and voxel_size must be positive (Å)")
+        raise ConfigError("resolution and voxel_size must be positive (Å)")
     sigma = SIGMA_PER_RESOLUTION * resolution
     # pad so that atom density never wraps across the periodic cell gemmi uses
     pad = int(math.ceil((3.0 * sigma + 3.0) / voxel_size)) + 1
@@ -102,7 +104,7 @@ def simulate_on_grid(
     full = (W + 2 * pad, H + 2 * pad, D + 2 * pad)  # x, y, z
     cell = tuple(n * voxel_size for n in full)
     shift = np.asarray(origin, dtype=np.float64) - pad * voxel_size
-    st = box_structure(atoms.xyz - shift, atoms.element, cell)  # type: ignore[arg-type]
+    st = box_structure(atoms.xyz - shift, atoms.element, cell)
     dc = gemmi.DensityCalculatorE()
     dc.d_min = resolution
     dc.blur = 8.0 * math.pi**2 * sigma**2

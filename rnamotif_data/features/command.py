@@ -19,6 +19,7 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -200,9 +201,10 @@ def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sourc
         slots[i] = np.zeros(labelled, np.uint8)
     arrays = _feature_arrays(table, dim, res_rows, ctx_rows, ctx_in, slots)
     have: np.ndarray = arrays["residue_row"] >= 0
-    summary = {"models": len(groups), "nucleotides_embedded": n_nt, "distinct_chains": len(first_row),
-               "cache_hits": cache.hits, "cache_misses": cache.misses, "samples_without_features": problems,
-               "residues_with_features": int(have.sum()), "residues": len(have)}
+    summary: dict[str, Any] = {
+        "models": len(groups), "nucleotides_embedded": n_nt, "distinct_chains": len(first_row),
+        "cache_hits": cache.hits, "cache_misses": cache.misses, "samples_without_features": problems,
+        "residues_with_features": int(have.sum()), "residues": len(have)}
     return arrays, summary
 
 

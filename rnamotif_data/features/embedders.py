@@ -62,11 +62,11 @@ def window_starts(length: int, window: int, overlap: int) -> list[int]:
 
     Raises
     ------
-    ValueError
+    ConfigError
         If ``window < 1`` or ``overlap`` is not in ``[0, window)``.
     """
     if window < 1 or not 0 <= overlap < window:
-        raise ValueError(f"window {window} and overlap {overlap}: need window >= 1 and 0 <= overlap < window")
+        raise ConfigError(f"window {window} and overlap {overlap}: need window >= 1 and 0 <= overlap < window")
     if length <= window:
         return [0]
     step = window - overlap

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnamotif_data.errors import InputError
 from rnamotif_data.features.stored import StoredFeatures
 from rnamotif_data.storage.layout import url_to_fs
 from rnamotif_data.storage.store import RNAMotifStore
@@ -56,12 +57,12 @@ def fit_projection(features: np.ndarray, k: int) -> Projection:
 
     Raises
     ------
-    ValueError
+    InputError
         If there are no rows.
     """
     x = np.asarray(features, np.float64)
     if len(x) == 0:
-        raise ValueError("no residue features to fit a projection on")
+        raise InputError("no residue features to fit a projection on")
     mean = x.mean(axis=0)
     _, sv, vt = np.linalg.svd(x - mean, full_matrices=False)
     comps = np.zeros((k, x.shape[1]))

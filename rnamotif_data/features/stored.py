@@ -252,11 +252,11 @@ def _problems(path: Path, store: RNAMotifStore | None, *, full: bool) -> tuple[l
         arrays[key] = a
     if problems:
         return problems, attrs, arrays
-    n = int(attrs.get("n_samples", -1))
+    n_samples = int(attrs.get("n_samples", -1))
     for kind, data in (("residue", "residue_row"), ("context", "context_row"), ("voxel", "voxel_slot")):
         o = arrays[f"{kind}_offsets"]
-        if len(o) != n + 1 or o[0] != 0 or np.any(np.diff(o) < 0) or o[-1] != len(arrays[data]):
-            problems.append(f"{path}: {kind}_offsets do not partition {data} into {n} samples")
+        if len(o) != n_samples + 1 or o[0] != 0 or np.any(np.diff(o) < 0) or o[-1] != len(arrays[data]):
+            problems.append(f"{path}: {kind}_offsets do not partition {data} into {n_samples} samples")
     if len(arrays["context_row"]) != len(arrays["context_in_sample"]):
         problems.append(f"{path}: context_row and context_in_sample differ in length")
     t = len(arrays["chain_embedding"])
@@ -342,15 +342,15 @@ def paint(shape: tuple[int, int, int], labels: np.ndarray, slots: np.ndarray, re
 
     Raises
     ------
-    ValueError
+    StoreError
         If the slots do not match the labelled voxels or name a residue past ``R``.
     """
     flat = np.flatnonzero(np.asarray(labels).reshape(-1) > 0)
     if len(flat) != len(slots):
-        raise ValueError(f"{len(slots)} voxel slots for {len(flat)} labelled voxels")
+        raise StoreError(f"{len(slots)} voxel slots for {len(flat)} labelled voxels")
     k = residue_features.shape[1]
     if slots.size and int(slots.max()) > len(residue_features):
-        raise ValueError(f"voxel slot {int(slots.max())} past the sample's {len(residue_features)} residues")
+        raise StoreError(f"voxel slot {int(slots.max())} past the sample's {len(residue_features)} residues")
     table = np.concatenate([np.zeros((1, k), np.float32), np.asarray(residue_features, np.float32)])
     out = np.zeros((int(np.prod(shape)), k), dtype=np.float32)
     out[flat] = table[slots.astype(np.int64)]

@@ -25,7 +25,7 @@ import pandas as pd
 
 from rnamotif_data.em.maps import write_map
 from rnamotif_data.em.simulate import simulate_map
-from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.errors import MissingFileError
 from rnamotif_data.inputs.sources import default_cache_dir
 from rnamotif_data.rna.structure import read_model
 
@@ -48,7 +48,7 @@ def _model_file(pdb_id: str) -> Path:
         return SMALL_MIRROR / "pdb" / "6v5b.pdb"
     found = sorted((TRAINING_DIR / "models").glob(f"{pdb_id.lower()}.*"))
     if not found:
-        raise RNAMotifError(f"{TRAINING_DIR / 'models'}: no model file of {pdb_id} (the training demo is incomplete)")
+        raise MissingFileError(f"{TRAINING_DIR / 'models'}: no model file of {pdb_id} (the training demo is incomplete)")
     return found[0]
 
 
@@ -61,13 +61,13 @@ def training_mirror(dest: Path | None = None) -> Path:
 
     Raises
     ------
-    rnamotif_data.errors.RNAMotifError
+    rnamotif_data.errors.MissingFileError
         If the repository's ``demo/training/`` is missing (an installed package without its
         source tree: clone the repository, or pass ``--manifest``).
     """
     if not TRAINING_MANIFEST.exists():
-        raise RNAMotifError(f"{TRAINING_MANIFEST}: the training demo ships with the repository, not the installed "
-                            "package; run from a clone, or give --manifest")
+        raise MissingFileError(f"{TRAINING_MANIFEST}: the training demo ships with the repository, not the installed "
+                               "package; run from a clone, or give --manifest")
     dest = Path(dest) if dest is not None else default_cache_dir() / "demo-training"
     entries = (pd.read_parquet(TRAINING_MANIFEST, columns=["pdb_id", "emdb_id"]).drop_duplicates()
                .sort_values("emdb_id").itertuples(index=False))

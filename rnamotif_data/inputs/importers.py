@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from rnamotif_data.errors import ManifestError, RNAMotifError
+from rnamotif_data.errors import ManifestError, MissingFileError, RNAMotifError
 from rnamotif_data.inputs.schema import Rejection
 from rnamotif_data.rna.motifs import FINE_TYPES, motif_class
 from rnamotif_data.rna.structure import format_residues, read_model
@@ -127,16 +127,16 @@ def _cossmos_row(rec: list[str], col: dict[str, int], expected: str | None) -> d
     for strand, seq, nums in strands:
         tokens = nums.split()
         if len(tokens) != len(seq):
-            raise ValueError(f"{strand}seq_num|{strand} strand lists {len(tokens)} residues for sequence {seq!r}")
+            raise ManifestError(f"{strand}seq_num|{strand} strand lists {len(tokens)} residues for sequence {seq!r}")
         parsed = []
         for t in tokens:
             m = _SEQ_NUM.match(t)
             if not m:
-                raise ValueError(f"{strand}seq_num|bad residue {t!r} (expected NUMBER[ICODE]-BASE such as 189L-G)")
+                raise ManifestError(f"{strand}seq_num|bad residue {t!r} (expected NUMBER[ICODE]-BASE such as 189L-G)")
             parsed.append((int(m.group(1)), m.group(2)))
         known = Counter(c for key in parsed for c in chain_of.get(key, ()))
         if not known:
-            raise ValueError(f"{strand}seq_num|no chain id found for the {strand} strand residues")
+            raise ManifestError(f"{strand}seq_num|no chain id found for the {strand} strand residues")
         strand_chain = known.most_common(1)[0][0]
         for num, icode in parsed:
             cands = chain_of.get((num, icode), set())
@@ -145,12 +145,12 @@ def _cossmos_row(rec: list[str], col: dict[str, int], expected: str | None) -> d
     a = len(aseq) - 2
     b = len(bseq) - 2 if bseq else None
     if a < 0 or (b is not None and b < 0):
-        raise ValueError("Aseq|a strand is shorter than its closing pair")
+        raise ManifestError("Aseq|a strand is shorter than its closing pair")
     mtype = loop_type(a, b)
     if mtype not in FINE_TYPES:
-        raise ValueError(f"motif_type|loop type outside the 25-type taxonomy: {mtype}")
+        raise ManifestError(f"motif_type|loop type outside the 25-type taxonomy: {mtype}")
     if expected is not None and mtype != expected:
-        raise ValueError(f"motif_type|derived type differs from --motif-type: {mtype} is not {expected}")
+        raise ManifestError(f"motif_type|derived type differs from --motif-type: {mtype} is not {expected}")
     internal = get("InternalID")
     return {
         "pdb_id": pdb,
@@ -205,12 +205,12 @@ def _atlas_instances(path: str | Path):
 def _unit(uid: str) -> dict:
     f = uid.split("|")
     if len(f) < 5 or not f[4].lstrip("-").isdigit():
-        raise ValueError(f"malformed unit id: {uid!r}")
+        raise ManifestError(f"malformed unit id: {uid!r}")
     sym = f[8] if len(f) > 8 else ""
     if sym not in ("", "P_1", "1_555"):
-        raise ValueError(f"symmetry mate, not in the deposited coordinates: unit {uid}")
+        raise ManifestError(f"symmetry mate, not in the deposited coordinates: unit {uid}")
     if f[1] != "1":
-        raise ValueError(f"not in model 1 (only model 1 is read): unit {uid}")
+        raise ManifestError(f"not in model 1 (only model 1 is read): unit {uid}")
     return {"pdb": f[0].upper(), "chain": f[2], "comp": f[3], "seq_num": int(f[4]),
             "icode": f[7] if len(f) > 7 else ""}
 
@@ -221,13 +221,13 @@ def _atlas_strand(units: list[dict]) -> tuple[str, int, list[str]]:
     model's residue order when built, so insertion codes inside are included), its length
     in nucleotides from the numbering, and the residue numbers the alignment skipped.
 
-    Raises ValueError if the strand changes chain or its numbering runs backwards.
+    Raises ManifestError if the strand changes chain or its numbering runs backwards.
     """
     first, last = units[0], units[-1]
     if len({u["chain"] for u in units}) != 1:
-        raise ValueError(f"strand changes chain: {first['chain']}{first['seq_num']} ... {last['chain']}{last['seq_num']}")
+        raise ManifestError(f"strand changes chain: {first['chain']}{first['seq_num']} ... {last['chain']}{last['seq_num']}")
     if last["seq_num"] < first["seq_num"]:
-        raise ValueError(f"strand numbering runs backwards: {first['seq_num']} ... {last['seq_num']}")
+        raise ManifestError(f"strand numbering runs backwards: {first['seq_num']} ... {last['seq_num']}")
     numbers = {u["seq_num"] for u in units}
     skipped = [str(n) for n in range(first["seq_num"], last["seq_num"] + 1) if n not in numbers]
     length = len(units) + len(skipped)  # the listed units plus the numbers between them no unit names
@@ -265,11 +265,11 @@ def models_in(folder: Path):
 def _retype_with_model(model, selection: str, listed: list[dict]) -> tuple[list[int], str | None]:
     """Strand lengths and skipped residues of an Atlas selection, read from the model:
     ranges follow the model's residues, so numbering jumps and insertion codes count as
-    they are. Raises ValueError if the model lacks an endpoint or a strand is broken."""
+    they are. Raises ManifestError if the model lacks an endpoint or a strand is broken."""
     try:
         idx = model.resolve(selection)
     except RNAMotifError as exc:
-        raise ValueError(f"not in the model: {exc}") from None
+        raise ManifestError(f"not in the model: {exc}") from None
     strands = model.strands(idx)
     given = {(u["chain"], u["seq_num"], u["icode"]) for u in listed}
     skipped = [model.atoms.residues[i] for i in idx
@@ -316,30 +316,30 @@ def import_motif_atlas(paths: list[Path], models=None) -> tuple[list[dict], list
                 kind = gid.split("_")[0]
                 if kind == "HL":
                     if breaks:
-                        raise ValueError("hairpin with a chain break: chainbreak {breaks}".format(breaks=breaks))
+                        raise ManifestError("hairpin with a chain break: chainbreak {breaks}".format(breaks=breaks))
                     strands = [units]
                 elif kind == "IL":
                     if len(breaks) != 1:
-                        raise ValueError(f"junction, not an internal loop: {len(breaks) + 1} strands")
+                        raise ManifestError(f"junction, not an internal loop: {len(breaks) + 1} strands")
                     strands = [units[:breaks[0]], units[breaks[0]:]]
                 else:
-                    raise ValueError(f"motif group kind not imported (junction or other): {kind}")
+                    raise ManifestError(f"motif group kind not imported (junction or other): {kind}")
                 if len({u["pdb"] for u in units}) != 1:
-                    raise ValueError("units from several PDB entries: " + iid)
+                    raise ManifestError("units from several PDB entries: " + iid)
                 parts = [_atlas_strand(st) for st in strands]
                 chains = [st[0]["chain"] for st in strands]
                 selection = " ".join(f"{c}:{spec}" for c, (spec, _, _) in zip(chains, parts))
-                skipped = " ".join(f"{c}:{','.join(sk)}" for c, (_, _, sk) in zip(chains, parts) if sk)
+                skipped: str | None = " ".join(f"{c}:{','.join(sk)}" for c, (_, _, sk) in zip(chains, parts) if sk)
                 lengths = [length for _, length, _ in parts]
                 model = models(units[0]["pdb"]) if models is not None else None
                 if model is not None:
                     lengths, skipped = _retype_with_model(model, selection, units)
                     if len(lengths) != len(strands):
-                        raise ValueError(f"strands of {selection} are not continuous in the model")
+                        raise ManifestError(f"strands of {selection} are not continuous in the model")
                 sizes = [length - 2 for length in lengths]
                 mtype = loop_type(sizes[0], sizes[1] if len(sizes) > 1 else None)
                 if mtype not in FINE_TYPES:
-                    raise ValueError(f"loop type outside the 25-type taxonomy: {mtype}")
+                    raise ManifestError(f"loop type outside the 25-type taxonomy: {mtype}")
             except ValueError as exc:
                 rejected.append(Rejection(n, "residues", str(exc), "motif-atlas", iid))
             else:
@@ -349,10 +349,10 @@ def import_motif_atlas(paths: list[Path], models=None) -> tuple[list[dict], list
 
 
 def _atlas_row(gid: str, iid: str, units: list[dict], strands: list[list[dict]], lengths: list[int], mtype: str,
-               selection: str, skipped: str) -> dict:
+               selection: str, skipped: str | None) -> dict:
     """The manifest row of one accepted Motif Atlas instance (:func:`import_motif_atlas`)."""
-    letters = [_atlas_letters(st) for st in strands]
-    seq = None if None in letters else "".join(letters)
+    letters = [s for s in (_atlas_letters(st) for st in strands) if s is not None]
+    seq = "".join(letters) if len(letters) == len(strands) else None
     if seq is not None and len(seq) != sum(lengths):  # the model counts otherwise
         seq = None
     return {
@@ -391,26 +391,26 @@ def import_upstream_folds(folder: Path) -> tuple[list[dict], list[Rejection]]:
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         If the folder has no ``fold{k}_val.csv``.
     """
     folder = Path(folder)
     val_files = sorted(p for p in folder.glob("fold*_val.csv") if _FOLD_FILE.match(p.name))
     if not val_files:
-        raise FileNotFoundError(f"{folder}: no fold{{k}}_val.csv files")
+        raise MissingFileError(f"{folder}: no fold{{k}}_val.csv files")
     rows: list[dict] = []
     rejected: list[Rejection] = []
     fold_of: dict[str, int] = {}
     n = 0
     for path in val_files:
-        fold = int(_FOLD_FILE.match(path.name).group(1))
+        fold = int(_FOLD_FILE.match(path.name).group(1))  # type: ignore[union-attr]  # val_files all match
         with open(path, newline="") as fh:
             for rec in csv.DictReader(fh):
                 name = Path(rec["filepath"]).name
                 label = rec.get("label", "")
                 try:
                     if name in fold_of:
-                        raise ValueError(f"in more than one val set: also fold {fold_of[name]}")
+                        raise ManifestError(f"in more than one val set: also fold {fold_of[name]}")
                     fold_of[name] = fold
                     row = _fold_row(name, label)
                 except ValueError as exc:
@@ -437,14 +437,14 @@ def _fold_row(name: str, label: str) -> dict:
     if m:
         emdb, pdb, mtype, num = m.groups()
         if mtype not in FINE_TYPES:
-            raise ValueError(f"unknown motif type {mtype!r}")
+            raise ManifestError(f"unknown motif type {mtype!r}")
         if _LABEL_CLASS.get(label) != motif_class(mtype):
-            raise ValueError(f"label {label!r} does not match type {mtype}")
+            raise ManifestError(f"label {label!r} does not match type {mtype}")
         return {"pdb_id": pdb.upper(), "emdb_id": emdb, "motif_type": mtype,
                 "cossmos_number": int(num), "needs_residues": True}
     m = _CUBE_FILE.match(name)
     if m:
         if label != "unknown":
-            raise ValueError(f"background cube labelled {label!r}")
+            raise ManifestError(f"background cube labelled {label!r}")
         return {"pdb_id": m.group(1).upper(), "motif_type": "unknown", "cossmos_number": int(m.group(2))}
-    raise ValueError("file name is neither EMD-xxxx_PDBID_type_n.mrc nor cube_PDBID_n.mrc")
+    raise ManifestError("file name is neither EMD-xxxx_PDBID_type_n.mrc nor cube_PDBID_n.mrc")

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from rnamotif_data.errors import (
     ManifestError,  # noqa: F401 (defined in rnamotif_data.errors)
+    MissingFileError,
     SelectionError,
     SelectionSyntaxError,
 )
@@ -83,7 +84,7 @@ class Rejection:
 
 def empty_row() -> dict:
     """A manifest row with every column present and null (booleans false)."""
-    row = {f.name: None for f in SCHEMA}
+    row: dict[str, object] = {f.name: None for f in SCHEMA}
     row["needs_residues"] = False
     return row
 
@@ -292,14 +293,22 @@ def resolve_residues(rows: list[dict], cossmos_rows: list[dict]) -> tuple[list[d
 
 def read_pdb_ids(path: Path) -> list[dict]:
     """Entries to annotate from a Parquet file with a ``pdb_id`` column (and optional
-    ``emdb_id``, ``resolution``) or a text file of PDB IDs (one per line, ``#`` comments)."""
+    ``emdb_id``, ``resolution``) or a text file of PDB IDs (one per line, ``#`` comments).
+    Raises ManifestError, naming the file, for an unreadable one."""
     if path.suffix == ".parquet":
-        t = pq.read_table(path)
+        try:
+            t = pq.read_table(path)
+        except pa.ArrowInvalid as exc:
+            raise ManifestError(f"{path}: not a readable Parquet file ({exc})") from None
         if "pdb_id" not in t.column_names:
             raise ManifestError(f"{path}: no pdb_id column")
         cols = [c for c in ("pdb_id", "emdb_id", "resolution") if c in t.column_names]
         return t.select(cols).to_pylist()
-    ids = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ManifestError(f"{path}: not a text file of PDB IDs (or a .parquet file with a pdb_id column)") from None
+    ids = [line.split("#")[0].strip() for line in text.splitlines()]
     return [{"pdb_id": i.upper()} for i in ids if i]
 
 
@@ -349,14 +358,14 @@ def read_manifest(path: str | Path, *, strict: bool = False) -> tuple[pa.Table, 
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         If the file is missing.
     ManifestError
         If it is not a readable Parquet table or fails validation as described.
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such manifest")
+        raise MissingFileError(f"{path}: no such manifest")
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as exc:

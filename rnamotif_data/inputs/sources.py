@@ -39,7 +39,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from rnamotif_data.errors import DownloadError, NoMapError, NotEMEntryError, OfflineError, SourceError
+from rnamotif_data.errors import DownloadError, InputError, NoMapError, NotEMEntryError, OfflineError, SourceError
 from rnamotif_data.storage.checksums import sha256_stream
 
 log = logging.getLogger("rnamotif_data.inputs.sources")
@@ -216,7 +216,7 @@ class Sources:
 
         Raises
         ------
-        ValueError
+        InputError
             If ``emdb_id`` is not ``EMD-N``.
         OfflineError, DownloadError
         """
@@ -348,7 +348,7 @@ class Sources:
 def _emdb_number(emdb_id: str) -> str:
     head, _, number = emdb_id.upper().partition("EMD-")
     if head or not number.isdigit():
-        raise ValueError(f"bad EMDB ID {emdb_id!r}: expected EMD-NNNN")
+        raise InputError(f"bad EMDB ID {emdb_id!r}: expected EMD-NNNN")
     return number
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnamotif_data.errors import ConfigError, RNAMotifError
+from rnamotif_data.errors import ConfigError, InputError, MissingFileError
 from rnamotif_data.features.projection import Projection
 from rnamotif_data.learn.backend import torch
 
@@ -43,24 +43,24 @@ def load_checkpoint(path: str | Path, device) -> dict:
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         If the file is missing.
-    RNAMotifError
+    InputError
         In one line naming the file, if it is not a readable checkpoint.
     """
     import pickle
 
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
+        raise MissingFileError(f"{path}: no such checkpoint")
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError:
         # the message never suggests loading the file unrestricted: that would run its code
-        raise RNAMotifError(f"{path}: not a loadable checkpoint: it holds objects other than tensors and plain "
+        raise InputError(f"{path}: not a loadable checkpoint: it holds objects other than tensors and plain "
                             "data, and checkpoints are read as data only (a file of rnamotif train never does)") from None
     except Exception as exc:  # noqa: BLE001 - any failure to parse an untrusted file is a bad checkpoint
-        raise RNAMotifError(f"{path}: not a loadable checkpoint: truncated, or not a file of torch.save "
+        raise InputError(f"{path}: not a loadable checkpoint: truncated, or not a file of torch.save "
                             f"({type(exc).__name__})") from None
 
 

@@ -43,9 +43,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnamotif_data.errors import ConfigError, StoreError
+from rnamotif_data.errors import ConfigError, MissingFileError, StoreError
 from rnamotif_data.features.projection import Projection, fitted_projection
-from rnamotif_data.features.stored import open_features, paint
+from rnamotif_data.features.stored import StoredFeatures, open_features, paint
 from rnamotif_data.learn.backend import torch
 from rnamotif_data.rna.motifs import class_index, motif_class
 from rnamotif_data.split.folds import independent_groups
@@ -54,7 +54,7 @@ from rnamotif_data.storage.download import STORE_DIRNAME, data_home, version_dir
 from rnamotif_data.storage.download import download as fetch
 from rnamotif_data.storage.layout import url_to_fs
 from rnamotif_data.storage.shards import mask_density
-from rnamotif_data.storage.store import open_store
+from rnamotif_data.storage.store import RNAMotifStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +145,9 @@ class RNAMotifDataset(torch.utils.data.Dataset):
 
     Raises
     ------
-    ValueError
+    ConfigError
         For an unknown split, subset or channel.
-    FileNotFoundError
+    MissingFileError
         If the store does not exist (the message says how to build or download it).
     rnamotif_data.storage.registry.RegistryError
         If ``version`` is not a published version.
@@ -167,13 +167,13 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         channels = (channels,) if isinstance(channels, str) else tuple(channels)
         bad = [c for c in channels if c not in CHANNELS]
         if bad or not channels:
-            raise ValueError(f"unknown channel(s) {bad or channels!r}; choose from {', '.join(CHANNELS)}")
+            raise ConfigError(f"unknown channel(s) {bad or channels!r}; choose from {', '.join(CHANNELS)}")
         validate_split_name(split, subset)
         if "seq_proj" in channels and not sequence:
-            raise ValueError("channel 'seq_proj' paints sequence features: pass sequence='NAME' (features made by "
+            raise ConfigError("channel 'seq_proj' paints sequence features: pass sequence='NAME' (features made by "
                              "'rnamotif embed STORE --model NAME')")
         if projection_dim < 1:
-            raise ValueError(f"projection_dim must be >= 1, got {projection_dim}")
+            raise ConfigError(f"projection_dim must be >= 1, got {projection_dim}")
         if version is not None:
             if download:
 
@@ -181,17 +181,17 @@ class RNAMotifDataset(torch.utils.data.Dataset):
             else:
                 self.root = str(version_dir(version, root) / STORE_DIRNAME)
                 if not Path(self.root).exists():
-                    raise FileNotFoundError(
+                    raise MissingFileError(
                         f"dataset version {version} is not in {Path(self.root).parent}; pass download=True or run "
                         f"'rnamotif download --version {version}'")
         elif download:
-            raise ValueError("download=True needs version= (a published version, e.g. version='1.0.0'; see "
+            raise ConfigError("download=True needs version= (a published version, e.g. version='1.0.0'; see "
                              "'rnamotif download --help')")
         else:
             self.root = str(root) if root is not None else str(default_root())
         fs, path = url_to_fs(self.root)
         if not fs.exists(path):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"no RNA motif store at {self.root}. Build one with 'rnamotif build --manifest "
                 f"MANIFEST --out {self.root}' (the shipped demo: 'rnamotif build'), or set "
                 f"${ENV_ROOT} / pass root=")
@@ -223,10 +223,10 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         self._targets = meta["class_index"].to_numpy(dtype=np.int64)[self.indices]
         self._sample_ids = meta["sample_id"].astype(str).to_numpy()[self.indices]
         self._metadata = meta.iloc[self.indices].reset_index(drop=True)
-        self._store = None  # opened lazily per process
-        self._pid = None
+        self._store: RNAMotifStore | None = None  # opened lazily per process
+        self._pid: int | None = None
         self.sequence, self.projection_dim = sequence, int(projection_dim)
-        self._features = None
+        self._features: StoredFeatures | None = None
         self.projection: Projection | None = None
         if sequence:
             feats = open_features(store, sequence)  # a missing or stale feature set fails here, in one line
@@ -303,16 +303,18 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         state["_store"], state["_pid"], state["_features"] = None, None, None  # never pickle open handles
         return state
 
-    def _open(self):
+    def _open(self) -> RNAMotifStore:
         if self._store is None or self._pid != os.getpid():
             self._store = open_store(self.root)
             self._pid = os.getpid()
             self._features = None
         return self._store
 
-    def _feats(self):
+    def _feats(self) -> StoredFeatures:
         store = self._open()
         if self._features is None:
+            if not self.sequence:
+                raise ConfigError("this dataset has no sequence features: pass sequence='NAME'")
             self._features = open_features(store, self.sequence)
         return self._features
 
@@ -374,6 +376,7 @@ class RNAMotifDataset(torch.utils.data.Dataset):
                     for k in (1, 2, 3):
                         x[c0 + k - 1].copy_(t == k)
                 elif c == "seq_proj":
+                    assert feats is not None and self.projection is not None  # both made when seq_proj is a channel
                     f, fmask = feats.residues(int(i))
                     proj = self.projection.apply(np.asarray(f, np.float32), np.asarray(fmask))
                     x[c0:c0 + self.projection_dim].copy_(torch.from_numpy(paint(shape, a["labels"], feats.slots(int(i)), proj)))
@@ -383,7 +386,7 @@ class RNAMotifDataset(torch.utils.data.Dataset):
             items.append(x)
         return items
 
-    def get_batch(self, items) -> tuple[torch.Tensor, torch.Tensor]:
+    def get_batch(self, items) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], torch.Tensor]:
         """Items ``items`` (positions in this subset) read in one call.
 
         Returns ``x`` ``(B, C, D, H, W)`` float32 and ``y`` ``(B,)`` int64, without
@@ -391,8 +394,8 @@ class RNAMotifDataset(torch.utils.data.Dataset):
         process.
         """
         pos = self._positions(items)
-        x = self._tensors(pos)
-        x = torch.stack(x) if x else torch.empty((0, self.n_channels, *self._open().cube_shape))
+        cubes = self._tensors(pos)
+        x = torch.stack(cubes) if cubes else torch.empty((0, self.n_channels, *self._open().cube_shape))
         if self.sequence:
             return (x, *self.sequence_features(pos)), torch.from_numpy(self._targets[pos])
         return x, torch.from_numpy(self._targets[pos])

@@ -34,10 +34,7 @@ import numpy as np
 import pandas as pd
 
 from rnamotif_data.em.maps import read_map
-from rnamotif_data.errors import (
-    CheckpointMismatchError,
-    RNAMotifError,
-)
+from rnamotif_data.errors import CheckpointMismatchError, ConfigError, InputError
 from rnamotif_data.learn.backend import torch
 from rnamotif_data.learn.checkpoints import choose_device, load_checkpoint, projection_from_state
 from rnamotif_data.learn.dataset import RNAMotifDataset
@@ -97,7 +94,7 @@ def _mrc_cubes(folder: Path) -> tuple[list[Path], list[int], list[str], int]:
             labels.append(class_index(mtype))
             types.append(mtype)
     if not files:
-        raise RNAMotifError(
+        raise InputError(
             f"{folder}: no .mrc cubes in either layout of rnamotif export: class folders "
             f"({', '.join(CLASS_NAMES)}; export --by-class) or sample folders NAME/NAME.mrc (the default export)")
     return files, labels, types, skipped
@@ -142,15 +139,15 @@ class Evaluator:
 
         Raises
         ------
-        FileNotFoundError
+        MissingFileError
             If the file is missing.
-        RNAMotifError
+        InputError
             If it is not a training checkpoint.
         """
         dev = choose_device(device)
         ck = load_checkpoint(path, dev)
         if not isinstance(ck, dict) or not {"model", "config", "class_names", "split_fingerprint"} <= set(ck):
-            raise RNAMotifError(f"{path}: not an rnamotif_data.learn.train checkpoint")
+            raise InputError(f"{path}: not an rnamotif_data.learn.train checkpoint")
         cfg = ck["config"]
         if "cube" not in ck:
             raise CheckpointMismatchError(f"{path}: the checkpoint does not record its cube size; retrain it with "
@@ -257,7 +254,7 @@ class Evaluator:
 
         Raises
         ------
-        RNAMotifError
+        ConfigError
             If ``subset`` is ``test`` but the checkpoint's protocol watched that fold (the
             upstream protocol trains next to fold K and reports it): calling it "test"
             would be wrong.
@@ -265,9 +262,9 @@ class Evaluator:
         protocol = self.checkpoint["config"].get("protocol", "upstream")
         if subset == "test":
             if protocol != "nested":
-                raise RNAMotifError(f"{self.path}: trained with the {protocol} protocol, which watched {split} "
-                                    f"during training; its scores there are not test results (use --subset val, "
-                                    "reported as the upstream protocol)")
+                raise ConfigError(f"{self.path}: trained with the {protocol} protocol, which watched {split} "
+                                  f"during training; its scores there are not test results (use --subset val, "
+                                  "reported as the upstream protocol)")
             return f"{split} test: never used for training or model selection (nested protocol)"
         if subset == "val" and protocol == "upstream":
             return f"{split} val -- UPSTREAM PROTOCOL: the fold the run watched; not a test result"
@@ -310,16 +307,16 @@ class Evaluator:
 
         Raises
         ------
-        RNAMotifError
+        CheckpointMismatchError, ConfigError, InputError
             If the model does not take one density channel, ``normalisation`` is unknown,
             or the folder has no class subfolder with usable ``.mrc`` files.
         """
         if normalisation not in ("stored", "percentile"):
-            raise RNAMotifError(f"normalisation must be 'stored' or 'percentile', got {normalisation!r}")
+            raise ConfigError(f"normalisation must be 'stored' or 'percentile', got {normalisation!r}")
         cube = int(cube or self.checkpoint["cube"])
 
         if self.checkpoint["in_channels"] != 1 or self.checkpoint.get("seq_dim"):
-            raise RNAMotifError("MRC-folder evaluation needs a model trained on one density channel (no sequence features)")
+            raise CheckpointMismatchError("MRC-folder evaluation needs a model trained on one density channel (no sequence features)")
         files, labels, types, skipped = _mrc_cubes(Path(folder))
         x = torch.from_numpy(np.stack([_centre_box(f, cube, voxel_size, normalisation) for f in files]))[:, None]
         pred = self.predict(x)

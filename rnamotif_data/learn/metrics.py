@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from rnamotif_data.common.extras import require
+from rnamotif_data.errors import InputError
 from rnamotif_data.rna.motifs import CLASS_NAMES
 
 __all__ = ["SHORT_NAMES", "RESOLUTION_BINS", "IDENTITY_BINS", "RELATED_LEVELS", "confusion_matrix", "class_metrics",
@@ -32,16 +33,16 @@ def confusion_matrix(y_true, y_pred, n_classes: int = len(CLASS_NAMES)) -> np.nd
 
     Raises
     ------
-    ValueError
+    InputError
         If the inputs differ in length or hold a class outside ``[0, n_classes)``.
     """
     t = np.asarray(y_true, dtype=np.int64).ravel()
     p = np.asarray(y_pred, dtype=np.int64).ravel()
     if t.shape != p.shape:
-        raise ValueError(f"y_true has {t.size} labels, y_pred {p.size}")
+        raise InputError(f"y_true has {t.size} labels, y_pred {p.size}")
     for name, a in (("y_true", t), ("y_pred", p)):
         if a.size and (a.min() < 0 or a.max() >= n_classes):
-            raise ValueError(f"{name} holds a class outside [0, {n_classes})")
+            raise InputError(f"{name} holds a class outside [0, {n_classes})")
     cm = np.zeros((n_classes, n_classes), dtype=np.int64)
     np.add.at(cm, (t, p), 1)
     return cm

@@ -20,6 +20,7 @@ Inputs ``(B, C, D, H, W)`` float32 (z-y-x); outputs ``(B, num_classes)`` logits.
 
 from __future__ import annotations
 
+from rnamotif_data.errors import ConfigError
 from rnamotif_data.learn.backend import nn, torch
 
 __all__ = ["Motif3DCNN", "Motif3DCNNBN", "Motif3DCNNSeq", "NETWORKS", "SEQUENCE_NETWORKS", "build_network",
@@ -40,14 +41,14 @@ class Motif3DCNN(nn.Module):
 
     Raises
     ------
-    ValueError
+    ConfigError
         If ``cube < 8``.
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 5, *, cube: int):
         super().__init__()
         if cube < 8:
-            raise ValueError(f"cube must be >= 8 voxels, got {cube}")
+            raise ConfigError(f"cube must be >= 8 voxels, got {cube}")
         layers, c = [], in_channels
         for out in (16, 32, 64):
             layers += [nn.Conv3d(c, out, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool3d(2)]
@@ -93,7 +94,7 @@ class Motif3DCNNSeq(nn.Module):
 
     Raises
     ------
-    ValueError
+    ConfigError
         If ``cube < 8`` or ``seq_dim < 1``.
     """
 
@@ -103,7 +104,7 @@ class Motif3DCNNSeq(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 5, *, cube: int, seq_dim: int):
         super().__init__()
         if seq_dim < 1:
-            raise ValueError(f"seq_dim must be >= 1, got {seq_dim}")
+            raise ConfigError(f"seq_dim must be >= 1, got {seq_dim}")
         trunk = Motif3DCNN(in_channels, num_classes, cube=cube)
         self.features = trunk.features
         self.density_code = nn.Sequential(*list(trunk.classifier)[:3])  # Flatten, Linear 128, ReLU
@@ -136,14 +137,14 @@ def build_network(name: str, in_channels: int, num_classes: int = 5, *, cube: in
 
     Raises
     ------
-    ValueError
+    ConfigError
         For an unknown name, or a sequence network without ``seq_dim``.
     """
     if name not in NETWORKS:
-        raise ValueError(f"unknown network {name!r}; choose one of {', '.join(NETWORKS)}")
+        raise ConfigError(f"unknown network {name!r}; choose one of {', '.join(NETWORKS)}")
     if name in SEQUENCE_NETWORKS:
         if not seq_dim:
-            raise ValueError(f"network {name} needs sequence features (seq_dim)")
+            raise ConfigError(f"network {name} needs sequence features (seq_dim)")
         return NETWORKS[name](in_channels=in_channels, num_classes=num_classes, cube=cube, seq_dim=seq_dim)
     return NETWORKS[name](in_channels=in_channels, num_classes=num_classes, cube=cube)
 

@@ -25,6 +25,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -158,7 +159,7 @@ def predict(model: torch.nn.Module, loader, device: torch.device, amp: bool = Fa
 
 
 def _loaders(cfg: TrainConfig, device: torch.device):
-    common = dict(root=cfg.root, split=cfg.split, scheme=cfg.scheme, channels=cfg.channels, masked=cfg.masked,
+    common: dict[str, Any] = dict(root=cfg.root, split=cfg.split, scheme=cfg.scheme, channels=cfg.channels, masked=cfg.masked,
                   sequence=cfg.sequence, projection_dim=cfg.projection_dim)
     train_subset, val_subset = _SUBSETS[cfg.protocol]
     train_ds = RNAMotifDataset(subset=train_subset, **common)

@@ -41,7 +41,7 @@ def _rotations() -> tuple[tuple[tuple[int, int, int], tuple[bool, bool, bool]], 
             for i, p in enumerate(perm):
                 m[i, p] = -1.0 if flips[i] else 1.0
             if round(np.linalg.det(m)) == 1:
-                out.append((tuple(perm), tuple(flips)))
+                out.append(((perm[0], perm[1], perm[2]), (flips[0], flips[1], flips[2])))
     return tuple(out)
 
 
@@ -83,8 +83,8 @@ class _Random:
 
     def __init__(self, seed: int | None = None):
         self.seed = seed
-        self._gen = None
-        self._key = None
+        self._gen: torch.Generator | None = None
+        self._key: tuple[int, int | None] | None = None
 
     @property
     def generator(self) -> torch.Generator | None:

@@ -48,6 +48,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from tqdm import tqdm
@@ -234,7 +235,7 @@ def build(manifest: str | Path, root: str, config: BuildConfig = BuildConfig(), 
     store_writer.acquire()
     try:
         existing = store_writer.prepare(attrs, resume=resume)
-        if existing == "complete":
+        if existing == "complete" and old is not None:  # "complete" is read from old, never None then
             return _finished(str(root), old, result, retry_failed=retry_failed, dataset_version=dataset_version)
         store_writer.begin(attrs)
 
@@ -357,7 +358,8 @@ def _stage_and_write(store_writer: StoreWriter, jobs: list[EntryJob], todo: list
     writer = ShardWriter(jobs, config.shard_size, counts)
     n_samples = n_failed = 0
     bar = tqdm(total=len(todo), desc="entries", unit="entry", disable=not progress)
-    pending = {runner.submit(stage_entry, job, config, source_config, root): ("stage", job) for job in todo}
+    pending: dict[Any, tuple[str, Any]] = {runner.submit(stage_entry, job, config, source_config, root): ("stage", job)
+                                           for job in todo}
 
     def submit_ready() -> None:
         if write:
@@ -573,7 +575,7 @@ def _check_run_options(args, mirror) -> None:
         try:
             limit = parse_bytes(args.memory_limit)
             if limit <= 0:
-                raise ValueError
+                raise ValueError  # control flow: caught just below, re-raised as RNAMotifError
         except (ValueError, TypeError):
             raise RNAMotifError(f"--memory-limit {args.memory_limit!r}: expected 'auto' or a size such as 4GiB") from None
         if limit < MIN_WORKER_MEMORY:

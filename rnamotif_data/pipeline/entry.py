@@ -19,10 +19,11 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from rnamotif_data.em.maps import header_statistics_notes, read_map
+from rnamotif_data.em.maps import DensityMap, header_statistics_notes, read_map
 from rnamotif_data.em.quality import (
     QualityConfig,
     correlation_boxes,
@@ -120,9 +121,11 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
     t0 = time.perf_counter()
     clock = StageClock()
     samples, failures, entry_failed, read_s = [], [], False, 0.0
+    dmap: DensityMap | None = None  # released before the cubes are written (below)
+    ctx: _Entry | None = None
     emdb = job.emdb_id
     stage = "fetch"
-    extra = {"map_warnings": [], "background_requested": 0, "background_placed": 0}
+    extra: dict[str, Any] = {"map_warnings": [], "background_requested": 0, "background_placed": 0}
     try:
         if job.error:
             stage = "manifest"
@@ -201,7 +204,7 @@ class _Entry:
         self.model_key = use.context.key
         self.reference = q_reference(stats)
         seqs: dict[str, list[str]] = {}
-        for rid, letter in zip(model.atoms.residues, model.atoms.parents):
+        for rid, letter in zip(model.atoms.residues, model.atoms.parents or model.atoms.sequence()):
             seqs.setdefault(rid.chain, []).append(letter)
         self.chain_sequences = {c: "".join(v) for c, v in seqs.items()}
         with self.clock("segment"):  # the pairs serve the rows' type checks (stage segment)

@@ -83,6 +83,8 @@ class Runner:
     def _note_malloc(self) -> None:
         """Log once if an external cluster's workers run with ``MALLOC_TRIM_THRESHOLD_`` set
         (one worker asked, 10 s at most: a hint never holds up the build)."""
+        if self.client is None:
+            return
         try:
             one = list(self.client.scheduler_info().get("workers", {}))[:1]
             values = self.client.run(_worker_trim_threshold, workers=one, on_error="ignore",
@@ -101,7 +103,7 @@ class Runner:
         """Log, while tasks wait, how long the cluster has had no worker (a cluster that lost
         its workers otherwise waits silently)."""
         since = None
-        while not self._stop.wait(self.watch_every):
+        while self.client is not None and not self._stop.wait(self.watch_every):
             try:
                 n = len(self.client.scheduler_info().get("workers", {}))
             except Exception:  # noqa: BLE001 - the scheduler itself is gone; as_completed will say

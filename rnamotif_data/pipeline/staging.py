@@ -43,7 +43,8 @@ def write_part(root: str, key: str, samples: list[dict], failures: list[dict], e
     info = {"meta": [s["meta"] for s in samples], "failures": failures, "entry_failed": entry_failed,
             "shape": list(shape) if shape else None, **(extra or {})}
     with open_atomic(part_url(root, key)) as f:  # streamed to disk: the cubes are not held twice
-        np.savez(f, info=np.frombuffer(json.dumps(info).encode(), dtype=np.uint8), **arrays)
+        # numpy's stubs read **arrays as if it could hold allow_pickle
+        np.savez(f, info=np.frombuffer(json.dumps(info).encode(), dtype=np.uint8), **arrays)  # type: ignore[arg-type]
 
 
 def read_part(root: str, key: str, arrays: bool = False) -> dict:

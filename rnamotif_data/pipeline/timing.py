@@ -65,6 +65,7 @@ class StageClock:
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
         if stage not in self.wall:
+            # stage names come from our code only: an unknown one is a bug (cli.run shows its traceback)
             raise ValueError(f"unknown build stage {stage!r}; stages are {', '.join(ENTRY_STAGES)}")
         self._charge()
         self._stack.append(stage)

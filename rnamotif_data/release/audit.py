@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from rnamotif_data.common.extras import require
-from rnamotif_data.errors import RNAMotifError
+from rnamotif_data.errors import InputError
 from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.split.folds import independent_groups
 from rnamotif_data.storage.store import open_store
@@ -130,15 +130,15 @@ def audit_store(store, seed: int = 0) -> tuple[dict, pd.DataFrame]:
 
     Raises
     ------
-    RNAMotifError
+    InputError
         If the store has fewer than 5 "unknown" samples or 5 motifs.
     """
 
     f = audit_features(store)
     n_unknown = int(f["is_unknown"].sum())
     if min(n_unknown, len(f) - n_unknown) < 5:
-        raise RNAMotifError(f"{store.root}: the audit needs at least 5 'unknown' samples and 5 motifs to "
-                            f"cross-validate (the store has {n_unknown} and {len(f) - n_unknown})")
+        raise InputError(f"{store.root}: the audit needs at least 5 'unknown' samples and 5 motifs to "
+                     f"cross-validate (the store has {n_unknown} and {len(f) - n_unknown})")
     meta = store.metadata
     independent = independent_groups(meta)
     if len(np.unique(independent)) >= 3:
@@ -183,7 +183,7 @@ def run_audit(store_path: str, out_dir: Path, seed: int = 0) -> dict:
     ------
     rnamotif_data.storage.store.StoreError
         If the store cannot be opened.
-    RNAMotifError
+    InputError
         If the store has no "unknown" samples or no motifs (nothing to tell apart).
     """
     store = open_store(store_path)

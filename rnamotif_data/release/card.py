@@ -19,6 +19,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -79,7 +80,7 @@ CROISSANT_CONTEXT = {
 }
 
 
-def format_size(n: int) -> str:
+def format_size(n: float) -> str:
     """Bytes as B, KiB, MiB or GiB for people."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -297,7 +298,7 @@ def croissant(package: Package, config: ZenodoConfig, store: RNAMotifStore, *, d
     fields = []
     for name, (typ, desc) in METADATA_COLUMNS.items():
         dtype, repeated = _data_type(typ)
-        fld = {"@type": "cr:Field", "@id": f"samples/{name}", "name": name, "description": desc, "dataType": dtype,
+        fld: dict[str, Any] = {"@type": "cr:Field", "@id": f"samples/{name}", "name": name, "description": desc, "dataType": dtype,
                "source": {"fileObject": {"@id": meta_file}, "extract": {"column": name}}}
         if repeated:
             fld["repeated"] = True

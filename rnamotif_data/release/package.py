@@ -243,7 +243,7 @@ def zip_store(root: Path, dest: Path, *, attrs_update: dict, extra: dict[str, by
             files.append(rel)
     group = json.loads((root / "zarr.json").read_text())
     group.setdefault("attributes", {}).update(attrs_update)
-    members = {rel: root / rel for rel in files}
+    members: dict[str, Path | bytes] = {rel: root / rel for rel in files}
     members["zarr.json"] = json.dumps(group, indent=2, sort_keys=True).encode()
     members.update(extra)
     tmp = dest.with_name(dest.name + ".partial")

@@ -42,7 +42,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from rnamotif_data.common.output import REPORT
-from rnamotif_data.errors import RegistryError, StoreError, ZenodoError
+from rnamotif_data.errors import InputError, RegistryError, StoreError, ZenodoError
 from rnamotif_data.release.card import DESCRIPTOR_ROLES, format_size, write_descriptors
 from rnamotif_data.release.package import Package, ZenodoConfig, hash_file, load_zenodo_config, prepare_package
 from rnamotif_data.release.verify import verify_store
@@ -175,7 +175,11 @@ def _open_draft(client: ZenodoClient, opts: PublishOptions, parent: Release | No
     new version of ``parent``, else a new deposition."""
     state_path = opts.out / STATE_FILE
     if state_path.exists():
-        state = json.loads(state_path.read_text())
+        try:
+            state = json.loads(state_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{state_path}: not the state of an earlier run ({exc}); delete it to start a new "
+                             "draft") from None
         if state.get("api_url") == opts.api_url and state.get("version") == opts.version:
             draft = client.get_deposition(state["deposition_id"])
             log.info("continuing draft %s left by an earlier run (%s)", draft["id"], state_path)
@@ -194,9 +198,15 @@ def _open_draft(client: ZenodoClient, opts: PublishOptions, parent: Release | No
 
 
 def _draft_files(client: ZenodoClient, draft: dict) -> list[tuple[str, str, dict]]:
-    """``(name, hex md5, entry)`` of each file on a draft (``filename`` + hex checksum)."""
-    return [(e.get("filename") or e.get("key"), str(e.get("checksum", "")).removeprefix("md5:"), e)
-            for e in client.list_files(draft)]
+    """``(name, hex md5, entry)`` of each file on a draft (``filename`` or ``key`` + hex
+    checksum); raises ZenodoError for an entry with neither name."""
+    out = []
+    for e in client.list_files(draft):
+        name = e.get("filename") or e.get("key")
+        if not name:
+            raise ZenodoError(f"Zenodo lists a file of draft {draft.get('id')} without a filename or key: {e}")
+        out.append((str(name), str(e.get("checksum", "")).removeprefix("md5:"), e))
+    return out
 
 
 def _sync_files(client: ZenodoClient, draft: dict, package: Package, progress: bool) -> None:
@@ -284,6 +294,7 @@ def publish(opts: PublishOptions, *, dry_run: bool = False, progress: bool = Tru
                                           "--dry-run sends nothing):"]
         lines += [f"  {i:2d}. {c}" for i, c in enumerate(planned_calls(package, opts, parent), 1)]
         return lines
+    assert client is not None  # made above when not dry_run
     draft = _open_draft(client, opts, parent)
     record_id, doi, concept_doi = _draft_ids(draft)
     concept_doi = concept_doi or concept

@@ -32,6 +32,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -229,7 +230,7 @@ class ZenodoClient:
             raise self._error(method, url, resp)
         raise AssertionError("unreachable")
 
-    def _json(self, method: str, path_or_url: str, **kwargs) -> dict:
+    def _json(self, method: str, path_or_url: str, **kwargs) -> Any:  # a dict, or a list (GET …/files)
         return self.request(method, path_or_url, **kwargs).json()
 
     # ------------------------------------------------------------------ depositions

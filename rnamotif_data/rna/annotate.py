@@ -39,9 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from rnamotif_data.common.extras import require
-from rnamotif_data.errors import (
-    AnnotationError,
-    )
+from rnamotif_data.errors import AnnotationError, MissingFileError
 from rnamotif_data.rna.motifs import FINE_TYPES
 from rnamotif_data.rna.pairs import loop_type as fine_type_of
 from rnamotif_data.rna.structure import ResidueId, format_residues
@@ -105,13 +103,13 @@ def loops_from_pairs(pair: list[int]) -> list[Loop]:
 
     Raises
     ------
-    ValueError
+    AnnotationError
         If the pairing is not symmetric or not nested.
     """
     n = len(pair)
     for i, j in enumerate(pair):
         if j >= 0 and (j >= n or pair[j] != i or j == i):
-            raise ValueError(f"pair table is not symmetric at {i} <-> {j}")
+            raise AnnotationError(f"pair table is not symmetric at {i} <-> {j}")
     loops = []
     for i in range(n):
         j = pair[i]
@@ -121,15 +119,15 @@ def loops_from_pairs(pair: list[int]) -> list[Loop]:
         while k < j:
             if pair[k] > k:
                 if pair[k] > j:
-                    raise ValueError(f"pairs {i}-{j} and {k}-{pair[k]} cross: remove pseudoknots first")
+                    raise AnnotationError(f"pairs {i}-{j} and {k}-{pair[k]} cross: remove pseudoknots first")
                 inner.append((k, pair[k]))
                 k = pair[k] + 1
             elif pair[k] >= 0:
-                raise ValueError(f"pairs {i}-{j} and {pair[k]}-{k} cross: remove pseudoknots first")
+                raise AnnotationError(f"pairs {i}-{j} and {pair[k]}-{k} cross: remove pseudoknots first")
             else:
                 k += 1
         if not inner:
-            strands = (tuple(range(i, j + 1)),)
+            strands: tuple[tuple[int, ...], ...] = (tuple(range(i, j + 1)),)
             loops.append(Loop("hairpin", (j - i - 1,), strands, loop_type("hairpin", (j - i - 1,))))
             continue
         bounds = [i] + [x for p, q in inner for x in (p, q)] + [j]
@@ -175,7 +173,7 @@ class Annotation:
     def residue_ids(self, loop: Loop) -> list[ResidueId]:
         """The loop's residues (closing pairs included) in model order; unmodelled
         positions of a broken loop are left out."""
-        return [self.residues[k] for s in loop.strands for k in s if self.residues[k] is not None]
+        return [r for s in loop.strands for k in s if (r := self.residues[k]) is not None]
 
     def selection(self, loop: Loop) -> str:
         """The loop's residues as a selection string (``A:24-30,510-516``)."""
@@ -261,14 +259,14 @@ def annotate_model(path: str | os.PathLike, pdb_id: str | None = None) -> Annota
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         If the file does not exist.
     AnnotationError
         If RNApolis is missing, cannot read the file, or finds no nucleotide.
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model file")
+        raise MissingFileError(f"{path}: no such model file")
     name = annotator_version()
     require("rnapolis", "base-pair annotation")  # a missing extra is said as such, not as a parse failure
     try:

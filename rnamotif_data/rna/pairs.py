@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnamotif_data.errors import InputError
 from rnamotif_data.rna.structure import AtomTable
 
 __all__ = ["PAIR_CUTOFF", "residue_atom_xyz", "watson_crick_partners", "LoopReading", "read_loops", "loop_type"]
@@ -145,11 +146,11 @@ def read_loops(strands: list[list[int]], partner: np.ndarray, fallback: int, max
 
     Raises
     ------
-    ValueError
+    InputError
         For no strand or more than two.
     """
     if len(strands) not in (1, 2):
-        raise ValueError(f"a listing has one or two strands, got {len(strands)}")
+        raise InputError(f"a listing has one or two strands, got {len(strands)}")
     notes = []
     if len(strands) == 1:
         s = list(strands[0])

@@ -32,7 +32,7 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from rnamotif_data.errors import SelectionError, SelectionSyntaxError, StructureError
+from rnamotif_data.errors import MissingFileError, SelectionError, SelectionSyntaxError, StructureError
 from rnamotif_data.rna.labels import NUCLEOTIDE_IDS, residue_parts, standard_part
 from rnamotif_data.rna.modified import parent_letter, parents_from_structure
 
@@ -421,14 +421,14 @@ def read_model(path: str | os.PathLike, name: str | None = None) -> Model:
 
     Raises
     ------
-    FileNotFoundError
+    MissingFileError
         If the file does not exist.
     StructureError
         If gemmi cannot parse the file or it has no atoms.
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such model file")
+        raise MissingFileError(f"{path}: no such model file")
     try:
         block = None
         if path.name.lower().removesuffix(".gz").endswith((".cif", ".mmcif")):
@@ -464,7 +464,8 @@ def _atom_table(model: gemmi.Model, path: str, file_parents: dict[str, str] | No
         cname = chain.name
         for res in chain:
             seqid = res.seqid
-            residues.append(ResidueId(cname, int(seqid.num), seqid.icode.strip()))
+            # gemmi's stubs: SeqId.num is None only for an unset id; a residue read from a file has one
+            residues.append(ResidueId(cname, int(seqid.num), seqid.icode.strip()))  # type: ignore[arg-type]
             names.append(res.name)
             is_nuc = _is_nucleotide(res)
             parent = parent_letter(res.name, file_parents)

@@ -47,8 +47,8 @@ class Residues:
         self.runs = []  # list of arrays of residue indices, each a linked run in model order
         o3, p = residue_atom_xyz(atoms, "O3'"), residue_atom_xyz(atoms, "P")
         c, nn = residue_atom_xyz(atoms, "C"), residue_atom_xyz(atoms, "N")
-        for order, _ in model.chain_index.values():
-            order = np.asarray(order, dtype=np.int64)
+        for chain_order, _ in model.chain_index.values():
+            order = np.asarray(chain_order, dtype=np.int64)
             if len(order) == 0:
                 continue
             a, b = order[:-1], order[1:]

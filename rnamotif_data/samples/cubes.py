@@ -27,7 +27,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from rnamotif_data.em.maps import DensityMap, MapStatistics
-from rnamotif_data.errors import ConfigError, MotifOutsideMapError
+from rnamotif_data.errors import ConfigError, MotifOutsideMapError, StructureError
 from rnamotif_data.rna.labels import nearest_atom, nucleotide_id, within_radius
 from rnamotif_data.rna.structure import AtomTable
 
@@ -199,11 +199,11 @@ def label_cube(motif: AtomTable, config: SegmentConfig = SegmentConfig(), *, con
     module docstring); no map is read, so one model's motifs are labelled once for every
     map the model is fitted to (a cryoDRGN ensemble).
 
-    Parameters are those of :func:`cut_motif`. Raises ``ValueError`` for a motif without
-    atoms or ``label_scope="all"`` without ``context``.
+    Parameters are those of :func:`cut_motif`. Raises ``StructureError`` for a motif without
+    atoms, ``ConfigError`` for ``label_scope="all"`` without ``context``.
     """
     if len(motif) == 0:
-        raise ValueError(f"{description}: motif has no heavy atoms")
+        raise StructureError(f"{description}: motif has no heavy atoms")
     centroid = motif.xyz.mean(axis=0)
     origin = cube_origin(centroid, config)
     shape = config.shape
@@ -266,11 +266,11 @@ def cut_motif(
     MotifOutsideMapError
         If more than ``config.max_fraction_atoms_outside`` of the motif's atoms lie
         outside the map's box; the message names the map and the motif.
-    ValueError
+    StructureError, ConfigError
         If the motif has no atoms, or ``label_scope == "all"`` without ``context``.
     """
     if len(motif) == 0:
-        raise ValueError(f"{description}: motif has no heavy atoms")
+        raise StructureError(f"{description}: motif has no heavy atoms")
     inside = density_map.contains(motif.xyz)
     frac_out = 1.0 - float(inside.mean())
     if frac_out > config.max_fraction_atoms_outside:
@@ -345,12 +345,12 @@ def labelled_atoms(shape: tuple[int, int, int], origin: np.ndarray, motif: AtomT
 
     Raises
     ------
-    ValueError
+    ConfigError
         For ``label_scope="all"`` without ``context``.
     """
     if config.label_scope == "all":
         if context is None:
-            raise ValueError(f"{description}: label_scope='all' needs the model's atoms as context")
+            raise ConfigError(f"{description}: label_scope='all' needs the model's atoms as context")
         labelled = context
     else:
         labelled = motif

@@ -172,7 +172,7 @@ def _balance_training(units: np.ndarray, fold: np.ndarray, soft: set, k: int, go
     for _ in range(rounds):
         if shares.min() >= goal:
             break
-        best = (shares.min(), shares.mean(), None, None)
+        best: tuple[float, float, int | None, int | None] = (shares.min(), shares.mean(), None, None)
         fsize = np.bincount(fold - 1, minlength=k)
         for u in movable:
             members = codes == u

@@ -703,8 +703,9 @@ def model_chain_sequences(path: str | os.PathLike, min_length: int = 10) -> dict
     nt = np.zeros(len(model.atoms.residues), dtype=bool)
     nt[model.atoms.residue_index[model.atoms.nucleotide > 0]] = True
     out = {}
+    seq = model.atoms.sequence()  # one parent letter per residue
     for chain, (order, _) in model.chain_index.items():
-        letters = [model.atoms.parents[i] for i in order if nt[i]]
+        letters = [seq[i] for i in order if nt[i]]
         if len(letters) >= min_length:
             out[chain] = "".join(letters)
     return out

@@ -167,7 +167,7 @@ def near_identical_pairs(types, strands) -> set[tuple[int, int]]:
         for rot in rots:
             for d in _deletions(rot):
                 for j in index.get((t, d), ()):
-                    if j != i and within_one_edit(rot, canon[j]):
+                    if j != i and (cj := canon[j]) is not None and within_one_edit(rot, cj):
                         pairs.add((min(i, j), max(i, j)))
     return pairs
 
@@ -367,7 +367,7 @@ def strand_column(meta: pd.DataFrame) -> list:
     """Strand sequences of every row: ``strand_sequences`` where present, else derived from
     the residues (:func:`selection_texts`) and ``sequence`` (:func:`strands_from_selection`)."""
     texts = selection_texts(meta)
-    out = []
+    out: list[str | None] = []
     for i in range(len(meta)):
         s = meta["strand_sequences"].iloc[i] if "strand_sequences" in meta else None
         if isinstance(s, str) and s:

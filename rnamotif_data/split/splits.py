@@ -199,7 +199,7 @@ class Split:
 
         Raises
         ------
-        ValueError
+        ConfigError
             For an unknown split or subset name.
         """
         validate_split_name(split, subset, self.config.k)
@@ -212,7 +212,7 @@ class Split:
         if split == "all":
             return idx[placed] if subset in ("train", "inner_train") else idx[:0]
         k = int(split[4:])
-        folds = fold.fillna(0).to_numpy()  # type: ignore[attr-defined]
+        folds = fold.fillna(0).to_numpy()
         in_k = placed & (folds == k)
         if subset in ("val", "test"):
             return idx[in_k & ~removed]
@@ -239,12 +239,12 @@ class Split:
 
 
 def validate_split_name(split: str, subset: str, k: int = 5) -> None:
-    """Raise ValueError naming the valid choices if ``split`` or ``subset`` is unknown."""
+    """Raise ConfigError naming the valid choices if ``split`` or ``subset`` is unknown."""
     names = [f"fold{i}" for i in range(1, k + 1)] + ["all"]
     if split not in names:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(names)}")
+        raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(names)}")
     if subset not in SUBSETS:
-        raise ValueError(f"unknown subset {subset!r}; choose one of {', '.join(SUBSETS)}")
+        raise ConfigError(f"unknown subset {subset!r}; choose one of {', '.join(SUBSETS)}")
 
 
 def split_path(root: str, scheme: str) -> str:
@@ -277,22 +277,23 @@ def upstream_key(emdb_id, pdb_id, motif_type, cossmos_number) -> tuple:
     return (str(emdb_id).upper(), str(pdb_id).upper(), str(motif_type), num)
 
 
-def _upstream_folds(meta: pd.DataFrame, upstream_folds, upstream_background) -> pd.array:
+def _upstream_folds(meta: pd.DataFrame, upstream_folds, upstream_background) -> pd.api.extensions.ExtensionArray:
     if upstream_folds is not None:
         fold = pd.array([upstream_folds.get(upstream_key(*r)) for r in zip(
             meta["emdb_id"], meta["pdb_id"], meta["motif_type"], meta["cossmos_number"])], dtype="Int64")
     else:
-        fold = pd.array(meta["upstream_fold"], dtype="Int64")
+        # pandas-stubs have no overload for a Series with a nullable dtype name
+        fold = pd.array(meta["upstream_fold"], dtype="Int64")  # type: ignore[call-overload]
     bg = meta["is_background"].to_numpy(dtype=bool) if "is_background" in meta else \
         (meta["motif_type"] == "unknown").to_numpy()
     entry_fold: dict[str, int] = {}
     known = pd.DataFrame({"pdb": meta["pdb_id"].astype(str).str.upper(), "fold": fold})[~bg & pd.notna(fold)]
     for pdb, sub in known.groupby("pdb"):
         vc = sub["fold"].value_counts()
-        entry_fold[pdb] = int(min(vc.index[vc == vc.max()]))
+        entry_fold[str(pdb)] = int(min(vc.index[vc == vc.max()]))
     out = fold.copy()
     seen: dict[str, int] = {}
-    for i in np.flatnonzero(bg):
+    for i in np.flatnonzero(bg).tolist():
         pdb = str(meta["pdb_id"].iloc[i]).upper()
         cubes = (upstream_background or {}).get(pdb)
         if cubes:  # the j-th background sample of an entry takes the fold of its j-th cube
@@ -343,7 +344,7 @@ def _identity_across(folds: np.ndarray, relations: Relations, exclusion: np.ndar
 def _upstream_assignment(meta: pd.DataFrame, upstream_folds, upstream_background, name: str):
     """Folds of the ``upstream`` scheme; raises ConfigError when no sample can be matched."""
     fold = _upstream_folds(meta, upstream_folds, upstream_background)
-    if fold.isna().all():  # type: ignore[attr-defined]  # a pandas IntegerArray
+    if fold.isna().all():  # a pandas IntegerArray
         given = ("the fold files given match none of its samples (they are matched by EMDB ID, PDB ID, "
                  "motif type and CoSSMos number)" if upstream_folds is not None else
                  "its metadata carries no upstream_fold and no fold files were given")
@@ -388,7 +389,7 @@ def _similarity_assignment(meta: pd.DataFrame, relations: Relations, hard: np.nd
 
 
 def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, relations: Relations | None = None,
-                   upstream_folds: dict[tuple, int] | None = None, upstream_background: dict[str, int] | None = None,
+                   upstream_folds: dict[tuple, int] | None = None, upstream_background: dict[str, list[int]] | None = None,
                    identity: str | None = None, name: str = "store",
                    homology: SampleHomology | None = None) -> tuple[Split, Relations]:
     """Assign every row of a metadata table (store metadata or a manifest) to a fold.
@@ -435,7 +436,7 @@ def split_metadata(meta: pd.DataFrame, config: SplitConfig = SplitConfig(), *, r
             homology = sample_homology(meta, None, min_identity=config.homology.min_identity)
             homology = SampleHomology(homology.identity, homology.family, {**homology.info, "made": "no tables"})
         fold = pd.array(_similarity_assignment(meta, relations, hard, config, homology), dtype="Int64")
-    folds = fold.fillna(0).to_numpy()  # type: ignore[attr-defined]
+    folds = fold.fillna(0).to_numpy()
     removed, exclusion = _pruned(folds, relations, config)
     if config.scheme == "similarity" and config.level != "entry" and homology is not None:
         exclusion |= _label_exclusion_bits(homology.labels(config.level), folds.astype(np.int64), config.k)

@@ -69,7 +69,7 @@ def foreign_files(root: str) -> list[str]:
 
 
 def _is_our_store(attrs: dict | None) -> bool:
-    return bool(attrs) and "format_version" in attrs and "config_hash" in attrs and "manifest_sha256" in attrs
+    return attrs is not None and "format_version" in attrs and "config_hash" in attrs and "manifest_sha256" in attrs
 
 
 def _members(fs, path: str) -> list[str]:

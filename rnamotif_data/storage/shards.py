@@ -36,7 +36,7 @@ from rnamotif_data.storage.layout import ARRAY_DTYPES, is_local, join, url_to_fs
 __all__ = ["CODECS", "DEFAULT_CODEC", "array_codec", "compressors", "check_codec", "mask_density", "ShardReader"]
 
 #: chunk codecs a build can choose: name -> (default level, lowest level, highest level)
-CODECS = {"lz4": (5, 1, 9), "zstd": (3, 1, 22), "none": (None, None, None)}
+CODECS: dict[str, tuple[int | None, int | None, int | None]] = {"lz4": (5, 1, 9), "zstd": (3, 1, 22), "none": (None, None, None)}
 DEFAULT_CODEC = "lz4"
 
 _EMPTY = 2**64 - 1  # offset of a chunk that is not in its shard
@@ -56,7 +56,7 @@ def check_codec(codec: str, level: int | None) -> int | None:
     default, lo, hi = CODECS[codec]
     if level is None:
         return default
-    if codec == "none":
+    if codec == "none" or lo is None or hi is None:
         raise ConfigError(f"compression_level does not apply to codec 'none', got {level}")
     if isinstance(level, bool) or int(level) != level or not lo <= level <= hi:
         raise ConfigError(f"compression_level must be a {codec} level from {lo} to {hi}, got {level}")
@@ -161,7 +161,7 @@ class ShardReader:
         # time this process opens it, so a shard moved to another position (or another
         # store's shard) is an error, not another sample's cube
         self.digests = digests
-        self._index: dict[int, np.ndarray] = {}
+        self._index: dict[int, list[list[int]]] = {}
         self._paths: dict[int, str] = {}
         self._files: OrderedDict[int, object] = OrderedDict()  # a few open shard files (LRU)
 
@@ -257,28 +257,29 @@ class ShardReader:
                 return False  # damaged, not moved: each sample's read reports its own chunk
         return True
 
-    def _decode(self, raw: bytes, dest: np.ndarray) -> None:
+    def _decode(self, raw: bytes | memoryview, dest: np.ndarray) -> None:
         """Decode one chunk's bytes (CRC32C already removed) into ``dest`` ``(D, H, W)``."""
         if self.codec == "lz4":
             # Blosc's 16-byte header holds the decompressed size at bytes 4-8 (uint32, little-endian)
             if len(raw) < 16 or int.from_bytes(raw[4:8], "little") != self.nbytes:
-                raise ValueError(f"decodes to the wrong size (expected {self.nbytes} bytes)")
+                raise StoreError(f"decodes to the wrong size (expected {self.nbytes} bytes)")
             self._blosc.decompress(raw, dest)
         elif self.codec == "zstd":
             self.zstd.decode(raw, out=dest)
         else:
             if len(raw) != self.nbytes:
-                raise ValueError(f"holds {len(raw)} bytes, expected {self.nbytes}")
+                raise StoreError(f"holds {len(raw)} bytes, expected {self.nbytes}")
             dest[...] = np.frombuffer(raw, dtype=self.dtype).reshape(self.cube)
 
     def _read_raw_into(self, k: int, off: int, nbytes: int, dest: np.ndarray) -> None:
         """An uncompressed chunk of a local shard read straight into ``dest`` (no copy),
         then its CRC32C checked."""
         if nbytes != self.nbytes + 4:
-            raise ValueError(f"holds {nbytes - 4} bytes, expected {self.nbytes}")
+            raise StoreError(f"holds {nbytes - 4} bytes, expected {self.nbytes}")
         crc = bytearray(4)
-        if os.preadv(self._file(k).fileno(), [dest, crc], off) != nbytes:
-            raise ValueError("is cut short")
+        # numpy's stubs give ndarray the buffer protocol (__buffer__) for Python >= 3.12 only
+        if os.preadv(self._file(k).fileno(), [dest, crc], off) != nbytes:  # type: ignore[list-item]
+            raise StoreError("is cut short")
         if self._crc32c(dest) != int.from_bytes(crc, "little"):
             raise RuntimeError("checksum")
 
@@ -310,7 +311,7 @@ class ShardReader:
             if self.codec == "none" and self.chunk_crc and self.local:
                 self._read_raw_into(k, off, nbytes, dest)
                 return
-            raw = self._read(k, off, off + nbytes)
+            raw: bytes | memoryview = self._read(k, off, off + nbytes)
             if self.chunk_crc:  # the crc32c codec appends the CRC32C (little-endian) of the chunk
                 if nbytes < 4 or (self._crc32c(np.frombuffer(raw, np.uint8, count=nbytes - 4))
                                   != int.from_bytes(raw[-4:], "little")):

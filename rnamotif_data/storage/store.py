@@ -38,7 +38,7 @@ import hashlib
 import io
 import logging
 import os
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, cast
 
 import numpy as np
 import pyarrow as pa
@@ -134,7 +134,7 @@ def write_shard(root: str, start: int, arrays: dict[str, np.ndarray]) -> None:
     for name, data in arrays.items():
         # every chunk is stored, all-zero ones too (zarr skips those by default): a chunk
         # missing from a shard is then damage, which the reader reports, never zeros
-        arr = group[name].with_config({"write_empty_chunks": True})
+        arr = cast("zarr.Array", group[name]).with_config({"write_empty_chunks": True})
         shard = arr.shards[0] if arr.shards else arr.chunks[0]
         if start % shard or (k % shard and start + k != arr.shape[0]):
             raise StoreError(f"{root}/{name}: write of samples {start}:{start + k} is not shard-aligned "
@@ -188,8 +188,8 @@ class RNAMotifStore:
             if self._sums[ATTRS_ENTRY] != attrs_checksum(attrs):
                 raise StoreError(f"{self.root}: the group's attributes (zarr.json: class names, voxel size, "
                                  f"config ...) differ from {CHECKSUMS_FILE}; the store was edited or damaged")
-        self._arrays = None
-        self._readers = None
+        self._arrays: dict | None = None
+        self._readers: dict | None = None
         self._metadata = None
         if require_complete:  # every array's metadata is there: a missing one is a damaged store
             fs, _ = url_to_fs(self.root)

@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -177,7 +178,7 @@ class StoreWriter:
 
         group = zarr.open_group(zarr_location(self.root), mode="r+")
         for name in stored_arrays(FORMAT_VERSION):
-            group[name].resize((int(n), *self.arrays.cube_shape))
+            cast("zarr.Array", group[name]).resize((int(n), *self.arrays.cube_shape))
 
     def write_shard(self, start: int, arrays: Mapping[str, np.ndarray]) -> None:
         """Write samples ``start : start + len`` (:func:`~rnamotif_data.storage.store.write_shard`:

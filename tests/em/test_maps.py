@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rnamotif_data.em.maps import DensityMap, axis_order_to_zyx, map_statistics, read_map, write_map
-from rnamotif_data.errors import MapFormatError
+from rnamotif_data.errors import InputError, MapFormatError, MissingFileError
 
 from ..conftest import shared, write_raw_mrc
 
@@ -156,7 +156,7 @@ def test_write_mrc_nstart_placement(tmp_path):
         assert tuple(mrc.header.origin.tolist()) == (0.0, 0.0, 0.0)
         assert (int(mrc.header.nxstart), int(mrc.header.nystart), int(mrc.header.nzstart)) == (2, -3, 4)
     np.testing.assert_allclose(read_map(path).origin, [3.0, -4.5, 6.0])
-    with pytest.raises(ValueError, match="whole number of voxels"):
+    with pytest.raises(InputError, match="whole number of voxels"):
         write_map(tmp_path / "bad.map", data, 1.5, np.array([1.0, 0.0, 0.0]), placement="nstart")
 
 
@@ -177,7 +177,7 @@ def test_not_a_map_raises(tmp_path, seed_model_path):
     shutil.copy(seed_model_path, fake)
     with pytest.raises(MapFormatError, match="model_as_map.mrc"):
         read_map(fake)
-    with pytest.raises(FileNotFoundError, match="missing.map"):
+    with pytest.raises(MissingFileError, match="missing.map"):
         read_map(tmp_path / "missing.map")
 
 

@@ -28,7 +28,7 @@ from rnamotif_data.em.quality import (
     shell_points,
 )
 from rnamotif_data.em.simulate import simulate_map
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, InputError
 from rnamotif_data.rna.structure import read_model
 
 from ..conftest import MOTIFS_6V5B
@@ -234,7 +234,7 @@ def test_more_tries_changes_q_little(rna_model, map3):
 
 def test_cc_mask_needs_a_resolution(rna_model, map3):
     _, motif = _motif(rna_model, "D:19-22,82-85")
-    with pytest.raises(ValueError, match="resolution"):
+    with pytest.raises(InputError, match="resolution"):
         cc_mask(map3, motif, 0.0)
     shifted = replace(motif, xyz=motif.xyz + np.array([3.0, 0, 0]))
     assert cc_mask(map3, shifted, 3.0) < cc_mask(map3, motif, 3.0) - 0.3
@@ -272,7 +272,7 @@ def test_shell_point_cache_gives_the_same_q_scores_in_every_map(rna_model, map3)
     np.testing.assert_array_equal(cpts, pts)
     np.testing.assert_array_equal(cowner, owner)
     np.testing.assert_array_equal(cradius, radius)
-    with pytest.raises(ValueError, match="atom_rows"):
+    with pytest.raises(TypeError, match="atom_rows"):
         q_scores(map3, rna_model.atoms.xyz[:3], tree, q_reference(map3.statistics()), points=cache)
 
 

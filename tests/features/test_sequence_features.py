@@ -44,7 +44,7 @@ def test_windows_cover_a_ribosomal_chain_with_the_stated_overlap():
     assert starts[0] == 0 and starts[-1] == 2900 - 512
     assert all(b - a <= 512 - 128 for a, b in zip(starts, starts[1:]))  # each overlaps the next by >= 128
     assert window_starts(300, 512, 128) == [0]
-    with pytest.raises(ValueError, match="overlap"):
+    with pytest.raises(ConfigError, match="overlap"):
         window_starts(1000, 100, 100)
 
 
@@ -277,7 +277,7 @@ def test_dataset_items_carry_residue_features_and_seq_proj(embedded_store):
     again = RNAMotifDataset(embedded_store, split="all", channels=("density", "seq_proj"), sequence="structrfm-random",
                             projection_dim=4)
     np.testing.assert_array_equal(again.projection.components, ds.projection.components)
-    with pytest.raises(ValueError, match="sequence="):
+    with pytest.raises(ConfigError, match="sequence="):
         RNAMotifDataset(embedded_store, split="all", channels=("density", "seq_proj"))
     with pytest.raises(StoreError, match="rnamotif embed"):
         RNAMotifDataset(embedded_store, split="all", sequence="nosuch")

@@ -13,7 +13,7 @@ import gemmi
 import pytest
 
 from rnamotif_data.em.maps import read_map
-from rnamotif_data.errors import DownloadError, NoMapError, NotEMEntryError, OfflineError, SourceError
+from rnamotif_data.errors import DownloadError, InputError, NoMapError, NotEMEntryError, OfflineError, SourceError
 from rnamotif_data.inputs.sources import SourceConfig, Sources
 from rnamotif_data.rna.structure import read_model
 
@@ -236,7 +236,7 @@ def test_offline_names_missing_files_and_uses_mirror(sources, server, tmp_path):
 
 
 def test_bad_emdb_id(sources):
-    with pytest.raises(ValueError, match="bad EMDB ID"):
+    with pytest.raises(InputError, match="bad EMDB ID"):
         sources.map("21051")
 
 

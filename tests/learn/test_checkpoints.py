@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, MissingFileError
 from rnamotif_data.learn.checkpoints import choose_device, load_checkpoint, save_checkpoint
 
 
@@ -16,7 +16,7 @@ def test_checkpoint_round_trip_is_atomic_and_data_only(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temporary file left
     back = load_checkpoint(path, "cpu")
     assert back["epoch"] == 3 and torch.equal(back["model"]["w"], obj["model"]["w"])
-    with pytest.raises(FileNotFoundError, match="no such checkpoint"):
+    with pytest.raises(MissingFileError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "absent.pt", "cpu")
 
 

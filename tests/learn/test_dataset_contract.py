@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rnamotif_data import RNAMotifDataset, open_store
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, MissingFileError
 from rnamotif_data.learn.dataset import CHANNELS
 from rnamotif_data.split.splits import SUBSETS
 from rnamotif_data.testing.synthetic_store import make_synthetic_store
@@ -119,13 +119,13 @@ def test_subsets_of_a_fold_are_disjoint_and_val_is_never_trained_on(split_store)
 
 
 def test_errors_list_what_is_allowed_or_say_how_to_get_the_data(split_store, demo_store, tmp_path):
-    with pytest.raises(ValueError, match="choose one of fold1, fold2, fold3, fold4, fold5, all"):
+    with pytest.raises(ConfigError, match="choose one of fold1, fold2, fold3, fold4, fold5, all"):
         RNAMotifDataset(split_store, split="fold0")
-    with pytest.raises(ValueError, match="choose one of train, val, test, inner_train, inner_val"):
+    with pytest.raises(ConfigError, match="choose one of train, val, test, inner_train, inner_val"):
         RNAMotifDataset(split_store, subset="dev")
-    with pytest.raises(ValueError, match="choose from density, zone"):
+    with pytest.raises(ConfigError, match="choose from density, zone"):
         RNAMotifDataset(split_store, channels=("phase",))
-    with pytest.raises(FileNotFoundError, match="rnamotif build"):
+    with pytest.raises(MissingFileError, match="rnamotif build"):
         RNAMotifDataset(tmp_path / "absent.zarr")
     # no stored split: the dataset never computes one; it names the command that does
     with pytest.raises(ConfigError, match=r"no stored 'entry' split .*make it with 'rnamotif split .* --scheme entry'"):

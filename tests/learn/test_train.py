@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnamotif_data.errors import CheckpointMismatchError, RNAMotifError
+from rnamotif_data.errors import CheckpointMismatchError, ConfigError, InputError, RNAMotifError
 from rnamotif_data.learn.dataset import RNAMotifDataset
 from rnamotif_data.learn.evaluate import Evaluator
 from rnamotif_data.learn.evaluate import main as evaluate_main
@@ -40,7 +40,7 @@ def test_metrics_against_a_hand_computed_matrix():
     assert m["macro_sensitivity"] == pytest.approx(np.mean(sens))
     assert m["macro_specificity"] == pytest.approx(np.mean(spec))
     assert m["accuracy"] == pytest.approx(20 / 24)
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         confusion_matrix([0, 5], [0, 1])
 
 
@@ -65,7 +65,7 @@ def test_models_take_documented_shapes():
     assert sum(p.numel() for p in Motif3DCNN(1, cube=40).classifier.parameters()) == 64 * 125 * 128 + 128 + 128 * 5 + 5
     # a 32³ store gets a network for 32³ cubes: the size is never assumed
     assert build_network("motif3dcnn", 1, cube=32)(torch.zeros(2, 1, 32, 32, 32)).shape == (2, 5)
-    with pytest.raises(ValueError, match="unknown network 'resnet'"):
+    with pytest.raises(ConfigError, match="unknown network 'resnet'"):
         build_network("resnet", 1, cube=40)
     assert build_model is build_network  # the 0.7 name, kept one release
 

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from rnamotif_data.errors import StoreError
+from rnamotif_data.errors import StoreError, StructureError
 from rnamotif_data.pipeline.staging import clean_staging, part_exists, part_url, read_part, write_part
 from rnamotif_data.storage.layout import ARRAY_DTYPES, ARRAYS
 from rnamotif_data.storage.lock import LOCK_FILE, BuildLock
@@ -257,8 +257,8 @@ def test_model_memo_keeps_what_fits_its_budget_read_only_and_nothing_that_failed
     assert memo.nbytes == one.nbytes and len(memo) == 1
 
     def broken():
-        raise ValueError("motif has no heavy atoms")
+        raise StructureError("motif has no heavy atoms")
 
-    with pytest.raises(ValueError, match="no heavy atoms"):
+    with pytest.raises(StructureError, match="no heavy atoms"):
         memo.get(("cube", b"x"), broken)
     assert ("cube", b"x") not in memo.keys()

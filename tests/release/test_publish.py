@@ -310,7 +310,7 @@ def test_download_refuses_a_corrupted_file_and_unknown_versions(demo_store, zeno
         download("1.0.0", root=tmp_path / "cache", registry=registry, progress=False, retries=0)
     with pytest.raises(RegistryError, match="known versions: 1.0.0"):
         download("9.9.9", root=tmp_path / "cache", registry=registry)
-    with pytest.raises(ValueError, match="needs version="):
+    with pytest.raises(ConfigError, match="needs version="):
         RNAMotifDataset(root=demo_store, download=True)
     # metadata only, from an old-style record listing (filename + hex checksum)
     zenodo._corrupt_downloads.clear()

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from rnamotif_data.errors import SearchError
+from rnamotif_data.errors import AnnotationError, SearchError
 from rnamotif_data.inputs.manifest import main as manifest_main
 from rnamotif_data.inputs.search import SearchQuery, search_entries, search_request
 from rnamotif_data.inputs.sources import SourceConfig
@@ -48,7 +48,7 @@ def test_loops_from_a_hand_drawn_structure():
     assert len(loops) == 4  # 0-29/1-28 and 2-26/3-25 stack: no loop
     junction = loops_from_pairs(_pairs(20, [(0, 19), (2, 6), (9, 16)]))
     assert [(lp.kind, lp.sizes) for lp in junction if lp.kind == "junction"] == [("junction", (1, 2, 2))]
-    with pytest.raises(ValueError, match="cross"):
+    with pytest.raises(AnnotationError, match="cross"):
         loops_from_pairs(_pairs(10, [(0, 5), (3, 8)]))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rnamotif_data.errors import InputError
 from rnamotif_data.rna.pairs import loop_type, read_loops, watson_crick_partners
 from rnamotif_data.rna.structure import parse_selection, read_model
 
@@ -63,7 +64,7 @@ def test_without_a_readable_pair_the_source_convention_decides(model_6v5b):
     assert one.motif_type == "3x3" and two.motif_type == "1x1"
     assert "convention of 2 pair(s)" in two.note
     assert loop_type((0, 0)) is None and loop_type((0, 3)) == "bulge3" and loop_type((4, 2)) == "2x4"
-    with pytest.raises(ValueError, match="one or two strands"):
+    with pytest.raises(InputError, match="one or two strands"):
         read_loops([[1], [2], [3]], partner, 1)
 
 

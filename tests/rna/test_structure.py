@@ -6,7 +6,7 @@ import gemmi
 import numpy as np
 import pytest
 
-from rnamotif_data.errors import SelectionError, SelectionSyntaxError, StructureError
+from rnamotif_data.errors import MissingFileError, SelectionError, SelectionSyntaxError, StructureError
 from rnamotif_data.rna.structure import ResidueId, parse_selection, read_model
 
 
@@ -136,7 +136,7 @@ def test_unreadable_model(tmp_path):
     bad.write_text("data_x\nloop_\n_atom_site.id\n")
     with pytest.raises(StructureError, match="bad.cif"):
         read_model(bad)
-    with pytest.raises(FileNotFoundError, match="nope.pdb"):
+    with pytest.raises(MissingFileError, match="nope.pdb"):
         read_model(tmp_path / "nope.pdb")
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from rnamotif_data.errors import ConfigError, StoreError
+from rnamotif_data.errors import ConfigError, MissingFileError, StoreError
 from rnamotif_data.learn.dataset import RNAMotifDataset, ShardBatchSampler
 from rnamotif_data.learn.transforms import PROPER_ROTATIONS, GaussianNoise, RandomFlip, RandomRotation24, rotate
 from rnamotif_data.split.command import main as split_main
@@ -235,17 +235,17 @@ def test_dataset_info_and_validation(syn_store, tmp_path):
     assert "RNAMotifDataset(" in repr(va) and "fingerprint" in repr(va)
     item = RNAMotifDataset(syn_store, split="all", return_metadata=True)[0]
     assert item["sample_id"].startswith("EMD-") and item["x"].shape == (1, 40, 40, 40)
-    with pytest.raises(ValueError, match="fold1"):
+    with pytest.raises(ConfigError, match="fold1"):
         RNAMotifDataset(syn_store, split="fold6")
-    with pytest.raises(ValueError, match="choose one of train, val, test, inner_train, inner_val"):
+    with pytest.raises(ConfigError, match="choose one of train, val, test, inner_train, inner_val"):
         RNAMotifDataset(syn_store, subset="holdout")
-    with pytest.raises(ValueError, match="channel"):
+    with pytest.raises(ConfigError, match="channel"):
         RNAMotifDataset(syn_store, channels=("phase",))
     with pytest.raises(IndexError):
         va[len(va)]
     with pytest.raises(IndexError):
         va[-1]  # no wrap-around
-    with pytest.raises(FileNotFoundError, match="rnamotif build"):
+    with pytest.raises(MissingFileError, match="rnamotif build"):
         RNAMotifDataset(tmp_path / "absent.zarr")
 
 
