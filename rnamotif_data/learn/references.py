@@ -57,6 +57,8 @@ __all__ = ["LAYOUTS", "strand_layout", "layout_rule", "prior_reference", "residu
 #: strand layouts the binary headline is broken down by (``other``: none, or three or more strands)
 LAYOUTS = ("one strand", "two strands", "other")
 _UNKNOWN = "unknown"
+#: fewer motif or unknown samples than this: the AUC is not compared with 0.5 in words
+_MIN_PER_SIDE = 5
 
 
 def _strands(meta: pd.DataFrame) -> list[list[int]]:
@@ -243,8 +245,12 @@ def _binary_block(y, p_motif, pred_motif, rule_motif, y5, pred5, rule5, n_classe
     auc = roc_auc(y, p_motif) if p_motif is not None else None
     auc_ci = bootstrap_interval(roc_auc, y, p_motif, seed=seed) if auc is not None else None
     bal = balanced_accuracy(y, pred_motif)
+    n_small = int(min(np.sum(y), len(y) - np.sum(y)))
     if auc is None:
         words = "AUC undefined (one of motif / unknown has no sample)"
+    elif n_small < _MIN_PER_SIDE:
+        words = (f"too few samples to compare the AUC with 0.5 ({n_small} on one side, fewer than "
+                 f"{_MIN_PER_SIDE}; its interval is not trustworthy)")
     elif auc_ci is not None and auc_ci[0] > 0.5:
         words = "AUC above 0.5: its 95 % interval excludes 0.5"
     elif auc_ci is not None and auc_ci[1] < 0.5:
@@ -268,7 +274,8 @@ def motif_vs_unknown(meta: pd.DataFrame, y_true, y_pred, class_names: Sequence[s
     P(not unknown) ``p_motif`` ``(N,)`` (None: no AUC). Returns ``{"all": block, "one
     strand": block, "two strands": block, ...}`` (layouts without samples left out); each
     block: ``n``, ``n_motif``, ``n_unknown``, ``roc_auc`` and ``roc_auc_ci95``,
-    ``auc_vs_chance`` (words), ``balanced_accuracy`` and ``balanced_accuracy_ci95``, the
+    ``auc_vs_chance`` (words: whether the AUC's interval excludes 0.5; "too few samples"
+    with fewer than 5 motif or unknown samples), ``balanced_accuracy`` and ``balanced_accuracy_ci95``, the
     5-class ``macro_sensitivity`` and the ``layout_rule``'s balanced accuracy and macro
     sensitivity on the same samples. None when the scheme has no ``unknown`` class."""
     names = list(class_names)

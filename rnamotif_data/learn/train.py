@@ -209,11 +209,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         _set_rng_state(ck["rng"])
         log.info("resuming %s at epoch %d", out, start + 1)
     (out / "config.json").write_text(json.dumps(_ckpt_config(cfg), indent=2))
-    refs = references(train_ds.metadata, train_ds.targets, val_ds.metadata, val_ds.targets, train_ds.classes)
-    (out / "references.json").write_text(json.dumps(refs, indent=2))
-    ref_text = reference_summary(refs)
-    log.info("%s: references on %s/%s (%d samples): %s", cfg.split, cfg.split, _SUBSETS[cfg.protocol][1],
-             len(val_ds), ref_text)
+    ref_text = _val_references(cfg, train_ds, val_ds, out)
     val_loader = torch.utils.data.DataLoader(val_ds, shuffle=False, **kw)
     done = 0
     for epoch in range(start, cfg.epochs):
@@ -251,6 +247,17 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         if stop_after is not None and done >= stop_after:
             break
     return history[-1]
+
+
+def _val_references(cfg: TrainConfig, train_ds, val_ds, out: Path) -> str:
+    """The reference lines on the validation subset (fitted on the training subset), written
+    to ``OUT/references.json`` and logged; returns their one-line summary for the epoch log."""
+    refs = references(train_ds.metadata, train_ds.targets, val_ds.metadata, val_ds.targets, train_ds.classes)
+    (out / "references.json").write_text(json.dumps(refs, indent=2))
+    text = reference_summary(refs)
+    log.info("%s: references on %s/%s (%d samples): %s", cfg.split, cfg.split, _SUBSETS[cfg.protocol][1],
+             len(val_ds), text)
+    return text
 
 
 def _class_weight(train_ds, device) -> torch.Tensor:

@@ -130,7 +130,7 @@ def test_motif_vs_unknown_per_layout_against_sklearn():
     assert h["all"]["layout_rule"]["balanced_accuracy"] == 0.5
     lo, hi = h["all"]["roc_auc_ci95"]
     assert lo <= h["all"]["roc_auc"] <= hi
-    assert ("excludes 0.5" in h["all"]["auc_vs_chance"]) == (lo > 0.5 or hi < 0.5)
+    assert h["all"]["auc_vs_chance"].startswith("too few samples")  # 4 unknown samples: no verdict
     # a perfectly separating score on many samples excludes 0.5 in words
     big = pd.concat([meta] * 10, ignore_index=True)
     t = np.tile(true, 10)
