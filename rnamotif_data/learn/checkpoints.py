@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from rnamotif_data.errors import ConfigError, InputError, MissingFileError
+from rnamotif_data.features.projection import Projection
 from rnamotif_data.learn.backend import torch
 
-__all__ = ["choose_device", "load_checkpoint", "save_checkpoint"]
+__all__ = ["choose_device", "load_checkpoint", "save_checkpoint", "projection_state", "projection_from_state"]
 
 
 def choose_device(name: str) -> torch.device:
@@ -67,3 +70,24 @@ def save_checkpoint(obj: dict, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     tmp.replace(path)
+
+
+def projection_state(proj: Projection | None) -> dict | None:
+    """The ``seq_proj`` basis a run trained with, as checkpoint data (float32 tensors
+    ``mean`` ``(E,)``, ``components`` ``(k, E)``, ``explained_variance_ratio`` ``(k,)``);
+    None without one. Saved so that the evaluator paints with the training basis, not the
+    one the store holds for the subset it scores (:mod:`rnamotif_data.features.projection`
+    fits one per training subset)."""
+    if proj is None:
+        return None
+    return {k: torch.from_numpy(np.array(getattr(proj, k), np.float32))
+            for k in ("mean", "components", "explained_variance_ratio")}
+
+
+def projection_from_state(state: dict | None) -> Projection | None:
+    """The :class:`~rnamotif_data.features.projection.Projection` of :func:`projection_state`'s
+    data (None for None: a checkpoint without ``seq_proj``, or one made before 0.9)."""
+    if not state:
+        return None
+    return Projection(*(np.asarray(state[k].cpu().numpy(), np.float32)
+                        for k in ("mean", "components", "explained_variance_ratio")))

@@ -36,7 +36,7 @@ import pandas as pd
 from rnamotif_data.em.maps import read_map
 from rnamotif_data.errors import CheckpointMismatchError, ConfigError, InputError
 from rnamotif_data.learn.backend import torch
-from rnamotif_data.learn.checkpoints import choose_device, load_checkpoint
+from rnamotif_data.learn.checkpoints import choose_device, load_checkpoint, projection_from_state
 from rnamotif_data.learn.dataset import RNAMotifDataset
 from rnamotif_data.learn.metrics import (
     breakdown,
@@ -47,6 +47,7 @@ from rnamotif_data.learn.metrics import (
     plot_confusion,
 )
 from rnamotif_data.learn.networks import build_network
+from rnamotif_data.learn.references import chance_verdict, constant_predictor, motif_vs_unknown, references
 from rnamotif_data.rna.motifs import CLASS_NAMES, FINE_TYPES, class_index
 from rnamotif_data.split.splits import SUBSETS
 from rnamotif_data.storage.outputs import MRC_MARKER, read_marker
@@ -226,9 +227,10 @@ class Evaluator:
                                           + " (--allow-mismatch to evaluate anyway)")
         return problems
 
-    def predict(self, x, batch_size: int = 64) -> np.ndarray:
-        """Class predictions ``(B,)`` for inputs ``(B, C, D, H, W)`` (or ``(cubes, residue
-        features (B, R, E), mask (B, R))`` for a sequence network)."""
+    def predict_proba(self, x, batch_size: int = 64) -> np.ndarray:
+        """Class probabilities ``(B, n_classes)`` float64 (softmax of the logits) for inputs
+        ``(B, C, D, H, W)`` (or ``(cubes, residue features (B, R, E), mask (B, R))`` for a
+        sequence network)."""
         xs = tuple(x) if isinstance(x, (list, tuple)) else (x,)
         if not getattr(self.model, "takes_sequence", False):
             xs = xs[:1]
@@ -236,15 +238,38 @@ class Evaluator:
         with torch.no_grad():
             for i in range(0, len(xs[0]), batch_size):
                 part = [t[i:i + batch_size].to(self.device) for t in xs]
-                out.append(self.model(*part).argmax(1).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+                out.append(torch.softmax(self.model(*part).float(), 1).cpu().numpy().astype(np.float64))
+        return np.concatenate(out) if out else np.zeros((0, len(self.checkpoint["class_names"])))
 
-    def evaluate_dataset(self, dataset: RNAMotifDataset, allow_mismatch: bool = False) -> dict:
-        """Metrics of the model on a dataset (dict as :func:`class_metrics` plus ``breakdown``)."""
+    def predict(self, x, batch_size: int = 64) -> np.ndarray:
+        """Class predictions ``(B,)`` for inputs ``(B, C, D, H, W)`` (or ``(cubes, residue
+        features (B, R, E), mask (B, R))`` for a sequence network)."""
+        return self.predict_proba(x, batch_size).argmax(1).astype(np.int64)
+
+    def use_training_basis(self, dataset: RNAMotifDataset) -> None:
+        """Paint ``seq_proj`` with the basis the checkpoint was trained with (saved in it
+        since 0.9), replacing the one ``dataset`` read from the store for its subset: a model
+        scored on ``val`` or another store otherwise sees another basis. Checkpoints without
+        one (no ``seq_proj``, or older) leave the dataset as it is."""
+        proj = projection_from_state(self.checkpoint.get("projection"))
+        if proj is not None and getattr(dataset, "projection", None) is not None:
+            dataset.projection = proj
+
+    def evaluate_dataset(self, dataset: RNAMotifDataset, allow_mismatch: bool = False,
+                         train_dataset: RNAMotifDataset | None = None) -> dict:
+        """Metrics of the model on a dataset (dict as :func:`class_metrics` plus
+        ``breakdown``, ``chance`` (:func:`~rnamotif_data.learn.references.chance_verdict`),
+        ``motif_vs_unknown`` (:func:`~rnamotif_data.learn.references.motif_vs_unknown`),
+        ``constant_predictor`` and, with ``train_dataset`` (the subset the model trained
+        on: its metadata and targets only are read), ``references``
+        (:func:`~rnamotif_data.learn.references.references`)). ``seq_proj`` is painted with
+        the checkpoint's basis (:meth:`use_training_basis`)."""
         problems = self.check(dataset, allow_mismatch)
+        self.use_training_basis(dataset)
         loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=False)
-        preds = [self.predict(x) for x, _ in loader]
-        pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+        probs = [self.predict_proba(x) for x, _ in loader]
+        prob = np.concatenate(probs) if probs else np.zeros((0, len(dataset.classes)))
+        pred = prob.argmax(1).astype(np.int64)
         true = dataset.targets
         res = class_metrics(confusion_matrix(true, pred, len(dataset.classes)), dataset.classes)
         meta = dataset.metadata.reset_index(drop=True)
@@ -254,6 +279,13 @@ class Evaluator:
         if cols is not None and "related_level" in cols:
             meta = meta.assign(related_level=cols["related_level"].to_numpy(dtype=object))
         res["breakdown"] = breakdown(meta, true, pred, dataset.classes)
+        classes = list(dataset.classes)
+        if train_dataset is not None:
+            res["references"] = references(train_dataset.metadata, train_dataset.targets, meta, true, classes)
+        res["chance"] = chance_verdict(true, pred, len(classes), (res.get("references") or {}).get("prior"))
+        res["constant_predictor"] = constant_predictor(pred)
+        p_motif = 1.0 - prob[:, classes.index("unknown")] if "unknown" in classes else None
+        res["motif_vs_unknown"] = motif_vs_unknown(meta, true, pred, classes, p_motif)
         res["mismatches_allowed"] = problems
         res["predictions"] = pd.DataFrame({"sample_id": dataset.metadata["sample_id"], "true": true,
                                            "pred": pred}).to_dict(orient="records")
@@ -291,7 +323,9 @@ class Evaluator:
         ds = RNAMotifDataset(root, split=split, subset=subset, scheme=cfg["scheme"],
                              channels=tuple(cfg["channels"]), masked=cfg["masked"], sequence=cfg.get("sequence"),
                              projection_dim=cfg.get("projection_dim", 8))
-        res = self.evaluate_dataset(ds, allow_mismatch)
+        train_subset = "train" if cfg.get("protocol", "upstream") == "upstream" else "inner_train"
+        train_ds = RNAMotifDataset(root, split=split, subset=train_subset, scheme=cfg["scheme"])  # metadata only
+        res = self.evaluate_dataset(ds, allow_mismatch, train_dataset=train_ds)
         res.update(subset=subset, protocol=cfg.get("protocol", "upstream"), label=label)
         return res
 
@@ -334,6 +368,8 @@ class Evaluator:
         names = self.checkpoint["class_names"]
         res = class_metrics(confusion_matrix(true, pred, len(names)), names)
         res["breakdown"] = breakdown(pd.DataFrame({"resolution": np.nan, "motif_type": types}), true, pred, names)
+        res["chance"] = chance_verdict(true, pred, len(names))
+        res["constant_predictor"] = constant_predictor(pred)
         res["predictions"] = [{"file": str(f), "true": int(t), "pred": int(p)} for f, t, p in zip(files, true, pred)]
         res["skipped_files"] = skipped
         if skipped:

@@ -20,7 +20,7 @@ from rnamotif_data.rna.motifs import CLASS_NAMES
 
 __all__ = ["SHORT_NAMES", "RESOLUTION_BINS", "IDENTITY_BINS", "RELATED_LEVELS", "confusion_matrix", "class_metrics",
            "breakdown", "wilson_interval", "bootstrap_macro_sensitivity", "level_metrics", "markdown_report",
-           "plot_confusion", "format_metric"]
+           "plot_confusion", "format_metric", "reference_lines"]
 
 #: The upstream README's column labels.
 SHORT_NAMES = ("sym", "bul", "hp", "asymm", "unk")
@@ -178,19 +178,72 @@ def format_metric(v) -> str:
     return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.3f}"
 
 
+def _ci(v) -> str:
+    return "" if not v else f" ({v[0]:.3f}–{v[1]:.3f})"
+
+
+def reference_lines(metrics: dict) -> list[str]:
+    """Markdown lines for the chance verdict, the reference lines and the motif-versus-unknown
+    headline of an evaluation dict (keys ``chance``, ``references``, ``motif_vs_unknown``
+    made by :mod:`rnamotif_data.learn.references`); none for a dict without them."""
+    lines: list[str] = []
+    chance = metrics.get("chance")
+    if chance and chance.get("text"):
+        lines += [chance["text"][0].upper() + chance["text"][1:] + ".", ""]
+    refs = metrics.get("references")
+    if refs:
+        prior, rule, rc = refs["prior"], refs["layout_rule"], refs["residue_count"]
+        lines += ["Reference lines on the same samples (macro sensitivity / accuracy):", "",
+                  "| predictor | macro sensitivity | accuracy |", "|---|---:|---:|",
+                  f"| this model | {format_metric(metrics.get('macro_sensitivity'))} | "
+                  f"{format_metric(metrics.get('accuracy'))} |",
+                  f"| class prior, drawn (expected) | {format_metric(prior['sampling']['macro_sensitivity'])} | "
+                  f"{format_metric(prior['sampling']['accuracy'])} |",
+                  f"| class prior, majority class | {format_metric(prior['majority']['macro_sensitivity'])} | "
+                  f"{format_metric(prior['majority']['accuracy'])} |",
+                  f"| layout rule (strands only, no density, no training) | "
+                  f"{format_metric(rule['macro_sensitivity'])} | {format_metric(rule['accuracy'])} |"]
+        if "note" in rc:
+            lines += ["", f"Residue-count reference not computed: {rc['note']}"]
+        else:
+            lines.append(f"| residue count only (logistic regression) | {format_metric(rc['macro_sensitivity'])} | "
+                         f"{format_metric(rc['accuracy'])} |")
+        lines.append("")
+    mvu = metrics.get("motif_vs_unknown")
+    if mvu:
+        lines += ["Motif versus unknown (what the selection does not give away; P(not unknown) for the AUC):", "",
+                  "| layout | n (motif / unknown) | ROC AUC (95 % CI) | balanced accuracy (95 % CI) | "
+                  "5-class macro sensitivity | layout rule: balanced accuracy / macro sensitivity |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name, b in mvu.items():
+            lines.append(f"| {name} | {b['n']} ({b['n_motif']} / {b['n_unknown']}) | "
+                         f"{format_metric(b['roc_auc'])}{_ci(b['roc_auc_ci95'])} | "
+                         f"{format_metric(b['balanced_accuracy'])}{_ci(b['balanced_accuracy_ci95'])} | "
+                         f"{format_metric(b['macro_sensitivity'])} | "
+                         f"{format_metric(b['layout_rule']['balanced_accuracy'])} / "
+                         f"{format_metric(b['layout_rule']['macro_sensitivity'])} |")
+        lines += [""] + [f"- {name}: {b['auc_vs_chance']}." for name, b in mvu.items()] + [""]
+    return lines
+
+
 def markdown_report(metrics: dict, class_names=CLASS_NAMES, title: str = "Evaluation") -> str:
     """Confusion matrix and per-class figures as Markdown (the upstream README's layout)."""
     short = SHORT_NAMES if len(class_names) == len(SHORT_NAMES) else class_names
     cm = metrics["confusion_matrix"]
+    headline = (f"Macro sensitivity {format_metric(metrics['macro_sensitivity'])}, macro specificity "
+                f"{format_metric(metrics['macro_specificity'])} ({len(class_names)} classes)")
+    chance = metrics.get("chance") or {}
+    # a score at chance is never a bold headline; the reference lines come first, beside it
     lines = [f"## {title}", "", f"n = {metrics['n']}, accuracy {format_metric(metrics['accuracy'])}", "",
-             "| true \\ predicted | " + " | ".join(short) + " |", "|---|" + "---:|" * len(short)]
+             headline if chance.get("at_chance") else f"**{headline}**", ""]
+    lines += reference_lines(metrics)
+    lines += ["| true \\ predicted | " + " | ".join(short) + " |", "|---|" + "---:|" * len(short)]
     lines += [f"| {short[i]} | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(cm)]
     lines += ["", "| class | support | sensitivity | specificity |", "|---|---:|---:|---:|"]
     for s, name in zip(short, class_names):
         d = metrics["per_class"][name]
         lines.append(f"| {s} | {d['support']} | {format_metric(d['sensitivity'])} | {format_metric(d['specificity'])} |")
-    lines += ["", f"**Macro sensitivity {format_metric(metrics['macro_sensitivity'])}, macro specificity "
-              f"{format_metric(metrics['macro_specificity'])}**", ""]
+    lines.append("")
     bd = metrics.get("breakdown") or {}
     if bd.get("identity_to_train"):
         lines += ["By highest context identity to the fold's training set (novelty):", "",

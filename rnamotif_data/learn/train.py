@@ -32,15 +32,22 @@ from tqdm import tqdm
 
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.learn.backend import torch
-from rnamotif_data.learn.checkpoints import choose_device, load_checkpoint, save_checkpoint  # noqa: F401 (load_checkpoint re-exported)
+from rnamotif_data.learn.checkpoints import (  # noqa: F401 (load_checkpoint re-exported)
+    choose_device,
+    load_checkpoint,
+    projection_state,
+    save_checkpoint,
+)
 from rnamotif_data.learn.dataset import CHANNELS, RNAMotifDataset
 from rnamotif_data.learn.evaluate import Evaluator
 from rnamotif_data.learn.metrics import class_metrics, confusion_matrix, format_metric
 from rnamotif_data.learn.networks import NETWORKS, SEQUENCE_NETWORKS, build_network
+from rnamotif_data.learn.references import references
 
 log = logging.getLogger("rnamotif_data.learn.train")
 
-__all__ = ["TrainConfig", "train", "train_all_folds", "predict", "main"]
+__all__ = ["TrainConfig", "train", "train_all_folds", "predict", "reference_summary", "cv_markdown", "run_seeds",
+           "main"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,9 @@ class TrainConfig:
     #: stored sequence features (``rnamotif embed``) for ``motif3dcnn_seq`` or the ``seq_proj`` channel
     sequence: str | None = None
     projection_dim: int = 8
+    #: :func:`train_all_folds` trains each fold with seeds ``seed, seed + 1, ..., seed + seeds - 1``
+    #: (a loop setting: each run's own ``seed`` is what its checkpoint records)
+    seeds: int = 1
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -80,6 +90,8 @@ class TrainConfig:
         if self.sequence and self.network not in SEQUENCE_NETWORKS and "seq_proj" not in self.channels:
             raise ConfigError(f"--sequence {self.sequence}: network {self.network} reads cubes only; use --model "
                               f"{SEQUENCE_NETWORKS[0]} or --channels ... seq_proj")
+        if self.seeds < 1:
+            raise ConfigError(f"seeds must be >= 1, got {self.seeds}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("epochs and batch_size must be >= 1 and lr > 0")
 
@@ -197,6 +209,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         _set_rng_state(ck["rng"])
         log.info("resuming %s at epoch %d", out, start + 1)
     (out / "config.json").write_text(json.dumps(_ckpt_config(cfg), indent=2))
+    ref_text = _val_references(cfg, train_ds, val_ds, out)
     val_loader = torch.utils.data.DataLoader(val_ds, shuffle=False, **kw)
     done = 0
     for epoch in range(start, cfg.epochs):
@@ -222,18 +235,29 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
               "config": _ckpt_config(cfg), "class_names": list(train_ds.classes),
               "split_fingerprint": train_ds.split_fingerprint, "in_channels": train_ds.n_channels, "seq_dim": seq_dim,
-              "cube": cube, "history": history, "best_macro_sensitivity": max(best, score), "rng": _rng_state()}
+              "cube": cube, "projection": projection_state(train_ds.projection), "history": history, "best_macro_sensitivity": max(best, score), "rng": _rng_state()}
         if new_best:  # best.pt first: last.pt never names a best that is not on disk
             best = score
             save_checkpoint(ck, out / "best.pt")
         save_checkpoint(ck, last)
         _write_metrics(out, history)
-        log.info("%s epoch %d: train loss %.4f, val loss %.4f, val macro sensitivity %s", cfg.split, epoch + 1,
-                 row["train_loss"], val_loss, m["macro_sensitivity"])
+        log.info("%s epoch %d: train loss %.4f, val loss %.4f, val macro sensitivity %s (references: %s)",
+                 cfg.split, epoch + 1, row["train_loss"], val_loss, format_metric(m["macro_sensitivity"]), ref_text)
         done += 1
         if stop_after is not None and done >= stop_after:
             break
     return history[-1]
+
+
+def _val_references(cfg: TrainConfig, train_ds, val_ds, out: Path) -> str:
+    """The reference lines on the validation subset (fitted on the training subset), written
+    to ``OUT/references.json`` and logged; returns their one-line summary for the epoch log."""
+    refs = references(train_ds.metadata, train_ds.targets, val_ds.metadata, val_ds.targets, train_ds.classes)
+    (out / "references.json").write_text(json.dumps(refs, indent=2))
+    text = reference_summary(refs)
+    log.info("%s: references on %s/%s (%d samples): %s", cfg.split, cfg.split, _SUBSETS[cfg.protocol][1],
+             len(val_ds), text)
+    return text
 
 
 def _class_weight(train_ds, device) -> torch.Tensor:
@@ -278,6 +302,7 @@ def _ckpt_config(cfg: TrainConfig) -> dict:
     d = asdict(cfg)
     d["channels"] = list(d["channels"])
     d.pop("out")
+    d.pop("seeds")  # how many runs train_all_folds makes, not what one run is
     if not cfg.sequence:  # configs without sequence features read as before 0.9
         d.pop("sequence")
         d.pop("projection_dim")
@@ -308,50 +333,128 @@ def bootstrap_ci(true: np.ndarray, pred: np.ndarray, n_classes: int, *, n_boot: 
     return (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))) if vals else None
 
 
+def run_seeds(cfg: TrainConfig) -> tuple[int, ...]:
+    """The seeds :func:`train_all_folds` trains each fold with: ``seed .. seed + seeds - 1``."""
+    return tuple(range(cfg.seed, cfg.seed + cfg.seeds))
+
+
+def reference_summary(refs: dict) -> str:
+    """One line of the reference macro sensitivities in ``refs``
+    (:func:`rnamotif_data.learn.references.references`), for logs."""
+    rc = refs["residue_count"]
+    return (f"prior drawn {format_metric(refs['prior']['sampling']['macro_sensitivity'])}, majority class "
+            f"{format_metric(refs['prior']['majority']['macro_sensitivity'])}, layout rule "
+            f"{format_metric(refs['layout_rule']['macro_sensitivity'])}, residue count "
+            + ("not computed (scikit-learn missing)" if "note" in rc else format_metric(rc["macro_sensitivity"])))
+
+
+def _run_dir(cfg: TrainConfig, k: int, seed: int) -> Path:
+    """``OUT/foldK`` for one seed (as before 0.9), ``OUT/seedS/foldK`` for several."""
+    return Path(cfg.out) / f"fold{k}" if cfg.seeds == 1 else Path(cfg.out) / f"seed{seed}" / f"fold{k}"
+
+
+def _run_row(cfg: TrainConfig, k: int, seed: int, progress: bool, resume: bool) -> dict:
+    """Train fold ``k`` with ``seed`` and score it once (:func:`train_all_folds`)."""
+    fold_cfg = replace(cfg, split=f"fold{k}", seed=seed, seeds=1, out=str(_run_dir(cfg, k, seed)))
+    train(fold_cfg, resume=resume, progress=progress)
+    ckpt = "best.pt" if cfg.protocol == "nested" else "last.pt"
+    subset = "test" if cfg.protocol == "nested" else "val"
+    ev = Evaluator.from_checkpoint(Path(fold_cfg.out) / ckpt)
+    res = ev.evaluate_store(cfg.root, f"fold{k}", subset)
+    true = np.asarray([r["true"] for r in res["predictions"]], dtype=np.int64)
+    pred = np.asarray([r["pred"] for r in res["predictions"]], dtype=np.int64)
+    ci = bootstrap_ci(true, pred, len(ev.checkpoint["class_names"]), seed=seed)
+    mvu = res.get("motif_vs_unknown", {}).get("all", {})
+    return {"fold": f"fold{k}", "seed": seed, "subset": subset, "checkpoint": ckpt, "out": fold_cfg.out,
+            "macro_sensitivity": res["macro_sensitivity"], "macro_sensitivity_ci95": ci,
+            "macro_specificity": res["macro_specificity"], "accuracy": res["accuracy"], "n": res["n"],
+            "constant_predictor": res["constant_predictor"], "at_chance": res["chance"]["at_chance"],
+            "chance": res["chance"]["text"], "references": res.get("references"),
+            "motif_vs_unknown_auc": mvu.get("roc_auc"), "motif_vs_unknown_auc_ci95": mvu.get("roc_auc_ci95"),
+            "motif_vs_unknown_balanced_accuracy": mvu.get("balanced_accuracy")}
+
+
 def train_all_folds(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> dict:
-    """Train fold1-fold5 into ``OUT/foldK`` and report each fold once; writes
-    ``cv_summary.{md,json}``.
+    """Train fold1-fold5 with each seed of :func:`run_seeds` (``OUT/foldK``, or
+    ``OUT/seedS/foldK`` for several seeds) and report each run once; writes
+    ``cv_summary.{md,json}`` (:func:`cv_markdown`).
 
     ``nested`` (default): fold K's figures are test results -- ``best.pt`` (selected on
     fold K+1) scored on fold K, never seen during training or selection -- with a 95 %
-    bootstrap interval per fold and mean ± sd over folds. ``upstream``: ``last.pt`` scored
-    on fold K, the fold the run watched; labelled as such everywhere.
-    """
+    bootstrap interval per run and mean ± sd over folds × seeds. ``upstream``: ``last.pt``
+    scored on fold K, the fold the run watched; labelled as such everywhere.
 
-    rows = []
-    for k in range(1, 6):
-        fold_cfg = replace(cfg, split=f"fold{k}", out=str(Path(cfg.out) / f"fold{k}"))
-        train(fold_cfg, resume=resume, progress=progress)
-        ckpt = "best.pt" if cfg.protocol == "nested" else "last.pt"
-        subset = "test" if cfg.protocol == "nested" else "val"
-        ev = Evaluator.from_checkpoint(Path(fold_cfg.out) / ckpt)
-        res = ev.evaluate_store(cfg.root, f"fold{k}", subset)
-        true = np.asarray([r["true"] for r in res["predictions"]], dtype=np.int64)
-        pred = np.asarray([r["pred"] for r in res["predictions"]], dtype=np.int64)
-        ci = bootstrap_ci(true, pred, len(ev.checkpoint["class_names"]), seed=cfg.seed)
-        rows.append({"fold": f"fold{k}", "subset": subset, "checkpoint": ckpt,
-                     "macro_sensitivity": res["macro_sensitivity"], "macro_sensitivity_ci95": ci,
-                     "macro_specificity": res["macro_specificity"], "accuracy": res["accuracy"], "n": res["n"]})
+    Each run's record (``runs``; also ``folds``, its 0.8 name) holds ``fold``, ``seed``,
+    the scores, ``constant_predictor`` (one class for the whole fold), ``at_chance`` and
+    its words, the reference lines on the same samples and the motif-versus-unknown AUC
+    and balanced accuracy: what :func:`rnamotif_data.learn.references.compare_runs` pairs.
+    """
+    rows = [_run_row(cfg, k, seed, progress, resume) for seed in run_seeds(cfg) for k in range(1, 6)]
     label = ("nested: test fold K, model selected on fold K+1" if cfg.protocol == "nested" else
              "UPSTREAM PROTOCOL: final epoch scored on the fold the run watched -- not a test result")
-    summary: dict[str, Any] = {"protocol": cfg.protocol, "label": label, "folds": rows}
-    lines = [f"Protocol: {label}.", "",
-             "| fold | n | macro sensitivity | 95 % CI | macro specificity | accuracy |",
-             "|---|---:|---:|---|---:|---:|"]
+    summary: dict = {"protocol": cfg.protocol, "label": label, "seeds": list(run_seeds(cfg)), "runs": rows,
+                     "folds": rows}
+
+    def stat(values) -> dict:
+        v = [x for x in values if x is not None]
+        return {"mean": float(np.mean(v)) if v else None, "sd": float(np.std(v, ddof=1)) if len(v) > 1 else None}
+
+    for key in ("macro_sensitivity", "macro_specificity", "accuracy", "motif_vs_unknown_auc",
+                "motif_vs_unknown_balanced_accuracy"):
+        summary[key] = stat(r[key] for r in rows)
+    refs = [r["references"] for r in rows if r["references"]]
+    summary["references"] = {
+        "prior_drawn": stat(x["prior"]["sampling"]["macro_sensitivity"] for x in refs),
+        "prior_majority": stat(x["prior"]["majority"]["macro_sensitivity"] for x in refs),
+        "layout_rule": stat(x["layout_rule"]["macro_sensitivity"] for x in refs),
+        "residue_count": stat(x["residue_count"].get("macro_sensitivity") for x in refs)}
+    summary["n_at_chance"] = sum(bool(r["at_chance"]) for r in rows)
+    summary["n_constant_predictors"] = sum(bool(r["constant_predictor"]) for r in rows)
+    md = cv_markdown(summary)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    Path(cfg.out, "cv_summary.md").write_text(md)
+    Path(cfg.out, "cv_summary.json").write_text(json.dumps(summary, indent=2))
+    log.info("cross-validation summary (%s):\n%s", Path(cfg.out, "cv_summary.md"), md)
+    return summary
+
+
+def cv_markdown(summary: dict) -> str:
+    """:func:`train_all_folds`'s summary as Markdown: one row per (fold, seed) with its
+    interval, chance flag and reference lines; mean ± sd over runs; the references' means
+    beside the model's; constant predictors and runs at chance counted in words."""
+    rows = summary["runs"]
+    lines = [f"Protocol: {summary['label']}.", "",
+             "| fold | seed | n | macro sensitivity | 95 % CI | macro specificity | accuracy | motif vs unknown AUC | "
+             "prior (majority) | layout rule | residue count | note |",
+             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         ci = r["macro_sensitivity_ci95"]
-        lines.append(f"| {r['fold']} ({r['subset']}) | {r['n']} | {format_metric(r['macro_sensitivity'])} | "
-                     f"{'–' if ci is None else f'{ci[0]:.3f}–{ci[1]:.3f}'} | "
-                     f"{format_metric(r['macro_specificity'])} | {format_metric(r['accuracy'])} |")
-    for key in ("macro_sensitivity", "macro_specificity", "accuracy"):
-        v = [r[key] for r in rows if r[key] is not None]
-        summary[key] = {"mean": float(np.mean(v)) if v else None, "sd": float(np.std(v, ddof=1)) if len(v) > 1 else None}
-    lines.append(f"| mean ± sd | | {_pm(summary['macro_sensitivity'])} | | {_pm(summary['macro_specificity'])} | "
-                 f"{_pm(summary['accuracy'])} |")
-    Path(cfg.out, "cv_summary.md").write_text("\n".join(lines) + "\n")
-    Path(cfg.out, "cv_summary.json").write_text(json.dumps(summary, indent=2))
-    log.info("cross-validation summary (%s):\n%s", Path(cfg.out, "cv_summary.md"), "\n".join(lines))
-    return summary
+        ref = r.get("references") or {}
+        rc = ref.get("residue_count", {})
+        note = "constant predictor" if r["constant_predictor"] else "at chance" if r["at_chance"] else ""
+        lines.append(
+            f"| {r['fold']} ({r['subset']}) | {r['seed']} | {r['n']} | {format_metric(r['macro_sensitivity'])} | "
+            f"{'–' if ci is None else f'{ci[0]:.3f}–{ci[1]:.3f}'} | {format_metric(r['macro_specificity'])} | "
+            f"{format_metric(r['accuracy'])} | {format_metric(r['motif_vs_unknown_auc'])} | "
+            f"{format_metric(ref.get('prior', {}).get('majority', {}).get('macro_sensitivity'))} | "
+            f"{format_metric(ref.get('layout_rule', {}).get('macro_sensitivity'))} | "
+            f"{format_metric(rc.get('macro_sensitivity'))} | {note} |")
+    refs = summary["references"]
+    lines.append(f"| mean ± sd | | | {_pm(summary['macro_sensitivity'])} | | {_pm(summary['macro_specificity'])} | "
+                 f"{_pm(summary['accuracy'])} | {_pm(summary['motif_vs_unknown_auc'])} | "
+                 f"{_pm(refs['prior_majority'])} | {_pm(refs['layout_rule'])} | {_pm(refs['residue_count'])} | |")
+    n = len(rows)
+    lines += ["", f"{n} runs ({len(summary['seeds'])} seed(s) × 5 folds). Reference lines on each run's test "
+              f"samples: drawing from the training prior expects macro sensitivity {_pm(refs['prior_drawn'])}; the "
+              f"layout rule (strands only, no density) {_pm(refs['layout_rule'])}; a residue-count-only model "
+              f"{_pm(refs['residue_count'])}."]
+    if summary["n_at_chance"]:
+        lines.append(f"At chance: {summary['n_at_chance']} of {n} runs score inside their permutation band "
+                     "(permutation p >= 0.05).")
+    if summary["n_constant_predictors"]:
+        lines.append(f"Constant predictors: {summary['n_constant_predictors']} of {n} runs predict one class for "
+                     "their whole fold.")
+    return "\n".join(lines) + "\n"
 
 
 def _pm(d: dict) -> str:

@@ -159,6 +159,43 @@ def test_all_folds_reports_each_test_fold_once_with_intervals(small_store, tmp_p
     assert all(r["checkpoint"] == "best.pt" for r in summary["folds"])
     md = (tmp_path / "cv" / "cv_summary.md").read_text()
     assert md.startswith("Protocol: nested") and "95 % CI" in md and "mean ± sd" in md
+    # each run carries its seed, the reference lines on its test samples and the binary headline
+    assert [(r["fold"], r["seed"]) for r in summary["runs"]] == [(f"fold{k}", 0) for k in range(1, 6)]
+    assert all(r["references"]["layout_rule"]["macro_sensitivity"] is not None for r in summary["runs"])
+    assert "layout rule" in md and "motif vs unknown AUC" in md and "Reference lines" in md
+    const = sum(r["constant_predictor"] for r in summary["runs"])
+    assert (f"Constant predictors: {const} of 5 runs" in md) == (const > 0)
+
+
+def test_all_folds_loops_over_folds_and_seeds(tmp_path, monkeypatch):
+    """seeds=N trains each fold with seeds seed..seed+N-1 into OUT/seedS/foldK; the runs
+    pair by (fold, seed) in compare_runs."""
+    import rnamotif_data.learn.train as train_mod
+    from rnamotif_data.learn.references import compare_runs
+
+    calls = []
+
+    def fake(cfg, k, seed, progress, resume):
+        calls.append((k, seed, str(train_mod._run_dir(cfg, k, seed))))
+        refs = {"prior": {"sampling": {"macro_sensitivity": 0.2}, "majority": {"macro_sensitivity": 0.2}},
+                "layout_rule": {"macro_sensitivity": 0.8}, "residue_count": {"macro_sensitivity": 0.3}}
+        return {"fold": f"fold{k}", "seed": seed, "subset": "test", "checkpoint": "best.pt", "n": 10,
+                "macro_sensitivity": 0.2 + 0.01 * seed, "macro_sensitivity_ci95": (0.1, 0.3),
+                "macro_specificity": 0.8, "accuracy": 0.3, "constant_predictor": seed == 4 and k == 2,
+                "at_chance": True, "chance": "at chance", "references": refs, "motif_vs_unknown_auc": 0.5,
+                "motif_vs_unknown_auc_ci95": None, "motif_vs_unknown_balanced_accuracy": 0.5}
+
+    monkeypatch.setattr(train_mod, "_run_row", fake)
+    cfg = TrainConfig(root="unused", out=str(tmp_path / "cv"), seed=3, seeds=2)
+    summary = train_mod.train_all_folds(cfg, progress=False)
+    assert [(k, s) for k, s, _ in calls] == [(k, s) for s in (3, 4) for k in range(1, 6)]
+    assert calls[0][2].endswith("cv/seed3/fold1") and len(summary["runs"]) == 10
+    md = (tmp_path / "cv" / "cv_summary.md").read_text()
+    assert "10 runs (2 seed(s) × 5 folds)" in md and "Constant predictors: 1 of 10 runs" in md
+    assert "At chance: 10 of 10 runs" in md
+    assert compare_runs(summary, summary)["n_pairs"] == 10
+    assert "seeds" not in train_mod._ckpt_config(cfg)  # a loop setting, not what one run is
+    assert train_mod._run_dir(TrainConfig(root="r", out="o"), 2, 0).as_posix() == "o/fold2"
 
 
 def test_evaluate_refuses_to_call_a_watched_fold_test(small_store, tmp_path):
