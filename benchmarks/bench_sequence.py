@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnamotif_data.features.command import main as embed_main
+from rnamotif_data.cli.embed import main as embed_main
 from rnamotif_data.features.embedders import make_embedder
 
 
@@ -49,7 +49,7 @@ def cost() -> None:
 
 
 def store(root: Path, cache: Path, mirror: Path | None = None) -> None:
-    for args in (["--model", "onehot"], ["--model", "structrfm", "--random-weights"]):
+    for args in (["--embedder", "onehot"], ["--embedder", "structrfm", "--random-weights"]):
         t = time.perf_counter()
         where = ["--mirror", str(mirror)] if mirror else []
         embed_main([str(root), *args, *where, "--no-progress", "--overwrite", "--cache-dir", str(cache), "--device", "cpu"])

@@ -111,7 +111,7 @@ def write_raw_mrc(path: Path, data_zyx: np.ndarray, voxel_size, *, origin=(0.0, 
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory) -> str:
     """The shipped demo built once (7 samples), as a path string."""
-    from rnamotif_data.pipeline.builder import main as build_main
+    from rnamotif_data.cli.build import main as build_main
 
     out = tmp_path_factory.mktemp("demo") / "demo.zarr"
     assert build_main(["--demo", "small", "--out", str(out), "--scheduler", "synchronous", "--no-progress"]) == 0
@@ -123,7 +123,7 @@ def multi_entry_store(tmp_path_factory) -> str:
     """The multi-entry fixture (rnamotif_data.testing.multi_entry): 15 real Atlas models + 6V5B chain D
     with simulated maps, and the 4 real cryoDRGN 50S volumes (every 4th row), built once
     into one store (about 2 minutes on 2 cores)."""
-    from rnamotif_data.pipeline.builder import main as build_main
+    from rnamotif_data.cli.build import main as build_main
     from rnamotif_data.testing.multi_entry import make_fixture
 
     for part in ("atlas-models", "rna-models", "cryodrgn-50s"):

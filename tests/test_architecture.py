@@ -148,11 +148,22 @@ def test_no_private_name_is_used_across_modules():
     assert bad == []
 
 
+#: modules allowed to import project modules inside a function: the command's front door
+#: (rnamotif_data/cli/__init__.py) imports each program only when its command runs, so
+#: ``rnamotif --help`` starts fast and a missing extra is one line, not a traceback at start;
+#: those imports are plain ``from rnamotif_data.cli import build`` statements, which this
+#: test's graph, import-linter and grimp all see, so they hide no cycle
+LAZY_FRONT_DOOR = {"rnamotif_data.cli"}
+
+
 def test_no_project_import_hides_inside_a_function():
-    """Hidden imports hide cycles; the front door and the command import by name (importlib)."""
+    """Hidden imports hide cycles; only the front door imports lazily (LAZY_FRONT_DOOR)."""
     hidden = [f"{name}:{node.lineno}" for name, tree in MODULES.items()
-              for node, _, _, top in _imports(tree) if not top]
+              for node, _, _, top in _imports(tree) if not top and name not in LAZY_FRONT_DOOR]
     assert hidden == []
+    lazy = [target for name in LAZY_FRONT_DOOR for _, target, _, top in _imports(MODULES[name]) if not top]
+    assert lazy, "the front door imports its programs lazily; if it no longer does, drop the exemption"
+    assert all(t.startswith("rnamotif_data.cli.") or t == "rnamotif_data.split.command" for t in lazy), lazy
 
 
 def test_extras_are_imported_only_through_require():

@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from rnamotif_data.cli import run
+from rnamotif_data.cli.build import main as build_main
+from rnamotif_data.cli.export import main as export_main
+from rnamotif_data.cli.verify import main as verify_main
 from rnamotif_data.errors import RegistryError, StoreError
-from rnamotif_data.pipeline.builder import main as build_main
-from rnamotif_data.release.export import main as export_main
-from rnamotif_data.release.verify import main as verify_main
 from rnamotif_data.storage.checksums import file_checksums
 from rnamotif_data.storage.lock import LOCK_FILE
 from rnamotif_data.storage.registry import load_registry
@@ -131,7 +131,7 @@ def test_export_overwrite_keeps_a_users_files_in_an_earlier_export(demo_store, t
 
 
 def test_segment_refuses_to_overwrite_its_outputs(tmp_path, capsys):
-    from rnamotif_data.samples.extract import main as segment_main
+    from rnamotif_data.cli.segment import main as segment_main
 
     args = ["--map", DEMO / "mirror" / "emdb" / "emd_21051.map.gz", "--model", DEMO / "mirror" / "pdb" / "6v5b.pdb",
             "D:14-16,88-90", "--motif-type", "1x1", "--out", tmp_path / "o"]
@@ -156,7 +156,7 @@ def test_a_memory_limit_no_worker_can_run_in_is_refused_up_front(tmp_path, capsy
 def test_damaged_inputs_are_one_line_errors_naming_the_file(demo_store, tmp_path, capsys):
     """Issue 27's tracebacks: a store missing an array's zarr.json, and Atlas release files
     that are not JSON, not a list of motif groups, or with non-numeric positions."""
-    from rnamotif_data.inputs.manifest import main as manifest_main
+    from rnamotif_data.cli.manifest import main as manifest_main
 
     root = _copy_store(demo_store, tmp_path)
     (root / "density" / "zarr.json").unlink()
@@ -273,7 +273,7 @@ def test_segment_checks_the_type_against_the_selection(tmp_path, capsys):
     """Issue 27: an 8-nt single strand cut as 1x1 exited 0 and wrote motif_class
     symmetric_loop. The strands must fit the type, listed with one or two closing pairs
     (upstream's hairpin3 J:85-91 is 7 nt: two pairs)."""
-    from rnamotif_data.samples.extract import main as segment_main
+    from rnamotif_data.cli.segment import main as segment_main
 
     common = ["--map", DEMO / "mirror" / "emdb" / "emd_21051.map.gz", "--model", DEMO / "mirror" / "pdb" / "6v5b.pdb"]
     rc, err = _run(segment_main, [*common, "D:22-29", "--motif-type", "1x1", "--out", tmp_path / "o"], capsys)
@@ -323,13 +323,13 @@ def test_annotating_a_local_model_fills_its_map_and_resolution(tmp_path):
     pytest.importorskip("rnapolis", reason="annotation needs RNApolis (the [annotate] extra)")
     import pyarrow.parquet as pq
 
-    from rnamotif_data.inputs.manifest import main as manifest_main
+    from rnamotif_data.cli.annotate import main as annotate_main
 
     path = _em_cif(tmp_path, [("EMDB", "EMD-21051", "associated EM volume")], "3.7")
-    assert manifest_main(["annotate", str(path), "--out", str(tmp_path / "m.parquet")]) == 0
+    assert annotate_main([str(path), "--out", str(tmp_path / "m.parquet")]) == 0
     rows = pq.read_table(tmp_path / "m.parquet").to_pylist()
     assert rows and {(r["emdb_id"], r["resolution"]) for r in rows} == {("EMD-21051", 3.7)}
-    assert manifest_main(["annotate", str(path), "--out", str(tmp_path / "m2.parquet"), "--emdb-id", "EMD-99999",
+    assert annotate_main([str(path), "--out", str(tmp_path / "m2.parquet"), "--emdb-id", "EMD-99999",
                           "--resolution", "4.5"]) == 0
     rows = pq.read_table(tmp_path / "m2.parquet").to_pylist()
     assert {(r["emdb_id"], r["resolution"]) for r in rows} == {("EMD-99999", 4.5)}
@@ -571,7 +571,7 @@ def test_bad_manifests_and_mirrors_are_one_line(tmp_path, capsys):
 
 
 def test_checkpoints_and_devices_are_one_line(demo_store, tmp_path, capsys):
-    from rnamotif_data.learn.evaluate import main as evaluate_main
+    from rnamotif_data.cli.evaluate import main as evaluate_main
 
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(os.urandom(256))
@@ -581,7 +581,7 @@ def test_checkpoints_and_devices_are_one_line(demo_store, tmp_path, capsys):
     import torch
 
     if not torch.cuda.is_available():
-        from rnamotif_data.learn.train import main as train_main
+        from rnamotif_data.cli.train import main as train_main
 
         rc, err = _run(train_main, ["--root", demo_store, "--split", "fold1", "--out", tmp_path / "r",
                                     "--device", "cuda", "--epochs", "1"], capsys)
@@ -652,7 +652,7 @@ def test_rerun_summary_and_finished_store_options(demo_store, tmp_path, capsys, 
 
 
 def test_make_demo_is_byte_reproducible(tmp_path):
-    from rnamotif_data.testing.make_demo import main as make_demo
+    from rnamotif_data.cli.make_demo import main as make_demo
 
     for name in ("a", "b"):
         shutil.copytree(DEMO, tmp_path / name)
@@ -664,7 +664,7 @@ def test_make_demo_is_byte_reproducible(tmp_path):
 
 
 def test_fetch_reports_of_same_named_manifests_do_not_collide(tmp_path, capsys):
-    from rnamotif_data.inputs.fetch import main as fetch_main
+    from rnamotif_data.cli.fetch import main as fetch_main
 
     for sub in ("x", "y"):
         (tmp_path / sub).mkdir()
@@ -678,7 +678,7 @@ def test_fetch_reports_of_same_named_manifests_do_not_collide(tmp_path, capsys):
 # 11 ------------------------------------------------------------ modules
 def test_no_import_cycle_between_manifest_and_importers():
     code = ("import importlib, sys; importlib.import_module('rnamotif_data.inputs.importers'); "
-            "assert 'rnamotif_data.inputs.manifest' not in sys.modules, 'importers imports the CLI'")
+            "assert 'rnamotif_data.cli.manifest' not in sys.modules, 'importers imports the CLI'")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
     big = [p for p in (REPO / "rnamotif_data").rglob("*.py") if len(p.read_text().splitlines()) > 800]
     assert not big, big
@@ -743,7 +743,7 @@ def test_retry_failed_on_a_finished_store_is_said(tmp_path, capsys):
 
 
 def test_segment_refuses_a_huge_cube(tmp_path, capsys):
-    from rnamotif_data.samples.extract import main as segment_main
+    from rnamotif_data.cli.segment import main as segment_main
 
     rc, err = _run(segment_main, ["--map", DEMO / "mirror" / "emdb" / "emd_21051.map.gz", "--model",
                                   DEMO / "mirror" / "pdb" / "6v5b.pdb", "D:14-16,88-90", "--motif-type", "1x1",

@@ -232,7 +232,7 @@ def test_verify_names_a_feature_folder_no_check_would_read(demo_store, tmp_path)
 # ---------------------------------------------------------------- export inside the store; the dataset version
 def test_an_export_inside_the_store_is_refused_and_the_store_stays_valid(demo_store, tmp_path, capsys):
     from rnamotif_data.cli import run
-    from rnamotif_data.release.export import main as export_main
+    from rnamotif_data.cli.export import main as export_main
     from rnamotif_data.release.verify import verify_store
 
     root = tmp_path / "s.zarr"
@@ -248,7 +248,7 @@ def test_an_export_inside_the_store_is_refused_and_the_store_stays_valid(demo_st
 
 def test_a_dataset_version_publish_would_refuse_is_refused_by_the_build(tmp_path, capsys):
     from rnamotif_data.cli import run
-    from rnamotif_data.pipeline.builder import main as build_main
+    from rnamotif_data.cli.build import main as build_main
 
     out = tmp_path / "s.zarr"
     args = ["--demo", "small", "--out", str(out), "--scheduler", "synchronous", "--no-progress"]
@@ -285,7 +285,7 @@ def test_allow_mismatch_never_covers_another_cube_size(demo_store):
 
 def test_a_damaged_root_zarr_json_is_one_line_naming_it(demo_store, tmp_path, capsys):
     from rnamotif_data.cli import run
-    from rnamotif_data.release.verify import main as verify_main
+    from rnamotif_data.cli.verify import main as verify_main
 
     root = tmp_path / "s.zarr"
     shutil.copytree(demo_store, root)
@@ -318,7 +318,7 @@ def test_report_and_audit_of_a_store_without_samples_are_one_line(tmp_path, caps
 
     from rnamotif_data.cli import run
     from rnamotif_data.inputs.schema import rows_to_table
-    from rnamotif_data.pipeline.builder import main as build_main
+    from rnamotif_data.cli.build import main as build_main
     from rnamotif_data.release.audit import run_audit
     from rnamotif_data.release.report import write_report
     from rnamotif_data.storage.layout import get_attrs
@@ -347,12 +347,12 @@ def test_report_and_audit_of_a_store_without_samples_are_one_line(tmp_path, caps
 def test_embed_checks_its_name_and_options_and_keeps_a_users_file(demo_store, tmp_path, capsys):
     from rnamotif_data.cli import run
     from rnamotif_data.errors import ConfigError
-    from rnamotif_data.features.command import main as embed_main
+    from rnamotif_data.cli.embed import main as embed_main
     from rnamotif_data.features.embedders import make_embedder
 
     root = tmp_path / "deep" / "s.zarr"
     shutil.copytree(demo_store, root)
-    args = [str(root), "--model", "onehot", "--no-progress", "--cache-dir", str(tmp_path / "c")]
+    args = [str(root), "--embedder", "onehot", "--no-progress", "--cache-dir", str(tmp_path / "c")]
     assert run(embed_main, [*args, "--name", "../../victim"]) == 1
     assert capsys.readouterr().err == ("error: --name '../../victim': a feature name is a plain folder name (letters, "
                                        "digits, _ - .), e.g. structrfm-random\n")
@@ -386,7 +386,7 @@ def test_embed_on_cuda_without_cuda_is_one_line():
 def test_a_missing_registry_and_a_version_that_is_a_path_are_one_line(demo_store, tmp_path, capsys):
     from rnamotif_data.cli import run
     from rnamotif_data.errors import RegistryError
-    from rnamotif_data.release.publish import main as publish_main
+    from rnamotif_data.cli.publish import main as publish_main
     from rnamotif_data.storage.registry import get_release
 
     missing = tmp_path / "missing.json"
@@ -424,7 +424,7 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_record_is_one_line(tmp_path, 
 
 def test_audit_seed_out_of_range_is_one_line_naming_the_option(demo_store, tmp_path, capsys):
     from rnamotif_data.cli import run
-    from rnamotif_data.release.audit import main as audit_main
+    from rnamotif_data.cli.audit import main as audit_main
 
     assert run(audit_main, [demo_store, "--seed", "-1", "--out", str(tmp_path / "A")]) == 1
     assert capsys.readouterr().err == "error: --seed -1: the audit's seed is an integer from 0 to 4294967295\n"

@@ -100,7 +100,7 @@ def test_the_readme_walk_runs_as_written_from_the_demo_to_an_evaluated_model(tmp
     # then the "Sequence features" section on the same demo: its one-hot command and its snippet
     section = (REPO / "README.md").read_text().split("## Sequence features", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```bash\n(.*?)```", section, re.S)
-    (onehot,) = [line.split("  #")[0].strip() for line in block.splitlines() if "--model onehot" in line]
+    (onehot,) = [line.split("  #")[0].strip() for line in block.splitlines() if "--embedder onehot" in line]
     r = subprocess.run([sys.executable, "-m", "rnamotif_data", *onehot.split()[1:]], cwd=tmp_path, env=env,
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"{onehot}: {r.stderr[-3000:]}"

@@ -6,7 +6,7 @@
   sequence and cached;
 * :mod:`~rnamotif_data.features.stored` -- ``STORE/features/<name>/``: the layout, writing,
   reading, verifying, painting onto cubes;
-* :mod:`~rnamotif_data.features.command` -- ``rnamotif embed``.
+* :mod:`~rnamotif_data.features.embed` -- the features of a store's samples (``rnamotif embed``).
 
 Nothing here is imported by ``import rnamotif_data``; torch, transformers and structRFM are
 imported only when a structRFM embedder is built (through

@@ -219,7 +219,7 @@ class StructRFMEmbedder(SequenceEmbedder):
     def __init__(self, checkpoint: str | os.PathLike | None = None, *, random_weights: bool = False,
                  dim: int = 768, layer: int = 12, heads: int = 12, seed: int = 0, device: str = "auto",
                  batch_size: int = 8, max_length: int = 514, window: int = 512, overlap: int = 128):
-        what = "rnamotif embed --model structrfm"
+        what = "rnamotif embed --embedder structrfm"
         if not (isinstance(batch_size, int) and batch_size >= 1):
             raise ConfigError(f"--batch-size {batch_size}: sequences per forward pass must be an integer >= 1")
         if random_weights and not (min(dim, layer, heads) >= 1 and dim % heads == 0):
@@ -281,7 +281,7 @@ class StructRFMEmbedder(SequenceEmbedder):
         return out  # type: ignore[return-value]
 
 
-#: embedders by name (``rnamotif embed --model NAME``)
+#: embedders by name (``rnamotif embed --embedder NAME``)
 EMBEDDERS = {"onehot": OneHotEmbedder, "structrfm": StructRFMEmbedder}
 
 

@@ -1,6 +1,6 @@
 """Sequence features stored with a store: ``STORE/features/<name>/``.
 
-Written by ``rnamotif embed`` (:mod:`rnamotif_data.features.command`), derived from the
+Written by ``rnamotif embed`` (:mod:`rnamotif_data.features.embed`), derived from the
 store and its models after the build, so, like ``splits/``, not covered by the store's
 ``checksums.sha256``: the folder has its own. A store without features stays valid.
 
@@ -158,7 +158,7 @@ def _rerun(store: RNAMotifStore, name: str, attrs: dict) -> str:
     """The command that remakes feature set ``name`` (for messages)."""
     random = str(attrs.get("checkpoint_sha256") or "").startswith("random:")
     extra = " --random-weights" if random else (" --checkpoint DIR" if attrs.get("model") == "structrfm" else "")
-    return f"'rnamotif embed {store.root} --model {attrs.get('model', '?')}{extra} --name {name} --overwrite'"
+    return f"'rnamotif embed {store.root} --embedder {attrs.get('model', '?')}{extra} --name {name} --overwrite'"
 
 
 def _listing(attrs: dict, sums: dict) -> dict:

@@ -1,7 +1,7 @@
-"""``rnamotif manifest annotate``: a manifest of every motif in some models.
+"""A manifest of every motif in some models (the work of ``rnamotif annotate``).
 
-    rnamotif manifest annotate MODEL [MODEL ...] --out M.parquet
-    rnamotif manifest annotate --pdb-ids ids.parquet|ids.txt [--cache DIR]
+    rnamotif annotate MODEL [MODEL ...] --out M.parquet
+    rnamotif annotate --pdb-ids ids.parquet|ids.txt [--cache DIR]
         [--mirror DIR] [--offline] --out M.parquet
 
 Each model's loops are read off its nested canonical secondary structure
@@ -13,7 +13,7 @@ Every other loop -- junctions, loops outside the 25 types, broken strands -- goe
 ``M.other.parquet`` with its kind, sizes and the reason, never silently dropped.
 
 With ``--pdb-ids`` the models are fetched (or found in the mirror/cache) as
-``rnamotif_data.inputs.fetch`` does; a ``pdb_id`` column in a Parquet file (``rnamotif_data.inputs.manifest
+``rnamotif_data.inputs.fetch`` does; a ``pdb_id`` column in a Parquet file (``rnamotif
 search`` writes one) or one PDB ID per line in a text file. ``emdb_id`` and
 ``resolution`` columns, when present, are copied onto the rows.
 """
@@ -29,8 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rnamotif_data.errors import AnnotationError, RNAMotifError
-from rnamotif_data.inputs.schema import Rejection, empty_row, read_pdb_ids, write_manifest
-from rnamotif_data.inputs.sources import SourceConfig, Sources
+from rnamotif_data.inputs.schema import Rejection, empty_row, write_manifest
 from rnamotif_data.rna.annotate import Annotation, annotate_model
 from rnamotif_data.rna.structure import Model, read_model
 
@@ -149,48 +148,3 @@ def em_metadata(path: Path) -> tuple[str | None, float | None]:
         except ValueError:
             resolution = None
     return emdb, resolution
-
-
-def run_annotate(args) -> int:
-    """The ``annotate`` subcommand (arguments from :func:`rnamotif_data.inputs.manifest.main`).
-
-    For model files, each row's ``emdb_id`` and ``resolution`` come from ``--emdb-id`` /
-    ``--resolution`` when given, else from the model file (:func:`em_metadata`); a row
-    without them fails later at fetch, so what is missing is said here."""
-    if bool(args.models) == bool(args.pdb_ids):
-        raise RNAMotifError("give model files or --pdb-ids FILE (one of them)")
-    if (args.emdb_id or args.resolution) and not args.models:
-        raise RNAMotifError("--emdb-id and --resolution describe model files given on the command line; with "
-                            "--pdb-ids, give emdb_id and resolution columns in the ids file")
-    if args.emdb_id and len(args.models) > 1:
-        raise RNAMotifError(f"--emdb-id {args.emdb_id} names one map; give one model file (got {len(args.models)})")
-    if args.models:
-        pairs = []
-        for p in args.models:
-            emdb, resolution = em_metadata(p)
-            entry = {"pdb_id": p.name.split(".")[0].upper(), "emdb_id": args.emdb_id or emdb,
-                     "resolution": args.resolution if args.resolution is not None else resolution}
-            if entry["emdb_id"] is None or entry["resolution"] is None:
-                missing = " and ".join(k for k in ("emdb_id", "resolution") if entry[k] is None)
-                log.warning("%s: the file records no %s; pass --emdb-id/--resolution, or the build looks the map "
-                            "up online (RCSB) and fails offline", p, missing)
-            pairs.append((entry, p))
-    else:
-        sources = Sources(SourceConfig(cache_dir=args.cache, mirror=args.mirror,
-                                       offline=args.offline or (args.mirror is not None and not args.online)))
-        pairs = []
-        for entry in read_pdb_ids(args.pdb_ids):
-            try:
-                pairs.append((entry, sources.model(entry["pdb_id"])))
-            except (RNAMotifError, OSError) as exc:
-                log.warning("%s: no model (%s)", entry["pdb_id"], exc)
-    table, other, rejected = annotate_entries(pairs, args.out)
-    counts = Counter(table["motif_type"].to_pylist())
-    log.info("wrote %s: %d motifs from %d models (%s)", args.out, table.num_rows, len(pairs),
-             ", ".join(f"{t} {n}" for t, n in sorted(counts.items())) or "none")
-    reasons = Counter(o["reason"].split(":")[0] for o in other)
-    log.info("wrote %s: %d other loops (%s)", other_path(args.out), len(other),
-             ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())) or "none")
-    for rej in rejected:
-        log.warning("not annotated: %s", rej.reason)
-    return 0 if not rejected else 3  # 3: written, with rejected models (the log names them)

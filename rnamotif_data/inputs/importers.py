@@ -1,8 +1,8 @@
 """Importers: CoSSMos exports, RNA 3D Motif Atlas releases and the upstream fold CSVs
-turned into manifest rows (see :mod:`rnamotif_data.inputs.manifest`).
+turned into manifest rows (see :mod:`rnamotif_data.inputs.schema`).
 
 Each importer returns ``(rows, rejections)``: row dicts in manifest columns, and a
-:class:`~rnamotif_data.inputs.manifest.Rejection` for every record it could not turn into a row.
+:class:`~rnamotif_data.inputs.schema.Rejection` for every record it could not turn into a row.
 Nothing is dropped silently.
 
 Sources

@@ -3,7 +3,7 @@
 A manifest is a Parquet table with one row per motif occurrence (design §5;
 the column dictionary is ``manifests/README.md``). Every entry point -- importers,
 annotation, the builder, the fetcher -- validates through :func:`validate_manifest`.
-The command line is :mod:`rnamotif_data.inputs.manifest`; this module holds no CLI, so the importers
+The command line is :mod:`rnamotif_data.cli.manifest`; this module holds no CLI, so the importers
 and the annotator can use it without importing the command line (no import cycle).
 """
 

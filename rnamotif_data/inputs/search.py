@@ -1,7 +1,7 @@
-"""``rnamotif manifest search``: find the entries to build from, with the RCSB
-Search API (v2).
+"""Find the entries to build from, with the RCSB Search API (v2) (the work of
+``rnamotif search``).
 
-    rnamotif manifest search --method "electron microscopy" --max-resolution 4.0 \\
+    rnamotif search --method "electron microscopy" --max-resolution 4.0 \\
         --polymer rna [--released-after 2026-01-01] [--limit N] --out ids.parquet
 
 The query (https://search.rcsb.org/#search-api, ``POST /rcsbsearch/v2/query``) is a group
@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
@@ -192,17 +190,3 @@ def search_entries(query: SearchQuery, source_config: SourceConfig = SourceConfi
             log.warning("%s: entry record not read (%s)", h["pdb_id"], exc)
         rows.append(row)
     return rows
-
-
-def run_search(args) -> int:
-    """The ``search`` subcommand (arguments from :func:`rnamotif_data.inputs.manifest.main`)."""
-    query = SearchQuery(method=args.method, max_resolution=args.max_resolution, polymer=args.polymer,
-                        released_after=args.released_after, limit=args.limit)
-    config = SourceConfig(cache_dir=args.cache, mirror=args.mirror, offline=args.offline)
-    rows = search_entries(query, config, args.search_url or SEARCH_URL)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=IDS_SCHEMA), args.out)
-    with_map = sum(1 for r in rows if r["emdb_id"])
-    log.info("wrote %s: %d entries (%d with a primary EMDB map); query %s", args.out, len(rows), with_map,
-             json.dumps(search_request(query)["query"]))
-    return 0

@@ -24,7 +24,6 @@ A checkpoint whose split fingerprint or class names differ from the store's is r
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
@@ -49,12 +48,11 @@ from rnamotif_data.learn.metrics import (
 from rnamotif_data.learn.networks import build_network
 from rnamotif_data.learn.references import chance_verdict, constant_predictor, motif_vs_unknown, references
 from rnamotif_data.rna.motifs import CLASS_NAMES, FINE_TYPES, class_index
-from rnamotif_data.split.splits import SUBSETS
 from rnamotif_data.storage.outputs import MRC_MARKER, read_marker
 
 log = logging.getLogger("rnamotif_data.learn.evaluate")
 
-__all__ = ["Evaluator", "check_export_complete", "main"]
+__all__ = ["Evaluator", "check_export_complete"]
 
 _FOLDER_CLASS = {"symmetricloop": 0, "bulge": 1, "hairpin": 2, "asymmetricloop": 3, "unknown": 4}
 _UPSTREAM_NAME = re.compile(r"^(EMD-\d+)_([0-9A-Za-z]{4})_([0-9A-Za-z]+)_(.+)$")
@@ -392,35 +390,3 @@ def write_outputs(res: dict, out: Path, class_names, title: str) -> None:
                    f"{format_metric(r['macro_specificity'])} |\n")
     (out / "report.md").write_text(md)
     plot_confusion(res["confusion_matrix"], out / "confusion.png", class_names, title)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns 0 (1 on a refused or bad input)."""
-    p = argparse.ArgumentParser(prog="rnamotif evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--root", help="store path or URL")
-    p.add_argument("--split", default="fold1")
-    p.add_argument("--subset", default="test", choices=SUBSETS,
-                   help="test (default; fold K under the nested protocol), val, inner_val, train, inner_train")
-    p.add_argument("--mrc-folder", help="upstream validate_folder.py layout instead of a store")
-    p.add_argument("--mrc-normalisation", choices=("stored", "percentile"), default="stored",
-                   help="stored: cubes exported by this package (default); percentile: raw upstream crops")
-    p.add_argument("--out", type=Path)
-    p.add_argument("--allow-mismatch", action="store_true")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
-    a = p.parse_args(argv)
-    ev = Evaluator.from_checkpoint(a.checkpoint, a.device)
-    names = ev.checkpoint["class_names"]
-    if a.mrc_folder:
-        res = ev.evaluate_mrc_folder(a.mrc_folder, normalisation=a.mrc_normalisation)
-        title = f"{Path(a.mrc_folder).name} (MRC folder)"
-        out = a.out or Path(a.checkpoint).parent / "eval-mrc-folder"
-    else:
-        if not a.root:
-            p.error("--root or --mrc-folder is required")
-        res = ev.evaluate_store(a.root, a.split, a.subset, a.allow_mismatch)
-        title = res["label"]
-        out = a.out or Path(a.checkpoint).parent / f"eval-{a.split}-{a.subset}"
-    write_outputs(res, out, names, title)
-    log.info("%s\nwrote %s", markdown_report(res, names, title), out)
-    return 0

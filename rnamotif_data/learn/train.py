@@ -1,7 +1,7 @@
 """Train Motif3DCNN on a store: ``rnamotif train``.
 
 ``rnamotif train --root STORE --split fold1 --out runs/fold1 [--scheme similarity]
-[--model motif3dcnn] [--epochs 30] [--batch-size 32] [--lr 1e-3] [--channels density]
+[--network motif3dcnn] [--epochs 30] [--batch-size 32] [--lr 1e-3] [--channels density]
 [--masked/--no-masked] [--class-weights] [--seed 0] [--device auto] [--amp] [--workers 2]
 [--resume]`` and ``--all-folds`` (fold1-fold5 into ``OUT/foldK``, then the mean ± sd
 table of macro sensitivity/specificity in ``OUT/cv_summary.{md,json}``).
@@ -17,7 +17,6 @@ states, so ``--resume`` continues exactly (bit-identical on CPU). Per-epoch metr
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -46,8 +45,7 @@ from rnamotif_data.learn.references import references
 
 log = logging.getLogger("rnamotif_data.learn.train")
 
-__all__ = ["TrainConfig", "train", "train_all_folds", "predict", "reference_summary", "cv_markdown", "run_seeds",
-           "main"]
+__all__ = ["TrainConfig", "train", "train_all_folds", "predict", "reference_summary", "cv_markdown", "run_seeds"]
 
 
 @dataclass(frozen=True)
@@ -86,9 +84,9 @@ class TrainConfig:
             raise ConfigError(f"unknown channel in {self.channels}; choose from {', '.join(CHANNELS)}")
         if self.network in SEQUENCE_NETWORKS and not self.sequence:
             raise ConfigError(f"network {self.network} needs sequence features: --sequence NAME (made by "
-                              "'rnamotif embed STORE --model NAME')")
+                              "'rnamotif embed STORE --embedder NAME')")
         if self.sequence and self.network not in SEQUENCE_NETWORKS and "seq_proj" not in self.channels:
-            raise ConfigError(f"--sequence {self.sequence}: network {self.network} reads cubes only; use --model "
+            raise ConfigError(f"--sequence {self.sequence}: network {self.network} reads cubes only; use --network "
                               f"{SEQUENCE_NETWORKS[0]} or --channels ... seq_proj")
         if self.seeds < 1:
             raise ConfigError(f"seeds must be >= 1, got {self.seeds}")
@@ -459,43 +457,3 @@ def cv_markdown(summary: dict) -> str:
 
 def _pm(d: dict) -> str:
     return "–" if d["mean"] is None else f"{d['mean']:.3f} ± {d['sd']:.3f}" if d["sd"] is not None else f"{d['mean']:.3f}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns 0 (1 on bad input, with a one-line error)."""
-    p = argparse.ArgumentParser(prog="rnamotif train", description=__doc__.split("\n")[0])
-    p.add_argument("--root", required=True, help="store path or URL")
-    p.add_argument("--split", default="fold1")
-    p.add_argument("--all-folds", action="store_true", help="train and evaluate fold1-fold5")
-    p.add_argument("--scheme", default="similarity")
-    p.add_argument("--out", required=True)
-    p.add_argument("--network", default="motif3dcnn", choices=list(NETWORKS), help="the neural network")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--channels", nargs="+", default=["density"],
-                   help="density, zone, labels, labels_onehot, nucleotide, seq_proj (with --sequence)")
-    p.add_argument("--sequence", help="stored sequence features (rnamotif embed) for --network motif3dcnn_seq or seq_proj")
-    p.add_argument("--projection-dim", type=int, default=8, help="channels of seq_proj (default %(default)s)")
-    p.add_argument("--masked", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--class-weights", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA, or CPU)")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--protocol", default="nested", choices=PROTOCOLS,
-                   help="nested (default): train on 3 folds, select on fold K+1, report fold K; upstream: "
-                        "train on 4 folds and report the fold watched, final epoch (not a test result)")
-    p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
-    cfg = TrainConfig(root=a.root, out=a.out, split=a.split, scheme=a.scheme, network=a.network, epochs=a.epochs,
-                      batch_size=a.batch_size, lr=a.lr, channels=tuple(a.channels), masked=a.masked,
-                      class_weights=a.class_weights, seed=a.seed, device=a.device, amp=a.amp, workers=a.workers,
-                      protocol=a.protocol, sequence=a.sequence, projection_dim=a.projection_dim)
-    if a.all_folds:
-        train_all_folds(cfg, resume=a.resume, progress=not a.no_progress)
-    else:
-        last = train(cfg, resume=a.resume, progress=not a.no_progress)
-        log.info("%s: last epoch %s", a.out, json.dumps(last))
-    return 0

@@ -39,11 +39,8 @@ that stops the build (bad manifest, store built with another config, a full disk
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
-import os
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -53,35 +50,25 @@ from typing import Any
 import pyarrow as pa
 from tqdm import tqdm
 
-from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
 from rnamotif_data.common.extras import require
-from rnamotif_data.common.output import REPORT
 from rnamotif_data.common.version import __version__
-from rnamotif_data.em.quality import QualityConfig
 from rnamotif_data.errors import ConfigError, RNAMotifError, StoreError, is_environment_failure, one_line
-from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
 from rnamotif_data.inputs.schema import read_manifest
-from rnamotif_data.inputs.sources import SourceConfig, Sources, default_cache_dir
+from rnamotif_data.inputs.sources import SourceConfig, Sources
 from rnamotif_data.pipeline.commit import CommitInputs, Committed, ShardWriter, commit, commit_shard
-from rnamotif_data.pipeline.config import PAIR_READERS, BuildConfig, check_dataset_version
+from rnamotif_data.pipeline.config import BuildConfig, check_dataset_version
 from rnamotif_data.pipeline.entry import EntryJob, current_inputs, failure_row, stage_entry
 from rnamotif_data.pipeline.runner import Runner
 from rnamotif_data.pipeline.staging import changed_inputs, clean_staging, part_exists, part_inputs, read_part, write_part
-from rnamotif_data.pipeline.timing import format_timing
 from rnamotif_data.rna.motifs import CLASS_NAMES
-from rnamotif_data.samples.background import BackgroundConfig, ShapeDistribution, background_count
-from rnamotif_data.samples.cubes import SegmentConfig
+from rnamotif_data.samples.background import ShapeDistribution, background_count
 from rnamotif_data.storage.checksums import sha256_file
 from rnamotif_data.storage.layout import FAILURES_FILE, FORMAT_VERSION, LABEL_NAMES, NUCLEOTIDE_NAMES, join, read_table
-from rnamotif_data.storage.shards import CODECS
 from rnamotif_data.storage.writer import ArraySpec, StoreWriter
 
-__all__ = [ "BuildResult", "build", "group_entries", "main"]
+__all__ = ["BuildResult", "EXIT_PARTIAL", "build", "group_entries"]
 
 log = logging.getLogger("rnamotif_data.pipeline.builder")
-
-DEMO_OUT = Path("demo-out") / "rnamotif-demo.zarr"
-
 
 # ---------------------------------------------------------------------------- driver
 def group_entries(table: pa.Table, row_numbers: list[int],
@@ -438,198 +425,6 @@ def _raw_rows(manifest: Path, rows: set[int]) -> dict[int, dict]:
     return dict(zip(sorted(rows), t.to_pylist()))
 
 
-# ---------------------------------------------------------------------------- CLI
-def _int_or_auto(text: str) -> int | None:
-    return None if text == "auto" else int(text)
-
-
-def _float_or_none(text: str) -> float | None:
-    return None if text.lower() == "none" else float(text)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 all rows built, 3 some rows failed, 1 error, 2 usage)."""
-    p = argparse.ArgumentParser(prog="rnamotif build", description=__doc__.split("\n")[0])
-    p.add_argument("--manifest", type=Path, help="manifest Parquet (default: the shipped demo, "
-                   "with its mirror)")
-    p.add_argument("--demo", choices=("training", "small"), default="training",
-                   help="without --manifest: the training demo (15 real models, maps simulated on first use; "
-                        "splits and trains) or the small one (one entry, seconds)")
-    p.add_argument("--out", help=f"store path or fsspec URL (default for the demo: {DEMO_OUT})")
-    p.add_argument("--cache", type=Path, help="download cache (default $RNAMOTIF_CACHE or ~/.cache/rnamotif-data)")
-    p.add_argument("--mirror", type=Path, help="local mirror with the cache layout; implies --offline "
-                   "unless --online")
-    p.add_argument("--offline", action="store_true", help="never use the network")
-    p.add_argument("--online", action="store_true", help="allow downloads of what the mirror lacks")
-    p.add_argument("--scheduler", help="'synchronous', or a Dask scheduler address (tcp://host:8786); "
-                   "default: a new LocalCluster")
-    p.add_argument("--workers", type=int, help="LocalCluster worker processes (default: CPU count)")
-    p.add_argument("--threads-per-worker", type=int, default=1)
-    p.add_argument("--memory-limit", default="auto", help="per worker, e.g. 4GiB (default: auto)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted build")
-    p.add_argument("--overwrite", action="store_true", help="delete an existing store at --out first")
-    p.add_argument("--retry-failed", action="store_true", help="with --resume, redo entries that failed")
-    p.add_argument("--dataset-version", default="0.0.0-dev")
-    p.add_argument("--min-fit-z", type=float, default=BuildConfig.min_fit_z,
-                   help="entry placement: fit_z of the model's atoms inside the map (default %(default)s)")
-    p.add_argument("--min-motif-fit-z", type=_float_or_none, default=BuildConfig.min_motif_fit_z,
-                   help="per-motif placement: motifs below go to failures.parquet, stage placement "
-                        "(default %(default)s; 'none' disables)")
-    p.add_argument("--min-motif-frac-above-1sd", type=_float_or_none, default=BuildConfig.min_motif_frac_above_1sd,
-                   help="per-motif placement: fraction of heavy atoms above map mean + 1 sd "
-                        "(default %(default)s; 'none' disables)")
-    p.add_argument("--min-q-score", type=float, default=None,
-                   help="motifs with a lower (or undefined) Q-score go to failures.parquet (stage quality)")
-    p.add_argument("--min-cc-mask", type=float, default=None,
-                   help="motifs with a lower (or undefined) CC_mask go to failures.parquet (stage quality)")
-    p.add_argument("--pairs", choices=PAIR_READERS, default=BuildConfig.pairs,
-                   help="how closing base pairs are read to check loop lengths: geometric (N1-N3 rule, "
-                        "milliseconds) or rnapolis (RNApolis's canonical pairs, [annotate] extra, ~20 s per "
-                        "50S model); default %(default)s")
-    p.add_argument("--shard-size", type=int, default=BuildConfig.shard_size)
-    p.add_argument("--codec", choices=tuple(CODECS), default=BuildConfig.codec,
-                   help="chunk codec of the cube arrays: lz4 (fastest to read) or zstd (~30%% smaller); "
-                        "default %(default)s")
-    p.add_argument("--compression-level", type=int, default=None,
-                   help="level of the codec (lz4 1-9, default 5; zstd 1-22, default 3)")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--profile", type=Path, metavar="FILE",
-                   help="write a per-entry table of stage times (wall and CPU seconds), map shape and model size "
-                        "to FILE (.csv or .parquet); the summary always gives the totals")
-    add_config_arguments(p, SegmentConfig)
-    add_config_arguments(p, BackgroundConfig, prefix="background_", types={"per_entry": _int_or_auto})
-    add_config_arguments(p, QualityConfig, types={"cc_local_radius": float})
-    args = p.parse_args(argv)
-
-    mirror = args.mirror
-    if args.manifest is None:
-        args.out = args.out or str(DEMO_OUT)
-        if args.demo == "small":
-            args.manifest, mirror = SMALL_MANIFEST, mirror or SMALL_MIRROR
-        else:
-            args.manifest, mirror = TRAINING_MANIFEST, mirror or training_mirror()
-        log.info("no --manifest: building the shipped %s demo (%s) into %s", args.demo, args.manifest, args.out)
-    if not args.out:
-        p.error("--out is required with --manifest")
-    config = BuildConfig(segment=config_from_args(args, SegmentConfig),
-                         background=config_from_args(args, BackgroundConfig, prefix="background_"),
-                         min_fit_z=args.min_fit_z, min_motif_fit_z=args.min_motif_fit_z,
-                         min_motif_frac_above_1sd=args.min_motif_frac_above_1sd,
-                         quality=config_from_args(args, QualityConfig),
-                         min_q_score=args.min_q_score, min_cc_mask=args.min_cc_mask, shard_size=args.shard_size,
-                         codec=args.codec, compression_level=args.compression_level, pairs=args.pairs)
-    if config.pairs == "rnapolis":  # a missing extra is one line now, not a failure of every entry later
-        require("rnapolis", "rnamotif build --pairs rnapolis")
-    _check_run_options(args, mirror)
-    if mirror is not None:
-        mirror = Path(mirror).resolve()
-    if "://" not in str(args.out):  # workers elsewhere must not resolve a relative path in their own cwd
-        args.out = os.path.abspath(args.out)
-    cache = Path(args.cache or default_cache_dir()).resolve()
-    if args.scheduler and args.scheduler != "synchronous" and not _local_address(args.scheduler):
-        log.warning("--scheduler %s is not on this machine: the workers must see %s%s and %s at the same paths "
-                    "(a shared file system), or use fsspec URLs", args.scheduler, args.out,
-                    f", {mirror}" if mirror else "", cache)
-    source_config = SourceConfig(cache_dir=cache, mirror=mirror,
-                                 offline=args.offline or (mirror is not None and not args.online))
-    t0 = time.perf_counter()
-    result = build(args.manifest, args.out, config, source_config=source_config,
-                   scheduler=args.scheduler, workers=args.workers,
-                   threads_per_worker=args.threads_per_worker, memory_limit=args.memory_limit,
-                   resume=args.resume, overwrite=args.overwrite, retry_failed=args.retry_failed,
-                   dataset_version=args.dataset_version, progress=not args.no_progress)
-    _summary(result, time.perf_counter() - t0)
-    if args.profile is not None:
-        _write_profile(args.profile, result)
-    return result.exit_status
-
-
-def _write_profile(path: Path, result: BuildResult) -> None:
-    """Write ``--profile``: one row per entry staged or committed by this run."""
-    if not result.profile:
-        log.warning("--profile %s: not written; the store was already complete, so no entry was timed in this run "
-                    "(its totals are in the store's build_timing attribute)", path)
-        return
-    table = pa.Table.from_pylist(result.profile)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        pq.write_table(table, path)
-    else:
-        import pyarrow.csv as pacsv
-
-        pacsv.write_csv(table, path)
-    log.info("per-entry stage times: %s (%d entries)", path, table.num_rows)
-
-
-
-def _local_address(address: str) -> bool:
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
-    return host in ("127.0.0.1", "localhost", "::1", "0.0.0.0") or host.startswith("127.")
-
-
 #: exit status of a build whose store is complete but some manifest rows failed (1 is an
 #: error that stopped the build, 2 a usage error)
 EXIT_PARTIAL = 3
-
-#: bytes below which ``--memory-limit`` is refused: an idle worker holds ~300 MiB
-#: (benchmarks/RESULTS.md), and Dask restarts a worker over its limit again and again
-MIN_WORKER_MEMORY = 512 * 2**20
-
-
-def _check_run_options(args, mirror) -> None:
-    """Refuse, in one line, run options that would fail late or hang (RNAMotifError)."""
-    if args.workers is not None and args.workers < 1:
-        raise RNAMotifError(f"--workers {args.workers}: give at least 1 worker process")
-    if args.threads_per_worker < 1:
-        raise RNAMotifError(f"--threads-per-worker {args.threads_per_worker}: give at least 1")
-    if args.memory_limit != "auto":
-        parse_bytes = require("dask.utils", "the parallel build").parse_bytes
-        try:
-            limit = parse_bytes(args.memory_limit)
-            if limit <= 0:
-                raise ValueError  # control flow: caught just below, re-raised as RNAMotifError
-        except (ValueError, TypeError):
-            raise RNAMotifError(f"--memory-limit {args.memory_limit!r}: expected 'auto' or a size such as 4GiB") from None
-        if limit < MIN_WORKER_MEMORY:
-            raise RNAMotifError(
-                f"--memory-limit {args.memory_limit}: below the {MIN_WORKER_MEMORY // 2**20} MiB a worker needs to start "
-                "and build one small entry (an idle worker holds ~300 MiB; an entry needs about 3x its map's float32 "
-                "size on top); give more, or 'auto'")
-    if args.scheduler and args.scheduler != "synchronous" and not re.match(
-            r"^(tcp|tls|ucx|inproc|ws|wss)://[^\s/:]+(:\d+)?/?$|^[A-Za-z0-9.\-]+:\d+$", args.scheduler):
-        raise RNAMotifError(f"--scheduler {args.scheduler!r}: expected 'synchronous' or a Dask scheduler address "
-                            "such as tcp://host:8786")
-    if mirror is not None and not Path(mirror).is_dir():
-        raise RNAMotifError(f"--mirror {mirror}: no such folder")
-    if not Path(args.manifest).is_file():
-        raise RNAMotifError(f"--manifest {args.manifest}: no such file")
-    if args.profile is not None:
-        if args.profile.suffix not in (".csv", ".parquet"):
-            raise RNAMotifError(f"--profile {args.profile}: expected a .csv or .parquet file name")
-        if args.profile.is_dir():
-            raise RNAMotifError(f"--profile {args.profile}: is a folder; give a file name")
-        if args.profile.exists() and not args.overwrite:
-            raise RNAMotifError(f"--profile {args.profile}: the file exists; choose a new name, or --overwrite")
-
-
-def _summary(result: BuildResult, seconds: float) -> None:
-    if result.noop:
-        log.info("%s: already complete with the same config and manifest; nothing to do", result.root)
-    reasons = ", ".join(f"{k}: {v}" for k, v in sorted(result.reasons.items())) or "none"
-    log.info("store %s: %d samples (%d background); %d manifest rows failed (%s); %.1f s",
-             result.root, result.n_samples, result.n_background, result.n_failed_rows, reasons, seconds)
-    if result.background_short:
-        log.warning("background: %d of %d requested cubes placed; entries short of sites: %s",
-                    result.n_background, result.background_requested,
-                    ", ".join(f"{k} {p}/{a}" for k, (p, a) in sorted(result.background_short.items())))
-    if result.timing and not result.noop:
-        for line in format_timing(result.timing):
-            REPORT.info("%s", line)
-    by_note = Counter(note for notes in result.map_warnings.values() for note in notes)
-    for note, k in sorted(by_note.items()):
-        log.warning("map warning in %d entr%s: %s", k, "y" if k == 1 else "ies", note)
-    if result.n_failed_rows:
-        log.warning("%d rows did not become samples; see %s", result.n_failed_rows,
-                    join(result.root, FAILURES_FILE))

@@ -25,7 +25,6 @@ themselves are built by :mod:`rnamotif_data.samples.background`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -41,7 +40,7 @@ from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger("rnamotif_data.release.audit")
 
-__all__ = ["FEATURES", "audit_features", "audit_store", "structure_groups", "audit_lines", "plot_audit", "run_audit", "main"]
+__all__ = ["FEATURES", "audit_features", "audit_store", "structure_groups", "audit_lines", "plot_audit", "run_audit"]
 
 #: The structure-free features, in table order.
 FEATURES = ("zone_voxels", "n_atoms", "n_residues", "fraction_outside", "zero_fraction", "masked_zero_fraction",
@@ -236,18 +235,3 @@ def _plot(f: pd.DataFrame, top, path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``rnamotif audit STORE [--out DIR]``; 0 when the audit ran."""
-    p = argparse.ArgumentParser(prog="rnamotif audit", description=__doc__.split("\n")[0])
-    p.add_argument("store")
-    p.add_argument("--out", type=Path, help="output folder (default: <store>-audit beside the store)")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    base = Path(str(args.store).rstrip("/"))
-    res = run_audit(args.store, args.out or base.with_name(base.stem + "-audit"), args.seed)
-    log.info("%s: unknown vs motif balanced accuracy %.3f (%s); 5 classes %.3f; strongest single feature %s "
-             "%.3f", args.store, res["unknown_vs_motif_balanced_accuracy"], res["verdict"],
-             res["five_class_balanced_accuracy"], *next(iter(res["single_feature_unknown_vs_motif"].items())))
-    return 0

@@ -32,7 +32,6 @@ only registered.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import logging
@@ -41,17 +40,16 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rnamotif_data.common.output import REPORT
 from rnamotif_data.errors import InputError, RegistryError, StoreError, ZenodoError
 from rnamotif_data.release.card import DESCRIPTOR_ROLES, format_size, write_descriptors
-from rnamotif_data.release.package import Package, ZenodoConfig, hash_file, load_zenodo_config, prepare_package
+from rnamotif_data.release.package import Package, ZenodoConfig, hash_file, prepare_package
 from rnamotif_data.release.verify import verify_store
-from rnamotif_data.release.zenodo import SANDBOX_API, ZENODO_API, ZenodoClient, check_limits, token_from_env
-from rnamotif_data.storage.registry import Release, ReleaseFile, add_release, load_registry, parse_version, registry_path
+from rnamotif_data.release.zenodo import ZenodoClient, check_limits, token_from_env
+from rnamotif_data.storage.registry import Release, ReleaseFile, add_release, load_registry, parse_version
 
 log = logging.getLogger("rnamotif_data.release.publish")
 
-__all__ = ["PublishOptions", "publish", "planned_calls", "main"]
+__all__ = ["PublishOptions", "publish", "planned_calls"]
 
 STATE_FILE = ".zenodo-draft.json"
 
@@ -327,44 +325,3 @@ def publish(opts: PublishOptions, *, dry_run: bool = False, progress: bool = Tru
     (opts.out / STATE_FILE).unlink(missing_ok=True)
     log.info("registered version %s in %s", opts.version, path)
     return release
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns 0 on success."""
-    p = argparse.ArgumentParser(prog="rnamotif publish", description=__doc__.split("\n")[0])
-    p.add_argument("--store", required=True, help="built store (local path)")
-    p.add_argument("--version", required=True, help="dataset version to publish, e.g. 1.0.0")
-    p.add_argument("--out", type=Path, help="package folder (default: <store>-release-<version> beside the store)")
-    p.add_argument("--notes", default="", help="what changed in this version (changelog)")
-    p.add_argument("--zenodo-config", type=Path, help="Zenodo metadata YAML (default: the zenodo.yaml shipped in rnamotif_data/release)")
-    p.add_argument("--dry-run", action="store_true", help="build the package, print it and the planned calls; no network")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--sandbox", action="store_true", help="publish to sandbox.zenodo.org (its own tokens)")
-    g.add_argument("--api-url", help="another Zenodo-compatible API base URL (e.g. a test server)")
-    p.add_argument("--registry", type=Path, help="versions registry to update (default: see the module docstring)")
-    g2 = p.add_mutually_exclusive_group()
-    g2.add_argument("--parent", type=int, help="record id to make a new version of (default: the latest registered)")
-    g2.add_argument("--new-concept", action="store_true", help="start a new dataset (concept DOI), not a new version")
-    p.add_argument("--no-verify-values", action="store_true", help="check store structure and checksums only")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    api = (args.api_url or (SANDBOX_API if args.sandbox else ZENODO_API)).rstrip("/")
-    out = args.out or default_out(args.store, args.version)
-    if args.registry is not None:
-        registry = args.registry
-    elif api == ZENODO_API:
-        registry = registry_path()
-    else:
-        registry = out / "versions.json"
-        log.info("registry for %s: %s (pass --registry to choose another)", api, registry)
-    opts = PublishOptions(store=args.store, version=args.version, out=out,
-                          config=load_zenodo_config(args.zenodo_config), api_url=api, registry=registry,
-                          notes=args.notes, parent=args.parent, new_concept=args.new_concept,
-                          verify_values=not args.no_verify_values)
-    result = publish(opts, dry_run=args.dry_run, progress=not args.no_progress)
-    if args.dry_run:
-        REPORT.info("\n".join(result))
-        return 0
-    REPORT.info(f"published rnamotif-data {result.version}: https://doi.org/{result.doi} "
-                f"(record {result.record_id}); registry {registry}")
-    return 0

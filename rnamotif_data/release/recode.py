@@ -26,7 +26,6 @@ Exit status 0 on success, 1 on bad input or a damaged source.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -38,7 +37,7 @@ from tqdm import tqdm
 from rnamotif_data.errors import StoreError
 from rnamotif_data.storage.layout import ARRAYS, DERIVED_ARRAYS, FAILURES_FILE, FORMAT_VERSION, METADATA_FILE, join, put_bytes, url_to_fs
 from rnamotif_data.storage.outdir import clear_store, foreign_files
-from rnamotif_data.storage.shards import CODECS, check_codec
+from rnamotif_data.storage.shards import check_codec
 from rnamotif_data.storage.store import open_store
 from rnamotif_data.storage.writer import ArraySpec, StoreWriter
 
@@ -132,17 +131,3 @@ def recode_store(src: str, out: str, codec: str, compression_level: int | None =
         raise
     log.info("%s: %d samples recoded from %s to %s (copied %s)", out, len(store), old_codec, codec, ", ".join(rels))
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point."""
-    p = argparse.ArgumentParser(prog="rnamotif recode", description=__doc__.split("\n")[0])
-    p.add_argument("store", help="a complete store (path or fsspec URL)")
-    p.add_argument("--codec", required=True, choices=tuple(CODECS), help="chunk codec of the copy")
-    p.add_argument("--compression-level", type=int, default=None,
-                   help="level of the codec (lz4 1-9, default 5; zstd 1-22, default 3)")
-    p.add_argument("--out", required=True, help="a new or empty folder")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    recode_store(args.store, args.out, args.codec, args.compression_level, progress=not args.no_progress)
-    return 0

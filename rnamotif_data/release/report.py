@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -264,15 +263,3 @@ def audit_section(store, png: Path | None) -> list[str]:
     if png is not None:
         plot_audit(features, result, png)
     return audit_lines(result, png.name if png is not None else None)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``rnamotif report STORE [--out DIR]``."""
-    p = argparse.ArgumentParser(prog="rnamotif report", description=__doc__.split("\n")[0])
-    p.add_argument("store", help="store path or fsspec URL")
-    p.add_argument("--out", type=Path, help="output folder (default: <store>-report beside the store)")
-    args = p.parse_args(argv)
-    out = args.out or Path(str(args.store).rstrip("/")).with_name(Path(str(args.store).rstrip("/")).stem + "-report")
-    png, md = write_report(args.store, out)
-    log.info("wrote %s and %s", md, png)
-    return 0

@@ -32,7 +32,6 @@ Exit status 0 when the store passes, 1 otherwise. Prints the class counts.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -58,7 +57,6 @@ from rnamotif_data.storage.layout import (
 from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger("rnamotif_data.release.verify")
-
 
 
 def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str, int]]:
@@ -225,21 +223,4 @@ def _check_values(store) -> tuple[list[str], np.ndarray]:
     return out, labelled
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns 0 if the store passes, 1 otherwise."""
-    p = argparse.ArgumentParser(prog="rnamotif verify", description=__doc__.split("\n")[0])
-    p.add_argument("store", help="store path or fsspec URL")
-    p.add_argument("--no-values", action="store_true", help="skip reading the cubes")
-    args = p.parse_args(argv)
-    problems, counts = verify_store(args.store, values=not args.no_values)
-    for msg in problems:
-        log.error("%s: %s", args.store, msg)
-    log.info("class counts: %s", ", ".join(f"{k} {v}" for k, v in counts.items()))
-    if problems:
-        log.error("%s: %d problem(s)", args.store, len(problems))
-        return 1
-    log.info("%s: OK (%d samples)", args.store, sum(counts.values()))
-    return 0
-
-
-__all__ = ["verify_store", "main"]
+__all__ = ["verify_store"]

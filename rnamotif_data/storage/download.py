@@ -22,7 +22,6 @@ is never an interactive prompt.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -35,13 +34,13 @@ from rnamotif_data.errors import (
     DownloadError,
     )
 from rnamotif_data.storage.checksums import check_checksums
-from rnamotif_data.storage.registry import ENV_REGISTRY, Release, get_release, newer_versions, registry_path
+from rnamotif_data.storage.registry import Release, get_release, newer_versions
 from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ENV_HOME", "ENV_OFFLINE", "STORE_DIRNAME", "data_home", "version_dir",
-           "ResumableDownloader", "record_files", "download", "main"]
+           "ResumableDownloader", "record_files", "download"]
 
 ENV_HOME = "RNAMOTIF_DATA_HOME"
 ENV_OFFLINE = "RNAMOTIF_OFFLINE"
@@ -309,23 +308,3 @@ def _check_sums(sums: Path, release: Release) -> None:
     for f in release.files:
         if f.name in listed and listed[f.name] != f.sha256:
             raise DownloadError(f"{sums}: {f.name} sha256 {listed[f.name]} differs from the registry's {f.sha256}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``rnamotif download``; returns 0."""
-    p = argparse.ArgumentParser(prog="rnamotif download", description=__doc__.split("\n")[0])
-    p.add_argument("--version", help="dataset version (default: the latest registered)")
-    p.add_argument("--root", type=Path, help=f"download folder (default: ${ENV_HOME} or ~/.local/share/rnamotif-data)")
-    p.add_argument("--registry", type=Path, help=f"versions registry (default: ${ENV_REGISTRY} or the shipped one)")
-    p.add_argument("--offline", action="store_true", default=None, help="use the cache only")
-    p.add_argument("--metadata-only", action="store_true", help="skip the zipped store")
-    p.add_argument("--keep-archive", action="store_true", help="keep the zip after unpacking")
-    p.add_argument("--verify", action="store_true", help="re-check a cached store's checksums")
-    p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
-    vdir = download(args.version, root=args.root, registry=args.registry, offline=args.offline,
-                    metadata_only=args.metadata_only, keep_archive=args.keep_archive, verify=args.verify,
-                    progress=not args.no_progress)
-    log.info("registry %s; files in %s%s", registry_path(args.registry), vdir,
-             "" if args.metadata_only else f"; store {vdir / STORE_DIRNAME}")
-    return 0

@@ -18,7 +18,6 @@ ORIGIN = 0, box placed by NSTART. It is not experimental data.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -65,15 +64,13 @@ def demo_manifest_rows() -> list[dict]:
             for k, (sel, t) in enumerate(DEMO_MOTIFS.items())]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
-    p = argparse.ArgumentParser(prog="rnamotif make-demo", description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "demo")
-    args = p.parse_args(argv)
-    m = make_demo_map(args.out / DEMO_MODEL)
-    path = write_map(args.out / DEMO_MAP, m.data, m.voxel_size, m.origin, placement="nstart")
+def write_demo(out: Path) -> tuple[Path, Path]:
+    """Write the demo's simulated map (from the model already in ``out``) and its manifest
+    under ``out`` (the layout of the module docstring); returns (map path, manifest path)."""
+    m = make_demo_map(out / DEMO_MODEL)
+    path = write_map(out / DEMO_MAP, m.data, m.voxel_size, m.origin, placement="nstart")
     log.info("wrote %s: %s voxels (z-y-x) at %.2f Å, origin %s Å", path, m.shape, DEMO_VOXEL_SIZE, m.origin)
     table, _ = validate_manifest(rows_to_table(demo_manifest_rows()), strict=True)
-    pq.write_table(table, args.out / DEMO_MANIFEST)
-    log.info("wrote %s: %d motif occurrences", args.out / DEMO_MANIFEST, table.num_rows)
-    return 0
+    pq.write_table(table, out / DEMO_MANIFEST)
+    log.info("wrote %s: %d motif occurrences", out / DEMO_MANIFEST, table.num_rows)
+    return path, out / DEMO_MANIFEST

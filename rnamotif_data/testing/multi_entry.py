@@ -24,7 +24,6 @@ build reads everything: ``rnamotif build --manifest DIR/manifest.parquet
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
@@ -37,12 +36,11 @@ import pyarrow.parquet as pq
 from rnamotif_data.em.maps import write_map
 from rnamotif_data.em.simulate import simulate_map
 from rnamotif_data.inputs.schema import rows_to_table
-from rnamotif_data.pipeline.builder import main as build_main
 from rnamotif_data.rna.structure import read_model
 
 log = logging.getLogger("rnamotif_data.testing.multi_entry")
 
-__all__ = ["FixtureConfig", "make_fixture", "main"]
+__all__ = ["FixtureConfig", "make_fixture"]
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -124,20 +122,3 @@ def make_fixture(shared: Path, out: Path, config: FixtureConfig = FixtureConfig(
     log.info("fixture %s: %d manifest rows, %d entries", out, len(rows), len({(r['pdb_id'], r['emdb_id'])
                                                                               for r in rows}))
     return manifest
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the builder's status with ``--build``, else 0."""
-    p = argparse.ArgumentParser(prog="rnamotif multi-entry", description=__doc__.split("\n")[0])
-    p.add_argument("--shared", type=Path, default=_REPO.parent / "shared" / "data")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--no-50s", action="store_true", help="leave the cryoDRGN 50S volumes out")
-    p.add_argument("--build", action="store_true", help="also build OUT/store.zarr")
-    args = p.parse_args(argv)
-    config = FixtureConfig(fifty_s_step=0 if args.no_50s else FixtureConfig.fifty_s_step)
-    manifest = make_fixture(args.shared, args.out, config)
-    if args.build:
-
-        return build_main(["--manifest", str(manifest), "--mirror", str(args.out / "mirror"),
-                           "--out", str(args.out / "store.zarr"), "--overwrite"])
-    return 0

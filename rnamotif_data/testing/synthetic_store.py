@@ -13,7 +13,6 @@ fixture with the real store layout.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import shutil
@@ -22,9 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from rnamotif_data.errors import ConfigError
+from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR
+from rnamotif_data.inputs.sources import SourceConfig
 from rnamotif_data.learn.backend import torch
 from rnamotif_data.learn.transforms import rotate
-from rnamotif_data.pipeline.builder import main as build_main
+from rnamotif_data.pipeline.builder import build
 from rnamotif_data.rna.motifs import CLASS_NAMES, FINE_TYPES, class_index, motif_class
 from rnamotif_data.split.splits import SplitConfig, make_split, write_split
 from rnamotif_data.storage.layout import ARRAYS, FORMAT_VERSION, LABEL_NAMES, NUCLEOTIDE_NAMES
@@ -119,23 +120,12 @@ def demo_synthetic_store(work: Path, n: int, seed: int = 0, codec: str = DEFAULT
 
     demo = Path(source) if source is not None else work / "demo.zarr"
     if source is None and not (demo / "metadata.parquet").exists():
-        if build_main(["--demo", "small", "--out", str(demo), "--scheduler", "synchronous", "--no-progress", "--overwrite"]) != 0:
+        result = build(SMALL_MANIFEST, str(demo.resolve()), source_config=SourceConfig(mirror=SMALL_MIRROR.resolve(), offline=True),
+                       scheduler="synchronous", overwrite=True, progress=False)
+        if result.exit_status != 0:
             raise RuntimeError(f"building the demo store at {demo} failed")
     root = work / (f"synthetic-{n}.zarr" if codec == DEFAULT_CODEC else f"synthetic-{n}-{codec}.zarr")
     if not (root / "metadata.parquet").exists():
         shutil.rmtree(root, ignore_errors=True)
         make_synthetic_store(str(demo), str(root), n, seed=seed, codec=codec, splits=())  # benchmarks read split='all'
     return root
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point."""
-    p = argparse.ArgumentParser(prog="rnamotif synthetic-store", description=__doc__.split("\n")[0])
-    p.add_argument("--source", required=True, help="a built store whose cubes are reused (e.g. the demo)")
-    p.add_argument("--n", type=int, default=2000)
-    p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    make_synthetic_store(args.source, args.out, args.n, seed=args.seed)
-    log.info("wrote %s (%d samples)", args.out, args.n)
-    return 0

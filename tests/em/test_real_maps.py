@@ -17,11 +17,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from rnamotif_data.cli.build import main as build_main
+from rnamotif_data.cli.report import main as report_main
 from rnamotif_data.em.maps import read_map
 from rnamotif_data.errors import MapFormatError
 from rnamotif_data.inputs.schema import rows_to_table
-from rnamotif_data.pipeline.builder import main as build_main
-from rnamotif_data.release.report import main as report_main
 from rnamotif_data.rna.labels import residue_parts
 from rnamotif_data.rna.modified import parent_letter, sequence_matches
 from rnamotif_data.rna.structure import read_model
@@ -100,7 +100,7 @@ def test_cryodrgn_volume_builds_and_motifs_in_empty_density_are_rejected(tmp_pat
     assert (motifs["fit_z"] >= 1.5).all() and (motifs["frac_atoms_above_1sd"] >= 0.5).all()
     assert meta["map_warnings"].map(lambda w: any("machine stamp" in x for x in w)).all()
     assert motifs["q_expected"].isna().all()  # 13.1 Å is outside the fitted range of Q_exp
-    from rnamotif_data.release.verify import main as verify_main
+    from rnamotif_data.cli.verify import main as verify_main
 
     assert verify_main([str(out)]) == 0  # every cube read back through the checking reader
     assert report_main([str(out), "--out", str(tmp_path / "report")]) == 0

@@ -24,6 +24,8 @@ from rnamotif_data.features.stored import open_features, paint, verify_features
 from rnamotif_data.rna.structure import read_model
 from rnamotif_data.storage.store import open_store
 
+from ..conftest import REPO
+
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_MODEL = ROOT / "demo" / "mirror" / "pdb" / "6v5b.pdb"
 TINY = {"random_weights": True, "dim": 32, "layer": 2, "heads": 2}
@@ -124,7 +126,8 @@ def test_without_the_extra_the_error_names_it(monkeypatch):
 def test_the_cli_gives_one_line_without_a_checkpoint(demo_store, tmp_path):
     _structrfm()
     env = {k: v for k, v in __import__("os").environ.items() if k != "structRFM_checkpoint"}
-    r = subprocess.run([sys.executable, "-m", "rnamotif_data", "embed", demo_store, "--model", "structrfm"],
+    env["PYTHONPATH"] = str(REPO)  # the tree under test, not an installed copy
+    r = subprocess.run([sys.executable, "-m", "rnamotif_data", "embed", demo_store, "--embedder", "structrfm"],
                        capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
@@ -184,11 +187,11 @@ def test_modified_residues_embed_as_their_parents(tmp_path):
 @pytest.fixture()
 def embedded_store(demo_store, tmp_path) -> str:
     """A copy of the small demo store with one-hot features."""
-    from rnamotif_data.features.command import main as embed_main
+    from rnamotif_data.cli.embed import main as embed_main
 
     root = tmp_path / "demo.zarr"
     shutil.copytree(demo_store, root)
-    assert embed_main([str(root), "--model", "onehot", "--no-progress", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert embed_main([str(root), "--embedder", "onehot", "--no-progress", "--cache-dir", str(tmp_path / "c")]) == 0
     return str(root)
 
 
@@ -196,10 +199,10 @@ def embedded_store(demo_store, tmp_path) -> str:
 def structrfm_store(embedded_store, tmp_path) -> str:
     """``embedded_store`` with tiny structRFM features too; its tests skip, naming the
     [embed] extra, where structRFM is not installed (never a silently smaller store)."""
-    from rnamotif_data.features.command import main as embed_main
+    from rnamotif_data.cli.embed import main as embed_main
 
     _structrfm()
-    assert embed_main([embedded_store, "--model", "structrfm", "--random-weights", "--size", "32,2,2", "--no-progress",
+    assert embed_main([embedded_store, "--embedder", "structrfm", "--random-weights", "--size", "32,2,2", "--no-progress",
                        "--cache-dir", str(tmp_path / "c")]) == 0
     return embedded_store
 
@@ -254,10 +257,10 @@ def test_a_store_without_features_stays_valid_and_verify_checks_them(demo_store,
 
 
 def test_embed_refuses_to_replace_features_without_overwrite(embedded_store):
-    from rnamotif_data.features.command import main as embed_main
+    from rnamotif_data.cli.embed import main as embed_main
 
     with pytest.raises(StoreError, match="--overwrite"):
-        embed_main([embedded_store, "--model", "onehot", "--no-progress"])
+        embed_main([embedded_store, "--embedder", "onehot", "--no-progress"])
 
 
 # ------------------------------------------------------------------ the dataset and training
@@ -333,14 +336,14 @@ def test_recode_keeps_the_features_and_a_rebuild_knows_them_as_its_own(embedded_
 
 
 def test_samples_whose_model_is_missing_keep_masked_rows_and_the_store_verifies(demo_store, tmp_path):
-    from rnamotif_data.features.command import main as embed_main
+    from rnamotif_data.cli.embed import main as embed_main
     from rnamotif_data.release.verify import verify_store
 
     root = tmp_path / "demo.zarr"
     shutil.copytree(demo_store, root)
     empty = tmp_path / "empty-mirror"
     empty.mkdir()
-    assert embed_main([str(root), "--model", "onehot", "--mirror", str(empty), "--no-progress",
+    assert embed_main([str(root), "--embedder", "onehot", "--mirror", str(empty), "--no-progress",
                        "--cache", str(tmp_path / "cache")]) == 0
     store = open_store(str(root))
     feats = open_features(store, "onehot")

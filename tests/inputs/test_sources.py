@@ -243,7 +243,7 @@ def test_bad_emdb_id(sources):
 def test_fetch_cli_records_choices_and_failures(server, tmp_path):
     import pyarrow.parquet as pq
 
-    from rnamotif_data.inputs.fetch import main
+    from rnamotif_data.cli.fetch import main
     from rnamotif_data.inputs.schema import rows_to_table
 
     manifest = tmp_path / "m.parquet"

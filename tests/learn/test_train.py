@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from rnamotif_data.cli.evaluate import main as evaluate_main
+from rnamotif_data.cli.train import main as train_main
 from rnamotif_data.errors import CheckpointMismatchError, ConfigError, InputError, RNAMotifError
 from rnamotif_data.learn.dataset import RNAMotifDataset
 from rnamotif_data.learn.evaluate import Evaluator
-from rnamotif_data.learn.evaluate import main as evaluate_main
 from rnamotif_data.learn.metrics import class_metrics, confusion_matrix
 from rnamotif_data.learn.networks import Motif3DCNN, build_model, build_network
 from rnamotif_data.learn.train import TrainConfig, train
-from rnamotif_data.learn.train import main as train_main
 from rnamotif_data.release.export import export_mrc
 from rnamotif_data.testing.synthetic_store import make_synthetic_store
 

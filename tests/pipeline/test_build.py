@@ -21,12 +21,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from rnamotif_data.cli.build import main as build_main
 from rnamotif_data.em.maps import read_map, write_map
 from rnamotif_data.errors import StoreError
 from rnamotif_data.inputs.schema import rows_to_table
 from rnamotif_data.inputs.sources import SourceConfig
 from rnamotif_data.pipeline.builder import build
-from rnamotif_data.pipeline.builder import main as build_main
 from rnamotif_data.pipeline.config import BuildConfig
 from rnamotif_data.release.export import export_hdf5, export_mrc
 from rnamotif_data.release.verify import verify_store
@@ -304,7 +304,7 @@ def test_verify_catches_a_corrupted_chunk_and_metadata(sim_store, tmp_path):
 
 
 def build_verify_cli(path) -> int:
-    from rnamotif_data.release.verify import main
+    from rnamotif_data.cli.verify import main
 
     return main([str(path), "--no-values"])
 
@@ -413,7 +413,7 @@ def test_seed_sample_hairpin_acceptance(tmp_path):
     rc = build_main(["--manifest", str(manifest), "--mirror", str(mirror), "--cache", str(tmp_path / "c"),
                      "--out", str(out), "--scheduler", "synchronous", "--no-progress"])
     assert rc == 0
-    from rnamotif_data.release.verify import main as verify_main
+    from rnamotif_data.cli.verify import main as verify_main
 
     assert verify_main([str(out)]) == 0
     store = open_store(out)

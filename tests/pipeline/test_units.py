@@ -116,7 +116,7 @@ def test_build_records_stage_times_and_writes_a_profile(tmp_path, capsys):
     hashed: verify passes), and --profile writes one row per entry."""
     import pyarrow.csv as pacsv
 
-    from rnamotif_data.pipeline.builder import main as build_main
+    from rnamotif_data.cli.build import main as build_main
     from rnamotif_data.pipeline.timing import STAGES
     from rnamotif_data.release.verify import verify_store
     from rnamotif_data.storage.layout import get_attrs
@@ -160,7 +160,7 @@ def test_pairs_rnapolis_reads_the_closing_pairs_the_rule_misses_and_is_recorded(
     import pandas as pd
     import zarr
 
-    from rnamotif_data.pipeline.builder import main as build_main
+    from rnamotif_data.cli.build import main as build_main
     from rnamotif_data.pipeline.config import BuildConfig
 
     out = tmp_path / "polis.zarr"
@@ -179,8 +179,8 @@ def test_pairs_rnapolis_reads_the_closing_pairs_the_rule_misses_and_is_recorded(
 def test_pairs_rnapolis_without_the_extra_is_one_line(monkeypatch, tmp_path):
     import sys
 
+    from rnamotif_data.cli.build import main as build_main
     from rnamotif_data.errors import MissingDependencyError
-    from rnamotif_data.pipeline.builder import main as build_main
 
     monkeypatch.setitem(sys.modules, "rnapolis", None)
     with pytest.raises(MissingDependencyError, match=r"--pairs rnapolis needs RNApolis.*rnamotif-data\[annotate\]"):

@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.spatial import cKDTree
 
+from rnamotif_data.cli.audit import main as audit_main
+from rnamotif_data.cli.build import main as build_main
 from rnamotif_data.inputs.schema import rows_to_table
-from rnamotif_data.pipeline.builder import main as build_main
 from rnamotif_data.release.audit import FEATURES
-from rnamotif_data.release.audit import main as audit_main
 from rnamotif_data.rna.motifs import strand_lengths
 from rnamotif_data.rna.structure import read_model
 from rnamotif_data.storage.store import open_store

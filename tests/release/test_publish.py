@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from rnamotif_data.cli import publish as publish_cli
 from rnamotif_data.errors import ConfigError, DownloadError, RegistryError, ZenodoAuthError, ZenodoError
 from rnamotif_data.learn.dataset import RNAMotifDataset
 from rnamotif_data.release import publish as publish_mod
@@ -190,7 +191,7 @@ class _Offline:
 def test_dry_run_prints_contents_and_planned_calls(demo_store, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("ZENODO_TOKEN", raising=False)
     out = tmp_path / "pkg"
-    rc = publish_mod.main(["--store", demo_store, "--version", "0.1.0", "--dry-run", "--out", str(out),
+    rc = publish_cli.main(["--store", demo_store, "--version", "0.1.0", "--dry-run", "--out", str(out),
                            "--registry", str(tmp_path / "reg.json"), "--no-verify-values"])
     text = capsys.readouterr().out
     assert rc == 0
@@ -231,7 +232,7 @@ def test_publish_two_versions_then_download_the_first(demo_store, zenodo, tmp_pa
     assert zenodo.blobs[r1.record_id]["README.md"] == (tmp_path / "v1" / "README.md").read_bytes()
 
     # v1.1.0 through the CLI: a new version whose inherited files are replaced, not duplicated
-    rc = publish_mod.main(["--store", demo_store, "--version", "1.1.0", "--out", str(tmp_path / "v2"),
+    rc = publish_cli.main(["--store", demo_store, "--version", "1.1.0", "--out", str(tmp_path / "v2"),
                            "--api-url", zenodo.url, "--registry", str(registry), "--notes", "same cubes, new card",
                            "--no-progress", "--no-verify-values"])
     assert rc == 0

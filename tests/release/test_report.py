@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rnamotif_data.cli.build import main as build_main
+from rnamotif_data.cli.report import main as report_main
 from rnamotif_data.errors import StoreError
-from rnamotif_data.pipeline.builder import main as build_main
-from rnamotif_data.release.report import main as report_main
 
 
 def test_report_on_the_demo_store(tmp_path):

@@ -12,8 +12,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from rnamotif_data.cli.annotate import main as annotate_main
+from rnamotif_data.cli.search import main as search_main
 from rnamotif_data.errors import AnnotationError, SearchError
-from rnamotif_data.inputs.manifest import main as manifest_main
 from rnamotif_data.inputs.search import SearchQuery, search_entries, search_request
 from rnamotif_data.inputs.sources import SourceConfig
 from rnamotif_data.rna.annotate import annotate_model, loops_from_pairs
@@ -66,7 +67,7 @@ def test_annotation_of_6v5b_reproduces_the_hand_made_list():
 def test_annotate_command_writes_rows_and_other_loops(tmp_path, caplog):
     out = tmp_path / "m.parquet"
     with caplog.at_level("INFO", logger="rnamotif_data.inputs.manifest"):
-        assert manifest_main(["annotate", str(DEMO / "mirror" / "pdb" / "6v5b.pdb"), "--out", str(out)]) == 0
+        assert annotate_main([str(DEMO / "mirror" / "pdb" / "6v5b.pdb"), "--out", str(out)]) == 0
     m = pd.read_parquet(out)
     assert set(zip(m["selection"], m["motif_type"])) == README_LOOPS
     assert (m["source"] == "annotated").all() and m["annotator"].str.startswith("RNApolis").all()
@@ -247,19 +248,19 @@ def test_search_fetch_annotate_build_through_the_cli(search_server, tmp_path):
     (mirror / "pdb" / "6v5b.json").write_text(json.dumps(RECORD))
     (mirror / "emdb").mkdir()
     (mirror / "emdb" / "emd_20353.map.gz").write_bytes((DEMO / "mirror" / "emdb" / "emd_21051.map.gz").read_bytes())
-    assert manifest_main(["search", "--max-resolution", "4", "--out", str(ids), "--mirror", str(mirror),
+    assert search_main(["--max-resolution", "4", "--out", str(ids), "--mirror", str(mirror),
                           "--search-url", search_server.url + "/query"]) == 0
     t = pq.read_table(ids).to_pylist()
     assert t == [{"pdb_id": "6V5B", "emdb_id": "EMD-20353", "resolution": 3.1, "method": "ELECTRON MICROSCOPY",
                   "release_date": "2026-03-04", "score": 1.0}]
-    from rnamotif_data.inputs.fetch import main as fetch_main
-    from rnamotif_data.pipeline.builder import main as build_main
+    from rnamotif_data.cli.build import main as build_main
+    from rnamotif_data.cli.fetch import main as fetch_main
     from rnamotif_data.storage.store import open_store
 
     assert fetch_main(["--pdb-ids", str(ids), "--mirror", str(mirror), "--offline", "--cache", str(tmp_path / "c"),
                        "--no-progress"]) == 0
     out = tmp_path / "m.parquet"
-    assert manifest_main(["annotate", "--pdb-ids", str(ids), "--mirror", str(mirror), "--out", str(out)]) == 0
+    assert annotate_main(["--pdb-ids", str(ids), "--mirror", str(mirror), "--out", str(out)]) == 0
     m = pd.read_parquet(out)
     assert len(m) == 5 and set(m["emdb_id"]) == {"EMD-20353"} and set(m["resolution"]) == {3.1}
     store = tmp_path / "s.zarr"

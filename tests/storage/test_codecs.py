@@ -25,7 +25,7 @@ ZARR_NAME = {"lz4": "blosc", "zstd": "zstd"}
 @pytest.fixture(scope="module")
 def codec_stores(demo_store, tmp_path_factory):
     """The demo built once per non-default codec (the default is ``demo_store``)."""
-    from rnamotif_data.pipeline.builder import main as build_main
+    from rnamotif_data.cli.build import main as build_main
 
     stores = {DEFAULT_CODEC: demo_store}
     for codec in CODECS:
@@ -136,7 +136,7 @@ def test_recode_copies_a_store_to_another_codec(multi_entry_store, tmp_path, cap
     import shutil
 
     from rnamotif_data.cli import run
-    from rnamotif_data.release.recode import main as recode_main
+    from rnamotif_data.cli.recode import main as recode_main
     from rnamotif_data.release.verify import verify_store
     from rnamotif_data.split.command import main as split_main
 
@@ -172,7 +172,7 @@ def test_recode_of_a_damaged_store_stops_and_leaves_nothing(codec_stores, tmp_pa
     import shutil
 
     from rnamotif_data.cli import run
-    from rnamotif_data.release.recode import main as recode_main
+    from rnamotif_data.cli.recode import main as recode_main
 
     src = tmp_path / "d.zarr"
     shutil.copytree(codec_stores["zstd"], src)

@@ -1,9 +1,4 @@
-"""Manifests: the builder's input contract, its validation, and the import commands.
-
-A manifest is a Parquet table with one row per motif occurrence (design §5);
-its columns are documented in ``manifests/README.md`` (tested against :data:`SCHEMA`).
-Every entry point (importers, builder, fetcher) validates through
-:func:`validate_manifest`.
+"""Import, resolve and validate manifests (CoSSMos, Motif Atlas, upstream folds).
 
 Usage::
 
@@ -15,35 +10,37 @@ Usage::
 
 Importers keep the valid rows and write the rejected ones, with row, column and reason,
 to ``M.rejected.parquet`` beside the output; ``--strict`` refuses the whole manifest
-instead.
+instead. The work is done by :mod:`rnamotif_data.inputs.importers` and
+:mod:`rnamotif_data.inputs.schema` (the manifest schema and its validation). Annotating
+models and searching the PDB are ``rnamotif annotate`` and ``rnamotif search``.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from pathlib import Path
 
+from rnamotif_data.cli import annotate, search
 from rnamotif_data.common.output import REPORT
 from rnamotif_data.inputs import importers
-from rnamotif_data.inputs.annotate import run_annotate
-from rnamotif_data.inputs.schema import (
-    read_manifest,
-    rejected_path,
-    resolve_residues,
-    summary,
-    write_manifest,
-)
-from rnamotif_data.inputs.search import run_search
-from rnamotif_data.inputs.sources import default_cache_dir
+from rnamotif_data.inputs.schema import read_manifest, rejected_path, resolve_residues, summary, write_manifest
 from rnamotif_data.rna.motifs import FINE_TYPES
 
-__all__ = [ "main"]
+__all__ = ["main", "parser"]
+
+log = logging.getLogger("rnamotif_data.cli")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+#: 0.8's spellings of two commands, kept for a deprecation period: ``rnamotif manifest
+#: annotate|search`` runs ``rnamotif annotate|search`` with a one-line note
+MOVED = ("annotate", "search")
 
-    p = argparse.ArgumentParser(prog="rnamotif manifest", description="Import and validate motif manifests.")
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``rnamotif manifest``."""
+    p = argparse.ArgumentParser(prog="rnamotif manifest", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="turn a motif list into a manifest")
     kinds = imp.add_subparsers(dest="kind", required=True)
@@ -67,37 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     v = sub.add_parser("validate", help="validate a manifest and print counts")
     v.add_argument("manifest", type=Path)
     v.add_argument("--strict", action="store_true")
-    n = sub.add_parser("annotate", help="every hairpin, bulge and internal loop of some models (RNApolis)")
-    n.add_argument("models", nargs="*", type=Path, help="PDB/mmCIF files (gzip allowed)")
-    n.add_argument("--pdb-ids", type=Path, help="entries to fetch and annotate: ids.parquet (pdb_id column) "
-                   "or a text file of PDB IDs")
-    n.add_argument("--out", required=True, type=Path)
-    n.add_argument("--emdb-id", help="the EMDB map of the model file given (EMD-NNNN; default: read from its mmCIF)")
-    n.add_argument("--resolution", type=float, help="Å, of that map (default: read from the mmCIF)")
-    s = sub.add_parser("search", help="RCSB Search API: PDB IDs with their primary EMDB map and resolution")
-    s.add_argument("--method", default="electron microscopy", help="experimental method (default %(default)s)")
-    s.add_argument("--max-resolution", type=float, help="Å")
-    s.add_argument("--polymer", choices=("rna", "dna", "protein"), default="rna",
-                   help="entries that contain this polymer type (default %(default)s)")
-    s.add_argument("--released-after", help="YYYY-MM-DD")
-    s.add_argument("--limit", type=int, help="at most this many entries")
-    s.add_argument("--out", required=True, type=Path)
-    s.add_argument("--search-url", default=None, help=argparse.SUPPRESS)
-    for k in (n, s):
-        k.add_argument("--cache", type=Path, default=None, help="download cache (default $RNAMOTIF_CACHE)")
-        k.add_argument("--mirror", type=Path, help="local mirror with the cache layout (implies --offline)")
-        k.add_argument("--offline", action="store_true")
-        k.add_argument("--online", action="store_true", help="with --mirror, download what it lacks")
-    args = p.parse_args(argv)
-    if args.command in ("annotate", "search"):
+    return p
 
-        args.cache = args.cache or default_cache_dir()
-        if args.command == "annotate":
 
-            return run_annotate(args)
-
-        return run_search(args)
-
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in and args_in[0] in MOVED:
+        name = args_in[0]
+        log.warning("'rnamotif manifest %s' is now 'rnamotif %s'; the old spelling will be removed", name, name)
+        program = annotate.main if name == "annotate" else search.main
+        return program(args_in[1:])
+    args = parser().parse_args(argv)
     if args.command == "validate":
         table, rejections = read_manifest(args.manifest, strict=args.strict)
         REPORT.info(f"{args.manifest}:\n{summary(table, rejections)}")

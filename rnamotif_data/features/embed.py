@@ -1,4 +1,4 @@
-"""``rnamotif embed STORE --model structrfm --checkpoint DIR``: sequence features for a built store.
+"""Sequence features for a built store (the work of ``rnamotif embed STORE --embedder structrfm``).
 
 For every model of the store (its ``pdb_id`` + ``model_hash``) the model file is found
 where the build found it (``--mirror``, else the download cache; the shipped demos find
@@ -15,7 +15,6 @@ has the figures measured on the 50S store.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -24,23 +23,22 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from rnamotif_data.common.output import REPORT
 from rnamotif_data.common.version import __version__
-from rnamotif_data.errors import ConfigError, RNAMotifError, StoreError
+from rnamotif_data.errors import RNAMotifError, StoreError
 from rnamotif_data.features.chains import EmbeddingCache, chain_sequences, embed_chains
-from rnamotif_data.features.embedders import EMBEDDERS, SequenceEmbedder, make_embedder
+from rnamotif_data.features.embedders import SequenceEmbedder
 from rnamotif_data.features.stored import write_features
 from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
-from rnamotif_data.inputs.sources import SourceConfig, Sources, default_cache_dir
+from rnamotif_data.inputs.sources import Sources
 from rnamotif_data.rna.structure import Model, coordinates_hash, read_model
 from rnamotif_data.samples.cubes import SegmentConfig, labelled_atoms
 from rnamotif_data.samples.rules import CONTEXT_FLANK  # as the context_sequence column
 from rnamotif_data.storage.checksums import sha256_file
-from rnamotif_data.storage.store import RNAMotifStore, open_store
+from rnamotif_data.storage.store import RNAMotifStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["embed_store", "sample_residues", "voxel_slots", "main"]
+__all__ = ["embed_and_write", "embed_store", "mirror_for", "sample_residues", "voxel_slots"]
 
 
 
@@ -82,7 +80,10 @@ def voxel_slots(model: Model, residue_indices: np.ndarray, origin_xyz, config: S
     return slots.astype(np.uint8)
 
 
-def _mirror_for(store: RNAMotifStore, mirror: Path | None) -> Path | None:
+def mirror_for(store: RNAMotifStore, mirror: Path | None) -> Path | None:
+    """Where the model files of ``store`` are: ``mirror`` when given, else the shipped demo's
+    mirror when ``store`` was built from a shipped demo manifest (its ``manifest_sha256``),
+    else None (the download cache)."""
     if mirror is not None:
         return mirror
     sha = store.attrs.get("manifest_sha256")
@@ -208,61 +209,24 @@ def embed_store(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sourc
     return arrays, summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``rnamotif embed`` (module docstring)."""
-    p = argparse.ArgumentParser(prog="rnamotif embed",
-                                description="Per-residue sequence features of a built store's samples, stored "
-                                            "in STORE/features/<name>/ (rnamotif_data.features).")
-    p.add_argument("store", help="a built store (local path)")
-    p.add_argument("--model", default="structrfm", choices=list(EMBEDDERS),
-                   help="sequence model: structrfm (needs --checkpoint or --random-weights) or onehot")
-    p.add_argument("--checkpoint", type=Path, help="the unpacked structRFM_checkpoint folder (default $structRFM_checkpoint)")
-    p.add_argument("--random-weights", action="store_true",
-                   help="an untrained structRFM (a control; stored under the name '<model>-random')")
-    p.add_argument("--size", default=None, metavar="DIM,LAYERS,HEADS",
-                   help="model size of a random structRFM (default the base model 768,12,12)")
-    p.add_argument("--name", help="feature name in the store (default the model's, '-random' for random weights)")
-    p.add_argument("--mirror", type=Path, help="where the store's model files are (the build's --mirror)")
-    p.add_argument("--cache", type=Path, help="download cache (default $RNAMOTIF_CACHE or ~/.cache/rnamotif-data)")
-    p.add_argument("--online", action="store_true", help="download models the mirror or cache lacks")
-    p.add_argument("--cache-dir", type=Path, help="embedding cache (default <cache>/embeddings)")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto (CUDA when available)")
-    p.add_argument("--batch-size", type=int, default=8, help="sequences (or windows) per forward pass")
-    p.add_argument("--overwrite", action="store_true", help="replace stored features of the same name")
-    p.add_argument("--no-progress", action="store_true")
-    a = p.parse_args(argv)
-    store = open_store(a.store)
-    options: dict = {}
-    if a.model == "structrfm":
-        options = {"checkpoint": a.checkpoint, "random_weights": a.random_weights, "device": a.device,
-                   "batch_size": a.batch_size}
-        if a.size:
-            try:
-                dim, layer, heads = (int(v) for v in a.size.split(","))
-            except ValueError:
-                raise ConfigError(f"--size {a.size!r}: expected DIM,LAYERS,HEADS, e.g. 768,12,12") from None
-            options.update(dim=dim, layer=layer, heads=heads)
-    elif a.checkpoint or a.random_weights or a.size:
-        raise ConfigError("--checkpoint, --random-weights and --size are for --model structrfm")
-    embedder = make_embedder(a.model, **options)
-    name = a.name or (f"{a.model}-random" if a.random_weights else a.model)
-    cache_root = Path(a.cache or default_cache_dir()).resolve()
-    mirror = _mirror_for(store, a.mirror)
-    sources = Sources(SourceConfig(cache_dir=cache_root, mirror=mirror.resolve() if mirror else None,
-                                   offline=not a.online))
-    cache = EmbeddingCache(a.cache_dir or cache_root / "embeddings")
+def embed_and_write(store: RNAMotifStore, embedder: SequenceEmbedder, sources: Sources, cache: EmbeddingCache,
+                    name: str, *, overwrite: bool = False, progress: bool = True) -> tuple[Path, dict]:
+    """Embed every sample of ``store`` (:func:`embed_store`) and write the features as
+    ``STORE/features/<name>/`` with the embedder's attributes
+    (:func:`rnamotif_data.features.stored.write_features`); returns (that folder, the
+    summary, with ``seconds`` the embedding took).
+
+    Raises
+    ------
+    rnamotif_data.errors.StoreError
+        Features of that name exist and ``overwrite`` is False.
+    """
     t0 = time.perf_counter()
-    arrays, summary = embed_store(store, embedder, sources, cache, progress=not a.no_progress)
+    arrays, summary = embed_store(store, embedder, sources, cache, progress=progress)
     seconds = time.perf_counter() - t0
     attrs = {"model": embedder.name, "model_version": embedder.version, "checkpoint_sha256": embedder.checkpoint_sha256,
              "dim": embedder.dim, "window": embedder.window, "overlap": embedder.overlap,
              "context_flank": CONTEXT_FLANK, "package_version": __version__, "summary": summary,
              "sequence": "modelled nucleotides of each chain in model order, modified residues as their parents"}
-    path = write_features(store, name, arrays, attrs, overwrite=a.overwrite)
-    size = sum(f.stat().st_size for f in path.iterdir())
-    missing = summary["samples_without_features"]
-    REPORT.info("features %s: %d of %d residues of %d samples (%d models, %d nt embedded, %d cached) in %.1f s; "
-                "%.1f MiB%s", path, summary["residues_with_features"], summary["residues"], len(store),
-                summary["models"], summary["nucleotides_embedded"], summary["cache_hits"], seconds, size / 2**20,
-                "" if not missing else "; without features: " + ", ".join(f"{k} {v}" for k, v in missing.items()))
-    return 0
+    path = write_features(store, name, arrays, attrs, overwrite=overwrite)
+    return path, {**summary, "seconds": seconds}

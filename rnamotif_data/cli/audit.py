@@ -1,0 +1,34 @@
+"""Shortcut audit of a store: can a model tell the classes apart without structure?
+
+``rnamotif audit``: the flags and the exit status; the work is done by
+:mod:`rnamotif_data.release.audit`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rnamotif_data.release.audit import log, run_audit
+
+__all__ = ["main", "parser"]
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``rnamotif audit``."""
+    p = argparse.ArgumentParser(prog="rnamotif audit", description=__doc__.split("\n")[0])
+    p.add_argument("store")
+    p.add_argument("--out", type=Path, help="output folder (default: <store>-audit beside the store)")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``rnamotif audit STORE [--out DIR]``; 0 when the audit ran."""
+    args = parser().parse_args(argv)
+    base = Path(str(args.store).rstrip("/"))
+    res = run_audit(args.store, args.out or base.with_name(base.stem + "-audit"), args.seed)
+    log.info("%s: unknown vs motif balanced accuracy %.3f (%s); 5 classes %.3f; strongest single feature %s "
+             "%.3f", args.store, res["unknown_vs_motif_balanced_accuracy"], res["verdict"],
+             res["five_class_balanced_accuracy"], *next(iter(res["single_feature_unknown_vs_motif"].items())))
+    return 0

@@ -1,0 +1,54 @@
+"""Evaluate a trained checkpoint: ``rnamotif evaluate``.
+
+``rnamotif evaluate``: the flags and the exit status; the work is done by
+:mod:`rnamotif_data.learn.evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rnamotif_data.learn.evaluate import Evaluator, log, write_outputs
+from rnamotif_data.learn.metrics import markdown_report
+from rnamotif_data.split.splits import SUBSETS
+
+__all__ = ["main", "parser"]
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``rnamotif evaluate``."""
+    p = argparse.ArgumentParser(prog="rnamotif evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--root", help="store path or URL")
+    p.add_argument("--split", default="fold1")
+    p.add_argument("--subset", default="test", choices=SUBSETS,
+                   help="test (default; fold K under the nested protocol), val, inner_val, train, inner_train")
+    p.add_argument("--mrc-folder", help="upstream validate_folder.py layout instead of a store")
+    p.add_argument("--mrc-normalisation", choices=("stored", "percentile"), default="stored",
+                   help="stored: cubes exported by this package (default); percentile: raw upstream crops")
+    p.add_argument("--out", type=Path)
+    p.add_argument("--allow-mismatch", action="store_true")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns 0 (1 on a refused or bad input)."""
+    p = parser()
+    a = p.parse_args(argv)
+    ev = Evaluator.from_checkpoint(a.checkpoint, a.device)
+    names = ev.checkpoint["class_names"]
+    if a.mrc_folder:
+        res = ev.evaluate_mrc_folder(a.mrc_folder, normalisation=a.mrc_normalisation)
+        title = f"{Path(a.mrc_folder).name} (MRC folder)"
+        out = a.out or Path(a.checkpoint).parent / "eval-mrc-folder"
+    else:
+        if not a.root:
+            p.error("--root or --mrc-folder is required")
+        res = ev.evaluate_store(a.root, a.split, a.subset, a.allow_mismatch)
+        title = res["label"]
+        out = a.out or Path(a.checkpoint).parent / f"eval-{a.split}-{a.subset}"
+    write_outputs(res, out, names, title)
+    log.info("%s\nwrote %s", markdown_report(res, names, title), out)
+    return 0

@@ -1,0 +1,50 @@
+"""Cut, normalise and label the density cube of one RNA motif.
+
+Usage::
+
+    rnamotif segment --map MAP --model MODEL SELECTION [SELECTION ...] \\
+        --motif-type TYPE --out DIR [--masked-mrc] [config flags]
+
+The files written are those of :func:`rnamotif_data.samples.extract.extract_motif`; the
+segmentation flags are the fields of :class:`~rnamotif_data.samples.cubes.SegmentConfig`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
+from rnamotif_data.rna.motifs import FINE_TYPES
+from rnamotif_data.samples.cubes import SegmentConfig
+from rnamotif_data.samples.extract import extract_motif
+
+__all__ = ["main", "parser"]
+
+
+def parser() -> argparse.ArgumentParser:
+    """Argument parser of ``rnamotif segment``."""
+    p = argparse.ArgumentParser(
+        prog="rnamotif segment",
+        description=__doc__.split("\n")[0],
+    )
+    p.add_argument("--map", required=True, type=Path, help="MRC/CCP4 map (.mrc/.map/.ccp4, optionally .gz/.bz2)")
+    p.add_argument("--model", required=True, type=Path, help="fitted model (PDB or mmCIF, optionally .gz)")
+    p.add_argument("selection", nargs="+", help="residues, e.g. J:85-91 or A:1490-1495,1424-1429 B:5")
+    p.add_argument("--motif-type", required=True, choices=FINE_TYPES + ("unknown",), metavar="TYPE",
+                   help="fine motif type: " + ", ".join(FINE_TYPES))
+    p.add_argument("--out", required=True, type=Path, help="output directory (created)")
+    p.add_argument("--masked-mrc", action="store_true",
+                   help="also write masked.mrc: raw map in the zone, cropped, original grid")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the output files of an earlier run in --out (other files are never touched)")
+    add_config_arguments(p, SegmentConfig)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = parser().parse_args(argv)
+    extract_motif(args.map, args.model, args.selection, args.motif_type, args.out,
+                  config_from_args(args, SegmentConfig), masked_mrc=args.masked_mrc, overwrite=args.overwrite)
+    return 0

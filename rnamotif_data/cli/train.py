@@ -1,0 +1,60 @@
+"""Train Motif3DCNN on a store: ``rnamotif train``.
+
+``rnamotif train``: the flags and the exit status; the work is done by
+:mod:`rnamotif_data.learn.train`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
+from rnamotif_data.learn.dataset import CHANNELS
+from rnamotif_data.learn.networks import NETWORKS
+from rnamotif_data.learn.train import PROTOCOLS, TrainConfig, log, train, train_all_folds
+
+__all__ = ["main", "parser"]
+
+
+#: help of TrainConfig fields (their defaults and choices come from the library)
+TRAIN_HELPS = {
+    "root": "store path or URL",
+    "out": "run folder (checkpoints, metrics, config)",
+    "split": "the fold to validate on (fold1-fold5)",
+    "scheme": "the store's split scheme",
+    "network": "the neural network",
+    "channels": "input channels: " + ", ".join(CHANNELS) + " (seq_proj needs --sequence)",
+    "masked": "train on the masked density",
+    "class_weights": "inverse-frequency class weights",
+    "device": "auto, cpu, cuda or cuda:N",
+    "amp": "bfloat16 autocast (CUDA, or CPU)",
+    "workers": "DataLoader workers",
+    "protocol": "nested: train on 3 folds, select on fold K+1, report fold K; upstream: train on 4 folds and "
+                "report the fold watched, final epoch (not a test result)",
+    "sequence": "stored sequence features (rnamotif embed) for --network motif3dcnn_seq or seq_proj",
+    "projection_dim": "channels of seq_proj",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``rnamotif train``: a flag per :class:`TrainConfig` field."""
+    p = argparse.ArgumentParser(prog="rnamotif train", description=__doc__.split("\n")[0])
+    add_config_arguments(p, TrainConfig, helps=TRAIN_HELPS, title="training (TrainConfig)",
+                         choices={"network": NETWORKS, "protocol": PROTOCOLS})
+    p.add_argument("--all-folds", action="store_true", help="train and evaluate fold1-fold5")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns 0 (1 on bad input, with a one-line error)."""
+    a = parser().parse_args(argv)
+    cfg = config_from_args(a, TrainConfig)
+    if a.all_folds:
+        train_all_folds(cfg, resume=a.resume, progress=not a.no_progress)
+    else:
+        last = train(cfg, resume=a.resume, progress=not a.no_progress)
+        log.info("%s: last epoch %s", a.out, json.dumps(last))
+    return 0
