@@ -61,8 +61,8 @@ def store(root: Path, cache: Path, mirror: Path | None = None) -> None:
 
 
 def comparison(fixture: Path, epochs: int, out: Path) -> None:
+    from rnamotif_data.cli.split import main as split_main
     from rnamotif_data.learn.train import TrainConfig, train_all_folds
-    from rnamotif_data.split.command import main as split_main
 
     root = fixture / "store.zarr"
     if not (root / "splits" / "similarity.parquet").exists():

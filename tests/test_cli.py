@@ -53,8 +53,6 @@ def test_every_sub_command_has_its_own_help(name, capsys):
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_program_is_its_own_module_in_cli(name):
     """``rnamotif make-demo`` is ``rnamotif_data.cli.make_demo.main``, reached by a plain import."""
-    if name == "split":
-        pytest.skip("rnamotif split moves to rnamotif_data/cli/split.py in its own commit")
     module = importlib.import_module(f"rnamotif_data.cli.{name.replace('-', '_')}")
     assert COMMANDS[name][0]() is module.main
     assert module.__doc__ and module.main.__doc__, name
@@ -66,7 +64,7 @@ def test_no_library_module_holds_a_program():
     found = []
     for path in sorted(package.rglob("*.py")):
         rel = path.relative_to(package).as_posix()
-        if rel.startswith("cli/") or rel in ("common/cliargs.py", "__main__.py", "split/command.py"):
+        if rel.startswith("cli/") or rel in ("common/cliargs.py", "__main__.py"):
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
@@ -142,7 +140,7 @@ def test_python_dash_m_rnamotif_data_is_the_command():
 
 def _configs():
     """(command, parser, config class, required arguments, how the program builds the config from args)."""
-    from rnamotif_data.cli import build, multi_entry, publish, search, segment, train
+    from rnamotif_data.cli import build, multi_entry, publish, search, segment, split, train
     from rnamotif_data.cli._options import SOURCE_NAMES
     from rnamotif_data.common.cliargs import config_from_args
     from rnamotif_data.em.quality import QualityConfig
@@ -153,6 +151,7 @@ def _configs():
     from rnamotif_data.release.publish import PublishOptions
     from rnamotif_data.samples.background import BackgroundConfig
     from rnamotif_data.samples.cubes import SegmentConfig
+    from rnamotif_data.split.splits import SplitConfig
     from rnamotif_data.testing.multi_entry import FixtureConfig
 
     build_args = ["--manifest", "m.parquet", "--out", "o.zarr"]
@@ -175,10 +174,11 @@ def _configs():
          {"exclude": publish.COMPUTED}),
         ("multi-entry", multi_entry.parser, FixtureConfig, ["--out", "o"],
          lambda a: config_from_args(a, FixtureConfig), {}),
+        ("split", split.parser, SplitConfig, ["store.zarr"], lambda a: config_from_args(a, SplitConfig), {}),
     ]
 
 
-@pytest.mark.parametrize("case", range(10))
+@pytest.mark.parametrize("case", range(11))
 def test_every_config_field_has_a_flag_whose_default_is_the_librarys(case):
     import dataclasses
 

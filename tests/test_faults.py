@@ -213,7 +213,7 @@ def test_lower_case_ids_are_read_as_the_ids_they_are():
 
 
 def test_the_upstream_scheme_says_what_is_missing(demo_store, capsys):
-    from rnamotif_data.split.command import main as split_main
+    from rnamotif_data.cli.split import main as split_main
 
     rc, err = _run(split_main, [demo_store, "--scheme", "upstream"], capsys)
     assert rc == 1 and "its metadata carries no upstream_fold and no fold files were given" in err

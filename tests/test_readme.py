@@ -15,7 +15,7 @@ import re
 import gemmi
 import pytest
 
-from rnamotif_data.split.command import main as split_main
+from rnamotif_data.cli.split import main as split_main
 from rnamotif_data.testing.synthetic_store import make_synthetic_store
 
 from .conftest import REPO, SEED_HAIRPIN, shared

@@ -94,10 +94,9 @@ def _embed() -> Program:
 
 
 def _split() -> Program:
-    # moves to rnamotif_data/cli/split.py last (flags are being added to it on another branch)
-    from rnamotif_data.split.command import main
+    from rnamotif_data.cli import split
 
-    return main
+    return split.main
 
 
 def _export() -> Program:

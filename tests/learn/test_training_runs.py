@@ -14,10 +14,10 @@ import torch
 
 from rnamotif_data import RNAMotifDataset
 from rnamotif_data.cli.build import main as build_main
+from rnamotif_data.cli.split import main as split_main
 from rnamotif_data.learn.checkpoints import load_checkpoint
 from rnamotif_data.learn.train import TrainConfig, train
 from rnamotif_data.learn.transforms import Compose, GaussianNoise, RandomRotation24, rotate
-from rnamotif_data.split.command import main as split_main
 from rnamotif_data.testing.synthetic_store import make_synthetic_store
 
 from ..conftest import DEMO

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from rnamotif_data.cli.report import main as report_main
-from rnamotif_data.split.command import main as split_main
+from rnamotif_data.cli.split import main as split_main
 from rnamotif_data.split.similarity import within_one_edit
 from rnamotif_data.split.splits import read_split
 from rnamotif_data.storage.store import open_store

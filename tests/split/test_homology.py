@@ -18,10 +18,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from rnamotif_data.cli.split import main as split_main
 from rnamotif_data.errors import DownloadError, HomologyTableError, RNAMotifError
 from rnamotif_data.learn.metrics import level_metrics, markdown_report, wilson_interval
 from rnamotif_data.rna.motifs import CLASS_NAMES
-from rnamotif_data.split.command import main as split_main
 from rnamotif_data.split.homology import (
     PINNED_SHA256,
     HomologySources,

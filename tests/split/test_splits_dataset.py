@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
+from rnamotif_data.cli.split import main as split_main
 from rnamotif_data.errors import ConfigError, MissingFileError, StoreError
 from rnamotif_data.learn.dataset import RNAMotifDataset, ShardBatchSampler
 from rnamotif_data.learn.transforms import PROPER_ROTATIONS, GaussianNoise, RandomFlip, RandomRotation24, rotate
-from rnamotif_data.split.command import main as split_main
 from rnamotif_data.split.splits import SplitConfig, make_split, read_split, write_split
 from rnamotif_data.storage.checksums import check_checksums
 from rnamotif_data.storage.store import open_store

@@ -137,8 +137,8 @@ def test_recode_copies_a_store_to_another_codec(multi_entry_store, tmp_path, cap
 
     from rnamotif_data.cli import run
     from rnamotif_data.cli.recode import main as recode_main
+    from rnamotif_data.cli.split import main as split_main
     from rnamotif_data.release.verify import verify_store
-    from rnamotif_data.split.command import main as split_main
 
     src = tmp_path / "src.zarr"
     shutil.copytree(multi_entry_store, src)

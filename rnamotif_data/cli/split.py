@@ -35,44 +35,47 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
 from rnamotif_data.common.output import REPORT
 from rnamotif_data.errors import ConfigError, SourceError
-from rnamotif_data.inputs.importers import import_upstream_folds
 from rnamotif_data.inputs.schema import read_manifest
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index
 from rnamotif_data.split.homology import LEVELS, HomologySources, load_tables, model_chain_sequences, sample_chains, sample_homology
 from rnamotif_data.split.leakage import format_report, leakage_report
 from rnamotif_data.split.similarity import strand_column
-from rnamotif_data.split.splits import (
-    PRUNE_MODES,
-    SCHEMES,
-    SplitConfig,
-    make_split,
-    split_metadata,
-    split_table,
-    store_relations,
-    upstream_key,
-    write_split,
-)
+from rnamotif_data.split.splits import PRUNE_MODES, SCHEMES, SplitConfig, make_split, split_metadata, split_table, store_relations, write_split
+from rnamotif_data.split.upstream import read_upstream_folds
 from rnamotif_data.storage.store import open_store
 
-log = logging.getLogger("rnamotif_data.split.command")
+log = logging.getLogger("rnamotif_data.cli.split")
 
-__all__ = ["read_upstream_folds", "level_summary", "main"]
+__all__ = ["level_summary", "main", "parser"]
 
-
-def read_upstream_folds(folder: Path) -> tuple[dict[tuple, int], dict[str, list[int]]]:
-    """Upstream fold CSVs -> ({(EMDB id, PDB id, type, CoSSMos number): fold} of motif rows,
-    {PDB ID: folds of the entry's ``cube_*`` background rows, in cube-number order})."""
-    rows, _ = import_upstream_folds(folder)
-    motifs = {upstream_key(r["emdb_id"], r["pdb_id"], r["motif_type"], r.get("cossmos_number")): int(r["upstream_fold"])
-              for r in rows if r.get("motif_type") != "unknown"}
-    cubes: dict[str, list[tuple[int, int]]] = {}
-    for r in rows:
-        if r.get("motif_type") == "unknown":
-            cubes.setdefault(str(r["pdb_id"]).upper(), []).append((int(r.get("cossmos_number") or 0),
-                                                                   int(r["upstream_fold"])))
-    return motifs, {pdb: [f for _, f in sorted(c)] for pdb, c in cubes.items()}
+#: help of SplitConfig fields (their defaults and choices come from the library)
+SPLIT_HELPS = {
+    "scheme": "similarity: no similarity crosses folds; entry: by PDB entry; upstream: the upstream folds (--folds)",
+    "k": "number of folds",
+    "seed": "seed of the order of equal-size groups",
+    "identity": "context identity of homologs",
+    "min_context": "contexts shorter than this (nt) are never homologs",
+    "max_group_share": "a component of related samples larger than this x N / k is divided and pruned",
+    "prune": "scheme similarity: related samples leave the training data of the folds they are related to "
+             "(train: every sample is scored once) or leave validation (val, the earlier rule)",
+}
+#: the flags of HomologySources fields whose flag is not --field-name
+HOMOLOGY_NAMES = {"directory": "--homology-dir", "cache": "--homology-cache"}
+HOMOLOGY_HELPS = {
+    "bgsu_release": "BGSU representative-set release",
+    "bgsu_resolution": "resolution cutoff of the BGSU list (all: every chain)",
+    "rfam_release": "Rfam release",
+    "directory": "folder of local copies of the homology tables (offline): nrlist_<release>_<resolution>.csv, "
+                 "pdb_full_region.txt, Rfam.clanin ($RNAMOTIF_HOMOLOGY_DIR when not given)",
+    "cache": "download cache of the homology tables (none: $RNAMOTIF_CACHE/homology)",
+    "bgsu_url": "URL template of the BGSU list",
+    "rfam_url": "URL template of the Rfam release folder",
+    "min_identity": "sequence identity over the shorter chain (0-1) at which two chains the BGSU table does not "
+                    "list are one identity class",
+}
 
 
 def _without_sequence(meta) -> int:
@@ -109,50 +112,45 @@ def level_summary(split) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns 0 (1 with a one-line error for bad input)."""
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of ``rnamotif split``: a flag per :class:`SplitConfig` and
+    :class:`~rnamotif_data.split.homology.HomologySources` field."""
     p = argparse.ArgumentParser(prog="rnamotif split", description=__doc__.split("\n")[0])
     p.add_argument("store", nargs="?", help="store path or fsspec URL")
     p.add_argument("--manifest", type=Path, help="split a manifest instead of a store (needs --out)")
     p.add_argument("--out", type=Path, help="split file to write for --manifest")
-    p.add_argument("--scheme", choices=SCHEMES, default="similarity")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--identity", type=float, default=SplitConfig.identity,
-                   help="context identity of homologs (default %(default)s)")
-    p.add_argument("--prune", choices=PRUNE_MODES, default=SplitConfig.prune,
-                   help="scheme similarity: related samples leave the training data of the folds they are related "
-                        "to (train, default: every sample is scored once) or leave validation (val, the earlier rule)")
-    p.add_argument("--level", choices=LEVELS, default=None,
-                   help="chain homology kept apart: BGSU class / sequence identity (identity, default), Rfam family "
-                        "merged by clan (family), or none beyond the entry (entry)")
-    p.add_argument("--homology-dir", type=Path, default=os.environ.get("RNAMOTIF_HOMOLOGY_DIR") or None,
-                   help="folder of local copies of the homology tables (offline): nrlist_<release>_<resolution>.csv, "
-                        "pdb_full_region.txt, Rfam.clanin (default: $RNAMOTIF_HOMOLOGY_DIR)")
-    p.add_argument("--bgsu-release", default=HomologySources.bgsu_release,
-                   help="BGSU representative-set release (default %(default)s)")
-    p.add_argument("--rfam-release", default=HomologySources.rfam_release,
-                   help="Rfam release (default %(default)s)")
-    p.add_argument("--homology-cache", type=Path, help="download cache of the homology tables")
+    p.add_argument("--folds", type=Path, help="upstream fold CSV folder (scheme upstream)")
+    p.add_argument("--report", action="store_true", help="print the leakage report")
+    p.add_argument("--report-out", type=Path, help="also write the report as Markdown here")
+    group = add_config_arguments(p, SplitConfig, exclude=("level",), helps=SPLIT_HELPS,
+                                 choices={"scheme": SCHEMES, "prune": PRUNE_MODES}, title="the split (SplitConfig)")
+    # no default here: a level asked for by name never falls back silently (main)
+    group.add_argument("--level", choices=LEVELS, default=None,
+                       help=f"chain homology kept apart: BGSU class / sequence identity (identity), Rfam family "
+                            f"merged by clan (family), or none beyond the entry (entry); default: {SplitConfig.level}")
+    add_config_arguments(p, HomologySources, names=HOMOLOGY_NAMES, helps=HOMOLOGY_HELPS,
+                         title="the homology tables (HomologySources)")
     p.add_argument("--offline", action="store_true",
                    default=os.environ.get("RNAMOTIF_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"),
                    help="never download the homology tables (default: $RNAMOTIF_OFFLINE)")
     p.add_argument("--models", type=Path, help="folder of models (<pdb id>.cif/.pdb[.gz]): sequences of the "
                    "chains the BGSU table does not list")
-    p.add_argument("--folds", type=Path, help="upstream fold CSV folder (scheme upstream)")
-    p.add_argument("--report", action="store_true", help="print the leakage report")
-    p.add_argument("--report-out", type=Path, help="also write the report as Markdown here")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns 0 (1 with a one-line error for bad input)."""
+    args = parser().parse_args(argv)
     if (args.store is None) == (args.manifest is None):
         raise ConfigError("give either a STORE or --manifest FILE (with --out)")
     if args.manifest is not None and args.out is None:
         raise ConfigError(f"--manifest {args.manifest}: give --out FILE.parquet for the split")
 
     level = args.level or SplitConfig.level
-    sources = HomologySources(bgsu_release=args.bgsu_release, rfam_release=args.rfam_release,
-                              directory=str(args.homology_dir) if args.homology_dir else None,
-                              cache=str(args.homology_cache) if args.homology_cache else None)
-    config = SplitConfig(scheme=args.scheme, seed=args.seed, identity=args.identity, prune=args.prune,
-                         level=level, homology=sources)
+    homology_dir = args.homology_dir or os.environ.get("RNAMOTIF_HOMOLOGY_DIR") or None
+    sources = config_from_args(args, HomologySources, names=HOMOLOGY_NAMES,
+                               directory=str(homology_dir) if homology_dir else None)
+    config = config_from_args(args, SplitConfig, exclude=("level",), level=level, homology=sources)
     motif_folds, bg_folds = read_upstream_folds(args.folds) if args.folds else (None, None)
     tables = None
     if level != "entry":
@@ -198,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     placed = int(split.table["fold"].notna().sum())
     pruned = int((split.table["train_exclusion"] != 0).sum())
     log.info("%s: scheme %s, %d of %d samples placed in %d folds, %d scored (%d removed from validation), %d left "
-             "out of some fold's training (related to that fold); fingerprint %s", url, args.scheme, placed,
+             "out of some fold's training (related to that fold); fingerprint %s", url, config.scheme, placed,
              len(split.table), config.k, split.n_scored, split.n_removed, pruned, split.fingerprint)
     if "related_level" in split.table:
         REPORT.info(level_summary(split))
@@ -209,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("%d motif sample(s) have no sequence (no strand_sequences or sequence column value): the "
                     "canonical, near-identical and homolog relations cannot compare them; give the manifest its "
                     "sequences (or build the store: the build reads them off the model)", unsequenced)
-    if args.scheme == "upstream":
+    if config.scheme == "upstream":
         bg = meta["motif_type"].astype(str).eq("unknown").to_numpy()
         folds = split.table["fold"].notna().to_numpy()
         log.info("upstream folds: %d of %d motif samples and %d of %d background samples placed%s",
@@ -217,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                  f" ({len(motif_folds)} upstream motif samples)" if motif_folds else "")
     if args.report or args.report_out:
         report = leakage_report(meta, split, relations, class_names)
-        text = (f"Leakage report: {source}, scheme {args.scheme}, fingerprint {split.fingerprint[:16]}, "
+        text = (f"Leakage report: {source}, scheme {config.scheme}, fingerprint {split.fingerprint[:16]}, "
                 f"{split.n_removed} removed" + (f", {unsequenced} motif samples without a sequence (compared by "
                                                 f"entry and residues only)" if unsequenced else "")
                 + "\n\n" + format_report(report, class_names))
