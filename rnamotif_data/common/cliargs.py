@@ -8,9 +8,10 @@ One flag per public field, named ``--{prefix}field-name``; its type, default and
 * ``X | None`` -> a value of type ``X``, or ``none`` for None;
 * ``tuple[X, ...]`` -> one or more values (``--flag A B``), turned back into a tuple;
 * a field without a default -> a required flag;
-* a field with a ``default_factory`` (a nested config, a folder computed at run time) ->
-  left to the library when the flag is not given (nested configs are left out: give them
-  their own :func:`add_config_arguments` call, or name them in ``exclude``).
+* a field with a ``default_factory`` (a folder computed at run time) -> left to the library
+  when the flag is not given;
+* a nested config (a field whose default is a dataclass) -> no flag: give it its own
+  :func:`add_config_arguments` call and pass the result to :func:`config_from_args`.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ def _or_none(parse: Callable) -> Callable:
 
 
 def _nested(f: dataclasses.Field) -> bool:
+    """A nested config: a field whose default (or default factory) is a dataclass."""
     factory = f.default_factory
-    return factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory)
+    return ((factory is not dataclasses.MISSING and dataclasses.is_dataclass(factory))
+            or (f.default is not dataclasses.MISSING and dataclasses.is_dataclass(f.default)))
 
 
 def config_flags(config_cls: type, prefix: str = "", exclude: Iterable[str] = (),
