@@ -138,6 +138,11 @@ def test_python_dash_m_rnamotif_data_is_the_command():
 
 
 
+#: config fields a program computes from other flags (rnamotif publish: --out, --zenodo-config, --sandbox/--api-url,
+#: --registry), so they have no flag of their own
+COMPUTED_BY_PROGRAM = ("out", "config", "api_url", "registry", "verify_found", "offline")
+
+
 def _configs():
     """(command, parser, config class, required arguments, how the program builds the config from args)."""
     from rnamotif_data.cli import build, multi_entry, publish, search, segment, split, train
@@ -151,6 +156,7 @@ def _configs():
     from rnamotif_data.release.publish import PublishOptions
     from rnamotif_data.samples.background import BackgroundConfig
     from rnamotif_data.samples.cubes import SegmentConfig
+    from rnamotif_data.split.homology import HomologySources
     from rnamotif_data.split.splits import SplitConfig
     from rnamotif_data.testing.multi_entry import FixtureConfig
 
@@ -174,11 +180,14 @@ def _configs():
          {"exclude": publish.COMPUTED}),
         ("multi-entry", multi_entry.parser, FixtureConfig, ["--out", "o"],
          lambda a: config_from_args(a, FixtureConfig), {}),
-        ("split", split.parser, SplitConfig, ["store.zarr"], lambda a: config_from_args(a, SplitConfig), {}),
+        ("split", split.parser, SplitConfig, ["store.zarr"],
+         lambda a: config_from_args(a, SplitConfig, exclude=("level",)), {"exclude": ("level",)}),
+        ("split", split.parser, HomologySources, ["store.zarr"],
+         lambda a: config_from_args(a, HomologySources, names=split.HOMOLOGY_NAMES), {"names": split.HOMOLOGY_NAMES}),
     ]
 
 
-@pytest.mark.parametrize("case", range(11))
+@pytest.mark.parametrize("case", range(12))
 def test_every_config_field_has_a_flag_whose_default_is_the_librarys(case):
     import dataclasses
 
@@ -188,13 +197,14 @@ def test_every_config_field_has_a_flag_whose_default_is_the_librarys(case):
     p = parser()
     options = {s for a in p._actions for s in a.option_strings}
     flags = config_flags(config_cls, **flag_options)
-    nested = {f.name for f in dataclasses.fields(config_cls) if dataclasses.is_dataclass(f.type) or
-              f.name in ("segment", "background", "quality")}
+    nested = {f.name for f in dataclasses.fields(config_cls)
+              if dataclasses.is_dataclass(f.default) or dataclasses.is_dataclass(f.default_factory)}
     excluded = set(flag_options.get("exclude", ()))
     public = {f.name for f in dataclasses.fields(config_cls) if not f.name.startswith("_")}
     assert set(flags) == public - nested - excluded, command
     missing = [flag for flag in flags.values() if flag not in options]
     assert missing == [], f"rnamotif {command}: no flag for {config_cls.__name__} fields {missing}"
+    assert all(f"--{name.replace('_', '-')}" in options for name in excluded - set(COMPUTED_BY_PROGRAM)), command
     built = make(p.parse_args(required))
     if config_cls.__name__ == "TrainConfig":
         assert built == config_cls(root="r", out="o")

@@ -138,20 +138,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns 0 (1 with a one-line error for bad input)."""
-    args = parser().parse_args(argv)
-    if (args.store is None) == (args.manifest is None):
-        raise ConfigError("give either a STORE or --manifest FILE (with --out)")
-    if args.manifest is not None and args.out is None:
-        raise ConfigError(f"--manifest {args.manifest}: give --out FILE.parquet for the split")
-
+def _configs(args: argparse.Namespace) -> tuple[SplitConfig, object]:
+    """The :class:`SplitConfig` of the flags, and the homology tables its level needs (None
+    for level ``entry``, or when the default level's tables cannot be had: a warning)."""
     level = args.level or SplitConfig.level
     homology_dir = args.homology_dir or os.environ.get("RNAMOTIF_HOMOLOGY_DIR") or None
     sources = config_from_args(args, HomologySources, names=HOMOLOGY_NAMES,
                                directory=str(homology_dir) if homology_dir else None)
     config = config_from_args(args, SplitConfig, exclude=("level",), level=level, homology=sources)
-    motif_folds, bg_folds = read_upstream_folds(args.folds) if args.folds else (None, None)
     tables = None
     if level != "entry":
         try:
@@ -162,37 +156,29 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("homology tables unavailable (%s): default level %s without them, so chains are compared "
                         "within their entry only; give --homology-dir DIR (or $RNAMOTIF_HOMOLOGY_DIR) or allow the "
                         "download", exc, level)
+    return config, tables
 
-    def homology_of(meta):
-        if tables is None:
-            return None
-        seqs = None
-        if args.models is not None:
-            chains = {c for cs in sample_chains(meta) for c in cs if c not in tables.identity}
-            seqs = _models_sequences(args.models, chains)
-        return sample_homology(meta, tables, seqs, sources.min_identity)
 
-    if args.manifest is not None:
-        table, _ = read_manifest(args.manifest)
-        meta = table.to_pandas()
-        meta["sample_id"] = [f"row{i}:{s}" for i, s in enumerate(meta["source_id"].fillna(""))]
-        meta["is_background"] = meta["motif_type"] == "unknown"
-        split, relations = split_metadata(meta, config, upstream_folds=motif_folds, upstream_background=bg_folds,
-                                          name=str(args.manifest), homology=homology_of(meta))
-        t = split_table(split)
-        t = t.append_column("manifest_row", pa.array(range(len(meta)), pa.int64()))
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(t, args.out)
-        url, class_names, source = str(args.out), CLASS_NAMES, args.manifest
-        if "class_index" not in meta:
-            meta["class_index"] = [class_index(t) for t in meta["motif_type"]]
-    else:
-        store = open_store(args.store)
-        relations = store_relations(store, config)
+def _split_manifest(args, config: SplitConfig, upstream: tuple, homology_of):
+    """Split the manifest ``--manifest`` into ``--out``; returns (split, relations, file, metadata)."""
+    table, _ = read_manifest(args.manifest)
+    meta = table.to_pandas()
+    meta["sample_id"] = [f"row{i}:{s}" for i, s in enumerate(meta["source_id"].fillna(""))]
+    meta["is_background"] = meta["motif_type"] == "unknown"
+    split, relations = split_metadata(meta, config, upstream_folds=upstream[0], upstream_background=upstream[1],
+                                      name=str(args.manifest), homology=homology_of(meta))
+    t = split_table(split)
+    t = t.append_column("manifest_row", pa.array(range(len(meta)), pa.int64()))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(t, args.out)
+    if "class_index" not in meta:
+        meta["class_index"] = [class_index(t) for t in meta["motif_type"]]
+    return split, relations, str(args.out), meta
 
-        split = make_split(store, config, upstream_folds=motif_folds, upstream_background=bg_folds,
-                           relations=relations, homology=homology_of(store.metadata))
-        url, meta, class_names, source = write_split(store, split), store.metadata, store.class_names, args.store
+
+def _log_split(url: str, config: SplitConfig, split, relations, meta, motif_folds) -> int:
+    """Log what the split placed, pruned and could not compare; returns the count of motif
+    samples without a sequence."""
     placed = int(split.table["fold"].notna().sum())
     pruned = int((split.table["train_exclusion"] != 0).sum())
     log.info("%s: scheme %s, %d of %d samples placed in %d folds, %d scored (%d removed from validation), %d left "
@@ -213,6 +199,38 @@ def main(argv: list[str] | None = None) -> int:
         log.info("upstream folds: %d of %d motif samples and %d of %d background samples placed%s",
                  int((folds & ~bg).sum()), int((~bg).sum()), int((folds & bg).sum()), int(bg.sum()),
                  f" ({len(motif_folds)} upstream motif samples)" if motif_folds else "")
+    return unsequenced
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns 0 (1 with a one-line error for bad input)."""
+    args = parser().parse_args(argv)
+    if (args.store is None) == (args.manifest is None):
+        raise ConfigError("give either a STORE or --manifest FILE (with --out)")
+    if args.manifest is not None and args.out is None:
+        raise ConfigError(f"--manifest {args.manifest}: give --out FILE.parquet for the split")
+    config, tables = _configs(args)
+    motif_folds, bg_folds = read_upstream_folds(args.folds) if args.folds else (None, None)
+
+    def homology_of(meta):
+        if tables is None:
+            return None
+        seqs = None
+        if args.models is not None:
+            chains = {c for cs in sample_chains(meta) for c in cs if c not in tables.identity}
+            seqs = _models_sequences(args.models, chains)
+        return sample_homology(meta, tables, seqs, config.homology.min_identity)
+
+    if args.manifest is not None:
+        split, relations, url, meta = _split_manifest(args, config, (motif_folds, bg_folds), homology_of)
+        class_names, source = CLASS_NAMES, args.manifest
+    else:
+        store = open_store(args.store)
+        relations = store_relations(store, config)
+        split = make_split(store, config, upstream_folds=motif_folds, upstream_background=bg_folds,
+                           relations=relations, homology=homology_of(store.metadata))
+        url, meta, class_names, source = write_split(store, split), store.metadata, store.class_names, args.store
+    unsequenced = _log_split(url, config, split, relations, meta, motif_folds)
     if args.report or args.report_out:
         report = leakage_report(meta, split, relations, class_names)
         text = (f"Leakage report: {source}, scheme {config.scheme}, fingerprint {split.fingerprint[:16]}, "

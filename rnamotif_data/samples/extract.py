@@ -27,6 +27,33 @@ log = logging.getLogger("rnamotif_data.samples.extract")
 __all__ = ["extract_motif"]
 
 
+def _check_out(out: Path, masked_mrc: bool, overwrite: bool) -> None:
+    """Refuse an ``out`` that is a file, or that holds output files without ``overwrite``
+    (checked before any work: nothing is written)."""
+    outputs = [f"{n}.mrc" for n in ("density", "zone", "labels", "nucleotide")] + ["motif.json"]
+    outputs += ["masked.mrc"] if masked_mrc else []
+    if out.exists() and not out.is_dir():
+        raise RNAMotifError(f"--out {out}: exists and is not a folder")
+    existing = [name for name in outputs if (out / name).exists()]
+    if existing and not overwrite:
+        raise RNAMotifError(f"--out {out}: already holds {', '.join(existing)}; pass --overwrite to replace them "
+                            "or choose another folder")
+
+
+def _write_maps(out: Path, cube, density_map, masked_xyz, zone_radius: float) -> dict[str, str]:
+    """Write the cube's four maps (and, given the motif's atoms ``masked_xyz``, the raw map in
+    its zone) into ``out``; returns ``{name: file name}``."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, arr in (("density", cube.density), ("zone", cube.zone),
+                      ("labels", cube.labels), ("nucleotide", cube.nucleotide)):
+        files[name] = write_map(out / f"{name}.mrc", arr, cube.voxel_size, cube.origin).name
+    if masked_xyz is not None:
+        masked, m_origin = zone_crop(density_map, masked_xyz, zone_radius)
+        files["masked"] = write_map(out / "masked.mrc", masked, density_map.voxel_size, m_origin).name
+    return files
+
+
 def extract_motif(map_path: Path, model_path: Path, selection_text: list[str] | str, motif_type: str, out: Path,
                   config: SegmentConfig = SegmentConfig(), *, masked_mrc: bool = False,
                   overwrite: bool = False) -> dict:
@@ -45,14 +72,7 @@ def extract_motif(map_path: Path, model_path: Path, selection_text: list[str] | 
         The strands of the selection do not fit ``motif_type``.
     """
     out = Path(out)
-    outputs = [f"{n}.mrc" for n in ("density", "zone", "labels", "nucleotide")] + ["motif.json"]
-    outputs += ["masked.mrc"] if masked_mrc else []
-    if out.exists() and not out.is_dir():
-        raise RNAMotifError(f"--out {out}: exists and is not a folder")
-    existing = [name for name in outputs if (out / name).exists()]
-    if existing and not overwrite:  # checked before any work: nothing is written
-        raise RNAMotifError(f"--out {out}: already holds {', '.join(existing)}; pass --overwrite to replace them "
-                            "or choose another folder")
+    _check_out(out, masked_mrc, overwrite)
     selection = parse_selection(selection_text)
     model = read_model(model_path)
     if motif_type != "unknown":  # the strands must fit the type, listed with one or two closing pairs
@@ -67,15 +87,7 @@ def extract_motif(map_path: Path, model_path: Path, selection_text: list[str] | 
                          description=f"{model.name} {selection}")
     z = fit_z(density_map, motif.xyz, stats)
 
-    out.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for name, arr in (("density", cube.density), ("zone", cube.zone),
-                      ("labels", cube.labels), ("nucleotide", cube.nucleotide)):
-        files[name] = write_map(out / f"{name}.mrc", arr, cube.voxel_size, cube.origin).name
-    if masked_mrc:
-        masked, m_origin = zone_crop(density_map, motif.xyz, config.zone_radius)
-        files["masked"] = write_map(out / "masked.mrc", masked, density_map.voxel_size, m_origin).name
-
+    files = _write_maps(out, cube, density_map, motif.xyz if masked_mrc else None, config.zone_radius)
     record = {
         "entry": model.name,
         "map": str(map_path),
