@@ -195,8 +195,8 @@ def test_verify_checks_the_split_files_it_finds(multi_entry_store, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from rnamotif_data.cli.split import main as split_main
     from rnamotif_data.release.verify import verify_store
-    from rnamotif_data.split.command import main as split_main
 
     root = tmp_path / "s.zarr"
     shutil.copytree(multi_entry_store, root)
@@ -317,8 +317,8 @@ def test_report_and_audit_of_a_store_without_samples_are_one_line(tmp_path, caps
     import pyarrow.parquet as pq
 
     from rnamotif_data.cli import run
-    from rnamotif_data.inputs.schema import rows_to_table
     from rnamotif_data.cli.build import main as build_main
+    from rnamotif_data.inputs.schema import rows_to_table
     from rnamotif_data.release.audit import run_audit
     from rnamotif_data.release.report import write_report
     from rnamotif_data.storage.layout import get_attrs
@@ -346,8 +346,8 @@ def test_report_and_audit_of_a_store_without_samples_are_one_line(tmp_path, caps
 # ---------------------------------------------------------------- embed: names, options, a user's file
 def test_embed_checks_its_name_and_options_and_keeps_a_users_file(demo_store, tmp_path, capsys):
     from rnamotif_data.cli import run
-    from rnamotif_data.errors import ConfigError
     from rnamotif_data.cli.embed import main as embed_main
+    from rnamotif_data.errors import ConfigError
     from rnamotif_data.features.embedders import make_embedder
 
     root = tmp_path / "deep" / "s.zarr"
@@ -385,8 +385,8 @@ def test_embed_on_cuda_without_cuda_is_one_line():
 
 def test_a_missing_registry_and_a_version_that_is_a_path_are_one_line(demo_store, tmp_path, capsys):
     from rnamotif_data.cli import run
-    from rnamotif_data.errors import RegistryError
     from rnamotif_data.cli.publish import main as publish_main
+    from rnamotif_data.errors import RegistryError
     from rnamotif_data.storage.registry import get_release
 
     missing = tmp_path / "missing.json"
