@@ -40,7 +40,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the builder's status with ``--build``, else 0."""
     args = parser().parse_args(argv)
-    config = config_from_args(args, FixtureConfig, **({"fifty_s_step": 0} if args.no_50s else {}))
+    config = (config_from_args(args, FixtureConfig, fifty_s_step=0) if args.no_50s
+              else config_from_args(args, FixtureConfig))
     manifest = make_fixture(args.shared, args.out, config)
     if args.build:
         return build.main(["--manifest", str(manifest), "--mirror", str(args.out / "mirror"),

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = config_from_args(args, PublishOptions, exclude=COMPUTED, out=out,
                             config=load_zenodo_config(args.zenodo_config), api_url=api, registry=registry)
     result = publish(opts, dry_run=args.dry_run, progress=not args.no_progress)
-    if args.dry_run:
+    if isinstance(result, list):  # the dry run's lines
         REPORT.info("\n".join(result))
         return 0
     REPORT.info(f"published rnamotif-data {result.version}: https://doi.org/{result.doi} "

@@ -40,7 +40,7 @@ from rnamotif_data.common.output import REPORT
 from rnamotif_data.errors import ConfigError, SourceError
 from rnamotif_data.inputs.schema import read_manifest
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index
-from rnamotif_data.split.homology import LEVELS, HomologySources, load_tables, model_chain_sequences, sample_chains, sample_homology
+from rnamotif_data.split.homology import LEVELS, HomologySources, HomologyTables, load_tables, model_chain_sequences, sample_chains, sample_homology
 from rnamotif_data.split.leakage import format_report, leakage_report
 from rnamotif_data.split.similarity import strand_column
 from rnamotif_data.split.splits import PRUNE_MODES, SCHEMES, SplitConfig, make_split, split_metadata, split_table, store_relations, write_split
@@ -138,7 +138,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _configs(args: argparse.Namespace) -> tuple[SplitConfig, object]:
+def _configs(args: argparse.Namespace) -> tuple[SplitConfig, HomologyTables | None]:
     """The :class:`SplitConfig` of the flags, and the homology tables its level needs (None
     for level ``entry``, or when the default level's tables cannot be had: a warning)."""
     level = args.level or SplitConfig.level
