@@ -34,6 +34,7 @@ TRAIN_HELPS = {
                 "report the fold watched, final epoch (not a test result)",
     "sequence": "stored sequence features (rnamotif embed) for --network motif3dcnn_seq or seq_proj",
     "projection_dim": "channels of seq_proj",
+    "seeds": "with --all-folds: train each fold with seeds SEED .. SEED + SEEDS - 1",
 }
 
 

@@ -308,7 +308,7 @@ def open_features(store: RNAMotifStore, name: str) -> StoredFeatures:
         raise StoreError(f"{store.root}: no sequence features {name!r}"
                          + (f" (stored: {', '.join(have)})" if have else "")
                          + "; make them with 'rnamotif embed " + str(store.root)
-                         + (f" --model {name}'" if name in ("onehot", "structrfm") else f" --model onehot|structrfm --name {name}'"))
+                         + (f" --embedder {name}'" if name in ("onehot", "structrfm") else f" --embedder onehot|structrfm --name {name}'"))
     problems, attrs, arrays = _problems(path, store, full=False)
     if problems:
         raise StoreError(f"{problems[0]}" + (f" (and {len(problems) - 1} more problem(s): rnamotif verify)"

@@ -38,13 +38,13 @@ def test_the_seq_proj_basis_travels_with_the_checkpoint(demo_store, tmp_path):
     import numpy as np
 
     from rnamotif_data import RNAMotifDataset
-    from rnamotif_data.features.command import main as embed_main
+    from rnamotif_data.cli.embed import main as embed_main
     from rnamotif_data.learn.evaluate import Evaluator
     from rnamotif_data.learn.train import TrainConfig, train
 
     root = tmp_path / "demo.zarr"
     shutil.copytree(demo_store, root)
-    assert embed_main([str(root), "--model", "onehot", "--no-progress", "--cache-dir", str(tmp_path / "c")]) == 0
+    assert embed_main([str(root), "--embedder", "onehot", "--no-progress", "--cache-dir", str(tmp_path / "c")]) == 0
     kw = dict(split="all", channels=("density", "seq_proj"), sequence="onehot", projection_dim=2)
     train(TrainConfig(root=str(root), out=str(tmp_path / "run"), epochs=1, batch_size=4, device="cpu", **kw),
           progress=False)
