@@ -43,8 +43,9 @@ from rnamotif_data.rna.motifs import CLASS_NAMES, class_index
 from rnamotif_data.split.homology import LEVELS, HomologySources, HomologyTables, load_tables, model_chain_sequences, sample_chains, sample_homology
 from rnamotif_data.split.leakage import format_report, leakage_report
 from rnamotif_data.split.similarity import strand_column
-from rnamotif_data.split.splits import PRUNE_MODES, SCHEMES, SplitConfig, make_split, split_metadata, split_table, store_relations, write_split
+from rnamotif_data.split.splits import PRUNE_MODES, SplitConfig, make_split, split_metadata, split_table, store_relations, write_split
 from rnamotif_data.split.upstream import read_upstream_folds
+from rnamotif_data.storage.layout import SPLIT_SCHEMES
 from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger("rnamotif_data.cli.split")
@@ -123,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true", help="print the leakage report")
     p.add_argument("--report-out", type=Path, help="also write the report as Markdown here")
     group = add_config_arguments(p, SplitConfig, exclude=("level",), helps=SPLIT_HELPS,
-                                 choices={"scheme": SCHEMES, "prune": PRUNE_MODES}, title="the split (SplitConfig)")
+                                 choices={"scheme": SPLIT_SCHEMES, "prune": PRUNE_MODES}, title="the split (SplitConfig)")
     # no default here: a level asked for by name never falls back silently (main)
     group.add_argument("--level", choices=LEVELS, default=None,
                        help=f"chain homology kept apart: BGSU class / sequence identity (identity), Rfam family "

@@ -51,6 +51,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from rnamotif_data.common.extras import require
+from rnamotif_data.common.names import LABEL_NAMES, NUCLEOTIDE_NAMES
 from rnamotif_data.common.version import __version__
 from rnamotif_data.errors import ConfigError, RNAMotifError, StoreError, is_environment_failure, one_line
 from rnamotif_data.inputs.schema import read_manifest
@@ -63,7 +64,7 @@ from rnamotif_data.pipeline.staging import changed_inputs, clean_staging, part_e
 from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.samples.background import ShapeDistribution, background_count
 from rnamotif_data.storage.checksums import sha256_file
-from rnamotif_data.storage.layout import FAILURES_FILE, FORMAT_VERSION, LABEL_NAMES, NUCLEOTIDE_NAMES, join, read_table
+from rnamotif_data.storage.layout import FAILURES_FILE, FORMAT_VERSION, join, read_table
 from rnamotif_data.storage.writer import ArraySpec, StoreWriter
 
 __all__ = ["BuildResult", "EXIT_PARTIAL", "build", "group_entries"]

@@ -38,8 +38,8 @@ import yaml
 
 from rnamotif_data.errors import ConfigError, StoreError
 from rnamotif_data.release.report import plot_qc
-from rnamotif_data.split.splits import SCHEMES, Split, SplitConfig, make_split, read_split, split_table
-from rnamotif_data.storage.layout import CHECKSUMS_FILE, FAILURES_FILE, METADATA_FILE, get_attrs, table_bytes, url_to_fs
+from rnamotif_data.split.splits import Split, SplitConfig, make_split, read_split, split_table
+from rnamotif_data.storage.layout import CHECKSUMS_FILE, FAILURES_FILE, METADATA_FILE, SPLIT_SCHEMES, get_attrs, table_bytes, url_to_fs
 from rnamotif_data.storage.registry import parse_version
 from rnamotif_data.storage.store import RNAMotifStore, open_store
 
@@ -208,7 +208,7 @@ def release_splits(store: RNAMotifStore) -> dict[str, Split | str]:
     the store cannot support (fewer independent groups than folds) maps to the reason,
     which the card prints, instead of a split."""
     out: dict[str, Split | str] = {}
-    for scheme in SCHEMES:
+    for scheme in SPLIT_SCHEMES:
         try:
             split = read_split(store, scheme)
             if split is None and scheme != "upstream":

@@ -33,11 +33,10 @@ from functools import lru_cache
 import gemmi
 import numpy as np
 
+from rnamotif_data.common.names import LABEL_NAMES, NUCLEOTIDE_NAMES
 from rnamotif_data.rna.modified import parent_letter
 
 __all__ = [
-    "PART_NAMES",
-    "NUCLEOTIDE_NAMES",
     "label_part",
     "standard_part",
     "residue_parts",
@@ -47,18 +46,17 @@ __all__ = [
     "nearest_atom",
 ]
 
-#: Label part names by id.
-PART_NAMES: tuple[str, ...] = ("none", "backbone", "sugar", "base")
-#: Nucleotide names by id.
-NUCLEOTIDE_NAMES: tuple[str, ...] = ("none", "A", "C", "G", "U", "other")
 
 _BACKBONE = frozenset({"P", "OP1", "OP2", "OP3", "O1P", "O2P", "O3P", "O5'", "O3'"})
 _SUGAR = frozenset({"C1'", "C2'", "C3'", "C4'", "C5'", "O4'", "O2'"})
 #: base atoms of A, C, G, U (and DNA T's methyl, C7/C5M)
 _BASE = frozenset({"N1", "C2", "N3", "C4", "C5", "C6", "N6", "N7", "C8", "N9", "O6", "N2", "O2", "N4",
                    "O4", "C7", "C5M"})
-#: nucleotide id of each parent letter
-NUCLEOTIDE_IDS: dict[str, int] = {"A": 1, "C": 2, "G": 3, "U": 4}
+#: nucleotide id of each parent letter (ids of :data:`rnamotif_data.common.names.NUCLEOTIDE_NAMES`)
+NUCLEOTIDE_IDS: dict[str, int] = {name: NUCLEOTIDE_NAMES.index(name) for name in ("A", "C", "G", "U")}
+_OTHER_NUCLEOTIDE = NUCLEOTIDE_NAMES.index("other")
+#: part ids (:data:`rnamotif_data.common.names.LABEL_NAMES`)
+_BACKBONE_ID, _SUGAR_ID, _BASE_ID = (LABEL_NAMES.index(part) for part in ("backbone", "sugar", "base"))
 #: Å, the longest covalent bond followed by :func:`residue_parts` (S-C, Se-C included)
 _BOND = 2.0
 
@@ -68,11 +66,11 @@ def standard_part(atom_name: str) -> int:
     0 for a name none of them has. Legacy ``*`` names (``C1*``) are read as primes."""
     name = atom_name.strip().replace("*", "'")
     if name in _BACKBONE:
-        return 1
+        return _BACKBONE_ID
     if name in _SUGAR:
-        return 2
+        return _SUGAR_ID
     if name in _BASE:
-        return 3
+        return _BASE_ID
     return 0
 
 
@@ -136,7 +134,7 @@ def one_letter(residue_name: str, modified_as_parent: bool = True) -> str:
 
 def nucleotide_id(residue_name: str, modified_as_parent: bool = True) -> int:
     """Nucleotide id (1 A, 2 C, 3 G, 4 U, 5 other/modified) of a nucleotide residue name."""
-    return NUCLEOTIDE_IDS.get(one_letter(residue_name, modified_as_parent), 5)
+    return NUCLEOTIDE_IDS.get(one_letter(residue_name, modified_as_parent), _OTHER_NUCLEOTIDE)
 
 
 def _grid_pairs(

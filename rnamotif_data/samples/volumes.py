@@ -43,7 +43,7 @@ volume            dtype     values
 ``element``       uint8     :data:`rnamotif_data.rna.elements.ELEMENT_NAMES`
                             (0 none, 1 stem, 2 hairpin, 3 bulge, 4 internal,
                             5 junction, 6 single strand, 7 protein, 8 other)
-``part``          uint8     :data:`PART_NAMES` (0 none, 1 backbone/phosphate,
+``part``          uint8     :data:`VOLUME_PART_NAMES` (0 none, 1 backbone/phosphate,
                             2 sugar, 3 base, 4 protein, 5 other); nucleotide parts
                             as :mod:`rnamotif_data.rna.labels` assigns them
 ``nucleotide``    uint8     :data:`rnamotif_data.rna.labels.NUCLEOTIDE_NAMES`
@@ -75,6 +75,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rnamotif_data.common.names import LABEL_NAMES
 from rnamotif_data.em.maps import DensityMap, MapStatistics
 from rnamotif_data.errors import ConfigError, InputError, ModelOutsideMapError, NoRNAError, TileSizeError
 from rnamotif_data.rna.elements import ElementAssignment
@@ -84,13 +85,13 @@ from rnamotif_data.samples.cubes import normalise_density
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PART_NAMES", "VolumeConfig", "VolumeGrid", "LabelAtoms", "LabelSlab", "LabelVolumes", "volume_grid",
+__all__ = ["VOLUME_PART_NAMES", "VolumeConfig", "VolumeGrid", "LabelAtoms", "LabelSlab", "LabelVolumes", "volume_grid",
            "label_atoms", "iter_label_slabs", "label_volumes", "nearest_labels", "check_tile_size",
            "instance_dtype"]
 
-#: Part names by id of a ``part`` volume: the nucleotide parts of
-#: :data:`rnamotif_data.rna.labels.PART_NAMES`, then protein and other.
-PART_NAMES: tuple[str, ...] = ("none", "backbone", "sugar", "base", "protein", "other")
+#: Part names by id of a ``part`` volume: the cubes' nucleotide parts
+#: (:data:`rnamotif_data.common.names.LABEL_NAMES`, the same ids), then protein and other.
+VOLUME_PART_NAMES: tuple[str, ...] = (*LABEL_NAMES, "protein", "other")
 _PROTEIN_PART, _OTHER_PART = 4, 5
 _WATER = frozenset({"HOH", "WAT", "DOD", "H2O"})
 

@@ -76,11 +76,10 @@ from rnamotif_data.storage.store import RNAMotifStore, open_store
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SCHEMES", "SPLIT_NAMES", "SUBSETS", "SplitConfig", "Split", "make_split", "split_metadata",
+__all__ = ["SPLIT_NAMES", "SUBSETS", "SplitConfig", "Split", "make_split", "split_metadata",
            "write_split", "read_split", "split_table", "load_or_make_split", "split_path", "upstream_key",
            "validate_split_name", "store_relations"]
 
-SCHEMES = SPLIT_SCHEMES
 SPLIT_NAMES = ("fold1", "fold2", "fold3", "fold4", "fold5", "all")
 #: Subsets of a split ``foldK``: ``train`` (every fold but K) and ``val`` (fold K), the
 #: upstream protocol's pair; for nested evaluation ``test`` (fold K, touched once after
@@ -148,8 +147,8 @@ class SplitConfig:
             object.__setattr__(self, "homology", HomologySources.from_dict(self.homology))
         if self.prune not in PRUNE_MODES:
             raise ConfigError(f"split prune must be one of {', '.join(PRUNE_MODES)}, got {self.prune!r}")
-        if self.scheme not in SCHEMES:
-            raise ConfigError(f"unknown split scheme {self.scheme!r}; choose one of {', '.join(SCHEMES)}")
+        if self.scheme not in SPLIT_SCHEMES:
+            raise ConfigError(f"unknown split scheme {self.scheme!r}; choose one of {', '.join(SPLIT_SCHEMES)}")
         if self.scheme == "upstream" and self.k != 5:
             raise ConfigError("the upstream scheme has exactly 5 folds")
         if self.k < 2:

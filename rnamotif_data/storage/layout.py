@@ -27,7 +27,7 @@ __all__ = [
     "open_atomic",
     "FEATURE_ARRAYS",
     "FORMAT_VERSION", "ARRAYS", "DERIVED_ARRAYS", "ARRAY_DTYPES", "DIMENSION_NAMES", "METADATA_FILE",
-    "FAILURES_FILE", "CHECKSUMS_FILE", "STAGING", "LABEL_NAMES", "NUCLEOTIDE_NAMES", "SPLIT_SCHEMES", "stored_arrays",
+    "FAILURES_FILE", "CHECKSUMS_FILE", "STAGING", "SPLIT_SCHEMES", "stored_arrays",
     "METADATA_COLUMNS", "METADATA_SCHEMA", "FAILURES_COLUMNS", "FAILURES_SCHEMA", "metadata_row", "failures_row",
     "url_to_fs", "is_local", "zarr_location", "join", "put_bytes", "table_bytes", "write_table", "read_table",
     "set_attrs", "get_attrs",
@@ -46,8 +46,6 @@ FAILURES_FILE = "failures.parquet"
 CHECKSUMS_FILE = "checksums.sha256"
 #: the build's staging folder inside a store (finished entries, removed when the store is complete)
 STAGING = "_staging"
-LABEL_NAMES = ("none", "backbone", "sugar", "base")
-NUCLEOTIDE_NAMES = ("none", "A", "C", "G", "U", "other")
 #: split schemes, each stored as ``ROOT/splits/<scheme>.parquet`` (:mod:`rnamotif_data.split.splits`)
 SPLIT_SCHEMES = ("similarity", "entry", "upstream")
 #: sequence features (``rnamotif embed``): ``ROOT/features/<name>/<file>.npy``, each file's
