@@ -18,8 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import parasail
+from split_levels import fixture_rows  # noqa: E402 - the benchmark beside this one (run as a script)
 
 from rnamotif_data.inputs.schema import row_selection
 from rnamotif_data.rna.structure import read_model
@@ -49,20 +49,9 @@ def homologous(a: str, b: str) -> bool:
 
 
 def main() -> None:
-    index = pd.read_csv(SHARED / "atlas-models" / "index.csv")
-    paths = {str(r.pdb_id): SHARED / "atlas-models" / str(r.file) for r in index.itertuples()}
-    paths["6V5B"] = SHARED / "rna-models" / "6v5b_drna.pdb"
-    atlas = pd.read_parquet(REPO / "manifests" / "motif-atlas-4.5.parquet")
-    rows = atlas[atlas.pdb_id.isin(list(paths))].to_dict("records")
-    rows += pd.read_parquet(REPO / "demo" / "manifest.parquet").to_dict("records")
-    fifty = pd.read_parquet(SHARED / "cryodrgn-50s" / "manifest.parquet")
-    fifty = fifty[fifty.emdb_id == fifty.emdb_id.iloc[0]].iloc[::3]
-    paths[str(fifty.pdb_id.iloc[0])] = next((SHARED / "cryodrgn-50s" / "pdb").glob("*.pdb.gz"))
-    rows += fifty.to_dict("records")
-    meta = pd.DataFrame(rows)
+    meta, paths = fixture_rows()  # the same rows as split_levels.py measures
     meta["sample_id"] = [f"row{i}" for i in range(len(meta))]
     meta["is_background"] = False
-    meta["emdb_id"] = [f"EMD-9{n:04d}" for n in pd.factorize(meta["pdb_id"])[0]]  # one map per entry
     split, _ = split_metadata(meta, SplitConfig())
     chains = {pdb: chain_sequences(p) for pdb, p in paths.items()}
     keys = [(pdb, c) for pdb in chains for c in chains[pdb]]
@@ -74,7 +63,7 @@ def main() -> None:
                 related[a].add(b)
                 related[b].add(a)
     sample_chains = [{(r["pdb_id"], it.start.chain) for it in row_selection(r).items} if row_selection(r) else set()
-                     for r in rows]
+                     for r in meta.astype(object).where(meta.notna(), None).to_dict("records")]
     fold = split.table["fold"].fillna(0).to_numpy()
     n_val, hits, by_pair = 0, 0, {}
     for k in range(1, 6):
@@ -87,7 +76,7 @@ def main() -> None:
                 hits += 1
                 for c in hit:
                     by_pair[c] = by_pair.get(c, 0) + 1
-    print(f"{len(rows)} rows, {len(keys)} RNA chains of >= 10 nt in {len(chains)} models; "
+    print(f"{len(meta)} rows, {len(keys)} RNA chains of >= 10 nt in {len(chains)} models; "
           f"{sum(len(v) for v in related.values()) // 2} homologous chain pairs across entries")
     print(f"validation samples on a chain homologous to a chain of their fold's training: {hits} of {n_val} "
           f"({100 * hits / max(n_val, 1):.1f} %)")

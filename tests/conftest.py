@@ -3,6 +3,7 @@ and maps simulated from real models."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -134,3 +135,19 @@ def multi_entry_store(tmp_path_factory) -> str:
     assert build_main(["--manifest", str(manifest), "--mirror", str(out / "mirror"), "--out", str(store),
                        "--no-progress"]) in (0, 3)
     return str(store)
+
+
+def store_tree(root: Path) -> dict[str, bytes]:
+    """Every file's bytes under a store; the group's zarr.json without ``build_timing``
+    (seconds measured by the run, the one thing two builds of the same inputs may not
+    share; asserted present)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            data = p.read_bytes()
+            if p == root / "zarr.json":
+                meta = json.loads(data)
+                assert set(meta["attributes"].pop("build_timing")["cpu"]) >= {"read", "background", "writing"}
+                data = json.dumps(meta, sort_keys=True).encode()
+            out[str(p.relative_to(root))] = data
+    return out

@@ -17,21 +17,7 @@ import pytest
 from rnamotif_data.inputs.sources import SourceConfig
 from rnamotif_data.pipeline.builder import build
 
-from .conftest import DEMO, REPO
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    """Every file's bytes; the group's zarr.json without ``build_timing`` (seconds)."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            data = p.read_bytes()
-            if p == root / "zarr.json":
-                meta = json.loads(data)
-                meta["attributes"].pop("build_timing", None)
-                data = json.dumps(meta, sort_keys=True).encode()
-            out[str(p.relative_to(root))] = data
-    return out
+from .conftest import DEMO, REPO, store_tree
 
 
 # ---------------------------------------------------------------- resume after an input changed
@@ -56,7 +42,7 @@ def test_resume_redoes_a_staged_entry_whose_map_changed(tmp_path, caplog):
     assert "6V5B_EMD-21051: its map file changed since it was staged; the entry is staged again" in caplog.text
     fresh = tmp_path / "fresh.zarr"
     build(manifest, str(fresh), source_config=sources, progress=False)
-    assert _tree(out) == _tree(fresh)
+    assert store_tree(out) == store_tree(fresh)
 
 
 # ---------------------------------------------------------------- the demo cache goes stale

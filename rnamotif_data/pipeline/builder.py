@@ -1,16 +1,5 @@
-"""Build a motif dataset store from a manifest: the main job.
-
-Usage::
-
-    rnamotif build                                  # the shipped training demo (15 entries)
-    rnamotif build --demo small                     # the one-entry demo (seconds)
-    rnamotif build --manifest M.parquet --out data/rnamotif.zarr
-        [--mirror DIR | --cache DIR] [--offline]
-        [--workers N] [--threads-per-worker T] [--memory-limit 4GiB]
-        [--scheduler synchronous | tcp://host:8786]
-        [--resume] [--overwrite] [--retry-failed]
-        [--background-per-entry K] [--min-fit-z Z] [--shard-size S] [--dataset-version V]
-        [segmentation flags: --cube-size, --zone-radius, ...]
+"""Build a motif dataset store from a manifest: the main job (:func:`build`; the program is
+``rnamotif build``, :mod:`rnamotif_data.cli.build`).
 
 How it works (design §1, §7 and §9):
 
@@ -31,10 +20,7 @@ How it works (design §1, §7 and §9):
    attribute. The result is independent of the scheduler and of interruptions:
    multi-worker, synchronous and resumed builds give byte-identical stores.
 
-Exit status: 0 when every manifest row became a sample; 3 when the store is complete but
-some rows failed (the summary and ``failures.parquet`` say which and why); 1 on an error
-that stops the build (bad manifest, store built with another config, a full disk, ...);
-2 on a usage error (argparse).
+The program's exit status is :attr:`BuildResult.exit_status` (0, or 3 when some rows failed).
 """
 
 from __future__ import annotations

@@ -110,28 +110,28 @@ RFAM_FAMILY_IDS = {
     "RF00026": "U6",  # CL00009
     "RF00030": "RNase_MRP",  # CL00002
     "RF00061": "IRES_HCV",  # CL00017
-    "RF00083": "GlmZ_SraJ",  # CL00011, MISSING in original
+    "RF00083": "GlmZ_SraJ",  # CL00011
     "RF00100": "7SK",  # CL00013
-    "RF00128": "GlmY_tke1",  # CL00011, MISSING in original
+    "RF00128": "GlmY_tke1",  # CL00011
     "RF00162": "SAM",  # CL00012
     "RF00163": "Hammerhead_1",  # CL00010
-    "RF00166": "PrrB_RsmZ",  # CL00106, MISSING in original
+    "RF00166": "PrrB_RsmZ",  # CL00106
     "RF00169": "Bacteria_small_SRP",  # CL00003
     "RF00174": "Cobalamin",  # CL00101
     "RF00177": "SSU_rRNA_bacteria",  # CL00111
     "RF00209": "IRES_Pesti",  # CL00017
-    "RF00254": "mir-16",  # CL00085, MISSING in original
+    "RF00254": "mir-16",  # CL00085
     "RF00373": "RNaseP_arch",  # CL00002
-    "RF00455": "mir-15",  # CL00085, MISSING in original
-    "RF00488": "U1_yeast",  # CL00005, MISSING in original
-    "RF00548": "U11",  # CL00005, MISSING in original
+    "RF00455": "mir-15",  # CL00085
+    "RF00488": "U1_yeast",  # CL00005
+    "RF00548": "U11",  # CL00005
     "RF00618": "U4atac",  # CL00007
     "RF00619": "U6atac",  # CL00009
     "RF00634": "SAM-IV",  # CL00012
-    "RF01047": "HBV_epsilon",  # CL00104, MISSING in original
+    "RF01047": "HBV_epsilon",  # CL00104
     "RF01050": "Sacc_telomerase",  # CL00004, not in pdb_full_region
-    "RF01271": "snR30",  # CL00078, MISSING in original
-    "RF01317": "CRISPR-DR4",  # CL00014, MISSING in original
+    "RF01271": "snR30",  # CL00078
+    "RF01317": "CRISPR-DR4",  # CL00014
     "RF01482": "AdoCbl_riboswitch",  # CL00101, not in pdb_full_region
     "RF01502": "Fungi_SRP",  # CL00003, not in pdb_full_region
     "RF01689": "AdoCbl-variant",  # CL00101

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import gemmi
@@ -18,7 +16,7 @@ from rnamotif_data.inputs.sources import SourceConfig, Sources
 from rnamotif_data.rna.structure import read_model
 
 from ..conftest import DEMO
-from ..http_helpers import QuietHandler
+from ..http_helpers import LocalServer, QuietHandler
 
 # RCSB Data API entry records, shaped as /rest/v1/core/entry/{id} returns them (trimmed)
 RECORDS = {
@@ -54,7 +52,7 @@ def _mmcif_gz() -> bytes:
     return gzip.compress(st.make_mmcif_document().as_string().encode())
 
 
-class Server:
+class Server(LocalServer):
     """Serves /entry/{ID}, /model/{ID}.cif.gz and /emdb/EMD-{N}/map/emd_{N}.map.gz.
 
     ``faults[path]`` is a list of actions taken on successive requests to ``path``:
@@ -95,14 +93,7 @@ class Server:
                     return
                 self._send(200, body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture(scope="module")

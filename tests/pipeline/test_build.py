@@ -5,7 +5,6 @@ export; plus the acceptance case on the real seed-sample hairpin box."""
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import shutil
 import signal
@@ -37,7 +36,7 @@ from rnamotif_data.storage.store import open_store
 from rnamotif_data.testing.make_demo import DEMO_MOTIFS
 from rnamotif_data.testing.simulate_entries import SimulatedEntry, write_entry
 
-from ..conftest import DEMO, REPO, seed_mirror
+from ..conftest import DEMO, REPO, seed_mirror, store_tree
 
 GOOD = [SimulatedEntry("9S01", "EMD-90001", 3.0, seed=1),
         SimulatedEntry("9S02", "EMD-90002", 3.5, seed=2),
@@ -95,21 +94,6 @@ def sim_store(sim_mirror, sim_manifest, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("store") / "sim.zarr"
     result = build(sim_manifest, str(out), source_config=_sources(sim_mirror, out.parent), progress=False)
     assert result.exit_status == 3
-    return out
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    """Every file's bytes; the group's zarr.json without ``build_timing`` (seconds measured
-    by the run, the one thing two builds of the same inputs may not share)."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            data = p.read_bytes()
-            if p == root / "zarr.json":
-                meta = json.loads(data)
-                assert set(meta["attributes"].pop("build_timing")["cpu"]) >= {"read", "background", "writing"}
-                data = json.dumps(meta, sort_keys=True).encode()
-            out[str(p.relative_to(root))] = data
     return out
 
 
@@ -194,7 +178,7 @@ def test_multi_worker_cluster_equals_synchronous_byte_for_byte(sim_store, sim_mi
     result = build(sim_manifest, str(out), source_config=_sources(sim_mirror, tmp_path), scheduler=None,
                    workers=2, progress=False)
     assert result.n_failed_rows == 8
-    assert _tree(out) == _tree(sim_store)
+    assert store_tree(out) == store_tree(sim_store)
 
 
 def test_reusing_a_model_across_entries_changes_no_byte(sim_mirror, tmp_path, monkeypatch):
@@ -241,7 +225,7 @@ def test_reusing_a_model_across_entries_changes_no_byte(sim_mirror, tmp_path, mo
     monkeypatch.setattr(entry, "MODELS", context.ModelContexts(keep=False))  # every entry starts from its file
     build(manifest, str(tmp_path / "fresh.zarr"), source_config=sources, scheduler="synchronous", progress=False)
     assert len(reads) == 6
-    reuse, fresh = _tree(tmp_path / "reuse.zarr"), _tree(tmp_path / "fresh.zarr")
+    reuse, fresh = store_tree(tmp_path / "reuse.zarr"), store_tree(tmp_path / "fresh.zarr")
     assert len([k for k in reuse if k.startswith("density")]) > 1 and reuse == fresh
 
 
@@ -288,7 +272,7 @@ def test_killed_build_resumes_to_the_identical_store(sim_store, sim_mirror, sim_
         open_store(out)  # nothing half-written is readable as valid
     rc = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True)
     assert rc.returncode == 3, rc.stderr
-    assert _tree(out) == _tree(sim_store)
+    assert store_tree(out) == store_tree(sim_store)
 
 
 def test_verify_catches_a_corrupted_chunk_and_metadata(sim_store, tmp_path):

@@ -8,7 +8,6 @@ import http.server
 import json
 import logging
 import shutil
-import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -35,6 +34,7 @@ from rnamotif_data.split.homology import (
 )
 from rnamotif_data.split.splits import SplitConfig, split_metadata, split_table
 from tests.conftest import REPO, shared
+from tests.http_helpers import LocalServer
 
 
 @pytest.fixture(scope="module")
@@ -118,20 +118,13 @@ def test_local_copy_damaged_or_missing(tmp_path):
         fetch_tables(HomologySources(directory=str(tmp_path), bgsu_release="4.23"))
 
 
-class _Server:
+class _Server(LocalServer):
     """Serves a folder on 127.0.0.1 (a random port) from a thread."""
 
     def __init__(self, root: Path):
         handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
         handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(handler)
 
 
 def _mirror(root: Path, clanin: bytes | None = None) -> None:
