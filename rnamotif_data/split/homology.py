@@ -42,7 +42,6 @@ Rfam data are CC0.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import logging
 import os
 import re
@@ -59,6 +58,7 @@ from rnamotif_data.common.extras import require
 from rnamotif_data.errors import ConfigError, DownloadError, HomologyTableError, SelectionSyntaxError
 from rnamotif_data.rna.structure import parse_selection, read_model
 from rnamotif_data.split.similarity import selection_texts
+from rnamotif_data.storage.checksums import sha256_file
 from rnamotif_data.storage.download import ResumableDownloader
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 __all__ = ["LEVELS", "RELATED_LEVELS", "TABLES", "PINNED_SHA256", "RFAM_FAMILY_IDS", "HomologySources",
            "HomologyTables", "SampleHomology", "read_bgsu_classes", "read_rfam_pdb", "read_rfam_clans",
            "fetch_tables", "load_tables", "sample_chains", "chain_classes", "sample_homology", "related_levels",
-           "model_chain_sequences", "sha256_file"]
+           "model_chain_sequences"]
 
 #: split levels, loosest first
 LEVELS = ("entry", "identity", "family")
@@ -265,15 +265,6 @@ class HomologyTables:
             if fam is not None:
                 votes.setdefault(cls, Counter())[fam] += 1
         return {c: min(v, key=lambda f: (-v[f], f)) for c, v in votes.items()}
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """sha256 hex of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_bgsu_classes(path: str | os.PathLike) -> dict[tuple[str, str], str]:
