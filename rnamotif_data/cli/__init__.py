@@ -135,6 +135,12 @@ def _evaluate() -> Program:
     return evaluate.main
 
 
+def _compare() -> Program:
+    from rnamotif_data.cli import compare
+
+    return compare.main
+
+
 def _make_demo() -> Program:
     from rnamotif_data.cli import make_demo
 
@@ -172,6 +178,7 @@ COMMANDS: dict[str, tuple[Callable[[], Program], str, str]] = {
     "download": (_download, "download a published release, verified (network unless cached)", "check and share"),
     "train": (_train, "train Motif3DCNN on a store's split ([learn] extra)", "learn"),
     "evaluate": (_evaluate, "evaluate a checkpoint on a fold or on MRC files ([learn] extra)", "learn"),
+    "compare": (_compare, "two training arms paired by fold and seed: difference, interval, paired tests", "learn"),
     "make-demo": (_make_demo, "regenerate the shipped demo (developers)", "developers"),
     "multi-entry": (_multi_entry, "make the multi-entry fixture from ../shared/data (developers)", "developers"),
     "synthetic-store": (_synthetic_store, "make a synthetic store for loader benchmarks (developers)", "developers"),
