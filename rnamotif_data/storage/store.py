@@ -270,10 +270,14 @@ class RNAMotifStore:
     def _verified_table(self, name: str) -> pa.Table:
         """A Parquet table of the store, checked against ``checksums.sha256`` first."""
         fs, path = url_to_fs(join(self.root, name))
-        data = fs.cat_file(path)
+        try:
+            data = fs.cat_file(path)
+        except FileNotFoundError:
+            raise StoreError(f"{self.root}: {name} is missing; the store is damaged (rnamotif verify lists what "
+                             "else is): rebuild it or download it again") from None
         if self._sums is not None and hashlib.sha256(data).hexdigest() != self._sums.get(name):
             raise StoreError(f"{self.root}: {name} differs from {CHECKSUMS_FILE}; the store is damaged "
-                             "(run rnamotif_data.release.verify)")
+                             "(rnamotif verify lists what else is)")
         return pq.read_table(io.BytesIO(data))
 
     @property

@@ -168,3 +168,18 @@ def test_a_store_update_changes_only_unhashed_attributes(tmp_path):
     store = open_store(str(root))  # the store's own checksums still hold
     assert store.attrs["sequence_features"] == {"x": {"dim": 4}} and check_checksums(str(root)) == []
     assert not (root / LOCK_FILE).exists()
+
+
+def test_a_missing_table_is_one_line_naming_it(demo_store, tmp_path, capsys):
+    """Issue 39: ``report`` of a store without failures.parquet said Python's words."""
+    import shutil
+
+    from rnamotif_data.cli import main
+
+    damaged = tmp_path / "damaged.zarr"
+    shutil.copytree(demo_store, damaged)
+    (damaged / "failures.parquet").unlink()
+    assert main(["report", str(damaged), "--out", str(tmp_path / "qc")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {damaged}: failures.parquet is missing; the store is damaged (rnamotif verify lists "
+                   "what else is): rebuild it or download it again"]
