@@ -18,8 +18,13 @@ from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
 from rnamotif_data.rna.motifs import FINE_TYPES
 from rnamotif_data.samples.cubes import SegmentConfig
 from rnamotif_data.samples.extract import extract_motif
+from rnamotif_data.storage.outputs import claim_output
 
-__all__ = ["main", "parser"]
+__all__ = ["SEGMENT_FILES", "main", "parser"]
+
+#: the files ``rnamotif segment`` owns in its ``--out`` folder (``--overwrite`` replaces
+#: only these, and only where a run of ``segment`` wrote them: its marker is there)
+SEGMENT_FILES = ("density.mrc", "zone.mrc", "labels.mrc", "nucleotide.mrc", "masked.mrc", "motif.json")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = parser().parse_args(argv)
+    claim = claim_output(args.out, "segment", SEGMENT_FILES, mode="replace" if args.overwrite else "new")
     extract_motif(args.map, args.model, args.selection, args.motif_type, args.out,
                   config_from_args(args, SegmentConfig), masked_mrc=args.masked_mrc, overwrite=args.overwrite)
+    claim.complete()
     return 0
