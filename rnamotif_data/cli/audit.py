@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from rnamotif_data.release.audit import log, run_audit
-from rnamotif_data.storage.outputs import claim_output
+from rnamotif_data.storage.outputs import claimed_output
 
 __all__ = ["AUDIT_FILES", "main", "parser"]
 
@@ -32,9 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     base = Path(str(args.store).rstrip("/"))
     out = args.out or base.with_name(base.stem + "-audit")
-    claim = claim_output(out, "audit", AUDIT_FILES)
-    res = run_audit(args.store, out, args.seed)
-    claim.complete()
+    with claimed_output(out, "audit", AUDIT_FILES):
+        res = run_audit(args.store, out, args.seed)
     log.info("%s: unknown vs motif balanced accuracy %.3f (%s); 5 classes %.3f; strongest single feature %s "
              "%.3f", args.store, res["unknown_vs_motif_balanced_accuracy"], res["verdict"],
              res["five_class_balanced_accuracy"], *next(iter(res["single_feature_unknown_vs_motif"].items())))

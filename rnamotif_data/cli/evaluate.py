@@ -12,7 +12,7 @@ from pathlib import Path
 from rnamotif_data.learn.evaluate import Evaluator, log, write_outputs
 from rnamotif_data.learn.metrics import markdown_report
 from rnamotif_data.split.splits import SUBSETS
-from rnamotif_data.storage.outputs import claim_output
+from rnamotif_data.storage.outputs import claimed_output
 
 __all__ = ["EVALUATE_FILES", "main", "parser"]
 
@@ -47,14 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     out = a.out or Path(a.checkpoint).parent / sub
     ev = Evaluator.from_checkpoint(a.checkpoint, a.device)
     names = ev.checkpoint["class_names"]
-    claim = claim_output(out, "evaluate", EVALUATE_FILES)  # before the work: a refusal costs nothing
-    if a.mrc_folder:
-        res = ev.evaluate_mrc_folder(a.mrc_folder, normalisation=a.mrc_normalisation)
-        title = f"{Path(a.mrc_folder).name} (MRC folder)"
-    else:
-        res = ev.evaluate_store(a.root, a.split, a.subset, a.allow_mismatch)
-        title = res["label"]
-    write_outputs(res, out, names, title)
-    claim.complete()
+    with claimed_output(out, "evaluate", EVALUATE_FILES):  # before the work: a refusal costs nothing
+        if a.mrc_folder:
+            res = ev.evaluate_mrc_folder(a.mrc_folder, normalisation=a.mrc_normalisation)
+            title = f"{Path(a.mrc_folder).name} (MRC folder)"
+        else:
+            res = ev.evaluate_store(a.root, a.split, a.subset, a.allow_mismatch)
+            title = res["label"]
+        write_outputs(res, out, names, title)
     log.info("%s\nwrote %s", markdown_report(res, names, title), out)
     return 0

@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from rnamotif_data.errors import ConfigError
-
 from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
+from rnamotif_data.errors import ConfigError
 from rnamotif_data.learn.dataset import CHANNELS
 from rnamotif_data.learn.networks import NETWORKS
 from rnamotif_data.learn.train import PROTOCOLS, TrainConfig, log, train, train_all_folds
-from rnamotif_data.storage.outputs import claim_output
+from rnamotif_data.storage.outputs import claimed_output
 
 __all__ = ["TRAIN_FILES", "main", "parser"]
 
@@ -67,12 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.resume and a.overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it: give one of them")
     # a rerun into the same folder only with --overwrite or --resume (issue 39)
-    claim = claim_output(cfg.out, "train", TRAIN_FILES,
-                         mode="resume" if a.resume else "replace" if a.overwrite else "new")
-    if a.all_folds:
-        train_all_folds(cfg, resume=a.resume, progress=not a.no_progress)
-    else:
-        last = train(cfg, resume=a.resume, progress=not a.no_progress)
-        log.info("%s: last epoch %s", a.out, json.dumps(last))
-    claim.complete()
+    with claimed_output(cfg.out, "train", TRAIN_FILES,
+                        mode="resume" if a.resume else "replace" if a.overwrite else "new"):
+        if a.all_folds:
+            train_all_folds(cfg, resume=a.resume, progress=not a.no_progress)
+        else:
+            last = train(cfg, resume=a.resume, progress=not a.no_progress)
+            log.info("%s: last epoch %s", a.out, json.dumps(last))
     return 0

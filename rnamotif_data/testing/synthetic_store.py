@@ -28,8 +28,8 @@ from rnamotif_data.learn.transforms import rotate
 from rnamotif_data.pipeline.builder import build
 from rnamotif_data.rna.motifs import CLASS_NAMES, FINE_TYPES, class_index, motif_class
 from rnamotif_data.split.splits import SplitConfig, make_split, write_split
-from rnamotif_data.storage.outdir import check_out, clear_store
 from rnamotif_data.storage.layout import ARRAYS, FORMAT_VERSION, LABEL_NAMES, NUCLEOTIDE_NAMES
+from rnamotif_data.storage.outdir import check_out, clear_store
 from rnamotif_data.storage.shards import DEFAULT_CODEC
 from rnamotif_data.storage.store import open_store
 from rnamotif_data.storage.writer import ArraySpec, StoreTables, StoreWriter
