@@ -139,11 +139,14 @@ def test_segment_refuses_to_overwrite_its_outputs(tmp_path, capsys):
     (tmp_path / "o" / "mine.txt").write_text("x")
     before = (tmp_path / "o" / "density.mrc").read_bytes()
     (tmp_path / "o" / "density.mrc").write_bytes(b"edited")
+    rc, err = _run(segment_main, [*args, "--overwrite"], capsys)  # issue 39: a user's file beside them is refused
+    assert rc == 1 and "holds mine.txt, which no run of `rnamotif segment` wrote" in err
+    (tmp_path / "o" / "mine.txt").unlink()
     rc, err = _run(segment_main, args, capsys)
-    assert rc == 1 and "already holds density.mrc, zone.mrc, labels.mrc, nucleotide.mrc, motif.json" in err
+    assert rc == 1 and "holds a finished run of `rnamotif segment`; pass --overwrite to replace it" in err
     assert (tmp_path / "o" / "density.mrc").read_bytes() == b"edited"
     assert _run(segment_main, [*args, "--overwrite"], capsys)[0] == 0
-    assert (tmp_path / "o" / "density.mrc").read_bytes() == before and (tmp_path / "o" / "mine.txt").exists()
+    assert (tmp_path / "o" / "density.mrc").read_bytes() == before
 
 
 def test_a_memory_limit_no_worker_can_run_in_is_refused_up_front(tmp_path, capsys):

@@ -228,7 +228,7 @@ def test_an_export_inside_the_store_is_refused_and_the_store_stays_valid(demo_st
         err = capsys.readouterr().err
         assert err == f"error: {out}: is inside the store {root}; an export goes outside it (choose another --out)\n"
     assert run(export_main, [str(root), "--format", "mrc", "--out", str(root), "--overwrite"]) == 1
-    assert "is not a mrc export this package wrote" in capsys.readouterr().err
+    assert "which `rnamotif export` did not write" in capsys.readouterr().err  # the store's files (issue 39's rule)
     assert verify_store(str(root))[0] == [] and not (root / "mrc").exists()
 
 

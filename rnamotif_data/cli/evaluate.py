@@ -12,8 +12,12 @@ from pathlib import Path
 from rnamotif_data.learn.evaluate import Evaluator, log, write_outputs
 from rnamotif_data.learn.metrics import markdown_report
 from rnamotif_data.split.splits import SUBSETS
+from rnamotif_data.storage.outputs import claimed_output
 
-__all__ = ["main", "parser"]
+__all__ = ["EVALUATE_FILES", "main", "parser"]
+
+#: the files ``rnamotif evaluate`` owns in its ``--out`` folder; a rerun replaces them
+EVALUATE_FILES = ("metrics.json", "report.md", "confusion.png")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,18 +41,19 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns 0 (1 on a refused or bad input)."""
     p = parser()
     a = p.parse_args(argv)
+    if not a.mrc_folder and not a.root:
+        p.error("--root or --mrc-folder is required")
+    sub = "eval-mrc-folder" if a.mrc_folder else f"eval-{a.split}-{a.subset}"
+    out = a.out or Path(a.checkpoint).parent / sub
     ev = Evaluator.from_checkpoint(a.checkpoint, a.device)
     names = ev.checkpoint["class_names"]
-    if a.mrc_folder:
-        res = ev.evaluate_mrc_folder(a.mrc_folder, normalisation=a.mrc_normalisation)
-        title = f"{Path(a.mrc_folder).name} (MRC folder)"
-        out = a.out or Path(a.checkpoint).parent / "eval-mrc-folder"
-    else:
-        if not a.root:
-            p.error("--root or --mrc-folder is required")
-        res = ev.evaluate_store(a.root, a.split, a.subset, a.allow_mismatch)
-        title = res["label"]
-        out = a.out or Path(a.checkpoint).parent / f"eval-{a.split}-{a.subset}"
-    write_outputs(res, out, names, title)
+    with claimed_output(out, "evaluate", EVALUATE_FILES):  # before the work: a refusal costs nothing
+        if a.mrc_folder:
+            res = ev.evaluate_mrc_folder(a.mrc_folder, normalisation=a.mrc_normalisation)
+            title = f"{Path(a.mrc_folder).name} (MRC folder)"
+        else:
+            res = ev.evaluate_store(a.root, a.split, a.subset, a.allow_mismatch)
+            title = res["label"]
+        write_outputs(res, out, names, title)
     log.info("%s\nwrote %s", markdown_report(res, names, title), out)
     return 0

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rnamotif_data.testing.make_demo import write_demo
+from rnamotif_data.errors import ConfigError
+from rnamotif_data.testing.make_demo import DEMO_MODEL, write_demo
 
 __all__ = ["main", "parser"]
 
@@ -24,5 +25,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = parser().parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: is a file; give the demo folder (it holds {DEMO_MODEL})")
+    if not (args.out / DEMO_MODEL).is_file():
+        raise ConfigError(f"--out {args.out}: holds no {DEMO_MODEL}, the model the demo map is made from; "
+                          "give the demo folder")
     write_demo(args.out)
     return 0

@@ -10,8 +10,12 @@ import argparse
 from pathlib import Path
 
 from rnamotif_data.release.report import log, write_report
+from rnamotif_data.storage.outputs import claimed_output
 
-__all__ = ["main", "parser"]
+__all__ = ["REPORT_FILES", "main", "parser"]
+
+#: the files ``rnamotif report`` owns in its ``--out`` folder; a rerun replaces them
+REPORT_FILES = ("qc.md", "qc.png", "placement.png", "audit.png")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -26,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: ``rnamotif report STORE [--out DIR]``."""
     args = parser().parse_args(argv)
     out = args.out or Path(str(args.store).rstrip("/")).with_name(Path(str(args.store).rstrip("/")).stem + "-report")
-    png, md = write_report(args.store, out)
+    with claimed_output(out, "report", REPORT_FILES):
+        png, md = write_report(args.store, out)
     log.info("wrote %s and %s", md, png)
     return 0

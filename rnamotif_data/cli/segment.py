@@ -18,8 +18,13 @@ from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
 from rnamotif_data.rna.motifs import FINE_TYPES
 from rnamotif_data.samples.cubes import SegmentConfig
 from rnamotif_data.samples.extract import extract_motif
+from rnamotif_data.storage.outputs import claimed_output
 
-__all__ = ["main", "parser"]
+__all__ = ["SEGMENT_FILES", "main", "parser"]
+
+#: the files ``rnamotif segment`` owns in its ``--out`` folder (``--overwrite`` replaces
+#: only these, and only where a run of ``segment`` wrote them: its marker is there)
+SEGMENT_FILES = ("density.mrc", "zone.mrc", "labels.mrc", "nucleotide.mrc", "masked.mrc", "motif.json")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -37,7 +42,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--masked-mrc", action="store_true",
                    help="also write masked.mrc: raw map in the zone, cropped, original grid")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace the output files of an earlier run in --out (other files are never touched)")
+                   help="replace the output files of an earlier run of segment in --out (a folder holding any other "
+                        "file is refused)")
     add_config_arguments(p, SegmentConfig)
     return p
 
@@ -45,6 +51,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = parser().parse_args(argv)
-    extract_motif(args.map, args.model, args.selection, args.motif_type, args.out,
-                  config_from_args(args, SegmentConfig), masked_mrc=args.masked_mrc, overwrite=args.overwrite)
+    with claimed_output(args.out, "segment", SEGMENT_FILES, mode="replace" if args.overwrite else "new"):
+        extract_motif(args.map, args.model, args.selection, args.motif_type, args.out,
+                      config_from_args(args, SegmentConfig), masked_mrc=args.masked_mrc, overwrite=args.overwrite)
     return 0

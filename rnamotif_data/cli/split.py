@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
 from rnamotif_data.common.output import REPORT
-from rnamotif_data.errors import ConfigError, SourceError
+from rnamotif_data.errors import ConfigError, SourceError, StoreError
 from rnamotif_data.inputs.schema import read_manifest
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index
 from rnamotif_data.split.homology import LEVELS, HomologySources, HomologyTables, load_tables, model_chain_sequences, sample_chains, sample_homology
@@ -50,7 +50,32 @@ from rnamotif_data.storage.store import open_store
 
 log = logging.getLogger("rnamotif_data.cli.split")
 
-__all__ = ["level_summary", "main", "parser"]
+__all__ = ["REPORT_MARKER", "level_summary", "main", "parser"]
+
+#: the first line of a report ``--report-out`` writes (an HTML comment: invisible in the
+#: rendered Markdown); a file without it is a user's and is never replaced (issue 39)
+REPORT_MARKER = "<!-- written by rnamotif split --report-out; a rerun replaces this file -->"
+
+
+def _check_report_out(path: Path | None) -> None:
+    """Refuse, before any work, a ``--report-out`` that exists and is not a report of this
+    command (its first line is not :data:`REPORT_MARKER`); nothing is changed.
+
+    Raises
+    ------
+    StoreError
+        Naming the file.
+    """
+    if path is None or not path.exists():
+        return
+    if path.is_dir():
+        raise StoreError(f"--report-out {path}: is a folder; give a file name (e.g. split-report.md)")
+    with open(path, "rb") as f:
+        first = f.readline().decode("utf-8", "replace").rstrip("\r\n")
+    if first != REPORT_MARKER:
+        raise StoreError(f"--report-out {path}: exists and is not a report `rnamotif split` wrote; move it or "
+                         "choose another file; nothing was changed")
+
 
 #: help of SplitConfig fields (their defaults and choices come from the library)
 SPLIT_HELPS = {
@@ -210,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("give either a STORE or --manifest FILE (with --out)")
     if args.manifest is not None and args.out is None:
         raise ConfigError(f"--manifest {args.manifest}: give --out FILE.parquet for the split")
+    _check_report_out(args.report_out)
     config, tables = _configs(args)
     motif_folds, bg_folds = read_upstream_folds(args.folds) if args.folds else (None, None)
 
@@ -240,5 +266,5 @@ def main(argv: list[str] | None = None) -> int:
                 + "\n\n" + format_report(report, class_names))
         REPORT.info(text)
         if args.report_out:
-            args.report_out.write_text(text)
+            args.report_out.write_text(REPORT_MARKER + "\n" + text + "\n")
     return 0

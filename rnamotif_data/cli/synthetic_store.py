@@ -20,12 +20,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace a store at --out (one this package built)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parser().parse_args(argv)
-    make_synthetic_store(args.source, args.out, args.n, seed=args.seed)
+    make_synthetic_store(args.source, args.out, args.n, seed=args.seed, overwrite=args.overwrite)
     log.info("wrote %s (%d samples)", args.out, args.n)
     return 0

@@ -10,11 +10,19 @@ import argparse
 import json
 
 from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
+from rnamotif_data.errors import ConfigError
 from rnamotif_data.learn.dataset import CHANNELS
 from rnamotif_data.learn.networks import NETWORKS
 from rnamotif_data.learn.train import PROTOCOLS, TrainConfig, log, train, train_all_folds
+from rnamotif_data.storage.outputs import claimed_output
 
-__all__ = ["main", "parser"]
+__all__ = ["TRAIN_FILES", "main", "parser"]
+
+#: the files ``rnamotif train`` owns in its ``--out`` folder (one run, or ``--all-folds``'s
+#: ``foldK/``/``seedS/foldK/`` runs and summary); ``eval-*/`` are ``rnamotif evaluate``'s
+#: default folders beside a checkpoint, replaced with the run they describe
+TRAIN_FILES = ("best.pt", "last.pt", "metrics.csv", "metrics.json", "config.json", "references.json",
+               "eval-*/*", "fold[1-5]/*", "seed*/fold[1-5]/*", "cv_summary.md", "cv_summary.json")
 
 
 #: help of TrainConfig fields (their defaults and choices come from the library)
@@ -45,6 +53,8 @@ def parser() -> argparse.ArgumentParser:
                          choices={"network": NETWORKS, "protocol": PROTOCOLS})
     p.add_argument("--all-folds", action="store_true", help="train and evaluate fold1-fold5")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier run of rnamotif train in --out (its eval-*/ folders too)")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -53,9 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns 0 (1 on bad input, with a one-line error)."""
     a = parser().parse_args(argv)
     cfg = config_from_args(a, TrainConfig)
-    if a.all_folds:
-        train_all_folds(cfg, resume=a.resume, progress=not a.no_progress)
-    else:
-        last = train(cfg, resume=a.resume, progress=not a.no_progress)
-        log.info("%s: last epoch %s", a.out, json.dumps(last))
+    if a.resume and a.overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it: give one of them")
+    # a rerun into the same folder only with --overwrite or --resume (issue 39)
+    with claimed_output(cfg.out, "train", TRAIN_FILES,
+                        mode="resume" if a.resume else "replace" if a.overwrite else "new"):
+        if a.all_folds:
+            train_all_folds(cfg, resume=a.resume, progress=not a.no_progress)
+        else:
+            last = train(cfg, resume=a.resume, progress=not a.no_progress)
+            log.info("%s: last epoch %s", a.out, json.dumps(last))
     return 0

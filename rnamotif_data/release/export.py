@@ -198,6 +198,18 @@ def check_export_target(out: Path, fmt: str, *, overwrite: bool) -> None:
     """
     if not out.exists():
         return
+    if fmt == "mrc" and out.is_dir() and any(out.iterdir()):  # a user's file is named, --overwrite or not
+        if not (out / MRC_MARKER).is_file():
+            first = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir())
+            more = f" and {len(first) - 1} more" if len(first) > 1 else ""
+            raise StoreError(f"{out}: holds {first[0] if first else 'empty folders'}{more}, which `rnamotif export` "
+                             "did not write; move it or choose another --out; nothing was changed")
+        _, other = export_files(out)
+        if other:
+            names = [p.relative_to(out).as_posix() for p in other]
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            raise StoreError(f"{out}: holds files this package did not write ({', '.join(names[:5])}{more}); "
+                             "move them or choose another --out; nothing was changed")
     if not overwrite:
         raise StoreError(f"{out}: exists; pass --overwrite to replace an earlier export, or choose another --out")
     ours = False

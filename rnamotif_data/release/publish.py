@@ -45,6 +45,8 @@ from rnamotif_data.release.card import DESCRIPTOR_ROLES, format_size, write_desc
 from rnamotif_data.release.package import Package, ZenodoConfig, hash_file, prepare_package
 from rnamotif_data.release.verify import verify_store
 from rnamotif_data.release.zenodo import ZenodoClient, check_limits, token_from_env
+from rnamotif_data.storage.layout import CHECKSUMS_FILE, FAILURES_FILE, METADATA_FILE
+from rnamotif_data.storage.outputs import claim_output
 from rnamotif_data.storage.registry import Release, ReleaseFile, add_release, load_registry, parse_version
 
 log = logging.getLogger("rnamotif_data.release.publish")
@@ -52,6 +54,10 @@ log = logging.getLogger("rnamotif_data.release.publish")
 __all__ = ["PublishOptions", "publish", "planned_calls"]
 
 STATE_FILE = ".zenodo-draft.json"
+#: the files ``publish`` owns in its package folder (``opts.out``): the only ones it writes
+#: or replaces there (issue 39: a user's README.md or qc.png is refused, in a dry run too)
+PUBLISH_FILES = ("rnamotif-data-*.zarr.zip", METADATA_FILE, FAILURES_FILE, "split-*.parquet", "qc.png", "README.md",
+                 "croissant.json", "SHA256SUMS", CHECKSUMS_FILE, STATE_FILE, "versions.json")
 
 
 def _today() -> str:
@@ -290,6 +296,8 @@ def publish(opts: PublishOptions, *, dry_run: bool = False, progress: bool = Tru
     today = _today()
     history = [r for r in releases.values() if r.api_url.rstrip("/") == opts.api_url]
     concept = parent.concept_doi if parent and parent.concept_doi else None
+    # an earlier run's files are kept (its Zenodo draft is resumed) and rewritten; anything else refused
+    claim = claim_output(opts.out, "publish", PUBLISH_FILES, mode="resume")
     package = prepare_package(opts.store, opts.out, opts.version)
     package = write_descriptors(package, opts.config, concept_doi=concept, published=today, notes=opts.notes,
                                 history=history)
@@ -298,6 +306,7 @@ def publish(opts: PublishOptions, *, dry_run: bool = False, progress: bool = Tru
         lines = _describe(package) + ["", f"Planned Zenodo calls ({opts.api_url}; token from $ZENODO_TOKEN; "
                                           "--dry-run sends nothing):"]
         lines += [f"  {i:2d}. {c}" for i, c in enumerate(planned_calls(package, opts, parent), 1)]
+        claim.complete(dry_run=True)
         return lines
     assert client is not None  # made above when not dry_run
     draft = _open_draft(client, opts, parent)
@@ -323,5 +332,6 @@ def publish(opts: PublishOptions, *, dry_run: bool = False, progress: bool = Tru
                                 url=client.file_url(record_id, f.name)) for f in package.files))
     path = add_release(release, opts.registry)
     (opts.out / STATE_FILE).unlink(missing_ok=True)
+    claim.complete()
     log.info("registered version %s in %s", opts.version, path)
     return release

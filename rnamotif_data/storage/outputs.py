@@ -28,12 +28,14 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from rnamotif_data.errors import ConfigError, StoreError
 
-__all__ = ["OUTPUT_MARKER", "MRC_MARKER", "OutputClaim", "claim_output", "output_state", "read_marker",
+__all__ = ["OUTPUT_MARKER", "MRC_MARKER", "OutputClaim", "claim_output", "claimed_output", "output_state", "read_marker",
            "write_marker"]
 
 #: the marker of a folder written by a command through :func:`claim_output`
@@ -182,3 +184,29 @@ def claim_output(folder: str | os.PathLike, command: str, files, *, mode: str = 
     claim = OutputClaim(folder, command, tuple(dict.fromkeys(patterns + kept)))
     write_marker(folder, {"command": command, "files": list(claim.files), "complete": False})
     return claim
+
+
+@contextmanager
+def claimed_output(folder: str | os.PathLike, command: str, files, *, mode: str = "replace") -> Iterator[OutputClaim]:
+    """:func:`claim_output` around a command's work (a ``with`` block): the run is marked
+    complete when the block ends; when it fails before the command wrote any file (a bad
+    input found after the claim), the marker goes again, and the folder too if the claim
+    made it, so a refused input leaves nothing behind.
+
+    Raises
+    ------
+    StoreError, ConfigError
+        As :func:`claim_output`; the block's own errors pass through.
+    """
+    folder = Path(folder)
+    made = not folder.exists()
+    claim = claim_output(folder, command, files, mode=mode)
+    try:
+        yield claim
+    except BaseException:
+        if folder.is_dir() and not [f for f in _files(folder) if f != OUTPUT_MARKER]:
+            (folder / OUTPUT_MARKER).unlink(missing_ok=True)
+            if made and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+    claim.complete()

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rnamotif_data.common.names import LABEL_NAMES, NUCLEOTIDE_NAMES
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, StoreError
 from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR
 from rnamotif_data.inputs.sources import SourceConfig
 from rnamotif_data.learn.backend import torch
@@ -30,6 +30,7 @@ from rnamotif_data.pipeline.builder import build
 from rnamotif_data.rna.motifs import CLASS_NAMES, FINE_TYPES, class_index, motif_class
 from rnamotif_data.split.splits import SplitConfig, make_split, write_split
 from rnamotif_data.storage.layout import ARRAYS, FORMAT_VERSION
+from rnamotif_data.storage.outdir import check_out, clear_store
 from rnamotif_data.storage.shards import DEFAULT_CODEC
 from rnamotif_data.storage.store import open_store
 from rnamotif_data.storage.writer import ArraySpec, StoreTables, StoreWriter
@@ -46,7 +47,8 @@ _UNMEASURED = dict.fromkeys((
 
 def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard_size: int = 64,
                          identities: list[dict] | None = None, n_entries: int | None = None,
-                         codec: str = DEFAULT_CODEC, splits: tuple[str, ...] = ("similarity",)) -> str:
+                         codec: str = DEFAULT_CODEC, splits: tuple[str, ...] = ("similarity",),
+                         overwrite: bool = False) -> str:
     """Write a complete store of ``n`` samples at ``root`` from the cubes of ``source``.
 
     ``identities`` (optional) give the first samples real ``emdb_id``, ``pdb_id``,
@@ -57,7 +59,23 @@ def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard
     into ``root/splits/`` (seed 0), as ``rnamotif split`` would, so the store trains at once;
     a scheme the store is too small for (fewer independent groups than folds) is skipped
     with a log line. Returns ``root``. Deterministic in ``seed``.
+
+    Raises
+    ------
+    ConfigError
+        If ``n`` is below 1.
+    StoreError
+        If ``root`` is a file or a folder with other content, or holds a store and
+        ``overwrite`` is False (a built store is replaced only with ``overwrite``); nothing
+        is changed then.
     """
+    if n < 1:
+        raise ConfigError(f"--n {n}: the number of samples must be at least 1")
+    if check_out(str(root), overwrite=overwrite) is not None:
+        if not overwrite:
+            raise StoreError(f"{root}: holds a store already; pass --overwrite to replace it, or choose another "
+                             "--out; nothing was changed")
+        clear_store(str(root))
     src = open_store(source)
     cubes = src.read_batch(slice(0, len(src)))
     rng = np.random.default_rng(seed)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from rnamotif_data.errors import StoreError
-from rnamotif_data.storage.outputs import OUTPUT_MARKER, claim_output, output_state, read_marker
+from rnamotif_data.storage.outputs import OUTPUT_MARKER, claim_output, claimed_output, output_state, read_marker
 
 TRAIN_FILES = ("best.pt", "last.pt", "metrics.*", "config.json", "eval-*/*")
 
@@ -110,3 +110,21 @@ def test_an_unknown_mode_and_a_damaged_marker_are_one_line(tmp_path):
     (folder / OUTPUT_MARKER).write_text("{not json")
     with pytest.raises(StoreError, match=r"\.rnamotif-output\.json: unreadable marker"):
         claim_output(folder, "train", ["a"])
+
+
+def test_claimed_output_completes_or_leaves_nothing_when_the_work_fails_before_writing(tmp_path):
+    with claimed_output(tmp_path / "ok", "audit", ["audit.md"]) as claim:
+        assert output_state(claim.folder) == "interrupted"
+        (claim.folder / "audit.md").write_text("# audit")
+    assert output_state(tmp_path / "ok") == "complete"
+    for folder in (tmp_path / "new", tmp_path / "empty"):
+        if folder.name == "empty":
+            folder.mkdir()
+        with pytest.raises(ValueError, match="bad input"), claimed_output(folder, "audit", ["audit.md"]):
+            raise ValueError("bad input")
+        assert not folder.exists() if folder.name == "new" else list(folder.iterdir()) == []
+    # a failure after the first file keeps the marker: the output reads as interrupted
+    with pytest.raises(ValueError), claimed_output(tmp_path / "half", "audit", ["audit.md"]) as claim:
+        (claim.folder / "audit.md").write_text("half")
+        raise ValueError("disk full")
+    assert output_state(tmp_path / "half") == "interrupted"
