@@ -45,6 +45,18 @@ _UNMEASURED = dict.fromkeys((
     "map_warnings", "cossmos_number", "upstream_fold"))
 
 
+def _claim_root(root: str, n: int, overwrite: bool) -> None:
+    """Check ``n`` and ``root`` before anything is written: a built store there is cleared only
+    with ``overwrite`` (raises ConfigError / StoreError as :func:`make_synthetic_store` says)."""
+    if n < 1:
+        raise ConfigError(f"--n {n}: the number of samples must be at least 1")
+    if check_out(str(root), overwrite=overwrite) is not None:
+        if not overwrite:
+            raise StoreError(f"{root}: holds a store already; pass --overwrite to replace it, or choose another "
+                             "--out; nothing was changed")
+        clear_store(str(root))
+
+
 def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard_size: int = 64,
                          identities: list[dict] | None = None, n_entries: int | None = None,
                          codec: str = DEFAULT_CODEC, splits: tuple[str, ...] = ("similarity",),
@@ -69,13 +81,7 @@ def make_synthetic_store(source: str, root: str, n: int, *, seed: int = 0, shard
         ``overwrite`` is False (a built store is replaced only with ``overwrite``); nothing
         is changed then.
     """
-    if n < 1:
-        raise ConfigError(f"--n {n}: the number of samples must be at least 1")
-    if check_out(str(root), overwrite=overwrite) is not None:
-        if not overwrite:
-            raise StoreError(f"{root}: holds a store already; pass --overwrite to replace it, or choose another "
-                             "--out; nothing was changed")
-        clear_store(str(root))
+    _claim_root(root, n, overwrite)
     src = open_store(source)
     cubes = src.read_batch(slice(0, len(src)))
     rng = np.random.default_rng(seed)
