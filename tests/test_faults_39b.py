@@ -96,3 +96,25 @@ def test_a_full_disk_in_a_dask_build_prints_no_worker_traceback(tmp_path):
     assert r.returncode == 1, r.stderr
     assert "the build stopped while staging" in r.stderr.strip().splitlines()[-1]
     assert "Traceback" not in r.stderr and "Compute Failed" not in r.stderr, r.stderr
+
+
+# 2 ------------------------------------------------------------ --split with --all-folds
+def test_train_refuses_split_with_all_folds(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from rnamotif_data.cli.train import main
+
+    rc, err = _run(main, ["--root", tmp_path / "missing.zarr", "--out", tmp_path / "run", "--split", "fold2",
+                          "--all-folds"], capsys)
+    assert rc == 1 and err.strip() == ("error: --split fold2 and --all-folds: --all-folds trains every fold; "
+                                       "give one of them")
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_without_split_still_uses_fold1(monkeypatch, tmp_path):
+    pytest.importorskip("torch")
+    from rnamotif_data.cli import train as cli_train
+
+    seen = {}
+    monkeypatch.setattr(cli_train, "train", lambda cfg, **kw: seen.setdefault("split", cfg.split) and {})
+    assert cli_train.main(["--root", str(tmp_path), "--out", str(tmp_path / "run")]) == 0
+    assert seen["split"] == "fold1"

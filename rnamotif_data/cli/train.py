@@ -10,6 +10,7 @@ import argparse
 import json
 
 from rnamotif_data.common.cliargs import add_config_arguments, config_from_args
+from rnamotif_data.errors import ConfigError
 from rnamotif_data.learn.dataset import CHANNELS
 from rnamotif_data.learn.networks import NETWORKS
 from rnamotif_data.learn.train import PROTOCOLS, TrainConfig, log, train, train_all_folds
@@ -43,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnamotif train", description=__doc__.split("\n")[0])
     add_config_arguments(p, TrainConfig, helps=TRAIN_HELPS, title="training (TrainConfig)",
                          choices={"network": NETWORKS, "protocol": PROTOCOLS})
-    p.add_argument("--all-folds", action="store_true", help="train and evaluate fold1-fold5")
+    p.set_defaults(split=None)  # None: not given, so --all-folds can refuse an explicit --split
+    p.add_argument("--all-folds", action="store_true", help="train and evaluate fold1-fold5 (not with --split)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -52,6 +54,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns 0 (1 on bad input, with a one-line error)."""
     a = parser().parse_args(argv)
+    if a.all_folds and a.split is not None:
+        raise ConfigError(f"--split {a.split} and --all-folds: --all-folds trains every fold; give one of them")
+    if a.split is None:
+        a.split = TrainConfig.split
     cfg = config_from_args(a, TrainConfig)
     if a.all_folds:
         train_all_folds(cfg, resume=a.resume, progress=not a.no_progress)
