@@ -118,3 +118,17 @@ def test_train_without_split_still_uses_fold1(monkeypatch, tmp_path):
     monkeypatch.setattr(cli_train, "train", lambda cfg, **kw: seen.setdefault("split", cfg.split) and {})
     assert cli_train.main(["--root", str(tmp_path), "--out", str(tmp_path / "run")]) == 0
     assert seen["split"] == "fold1"
+
+
+# 3 ------------------------------------------------------------ manifest import cossmos of another file
+def test_importing_a_file_that_is_not_cossmos_is_one_line_naming_it(tmp_path, capsys):
+    from rnamotif_data.cli.manifest import main
+
+    bad = tmp_path / "folds.csv"
+    bad.write_text("pdb_id,emdb_id,fold\n6V5B,EMD-21051,1\n")
+    out = tmp_path / "m.parquet"
+    rc, err = _run(main, ["import", "cossmos", bad, "--out", out], capsys)
+    assert rc == 1 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"error: {bad}: not a CoSSMos export: expected a header line with the columns pdb, Aseq and "
+                          "Aseq_num"), err
+    assert not out.exists()
