@@ -132,3 +132,24 @@ def test_importing_a_file_that_is_not_cossmos_is_one_line_naming_it(tmp_path, ca
     assert err.startswith(f"error: {bad}: not a CoSSMos export: expected a header line with the columns pdb, Aseq and "
                           "Aseq_num"), err
     assert not out.exists()
+
+
+# 4 ------------------------------------------------------------ segment on a full disk
+def test_segment_on_a_full_disk_leaves_no_truncated_map_and_names_it(tmp_path, capsys, monkeypatch):
+    from rnamotif_data.cli.segment import main
+    from rnamotif_data.em import maps
+
+    def full(path, *args, **kwargs):
+        Path(path).write_bytes(b"\0" * 1024)  # half a header, then the disk is full
+        _enospc()
+
+    monkeypatch.setattr(maps.mrcfile, "new", full)
+    out = tmp_path / "o"
+    args = ["--map", DEMO / "mirror" / "emdb" / "emd_21051.map.gz", "--model", DEMO / "mirror" / "pdb" / "6v5b.pdb",
+            "D:14-16,88-90", "--motif-type", "1x1", "--out", out]
+    rc, err = _run(main, args, capsys)
+    assert rc == 1 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"error: {out / 'density.mrc'}: the map could not be written (disk full?"), err
+    assert not out.exists() or list(out.iterdir()) == []
+    monkeypatch.undo()
+    assert _run(main, args, capsys)[0] == 0  # the rerun is not refused
