@@ -153,3 +153,46 @@ def test_segment_on_a_full_disk_leaves_no_truncated_map_and_names_it(tmp_path, c
     assert not out.exists() or list(out.iterdir()) == []
     monkeypatch.undo()
     assert _run(main, args, capsys)[0] == 0  # the rerun is not refused
+
+
+# 5 ------------------------------------------------------------ friction met on the README walk
+@pytest.fixture(scope="module")
+def syn_store(demo_store, tmp_path_factory):
+    """300 samples from the demo's real cubes over many entries (the demo has one entry)."""
+    from rnamotif_data.testing.synthetic_store import make_synthetic_store
+
+    return make_synthetic_store(demo_store, str(tmp_path_factory.mktemp("syn") / "syn.zarr"), 300, seed=1,
+                                shard_size=32)
+
+
+def test_audit_says_where_it_wrote(syn_store, tmp_path, caplog):
+    from rnamotif_data.cli.audit import main
+
+    out = tmp_path / "a"
+    with caplog.at_level("INFO"):
+        assert main([syn_store, "--out", str(out)]) == 0
+    assert f"audit written to {out} (audit.md, audit.json, audit.png)" in caplog.text
+
+
+def test_split_report_is_compact_saved_beside_the_store_and_says_test(syn_store, tmp_path, capsys):
+    import shutil
+
+    from rnamotif_data.cli.split import main
+    from rnamotif_data.release.verify import verify_store
+    from rnamotif_data.storage.outdir import foreign_files
+
+    root = tmp_path / "s.zarr"
+    shutil.copytree(syn_store, root)
+    assert main([str(root), "--scheme", "entry", "--report", "--offline"]) == 0
+    out = capsys.readouterr().out
+    saved = root / "splits" / "entry-report.md"
+    assert f"full report (every relation and class): {saved}" in out
+    table = [line for line in out.splitlines() if line.startswith("| fold")]
+    assert len(table) == 6 and table[0].count("|") == 8  # 7 columns, not 16
+    assert "| fold | train | test | removed from test | pruned from train (distinct) |" in out and "val" not in table[0]
+    full = saved.read_text()
+    assert "fold K as the test fold" in full and "per relation (overlapping)" in full and "| test |" in full
+    assert "val sharing" not in full and "test sharing canonical" in full
+    problems = verify_store(str(root))[0]  # the synthetic store has its own (no manifest rows)
+    assert not [p for p in problems if "splits" in p or "report" in p], problems
+    assert foreign_files(str(root)) == []
