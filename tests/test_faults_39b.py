@@ -196,3 +196,18 @@ def test_split_report_is_compact_saved_beside_the_store_and_says_test(syn_store,
     problems = verify_store(str(root))[0]  # the synthetic store has its own (no manifest rows)
     assert not [p for p in problems if "splits" in p or "report" in p], problems
     assert foreign_files(str(root)) == []
+
+
+def test_the_two_demos_do_not_share_a_default_output(tmp_path, monkeypatch):
+    from rnamotif_data.cli.build import DEMO_OUT, SMALL_DEMO_OUT, main
+
+    assert SMALL_DEMO_OUT != DEMO_OUT
+    monkeypatch.chdir(tmp_path)
+    assert main(["--demo", "small", "--scheduler", "synchronous", "--no-progress"]) == 0
+    assert (tmp_path / SMALL_DEMO_OUT / "zarr.json").exists() and not (tmp_path / DEMO_OUT).exists()
+
+
+def test_the_readme_says_how_long_the_install_takes():
+    readme = (REPO / "README.md").read_text()
+    assert "installs the package (about 3 minutes" in readme
+    assert "`demo-out/rnamotif-demo-small.zarr`" in readme
