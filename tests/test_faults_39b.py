@@ -211,3 +211,20 @@ def test_the_readme_says_how_long_the_install_takes():
     readme = (REPO / "README.md").read_text()
     assert "installs the package (about 3 minutes" in readme
     assert "`demo-out/rnamotif-demo-small.zarr`" in readme
+
+
+def test_the_qc_report_and_the_card_say_the_demo_maps_are_simulated(demo_store, tmp_path, monkeypatch):
+    """The store records its manifest's sha256; a build of a shipped demo manifest read
+    simulated maps (no attribute is added: checksums.sha256 of stores is unchanged)."""
+    from rnamotif_data.cli.publish import main as publish_main
+    from rnamotif_data.inputs.demo import simulated_maps_note
+    from rnamotif_data.release.report import write_report
+
+    qc = write_report(demo_store, tmp_path / "qc")[1].read_text()
+    assert "**The maps are simulated** (the shipped small demo: one map simulated from 6V5B chain D)" in qc
+    monkeypatch.delenv("ZENODO_TOKEN", raising=False)
+    assert publish_main(["--store", demo_store, "--version", "0.1.0", "--dry-run", "--out", str(tmp_path / "pkg"),
+                         "--registry", str(tmp_path / "reg.json"), "--no-verify-values"]) == 0
+    card = (tmp_path / "pkg" / "README.md").read_text()
+    assert "**The maps are simulated**" in card.split("## Quality")[1]
+    assert simulated_maps_note({"manifest_sha256": "0" * 64}) is None and simulated_maps_note({}) is None
