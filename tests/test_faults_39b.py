@@ -186,6 +186,7 @@ def test_split_report_is_compact_saved_beside_the_store_and_says_test(syn_store,
     assert main([str(root), "--scheme", "entry", "--report", "--offline"]) == 0
     out = capsys.readouterr().out
     saved = root / "splits" / "entry-report.md"
+    assert out.startswith("Leakage report: ") or "\nLeakage report: " in out
     assert f"full report (every relation and class): {saved}" in out
     table = [line for line in out.splitlines() if line.startswith("| fold")]
     assert len(table) == 6 and table[0].count("|") == 8  # 7 columns, not 16

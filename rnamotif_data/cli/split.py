@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                                                 f"entry and residues only)" if unsequenced else "")
                 + "\n\n" + format_report(report, class_names))
         saved = str(args.report_out) if args.report_out else None if args.manifest else write_report(args.store, config.scheme, text)
-        REPORT.info(f"{compact_report(report)}\nfull report (every relation and class): {saved}" if saved else text)
+        REPORT.info(f"{text.split(chr(10))[0]}\n\n{compact_report(report)}\nfull report (every relation and class): {saved}"
+                    if saved else text)
         if args.report_out:
             args.report_out.write_text(text)
     return 0
