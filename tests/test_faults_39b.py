@@ -103,8 +103,8 @@ def test_train_refuses_split_with_all_folds(tmp_path, capsys):
     pytest.importorskip("torch")
     from rnamotif_data.cli.train import main
 
-    rc, err = _run(main, ["--root", tmp_path / "missing.zarr", "--out", tmp_path / "run", "--split", "fold2",
-                          "--all-folds"], capsys)
+    rc, err = _run(main, ["--root", tmp_path / "missing.zarr", "--out", tmp_path / "run", "--spl", "fold2",
+                          "--all-folds"], capsys)  # an abbreviation, as argparse allows
     assert rc == 1 and err.strip() == ("error: --split fold2 and --all-folds: --all-folds trains every fold; "
                                        "give one of them")
     assert not (tmp_path / "run").exists()
@@ -116,8 +116,11 @@ def test_train_without_split_still_uses_fold1(monkeypatch, tmp_path):
 
     seen = {}
     monkeypatch.setattr(cli_train, "train", lambda cfg, **kw: seen.setdefault("split", cfg.split) and {})
+    monkeypatch.setattr(cli_train, "train_all_folds", lambda cfg, **kw: seen.setdefault("all", True))
     assert cli_train.main(["--root", str(tmp_path), "--out", str(tmp_path / "run")]) == 0
     assert seen["split"] == "fold1"
+    assert cli_train.main(["--root", str(tmp_path), "--out", str(tmp_path / "run"), "--all-folds"]) == 0
+    assert seen["all"]
 
 
 # 3 ------------------------------------------------------------ manifest import cossmos of another file

@@ -44,20 +44,24 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnamotif train", description=__doc__.split("\n")[0])
     add_config_arguments(p, TrainConfig, helps=TRAIN_HELPS, title="training (TrainConfig)",
                          choices={"network": NETWORKS, "protocol": PROTOCOLS})
-    p.set_defaults(split=None)  # None: not given, so --all-folds can refuse an explicit --split
     p.add_argument("--all-folds", action="store_true", help="train and evaluate fold1-fold5 (not with --split)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--no-progress", action="store_true")
     return p
 
 
+def _split_given(argv: list[str] | None) -> bool:
+    """Whether ``--split`` was given (also as an abbreviation): parsed again with no default."""
+    p = parser()
+    p.set_defaults(split=None)
+    return p.parse_args(argv).split is not None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns 0 (1 on bad input, with a one-line error)."""
     a = parser().parse_args(argv)
-    if a.all_folds and a.split is not None:
+    if a.all_folds and _split_given(argv):
         raise ConfigError(f"--split {a.split} and --all-folds: --all-folds trains every fold; give one of them")
-    if a.split is None:
-        a.split = TrainConfig.split
     cfg = config_from_args(a, TrainConfig)
     if a.all_folds:
         train_all_folds(cfg, resume=a.resume, progress=not a.no_progress)
