@@ -17,9 +17,12 @@ contexts, and zones are unknown).
 
 Writes ``STORE/splits/<scheme>.parquet`` (sample_id -> fold, removed, highest identity to
 another fold; config and fingerprint in the file; :mod:`rnamotif_data.split.splits`) and prints
-the fingerprint and the removed count. ``--report`` prints the leakage report
-(:mod:`rnamotif_data.split.leakage`): per fold and relation, validation samples related to
-training, removed counts, identity to training, class counts. For ``upstream``,
+the fingerprint and the removed count. ``--report`` makes the leakage report
+(:mod:`rnamotif_data.split.leakage`; each fold K as the test fold, as ``rnamotif evaluate``
+calls it): per fold and relation, test samples related to training, removed counts, identity
+to training, class counts. It prints the headline columns and saves the full table as
+``STORE/splits/<scheme>-report.md`` (or ``--report-out FILE``; with ``--manifest`` and no
+``--report-out`` the full table is printed). For ``upstream``,
 ``--folds`` is the folder of the upstream ``fold{k}_{train,val}.csv`` files: motif
 samples are matched by EMDB id, PDB id, motif type and CoSSMos number, and background
 samples take the fold of their PDB entry's upstream ``cube_*`` rows.
