@@ -13,7 +13,8 @@ One base, two branches::
     │   └── MissingFileError (also FileNotFoundError)   a file or folder the user named is absent
     ├── SourceError, SearchError, ZenodoError          the world failed (network, services,
     │                                                  a downloaded table such as HomologyTableError)
-    └── MissingDependencyError (also ImportError)      an optional extra is not installed
+    ├── MissingDependencyError (also ImportError)      an optional extra is not installed
+    └── DiskFullError (also OSError)                   a file could not be written (disk full?)
 
 ``except RNAMotifError`` catches every error of the package and ``except ValueError`` every
 input error, ours or numpy's. ``rnamotif`` (:func:`rnamotif_data.cli.run`) prints an
@@ -163,6 +164,12 @@ class AnnotationError(InputError):
 class MissingDependencyError(RNAMotifError, ImportError):
     """An optional dependency is not installed; the message names the extra that brings it,
     e.g. ``training needs torch: pip install 'rnamotif-data[learn]'``."""
+
+
+class DiskFullError(RNAMotifError, OSError):
+    """A file could not be written because the machine ran out of room (or a writer failed
+    as it does then, e.g. torch's ``inline_container.cc`` error); the message names the file
+    and says to free space. The partial file is removed before it is raised."""
 
 
 #: errno values that say the machine, not the input, failed: no space, file too large

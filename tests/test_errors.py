@@ -34,7 +34,7 @@ INPUT_ERRORS = ["InputError", "MissingFileError", "ConfigError", "MapFormatError
                 "NoRNAError", "ModelOutsideMapError", "TileSizeError"]
 #: errors of the world (network, services) or of the installation: not bad input
 OTHER_ERRORS = ["SourceError", "DownloadError", "HomologyTableError", "OfflineError", "NotEMEntryError", "NoMapError", "SearchError",
-                "ZenodoError", "ZenodoAuthError", "MissingDependencyError"]
+                "ZenodoError", "ZenodoAuthError", "MissingDependencyError", "DiskFullError"]
 
 #: the ``raise ValueError`` left in rnamotif_data, each with the reason it is not a package error
 #: (file -> number of raises)

@@ -52,6 +52,8 @@ __all__ = ["main", "parser"]
 
 #: where ``rnamotif build`` without --manifest writes the demo store
 DEMO_OUT = Path("demo-out") / "rnamotif-demo.zarr"
+#: where ``rnamotif build --demo small`` writes it (not DEMO_OUT: the two demos are different stores)
+SMALL_DEMO_OUT = Path("demo-out") / "rnamotif-demo-small.zarr"
 
 #: bytes below which ``--memory-limit`` is refused: an idle worker holds ~300 MiB
 #: (benchmarks/RESULTS.md), and Dask restarts a worker over its limit again and again
@@ -83,7 +85,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", choices=("training", "small"), default="training",
                    help="without --manifest: the training demo (15 real models, maps simulated on first use; "
                         "splits and trains) or the small one (one entry, seconds)")
-    p.add_argument("--out", help=f"store path or fsspec URL (default for the demo: {DEMO_OUT})")
+    p.add_argument("--out", help=f"store path or fsspec URL (default for the demo: {DEMO_OUT}; --demo small: "
+                   f"{SMALL_DEMO_OUT})")
     add_source_arguments(p, exclude=("verify_found",))
     p.add_argument("--scheduler", help="'synchronous', or a Dask scheduler address (tcp://host:8786); "
                    "default: a new LocalCluster")
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     if args.manifest is None:
-        args.out = args.out or str(DEMO_OUT)
+        args.out = args.out or str(SMALL_DEMO_OUT if args.demo == "small" else DEMO_OUT)
         if args.demo == "small":
             args.manifest, args.mirror = SMALL_MANIFEST, args.mirror or SMALL_MIRROR
         else:

@@ -17,9 +17,12 @@ contexts, and zones are unknown).
 
 Writes ``STORE/splits/<scheme>.parquet`` (sample_id -> fold, removed, highest identity to
 another fold; config and fingerprint in the file; :mod:`rnamotif_data.split.splits`) and prints
-the fingerprint and the removed count. ``--report`` prints the leakage report
-(:mod:`rnamotif_data.split.leakage`): per fold and relation, validation samples related to
-training, removed counts, identity to training, class counts. For ``upstream``,
+the fingerprint and the removed count. ``--report`` makes the leakage report
+(:mod:`rnamotif_data.split.leakage`; each fold K as the test fold, as ``rnamotif evaluate``
+calls it): per fold and relation, test samples related to training, removed counts, identity
+to training, class counts. It prints the headline columns and saves the full table as
+``STORE/splits/<scheme>-report.md`` (or ``--report-out FILE``; with ``--manifest`` and no
+``--report-out`` the full table is printed). For ``upstream``,
 ``--folds`` is the folder of the upstream ``fold{k}_{train,val}.csv`` files: motif
 samples are matched by EMDB id, PDB id, motif type and CoSSMos number, and background
 samples take the fold of their PDB entry's upstream ``cube_*`` rows.
@@ -41,7 +44,7 @@ from rnamotif_data.errors import ConfigError, SourceError, StoreError
 from rnamotif_data.inputs.schema import read_manifest
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index
 from rnamotif_data.split.homology import LEVELS, HomologySources, HomologyTables, load_tables, model_chain_sequences, sample_chains, sample_homology
-from rnamotif_data.split.leakage import format_report, leakage_report
+from rnamotif_data.split.leakage import compact_report, format_report, leakage_report, write_report
 from rnamotif_data.split.similarity import strand_column
 from rnamotif_data.split.splits import PRUNE_MODES, SplitConfig, make_split, split_metadata, split_table, store_relations, write_split
 from rnamotif_data.split.upstream import read_upstream_folds
@@ -127,7 +130,7 @@ def level_summary(split) -> str:
     k = split.config.k
     fold = t["fold"].fillna(0).to_numpy(dtype=int)
     mask = t["train_exclusion"].to_numpy(dtype="int64")
-    lines = [f"level {split.config.level}: fold | samples | training (of the other folds) | validation related to "
+    lines = [f"level {split.config.level}: fold | samples | training (of the other folds) | test fold related to "
              "training by identity / family / none / unknown"]
     for f in range(1, k + 1):
         outside = (fold != f) & (fold > 0)
@@ -146,7 +149,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, help="split a manifest instead of a store (needs --out)")
     p.add_argument("--out", type=Path, help="split file to write for --manifest")
     p.add_argument("--folds", type=Path, help="upstream fold CSV folder (scheme upstream)")
-    p.add_argument("--report", action="store_true", help="print the leakage report")
+    p.add_argument("--report", action="store_true", help="print the leakage report's headline columns and save the "
+                   "full report as STORE/splits/<scheme>-report.md (or --report-out)")
     p.add_argument("--report-out", type=Path, help="also write the report as Markdown here")
     group = add_config_arguments(p, SplitConfig, exclude=("level",), helps=SPLIT_HELPS,
                                  choices={"scheme": SPLIT_SCHEMES, "prune": PRUNE_MODES}, title="the split (SplitConfig)")
@@ -264,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{split.n_removed} removed" + (f", {unsequenced} motif samples without a sequence (compared by "
                                                 f"entry and residues only)" if unsequenced else "")
                 + "\n\n" + format_report(report, class_names))
-        REPORT.info(text)
+        saved = str(args.report_out) if args.report_out else None if args.manifest else write_report(args.store, config.scheme, text)
+        REPORT.info(f"{text.split(chr(10))[0]}\n\n{compact_report(report)}\nfull report (every relation and class): {saved}"
+                    if saved else text)
         if args.report_out:
             args.report_out.write_text(REPORT_MARKER + "\n" + text + "\n")
     return 0

@@ -51,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnamotif train", description=__doc__.split("\n")[0])
     add_config_arguments(p, TrainConfig, helps=TRAIN_HELPS, title="training (TrainConfig)",
                          choices={"network": NETWORKS, "protocol": PROTOCOLS})
-    p.add_argument("--all-folds", action="store_true", help="train and evaluate fold1-fold5")
+    p.add_argument("--all-folds", action="store_true", help="train and evaluate fold1-fold5 (not with --split)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier run of rnamotif train in --out (its eval-*/ folders too)")
@@ -59,9 +59,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _split_given(argv: list[str] | None) -> bool:
+    """Whether ``--split`` was given (also as an abbreviation): parsed again with no default."""
+    p = parser()
+    p.set_defaults(split=None)
+    return p.parse_args(argv).split is not None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns 0 (1 on bad input, with a one-line error)."""
     a = parser().parse_args(argv)
+    if a.all_folds and _split_given(argv):
+        raise ConfigError(f"--split {a.split} and --all-folds: --all-folds trains every fold; give one of them")
     cfg = config_from_args(a, TrainConfig)
     if a.resume and a.overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it: give one of them")

@@ -34,7 +34,15 @@ import mrcfile
 import mrcfile.utils
 import numpy as np
 
-from rnamotif_data.errors import ConfigError, InputError, MapFormatError, MissingFileError
+from rnamotif_data.errors import (
+    ConfigError,
+    DiskFullError,
+    InputError,
+    MapFormatError,
+    MissingFileError,
+    is_environment_failure,
+    one_line,
+)
 
 log = logging.getLogger(__name__)
 
@@ -693,6 +701,10 @@ def write_map(
     InputError
         If ``data`` is not 3D, a label map has values outside the int8 range, the
         placement is unknown (ConfigError), or an NSTART placement is not a whole number of voxels.
+    DiskFullError
+        If the disk is full (or another failure of the machine, :data:`~rnamotif_data.errors.ENVIRONMENT_ERRNOS`):
+        the file is written beside ``path`` and renamed, so nothing truncated is left under
+        its name; the temporary file is removed and the message names ``path``.
     """
     arr = np.asarray(data)
     if arr.ndim != 3:
@@ -708,22 +720,33 @@ def write_map(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     compression = {".gz": "gzip", ".bz2": "bzip2"}.get(path.suffix)
-    plain = path.with_name(path.name + ".tmp-mrc") if compression else path
-    with mrcfile.new(plain, overwrite=True) as mrc:
-        mrc.set_data(np.ascontiguousarray(arr))
-        mrc.voxel_size = tuple(float(v) for v in vs)
-        mrc.header.origin = tuple(float(v) for v in header_origin)
-        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in nstart)
-        mrc.update_header_stats()
-        # mrcfile stamps a creation time into label 0: keep the file reproducible
-        mrc.header.label[0] = b"Written by rnamotif-data".ljust(80)
-        mrc.header.nlabl = 1
-    if compression:  # no timestamp in the compressed stream either (gzip mtime 0)
-        raw = plain.read_bytes()
-        packed = gzip.compress(raw, mtime=0) if compression == "gzip" else bz2.compress(raw)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(packed)
-        os.replace(tmp, path)
-        plain.unlink()
+    # written beside it and renamed: a full disk never leaves a truncated map under its name
+    plain = path.with_name(path.name + ".tmp-mrc")
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with mrcfile.new(plain, overwrite=True) as mrc:
+            mrc.set_data(np.ascontiguousarray(arr))
+            mrc.voxel_size = tuple(float(v) for v in vs)
+            mrc.header.origin = tuple(float(v) for v in header_origin)
+            mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in nstart)
+            mrc.update_header_stats()
+            # mrcfile stamps a creation time into label 0: keep the file reproducible
+            mrc.header.label[0] = b"Written by rnamotif-data".ljust(80)
+            mrc.header.nlabl = 1
+        if compression:  # no timestamp in the compressed stream either (gzip mtime 0)
+            raw = plain.read_bytes()
+            packed = gzip.compress(raw, mtime=0) if compression == "gzip" else bz2.compress(raw)
+            tmp.write_bytes(packed)
+            os.replace(tmp, path)
+            plain.unlink()
+        else:
+            os.replace(plain, path)
+    except OSError as exc:
+        plain.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+        if is_environment_failure(exc):
+            raise DiskFullError(f"{path}: the map could not be written (disk full? free space or choose another "
+                                f"output folder): {one_line(exc)}") from exc
+        raise
     return path
 

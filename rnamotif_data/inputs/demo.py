@@ -34,7 +34,7 @@ from rnamotif_data.storage.checksums import sha256_file
 log = logging.getLogger("rnamotif_data.inputs.demo")
 
 __all__ = ["DEMO_DIR", "SMALL_MANIFEST", "SMALL_MIRROR", "TRAINING_DIR", "TRAINING_MANIFEST", "SIMULATION",
-           "RECORD", "training_mirror"]
+           "RECORD", "training_mirror", "simulated_maps_note"]
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
 SMALL_MANIFEST = DEMO_DIR / "manifest.parquet"
@@ -133,3 +133,23 @@ def training_mirror(dest: Path | None = None) -> Path:
     if copied:
         log.info("training demo: copied %d models into %s", copied, dest / "pdb")
     return dest
+
+
+def simulated_maps_note(attrs: dict) -> str | None:
+    """A sentence saying that a store's maps are simulated, when its attributes record a build
+    of a shipped demo manifest (``manifest_sha256`` equal to :data:`TRAINING_MANIFEST`'s or
+    :data:`SMALL_MANIFEST`'s: their made-up EMDB IDs name no real map, so a build of them
+    always read simulated maps); None for any other store. The QC report and the dataset card
+    print it, so Q-scores far above what the resolution predicts are explained."""
+    digest = attrs.get("manifest_sha256")
+    if not digest:
+        return None
+    for manifest, what in ((TRAINING_MANIFEST, f"the shipped training demo: each map simulated from its model "
+                                               f"(gemmi electron scattering, {SIMULATION['resolution']} Å, "
+                                               f"{SIMULATION['voxel_size']} Å voxels, Gaussian noise "
+                                               f"{SIMULATION['noise_sd']} × the map's sd)"),
+                           (SMALL_MANIFEST, "the shipped small demo: one map simulated from 6V5B chain D")):
+        if manifest.is_file() and sha256_file(manifest) == digest:
+            return (f"**The maps are simulated** ({what}), not experimental density: Q-scores and CC_mask are "
+                    "far above what the stated resolution predicts for deposited maps.")
+    return None

@@ -77,6 +77,12 @@ def import_cossmos(paths: list[Path], motif_type: str | None = None) -> tuple[li
     rows, rejections
         ``source`` is ``cossmos``; ``source_id`` is ``FILE:ROW`` (1-based data row);
         ``cossmos_number`` is ``InternalID`` where the export has one, else the row.
+
+    Raises
+    ------
+    ManifestError
+        If a file is not a CoSSMos export (no ``pdb``, ``Aseq`` and ``Aseq_num`` header),
+        naming it: an empty manifest is never written from the wrong file.
     """
     rows: list[dict] = []
     rejected: list[Rejection] = []
@@ -84,10 +90,9 @@ def import_cossmos(paths: list[Path], motif_type: str | None = None) -> tuple[li
     for path in paths:
         header, records = _split_cossmos(Path(path))
         if "pdb" not in header or "Aseq" not in header or "Aseq_num" not in header:
-            rejected.append(Rejection(n, "file", f"{Path(path).name}: not a CoSSMos export (no pdb/Aseq/Aseq_num header)",
-                                      "cossmos", Path(path).name))
-            n += 1
-            continue
+            found = ", ".join(header[:5]) + (", ..." if len(header) > 5 else "") if header else "an empty file"
+            raise ManifestError(f"{path}: not a CoSSMos export: expected a header line with the columns pdb, Aseq "
+                                f"and Aseq_num ('#'- or tab-separated), found {found}")
         col = {h: i for i, h in enumerate(header)}
         for k, rec in enumerate(records, start=1):
             sid = f"{Path(path).name}:{k}"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnamotif_data.errors import ConfigError, InputError, MissingFileError
+from rnamotif_data.errors import ConfigError, DiskFullError, InputError, MissingFileError, one_line
 from rnamotif_data.features.projection import Projection
 from rnamotif_data.learn.backend import torch
 
@@ -66,9 +66,24 @@ def load_checkpoint(path: str | Path, device) -> dict:
 
 def save_checkpoint(obj: dict, path: Path) -> None:
     """Write a checkpoint ``obj`` to ``path``: ``torch.save`` to a temporary file beside it, then
-    rename, so a reader never sees half a file."""
+    rename, so a reader never sees half a file.
+
+    Raises
+    ------
+    DiskFullError
+        When the write fails for want of room (an ``OSError`` such as ENOSPC, or torch's
+        ``RuntimeError`` from ``inline_container.cc`` that a full disk gives); the temporary
+        file is removed and the message names ``path``.
+    """
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
+    try:
+        torch.save(obj, tmp)
+    except (OSError, RuntimeError) as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, RuntimeError) and "inline_container" not in str(exc) and "write" not in str(exc).lower():
+            raise
+        raise DiskFullError(f"{path}: the checkpoint could not be written (disk full? free space and rerun "
+                            f"with --resume): {one_line(exc)}") from exc
     tmp.replace(path)
 
 

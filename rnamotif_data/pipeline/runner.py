@@ -46,6 +46,16 @@ def _worker_trim_threshold() -> str | None:
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
+def _captured(fn, *args):
+    """``fn(*args)``, or the exception it raised as the task's result: the caller reports it
+    (a failed row, or a full disk that stops the build in one line), so the worker must not
+    log it as a failed task with its traceback."""
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - returned to the caller, which reports it
+        return exc
+
+
 class Runner:
     """Runs tasks synchronously or on a Dask cluster, yielding results as they finish."""
 
@@ -132,7 +142,7 @@ class Runner:
             except Exception as exc:  # noqa: BLE001 - reported to the caller as a result
                 self._done.append((self._n, exc))
             return self._n
-        fut = self.client.submit(fn, *args, pure=False)
+        fut = self.client.submit(_captured, fn, *args, pure=False)
         if getattr(self, "_ac", None) is not None:
             self._ac.add(fut)
         return fut

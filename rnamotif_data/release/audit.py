@@ -199,6 +199,7 @@ def run_audit(store_path: str, out_dir: Path, seed: int = 0) -> dict:
     lines = [f"# Shortcut audit: {store_path}", ""] + audit_lines(result)
     (out_dir / "audit.md").write_text("\n".join(lines) + "\n")
     plot_audit(f, result, out_dir / "audit.png")
+    log.info("audit written to %s (audit.md, audit.json, audit.png)", out_dir)
     return result
 
 

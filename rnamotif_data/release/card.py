@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from rnamotif_data.common.version import __version__ as package_version
+from rnamotif_data.inputs.demo import simulated_maps_note
 from rnamotif_data.release.package import LICENCES, Package, PackageFile, ZenodoConfig, hash_file
 from rnamotif_data.release.report import audit_section, failures_table, quality_table
 from rnamotif_data.split.leakage import format_report, leakage_report
@@ -121,7 +122,8 @@ def dataset_card(package: Package, config: ZenodoConfig, store: RNAMotifStore, *
     lines += _card_usage(package, attrs)
     lines += _card_build(attrs, failures)
     lines += _card_classes(store)
-    lines += ["", "## Quality", "", "![QC histograms](qc.png)", ""] + quality_table(meta)
+    note = simulated_maps_note(attrs)
+    lines += ["", "## Quality", "", *([note, ""] if note else []), "![QC histograms](qc.png)", ""] + quality_table(meta)
     lines += ["", "Manifest rows that failed, by stage:", ""] + failures_table(failures)
     lines += ["", "## Shortcut audit", ""] + _audit_lines(store)
     lines += _card_splits(package, store)

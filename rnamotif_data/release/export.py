@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ from tqdm import tqdm
 
 from rnamotif_data.common.extras import require
 from rnamotif_data.em.maps import write_map
-from rnamotif_data.errors import StoreError
+from rnamotif_data.errors import DiskFullError, StoreError, is_environment_failure, one_line
 from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.storage.layout import METADATA_FILE, METADATA_SCHEMA, join, url_to_fs
 from rnamotif_data.storage.outputs import MRC_MARKER, write_marker
@@ -77,6 +78,9 @@ def export_hdf5(root: str, out: Path, *, progress: bool = True) -> Path:
     ------
     StoreError
         If ``out`` is inside the store (:func:`check_outside_store`), or the store does not open.
+    DiskFullError
+        If writing fails (h5py's ``OSError``, e.g. no space left); the temporary file
+        ``out.tmp`` is removed and the message names ``out``.
     """
     h5py = require("h5py", "the HDF5 export")
     check_outside_store(root, out)
@@ -84,25 +88,47 @@ def export_hdf5(root: str, out: Path, *, progress: bool = True) -> Path:
     n, cube = len(store), store.cube_shape
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
-    with h5py.File(tmp, "w") as h5:
-        h5.attrs["store_attrs"] = json.dumps(store.attrs, sort_keys=True)
-        dsets = {}
-        for name, dtype in (("density", "float16"), ("zone", "uint8"), ("labels", "uint8"), ("nucleotide", "uint8")):
-            dsets[name] = h5.create_dataset(name, shape=(n, *cube), dtype=dtype, chunks=(1, *cube),
-                                            compression="gzip", compression_opts=4, shuffle=True)
-            dsets[name].attrs["dimension_names"] = ["sample", "z", "y", "x"]
-        for start, stop in tqdm(store.shard_ranges(), desc="shards", disable=not progress):
-            batch = store.read_batch(slice(start, stop))
-            for name, d in dsets.items():
-                d[start:stop] = batch[name].astype(d.dtype)
-        g = h5.create_group("metadata")
-        fs, path = url_to_fs(join(root, METADATA_FILE))
-        g.create_dataset(METADATA_FILE, data=np.void(fs.cat_file(path)))
-        meta = store.metadata
-        for col in meta.columns:
-            g.create_dataset(col, data=_column(meta[col], METADATA_SCHEMA.field(col).type))
+    _check_free_space(root, out)
+    try:
+        with h5py.File(tmp, "w") as h5:
+            h5.attrs["store_attrs"] = json.dumps(store.attrs, sort_keys=True)
+            dsets = {}
+            for name, dtype in (("density", "float16"), ("zone", "uint8"), ("labels", "uint8"), ("nucleotide", "uint8")):
+                dsets[name] = h5.create_dataset(name, shape=(n, *cube), dtype=dtype, chunks=(1, *cube),
+                                                compression="gzip", compression_opts=4, shuffle=True)
+                dsets[name].attrs["dimension_names"] = ["sample", "z", "y", "x"]
+            for start, stop in tqdm(store.shard_ranges(), desc="shards", disable=not progress):
+                batch = store.read_batch(slice(start, stop))
+                for name, d in dsets.items():
+                    d[start:stop] = batch[name].astype(d.dtype)
+            g = h5.create_group("metadata")
+            fs, path = url_to_fs(join(root, METADATA_FILE))
+            g.create_dataset(METADATA_FILE, data=np.void(fs.cat_file(path)))
+            meta = store.metadata
+            for col in meta.columns:
+                g.create_dataset(col, data=_column(meta[col], METADATA_SCHEMA.field(col).type))
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if not (is_environment_failure(exc) or "write" in str(exc).lower()):
+            raise
+        raise DiskFullError(f"{out}: the HDF5 file could not be written (disk full? free space or choose "
+                            f"another --out): {one_line(exc)}") from exc
     tmp.replace(out)
     return out
+
+
+def _check_free_space(root: str, out: Path) -> None:
+    """Refuse up front when the folder of ``out`` has less room than the store takes on disk
+    (the HDF5 file, gzip-compressed, is about as large), rather than fail half way: h5py on a
+    full disk can crash the interpreter after its error. Local stores only."""
+    fs, path = url_to_fs(str(root))
+    if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return
+    need = sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+    free = shutil.disk_usage(Path(out).resolve().parent).free
+    if free < need:
+        raise DiskFullError(f"{out}: {free / 1e6:.0f} MB free there, the export needs about {need / 1e6:.0f} MB "
+                            "(disk full? free space or choose another --out)")
 
 
 def _column(series, typ: pa.DataType) -> np.ndarray:

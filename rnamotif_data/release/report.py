@@ -30,6 +30,7 @@ import pandas as pd
 from rnamotif_data.common.extras import require
 from rnamotif_data.em.quality import expected_q_score
 from rnamotif_data.errors import RNAMotifError, StoreError
+from rnamotif_data.inputs.demo import simulated_maps_note
 from rnamotif_data.learn.metrics import format_metric
 from rnamotif_data.release.audit import audit_lines, audit_store, plot_audit
 from rnamotif_data.rna.motifs import CLASS_NAMES
@@ -201,6 +202,7 @@ def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_
     lines = [f"# QC report: {store}", "",
              f"{len(meta)} samples ({int(meta['is_background'].sum())} background), "
              f"{meta['emdb_id'].nunique()} maps, {len(failures)} manifest rows failed.", "",
+             *([note, ""] if (note := simulated_maps_note(attrs)) else []),
              f"![QC histograms]({png_name})", "",
              "## Per class", ""]
     lines += quality_table(meta)

@@ -22,8 +22,9 @@ import pandas as pd
 from rnamotif_data.split.folds import hard_groups
 from rnamotif_data.split.similarity import RELATIONS, Relations
 from rnamotif_data.split.splits import Split
+from rnamotif_data.storage.layout import join, url_to_fs
 
-__all__ = ["leakage_report", "format_report"]
+__all__ = ["leakage_report", "format_report", "compact_report", "report_location", "write_report"]
 
 
 def leakage_report(meta: pd.DataFrame, split: Split, relations: Relations, class_names) -> pd.DataFrame:
@@ -86,19 +87,59 @@ def _related(pairs, these: np.ndarray, those: np.ndarray) -> np.ndarray:
     return hit
 
 
+#: what the report calls a fold's samples, as ``rnamotif train`` and ``rnamotif evaluate`` do
+#: (nested protocol: fold K is the test fold, fold K+1 selects the epoch)
+TEST_NOTE = ("Each row is fold K as the test fold (as `rnamotif evaluate` calls it; the nested protocol selects "
+             "the epoch on fold K+1); train = the other folds less the samples pruned for being related to fold K. "
+             "Pruned counts are per relation and overlap (a sample related in two ways counts under both); "
+             "'distinct' is the number of samples pruned.")
+
+
 def format_report(report: pd.DataFrame, class_names) -> str:
-    """The leakage report as a Markdown table (one row per fold)."""
-    head = (["fold", "train (share of the other folds)", "val", "removed",
-             "pruned from train: canonical / near-identical / homolog (all)"]
-            + [f"val sharing {r.replace('_', '-')}" for r in RELATIONS]
-            + ["val identity to train (mean / max)"] + [f"val {c}" for c in class_names])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    """The leakage report as a Markdown table (one row per fold, each fold as the test fold),
+    preceded by :data:`TEST_NOTE`."""
+    head = (["fold", "train (share of the other folds)", "test", "removed from test",
+             "pruned from train, per relation (overlapping): canonical / near-identical / homolog; distinct"]
+            + [f"test sharing {r.replace('_', '-')}" for r in RELATIONS]
+            + ["test identity to train (mean / max)"] + [f"test {c}" for c in class_names])
+    lines = [TEST_NOTE, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in report.to_dict("records"):
         cells = [r["fold"], f"{r['n_train']} ({r['train_share_pct']:.1f}%)", str(r["n_val"]), str(r["n_removed"]),
-                 f"{r['train_pruned_canonical']} / {r['train_pruned_near_identical']} / {r['train_pruned_homolog']} "
-                 f"({r['train_pruned']})"]
+                 f"{r['train_pruned_canonical']} / {r['train_pruned_near_identical']} / {r['train_pruned_homolog']}; "
+                 f"{r['train_pruned']}"]
         cells += [f"{r[f'val_shared_{rel}']} ({r[f'val_shared_{rel}_pct']:.1f}%)" for rel in RELATIONS]
         cells.append(f"{r['val_max_identity_mean']:.2f} / {r['val_max_identity_max']:.2f}")
         cells += [str(r.get(f"val_{c}", "")) for c in class_names]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def compact_report(report: pd.DataFrame) -> str:
+    """The report's headline columns as a Markdown table fit for a terminal: per fold (as the
+    test fold) the train and test sizes, removed, distinct samples pruned from train, test
+    samples related to train by any relation, identity to train (mean / max)."""
+    head = ["fold", "train", "test", "removed from test", "pruned from train (distinct)",
+            "test related to train (any relation)", "test identity to train (mean / max)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in report.to_dict("records"):
+        related = max(int(r[f"val_shared_{rel}"]) for rel in RELATIONS)
+        lines.append("| " + " | ".join([r["fold"], str(r["n_train"]), str(r["n_val"]), str(r["n_removed"]),
+                                        str(r["train_pruned"]), f"at least {related}" if related else "0",
+                                        f"{r['val_max_identity_mean']:.2f} / {r['val_max_identity_max']:.2f}"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def report_location(root: str, scheme: str) -> str:
+    """Where ``rnamotif split --report`` saves a store's full report:
+    ``STORE/splits/<scheme>-report.md`` (beside the split file; not in ``checksums.sha256``,
+    accepted by ``rnamotif verify`` and by ``build --overwrite``)."""
+    return join(str(root), "splits", f"{scheme}-report.md")
+
+
+def write_report(root: str, scheme: str, text: str) -> str:
+    """Write ``text`` to :func:`report_location`; returns the location."""
+    url = report_location(root, scheme)
+    fs, path = url_to_fs(url)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    fs.pipe_file(path, text.encode("utf-8"))
+    return url

@@ -50,6 +50,7 @@ _OWN_FILE = re.compile(
     rf"|(?:{_ARRAY_NAMES})/zarr\.json|(?:{_ARRAY_NAMES})/c(?:/\d+)+"
     rf"|{re.escape(STAGING)}/[^/]+\.npz"
     rf"|splits/(?:{'|'.join(SPLIT_SCHEMES)})\.parquet"
+    rf"|splits/(?:{'|'.join(SPLIT_SCHEMES)})-report\.md"
     rf"|splits/(?:{'|'.join(SPLIT_SCHEMES)})-[\w.-]+-pca\d+\.npz"
     rf"|features/[\w-][\w.-]*/(?:{'|'.join(_FEATURE_FILES)})"
     r")(?:\.tmp-\d+)?$")

@@ -363,4 +363,4 @@ def test_package_of_a_multi_entry_store_ships_its_splits(multi_entry_store, tmp_
     assert any(pruned)  # training pruned, not evaluation
     card = (pkg / "README.md").read_text()
     assert "## Shortcut audit" in card and "unknown vs motif: balanced accuracy" in card
-    assert "| fold1 |" in card and "val sharing near-identical" in card
+    assert "| fold1 |" in card and "test sharing near-identical" in card
