@@ -251,13 +251,8 @@ def check_export_target(out: Path, fmt: str, *, overwrite: bool) -> None:
     if not ours:
         raise StoreError(f"{out}: exists and is not a {fmt} export this package wrote; --overwrite replaces only "
                          "those; nothing was changed")
-    if out.is_dir():
-        own, other = export_files(out)
-        if other:
-            names = [p.relative_to(out).as_posix() for p in other]
-            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-            raise StoreError(f"{out}: holds files this package did not write ({', '.join(names[:5])}{more}); "
-                             "move them before --overwrite; nothing was changed")
+    if out.is_dir():  # foreign files were refused above, before --overwrite was looked at
+        own, _ = export_files(out)
         for f in own:
             f.unlink()
         for d in sorted((d for d in out.rglob("*") if d.is_dir()), key=lambda d: -len(d.parts)):
