@@ -226,3 +226,61 @@ def test_split_report_out_never_replaces_a_users_file(train_store, tmp_path, cap
         assert _cli(capsys, "split", store, "--scheme", "entry", "--report-out", report)[0] == 0
     text = report.read_text()
     assert text.startswith("<!-- written by rnamotif split") and "Leakage report" in text
+
+
+def test_a_refused_block_keeps_a_finished_runs_marker(tmp_path):
+    """Campaign at the stop: a --resume refused on its settings marked a finished run as
+    interrupted; a block that writes nothing now leaves the marker as it was."""
+    from rnamotif_data.errors import ConfigError
+    from rnamotif_data.storage.outputs import claimed_output, output_state
+
+    run = tmp_path / "run"
+    with claimed_output(run, "train", ("last.pt",), mode="new"):
+        (run / "last.pt").write_bytes(b"weights")
+    assert output_state(run) == "complete"
+    with pytest.raises(ConfigError):
+        with claimed_output(run, "train", ("last.pt",), mode="resume"):
+            raise ConfigError("made with other settings")
+    assert output_state(run) == "complete"
+    with pytest.raises(ConfigError):  # a block that wrote something stays marked unfinished
+        with claimed_output(run, "train", ("last.pt",), mode="resume"):
+            (run / "last.pt").write_bytes(b"half")
+            raise ConfigError("stopped")
+    assert output_state(run) == "interrupted"
+
+
+def test_split_never_writes_over_a_users_file_or_its_manifest(tmp_path, demo_store, capsys):
+    """Campaign at the stop: ``split --manifest M --out F`` replaced any F (the manifest
+    itself too), and a user's file at STORE/splits/<scheme>.parquet was replaced."""
+    import shutil
+
+    from rnamotif_data.cli import main
+
+    manifest = tmp_path / "m.parquet"
+    shutil.copy(REPO / "demo" / "training" / "manifest.parquet", manifest)
+    before = manifest.read_bytes()
+    assert main(["split", "--manifest", str(manifest), "--scheme", "entry", "--out", str(manifest)]) == 1
+    assert "is the manifest being split" in capsys.readouterr().err and manifest.read_bytes() == before
+    mine = tmp_path / "mine.parquet"
+    mine.write_text("precious")
+    assert main(["split", "--manifest", str(manifest), "--scheme", "entry", "--out", str(mine)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a split file this package wrote" in err[0] and mine.read_text() == "precious"
+    out = tmp_path / "split.parquet"  # a split the command wrote is replaced by a rerun
+    assert main(["split", "--manifest", str(manifest), "--scheme", "entry", "--out", str(out)]) == 0
+    assert main(["split", "--manifest", str(manifest), "--scheme", "entry", "--out", str(out)]) == 0
+    store = tmp_path / "s.zarr"
+    shutil.copytree(demo_store, store)
+    (store / "splits").mkdir(exist_ok=True)
+    (store / "splits" / "entry.parquet").write_text("precious")
+    assert main(["split", str(store), "--scheme", "entry"]) == 1
+    assert "not a split file this package wrote" in capsys.readouterr().err
+    assert (store / "splits" / "entry.parquet").read_text() == "precious"
+
+
+def test_export_hdf5_refuses_by_class(tmp_path, demo_store, capsys):
+    """Campaign at the stop: --by-class with --format hdf5 was ignored without a word."""
+    from rnamotif_data.cli import main
+
+    assert main(["export", demo_store, "--format", "hdf5", "--by-class", "--out", str(tmp_path / "x.h5")]) == 1
+    assert "--by-class" in capsys.readouterr().err and not (tmp_path / "x.h5").exists()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import warnings
 from pathlib import Path
 
 from rnamotif_data.errors import ConfigError, InputError, MissingFileError
@@ -50,6 +51,25 @@ def read_arm(path: str | Path) -> dict:
     return summary
 
 
+def _runs(summary: dict) -> list[dict]:
+    return list(summary.get("runs", summary.get("folds", [])))
+
+
+def _check_comparable(args, a: dict, b: dict) -> None:
+    """Refuse a metric no run has, and two arms scored under different protocols or subsets
+    (a nested test fold against an upstream validation fold is no pair)."""
+    for path, arm in ((args.a, a), (args.b, b)):
+        keys = {k for run in _runs(arm) for k, v in run.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if args.metric not in keys:
+            raise ConfigError(f"--metric {args.metric}: no run of {path} has it; its runs have "
+                              f"{', '.join(sorted(keys - {'seed'}))}")
+    for what, get in (("protocol", lambda arm: {arm.get("protocol")}),
+                      ("scored subset", lambda arm: {run.get("subset") for run in _runs(arm)})):
+        if get(a) != get(b):
+            raise InputError(f"{args.a} and {args.b}: scored under another {what} ({', '.join(map(str, sorted(get(a), key=str)))} "
+                             f"against {', '.join(map(str, sorted(get(b), key=str)))}); their runs are not pairs")
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``rnamotif compare``."""
     p = argparse.ArgumentParser(prog="rnamotif compare", description=__doc__.split("\n")[0])
@@ -67,7 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None and args.out.exists():
         raise ConfigError(f"--out {args.out}: exists; choose a new file name (compare never replaces a file)")
     a, b = read_arm(args.a), read_arm(args.b)
-    cmp = compare_runs(a, b, metric=args.metric)
+    _check_comparable(args, a, b)
+    with warnings.catch_warnings():  # scipy's precision notes on near-constant differences
+        warnings.simplefilter("ignore", RuntimeWarning)
+        cmp = compare_runs(a, b, metric=args.metric)
     if cmp["n_pairs"] == 0:
         raise InputError(f"{args.a} and {args.b}: no run of one has a partner of the same fold and seed in the other "
                          f"with a value of {args.metric}; nothing to compare")

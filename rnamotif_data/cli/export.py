@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rnamotif_data.errors import StoreError
+from rnamotif_data.errors import ConfigError, StoreError
 from rnamotif_data.release.export import check_export_target, export_hdf5, export_mrc, log
 from rnamotif_data.storage.store import open_store
 
@@ -30,6 +30,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = parser().parse_args(argv)
+    if args.by_class and args.format != "mrc":
+        raise ConfigError(f"--by-class lays out MRC files in class folders; --format {args.format} has no such "
+                          "layout (drop --by-class)")
     if len(open_store(args.store)) == 0:
         raise StoreError(f"{args.store}: the store has no samples; nothing to export")
     check_export_target(args.out, args.format, overwrite=args.overwrite)

@@ -46,7 +46,17 @@ from rnamotif_data.rna.motifs import CLASS_NAMES, class_index
 from rnamotif_data.split.homology import LEVELS, HomologySources, HomologyTables, load_tables, model_chain_sequences, sample_chains, sample_homology
 from rnamotif_data.split.leakage import compact_report, format_report, leakage_report, write_report
 from rnamotif_data.split.similarity import strand_column
-from rnamotif_data.split.splits import PRUNE_MODES, SplitConfig, make_split, split_metadata, split_table, store_relations, write_split
+from rnamotif_data.split.splits import (
+    PRUNE_MODES,
+    SplitConfig,
+    check_split_target,
+    make_split,
+    split_metadata,
+    split_path,
+    split_table,
+    store_relations,
+    write_split,
+)
 from rnamotif_data.split.upstream import read_upstream_folds
 from rnamotif_data.storage.layout import SPLIT_SCHEMES
 from rnamotif_data.storage.store import open_store
@@ -240,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.manifest is not None and args.out is None:
         raise ConfigError(f"--manifest {args.manifest}: give --out FILE.parquet for the split")
     _check_report_out(args.report_out)
+    if args.manifest is not None:  # before any work: never over the manifest or a user's file
+        check_split_target(args.out, source=args.manifest)
     config, tables = _configs(args)
     motif_folds, bg_folds = read_upstream_folds(args.folds) if args.folds else (None, None)
 
@@ -257,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         class_names, source = CLASS_NAMES, args.manifest
     else:
         store = open_store(args.store)
+        check_split_target(split_path(store.root, config.scheme))
         relations = store_relations(store, config)
         split = make_split(store, config, upstream_folds=motif_folds, upstream_background=bg_folds,
                            relations=relations, homology=homology_of(store.metadata))

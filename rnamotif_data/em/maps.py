@@ -665,6 +665,20 @@ def _header_placement(path, org: np.ndarray, vs: np.ndarray, placement: str) -> 
     return header_origin, nstart
 
 
+def _write_mrc_file(path: Path, arr: np.ndarray, vs: np.ndarray, header_origin, nstart) -> None:
+    """Write ``arr`` (z-y-x) as an uncompressed MRC file at ``path`` with the given voxel size,
+    ORIGIN and NSTART, and a fixed label (no creation time: the bytes are reproducible)."""
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(np.ascontiguousarray(arr))
+        mrc.voxel_size = tuple(float(v) for v in vs)
+        mrc.header.origin = tuple(float(v) for v in header_origin)
+        mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in nstart)
+        mrc.update_header_stats()
+        # mrcfile stamps a creation time into label 0: keep the file reproducible
+        mrc.header.label[0] = b"Written by rnamotif-data".ljust(80)
+        mrc.header.nlabl = 1
+
+
 def write_map(
     path: str | os.PathLike,
     data: np.ndarray,
@@ -724,15 +738,7 @@ def write_map(
     plain = path.with_name(path.name + ".tmp-mrc")
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with mrcfile.new(plain, overwrite=True) as mrc:
-            mrc.set_data(np.ascontiguousarray(arr))
-            mrc.voxel_size = tuple(float(v) for v in vs)
-            mrc.header.origin = tuple(float(v) for v in header_origin)
-            mrc.header.nxstart, mrc.header.nystart, mrc.header.nzstart = (int(v) for v in nstart)
-            mrc.update_header_stats()
-            # mrcfile stamps a creation time into label 0: keep the file reproducible
-            mrc.header.label[0] = b"Written by rnamotif-data".ljust(80)
-            mrc.header.nlabl = 1
+        _write_mrc_file(plain, arr, vs, header_origin, nstart)
         if compression:  # no timestamp in the compressed stream either (gzip mtime 0)
             raw = plain.read_bytes()
             packed = gzip.compress(raw, mtime=0) if compression == "gzip" else bz2.compress(raw)

@@ -64,8 +64,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from rnamotif_data.errors import ConfigError
+from rnamotif_data.errors import ConfigError, StoreError
 from rnamotif_data.rna.motifs import class_index as _class_index
 from rnamotif_data.split.folds import assign_folds, hard_groups, soft_assignment
 from rnamotif_data.split.homology import LEVELS, HomologySources, SampleHomology, related_levels, sample_homology
@@ -77,7 +78,7 @@ from rnamotif_data.storage.store import RNAMotifStore, open_store
 log = logging.getLogger(__name__)
 
 __all__ = ["SPLIT_NAMES", "SUBSETS", "SplitConfig", "Split", "make_split", "split_metadata",
-           "write_split", "read_split", "split_table", "load_or_make_split", "split_path", "upstream_key",
+           "write_split", "check_split_target", "read_split", "split_table", "load_or_make_split", "split_path", "upstream_key",
            "validate_split_name", "store_relations"]
 
 SPLIT_NAMES = ("fold1", "fold2", "fold3", "fold4", "fold5", "all")
@@ -504,10 +505,46 @@ def split_table(split: Split) -> pa.Table:
 
 
 def write_split(store: RNAMotifStore, split: Split) -> str:
-    """Write ``split`` to ``STORE/splits/<scheme>.parquet``; returns its location."""
+    """Write ``split`` to ``STORE/splits/<scheme>.parquet``; returns its location.
+
+    Raises
+    ------
+    StoreError
+        If a file that is not a split this package wrote sits there (:func:`check_split_target`).
+    """
     url = split_path(store.root, split.config.scheme)
+    check_split_target(url)
     write_table(url, split_table(split))
     return url
+
+
+def check_split_target(location: str | os.PathLike, *, source: str | os.PathLike | None = None) -> None:
+    """Refuse to write a split over anything but a split file this package wrote (its Parquet
+    schema carries the ``rnamotif_split`` record), and over ``source``, the manifest being
+    split. Nothing is changed.
+
+    Raises
+    ------
+    ConfigError
+        If ``location`` is ``source``.
+    StoreError
+        If ``location`` is a folder, or a file that is not a split of this package.
+    """
+    if source is not None and os.path.abspath(str(source)) == os.path.abspath(str(location)):
+        raise ConfigError(f"--out {location}: is the manifest being split; write the split to another file")
+    fs, path = url_to_fs(str(location))
+    if not fs.exists(path):
+        return
+    if fs.isdir(path):
+        raise StoreError(f"{location}: is a folder; a split is written to a .parquet file")
+    try:
+        with fs.open(path, "rb") as f:
+            metadata = pq.read_schema(f).metadata or {}
+    except (OSError, ValueError, pa.ArrowException):
+        metadata = {}
+    if b"rnamotif_split" not in metadata:
+        raise StoreError(f"{location}: exists and is not a split file this package wrote; move it or choose another "
+                         "--out; nothing was changed")
 
 
 def read_split(store: RNAMotifStore | str | os.PathLike, scheme: str = "similarity") -> Split | None:

@@ -200,13 +200,30 @@ def claimed_output(folder: str | os.PathLike, command: str, files, *, mode: str 
     """
     folder = Path(folder)
     made = not folder.exists()
+    old = read_marker(folder) if folder.is_dir() else None
+    before = _snapshot(folder)
     claim = claim_output(folder, command, files, mode=mode)
     try:
         yield claim
     except BaseException:
-        if folder.is_dir() and not [f for f in _files(folder) if f != OUTPUT_MARKER]:
-            (folder / OUTPUT_MARKER).unlink(missing_ok=True)
-            if made and not any(folder.iterdir()):
-                folder.rmdir()
+        if folder.is_dir() and _snapshot(folder) == before:  # the command wrote nothing: leave it as it was
+            if old is not None:
+                write_marker(folder, old)  # e.g. a refused --resume keeps a finished run finished
+            else:
+                (folder / OUTPUT_MARKER).unlink(missing_ok=True)
+                if made and not any(folder.iterdir()):
+                    folder.rmdir()
         raise
     claim.complete()
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """``{file: (size, mtime_ns)}`` of every file under ``folder`` but the marker."""
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for rel in _files(folder):
+        if rel != OUTPUT_MARKER:
+            st = (folder / rel).lstat()
+            out[rel] = (st.st_size, st.st_mtime_ns)
+    return out

@@ -216,7 +216,12 @@ class RNAMotifStore:
             readers = {}
             for name in self.array_names:
                 fs, path = url_to_fs(join(self.root, name, "zarr.json"))
-                meta = json.loads(fs.cat_file(path))
+                try:
+                    meta = json.loads(fs.cat_file(path))
+                except (OSError, ValueError) as exc:
+                    raise StoreError(f"{self.root}: {name}/zarr.json cannot be read ({type(exc).__name__}); the store "
+                                     "is damaged (rnamotif verify lists what else is): rebuild it or download it "
+                                     "again") from None
                 if ShardReader.supports(meta) and tuple(meta["shape"][1:]) == self.cube_shape:
                     digests = None
                     if self._sums is not None:  # every shard checked in full when first opened
@@ -299,7 +304,15 @@ class RNAMotifStore:
             import zarr
 
             group = zarr.open_group(zarr_location(self.root), mode="r")
-            self._arrays = {name: group[name] for name in self.array_names}
+            arrays = {}
+            for name in self.array_names:
+                try:
+                    arrays[name] = group[name]
+                except (OSError, ValueError, KeyError) as exc:  # a damaged or missing array's zarr.json
+                    raise StoreError(f"{self.root}: {name}/zarr.json cannot be read ({type(exc).__name__}); the store "
+                                     "is damaged (rnamotif verify lists what else is): rebuild it or download it "
+                                     "again") from None
+            self._arrays = arrays
         return self._arrays
 
     def _check(self, index: int) -> int:

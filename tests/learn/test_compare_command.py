@@ -58,3 +58,18 @@ def test_compare_never_replaces_a_file(tmp_path, capsys):
     mine.write_text("my notes")
     assert main(["compare", str(arm), str(arm), "--out", str(mine)]) == 1
     assert "exists" in capsys.readouterr().err and mine.read_text() == "my notes"
+
+
+def test_compare_refuses_an_unknown_metric_and_arms_of_other_protocols(tmp_path, capsys):
+    """Campaign at the stop: --metric bogus said "no partner"; a nested test arm and an
+    upstream validation arm were called significantly different."""
+    a = _arm(tmp_path / "a", {(1, 0): 0.3, (2, 0): 0.4})
+    assert main(["compare", str(a), str(a), "--metric", "bogus"]) == 1
+    err = capsys.readouterr().err
+    assert "--metric bogus: no run of" in err and "macro_sensitivity" in err
+    summary = json.loads((a / "cv_summary.json").read_text())
+    other = tmp_path / "b"
+    other.mkdir()
+    (other / "cv_summary.json").write_text(json.dumps({**summary, "protocol": "upstream"}))
+    assert main(["compare", str(a), str(other)]) == 1
+    assert "scored under another protocol" in capsys.readouterr().err

@@ -183,3 +183,21 @@ def test_a_missing_table_is_one_line_naming_it(demo_store, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {damaged}: failures.parquet is missing; the store is damaged (rnamotif verify lists "
                    "what else is): rebuild it or download it again"]
+
+
+def test_a_damaged_array_header_is_one_line_naming_it(demo_store, tmp_path, capsys):
+    """Campaign at the stop: a corrupt density/zarr.json gave a JSONDecodeError traceback in
+    export, report, audit, train and evaluate."""
+    import shutil
+
+    from rnamotif_data.cli import main
+
+    damaged = tmp_path / "damaged.zarr"
+    shutil.copytree(demo_store, damaged)
+    (damaged / "density" / "zarr.json").write_text("{bad")
+    (damaged / "density_masked" / "zarr.json").write_text("{bad")
+    for argv in (["export", str(damaged), "--format", "hdf5", "--out", str(tmp_path / "x.h5")],
+                 ["export", str(damaged), "--format", "mrc", "--out", str(tmp_path / "mrc")]):
+        assert main(argv) == 1, argv
+        err = [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("shards:")]
+        assert len(err) == 1 and "zarr.json" in err[0] and "damaged" in err[0], err  # no traceback
