@@ -17,6 +17,8 @@ from rnamotif_data.errors import ConfigError, RegistryError
 from rnamotif_data.samples.background import BackgroundConfig
 from rnamotif_data.samples.cubes import SegmentConfig
 from rnamotif_data.samples.rules import PlacementRules, QualityRules
+from rnamotif_data.samples.tiles import TileConfig
+from rnamotif_data.samples.volumes import VolumeConfig
 from rnamotif_data.storage.registry import parse_version
 from rnamotif_data.storage.shards import DEFAULT_CODEC, check_codec
 
@@ -88,6 +90,12 @@ class BuildConfig:
         never chosen by what is installed, so a store's content does not depend on the
         machine. Left out of :meth:`to_dict` at its default, so stores built before it
         existed keep their ``config_hash``.
+    tiles:
+        Also store each entry's 1 Å density and label volumes and its tile table
+        (``rnamotif build --tiles``; :mod:`rnamotif_data.storage.volumes`). Left out of
+        :meth:`to_dict` (with ``tile``) when off, so cube-only stores keep their hash.
+    tile:
+        The tiles' and volumes' settings (:class:`~rnamotif_data.samples.tiles.TileConfig`).
     """
 
     segment: SegmentConfig = field(default_factory=SegmentConfig)
@@ -102,6 +110,8 @@ class BuildConfig:
     codec: str = DEFAULT_CODEC
     compression_level: int | None = None
     pairs: str = "geometric"
+    tiles: bool = False
+    tile: TileConfig = field(default_factory=TileConfig)
 
     def __post_init__(self) -> None:
         if self.pairs not in PAIR_READERS:
@@ -120,6 +130,15 @@ class BuildConfig:
         return PlacementRules(self.min_motif_fit_z, self.min_motif_frac_above_1sd)
 
     @property
+    def volume_config(self) -> VolumeConfig:
+        """The volumes' :class:`~rnamotif_data.samples.volumes.VolumeConfig`: ``tile``'s grid and
+        labels, normalised by the cubes' percentile (``segment.normalise_percentile``)."""
+        t = self.tile
+        return VolumeConfig(voxel_size=t.voxel_size, label_radius=t.label_radius,
+                            normalise_percentile=self.segment.normalise_percentile, slab=t.slab,
+                            max_fraction_outside=t.max_fraction_outside)
+
+    @property
     def quality_rules(self) -> QualityRules:
         """The per-motif quality thresholds (``min_q_score``, ``min_cc_mask``)."""
         return QualityRules(self.min_q_score, self.min_cc_mask)
@@ -130,6 +149,8 @@ class BuildConfig:
         d = asdict(self)
         if d["pairs"] == "geometric":
             del d["pairs"]
+        if not d["tiles"]:
+            del d["tiles"], d["tile"]
         return d
 
     def config_hash(self) -> str:

@@ -39,6 +39,7 @@ from rnamotif_data.pipeline.config import BuildConfig
 from rnamotif_data.pipeline.context import MODELS, ModelContext, ModelUse
 from rnamotif_data.pipeline.staging import part_inputs, write_part
 from rnamotif_data.pipeline.timing import StageClock
+from rnamotif_data.pipeline.volumes import EntryVolumes, failed_volumes, stage_volumes
 from rnamotif_data.rna.modified import sequence_matches
 from rnamotif_data.rna.motifs import class_index, motif_class
 from rnamotif_data.rna.structure import format_residues
@@ -179,6 +180,9 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
         log.debug("%s: %s failed: %s", job.key, stage, exc)
         samples, entry_failed = [], True
         failures = [failure_row(i, row, emdb, stage, exc) for i, row in job.rows]
+    if config.tiles:
+        with clock("volumes"):
+            extra["volumes"] = _entry_volumes(job, emdb, root, ctx, config, stage)
     ctx = dmap = None  # the map is not needed to write the cubes: a worker's peak stays below map + cubes
     extra["timing"] = clock.to_dict()
     with clock("staging"):
@@ -272,6 +276,17 @@ def current_inputs(job: EntryJob, recorded: dict | None, config: BuildConfig, so
             log.info("%s: %s cannot be read now (%s)", job.key, name, one_line(exc))
             digests.append(None)
     return part_inputs(config.config_hash(), emdb, *digests)
+
+
+def _entry_volumes(job: EntryJob, emdb: str | None, root: str, ctx: _Entry | None, config: BuildConfig,
+                   stage: str) -> dict:
+    """The entry's volumes and tiles (:func:`rnamotif_data.pipeline.volumes.stage_volumes`), or,
+    when the entry stopped before its map was placed, a record of why it has none."""
+    resolution = ctx.resolution if ctx is not None else job.resolution
+    who = EntryVolumes(root, job.key, job.pdb_id, emdb, resolution, job.rows)
+    if ctx is None:
+        return failed_volumes(who, config, f"{job.key}: the entry failed at stage {stage} (failures.parquet)")
+    return stage_volumes(who, ctx.model, ctx.dmap, ctx.stats, ctx.partner, config)
 
 
 def _nan_none(v: float) -> float | None:
