@@ -69,7 +69,7 @@ class EntryVolumes:
 def failed_volumes(who: EntryVolumes, config: BuildConfig, error: str) -> dict:
     """The staging record of an entry without volumes: its ``volumes.parquet`` row with the
     one-line ``error``, no tiles, no instances."""
-    row = who.volume(None, config.tile.block, n_instances=0, n_tiles=0, voxels_per_element=None, error=error)
+    row = who.volume(None, config.tile.block, rna_chains=None, chain_sequences=None, n_instances=0, n_tiles=0, voxels_per_element=None, error=error)
     return {"volume": row, "tiles": [], "instances": []}
 
 
@@ -103,7 +103,11 @@ def stage_volumes(who: EntryVolumes, model: Model, dmap: DensityMap, stats: MapS
     tiles = [_tile_columns(who, grid, t) for t in tile_table(cells, config.tile, n_tiles, who.key, types)]
     instances = _instance_rows(who, model, elements, cells.instance_voxels)
     totals = cells.counts.sum(axis=(0, 1, 2))
-    row = who.volume(grid, config.tile.block, n_instances=len(instances), n_tiles=len(tiles),
+    nt = model.atoms.nucleotide_residues
+    chains = [(c, model.chain_sequence(c)) for c, (order, _) in model.chain_index.items()
+              if len(order) and nt[np.asarray(order, dtype=np.int64)].any()]
+    row = who.volume(grid, config.tile.block, rna_chains=[c for c, _ in chains],
+                     chain_sequences=[seq for _, seq in chains], n_instances=len(instances), n_tiles=len(tiles),
                      voxels_per_element=[int(v) for v in totals], error=None)
     return {"volume": row, "tiles": tiles, "instances": instances}
 

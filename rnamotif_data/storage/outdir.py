@@ -53,7 +53,7 @@ _OWN_FILE = re.compile(
     rf"|{re.escape(VOLUMES_FILE)}|{re.escape(TILES_FILE)}|{re.escape(INSTANCES_FILE)}"
     rf"|{VOLUMES}/zarr\.json|{VOLUMES}/[\w.-]+/zarr\.json"
     rf"|{VOLUMES}/[\w.-]+/(?:{'|'.join(VOLUME_ARRAYS)})/(?:zarr\.json|c(?:/\d+)+)"
-    rf"|splits/(?:{'|'.join(SPLIT_SCHEMES)})\.parquet"
+    rf"|splits/(?:{'|'.join(SPLIT_SCHEMES)}|tiles)\.parquet"
     rf"|splits/(?:{'|'.join(SPLIT_SCHEMES)})-report\.md"
     rf"|splits/(?:{'|'.join(SPLIT_SCHEMES)})-[\w.-]+-pca\d+\.npz"
     rf"|features/[\w-][\w.-]*/(?:{'|'.join(_FEATURE_FILES)})"

@@ -70,6 +70,10 @@ VOLUME_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "voxel_size": (pa.float64(), "Å, the grid's spacing"),
     "block": (pa.int32(), "voxels per block edge B"),
     "blocks_zyx": (_ZYX, "blocks per axis, ceil(grid_shape / B)"),
+    "rna_chains": (pa.list_(pa.string()), "chains of the model with a nucleotide, in model order (the tile split's "
+                                          "chain homology)"),
+    "chain_sequences": (pa.list_(pa.string()), "one-letter sequence of each of those chains (parents of modified "
+                                               "residues)"),
     "n_instances": (pa.int32(), "loop instances of the model (instances.parquet rows of the entry)"),
     "n_tiles": (pa.int32(), "tiles of the entry in tiles.parquet"),
     "voxels_per_element": (pa.list_(pa.int64()), "voxels of the grid per element id (rna.elements.ELEMENT_NAMES)"),
