@@ -151,3 +151,17 @@ def store_tree(root: Path) -> dict[str, bytes]:
                 data = json.dumps(meta, sort_keys=True).encode()
             out[str(p.relative_to(root))] = data
     return out
+
+
+@pytest.fixture(scope="session")
+def tiled_training_store(tmp_path_factory) -> str:
+    """The shipped training demo (15 real models, simulated maps) built once with ``--tiles``
+    (64³ tiles every 32 voxels) and its tile split at level ``entry`` (no homology tables
+    needed), as a path string."""
+    from rnamotif_data.cli.build import main as build_main
+    from rnamotif_data.cli.split import main as split_main
+
+    out = tmp_path_factory.mktemp("tiled") / "demo.zarr"
+    assert build_main(["--tiles", "--out", str(out), "--scheduler", "synchronous", "--no-progress"]) == 0
+    assert split_main([str(out), "--tiles", "--level", "entry"]) == 0
+    return str(out)
