@@ -41,6 +41,7 @@ from rnamotif_data.errors import StoreError, one_line
 from rnamotif_data.features.stored import features_dir, list_features, verify_features
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index, motif_class
 from rnamotif_data.split.splits import read_split
+from rnamotif_data.split.tiles import read_tile_split
 from rnamotif_data.storage.checksums import check_checksums
 from rnamotif_data.storage.layout import (
     ARRAY_DTYPES,
@@ -150,6 +151,12 @@ def _check_splits(store) -> list[str]:
         if not name.endswith(".parquet"):
             continue
         scheme = name.removesuffix(".parquet")
+        if scheme == "tiles":  # the tile split (rnamotif split --tiles)
+            try:
+                read_tile_split(store)
+            except Exception as exc:  # noqa: BLE001 - reported, never raised
+                problems.append(f"splits/{name}: {one_line(exc)}")
+            continue
         if scheme not in SPLIT_SCHEMES:
             problems.append(f"splits/{name}: not a split of a known scheme ({', '.join(SPLIT_SCHEMES)})")
             continue
