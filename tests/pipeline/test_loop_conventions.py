@@ -21,18 +21,21 @@ from rnamotif_data.inputs.schema import rows_to_table
 from rnamotif_data.inputs.sources import SourceConfig
 from rnamotif_data.pipeline.builder import build
 from rnamotif_data.pipeline.config import BuildConfig
+from rnamotif_data.pipeline.staging import read_part, write_part
 from rnamotif_data.release.verify import verify_store
 from rnamotif_data.rna.structure import read_model
-from rnamotif_data.storage.layout import LATER_METADATA_COLUMNS, METADATA_COLUMNS, get_attrs
+from rnamotif_data.storage.layout import ARRAYS, LATER_METADATA_COLUMNS, METADATA_COLUMNS, STAGING, get_attrs
 from rnamotif_data.storage.store import open_store
+
+from ..conftest import store_tree
 
 #: the hash of a default BuildConfig, as every store built since 0.8 records it
 DEFAULT_CONFIG_HASH = "a46ffe181b2fae95"
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory) -> dict:
-    """``{"span": store path, "source": store path}``: one manifest built under each convention."""
+def inputs(tmp_path_factory) -> tuple:
+    """``(manifest, SourceConfig)``: the 1U9S rows of the training demo and the small demo's 6V5B rows."""
     root = tmp_path_factory.mktemp("loops")
     mirror = root / "mirror"
     for sub in ("pdb", "emdb"):
@@ -48,7 +51,14 @@ def stores(tmp_path_factory) -> dict:
     rows += pq.read_table(SMALL_MANIFEST).to_pylist()
     manifest = root / "manifest.parquet"
     pq.write_table(rows_to_table(rows), manifest)
-    sources = SourceConfig(cache_dir=root / "cache", mirror=mirror, offline=True)
+    return manifest, SourceConfig(cache_dir=root / "cache", mirror=mirror, offline=True)
+
+
+@pytest.fixture(scope="module")
+def stores(inputs, tmp_path_factory) -> dict:
+    """``{"span": store path, "source": store path}``: the manifest built under each convention."""
+    manifest, sources = inputs
+    root = tmp_path_factory.mktemp("stores")
     out = {}
     for convention in ("span", "source"):
         out[convention] = root / f"{convention}.zarr"
@@ -128,6 +138,24 @@ def test_a_store_built_before_the_source_columns_still_opens_and_verifies(stores
     assert meta["source_loop_lengths"].isna().all() and meta["source_motif_type"].isna().all()
     assert verify_store(str(old))[0] == []
     assert "source_motif_type" not in pq.read_schema(old / "metadata.parquet").names
+
+
+def test_resume_stages_again_a_part_staged_without_the_source_columns(inputs, stores, tmp_path, caplog):
+    """A build interrupted under 0.9.0 and resumed by this package: its staged samples lack
+    the new columns, so the entry is staged again (not a TypeError at the commit)."""
+    manifest, sources = inputs
+    out = tmp_path / "resumed.zarr"
+    build(manifest, str(out), source_config=sources, progress=False, stop_after=1)
+    (part_path,) = (out / STAGING).glob("*.npz")
+    part = read_part(str(out), part_path.stem, arrays=True)
+    samples = [{"meta": {k: v for k, v in meta.items() if k not in LATER_METADATA_COLUMNS},
+                **{name: part[name][k] for name in ARRAYS}} for k, meta in enumerate(part["meta"])]
+    extra = {k: v for k, v in part.items() if k not in (*ARRAYS, "meta", "failures", "entry_failed", "shape")}
+    write_part(str(out), part_path.stem, samples, part["failures"], part["entry_failed"], extra)
+    with caplog.at_level("WARNING", logger="rnamotif_data.pipeline.builder"):
+        build(manifest, str(out), source_config=sources, progress=False, resume=True)
+    assert f"{part_path.stem}: the staged part has no source_loop_lengths, source_motif_type column(s)" in caplog.text
+    assert store_tree(out) == store_tree(stores["span"])
 
 
 def test_loop_convention_flag_refuses_an_unknown_convention(tmp_path, capsys):
