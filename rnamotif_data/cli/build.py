@@ -41,7 +41,7 @@ from rnamotif_data.em.quality import QualityConfig
 from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
 from rnamotif_data.pipeline.builder import BuildResult, build, log
-from rnamotif_data.pipeline.config import PAIR_READERS, BuildConfig
+from rnamotif_data.pipeline.config import LOOP_CONVENTIONS, PAIR_READERS, BuildConfig
 from rnamotif_data.pipeline.timing import format_timing
 from rnamotif_data.samples.background import BackgroundConfig
 from rnamotif_data.samples.cubes import SegmentConfig
@@ -68,6 +68,9 @@ BUILD_HELPS = {
     "min_cc_mask": "motifs with a lower (or undefined) CC_mask go to failures.parquet (stage quality)",
     "pairs": "how closing base pairs are read to check loop lengths: geometric (N1-N3 rule, milliseconds) or "
              "rnapolis (RNApolis's canonical pairs, [annotate] extra, ~20 s per 50S model)",
+    "loop_convention": "how loop lengths and fine types are counted: span (every nucleotide between the closing "
+                       "pairs, default) or source (only those the source's residue list names: RNA 3D Motif Atlas "
+                       "types); both are in the metadata either way",
     "shard_size": "samples per shard",
     "codec": "chunk codec of the cube arrays: lz4 (fastest to read) or zstd (~30% smaller)",
     "compression_level": "level of the codec (lz4 1-9, library default 5; zstd 1-22, default 3)",
@@ -115,7 +118,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", type=Path, metavar="FILE",
                    help="write a per-entry table of stage times (wall and CPU seconds), map shape and model size "
                         "to FILE (.csv or .parquet); the summary always gives the totals")
-    add_config_arguments(p, BuildConfig, helps=BUILD_HELPS, choices={"codec": tuple(CODECS), "pairs": PAIR_READERS})
+    add_config_arguments(p, BuildConfig, helps=BUILD_HELPS, choices={"codec": tuple(CODECS), "pairs": PAIR_READERS,
+                                                                   "loop_convention": LOOP_CONVENTIONS})
     add_config_arguments(p, SegmentConfig)
     add_config_arguments(p, BackgroundConfig, prefix="background_", types={"per_entry": _int_or_auto})
     add_config_arguments(p, QualityConfig, types={"cc_local_radius": float})

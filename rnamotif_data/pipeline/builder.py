@@ -50,7 +50,7 @@ from rnamotif_data.pipeline.staging import changed_inputs, clean_staging, part_e
 from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.samples.background import ShapeDistribution, background_count
 from rnamotif_data.storage.checksums import sha256_file
-from rnamotif_data.storage.layout import FAILURES_FILE, FORMAT_VERSION, join, read_table
+from rnamotif_data.storage.layout import FAILURES_FILE, FORMAT_VERSION, METADATA_COLUMNS, join, read_table
 from rnamotif_data.storage.writer import ArraySpec, StoreWriter
 
 __all__ = ["BuildResult", "EXIT_PARTIAL", "build", "group_entries"]
@@ -388,13 +388,16 @@ def _staged(root: str, job: EntryJob, out, config_hash: str) -> dict:
 
 def _to_stage(root: str, job: EntryJob, config: BuildConfig, source_config: SourceConfig, retry_failed: bool) -> bool:
     """Whether ``job`` is (re)staged: not staged yet, failed as a whole with
-    ``retry_failed``, or staged from inputs that changed since (logged)."""
+    ``retry_failed``, staged by a package whose samples lack a metadata column (one before
+    ``source_loop_lengths``), or staged from inputs that changed since (logged)."""
     if not part_exists(root, job.key):
         return True
     part = read_part(root, job.key)
     if retry_failed and part["entry_failed"]:
         return True
-    why = changed_inputs(part.get("inputs"), current_inputs(job, part.get("inputs"), config, source_config))
+    lacks = [c for c in METADATA_COLUMNS if c != "sample_index" and part["meta"] and c not in part["meta"][0]]
+    why = (f"the staged part has no {', '.join(lacks)} column(s) (staged by an older package)" if lacks else
+           changed_inputs(part.get("inputs"), current_inputs(job, part.get("inputs"), config, source_config)))
     if why:
         log.warning("%s: %s; the entry is staged again", job.key, why)
     return why is not None

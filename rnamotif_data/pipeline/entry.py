@@ -48,10 +48,12 @@ from rnamotif_data.samples.cubes import atoms_key, cut_model_motif, cut_motif
 from rnamotif_data.samples.rules import (
     CONTEXT_FLANK,
     SampleRejected,
+    apply_loop_convention,
     check_placement,
     check_quality,
     check_strands,
     source_flank_pairs,
+    source_residues,
 )
 from rnamotif_data.storage.checksums import sha256_file
 from rnamotif_data.storage.layout import failures_row, metadata_row
@@ -310,7 +312,8 @@ def _segment_rows(ctx: _Entry):
                 resolved = model.resolve(sel)
                 desc = f"{job.pdb_id} {sel} (row {i})"
                 loop_cols = check_strands(model, resolved, row["motif_type"], desc, ctx.partner,
-                                          source_flank_pairs(row))
+                                          source_flank_pairs(row), source_residues(model, resolved, row, desc))
+                mtype, loop_cols = apply_loop_convention(loop_cols, row["motif_type"], config.loop_convention, desc)
                 atoms = model.atoms.subset(resolved)
                 motif_xyz.append(atoms.xyz)
                 seq = atoms.sequence()
@@ -329,11 +332,11 @@ def _segment_rows(ctx: _Entry):
                 residues = format_residues(atoms.residues)
             targets.append((tuple(len(s) for s in model.strands(resolved)), resolved))  # kept motifs
             samples.append(_sample(
-                cube, sample_id=_sample_id(ctx.emdb, job.pdb_id, row["motif_type"], residues),
+                cube, sample_id=_sample_id(ctx.emdb, job.pdb_id, mtype, residues),
                 is_background=False, background_kind=None, manifest_row=int(i),
                 pdb_id=job.pdb_id, emdb_id=ctx.emdb, motif_id=row.get("motif_id"),
-                motif_type=row["motif_type"], motif_class=motif_class(row["motif_type"]),
-                class_index=class_index(row["motif_type"]), residues=residues, sequence=seq,
+                motif_type=mtype, motif_class=motif_class(mtype),
+                class_index=class_index(mtype), residues=residues, sequence=seq,
                 **ctx.strand_columns(resolved), model_hash=ctx.model_key, **loop_cols,
                 parent_sequence=ctx.parent_sequence(atoms.residues),
                 resolution=ctx.resolution, n_residues=len(atoms.residues),
@@ -383,6 +386,7 @@ def _background(ctx: _Entry, motif_xyz, n: int, targets) -> list[dict]:
             sequence=site.atoms.sequence() if modelled else None,
             **ctx.strand_columns(site.residue_indices),
             model_hash=ctx.model_key, loop_lengths=None, flank_pairs=None, loop_note=None,
+            source_loop_lengths=None, source_motif_type=None,
             parent_sequence=ctx.parent_sequence(res_ids),
             resolution=ctx.resolution, n_residues=len(res_ids),
             **qcols, map_warnings=ctx.map_warnings, source="background", source_id=None,

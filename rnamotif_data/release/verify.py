@@ -49,9 +49,9 @@ from rnamotif_data.storage.layout import (
     FAILURES_FILE,
     FAILURES_SCHEMA,
     METADATA_FILE,
-    METADATA_SCHEMA,
     SPLIT_SCHEMES,
     join,
+    metadata_schema_for,
     read_table,
     url_to_fs,
 )
@@ -170,7 +170,7 @@ def _check_splits(store) -> list[str]:
 def _check_tables(store, meta_t, fail_t, n: int) -> list[str]:
 
     problems = []
-    if not meta_t.schema.equals(METADATA_SCHEMA, check_metadata=False):
+    if not meta_t.schema.equals(metadata_schema_for(meta_t.schema.names), check_metadata=False):
         problems.append(f"{METADATA_FILE}: schema differs from the store contract")
         return problems
     meta = meta_t.to_pandas()
