@@ -513,12 +513,10 @@ class SegmentationMetrics:
 
     def _group(self, keys: list[str]) -> dict:
         names = [n for n in PREDICTORS if any(n in self.entries[k].records for k in keys)]
-        out = {"n_entries": len(keys), "predictors": {}}
-        for name in names:
-            out["predictors"][name] = self._scores(name, [self.entries[k] for k in keys if name in self.entries[k].records])
-        first = out["predictors"][names[0]] if names else None
-        out["n_voxels"] = int(np.sum(first["confusion"])) if first else 0
-        return out
+        preds = {name: self._scores(name, [self.entries[k] for k in keys if name in self.entries[k].records])
+                 for name in names}
+        n_voxels = int(np.sum(preds[names[0]]["confusion"])) if names else 0
+        return {"n_entries": len(keys), "predictors": preds, "n_voxels": n_voxels}
 
     def _scores(self, name: str, entries: list[_Entry]) -> dict:
         rows = [np.sum(e.records[name], axis=0) for e in entries] if self.unit == "entry" else \
@@ -616,11 +614,11 @@ def _instance_scores(entries: list[_Entry], name: str, class_names) -> dict:
             found[j] += int((m & hit).sum())
     sites = np.sum([e.sites[name] for e in entries], axis=0) if entries else np.zeros((len(LOOP_CLASSES), 2))
     out = {}
-    for j, c in enumerate(list(LOOP_CLASSES) + [None]):
-        sl = slice(None) if c is None else j
+    for j, loop in enumerate((*LOOP_CLASSES, None)):
+        sl: slice | int = slice(None) if loop is None else j
         f, n = int(np.sum(found[sl])), int(np.sum(total[sl]))
         ns, nd = int(np.sum(sites[sl, 0])), int(np.sum(sites[sl, 1]))
-        out["all loops" if c is None else class_names[c]] = {
+        out["all loops" if loop is None else class_names[loop]] = {
             "instances": n if have_instances else None, "found": f if have_instances else None,
             "recall": _num(_ratio(f, n)) if have_instances else None,
             "recall_wilson95": _wilson(f, n) if have_instances else None,
