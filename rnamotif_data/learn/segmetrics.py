@@ -15,12 +15,18 @@ are left out of every count.
 * **Per-voxel precision, recall and F1 per class, exact**: the confusion counts of the
   voxels (rows true, columns predicted); precision = TP / predicted, recall = TP / true,
   F1 = 2 TP / (predicted + true) (0 when TP = 0; scikit-learn's ``zero_division=0``).
-* **The same with a 3 Å tolerance** (Emap2sec+'s convention: Wang, Alnabati, Aderinwale,
-  Maddhuri Venkata Subramaniya, Terashi & Kihara 2021, Commun. Biol. 4:268,
-  doi:10.1038/s42003-021-01770-4): a voxel predicted as class c is correct when a voxel
-  *truly* of class c lies within 3 Å of its centre (tolerance precision), and a voxel
-  truly of class c is recovered when a voxel *predicted* as c lies within 3 Å (tolerance
-  recall); F1 = 2PR / (P + R). Distances are Euclidean between voxel centres in Å
+* **The same with a 3 Å tolerance**, after Emap2sec+ (Wang, Alnabati, Aderinwale,
+  Maddhuri Venkata Subramaniya, Terashi & Kihara 2021, "Detecting protein and DNA/RNA
+  structures in cryo-EM maps of intermediate resolution using deep learning", Nat.
+  Commun. 12:2302, doi:10.1038/s41467-021-22577-3; its voxel level counts a voxel's
+  assignment correct when the assigned structure is among those within 3 Å of the voxel
+  centre): a voxel predicted as class c is correct when a voxel *truly* of class c lies
+  within 3 Å of its centre (tolerance precision), and a voxel truly of class c is
+  recovered when a voxel *predicted* as c lies within 3 Å (tolerance recall); F1 =
+  2PR / (P + R). Emap2sec+ looks for *atoms* of the class within 3 Å; this module works
+  on the label volume alone, whose voxels are labelled from atoms within 1.5 Å
+  (:mod:`rnamotif_data.samples.volumes`), so it is looser by up to that radius.
+  Distances are Euclidean between voxel centres in Å
   (``spacing``), from :func:`scipy.ndimage.distance_transform_edt` (exact Euclidean
   distance transform) of each class's mask, cropped to the mask's bounding box padded by
   the tolerance; "within" is ``<=``. Tiles are scored as they are: a true voxel just
@@ -30,7 +36,9 @@ are left out of every count.
   occur in the truth or the prediction (scikit-learn's default label set, restricted to
   them); **loop macro F1** the same over :data:`LOOP_CLASSES` (hairpin, bulge, internal,
   junction).
-* **Per-residue accuracy** (when a residue-id volume is given): each residue's predicted
+* **Per-residue accuracy** (when a residue-id volume is given; Emap2sec+'s residue level
+  votes over the voxels within 3 Å of the residue's heavy atoms, this one over the voxels
+  the residue labels): each residue's predicted
   class is the majority vote of its voxels (ties to the lower class id), its true class
   the majority of its true voxel labels (all its voxels carry its element); accuracy over
   the nucleotides (true class in :data:`RNA_CLASSES`) and per true class. Votes are
@@ -38,7 +46,8 @@ are left out of every count.
 * **Per-instance detection** (when an instance-id volume is given), for the loop classes:
   a true instance (a loop, :class:`rnamotif_data.rna.elements.LoopInstance`; its class the
   majority of its true voxel labels) is **found** when the prediction gives its class to at
-  least half of its voxels (summed over the entry's updates); recall = found / instances.
+  least half of its voxels (summed over the entry's updates; Emap2sec+'s segment level
+  asks half of a segment's residues); recall = found / instances.
   A **predicted site** is a connected component (26-connectivity: faces, edges and
   corners) of the voxels predicted as a loop class c, within one update; it is a **true
   detection** when at least half of its voxels are truly of class c (on a true instance of
@@ -742,13 +751,25 @@ def _breakdown_table(groups: dict, what: str) -> list[str]:
     if not groups:
         return []
     names = list(next(iter(groups.values()))["predictors"])
-    lines = [f"By {what} (macro F1 exact / 3 Å):", "",
+    lines = [f"By {what} (macro F1 exact / 3 Å of each predictor; residue accuracy, loop instances found and loop "
+             "sites right of each):", "",
              f"| {what} | entries | voxels | " + " | ".join(_REFERENCE_WORDS[n] for n in names) + " |",
              "|---|---:|---:|" + "---:|" * len(names)]
     for label, g in groups.items():
         lines.append(f"| {label} | {g['n_entries']} | {g['n_voxels']} | " + " | ".join(
-            _pair(g["predictors"][n], "macro_f1") if n in g["predictors"] else "–" for n in names) + " |")
+            _group_cell(g["predictors"][n]) if n in g["predictors"] else "–" for n in names) + " |")
     return lines + [""]
+
+
+def _group_cell(p: dict) -> str:
+    """One predictor's figures in a breakdown row."""
+    r, inst = p["residues"], p["instances"]["all loops"]
+    cell = _pair(p, "macro_f1")
+    if r is not None:
+        cell += f"; residues {format_metric(r['accuracy'])}"
+    if inst["instances"] is not None:
+        cell += f"; found {inst['found']}/{inst['instances']}"
+    return cell + f"; sites {inst['true_sites']}/{inst['sites']}"
 
 
 def segmentation_markdown(result: dict, title: str = "Segmentation") -> str:

@@ -19,6 +19,9 @@ key             value                       meaning
 ``instance``    int64 ``(T, T, T)``, opt.   loop instance id per voxel (0 none)
 ==============  ==========================  =============================================
 
+Validation tiles without ``entry`` are each their own entry for the metrics (the
+bootstrap resamples tiles, and a residue or loop cut by a tile edge counts once per tile).
+
 Training follows the cube network's rules (:mod:`rnamotif_data.learn.train`): the same
 seeding (:func:`~rnamotif_data.learn.train.seed_all`; the shuffle of epoch e drawn from
 ``seed * 100003 + e``, independent of a resume), Adam, cross-entropy -- here with
