@@ -184,7 +184,7 @@ def _check_labels(pred: np.ndarray, true: np.ndarray, n_classes: int, ignore_ind
 
 
 def voxel_counts(pred, true, *, n_classes: int = len(ELEMENT_NAMES), spacing=1.0, tolerance: float = TOLERANCE,
-                 ignore_index: int = IGNORE_INDEX) -> VoxelCounts:
+                 ignore_index: int = IGNORE_INDEX, count=None) -> VoxelCounts:
     """Exact and tolerance counts of a predicted label volume against the true one.
 
     Parameters
@@ -198,6 +198,10 @@ def voxel_counts(pred, true, *, n_classes: int = len(ELEMENT_NAMES), spacing=1.0
         Å per voxel (number or z-y-x triple): the tolerance is in Å.
     tolerance:
         Å (module docstring: Emap2sec+'s 3 Å).
+    count:
+        ``(D, H, W)`` bool, the voxels to count (default: all); the others are context for
+        the tolerance only. A tile with a halo of at least the tolerance around its counted
+        core gives exactly the whole map's counts for the core.
 
     Raises
     ------
@@ -206,18 +210,28 @@ def voxel_counts(pred, true, *, n_classes: int = len(ELEMENT_NAMES), spacing=1.0
     """
     pred, true = np.asarray(pred), np.asarray(true)
     valid = _check_labels(pred, true, n_classes, ignore_index)
-    t = true[valid].astype(np.int64)
-    p = pred[valid].astype(np.int64)
+    counted = valid if count is None else valid & _mask(count, true.shape)
+    t = true[counted].astype(np.int64)
+    p = pred[counted].astype(np.int64)
     conf = np.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     n_true, n_pred = conf.sum(axis=1), conf.sum(axis=0)
     hit_p, hit_t = np.zeros(n_classes, np.int64), np.zeros(n_classes, np.int64)
     for c in range(n_classes):
-        if n_true[c] == 0 or n_pred[c] == 0:
-            continue  # nothing within reach: no hit either way
+        if n_true[c] == 0 and n_pred[c] == 0:
+            continue  # nothing of c counted: no hit either way
         is_t, is_p = valid & (true == c), valid & (pred == c)
-        hit_p[c] = int(np.count_nonzero(is_p & within_tolerance(is_t, spacing, tolerance)))
-        hit_t[c] = int(np.count_nonzero(is_t & within_tolerance(is_p, spacing, tolerance)))
+        if n_pred[c] and is_t.any():
+            hit_p[c] = int(np.count_nonzero(is_p & counted & within_tolerance(is_t, spacing, tolerance)))
+        if n_true[c] and is_p.any():
+            hit_t[c] = int(np.count_nonzero(is_t & counted & within_tolerance(is_p, spacing, tolerance)))
     return VoxelCounts(conf.astype(np.int64), hit_p, hit_t)
+
+
+def _mask(count, shape) -> np.ndarray:
+    m = np.asarray(count, dtype=bool)
+    if m.shape != tuple(shape):
+        raise InputError(f"the count mask {m.shape} must match the labels {tuple(shape)}")
+    return m
 
 
 def _ratio(num, den):
@@ -418,7 +432,8 @@ class SegmentationMetrics:
         self.entries: dict[str, _Entry] = {}
 
     def update(self, true, *, pred=None, density=None, entry: str | None = None, resolution: float | None = None,
-               level: str | None = None, contour: float | None = None, residue=None, instance=None) -> None:
+               level: str | None = None, contour: float | None = None, residue=None, instance=None,
+               count=None) -> None:
         """Score one volume or tile.
 
         Parameters
@@ -440,6 +455,11 @@ class SegmentationMetrics:
             ``(D, H, W)`` residue id of each voxel (``< 0``: none), unique within the entry.
         instance:
             ``(D, H, W)`` loop instance id (0: none), unique within the entry.
+        count:
+            ``(D, H, W)`` bool, the voxels to count (default all): the rest is context for
+            the tolerance (:func:`voxel_counts`). Tiles with a halo of at least the
+            tolerance around non-overlapping counted cores give the whole map's voxel
+            counts exactly; residues, instances and sites are then those of the cores.
 
         Raises
         ------
@@ -456,9 +476,11 @@ class SegmentationMetrics:
             raise InputError("nothing to score: no prediction and no reference lines")
         e = self._entry(entry, resolution, level)
         valid = _check_labels(next(iter(preds.values())), true, self.n_classes, self.ignore_index)
+        if count is not None:
+            valid = valid & _mask(count, true.shape)
         for name, p in preds.items():
             vc = voxel_counts(p, true, n_classes=self.n_classes, spacing=self.spacing, tolerance=self.tolerance,
-                              ignore_index=self.ignore_index)
+                              ignore_index=self.ignore_index, count=count)
             e.records.setdefault(name, []).append(vc.vector())
             sites = loop_sites(p, true, valid)
             e.sites[name] = e.sites.get(name, np.zeros((len(LOOP_CLASSES), 2), np.int64)) + np.array(

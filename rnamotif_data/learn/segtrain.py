@@ -385,7 +385,7 @@ def _log_epoch(row: dict) -> None:
 
 def train_segmentation(cfg: SegTrainConfig, train_dataset, val_dataset, out, *,
                        network_factory: Callable[[], nn.Module] | None = None, resume: bool = False,
-                       progress: bool = True, stop_after: int | None = None) -> dict:
+                       progress: bool = True, stop_after: int | None = None, record: dict | None = None) -> dict:
     """Train a segmentation network on tiles (module docstring); returns ``{"history": rows,
     "best_epoch", "last_epoch", "best_is_last", "criterion", "best"}`` (also ``selection.json``).
 
@@ -404,6 +404,10 @@ def train_segmentation(cfg: SegTrainConfig, train_dataset, val_dataset, out, *,
         Continue from ``OUT/last.pt`` when it exists (bit-identical on CPU).
     stop_after:
         End after this many epochs of this call, as an interruption would (tests).
+    record:
+        Further settings (plain data: e.g. ``root``, ``split``, ``protocol``, the network's
+        arguments) recorded beside ``cfg`` in ``config.json`` and the checkpoints, and
+        compared on ``resume``.
 
     Raises
     ------
@@ -414,7 +418,7 @@ def train_segmentation(cfg: SegTrainConfig, train_dataset, val_dataset, out, *,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device, amp, counts, model, opt, weight = _setup(cfg, train_dataset, val_dataset, network_factory)
-    cfg_dict, fingerprint = asdict(cfg), getattr(train_dataset, "split_fingerprint", None)
+    cfg_dict, fingerprint = {**asdict(cfg), **(record or {})}, getattr(train_dataset, "split_fingerprint", None)
     history: list[dict] = []
     start, best, best_epoch = 0, float("-inf"), None
     if resume and (out / "last.pt").exists():

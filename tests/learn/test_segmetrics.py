@@ -209,6 +209,38 @@ def test_streaming_over_tiles_gives_the_whole_map_figures(vol6v5b):
     assert tiles.n_updates == 8 and len(tiles.entries) == 1
 
 
+def _tile_scores(true, pred, edge, halo):
+    """Network figures over non-overlapping ``edge``-voxel cores (z and y), each scored in a
+    tile that adds ``halo`` voxels of context around it."""
+    m = SegmentationMetrics(references=False)
+    D, H, _ = true.shape
+    for z0 in range(0, D, edge):
+        for y0 in range(0, H, edge):
+            lo, hi = (max(z0 - halo, 0), max(y0 - halo, 0)), (min(z0 + edge + halo, D), min(y0 + edge + halo, H))
+            box = (slice(lo[0], hi[0]), slice(lo[1], hi[1]), slice(None))
+            count = np.zeros(true[box].shape, bool)
+            count[z0 - lo[0]:z0 - lo[0] + edge, y0 - lo[1]:y0 - lo[1] + edge] = True
+            m.update(true[box], pred=pred[box], entry="6V5B", count=count)
+    return m.result()["groups"]["all"]["predictors"]["network"]
+
+
+def test_tiles_with_a_three_voxel_halo_give_the_whole_map_counts_exactly(vol6v5b):
+    true = vol6v5b["element"]
+    pred = np.roll(true, 2, axis=0)
+    pred[:, :, :20] = np.roll(true, 5, axis=1)[:, :, :20]  # part beyond the tolerance
+    whole = SegmentationMetrics(references=False)
+    whole.update(true, pred=pred)
+    a = whole.result()["groups"]["all"]["predictors"]["network"]
+    b = _tile_scores(true, pred, 30, 3)
+    c = _tile_scores(true, pred, 30, 0)
+    keys = ("n_true", "n_pred", "tp", "tol_pred_hit", "tol_true_hit")
+    assert all([a["per_class"][n][k] for k in keys] == [b["per_class"][n][k] for k in keys] for n in a["per_class"])
+    assert a["macro_f1_tol"] == b["macro_f1_tol"] < 1
+    # without the halo, hits across the tile edges are lost
+    assert sum(c["per_class"][n]["tol_pred_hit"] for n in c["per_class"]) < \
+        sum(a["per_class"][n]["tol_pred_hit"] for n in a["per_class"])
+
+
 def test_breakdowns_by_resolution_and_level_with_bootstrap_over_entries(vol6v5b):
     other = entry_volumes(shared("atlas-models", "4kqy.cif"), 4.5)
     counts = _counts(vol6v5b, other)

@@ -44,11 +44,11 @@ class Tiles(torch.utils.data.Dataset):
 
 @pytest.fixture(scope="module")
 def tiles():
-    """Non-overlapping 16³ tiles holding RNA of 6V5B chain D's 3 Å simulated map: the first
-    six to train, the rest to validate."""
+    """Non-overlapping 16³ tiles holding RNA of 6V5B chain D's 3 Å simulated map, taken
+    along the chain: six to train (even positions), three to validate (odd ones)."""
     items = cut_tiles(entry_volumes(MODEL_6V5B, 3.0), TILE, min_rna=50)
-    assert len(items) >= 9
-    return Tiles(items[:6]), Tiles(items[6:9], entry="6V5B", resolution=3.0, level="none")
+    assert len(items) >= 12
+    return Tiles(items[0:12:2]), Tiles(items[1:7:2], entry="6V5B", resolution=3.0, level="none")
 
 
 def _tiny():
@@ -88,10 +88,13 @@ def test_two_epochs_write_checkpoints_metrics_and_resume_bit_identically(tiles, 
     drop = ("seconds", "loader_wait_fraction")
     assert [{k: v for k, v in r.items() if k not in drop} for r in full["history"]] == \
         [{k: v for k, v in r.items() if k not in drop} for r in resumed["history"]]
-    # a resume with other settings is refused in one line
+    # a resume with other settings, or with other recorded ones, is refused in one line
     with pytest.raises(ConfigError, match="lr"):
         train_segmentation(SegTrainConfig(**{**CFG.__dict__, "lr": 1e-2}), train_ds, val_ds, tmp_path / "cut",
                            network_factory=_tiny, progress=False, resume=True)
+    with pytest.raises(ConfigError, match="split: None -> fold2"):
+        train_segmentation(CFG, train_ds, val_ds, tmp_path / "cut", network_factory=_tiny, progress=False,
+                           resume=True, record={"split": "fold2"})
 
 
 class Oracle(torch.nn.Module):
