@@ -11,7 +11,8 @@ Each item is one tile of an entry's 1 Å volumes (``rnamotif build --tiles``;
   where a clipped tile runs past the map (give it as ``ignore_index`` to the loss);
 * with ``volumes=``: ``part``, ``nucleotide``, ``instance`` (int64 ``(T, T, T)``, 255 /
   0 outside as above for part/nucleotide, 0 for instance);
-* ``tile_index``: the tile's row of ``tiles.parquet``.
+* ``tile_index``: the tile's row of ``tiles.parquet``; ``entry`` (its entry key) and
+  ``resolution`` (Å, NaN when unknown), which the segmentation metrics group by.
 
 Folds come from ``STORE/splits/tiles.parquet`` (``rnamotif split STORE --tiles``,
 :mod:`rnamotif_data.split.tiles`): every tile of an entry in one fold, no chain of a
@@ -122,6 +123,7 @@ class RNAMotifTiles(torch.utils.data.Dataset):
         self._size = self._tiles["size"].to_numpy(dtype=np.int64)
         self._clipped = self._tiles["clipped"].to_numpy(dtype=bool)
         self._index = self._tiles["tile_index"].to_numpy(dtype=np.int64)
+        self._resolution = self._tiles["resolution"].to_numpy(dtype=np.float64, na_value=np.nan)
         self._readers: dict[str, VolumeReader] = {}
         self._pid: int | None = None
         self._sums: dict[str, str] | None = None
@@ -206,4 +208,6 @@ class RNAMotifTiles(torch.utils.data.Dataset):
         for name, a in arrays.items():
             out[name] = torch.from_numpy(a.astype(np.int64))
         out["tile_index"] = int(self._index[int(item)])
+        out["entry"] = str(self._entry[int(item)])
+        out["resolution"] = float(self._resolution[int(item)])
         return self.transform(out) if self.transform is not None else out
