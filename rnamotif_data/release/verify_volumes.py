@@ -347,7 +347,7 @@ def _tile_values(reader: VolumeReader, row: Mapping, tiles: Sequence[dict],
             box = tuple(slice(int(a), int(a + b)) for a, b in zip(o, extent))
             e, i = whole["element"][box], whole["instance"][box]
         else:
-            v = reader.read_box(o, extent, ("element", "instance"))
+            v = reader.read_box(o.tolist(), extent.tolist(), ("element", "instance"))
             e, i = v["element"], v["instance"]
         vpe = np.bincount(e.ravel(), minlength=_N_ELEMENTS)[:_N_ELEMENTS].tolist()
         ids = [int(x) for x in np.unique(i) if x > 0]

@@ -118,3 +118,21 @@ def test_a_missing_table_is_named(copy):
     (copy / "instances.parquet").unlink()
     problems = verify_volumes(str(copy), get_attrs(str(copy)))
     assert len(problems) == 1 and problems[0].startswith("instances.parquet: cannot be read")
+
+
+def test_tiles_of_a_large_grid_are_read_as_their_blocks(copy, monkeypatch):
+    """Above WHOLE_GRID_VOXELS the tiles are read box by box (up to SAMPLED_TILES of them)."""
+    import rnamotif_data.release.verify_volumes as vv
+
+    monkeypatch.setattr(vv, "WHOLE_GRID_VOXELS", 0)
+    assert verify_volumes(str(copy), get_attrs(str(copy))) == []
+
+    def edit(rows):
+        v = rows[5]["voxels_per_element"]
+        v[0], v[1] = v[1], v[0]
+
+    _rewrite(copy / "tiles.parquet", TILE_SCHEMA, edit)
+    assert any("tiles [5]" in p for p in verify_volumes(str(copy), get_attrs(str(copy))))
+    monkeypatch.setattr(vv, "SAMPLED_TILES", 3)  # a sample of 3 of the 72 tiles: fewer reads
+    problems = verify_volumes(str(copy), get_attrs(str(copy)))
+    assert all("tiles [" not in p or "tiles [5]" in p for p in problems)
