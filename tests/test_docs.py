@@ -57,6 +57,18 @@ def test_store_column_dictionary_matches_the_schema():
         assert documented == list(columns), (title, documented)
 
 
+def test_volume_column_dictionaries_match_the_store_page():
+    from rnamotif_data.storage.volumes import INSTANCE_COLUMNS, TILE_COLUMNS, VOLUME_COLUMNS
+
+    doc = (REPO / "docs" / "store.md").read_text()
+    section = doc.split("## Volumes and tiles")[1].split("\n## ")[0]
+    for title, columns in (("volumes.parquet", VOLUME_COLUMNS), ("tiles.parquet", TILE_COLUMNS),
+                           ("instances.parquet", INSTANCE_COLUMNS)):
+        table = section.split(f"### {title}")[1].split("\n#")[0]
+        documented = re.findall(r"^\| `(\w+)` \|", table, re.M)
+        assert documented == list(columns), (title, documented)
+
+
 def test_library_does_not_print_or_import_heavy_frameworks():
     # only the rnamotif command prints (its usage and one-line errors); programs write their
     # output through rnamotif_data.common.output.REPORT

@@ -25,7 +25,10 @@ Checks (each problem is printed as one line naming the array, column or file):
   :func:`rnamotif_data.split.splits.read_split`);
 - sequence features (``features/<name>``, ``rnamotif embed``), where present: their own
   checksums, the store build they were made for, one feature row per residue, and one voxel
-  slot per labelled voxel (:func:`rnamotif_data.features.stored.verify_features`).
+  slot per labelled voxel (:func:`rnamotif_data.features.stored.verify_features`);
+- the volumes section (``rnamotif build --tiles``), where present: the entries' block
+  arrays and ``volumes.parquet``, ``tiles.parquet``, ``instances.parquet``, with the values
+  of every block and the tiles' counts (:mod:`rnamotif_data.release.verify_volumes`).
 
 Exit status 0 when the store passes, 1 otherwise. Prints the class counts.
 """
@@ -39,6 +42,7 @@ import numpy as np
 
 from rnamotif_data.errors import StoreError, one_line
 from rnamotif_data.features.stored import features_dir, list_features, verify_features
+from rnamotif_data.release.verify_volumes import has_volumes, verify_volumes
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index, motif_class
 from rnamotif_data.split.splits import read_split
 from rnamotif_data.split.tiles import read_tile_split
@@ -121,6 +125,7 @@ def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str
         problems += value_problems
     if meta_t is not None:
         problems += _check_splits(store)
+    problems += _check_volumes(root, store.attrs, values)
     names = list_features(store)
     try:
         base: Path | None = features_dir(store.root, "x").parent
@@ -136,6 +141,17 @@ def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str
         except Exception as exc:  # noqa: BLE001 - reported, never raised
             problems.append(f"features/{name}: cannot be checked ({one_line(exc)})")
     return problems, counts
+
+
+def _check_volumes(root: str, attrs: dict, values: bool) -> list[str]:
+    """The volumes section's problems (:func:`~rnamotif_data.release.verify_volumes.verify_volumes`)
+    where the store has one."""
+    if not has_volumes(root, attrs):
+        return []
+    try:
+        return verify_volumes(root, attrs, values=values)
+    except Exception as exc:  # noqa: BLE001 - reported, never raised
+        return [f"volumes: cannot be checked ({one_line(exc)})"]
 
 
 def _check_splits(store) -> list[str]:
