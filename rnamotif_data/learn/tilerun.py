@@ -42,6 +42,7 @@ from rnamotif_data.learn.tiles import RNAMotifTiles
 from rnamotif_data.learn.transforms import TileRotation24
 from rnamotif_data.rna.elements import ELEMENT_NAMES
 from rnamotif_data.samples.volumes import VolumeConfig
+from rnamotif_data.storage.layout import get_attrs
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,6 @@ _LOOPS = (2, 3, 4, 5)
 
 def _volume_config(root: str) -> VolumeConfig:
     """The store's volume grid and labels (its build config's ``tile`` and ``segment``)."""
-    from rnamotif_data.storage.layout import get_attrs
-
     attrs = get_attrs(root) or {}
     cfg = attrs.get("build_config", {})
     tile, seg = cfg.get("tile") or {}, cfg.get("segment") or {}
@@ -98,13 +97,6 @@ def train_tiles(root: str, out: str | Path, cfg: SegTrainConfig, *, split: str =
                               network_factory=lambda: build_segmentation_network(cfg.network, **args))
 
 
-def _entry_volumes(ds: RNAMotifTiles, entry: str) -> dict[str, np.ndarray]:
-    """An entry's whole density, element and instance volumes from the store."""
-    row = ds.entries.loc[entry]
-    return ds._reader(entry).read_box((0, 0, 0), [int(v) for v in row["grid_shape"]],
-                                      ("density", "element", "instance"))
-
-
 def evaluate_tiles(checkpoint: str | Path, root: str, out: str | Path, *, split: str = "fold1", subset: str = "test",
                    device: str = "auto", margin: int = 16, batch_size: int = 2, progress: bool = True) -> dict:
     """Score a segmentation checkpoint on the whole entries of ``split``/``subset``
@@ -129,7 +121,7 @@ def evaluate_tiles(checkpoint: str | Path, root: str, out: str | Path, *, split:
     predict = torch_predict_fn(ck.model, dev)
     best = None
     for entry in entries:
-        vol = _entry_volumes(ds, entry)
+        vol = ds.read_entry(entry, ("density", "element", "instance"))
         density = vol["density"].astype(np.float32)
         probs = predict_volume(density, predict, tile=ck.tile, margin=margin, batch_size=batch_size,
                                progress=progress)

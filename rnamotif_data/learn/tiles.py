@@ -182,6 +182,19 @@ class RNAMotifTiles(torch.utils.data.Dataset):
                                                     int(row["block"]), digests)
         return r
 
+    def read_entry(self, entry: str, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """An entry's whole volumes ``(D, H, W)`` (z-y-x, stored dtypes; ``names``: default
+        this dataset's ``volumes``), read from its blocks (checked as the tiles are).
+
+        Raises
+        ------
+        KeyError
+            For an entry without volumes in this store.
+        """
+        row = self.entries.loc[entry]
+        return self._reader(entry).read_box((0, 0, 0), [int(v) for v in row["grid_shape"]],
+                                            tuple(names or self.volumes))
+
     def read(self, item: int) -> dict[str, np.ndarray]:
         """Tile ``item``'s volumes as numpy arrays ``(T, T, T)`` (stored dtypes), voxels
         past the map set to their outside values, without transforms."""

@@ -167,6 +167,9 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
         resolution = _resolution(sources, job)
         with clock("quality"):
             ctx = _Entry(job, emdb, use, dmap, stats, resolution, config, extra["map_warnings"], clock)
+        if config.tiles:  # before the cubes: a worker never holds the cubes and the volumes' slabs at once
+            with clock("volumes"):
+                extra["volumes"] = _entry_volumes(job, emdb, root, ctx, config, stage)
         samples, failures, motif_xyz, targets = _segment_rows(ctx)
         n_ok = len(samples)
         if n_ok == 0 and job.rows:
@@ -182,9 +185,8 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
         log.debug("%s: %s failed: %s", job.key, stage, exc)
         samples, entry_failed = [], True
         failures = [failure_row(i, row, emdb, stage, exc) for i, row in job.rows]
-    if config.tiles:
-        with clock("volumes"):
-            extra["volumes"] = _entry_volumes(job, emdb, root, ctx, config, stage)
+    if config.tiles and "volumes" not in extra:  # the entry stopped before its map was placed
+        extra["volumes"] = _entry_volumes(job, emdb, root, None, config, stage)
     ctx = dmap = None  # the map is not needed to write the cubes: a worker's peak stays below map + cubes
     extra["timing"] = clock.to_dict()
     with clock("staging"):

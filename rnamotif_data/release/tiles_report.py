@@ -44,8 +44,10 @@ def _tables(root: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 def plot_tile(root: str, path: Path) -> str | None:
     """Draw ``tile.png`` (module docstring) at ``path``; returns the caption, or None for a
     store without a tile holding a loop."""
-    plt = require("matplotlib", "the report's figures").pyplot
-    from matplotlib.colors import ListedColormap
+    matplotlib = require("matplotlib", "the report's tile figure")
+    matplotlib.use("Agg")
+    plt = require("matplotlib.pyplot", "the report's tile figure")
+    ListedColormap = require("matplotlib.colors", "the report's tile figure").ListedColormap
 
     volumes, tiles, _ = _tables(root)
     if not len(tiles):

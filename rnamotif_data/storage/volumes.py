@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from rnamotif_data.errors import StoreError
-from rnamotif_data.storage.layout import join, url_to_fs, zarr_location
+from rnamotif_data.storage.layout import join, put_bytes, url_to_fs, zarr_location
 from rnamotif_data.storage.shards import ShardReader, array_codec, compressors
 
 __all__ = ["VOLUMES", "VOLUME_ARRAYS", "VOLUME_DTYPES", "VOLUMES_FILE", "TILES_FILE", "INSTANCES_FILE",
@@ -177,25 +177,67 @@ def create_volume_arrays(root: str, entry: str, blocks_zyx: Sequence[int], block
 
 def write_block_row(root: str, entry: str, row: int, arrays: Mapping[str, np.ndarray]) -> None:
     """Write z row ``row`` of an entry's blocks: ``arrays[name]`` is ``(nby * nbx, B, B, B)``
-    in block order (one shard; the caller is its only writer). Every chunk is stored, empty
-    ones too, so a missing chunk is damage, never zeros.
+    in block order, one shard per array (the caller is its only writer). Every chunk is
+    stored, empty ones too, so a missing chunk is damage, never zeros.
+
+    The shard is encoded here, following the array's own ``zarr.json`` (each chunk through
+    its codecs and CRC32C, then the ``(offset, nbytes)`` index and its CRC32C: the Zarr v3
+    sharding layout, index at the end), and written atomically in one file: the same bytes
+    Zarr writes (``tests/storage/test_volumes_shards.py`` compares them) at half the cost of
+    Zarr's per-chunk pipeline (``benchmarks/RESULTS.md``, "Tiles: build cost").
 
     Raises
     ------
     StoreError
-        If a block row has the wrong number of blocks.
+        If a block row has the wrong number of blocks, or the array's layout is not the
+        one :func:`create_volume_arrays` makes.
     """
-    import zarr
-
-    group = zarr.open_group(zarr_location(join(root, VOLUMES, entry)), mode="r+")
     for name in VOLUME_ARRAYS:
-        arr = cast("zarr.Array", group[name]).with_config({"write_empty_chunks": True})
-        per_row = arr.shards[0] if arr.shards else arr.chunks[0]
-        data = np.asarray(arrays[name], dtype=VOLUME_DTYPES[name])
+        url = join(root, VOLUMES, entry, name)
+        fs, path = url_to_fs(join(url, "zarr.json"))
+        meta = json.loads(fs.cat_file(path))
+        encode = _shard_encoder(meta, f"{root}: {VOLUMES}/{entry}/{name}")
+        data = np.ascontiguousarray(arrays[name], dtype=np.dtype(VOLUME_DTYPES[name]).newbyteorder("<"))
+        per_row = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])  # blocks per shard
         if len(data) != per_row:
-            raise StoreError(f"{root}: volumes/{entry}/{name}: block row {row} has {len(data)} blocks, "
+            raise StoreError(f"{root}: {VOLUMES}/{entry}/{name}: block row {row} has {len(data)} blocks, "
                              f"expected {per_row}")
-        arr[row * per_row:(row + 1) * per_row] = data
+        put_bytes(join(url, "c", str(int(row)), "0", "0", "0"), encode(data))
+
+
+def _shard_encoder(meta: dict, where: str):
+    """``(n, B, B, B) -> shard bytes`` for an array whose ``zarr.json`` is ``meta``: one
+    chunk per block (bytes little-endian, then blosc or zstd, then CRC32C), the index last."""
+    import numcodecs
+    from numcodecs.checksum32 import crc32c_checksum
+
+    if not ShardReader.supports(meta):
+        raise StoreError(f"{where}: not the block layout of this package; the store is damaged or of another version")
+    inner = meta["codecs"][0]["configuration"]["codecs"]
+    comp = None
+    if inner[1]["name"] == "blosc":
+        c = inner[1]["configuration"]
+        shuffle = {"noshuffle": numcodecs.Blosc.NOSHUFFLE, "shuffle": numcodecs.Blosc.SHUFFLE,
+                   "bitshuffle": numcodecs.Blosc.BITSHUFFLE}[c["shuffle"]]
+        comp = numcodecs.Blosc(cname=c["cname"], clevel=int(c["clevel"]), shuffle=shuffle,
+                               blocksize=int(c.get("blocksize", 0)), typesize=int(c["typesize"]))
+    elif inner[1]["name"] == "zstd":
+        c = inner[1]["configuration"]
+        comp = numcodecs.Zstd(level=int(c["level"]), checksum=bool(c.get("checksum", False)))
+
+    def encode(blocks: np.ndarray) -> bytes:
+        parts, index, offset = [], np.zeros((len(blocks), 2), dtype="<u8"), 0
+        for k, block in enumerate(blocks):
+            raw = block.tobytes()
+            body = bytes(comp.encode(raw)) if comp is not None else raw
+            chunk = body + int(crc32c_checksum(np.frombuffer(body, np.uint8))).to_bytes(4, "little")
+            index[k] = (offset, len(chunk))
+            parts.append(chunk)
+            offset += len(chunk)
+        ib = index.tobytes()
+        return b"".join(parts) + ib + int(crc32c_checksum(np.frombuffer(ib, np.uint8))).to_bytes(4, "little")
+
+    return encode
 
 
 def create_volume_group(root: str) -> None:
