@@ -28,7 +28,7 @@ from rnamotif_data.inputs.schema import row_selection
 from rnamotif_data.pipeline.config import BuildConfig
 from rnamotif_data.rna.elements import ElementAssignment, assign_elements
 from rnamotif_data.rna.structure import Model
-from rnamotif_data.samples.tiles import CellCounts, cut_blocks, tile_table
+from rnamotif_data.samples.tiles import CellCounts, put_slab, tile_table
 from rnamotif_data.samples.volumes import VolumeGrid, check_tile_size, iter_label_slabs, volume_grid
 from rnamotif_data.storage.volumes import (
     VOLUME_ARRAYS,
@@ -118,8 +118,7 @@ def _write_blocks(who: EntryVolumes, grid: VolumeGrid, slabs, config: BuildConfi
     nbz, nby, nbx = blocks_per_axis(grid.shape, B)
     create_volume_arrays(who.root, who.key, (nbz, nby, nbx), B, config.codec, config.compression_level)
     cells = CellCounts(grid.shape, config.tile.cell, n_instances)
-    D, H, W = grid.shape
-    row = {n: np.zeros((B, nby * B, nbx * B), dtype=VOLUME_DTYPES[n]) for n in VOLUME_ARRAYS}
+    row = {n: np.zeros((nby, nbx, B, B, B), dtype=VOLUME_DTYPES[n]) for n in VOLUME_ARRAYS}  # block order
     r = 0
     for slab in slabs:
         z, d = slab.z0, len(slab.density)
@@ -131,7 +130,7 @@ def _write_blocks(who: EntryVolumes, grid: VolumeGrid, slabs, config: BuildConfi
             take = min(d, (r + 1) * B - z)
             src = z - slab.z0
             for n in VOLUME_ARRAYS:
-                row[n][z - r * B:z - r * B + take, :H, :W] = getattr(slab, n)[src:src + take]
+                put_slab(row[n], getattr(slab, n)[src:src + take], z - r * B)
             z, d = z + take, d - take
     _flush(who, row, r, B, cells)
     return cells
@@ -139,7 +138,7 @@ def _write_blocks(who: EntryVolumes, grid: VolumeGrid, slabs, config: BuildConfi
 
 def _flush(who: EntryVolumes, row: dict[str, np.ndarray], r: int, B: int, cells: CellCounts) -> None:
     """Write block row ``r``, count its cells, and zero the buffer for the next row."""
-    write_block_row(who.root, who.key, r, {n: cut_blocks(a, B) for n, a in row.items()})
+    write_block_row(who.root, who.key, r, {n: a.reshape(-1, B, B, B) for n, a in row.items()})
     cells.add(r * B, row["element"], row["instance"])
     for a in row.values():
         a[...] = 0

@@ -32,7 +32,7 @@ import numpy as np
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.rna.elements import ELEMENT_NAMES
 
-__all__ = ["TileConfig", "RNA_ELEMENTS", "OUTSIDE", "CellCounts", "cut_blocks", "tile_table"]
+__all__ = ["TileConfig", "RNA_ELEMENTS", "OUTSIDE", "CellCounts", "put_slab", "tile_table"]
 
 #: element ids that are RNA (stem ... single_strand)
 RNA_ELEMENTS = (1, 2, 3, 4, 5, 6)
@@ -94,13 +94,23 @@ class TileConfig:
         return math.gcd(int(self.size), int(self.stride))
 
 
-def cut_blocks(row: np.ndarray, block: int) -> np.ndarray:
-    """A z row of blocks from ``row`` ``(B, nby*B, nbx*B)`` (z-y-x): ``(nby*nbx, B, B, B)``
-    in block order (y then x), contiguous."""
-    B = int(block)
-    _, ny, nx = row.shape
-    nby, nbx = ny // B, nx // B
-    return np.ascontiguousarray(row.reshape(B, nby, B, nbx, B).transpose(1, 3, 0, 2, 4)).reshape(nby * nbx, B, B, B)
+def put_slab(blocks: np.ndarray, planes: np.ndarray, z: int) -> None:
+    """Copy ``planes`` ``(d, H, W)`` (z-y-x) into a block row ``blocks`` ``(nby, nbx, B, B,
+    B)`` at its planes ``z .. z + d - 1``, block by block (one copy, no transposed
+    temporary); voxels past ``H``, ``W`` stay as they are (zeros: the padding)."""
+    nby, nbx, B = blocks.shape[:3]
+    d, H, W = planes.shape
+    for by in range(nby):
+        y0 = by * B
+        hy = min(B, H - y0)
+        if hy <= 0:
+            break
+        for bx in range(nbx):
+            x0 = bx * B
+            hx = min(B, W - x0)
+            if hx <= 0:
+                break
+            blocks[by, bx, z:z + d, :hy, :hx] = planes[:, y0:y0 + hy, x0:x0 + hx]
 
 
 class CellCounts:
@@ -126,32 +136,37 @@ class CellCounts:
         self._pairs: list[np.ndarray] = []
 
     def add(self, z0: int, element: np.ndarray, instance: np.ndarray) -> None:
-        """Count planes ``z0 ...`` of the grid: ``element`` and ``instance`` ``(d, Y, X)``
-        with ``d``, ``Y``, ``X`` multiples of the cell and at least the grid's extent in y
-        and x (voxels past the grid are 0 and not counted as ``none``)."""
-        g = self.cell
-        d, Y, X = element.shape
+        """Count the block row starting at plane ``z0`` of the grid: ``element`` and
+        ``instance`` ``(nby, nbx, B, B, B)`` (blocks by y and x, each z-y-x), ``B`` a
+        multiple of the cell. Voxels past the grid are not counted, not even as ``none``.
+        Only the labelled voxels are visited (a bincount over their cells); ``none`` is the
+        rest of each cell."""
+        g, E = self.cell, _N_ELEMENTS
+        nby, nbx, B = element.shape[:3]
         cz0 = z0 // g
-        shape = (d // g, g, Y // g, g, X // g, g)
-        ncz = min(d // g, self.shape[0] - cz0)
+        ncz = min(B // g, self.shape[0] - cz0)
         if ncz <= 0:
             return
-        local = np.zeros((ncz, self.shape[1], self.shape[2], _N_ELEMENTS), dtype=np.int64)
-        for c in range(1, _N_ELEMENTS):
-            local[..., c] = np.count_nonzero((element == c).reshape(shape), axis=(1, 3, 5))[
-                :ncz, :self.shape[1], :self.shape[2]]
-        inside = np.zeros((d, Y, X), dtype=bool)
-        inside[:max(0, min(d, self.grid_shape[0] - z0)), :self.grid_shape[1], :self.grid_shape[2]] = True
-        local[..., 0] = (np.count_nonzero(inside.reshape(shape), axis=(1, 3, 5))[:ncz, :self.shape[1], :self.shape[2]]
-                         - local[..., 1:].sum(axis=-1))
+        _, ny, nx = self.shape
+        zmax = min(B, self.grid_shape[0] - z0)
+        flat = np.flatnonzero(element)  # contiguous: fast; the labelled voxels only
+        by, bx, k, j, i = np.unravel_index(flat, element.shape)
+        j, i = by * B + j, bx * B + i
+        keep = (k < zmax) & (j < self.grid_shape[1]) & (i < self.grid_shape[2])
+        flat, k, j, i = flat[keep], k[keep], j[keep], i[keep]
+        cell = ((k // g) * ny + j // g) * nx + i // g
+        local = np.bincount(cell * E + element.reshape(-1)[flat], minlength=ncz * ny * nx * E).reshape(ncz, ny, nx, E)
+        extent = [np.clip(n - np.arange(m) * g, 0, g) for n, m in zip((zmax, *self.grid_shape[1:]), (ncz, ny, nx))]
+        inside = extent[0][:, None, None] * extent[1][None, :, None] * extent[2][None, None, :]
+        local[..., 0] = inside - local[..., 1:].sum(axis=-1)
         self.counts[cz0:cz0 + ncz] += local
-        nz = np.flatnonzero(instance)
-        if len(nz):
-            k, j, i = np.unravel_index(nz, instance.shape)
-            ids = instance.reshape(-1)[nz].astype(np.int64)
+        ids = instance.reshape(-1)[flat].astype(np.int64)  # instances label only labelled voxels
+        has = ids > 0
+        if has.any():
+            ids = ids[has]
             self.instance_voxels += np.bincount(ids, minlength=len(self.instance_voxels))[:len(self.instance_voxels)]
-            flat = np.ravel_multi_index(((k + z0) // g, j // g, i // g), self.shape)
-            self._pairs.append(np.unique(flat.astype(np.int64) * (1 << 32) + ids))
+            cells = np.ravel_multi_index(((k[has] + z0) // g, j[has] // g, i[has] // g), self.shape)
+            self._pairs.append(np.unique(cells.astype(np.int64) * (1 << 32) + ids))
 
     def pairs(self) -> np.ndarray:
         """``(P, 2)`` int64 unique (cell flat index, instance id) pairs."""

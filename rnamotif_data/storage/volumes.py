@@ -7,8 +7,8 @@ Layout
 ``ROOT/volumes/<entry key>/<name>`` for ``name`` in :data:`VOLUME_ARRAYS`: Zarr v3 arrays
 ``(n_blocks, B, B, B)`` (block-z-y-x), one **block** of ``B``³ voxels (default 32) per
 inner chunk, one z row of blocks (``nby * nbx`` blocks) per shard; each chunk compressed
-(density: the store's codec; labels: lz4, or zstd in a zstd store) and followed by its
-CRC32C -- the exact layout of the cube arrays (:mod:`rnamotif_data.storage.shards`), read
+(:func:`volume_compressors`: Blosc LZ4 in an lz4 store, Zstandard in a zstd store) and
+followed by its CRC32C -- the exact layout of the cube arrays (:mod:`rnamotif_data.storage.shards`), read
 by the same :class:`~rnamotif_data.storage.shards.ShardReader`. Block ``b`` covers voxels
 ``[bz*B, (bz+1)*B) x [by*B, ...) x [bx*B, ...)`` of the entry's 1 Å grid with
 ``b = (bz * nby + by) * nbx + bx``; blocks at the grid's far edges are zero-padded past
@@ -39,12 +39,12 @@ import pyarrow as pa
 
 from rnamotif_data.errors import StoreError
 from rnamotif_data.storage.layout import join, put_bytes, url_to_fs, zarr_location
-from rnamotif_data.storage.shards import ShardReader, array_codec, compressors
+from rnamotif_data.storage.shards import ShardReader, check_codec, compressors
 
 __all__ = ["VOLUMES", "VOLUME_ARRAYS", "VOLUME_DTYPES", "VOLUMES_FILE", "TILES_FILE", "INSTANCES_FILE",
            "VOLUME_COLUMNS", "TILE_COLUMNS", "INSTANCE_COLUMNS", "VOLUME_SCHEMA", "TILE_SCHEMA", "INSTANCE_SCHEMA",
            "volume_row", "tile_row", "instance_row", "blocks_per_axis", "create_volume_arrays", "write_block_row",
-           "volume_array_url", "remove_volume_arrays", "create_volume_group", "VolumeReader"]
+           "volume_array_url", "volume_compressors", "remove_volume_arrays", "create_volume_group", "VolumeReader"]
 
 #: the store's folder of volumes
 VOLUMES = "volumes"
@@ -167,12 +167,32 @@ def create_volume_arrays(root: str, entry: str, blocks_zyx: Sequence[int], block
     root_group = zarr.open_group(zarr_location(root), mode="a")
     group = root_group.require_group(VOLUMES).require_group(entry)
     for name in VOLUME_ARRAYS:
-        codec_name = array_codec(name, codec)
         group.create_array(
             name, shape=(nbz * per_row, block, block, block), chunks=(1, block, block, block),
             shards=(per_row, block, block, block), dtype=VOLUME_DTYPES[name],
-            compressors=compressors(codec_name, compression_level if codec_name == codec else None),
-            dimension_names=("block", "z", "y", "x"), fill_value=0, overwrite=True)
+            compressors=volume_compressors(codec, compression_level), dimension_names=("block", "z", "y", "x"),
+            fill_value=0, overwrite=True)
+
+
+def volume_compressors(codec: str, level: int | None = None) -> list:
+    """The Zarr v3 compressors of the volume arrays of a store built with ``codec``: ``lz4``
+    -> Blosc LZ4 (level 5, no shuffle), **not** LZ4HC as the cubes: the volumes are written
+    once per build at ~100x the cubes' voxels, and LZ4HC takes 8x longer to write a row of
+    blocks for 17 % less (``benchmarks/RESULTS.md``, "Tiles: build cost"); ``zstd`` ->
+    Zstandard at ``level`` (3); ``none`` -> CRC32C only. CRC32C follows every chunk.
+
+    Raises
+    ------
+    rnamotif_data.errors.ConfigError
+        As :func:`rnamotif_data.storage.shards.check_codec`.
+    """
+    import zarr
+
+    level = check_codec(codec, level)
+    codecs = zarr.codecs  # type: ignore[attr-defined]  # zarr re-exports codecs lazily
+    if codec == "lz4":
+        return [codecs.BloscCodec(cname="lz4", clevel=level, shuffle="noshuffle"), codecs.Crc32cCodec()]
+    return compressors(codec, level)
 
 
 def write_block_row(root: str, entry: str, row: int, arrays: Mapping[str, np.ndarray]) -> None:
