@@ -207,6 +207,9 @@ def _cv_markdown(summary: dict) -> str:
     lines = ["# Segmentation, folds × seeds (whole test maps)", "", "| figure | mean | sd | runs |",
              "| --- | ---: | ---: | ---: |"]
     for k, v in summary["mean"].items():
-        fmt = (lambda x: "n/a" if x is None else f"{x:.3f}")
-        lines.append(f"| {k} | {fmt(v['mean'])} | {fmt(v['sd'])} | {v['n']} |")
+        lines.append(f"| {k} | {_fmt(v['mean'])} | {_fmt(v['sd'])} | {v['n']} |")
     return "\n".join(lines) + "\n"
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
