@@ -59,7 +59,7 @@ class TileConfig:
     seed:
         Seed of the RNA-free tiles' draw (with the entry key).
     voxel_size, label_radius, slab, max_fraction_outside:
-        The volumes' :class:`~rnamotif_data.samples.volumes.VolumeConfig` (1 Å, 1.5 Å, 16
+        The volumes' :class:`~rnamotif_data.samples.volumes.VolumeConfig` (1 Å, 1.5 Å, 8
         planes, 0.5); its ``normalise_percentile`` is the cubes' (``SegmentConfig``).
     """
 
@@ -70,7 +70,7 @@ class TileConfig:
     seed: int = 0
     voxel_size: float = 1.0
     label_radius: float = 1.5
-    slab: int = 16
+    slab: int = 8
     max_fraction_outside: float = 0.5
 
     def __post_init__(self) -> None:
