@@ -328,8 +328,8 @@ def _tiles_run(args, manifest: Path, sources: SourceConfig, work: Path, t_read_p
     print(f"tiles: {result.tiles}")
     print(f"build wall time with tiles : {wall:8.1f} s  (without: {wall0:.1f} s; extra {wall - wall0:.1f} s)")
     print(f"volumes stage, wall / {args.workers} workers: {vol:8.1f} s (task-thread CPU / workers {vol_cpu:.1f} s: "
-          "compression runs in Zarr's threads);  read+stats stages in the tasks (wall / workers) "
-          f"{reading:.1f} s;  parallel read+stats baseline {t_read_par:.1f} s")
+          "the rest is waiting for the cores, shared by 2 workers);  read+stats stages in the tasks (wall / "
+          f"workers) {reading:.1f} s;  parallel read+stats baseline {t_read_par:.1f} s")
     r1, r2 = vol / t_read_par, (wall - wall0) / t_read_par
     print(f"volumes stage / parallel read+stats: {r1:8.2f}    goal <= 2   {'PASS' if r1 <= 2 else 'FAIL'}")
     print(f"extra wall / parallel read+stats   : {r2:8.2f}    (the same goal on the build's wall time)")
