@@ -225,7 +225,10 @@ def load_segmentation_checkpoint(path: str | Path, device="cpu") -> Segmentation
     path = Path(path)
     obj = load_checkpoint(path, device)
     if not isinstance(obj, dict) or obj.get("kind") != SEGMENTATION_KIND:
-        what = f"a {obj.get('network', obj.get('model', 'cube'))} classifier" if isinstance(obj, dict) else "no dict"
+        config = obj.get("config") if isinstance(obj, dict) else None
+        net = config.get("network") if isinstance(config, dict) else None
+        what = f"a cube classifier{f' ({net})' if net else ''}" if isinstance(obj, dict) and "cube" in obj else \
+            f"kind {obj.get('kind')!r}" if isinstance(obj, dict) else "not a dict"
         raise CheckpointMismatchError(f"{path}: not a segmentation checkpoint ({what}, e.g. of rnamotif train); "
                                       "detect needs a whole-map network such as unet3d")
     try:
