@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rnamotif_data.learn.detect import DetectConfig, detect
+
 __all__ = ["main", "parser"]
 
 
@@ -41,8 +43,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``rnamotif detect``; returns 0."""
     args = parser().parse_args(argv)
-    from rnamotif_data.learn.detect import DetectConfig, detect
-
     config = DetectConfig(tile=args.tile, margin=args.margin, batch_size=args.batch_size,
                           progress=not args.no_progress)
     summary = detect(args.map, args.checkpoint, args.out, model_path=args.model, device=args.device, config=config,

@@ -45,15 +45,17 @@ import time
 import warnings
 from pathlib import Path
 
+import mrcfile
 import numpy as np
 import pandas as pd
 
 from rnamotif_data.em.maps import DensityMap, MapStatistics, read_map
-from rnamotif_data.errors import ConfigError, DiskFullError, InputError, is_environment_failure, one_line
-from rnamotif_data.learn.segnet import SegmentationCheckpoint
+from rnamotif_data.errors import ConfigError, DiskFullError, InputError, MissingFileError, is_environment_failure, one_line
+from rnamotif_data.learn.checkpoints import choose_device
+from rnamotif_data.learn.segnet import SegmentationCheckpoint, load_segmentation_checkpoint
 from rnamotif_data.learn.stitch import predict_volume, tile_grid, torch_predict_fn
-from rnamotif_data.rna.elements import ElementAssignment
-from rnamotif_data.rna.structure import Model
+from rnamotif_data.rna.elements import ELEMENT_NAMES, ElementAssignment, assign_elements
+from rnamotif_data.rna.structure import Model, read_model
 from rnamotif_data.samples.cubes import normalise_density
 from rnamotif_data.samples.volumes import VolumeConfig, VolumeGrid, iter_label_slabs, label_atoms, volume_grid
 from rnamotif_data.storage.outputs import claimed_output
@@ -174,6 +176,8 @@ def to_map_grid(volume: np.ndarray, grid: VolumeGrid, density_map: DensityMap, o
     for a, (n_out, n_grid) in enumerate(zip(density_map.shape, grid.shape)):
         t = _axis_index(n_out, float(density_map.voxel_size[2 - a]), grid.voxel_size, n_grid)
         axis = lead + a
+        if n_out == n_grid and np.array_equal(t, np.arange(n_grid)):
+            continue  # the map's own grid along this axis (a 1 Å map): nothing to resample
         if order == 0:
             out = np.take(out, np.floor(t + 0.5).astype(np.int64), axis=axis)
             continue
@@ -184,6 +188,8 @@ def to_map_grid(volume: np.ndarray, grid: VolumeGrid, density_map: DensityMap, o
         a0 = np.take(out, i0, axis=axis)
         a1 = np.take(out, np.minimum(i0 + 1, n_grid - 1), axis=axis)
         out = a0 + (a1 - a0) * w.reshape(shape)
+    if out is volume:
+        return volume.copy() if order == 0 else volume.astype(np.float32)
     return np.ascontiguousarray(out if order == 0 else out.astype(np.float32, copy=False))
 
 
@@ -210,8 +216,6 @@ def write_like(path: str | os.PathLike, data_zyx: np.ndarray, density_map: Densi
     DiskFullError
         If the machine ran out of room (the partial file is removed).
     """
-    import mrcfile
-
     data = np.asarray(data_zyx)
     if data.shape != density_map.shape:
         raise InputError(f"{path}: data of shape {data.shape} is not on the map's grid {density_map.shape}")
@@ -356,8 +360,6 @@ def residue_predictions(model: Model, elements: ElementAssignment, labels: np.nd
 
 
 def _element_name(e: int) -> str:
-    from rnamotif_data.rna.elements import ELEMENT_NAMES
-
     return ELEMENT_NAMES[int(e)]
 
 
@@ -475,9 +477,6 @@ def _write_tables(folder: Path, name: str, table: pd.DataFrame) -> None:
 
 def _write_model_tables(folder: Path, model_path, density_map: DensityMap, result: DetectResult,
                         ckpt: SegmentationCheckpoint, pairs: str) -> dict:
-    from rnamotif_data.rna.elements import assign_elements
-    from rnamotif_data.rna.structure import read_model
-
     model = read_model(model_path)
     elements = assign_elements(model, pairs)
     names = ckpt.class_names
@@ -529,9 +528,6 @@ def detect(map_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
     NoRNAError, ModelOutsideMapError, StructureError
         With a model: as :func:`instance_scores` and :func:`~rnamotif_data.rna.structure.read_model`.
     """
-    from rnamotif_data.learn.checkpoints import choose_device
-    from rnamotif_data.learn.segnet import load_segmentation_checkpoint
-
     folder = Path(out)
     with claimed_output(folder, "detect", DETECT_FILES, mode=mode):
         dev = choose_device(device)
@@ -540,8 +536,6 @@ def detect(map_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
         ckpt = load_segmentation_checkpoint(checkpoint, dev)
         read_s = time.perf_counter() - t0
         if model_path is not None and not Path(model_path).is_file():
-            from rnamotif_data.errors import MissingFileError
-
             raise MissingFileError(f"{model_path}: no such model file")
         result = detect_volume(density_map, ckpt, dev, config)
         timings = {"read": read_s, **result.timings}

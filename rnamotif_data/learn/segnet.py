@@ -32,6 +32,7 @@ refuses, in one line naming the file, a checkpoint of another kind (a cube class
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 from rnamotif_data.errors import CheckpointMismatchError, ConfigError, InputError
@@ -135,7 +136,7 @@ SEGMENTATION_NETWORKS = {"unet3d": UNet3D}
 
 
 def build_segmentation_network(name: str, in_channels: int = 1, n_classes: int = len(ELEMENT_NAMES), *,
-                               width: int = 8, depth: int = 3) -> nn.Module:
+                               width: int = 8, depth: int = 3) -> UNet3D:
     """A segmentation network by name (:data:`SEGMENTATION_NETWORKS`), randomly initialised
     (seed torch first for reproducible weights).
 
@@ -180,7 +181,7 @@ class SegmentationCheckpoint:
     path: Path
 
 
-def save_segmentation_checkpoint(model: nn.Module, path: str | Path, *, network: str, tile: int,
+def save_segmentation_checkpoint(model: nn.Module, path: str | os.PathLike, *, network: str, tile: int,
                                  class_names, volume_config: VolumeConfig = _VOLUME_DEFAULT,
                                  extra: dict | None = None) -> Path:
     """Write ``model`` as a segmentation checkpoint (module docstring) to ``path``, atomically.
@@ -193,7 +194,7 @@ def save_segmentation_checkpoint(model: nn.Module, path: str | Path, *, network:
     DiskFullError
         As :func:`~rnamotif_data.learn.checkpoints.save_checkpoint`.
     """
-    if network not in SEGMENTATION_NETWORKS or not isinstance(model, SEGMENTATION_NETWORKS[network]):
+    if network not in SEGMENTATION_NETWORKS or not isinstance(model, UNet3D):
         raise ConfigError(f"network {network!r}: not the name of this segmentation network ({type(model).__name__}); "
                           f"choose one of {', '.join(SEGMENTATION_NETWORKS)}")
     names = tuple(str(n) for n in class_names)
@@ -210,7 +211,7 @@ def save_segmentation_checkpoint(model: nn.Module, path: str | Path, *, network:
     return path
 
 
-def load_segmentation_checkpoint(path: str | Path, device="cpu") -> SegmentationCheckpoint:
+def load_segmentation_checkpoint(path: str | os.PathLike, device="cpu") -> SegmentationCheckpoint:
     """Read a checkpoint of :func:`save_segmentation_checkpoint` (as data only) and build its network.
 
     Raises

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from rnamotif_data.errors import ConfigError, InputError
+from rnamotif_data.learn.backend import torch
 
 __all__ = ["tile_grid", "predict_volume", "torch_predict_fn"]
 
@@ -67,7 +68,7 @@ def tile_grid(shape, tile: int, margin: int) -> tuple[int, tuple[int, int, int]]
     return stride, (-(-dims[0] // stride), -(-dims[1] // stride), -(-dims[2] // stride))
 
 
-def _cut(volume: np.ndarray, start: tuple[int, int, int], tile: int) -> np.ndarray:
+def _cut(volume: np.ndarray, start: tuple[int, ...], tile: int) -> np.ndarray:
     """The ``tile³`` block of ``volume`` from ``start`` (voxels, may be negative or run past
     the end), zeros where it leaves the volume."""
     out = np.zeros((tile, tile, tile), np.float32)
@@ -80,8 +81,8 @@ def _cut(volume: np.ndarray, start: tuple[int, int, int], tile: int) -> np.ndarr
     return out
 
 
-def _batches(n_tiles: tuple[int, int, int], batch_size: int) -> Iterator[list[tuple[int, int, int]]]:
-    batch: list[tuple[int, int, int]] = []
+def _batches(n_tiles: tuple[int, int, int], batch_size: int) -> Iterator[list[tuple[int, ...]]]:
+    batch: list[tuple[int, ...]] = []
     for abc in itertools.product(*(range(n) for n in n_tiles)):
         batch.append(abc)
         if len(batch) == batch_size:
@@ -158,8 +159,6 @@ def torch_predict_fn(model, device, *, autocast: bool | None = None) -> PredictF
     """A :data:`predict_volume` function of a torch segmentation network: logits to class
     probabilities (softmax over channels), under ``torch.no_grad``; float32 on CPU,
     bfloat16 autocast on CUDA (``autocast=None``: on CUDA only). ``model`` must be in eval mode."""
-    from rnamotif_data.learn.backend import torch
-
     dev = torch.device(device)
     use_autocast = dev.type == "cuda" if autocast is None else bool(autocast)
 
