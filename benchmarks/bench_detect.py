@@ -19,8 +19,11 @@ much the stitched probabilities differ from those of a margin that covers the ne
 receptive field (half-width 22 voxels: margin 24), for smaller margins, on a 96³ crop of
 that map in 64³ tiles (many tile faces; random weights, so a bound on nothing but the seams).
 
-Usage: python benchmarks/bench_detect.py [--size 200] [--device auto] [--tile N] [--margin 16]
-       [--batch-size 1] [--margins 0,8,16]
+With ``--map PATH`` the run is on that map as it is (e.g. the whole 50S volume: a 413³ grid
+at 1 Å).
+
+Usage: python benchmarks/bench_detect.py [--size 200 | --map PATH] [--device auto] [--tile N] [--margin 16]
+       [--batch-size 1] [--width 8] [--depth 3] [--margins 0,8,16]
 """
 
 from __future__ import annotations
@@ -60,12 +63,12 @@ def run_detect(map_path: Path, ckpt: Path, out: Path, device: str, config: Detec
     summary = detect(map_path, ckpt, out, device=device, config=config)
     total, cpu = time.perf_counter() - t0, time.process_time() - c0
     t = summary["timings"]
-    n = int(np.prod(summary["map_shape"]))
+    n = int(np.prod(summary["grid_shape"]))  # voxels of the 1 Å grid (the map's own for a 1 Å map)
     outside = t["stitch"] + t["resample"] + t["back"]
     return {"load_average_before": load0, "load_average_after": os.getloadavg()[0], "cpu_s": cpu,
             "voxels": n, "total_s": total, "voxels_per_s": n / total, "network_s": t["network"],
             "stitch_s": t["stitch"], "resample_s": t["resample"], "back_s": t["back"], "other_s": total - t["network"] - outside,
-            "stitch_resample_share": outside / total, "tile": t["tile"], "margin": t["margin"], "n_tiles": t["n_tiles"],
+            "stitch_resample_share": outside / total, "stages_s": {k: v for k, v in t.items() if isinstance(v, float)}, "tile": t["tile"], "margin": t["margin"], "n_tiles": t["n_tiles"],
             "device": summary["device"]}
 
 
@@ -87,23 +90,27 @@ def margin_effect(map_path: Path, net: torch.nn.Module, margins: list[int], tile
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=200)
+    ap.add_argument("--map", type=Path, help="run on this map instead of the --size³ box (e.g. the 50S volume itself)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--tile", type=int)
     ap.add_argument("--margin", type=int, default=16)
     ap.add_argument("--batch-size", type=int, default=1)
+    ap.add_argument("--width", type=int, default=8, help="unet3d width (the baseline: 8)")
+    ap.add_argument("--depth", type=int, default=3, help="unet3d depth (the baseline: 3)")
     ap.add_argument("--margins", default="", help="comma-separated margins for the margin-effect table")
     args = ap.parse_args()
     torch.manual_seed(0)
-    net = UNet3D(width=8, depth=3).eval()
+    net = UNet3D(width=args.width, depth=args.depth).eval()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         ckpt = save_segmentation_checkpoint(net, folder / "seg.pt", network="unet3d", tile=64, class_names=ELEMENT_NAMES)
-        map_path = make_map(folder, args.size)
+        map_path = args.map or make_map(folder, args.size)
         config = DetectConfig(tile=args.tile, margin=args.margin, batch_size=args.batch_size)
         result = run_detect(map_path, ckpt, folder / "out", args.device, config)
         gpu = torch.cuda.get_device_name(0) if result["device"].startswith("cuda") else None
         print(json.dumps({"machine": platform.node(), "cpu_threads": torch.get_num_threads(), "gpu": gpu,
-                          "torch": torch.__version__, "size": args.size, **result}, indent=1))
+                          "torch": torch.__version__, "map": str(args.map or f"{args.size}³ box"), "width": args.width,
+                          "depth": args.depth, **result}, indent=1))
         if args.margins:
             for row in margin_effect(map_path, net, [int(m) for m in args.margins.split(",")], 64):
                 print(json.dumps(row))

@@ -284,12 +284,17 @@ def predicted_sites(labels: np.ndarray, probabilities: np.ndarray, grid: VolumeG
         comp, n = ndimage.label(labels == c, structure=structure)
         if n == 0:
             continue
-        index = np.arange(1, n + 1)
-        counts = np.bincount(comp.reshape(-1), minlength=n + 1)[1:]
-        centres = np.asarray(ndimage.center_of_mass(np.ones_like(comp, dtype=np.float32), comp, index), dtype=np.float64)
-        mean = np.asarray(ndimage.mean(probabilities[c], comp, index), dtype=np.float64)
-        peak = np.asarray(ndimage.maximum(probabilities[c], comp, index), dtype=np.float64)
-        xyz = grid.point(centres.reshape(-1, 3))
+        flat = np.flatnonzero(comp)  # only the class's voxels: no pass over the whole grid per statistic
+        which = comp.reshape(-1)[flat].astype(np.int64) - 1
+        del comp
+        counts = np.bincount(which, minlength=n)
+        zyx = np.unravel_index(flat, labels.shape)
+        centres = np.stack([np.bincount(which, weights=a.astype(np.float64), minlength=n) for a in zyx], 1) / counts[:, None]
+        p = probabilities[c].reshape(-1)[flat]
+        mean = np.bincount(which, weights=p.astype(np.float64), minlength=n) / counts
+        peak = np.full(n, -np.inf)
+        np.maximum.at(peak, which, p.astype(np.float64))
+        xyz = grid.point(centres)
         for k in np.argsort(-counts, kind="stable"):
             rows.append({"element": name, "x": xyz[k, 0], "y": xyz[k, 1], "z": xyz[k, 2], "n_voxels": int(counts[k]),
                          "volume_A3": float(counts[k]) * grid.voxel_size ** 3, "mean_probability": float(mean[k]),
