@@ -19,28 +19,38 @@ from rnamotif_data.cli import run
 from rnamotif_data.cli.detect import main as detect_main
 from rnamotif_data.em.maps import DensityMap, read_map, write_map
 from rnamotif_data.em.simulate import simulate_map
+from rnamotif_data.errors import InputError
 from rnamotif_data.learn.checkpoints import save_checkpoint
 from rnamotif_data.learn.detect import (
+    DetectConfig,
+    density_volume,
     detect_volume,
     instance_scores,
+    predicted_sites,
     residue_predictions,
     to_map_grid,
     write_like,
 )
 from rnamotif_data.learn.networks import build_network
-from rnamotif_data.learn.segnet import SegmentationCheckpoint, UNet3D, save_segmentation_checkpoint
+from rnamotif_data.learn.segnet import (
+    SegmentationCheckpoint,
+    UNet3D,
+    load_segmentation_checkpoint,
+    save_segmentation_checkpoint,
+)
 from rnamotif_data.rna.elements import ELEMENT_NAMES, assign_elements
-from rnamotif_data.samples.volumes import VolumeConfig, label_volumes, volume_grid
+from rnamotif_data.samples.volumes import VolumeConfig, VolumeGrid, label_volumes, volume_grid
+from rnamotif_data.storage.outputs import output_state
 
-from ..conftest import shared, write_raw_mrc
-from .test_segnet import _randomise_norms
+from ..conftest import DEMO, shared, write_raw_mrc
+from .test_segnet import randomise_norms
 
 HEADER = ("nx", "ny", "nz", "mapc", "mapr", "maps", "nxstart", "nystart", "nzstart", "mx", "my", "mz")
 
 
 def _checkpoint(path: Path, voxel_size: float = 1.0, *, width: int = 4, depth: int = 2) -> Path:
     torch.manual_seed(0)
-    net = _randomise_norms(UNet3D(width=width, depth=depth))
+    net = randomise_norms(UNet3D(width=width, depth=depth))
     return save_segmentation_checkpoint(net, path, network="unet3d", tile=32, class_names=ELEMENT_NAMES,
                                         volume_config=VolumeConfig(voxel_size=voxel_size))
 
@@ -123,16 +133,10 @@ def test_a_permuted_axis_order_and_nstart_are_kept(tmp_path, capsys):
     assert rc == 0, err
     _assert_on_the_grid_of(tmp_path / "det", path)
     dmap = read_map(path)
-    ck = _load(ckpt)
+    ck = load_segmentation_checkpoint(ckpt)
     result = detect_volume(dmap, ck)
     np.testing.assert_array_equal(read_map(tmp_path / "det" / "labels.mrc").data,
                                   to_map_grid(result.labels, result.grid, dmap, 0))
-
-
-def _load(path):
-    from rnamotif_data.learn.segnet import load_segmentation_checkpoint
-
-    return load_segmentation_checkpoint(path)
 
 
 class IdentityNet(torch.nn.Module):
@@ -166,8 +170,6 @@ def test_identity_network_reproduces_the_label_volume(tmp_path, rna_model, map_1
     dmap = read_map(labelled)
     ck = SegmentationCheckpoint(model=IdentityNet(top).eval(), network="identity", tile=32, class_names=ELEMENT_NAMES,
                                 volume_config=VolumeConfig(normalise_percentile=100.0), extra={}, path=Path("id"))
-    from rnamotif_data.learn.detect import DetectConfig
-
     result = detect_volume(dmap, ck, "cpu", DetectConfig(tile=40, margin=8))
     np.testing.assert_array_equal(result.labels, vol.element)
     back = to_map_grid(result.labels, result.grid, dmap, 0)
@@ -270,9 +272,6 @@ def test_an_out_folder_with_a_users_file_is_refused(tmp_path, capsys, small_map)
 
 def test_sites_are_connected_components():
     """Two blobs of one loop class and one of another: three sites, centroids in Å."""
-    from rnamotif_data.learn.detect import predicted_sites
-    from rnamotif_data.samples.volumes import VolumeGrid
-
     grid = VolumeGrid(origin=(10.0, 20.0, 30.0), shape=(12, 12, 12), voxel_size=1.0)
     labels = np.zeros(grid.shape, np.uint8)
     labels[1:3, 1:3, 1:3] = 2  # hairpin, 8 voxels
@@ -293,8 +292,6 @@ def test_sites_are_connected_components():
 
 def test_density_is_the_label_volumes_density(rna_model, sim_map):
     """detect resamples and normalises exactly as the label volumes do (bit for bit)."""
-    from rnamotif_data.learn.detect import density_volume
-
     vol = label_volumes(sim_map, rna_model, assign_elements(rna_model))
     grid, density = density_volume(sim_map, VolumeConfig(slab=7))
     assert grid == vol.grid
@@ -303,7 +300,22 @@ def test_density_is_the_label_volumes_density(rna_model, sim_map):
 
 def test_a_map_without_a_file_has_no_header_to_copy(tmp_path):
     dmap = DensityMap(data=np.zeros((4, 4, 4), np.float32), voxel_size=np.ones(3), origin=np.zeros(3))
-    from rnamotif_data.errors import InputError
-
     with pytest.raises(InputError, match="not a map file"):
         write_like(tmp_path / "x.mrc", np.zeros((4, 4, 4), np.uint8), dmap)
+
+
+def test_detect_on_the_demo_map_with_its_model(tmp_path, capsys):
+    """The shipped demo's gzipped EMDB-style map (NSTART placement, 1 Å) and 6V5B: the
+    default 8-16-32 network at 1 Å, the files on the map's grid, every residue in a table."""
+    map_path = DEMO / "mirror" / "emdb" / "emd_21051.map.gz"
+    ckpt = _checkpoint(tmp_path / "seg.pt", 1.0, width=8, depth=3)
+    out = tmp_path / "det"
+    rc, err = _cli(capsys, map_path, "--checkpoint", ckpt, "--out", out, "--model", DEMO / "mirror" / "pdb" / "6v5b.pdb",
+                   "--no-progress")
+    assert rc == 0, err
+    _assert_on_the_grid_of(out, map_path)
+    summary = json.loads((out / "detect.json").read_text())
+    assert summary["grid_shape"] == summary["map_shape"] == [138, 62, 55]
+    residues = pd.read_csv(out / "residues.csv")
+    assert len(residues) == 78 and (residues["n_voxels"] > 0).all()
+    assert output_state(out) == "complete"

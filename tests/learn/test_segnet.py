@@ -22,7 +22,7 @@ from rnamotif_data.rna.elements import ELEMENT_NAMES
 from rnamotif_data.samples.volumes import VolumeConfig
 
 
-def _randomise_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+def randomise_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Random BatchNorm statistics, so eval mode is not the identity."""
     g = torch.Generator().manual_seed(seed)
     for m in model.modules():
@@ -54,7 +54,7 @@ def test_default_network_is_small():
 def test_receptive_field_bounds_the_reach_of_one_voxel(depth):
     """Changing one input voxel changes outputs only within the receptive field."""
     torch.manual_seed(1)
-    net = _randomise_norms(UNet3D(width=4, depth=depth))
+    net = randomise_norms(UNet3D(width=4, depth=depth))
     x = torch.rand(1, 1, 48, 48, 48)
     x2 = x.clone()
     x2[0, 0, 24, 24, 24] += 5.0
@@ -78,7 +78,7 @@ def test_bad_sizes_are_one_line_errors():
 
 def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(2)
-    net = _randomise_norms(UNet3D(width=4, depth=2))
+    net = randomise_norms(UNet3D(width=4, depth=2))
     config = VolumeConfig(voxel_size=1.2, normalise_percentile=99.0)
     path = save_segmentation_checkpoint(net, tmp_path / "seg.pt", network="unet3d", tile=32,
                                         class_names=ELEMENT_NAMES, volume_config=config, extra={"epoch": 3})

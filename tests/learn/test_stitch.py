@@ -20,7 +20,7 @@ from rnamotif_data.rna.elements import ELEMENT_NAMES, assign_elements
 from rnamotif_data.samples.volumes import label_volumes
 
 from ..conftest import DEMO
-from .test_segnet import _randomise_norms
+from .test_segnet import randomise_norms
 
 N_CLASSES = len(ELEMENT_NAMES)
 
@@ -76,7 +76,7 @@ def real_density() -> np.ndarray:
 
 def test_tile_size_changes_nothing_when_the_margin_covers_the_receptive_field(real_density):
     torch.manual_seed(3)
-    net = _randomise_norms(UNet3D(width=4, depth=2))
+    net = randomise_norms(UNet3D(width=4, depth=2))
     r = net.receptive_field // 2  # 9 voxels for depth 2
     margin = r + 1  # even 2 × margin: strides stay on the pooling grid
     fn = torch_predict_fn(net, "cpu")
