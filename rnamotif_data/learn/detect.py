@@ -480,10 +480,19 @@ def _write_tables(folder: Path, name: str, table: pd.DataFrame) -> None:
     table.to_csv(folder / f"{name}.csv", index=False)
 
 
-def _write_model_tables(folder: Path, model_path, density_map: DensityMap, result: DetectResult,
-                        ckpt: SegmentationCheckpoint, pairs: str) -> dict:
+def _read_model(model_path, density_map: DensityMap, config: VolumeConfig, pairs: str):
+    """The model and its elements, checked against the map before any work (one line:
+    missing, unreadable, no RNA in the map, outside it)."""
+    if not Path(model_path).is_file():
+        raise MissingFileError(f"{model_path}: no such model file")
     model = read_model(model_path)
     elements = assign_elements(model, pairs)
+    iter_label_slabs(density_map, model, elements, config)  # its checks run now; nothing is computed
+    return model, elements
+
+
+def _write_model_tables(folder: Path, model_path, model: Model, elements: ElementAssignment, density_map: DensityMap,
+                        result: DetectResult, ckpt: SegmentationCheckpoint, pairs: str) -> dict:
     names = ckpt.class_names
     residues = residue_predictions(model, elements, result.labels, result.grid, names, ckpt.volume_config.label_radius)
     instances = instance_scores(density_map, model, elements, result.labels, names, ckpt.volume_config)
@@ -530,8 +539,9 @@ def detect(map_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
         Not a segmentation checkpoint (e.g. a cube classifier), or unreadable.
     ConfigError
         A tile or margin the network cannot take, an unknown device.
-    NoRNAError, ModelOutsideMapError, StructureError
-        With a model: as :func:`instance_scores` and :func:`~rnamotif_data.rna.structure.read_model`.
+    NoRNAError, ModelOutsideMapError, StructureError, MissingFileError
+        With a model: as :func:`instance_scores` and :func:`~rnamotif_data.rna.structure.read_model`;
+        checked before the network runs, so nothing is written then.
     """
     folder = Path(out)
     with claimed_output(folder, "detect", DETECT_FILES, mode=mode):
@@ -539,9 +549,9 @@ def detect(map_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
         t0 = time.perf_counter()
         density_map = read_map(map_path)
         ckpt = load_segmentation_checkpoint(checkpoint, dev)
+        if model_path is not None:
+            model, elements = _read_model(model_path, density_map, ckpt.volume_config, pairs)
         read_s = time.perf_counter() - t0
-        if model_path is not None and not Path(model_path).is_file():
-            raise MissingFileError(f"{model_path}: no such model file")
         result = detect_volume(density_map, ckpt, dev, config)
         timings = {"read": read_s, **result.timings}
         t0 = time.perf_counter()
@@ -560,7 +570,7 @@ def detect(map_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str 
                          "n_sites": len(result.sites), "timings": timings}
         if model_path is not None:
             t0 = time.perf_counter()
-            summary["model"] = _write_model_tables(folder, model_path, density_map, result, ckpt, pairs)
+            summary["model"] = _write_model_tables(folder, model_path, model, elements, density_map, result, ckpt, pairs)
             timings["model"] = time.perf_counter() - t0
         (folder / "detect.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
     return summary

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 from rnamotif_data.errors import CheckpointMismatchError, ConfigError, InputError
@@ -244,6 +245,10 @@ def load_segmentation_checkpoint(path: str | os.PathLike, device="cpu") -> Segme
         raise CheckpointMismatchError(f"{path}: a damaged segmentation checkpoint ({text[:200]})") from None
     if len(names) != model.n_classes:
         raise CheckpointMismatchError(f"{path}: {len(names)} class names for {model.n_classes} outputs")
+    bad = [n for n in names if not re.fullmatch(r"[A-Za-z0-9_-]+", n)]
+    if bad or len(set(names)) != len(names):
+        raise CheckpointMismatchError(f"{path}: class names must be distinct words (letters, digits, _ and -; they "
+                                      f"name files), got {bad[0] if bad else 'a repeated name'}")
     try:
         model.check_tile(tile)
     except ConfigError as exc:

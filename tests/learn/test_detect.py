@@ -319,3 +319,16 @@ def test_detect_on_the_demo_map_with_its_model(tmp_path, capsys):
     residues = pd.read_csv(out / "residues.csv")
     assert len(residues) == 78 and (residues["n_voxels"] > 0).all()
     assert output_state(out) == "complete"
+
+
+def test_a_model_without_rna_in_the_map_is_refused_before_any_work(tmp_path, capsys, small_map):
+    """--model is checked before the network runs: one line, and nothing left in --out."""
+    ckpt = _checkpoint(tmp_path / "seg.pt")
+    model = DEMO / "mirror" / "pdb" / "6v5b.pdb"  # far from small.mrc's box
+    line = _one_line(*_cli(capsys, small_map, "--checkpoint", ckpt, "--out", tmp_path / "o", "--model", model,
+                           "--no-progress"))
+    assert "6v5b.pdb" in line and "outside the map" in line
+    assert not (tmp_path / "o").exists()
+    line = _one_line(*_cli(capsys, small_map, "--checkpoint", ckpt, "--out", tmp_path / "o", "--model",
+                           tmp_path / "none.pdb", "--no-progress"))
+    assert "none.pdb: no such model file" in line

@@ -111,6 +111,9 @@ def test_other_checkpoints_are_refused_in_one_line(tmp_path):
     save_checkpoint({**obj, "network_args": {**obj["network_args"], "width": 8}}, tmp_path / "width.pt")
     with pytest.raises(CheckpointMismatchError, match="width.pt: a damaged segmentation checkpoint"):
         load_segmentation_checkpoint(tmp_path / "width.pt")
+    save_checkpoint({**obj, "class_names": ["../x", *ELEMENT_NAMES[1:]]}, tmp_path / "names.pt")
+    with pytest.raises(CheckpointMismatchError, match="names.pt: class names must be distinct words.*got ../x"):
+        load_segmentation_checkpoint(tmp_path / "names.pt")
     with pytest.raises(MissingFileError):
         load_segmentation_checkpoint(tmp_path / "none.pt")
     with pytest.raises(ConfigError, match="8 class names for a network of 9 outputs"):
