@@ -7,8 +7,10 @@
   ``2 width``, ...); a decoder of ConvTranspose3d(2, stride 2) up-sampling, concatenation
   with the encoder's features of the same level (the skip connections), two convolutions
   each; a 1×1×1 convolution to ``n_classes`` logits. Smaller than the paper's (32-64-128-256
-  channels, four levels): the default 8-16-32 (``width=8, depth=3``, 0.10 M parameters)
-  runs at ≥ 2 × 10⁵ map voxels per second on two CPU cores (``benchmarks/bench_detect.py``).
+  channels, four levels): the default 8-16-32 (``width=8, depth=3``, 85,249 parameters,
+  receptive field 44 voxels) makes 2.0-2.7 × 10⁵ voxels of the 1 Å grid per second on the
+  2-core development machine, the whole of ``rnamotif detect`` included
+  (``benchmarks/bench_detect.py``; RESULTS.md, "Detection speed (issue 37)").
 
 Inputs ``(B, 1, D, H, W)`` float32, the normalised density (z-y-x, 1 Å voxels by default,
 :class:`~rnamotif_data.samples.volumes.VolumeConfig`); outputs ``(B, n_classes, D, H, W)``

@@ -26,6 +26,7 @@ from rnamotif_data.learn.detect import (
     density_volume,
     detect_volume,
     instance_scores,
+    most_probable,
     predicted_sites,
     residue_predictions,
     to_map_grid,
@@ -332,3 +333,11 @@ def test_a_model_without_rna_in_the_map_is_refused_before_any_work(tmp_path, cap
     line = _one_line(*_cli(capsys, small_map, "--checkpoint", ckpt, "--out", tmp_path / "o", "--model",
                            tmp_path / "none.pdb", "--no-progress"))
     assert "none.pdb: no such model file" in line
+
+
+def test_most_probable_is_argmax_with_ties_to_the_lower_class():
+    rng = np.random.default_rng(5)
+    p = rng.integers(0, 4, (9, 7, 6, 5)).astype(np.float32)  # many ties
+    got = most_probable(p)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, p.argmax(0))
