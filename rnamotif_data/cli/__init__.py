@@ -141,6 +141,12 @@ def _compare() -> Program:
     return compare.main
 
 
+def _detect() -> Program:
+    from rnamotif_data.cli import detect
+
+    return detect.main
+
+
 def _make_demo() -> Program:
     from rnamotif_data.cli import make_demo
 
@@ -179,6 +185,7 @@ COMMANDS: dict[str, tuple[Callable[[], Program], str, str]] = {
     "train": (_train, "train Motif3DCNN on a store's split ([learn] extra)", "learn"),
     "evaluate": (_evaluate, "evaluate a checkpoint on a fold or on MRC files ([learn] extra)", "learn"),
     "compare": (_compare, "two training arms paired by fold and seed: difference, interval, paired tests", "learn"),
+    "detect": (_detect, "find the motifs in a map: element labels and probabilities as MRC, sites ([learn] extra)", "learn"),
     "make-demo": (_make_demo, "regenerate the shipped demo (developers)", "developers"),
     "multi-entry": (_multi_entry, "make the multi-entry fixture from ../shared/data (developers)", "developers"),
     "synthetic-store": (_synthetic_store, "make a synthetic store for loader benchmarks (developers)", "developers"),
