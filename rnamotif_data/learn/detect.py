@@ -64,7 +64,7 @@ from rnamotif_data.storage.outputs import claimed_output
 log = logging.getLogger(__name__)
 
 __all__ = ["DetectConfig", "DetectResult", "LOOP_CLASSES", "DETECT_FILES", "MAX_TILE", "density_volume", "to_map_grid",
-           "write_like", "most_probable", "predicted_sites", "residue_predictions", "instance_scores", "detect_volume", "detect"]
+           "write_like", "most_probable", "predicted_sites", "residue_predictions", "instance_scores", "detect_volume", "detect", "inference_tile"]
 
 _VOLUME_DEFAULT = VolumeConfig()
 #: voxels, the largest tile :func:`detect_volume` chooses by itself (a 160³ tile of the
@@ -426,7 +426,7 @@ def most_probable(probabilities: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _inference_tile(ckpt: SegmentationCheckpoint, shape, config: DetectConfig) -> tuple[int, int]:
+def inference_tile(ckpt: SegmentationCheckpoint, shape, config: DetectConfig) -> tuple[int, int]:
     """``(tile, margin)`` for a volume of ``shape`` (:class:`DetectConfig`). The default
     tile is the one, up to :data:`MAX_TILE` and a multiple of the network's, that makes the
     fewest tile voxels in all (the larger on a tie)."""
@@ -464,7 +464,7 @@ def detect_volume(density_map: DensityMap, ckpt: SegmentationCheckpoint, device=
     t0 = time.perf_counter()
     grid, density = density_volume(density_map, ckpt.volume_config)
     timings["resample"] = time.perf_counter() - t0
-    tile, margin = _inference_tile(ckpt, grid.shape, config)
+    tile, margin = inference_tile(ckpt, grid.shape, config)
     net = torch_predict_fn(ckpt.model, device)
     spent = [0.0]
 

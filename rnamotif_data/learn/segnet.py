@@ -214,8 +214,25 @@ def save_segmentation_checkpoint(model: nn.Module, path: str | os.PathLike, *, n
     return path
 
 
+def _flat(obj):
+    """A training checkpoint (:func:`rnamotif_data.learn.segtrain.train_segmentation`: weights
+    under ``model``, the run's ``kind``, ``network_args`` and ``volume_config`` in its
+    ``config``) in the layout of :func:`save_segmentation_checkpoint`; others as they are."""
+    if not isinstance(obj, dict) or "state_dict" in obj or "model" not in obj:
+        return obj
+    config = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+    if config.get("kind") != SEGMENTATION_KIND:
+        return obj
+    extra = {k: obj[k] for k in ("epoch", "train_counts", "split_fingerprint", "best_epoch", "best_score",
+                                 "selection_metric") if k in obj}
+    return {**obj, "kind": SEGMENTATION_KIND, "network_args": config.get("network_args"),
+            "volume_config": config.get("volume_config"), "state_dict": obj["model"],
+            "extra": {**extra, "config": config}}
+
+
 def load_segmentation_checkpoint(path: str | os.PathLike, device="cpu") -> SegmentationCheckpoint:
-    """Read a checkpoint of :func:`save_segmentation_checkpoint` (as data only) and build its network.
+    """Read a checkpoint of :func:`save_segmentation_checkpoint`, or a ``best.pt``/``last.pt``
+    of ``rnamotif train --network unet3d`` (as data only), and build its network.
 
     Raises
     ------
@@ -227,7 +244,7 @@ def load_segmentation_checkpoint(path: str | os.PathLike, device="cpu") -> Segme
         its depth cannot take.
     """
     path = Path(path)
-    obj = load_checkpoint(path, device)
+    obj = _flat(load_checkpoint(path, device))
     if not isinstance(obj, dict) or obj.get("kind") != SEGMENTATION_KIND:
         config = obj.get("config") if isinstance(obj, dict) else None
         net = config.get("network") if isinstance(config, dict) else None

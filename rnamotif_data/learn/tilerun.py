@@ -13,7 +13,8 @@ result.
 
 Evaluation (:func:`evaluate_tiles`) is the result: every entry of the test fold is
 predicted **whole**, stitched as ``rnamotif detect`` stitches a new map
-(:func:`~rnamotif_data.learn.stitch.predict_volume`: each voxel from a tile's centre), and
+(:func:`~rnamotif_data.learn.stitch.predict_volume`: each voxel from a tile's centre, the
+tile chosen as :func:`~rnamotif_data.learn.detect.inference_tile` chooses it), and
 scored voxel by voxel against the entry's stored element volume, each voxel once, with
 the reference lines scored on the same voxels (:mod:`rnamotif_data.learn.segmetrics`:
 class prior, majority class, density threshold; the training voxel counts come from the
@@ -34,6 +35,7 @@ import pandas as pd
 
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.learn.checkpoints import choose_device
+from rnamotif_data.learn.detect import DetectConfig, inference_tile
 from rnamotif_data.learn.segmetrics import SegmentationMetrics, plot_tile_slice, segmentation_markdown
 from rnamotif_data.learn.segnet import SEGMENTATION_KIND, build_segmentation_network, load_segmentation_checkpoint
 from rnamotif_data.learn.segtrain import SegTrainConfig, train_segmentation
@@ -123,7 +125,8 @@ def evaluate_tiles(checkpoint: str | Path, root: str, out: str | Path, *, split:
     for entry in entries:
         vol = ds.read_entry(entry, ("density", "element", "instance"))
         density = vol["density"].astype(np.float32)
-        probs = predict_volume(density, predict, tile=ck.tile, margin=margin, batch_size=batch_size,
+        tile, margin_ = inference_tile(ck, density.shape, DetectConfig(margin=margin))  # as rnamotif detect
+        probs = predict_volume(density, predict, tile=tile, margin=margin_, batch_size=batch_size,
                                progress=progress)
         pred = probs.argmax(axis=0).astype(np.uint8)
         del probs
