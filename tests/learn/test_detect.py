@@ -350,7 +350,7 @@ def test_site_statistics_do_not_depend_on_the_chunk():
     from rnamotif_data.learn import detect as detect_module
 
     rng = np.random.default_rng(7)
-    comp, n = ndimage.label(rng.random((11, 9, 10)) > 0.6, structure=np.ones((3, 3, 3), bool))
+    comp, n = ndimage.label(rng.random((11, 9, 10)) > 0.93, structure=np.ones((3, 3, 3), bool))
     prob = rng.random((11, 9, 10)).astype(np.float32)
     whole = detect_module._component_stats(comp, n, prob)
     planes = detect_module._component_stats(comp, n, prob, chunk=1)
