@@ -33,11 +33,10 @@ a corner) of each loop class (hairpin, bulge, internal, junction) on the 1 Å gr
 
 Memory: the 1 Å density (4 B per voxel) and the probabilities (4 C B per voxel: 36 B
 with the 9 element classes, 2.5 GB for the 413³ grid of a 64³ map at 6.55 Å) are held
-whole; labels and the resampling back add a few bytes per voxel (one class at a time), the
-network's activations ~0.7 GB for a 136³ tile, and the sites' connected components up to
-~50 B per voxel of a loop class (a trained network's loops are a few % of a map; a random
-network's can be most of it). Measured: 6.8 GB peak resident for the whole 50S volume
-(413³ grid) with a random 8-16-32 network (``tests/learn/test_detect.py``, slow test).
+whole; labels (1 B), the sites' connected components (4 B, their statistics read a slab at
+a time) and the resampling back (one class at a time) add a few bytes per voxel, and the
+network's forward pass ~0.7 GB for a 136³ tile. Measured: 3.8 GB peak resident for the whole
+50S volume (413³ grid) with a random 8-16-32 network that calls every voxel one loop class.
 """
 
 from __future__ import annotations
