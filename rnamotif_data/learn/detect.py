@@ -33,7 +33,10 @@ a corner) of each loop class (hairpin, bulge, internal, junction) on the 1 Å gr
 
 Memory: the 1 Å density (4 B per voxel) and the probabilities (4 C B per voxel: 36 B
 with the 9 element classes, 2.5 GB for the 413³ grid of a 64³ map at 6.55 Å) are held
-whole; labels, sites and the resampling back add a few bytes per voxel (one class at a time).
+whole; labels (1 B), the sites' connected components (4 B, their statistics read a slab at
+a time) and the resampling back (one class at a time) add a few bytes per voxel, and the
+network's forward pass ~0.7 GB for a 136³ tile. Measured: 3.8 GB peak resident for the whole
+50S volume (413³ grid) with a random 8-16-32 network that calls every voxel one loop class.
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ __all__ = ["DetectConfig", "DetectResult", "LOOP_CLASSES", "DETECT_FILES", "MAX_
            "write_like", "most_probable", "predicted_sites", "residue_predictions", "instance_scores", "detect_volume", "detect", "inference_tile"]
 
 _VOLUME_DEFAULT = VolumeConfig()
-#: voxels, the largest tile :func:`detect_volume` chooses by itself (a 160³ tile of the
-#: 8-16-32 U-Net needs ~0.6 GB of activations)
+#: voxels, the largest tile :func:`detect_volume` chooses by itself (the 8-16-32 U-Net's
+#: forward pass on one 136³ tile peaks ~0.7 GB above the process; a 160³ one ~1.1 GB)
 MAX_TILE = 160
 
 #: the classes whose connected components are reported as sites
@@ -253,6 +256,28 @@ def write_like(path: str | os.PathLike, data_zyx: np.ndarray, density_map: Densi
     return path
 
 
+def _component_stats(comp: np.ndarray, n: int, prob: np.ndarray, chunk: int = 1 << 22):
+    """Per component ``1..n`` of ``comp`` ``(D, H, W)``: voxel count, centroid ``(n, 3)``
+    (fractional z-y-x index), mean and max of ``prob``; read ``chunk`` voxels' worth of z
+    planes at a time, so the temporaries are bounded whatever the components cover."""
+    sums = np.zeros((5, n), np.float64)  # count, z, y, x, probability
+    peak = np.full(n, -np.inf)
+    step = max(1, chunk // max(1, comp.shape[1] * comp.shape[2]))
+    for z0 in range(0, comp.shape[0], step):
+        part = comp[z0:z0 + step]
+        flat = np.flatnonzero(part)
+        if not len(flat):
+            continue
+        which = part.reshape(-1)[flat].astype(np.int64) - 1
+        k, j, i = np.unravel_index(flat, part.shape)
+        p = prob[z0:z0 + step].reshape(-1)[flat].astype(np.float64)
+        for row, w in enumerate((None, k + z0, j, i, p)):
+            sums[row] += np.bincount(which, weights=w, minlength=n)
+        np.maximum.at(peak, which, p)
+    counts = sums[0].astype(np.int64)
+    return counts, (sums[1:4] / sums[0]).T, sums[4] / sums[0], peak
+
+
 def predicted_sites(labels: np.ndarray, probabilities: np.ndarray, grid: VolumeGrid, class_names,
                     classes=LOOP_CLASSES) -> pd.DataFrame:
     """The connected components (26-connectivity) of each class in ``classes`` on the 1 Å grid.
@@ -285,16 +310,8 @@ def predicted_sites(labels: np.ndarray, probabilities: np.ndarray, grid: VolumeG
         comp, n = ndimage.label(labels == c, structure=structure)
         if n == 0:
             continue
-        flat = np.flatnonzero(comp)  # only the class's voxels: no pass over the whole grid per statistic
-        which = comp.reshape(-1)[flat].astype(np.int64) - 1
+        counts, centres, mean, peak = _component_stats(comp, n, probabilities[c])
         del comp
-        counts = np.bincount(which, minlength=n)
-        zyx = np.unravel_index(flat, labels.shape)
-        centres = np.stack([np.bincount(which, weights=a.astype(np.float64), minlength=n) for a in zyx], 1) / counts[:, None]
-        p = probabilities[c].reshape(-1)[flat]
-        mean = np.bincount(which, weights=p.astype(np.float64), minlength=n) / counts
-        peak = np.full(n, -np.inf)
-        np.maximum.at(peak, which, p.astype(np.float64))
         xyz = grid.point(centres)
         for k in np.argsort(-counts, kind="stable"):
             rows.append({"element": name, "x": xyz[k, 0], "y": xyz[k, 1], "z": xyz[k, 2], "n_voxels": int(counts[k]),

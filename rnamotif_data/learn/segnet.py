@@ -186,14 +186,16 @@ class SegmentationCheckpoint:
 
 def save_segmentation_checkpoint(model: nn.Module, path: str | os.PathLike, *, network: str, tile: int,
                                  class_names, volume_config: VolumeConfig = _VOLUME_DEFAULT,
-                                 extra: dict | None = None) -> Path:
+                                 extra: dict | None = None, n_classes: int | None = None) -> Path:
     """Write ``model`` as a segmentation checkpoint (module docstring) to ``path``, atomically.
+
+    ``n_classes``, when given, must be the model's (it is read from the model either way).
 
     Raises
     ------
     ConfigError
-        For an unknown network, a model that is not a :class:`UNet3D`, class names that
-        do not match its outputs, or a tile its depth cannot take.
+        For an unknown network, a model that is not a :class:`UNet3D`, class names (or
+        ``n_classes``) that do not match its outputs, or a tile its depth cannot take.
     DiskFullError
         As :func:`~rnamotif_data.learn.checkpoints.save_checkpoint`.
     """
@@ -201,6 +203,8 @@ def save_segmentation_checkpoint(model: nn.Module, path: str | os.PathLike, *, n
         raise ConfigError(f"network {network!r}: not the name of this segmentation network ({type(model).__name__}); "
                           f"choose one of {', '.join(SEGMENTATION_NETWORKS)}")
     names = tuple(str(n) for n in class_names)
+    if n_classes is not None and n_classes != model.n_classes:
+        raise ConfigError(f"n_classes {n_classes} for a network of {model.n_classes} outputs")
     if len(names) != model.n_classes:
         raise ConfigError(f"{len(names)} class names for a network of {model.n_classes} outputs")
     model.check_tile(tile)

@@ -341,3 +341,23 @@ def test_most_probable_is_argmax_with_ties_to_the_lower_class():
     got = most_probable(p)
     assert got.dtype == np.uint8
     np.testing.assert_array_equal(got, p.argmax(0))
+
+
+def test_site_statistics_do_not_depend_on_the_chunk():
+    """The components' statistics, read a plane at a time, equal those read at once."""
+    from scipy import ndimage
+
+    from rnamotif_data.learn import detect as detect_module
+
+    rng = np.random.default_rng(7)
+    comp, n = ndimage.label(rng.random((11, 9, 10)) > 0.93, structure=np.ones((3, 3, 3), bool))
+    prob = rng.random((11, 9, 10)).astype(np.float32)
+    whole = detect_module._component_stats(comp, n, prob)
+    planes = detect_module._component_stats(comp, n, prob, chunk=1)
+    assert n > 3
+    for a, b in zip(whole, planes):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    index = np.arange(1, n + 1)
+    np.testing.assert_allclose(whole[1], ndimage.center_of_mass(np.ones_like(prob), comp, index), rtol=1e-12)
+    np.testing.assert_allclose(whole[2], ndimage.mean(prob, comp, index), rtol=1e-6)
+    np.testing.assert_allclose(whole[3], ndimage.maximum(prob, comp, index), rtol=1e-7)

@@ -80,7 +80,7 @@ def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(2)
     net = randomise_norms(UNet3D(width=4, depth=2))
     config = VolumeConfig(voxel_size=1.2, normalise_percentile=99.0)
-    path = save_segmentation_checkpoint(net, tmp_path / "seg.pt", network="unet3d", tile=32,
+    path = save_segmentation_checkpoint(net, tmp_path / "seg.pt", network="unet3d", tile=32, n_classes=9,
                                         class_names=ELEMENT_NAMES, volume_config=config, extra={"epoch": 3})
     raw = load_checkpoint(path, "cpu")
     assert raw["kind"] == "segmentation" and raw["network"] == "unet3d" and raw["tile"] == 32
@@ -118,3 +118,6 @@ def test_other_checkpoints_are_refused_in_one_line(tmp_path):
         load_segmentation_checkpoint(tmp_path / "none.pt")
     with pytest.raises(ConfigError, match="8 class names for a network of 9 outputs"):
         save_segmentation_checkpoint(net, tmp_path / "x.pt", network="unet3d", tile=64, class_names=ELEMENT_NAMES[:8])
+    with pytest.raises(ConfigError, match="n_classes 5 for a network of 9 outputs"):
+        save_segmentation_checkpoint(net, tmp_path / "x.pt", network="unet3d", tile=64, class_names=ELEMENT_NAMES,
+                                     n_classes=5)
