@@ -224,7 +224,7 @@ def _flat(obj):
     ``config``) in the layout of :func:`save_segmentation_checkpoint`; others as they are."""
     if not isinstance(obj, dict) or "state_dict" in obj or "model" not in obj:
         return obj
-    config = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+    config: dict = obj["config"] if isinstance(obj.get("config"), dict) else {}
     if config.get("kind") != SEGMENTATION_KIND:
         return obj
     extra = {k: obj[k] for k in ("epoch", "train_counts", "split_fingerprint", "best_epoch", "best_score",

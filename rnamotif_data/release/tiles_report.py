@@ -52,7 +52,7 @@ def plot_tile(root: str, path: Path) -> str | None:
     volumes, tiles, _ = _tables(root)
     if not len(tiles):
         return None
-    loops = np.stack(tiles["voxels_per_element"].to_numpy())[:, list(_LOOPS)].sum(axis=1)
+    loops = np.stack(list(tiles["voxels_per_element"]))[:, list(_LOOPS)].sum(axis=1)
     best = tiles.iloc[int(np.argmax(loops))]
     row = volumes.set_index("entry").loc[best["entry"]]
     prefix = f"{VOLUMES}/{best['entry']}/"
@@ -95,7 +95,7 @@ def tiles_section(root: str, png: Path | None) -> list[str]:
              f"{int(tiles['size'].iloc[0]) if len(tiles) else 0}³ voxels, {int(tiles['holds_rna'].sum())} holding RNA, "
              f"{int((~tiles['holds_rna']).sum())} RNA-free, {int(tiles['clipped'].sum())} clipped at a map's edge.", ""]
     if len(ok):
-        totals = np.stack(ok["voxels_per_element"].to_numpy()).sum(axis=0)
+        totals = np.stack(list(ok["voxels_per_element"])).sum(axis=0)
         labelled = max(int(totals[1:].sum()), 1)
         lines += ["| element | voxels | share of labelled voxels |", "| --- | ---: | ---: |"]
         lines += [f"| {name} | {int(totals[i])} | {totals[i] / labelled:.1%} |"
