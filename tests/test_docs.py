@@ -86,7 +86,7 @@ def test_library_does_not_print_or_import_heavy_frameworks():
 def test_nothing_cites_a_file_outside_the_project_and_design_sections_exist():
     design = (REPO / "docs" / "design.md").read_text()
     sections = set(re.findall(r"^## §(\d+) ", design, re.M))
-    assert sections == {str(i) for i in range(1, 11)}
+    assert sections == {str(i) for i in range(1, 12)}
     files = [*(REPO / "rnamotif_data").rglob("*.py"), *(REPO / "docs").rglob("*.md"), REPO / "README.md",
              REPO / "manifests" / "README.md"]
     for path in files:
