@@ -79,7 +79,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SPLIT_NAMES", "SUBSETS", "SplitConfig", "Split", "make_split", "split_metadata",
            "write_split", "check_split_target", "read_split", "split_table", "load_or_make_split", "split_path", "upstream_key",
-           "validate_split_name", "store_relations"]
+           "validate_split_name", "store_relations", "read_split_file"]
 
 SPLIT_NAMES = ("fold1", "fold2", "fold3", "fold4", "fold5", "all")
 #: Subsets of a split ``foldK``: ``train`` (every fold but K) and ``val`` (fold K), the
@@ -547,6 +547,20 @@ def check_split_target(location: str | os.PathLike, *, source: str | os.PathLike
                          "--out; nothing was changed")
 
 
+def read_split_file(url: str) -> tuple[pd.DataFrame, dict] | None:
+    """A split file's table (``fold`` as nullable Int64) and its ``rnamotif_split`` record
+    (config, fingerprint), or None when there is no file at ``url``; unchecked (the callers
+    compare it with their store)."""
+    fs, path = url_to_fs(url)
+    if not fs.exists(path):
+        return None
+    t = read_table(url)
+    info = json.loads(t.schema.metadata[b"rnamotif_split"])
+    table = t.to_pandas()
+    table["fold"] = pd.array(table["fold"], dtype="Int64")
+    return table, info
+
+
 def read_split(store: RNAMotifStore | str | os.PathLike, scheme: str = "similarity") -> Split | None:
     """The stored split ``STORE/splits/<scheme>.parquet`` if it exists (else None), checked
     against the store. ``store`` is an open store or its path/URL. Splits are made by
@@ -563,13 +577,10 @@ def read_split(store: RNAMotifStore | str | os.PathLike, scheme: str = "similari
     if not isinstance(store, RNAMotifStore):
         store = open_store(store)
     url = split_path(store.root, scheme)
-    fs, path = url_to_fs(url)
-    if not fs.exists(path):
+    read = read_split_file(url)
+    if read is None:
         return None
-    t = read_table(url)
-    info = json.loads(t.schema.metadata[b"rnamotif_split"])
-    table = t.to_pandas()
-    table["fold"] = pd.array(table["fold"], dtype="Int64")
+    table, info = read
     if "removed" not in table:
         raise ConfigError(f"{url}: split file from an older version (no 'removed' column); remake it with "
                           "rnamotif split")

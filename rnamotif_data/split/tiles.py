@@ -38,7 +38,7 @@ import pyarrow as pa
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.split.homology import HomologyTables, chain_classes
 from rnamotif_data.split.levels import label_assignment, label_exclusion, label_matrix
-from rnamotif_data.split.splits import Split, SplitConfig, check_split_target, fingerprint
+from rnamotif_data.split.splits import Split, SplitConfig, check_split_target, fingerprint, read_split_file
 from rnamotif_data.storage.layout import get_attrs, join, read_table, url_to_fs, write_table
 from rnamotif_data.storage.store import RNAMotifStore, open_store
 from rnamotif_data.storage.volumes import TILES_FILE, VOLUMES_FILE
@@ -184,13 +184,10 @@ def read_tile_split(store: RNAMotifStore | str) -> Split | None:
     if not isinstance(store, RNAMotifStore):
         store = open_store(store)
     url = tile_split_path(store.root)
-    fs, path = url_to_fs(url)
-    if not fs.exists(path):
+    read = read_split_file(url)
+    if read is None:
         return None
-    t = read_table(url)
-    info = json.loads(t.schema.metadata[b"rnamotif_split"])
-    table = t.to_pandas()
-    table["fold"] = pd.array(table["fold"], dtype="Int64")
+    table, info = read
     _, tiles = _tables(store)
     ids = [f"{e}/t{z}_{y}_{x}" for e, (z, y, x) in zip(tiles["entry"], tiles["tile_zyx"])]
     if len(table) != len(ids) or table["sample_id"].astype(str).tolist() != ids:
