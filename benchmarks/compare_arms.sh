@@ -58,7 +58,8 @@ compare() {
       echo >> "$out"
     done
   done
-  echo "wrote $out"
+  python benchmarks/compare_arms_summary.py "$RUNS" density onehot structrfm density-50 density-25 > "$RUNS/arms.md"
+  echo "wrote $out and $RUNS/arms.md"
 }
 
 case $phase in

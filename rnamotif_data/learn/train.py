@@ -25,7 +25,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from tqdm import tqdm
@@ -183,12 +183,12 @@ class TrainFraction(torch.utils.data.Subset):
     @property
     def targets(self) -> np.ndarray:
         """``(len,)`` class index of every kept item."""
-        return self.dataset.targets[self.indices]
+        return cast(RNAMotifDataset, self.dataset).targets[self.indices]
 
     @property
     def metadata(self):
         """The kept samples' metadata rows (a DataFrame, index 0..len-1)."""
-        return self.dataset.metadata.iloc[self.indices].reset_index(drop=True)
+        return cast(RNAMotifDataset, self.dataset).metadata.iloc[list(self.indices)].reset_index(drop=True)
 
     def __getattr__(self, name: str):
         if name == "dataset":  # not set yet (unpickling): no recursion
@@ -200,9 +200,8 @@ def _loaders(cfg: TrainConfig, device: torch.device):
     common: dict[str, Any] = dict(root=cfg.root, split=cfg.split, scheme=cfg.scheme, channels=cfg.channels, masked=cfg.masked,
                   sequence=cfg.sequence, projection_dim=cfg.projection_dim)
     train_subset, val_subset = _SUBSETS[cfg.protocol]
-    train_ds = RNAMotifDataset(subset=train_subset, **common)
-    if cfg.train_fraction < 1:
-        train_ds = TrainFraction(train_ds, cfg.train_fraction, cfg.seed)
+    full = RNAMotifDataset(subset=train_subset, **common)
+    train_ds = TrainFraction(full, cfg.train_fraction, cfg.seed) if cfg.train_fraction < 1 else full
     val_ds = RNAMotifDataset(subset=val_subset, **common)
     kw = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, pin_memory=device.type == "cuda",
               persistent_workers=cfg.workers > 0)
