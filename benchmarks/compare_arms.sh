@@ -4,17 +4,21 @@
 # the density arm (25 / 50 / 100 % of the training folds). Results: benchmarks/RESULTS.md,
 # "The comparison redone (issue 38, item 4)".
 #
-#   benchmarks/compare_arms.sh [store|train|compare|all]   (default all; run from the repo root)
+#   benchmarks/compare_arms.sh [store|first|curve|extend|compare|all]   (default all; run from the repo root)
 #
-# Environment: WORK (default /tmp/cmp), SHARED (default ../shared/data), EPOCHS (default 6),
-# SEEDS (default 3), THREADS (torch threads per training process, default 1). The three
-# training streams run side by side, each with nice -n 19, --workers 0 and THREADS threads,
-# on the CPU (a 2-core machine shared with others). Pretrained structRFM: embed with
+# Environment: WORK (default /tmp/cmp), SHARED (default ../shared/data), EPOCHS_FIRST (default
+# 6) and EPOCHS (default 10), SEEDS (default 3), THREADS (torch threads per training process,
+# default 1). Phases: store; first (the three arms, EPOCHS_FIRST epochs); curve (the density
+# arm on 25 and 50 % of the training folds, EPOCHS epochs; may run beside first); extend (the
+# three arms resumed to EPOCHS epochs; their EPOCHS_FIRST summaries kept as RUNS/ARM-6ep.json);
+# compare. Every training process runs with nice -n 19, --workers 0 and THREADS threads, on the
+# CPU (a 2-core machine shared with others), several side by side. Pretrained structRFM: embed with
 # --checkpoint DIR instead of --random-weights and train with --sequence structrfm.
 set -euo pipefail
 WORK=${WORK:-/tmp/cmp}
 SHARED=${SHARED:-../shared/data}
-EPOCHS=${EPOCHS:-6}
+EPOCHS_FIRST=${EPOCHS_FIRST:-6}
+EPOCHS=${EPOCHS:-10}
 SEEDS=${SEEDS:-3}
 THREADS=${THREADS:-1}
 STORE=$WORK/fixture/store.zarr
@@ -34,17 +38,33 @@ store() {
   $RM embed "$STORE" --embedder structrfm --random-weights --mirror "$WORK/fixture/mirror" --no-progress
 }
 
-arm() {  # arm NAME [train flags...]
-  local name=$1; shift
-  $RM train --root "$STORE" --all-folds --seeds "$SEEDS" --epochs "$EPOCHS" --workers 0 --device cpu \
-    --no-progress --overwrite --out "$RUNS/$name" "$@" > "$RUNS/$name.log" 2>&1
+arm() {  # arm NAME MODE EPOCHS [train flags...]; MODE --overwrite (a new run) or --resume (more epochs)
+  local name=$1 mode=$2 epochs=$3; shift 3
+  $RM train --root "$STORE" --all-folds --seeds "$SEEDS" --epochs "$epochs" --workers 0 --device cpu \
+    --no-progress "$mode" --out "$RUNS/$name" "$@" >> "$RUNS/$name.log" 2>&1
 }
 
-train() {
+ARMS=("density --network motif3dcnn"
+      "onehot --network motif3dcnn_seq --sequence onehot"
+      "structrfm --network motif3dcnn_seq --sequence structrfm-random")
+
+first() {  # the three arms, EPOCHS_FIRST epochs each, side by side
   mkdir -p "$RUNS"
-  { arm density --network motif3dcnn; arm density-25 --network motif3dcnn --train-fraction 0.25; } &
-  { arm onehot --network motif3dcnn_seq --sequence onehot; arm density-50 --network motif3dcnn --train-fraction 0.5; } &
-  { arm structrfm --network motif3dcnn_seq --sequence structrfm-random; } &
+  for a in "${ARMS[@]}"; do set -- $a; arm "$1" --overwrite "$EPOCHS_FIRST" "${@:2}" & done
+  wait
+}
+
+extend() {  # keep the first pass's summaries, then --resume every run to EPOCHS epochs (on CPU
+            # bit-identical to training EPOCHS epochs from the start)
+  for a in "${ARMS[@]}"; do set -- $a; cp "$RUNS/$1/cv_summary.json" "$RUNS/$1-${EPOCHS_FIRST}ep.json"; done
+  for a in "${ARMS[@]}"; do set -- $a; arm "$1" --resume "$EPOCHS" "${@:2}" & done
+  wait
+}
+
+curve() {  # the learning curve of the density arm: 25 and 50 % of the training folds (100 %: the arm)
+  mkdir -p "$RUNS"
+  arm density-25 --overwrite "$EPOCHS" --network motif3dcnn --train-fraction 0.25 &
+  arm density-50 --overwrite "$EPOCHS" --network motif3dcnn --train-fraction 0.5 &
   wait
 }
 
@@ -52,7 +72,7 @@ compare() {
   local out=$RUNS/comparison.md
   : > "$out"
   for metric in macro_sensitivity motif_vs_unknown_auc motif_vs_unknown_balanced_accuracy; do
-    for pair in "density onehot" "density structrfm" "onehot structrfm" "density density-50" "density density-25"; do
+    for pair in "density onehot" "density structrfm" "onehot structrfm" "density density-50" "density density-25" "density-50 density-25"; do
       set -- $pair
       python -m rnamotif_data compare "$RUNS/$1" "$RUNS/$2" --names "$1" "$2" --metric "$metric" >> "$out"
       echo >> "$out"
@@ -64,8 +84,10 @@ compare() {
 
 case $phase in
   store) store ;;
-  train) train ;;
+  first) first ;;
+  curve) curve ;;
+  extend) extend ;;
   compare) compare ;;
-  all) store; train; compare ;;
-  *) echo "usage: $0 [store|train|compare|all]" >&2; exit 2 ;;
+  all) store; { first; extend; } & curve; wait; compare ;;
+  *) echo "usage: $0 [store|first|curve|extend|compare|all]" >&2; exit 2 ;;
 esac
