@@ -81,9 +81,39 @@ def arm_markdown(name: str, summary: dict) -> str:
         f"- {_epochs(runs)}", ""])
 
 
+def _short(runs: list[dict], key: str) -> str:
+    v = np.asarray([r[key] for r in runs if r.get(key) is not None], float)
+    if not len(v):
+        return "–"
+    lo, hi = _boot(v)
+    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f} ({lo:.3f}–{hi:.3f})"
+
+
+def table_markdown(root: Path, arms: list[str]) -> str:
+    """One row per finished arm: the three scores (mean ± sd, bootstrap interval of the mean),
+    constant predictors, runs at chance, runs whose best epoch is the last."""
+    lines = ["| arm | runs | macro sensitivity | motif vs unknown AUC | motif vs unknown balanced accuracy | "
+             "constant predictors | at chance | best epoch = last |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for arm in arms:
+        path = root / arm / "cv_summary.json"
+        if not path.is_file():
+            continue
+        s = json.loads(path.read_text())
+        runs = s["runs"]
+        last = 0
+        for r in runs:
+            v = [row["val_macro_sensitivity"] for row in json.loads((Path(r["out"]) / "metrics.json").read_text())]
+            last += int(np.argmax(v)) == len(v) - 1
+        lines.append(f"| {arm} | {len(runs)} | {_short(runs, 'macro_sensitivity')} | {_short(runs, 'motif_vs_unknown_auc')} | "
+                     f"{_short(runs, 'motif_vs_unknown_balanced_accuracy')} | {s['n_constant_predictors']} | "
+                     f"{s['n_at_chance']} | {last} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str]) -> int:
-    """Print the summary of each arm named in ``argv[1:]`` under the runs folder ``argv[0]``."""
+    """Print the table and the summary of each arm named in ``argv[1:]`` under the runs folder ``argv[0]``."""
     root, arms = Path(argv[0]), argv[1:]
+    print(table_markdown(root, arms))
     for arm in arms:
         path = root / arm / "cv_summary.json"
         if path.is_file():
