@@ -32,8 +32,16 @@ Every source also prints the build's own per-stage times (``build_timing``: CPU 
 per entry and ms per manifest row or background sample), the CPU per row, and the
 extrapolation to 3,000 entries on a 64-core Dask cluster.
 
+``--tiles`` (issue 36) builds the same manifest a second time with ``rnamotif build --tiles``
+on fresh workers and prints what the volumes and tiles cost: the ``volumes`` stage (CPU
+per worker) and the extra wall time against the parallel map read + statistics (goal <=
+2x), the tiled build's peak worker RSS against the largest input map's float32 size (goal
+<= 3x), and the size of the volumes part of the store (``volumes/`` and the three tables)
+against each entry's 1 Å density and label volumes compressed whole, one blob per array
+(the store's codecs; goal <= 1.5x).
+
 Usage: python benchmarks/bench_build.py [--source simulated|cryodrgn-50s|ribosome]
-       [--entries 20] [--size 300] [--workers 2] [--keep DIR] [--repeat N]
+       [--entries 20] [--size 300] [--workers 2] [--keep DIR] [--repeat N] [--tiles]
 """
 
 from __future__ import annotations
@@ -236,6 +244,112 @@ def _stage_table(timing: dict, entries: int) -> None:
     print(f"  {'total':<11} {total / entries:8.2f} {1000 * total / rows:8.1f}")
 
 
+def _cluster_build(args, manifest: Path, out: Path, config: BuildConfig, sources: SourceConfig):
+    """Build on a fresh LocalCluster; (result, wall s, {worker: peak RSS}, {worker: idle RSS})."""
+    from distributed import Client
+
+    cluster = local_cluster(args.workers)
+    client = Client(cluster)
+    idle = client.run(_reset_peak_rss)
+    t0 = time.perf_counter()
+    result = build(manifest, str(out), config, source_config=sources, scheduler=cluster.scheduler_address,
+                   progress=False)
+    wall = time.perf_counter() - t0
+    rss = client.run(_peak_rss)
+    client.close()
+    cluster.close()
+    return result, wall, rss, idle
+
+
+def _whole_blob_bytes(store: Path) -> tuple[int, int, dict[str, int]]:
+    """(bytes of volumes/ + the three tables, bytes of every entry's five volumes each
+    compressed whole as one blob with the store's codec for it, per-array blob bytes)."""
+    import numcodecs
+
+    from rnamotif_data.storage.shards import array_codec
+    from rnamotif_data.storage.volumes import VOLUME_ARRAYS, VolumeReader
+
+    part = sum(f.stat().st_size for f in (store / "volumes").rglob("*") if f.is_file())
+    part += sum((store / n).stat().st_size for n in ("volumes.parquet", "tiles.parquet", "instances.parquet"))
+    per: dict[str, int] = dict.fromkeys(VOLUME_ARRAYS, 0)
+    for row in pq.read_table(store / "volumes.parquet").to_pylist():
+        if row["error"] is not None:
+            continue
+        reader = VolumeReader(str(store), row["entry"], row["grid_shape"], row["block"])
+        vols = reader.read_box((0, 0, 0), row["grid_shape"], VOLUME_ARRAYS)
+        reader.close()
+        for name, a in vols.items():
+            codec = (numcodecs.Zstd() if array_codec(name, "lz4") == "zstd"
+                     else numcodecs.Blosc(cname="lz4hc", clevel=5, shuffle=numcodecs.Blosc.NOSHUFFLE))
+            per[name] += len(codec.encode(np.ascontiguousarray(a)))
+        del vols
+    return part, sum(per.values()), per
+
+
+def _one_process(map_path: str, model_path: Path, work: Path) -> None:
+    """The volumes stage of one entry in this process, timed against reading the same map
+    and its statistics in the same process (a ratio a busy machine's load cancels out of),
+    and the growth of this process's peak RSS while it runs."""
+    import zarr
+
+    from rnamotif_data.pipeline.volumes import EntryVolumes, stage_volumes
+    from rnamotif_data.storage.volumes import create_volume_group
+
+    model = read_model(model_path)
+    t0 = time.perf_counter()
+    dmap = read_map(map_path)
+    stats = dmap.statistics()
+    t_read = time.perf_counter() - t0
+    root = str(work / "one.zarr")
+    zarr.open_group(root, mode="w")
+    create_volume_group(root)
+    before = _reset_peak_rss()
+    t0 = time.perf_counter()
+    rec = stage_volumes(EntryVolumes(root, "one", "one", "one", None, []), model, dmap, stats, None,
+                        BuildConfig(tiles=True))
+    t_vol = time.perf_counter() - t0
+    grow = _peak_rss() - before
+    print(f"one process, {Path(map_path).name}: read+stats {t_read:.1f} s, volumes stage {t_vol:.1f} s = "
+          f"{t_vol / t_read:.2f}x (goal <= 2); peak RSS growth {grow / (1 << 20):.0f} MiB = "
+          f"{grow / dmap.data.nbytes:.2f}x the map; grid {rec['volume']['grid_shape']}, {len(rec['tiles'])} tiles")
+
+
+def _tiles_run(args, manifest: Path, sources: SourceConfig, work: Path, t_read_par: float, wall0: float,
+               largest: int) -> None:
+    """The same build with --tiles (fresh workers): volumes-stage cost, memory and size."""
+    out = work / "tiles.zarr"
+    result, wall, rss, idle = _cluster_build(args, manifest, out, BuildConfig(tiles=True), sources)
+    mib = 1 << 20
+    cpu, stage_wall = result.timing["cpu"], result.timing.get("wall", {})
+    vol = stage_wall.get("volumes", 0.0) / args.workers
+    vol_cpu = cpu.get("volumes", 0.0) / args.workers
+    reading = (stage_wall.get("read", 0.0) + stage_wall.get("statistics", 0.0)) / args.workers
+    print(f"--- tiles (rnamotif build --tiles, same manifest, fresh {args.workers} workers) ---")
+    print(f"tiles: {result.tiles}")
+    print(f"build wall time with tiles : {wall:8.1f} s  (without: {wall0:.1f} s; extra {wall - wall0:.1f} s)")
+    print(f"volumes stage, wall / {args.workers} workers: {vol:8.1f} s (task-thread CPU / workers {vol_cpu:.1f} s: "
+          "the rest is waiting for the cores, shared by 2 workers);  read+stats stages in the tasks (wall / "
+          f"workers) {reading:.1f} s;  parallel read+stats baseline {t_read_par:.1f} s")
+    r1, r2 = vol / t_read_par, (wall - wall0) / t_read_par
+    print(f"volumes stage / parallel read+stats: {r1:8.2f}    goal <= 2   {'PASS' if r1 <= 2 else 'FAIL'}")
+    print(f"extra wall / parallel read+stats   : {r2:8.2f}    (the same goal on the build's wall time)")
+    peak = max(rss.values())
+    print(f"peak RSS per worker (tiles): {', '.join(f'{v / mib:.0f}' for v in rss.values())} MiB (idle "
+          f"{max(idle.values()) / mib:.0f} MiB); {peak / largest:.2f}x largest map   goal <= 3x   "
+          f"{'PASS' if peak <= 3 * largest else 'FAIL'}")
+    _stage_table(result.timing, len(pq.read_table(out / "volumes.parquet")))
+    part, whole, per = _whole_blob_bytes(out)
+    print(f"volumes part of the store  : {part / mib:8.1f} MiB (volumes/ + volumes/tiles/instances.parquet)")
+    print(f"whole volumes, one blob each: {whole / mib:8.1f} MiB ({', '.join(f'{k} {v / mib:.1f}' for k, v in per.items())})")
+    print(f"store part / whole blobs   : {part / max(whole, 1):8.2f}    goal <= 1.5   "
+          f"{'PASS' if part <= 1.5 * whole else 'FAIL'}")
+    first = pq.read_table(manifest).to_pylist()[0]
+    mirror = sources.mirror
+    model_path = next((mirror / "pdb").glob(f"{first['pdb_id'].lower()}.*"))
+    map_path = next((mirror / "emdb").glob(f"emd_{first['emdb_id'][4:]}.*"))
+    _one_process(str(map_path), model_path, work)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--source", choices=("simulated", "cryodrgn-50s", "ribosome"), default="simulated")
@@ -246,6 +360,8 @@ def main() -> None:
     p.add_argument("--keep", type=Path, help="keep (and reuse) the simulated mirror here")
     p.add_argument("--repeat", type=int, default=1, help="cryodrgn-50s: build each real volume under this "
                    "many EMDB IDs (a larger ensemble of one model; default 1)")
+    p.add_argument("--tiles", action="store_true", help="also build with --tiles and print the cost of the "
+                   "volumes and tiles (issue 36)")
     args = p.parse_args()
     args.entries = args.entries or (2 if args.source == "ribosome" else 20)
     args.size = args.size or (400 if args.source == "ribosome" else 300)
@@ -347,6 +463,8 @@ def main() -> None:
             build(manifest, str(sync), BuildConfig(), source_config=sources, scheduler="synchronous", progress=False)
             same = (out / "checksums.sha256").read_bytes() == (sync / "checksums.sha256").read_bytes()
             print(f"LocalCluster vs synchronous: {'byte-identical' if same else 'DIFFERENT'} checksums.sha256")
+        if args.tiles:
+            _tiles_run(args, manifest, sources, work, t_read_par, wall, largest)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

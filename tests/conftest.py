@@ -120,6 +120,25 @@ def demo_store(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiled_store(tmp_path_factory) -> str:
+    """The small demo (one entry, 6V5B chain D) built once with ``--tiles``, 32³ tiles every
+    16 voxels (``TileConfig(size=32, stride=16)``), synchronously, as a path string (~5 s).
+    Read only: a test that damages it copies it first."""
+    from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR
+    from rnamotif_data.inputs.sources import SourceConfig
+    from rnamotif_data.pipeline.builder import build
+    from rnamotif_data.pipeline.config import BuildConfig
+    from rnamotif_data.samples.tiles import TileConfig
+
+    out = tmp_path_factory.mktemp("tiled") / "tiled.zarr"
+    base = tmp_path_factory.getbasetemp()
+    build(SMALL_MANIFEST, str(out), BuildConfig(tiles=True, tile=TileConfig(size=32, stride=16)),
+          source_config=SourceConfig(cache_dir=base / "tiled-cache", mirror=SMALL_MIRROR, offline=True),
+          scheduler="synchronous", progress=False)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
 def multi_entry_store(tmp_path_factory) -> str:
     """The multi-entry fixture (rnamotif_data.testing.multi_entry): 15 real Atlas models + 6V5B chain D
     with simulated maps, and the 4 real cryoDRGN 50S volumes (every 4th row), built once
@@ -151,3 +170,17 @@ def store_tree(root: Path) -> dict[str, bytes]:
                 data = json.dumps(meta, sort_keys=True).encode()
             out[str(p.relative_to(root))] = data
     return out
+
+
+@pytest.fixture(scope="session")
+def tiled_training_store(tmp_path_factory) -> str:
+    """The shipped training demo (15 real models, simulated maps) built once with ``--tiles``
+    (64³ tiles every 32 voxels) and its tile split at level ``entry`` (no homology tables
+    needed), as a path string."""
+    from rnamotif_data.cli.build import main as build_main
+    from rnamotif_data.cli.split import main as split_main
+
+    out = tmp_path_factory.mktemp("tiled") / "demo.zarr"
+    assert build_main(["--tiles", "--out", str(out), "--scheduler", "synchronous", "--no-progress"]) == 0
+    assert split_main([str(out), "--tiles", "--level", "entry"]) == 0
+    return str(out)

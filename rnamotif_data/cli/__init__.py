@@ -141,6 +141,12 @@ def _compare() -> Program:
     return compare.main
 
 
+def _detect() -> Program:
+    from rnamotif_data.cli import detect
+
+    return detect.main
+
+
 def _make_demo() -> Program:
     from rnamotif_data.cli import make_demo
 
@@ -165,20 +171,21 @@ COMMANDS: dict[str, tuple[Callable[[], Program], str, str]] = {
     "search": (_search, "RCSB search: PDB IDs with their primary EMDB map and resolution (network)", "make a dataset"),
     "annotate": (_annotate, "every hairpin, bulge and internal loop of some models, as a manifest (RNApolis)", "make a dataset"),
     "fetch": (_fetch, "download each manifest entry's model and map once into a local mirror (network)", "make a dataset"),
-    "build": (_build, "build a Zarr + Parquet store from a manifest (default: the shipped demo)", "make a dataset"),
+    "build": (_build, "build a Zarr + Parquet store from a manifest (default: the shipped demo); --tiles: whole-map volumes and tiles too", "make a dataset"),
     "segment": (_segment, "cut one motif's labelled cube from a map and a model into MRC files", "make a dataset"),
     "verify": (_verify, "check a store's checksums, cubes, labels and tables", "check and share"),
     "report": (_report, "QC report of a store (Markdown + figures)", "check and share"),
     "audit": (_audit, "shortcut audit: can structure-free features tell the classes apart?", "check and share"),
     "embed": (_embed, "sequence features of every sample's residues (structRFM, one-hot; [embed] extra)", "check and share"),
-    "split": (_split, "write folds that no similarity crosses (store or manifest)", "check and share"),
+    "split": (_split, "write folds that no similarity crosses (store or manifest); --tiles: a tiled store's tiles", "check and share"),
     "export": (_export, "export samples as MRC files or HDF5", "check and share"),
     "recode": (_recode, "copy a store to another chunk codec, verified", "check and share"),
     "publish": (_publish, "package a release and publish it on Zenodo (network)", "check and share"),
     "download": (_download, "download a published release, verified (network unless cached)", "check and share"),
-    "train": (_train, "train Motif3DCNN on a store's split ([learn] extra)", "learn"),
-    "evaluate": (_evaluate, "evaluate a checkpoint on a fold or on MRC files ([learn] extra)", "learn"),
+    "train": (_train, "train Motif3DCNN on a store's split, or --network unet3d on its tiles ([learn] extra)", "learn"),
+    "evaluate": (_evaluate, "evaluate a checkpoint on a fold (whole maps for unet3d) or on MRC files ([learn] extra)", "learn"),
     "compare": (_compare, "two training arms paired by fold and seed: difference, interval, paired tests", "learn"),
+    "detect": (_detect, "find the motifs in a map: element labels and probabilities as MRC, sites ([learn] extra)", "learn"),
     "make-demo": (_make_demo, "regenerate the shipped demo (developers)", "developers"),
     "multi-entry": (_multi_entry, "make the multi-entry fixture from ../shared/data (developers)", "developers"),
     "synthetic-store": (_synthetic_store, "make a synthetic store for loader benchmarks (developers)", "developers"),

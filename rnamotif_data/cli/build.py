@@ -41,10 +41,11 @@ from rnamotif_data.em.quality import QualityConfig
 from rnamotif_data.errors import RNAMotifError
 from rnamotif_data.inputs.demo import SMALL_MANIFEST, SMALL_MIRROR, TRAINING_MANIFEST, training_mirror
 from rnamotif_data.pipeline.builder import BuildResult, build, log
-from rnamotif_data.pipeline.config import PAIR_READERS, BuildConfig
+from rnamotif_data.pipeline.config import LOOP_CONVENTIONS, PAIR_READERS, BuildConfig
 from rnamotif_data.pipeline.timing import format_timing
 from rnamotif_data.samples.background import BackgroundConfig
 from rnamotif_data.samples.cubes import SegmentConfig
+from rnamotif_data.samples.tiles import TileConfig
 from rnamotif_data.storage.layout import FAILURES_FILE, join
 from rnamotif_data.storage.shards import CODECS
 
@@ -67,9 +68,25 @@ BUILD_HELPS = {
     "min_cc_mask": "motifs with a lower (or undefined) CC_mask go to failures.parquet (stage quality)",
     "pairs": "how closing base pairs are read to check loop lengths: geometric (N1-N3 rule, milliseconds) or "
              "rnapolis (RNApolis's canonical pairs, [annotate] extra, ~20 s per 50S model)",
+    "loop_convention": "how loop lengths and fine types are counted: span (every nucleotide between the closing "
+                       "pairs, default) or source (only those the source's residue list names: RNA 3D Motif Atlas "
+                       "types); both are in the metadata either way",
     "shard_size": "samples per shard",
     "codec": "chunk codec of the cube arrays: lz4 (fastest to read) or zstd (~30% smaller)",
     "compression_level": "level of the codec (lz4 1-9, library default 5; zstd 1-22, default 3)",
+    "tiles": "also store each entry's 1 A density and label volumes once, and the table of its overlapping tiles "
+             "(--tile-size, --tile-stride; docs/store.md 'Volumes and tiles')",
+}
+TILE_HELPS = {
+    "size": "voxels per tile edge (64: CryoREAD; 32: Cryo2StructData)",
+    "stride": "voxels between tile origins (CryoREAD: 16)",
+    "block": "voxels per edge of a stored block (a multiple of gcd(size, stride))",
+    "rna_free_share": "RNA-free tiles listed per tile that holds RNA",
+    "seed": "seed of the RNA-free tiles' draw",
+    "voxel_size": "A, spacing of the volumes' grid",
+    "label_radius": "A; a voxel takes the labels of its nearest heavy atom within this distance",
+    "slab": "z planes labelled at a time (the memory bound)",
+    "max_fraction_outside": "largest fraction of the model's atoms outside the map before the entry gets no volumes",
 }
 
 
@@ -101,10 +118,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", type=Path, metavar="FILE",
                    help="write a per-entry table of stage times (wall and CPU seconds), map shape and model size "
                         "to FILE (.csv or .parquet); the summary always gives the totals")
-    add_config_arguments(p, BuildConfig, helps=BUILD_HELPS, choices={"codec": tuple(CODECS), "pairs": PAIR_READERS})
+    add_config_arguments(p, BuildConfig, helps=BUILD_HELPS, choices={"codec": tuple(CODECS), "pairs": PAIR_READERS,
+                                                                   "loop_convention": LOOP_CONVENTIONS})
     add_config_arguments(p, SegmentConfig)
     add_config_arguments(p, BackgroundConfig, prefix="background_", types={"per_entry": _int_or_auto})
     add_config_arguments(p, QualityConfig, types={"cc_local_radius": float})
+    add_config_arguments(p, TileConfig, prefix="tile_", helps=TILE_HELPS, title="volumes and tiles (with --tiles)")
     return p
 
 
@@ -112,7 +131,8 @@ def build_config(args: argparse.Namespace) -> BuildConfig:
     """The :class:`BuildConfig` of parsed ``rnamotif build`` flags."""
     return config_from_args(args, BuildConfig, segment=config_from_args(args, SegmentConfig),
                             background=config_from_args(args, BackgroundConfig, prefix="background_"),
-                            quality=config_from_args(args, QualityConfig))
+                            quality=config_from_args(args, QualityConfig),
+                            tile=config_from_args(args, TileConfig, prefix="tile_"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,6 +248,10 @@ def _summary(result: BuildResult, seconds: float) -> None:
     by_note = Counter(note for notes in result.map_warnings.values() for note in notes)
     for note, k in sorted(by_note.items()):
         log.warning("map warning in %d entr%s: %s", k, "y" if k == 1 else "ies", note)
+    if result.tiles:
+        log.info("tiles: %d (%d hold RNA) of %d entries with volumes; %d entries without (volumes.parquet says why); "
+                 "%d loop instances", result.tiles["n_tiles"], result.tiles["n_rna_tiles"], result.tiles["n_entries"],
+                 result.tiles["n_entries_without"], result.tiles["n_instances"])
     if result.n_failed_rows:
         log.warning("%d rows did not become samples; see %s", result.n_failed_rows,
                     join(result.root, FAILURES_FILE))

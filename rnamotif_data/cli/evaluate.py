@@ -9,15 +9,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rnamotif_data.learn.checkpoints import load_checkpoint
 from rnamotif_data.learn.evaluate import Evaluator, log, write_outputs
 from rnamotif_data.learn.metrics import markdown_report
+from rnamotif_data.learn.segnet import SEGMENTATION_KIND
+from rnamotif_data.learn.tilerun import EVAL_FILES, evaluate_tiles
 from rnamotif_data.split.splits import SUBSETS
 from rnamotif_data.storage.outputs import claimed_output
 
 __all__ = ["EVALUATE_FILES", "main", "parser"]
 
 #: the files ``rnamotif evaluate`` owns in its ``--out`` folder; a rerun replaces them
-EVALUATE_FILES = ("metrics.json", "report.md", "confusion.png")
+EVALUATE_FILES = tuple(dict.fromkeys(("metrics.json", "report.md", "confusion.png", *EVAL_FILES)))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,6 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--root or --mrc-folder is required")
     sub = "eval-mrc-folder" if a.mrc_folder else f"eval-{a.split}-{a.subset}"
     out = a.out or Path(a.checkpoint).parent / sub
+    ck = load_checkpoint(a.checkpoint, "cpu")
+    if isinstance(ck, dict) and ck.get("kind", (ck.get("config") or {}).get("kind")) == SEGMENTATION_KIND:
+        if a.mrc_folder:
+            p.error("--mrc-folder scores cube classifiers; a segmentation checkpoint is scored on a tiled store (--root)")
+        with claimed_output(out, "evaluate", EVALUATE_FILES):
+            evaluate_tiles(a.checkpoint, a.root, out, split=a.split, subset=a.subset, device=a.device)
+        log.info("%s\nwrote %s", (out / "report.md").read_text(), out)
+        return 0
     ev = Evaluator.from_checkpoint(a.checkpoint, a.device)
     names = ev.checkpoint["class_names"]
     with claimed_output(out, "evaluate", EVALUATE_FILES):  # before the work: a refusal costs nothing

@@ -15,7 +15,7 @@ from rnamotif_data.storage.outputs import claimed_output
 __all__ = ["REPORT_FILES", "main", "parser"]
 
 #: the files ``rnamotif report`` owns in its ``--out`` folder; a rerun replaces them
-REPORT_FILES = ("qc.md", "qc.png", "placement.png", "audit.png")
+REPORT_FILES = ("qc.md", "qc.png", "placement.png", "audit.png", "tile.png")
 
 
 def parser() -> argparse.ArgumentParser:

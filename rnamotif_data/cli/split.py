@@ -57,6 +57,7 @@ from rnamotif_data.split.splits import (
     store_relations,
     write_split,
 )
+from rnamotif_data.split.tiles import make_tile_split, tile_split_path, write_tile_split
 from rnamotif_data.split.upstream import read_upstream_folds
 from rnamotif_data.storage.layout import SPLIT_SCHEMES
 from rnamotif_data.storage.store import open_store
@@ -175,7 +176,28 @@ def parser() -> argparse.ArgumentParser:
                    help="never download the homology tables (default: $RNAMOTIF_OFFLINE)")
     p.add_argument("--models", type=Path, help="folder of models (<pdb id>.cif/.pdb[.gz]): sequences of the "
                    "chains the BGSU table does not list")
+    p.add_argument("--tiles", action="store_true", help="split the store's tiles (built with --tiles) by entry and chain "
+                   "homology at --level into STORE/splits/tiles.parquet (rnamotif_data.split.tiles)")
     return p
+
+
+def _split_tiles(args: argparse.Namespace, config: SplitConfig, tables: HomologyTables | None) -> int:
+    """``--tiles``: write the store's tile split and log its folds."""
+    if args.manifest is not None or args.folds or args.report or args.report_out:
+        raise ConfigError("--tiles splits a STORE's tiles; --manifest, --folds and --report do not apply")
+    store = open_store(args.store)
+    check_split_target(tile_split_path(store.root))
+    split = make_tile_split(store, config, tables)
+    url = write_tile_split(store, split)
+    t = split.table
+    for k in range(1, config.k + 1):
+        in_k = t["fold"].eq(k).fillna(False).to_numpy(dtype=bool)
+        excluded = ((t["train_exclusion"].to_numpy() >> (k - 1)) & 1).astype(bool) & ~in_k
+        log.info("fold %d: %d tiles of %d entries; %d tiles of other folds left out of its training (a chain of "
+                 "the same %s class)", k, int(in_k.sum()), t.loc[in_k, "entry"].nunique(), int(excluded.sum()),
+                 config.level)
+    log.info("%s: %d tiles, level %s, fingerprint %s", url, len(t), config.level, split.fingerprint)
+    return 0
 
 
 def _configs(args: argparse.Namespace) -> tuple[SplitConfig, HomologyTables | None]:
@@ -253,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.manifest is not None:  # before any work: never over the manifest or a user's file
         check_split_target(args.out, source=args.manifest)
     config, tables = _configs(args)
+    if args.tiles:
+        return _split_tiles(args, config, tables)
     motif_folds, bg_folds = read_upstream_folds(args.folds) if args.folds else (None, None)
 
     def homology_of(meta):

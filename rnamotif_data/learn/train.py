@@ -46,8 +46,8 @@ from rnamotif_data.learn.references import references
 
 log = logging.getLogger("rnamotif_data.learn.train")
 
-__all__ = ["TrainConfig", "train", "train_all_folds", "predict", "reference_summary", "cv_markdown", "run_seeds",
-           "TrainFraction"]
+__all__ = ["TrainConfig", "train", "train_all_folds", "predict", "reference_summary", "cv_markdown", "run_seeds", "seed_all",
+           "rng_state", "set_rng_state", "write_metrics", "resume_differences", "TrainFraction"]
 
 
 @dataclass(frozen=True)
@@ -109,13 +109,14 @@ PROTOCOLS = ("nested", "upstream")
 _SUBSETS = {"nested": ("inner_train", "inner_val"), "upstream": ("train", "val")}
 
 
-def _seed_all(seed: int) -> None:
+def seed_all(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators with ``seed``."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
-def _rng_state() -> dict:
+def rng_state() -> dict:
     """RNG states as plain types and tensors (loadable with ``weights_only=True``)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss = random.getstate()
@@ -125,7 +126,8 @@ def _rng_state() -> dict:
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
-def _set_rng_state(s: dict) -> None:
+def set_rng_state(s: dict) -> None:
+    """Restore the generators from :func:`rng_state`'s dict (a checkpoint's ``rng``)."""
     version, internal, gauss = s["python"]
     random.setstate((version, tuple(internal), gauss))
     name, keys, pos, has_gauss, cached = s["numpy"]
@@ -225,7 +227,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
     train_ds, val_ds, kw = _loaders(cfg, device)
     if len(train_ds) == 0:
         raise ConfigError(f"{cfg.root}: {cfg.split}/train has no samples")
-    _seed_all(cfg.seed)
+    seed_all(cfg.seed)
     cube = int(train_ds.cube_shape[0])  # the store's cube size, recorded in the checkpoint
     seq_dim = train_ds.sequence_dim if cfg.network in SEQUENCE_NETWORKS else None
     model = build_network(cfg.network, train_ds.n_channels, len(train_ds.classes), cube=cube, seq_dim=seq_dim).to(device)
@@ -238,14 +240,14 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
     last = out / "last.pt"
     if resume and last.exists():
         ck = load_checkpoint(last, device)
-        diff = _resume_differences(ck["config"], _ckpt_config(cfg))
+        diff = resume_differences(ck["config"], _ckpt_config(cfg))
         if diff or ck["split_fingerprint"] != train_ds.split_fingerprint:
             what = "; ".join(diff) or "the split's fingerprint differs"
             raise ConfigError(f"{last}: made with other settings ({what}); use another --out or drop --resume")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         start, best, history = ck["epoch"] + 1, ck["best_macro_sensitivity"], ck["history"]
-        _set_rng_state(ck["rng"])
+        set_rng_state(ck["rng"])
         log.info("resuming %s at epoch %d", out, start + 1)
     (out / "config.json").write_text(json.dumps(_ckpt_config(cfg), indent=2))
     ref_text = _val_references(cfg, train_ds, val_ds, out)
@@ -274,12 +276,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True, stop
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
               "config": _ckpt_config(cfg), "class_names": list(train_ds.classes),
               "split_fingerprint": train_ds.split_fingerprint, "in_channels": train_ds.n_channels, "seq_dim": seq_dim,
-              "cube": cube, "projection": projection_state(train_ds.projection), "history": history, "best_macro_sensitivity": max(best, score), "rng": _rng_state()}
+              "cube": cube, "projection": projection_state(train_ds.projection), "history": history, "best_macro_sensitivity": max(best, score), "rng": rng_state()}
         if new_best:  # best.pt first: last.pt never names a best that is not on disk
             best = score
             save_checkpoint(ck, out / "best.pt")
         save_checkpoint(ck, last)
-        _write_metrics(out, history)
+        write_metrics(out, history)
         log.info("%s epoch %d: train loss %.4f, val loss %.4f, val macro sensitivity %s (references: %s)",
                  cfg.split, epoch + 1, row["train_loss"], val_loss, format_metric(m["macro_sensitivity"]), ref_text)
         done += 1
@@ -332,7 +334,9 @@ def _fit_epoch(model, opt, bar, device, weight, amp: bool) -> tuple[float, int, 
 _RESUMABLE = ("epochs", "workers", "device")
 
 
-def _resume_differences(old: dict, new: dict) -> list[str]:
+def resume_differences(old: dict, new: dict) -> list[str]:
+    """``"key: old -> new"`` for each setting of two checkpoint configs that differs, except
+    those a resumed run may change (``epochs``, ``workers``, ``device``)."""
     return [f"{k}: {old.get(k)} -> {new.get(k)}" for k in sorted(set(old) | set(new))
             if k not in _RESUMABLE and old.get(k) != new.get(k)]
 
@@ -350,7 +354,8 @@ def _ckpt_config(cfg: TrainConfig) -> dict:
     return d
 
 
-def _write_metrics(out: Path, history: list[dict]) -> None:
+def write_metrics(out: Path, history: list[dict]) -> None:
+    """Write the per-epoch rows ``history`` to ``OUT/metrics.csv`` and ``OUT/metrics.json``."""
     with open(out / "metrics.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(history[0]))
         w.writeheader()

@@ -11,7 +11,8 @@ before the zone mask, so intensity noise never leaks outside the zone.
 
 * :class:`RandomRotation24`: one of the 24 proper rotations of the cube (the rotation
   group of the cube, chirality preserved). Cubes are centred on the motif, so rotations
-  keep the motif centred.
+  keep the motif centred. :class:`TileRotation24` rotates a tile's density and label
+  volumes together (a dict item).
 * :class:`RandomFlip`: mirror along random axes. **A mirror image of RNA is not RNA**:
   it changes the handedness of the helix and the chirality of the riboses, so flips are
   off by default and should be used only knowingly.
@@ -28,8 +29,8 @@ import numpy as np
 
 from rnamotif_data.learn.backend import torch
 
-__all__ = ["PROPER_ROTATIONS", "rotate", "RandomRotation24", "RandomFlip", "GaussianNoise", "IntensityScale",
-           "Compose"]
+__all__ = ["PROPER_ROTATIONS", "rotate", "RandomRotation24", "TileRotation24", "RandomFlip", "GaussianNoise",
+           "IntensityScale", "Compose"]
 
 
 def _rotations() -> tuple[tuple[tuple[int, int, int], tuple[bool, bool, bool]], ...]:
@@ -122,6 +123,21 @@ class RandomRotation24(_Random):
 
     def __repr__(self) -> str:
         return f"RandomRotation24(seed={self.seed})"
+
+
+class TileRotation24(_Random):
+    """One of the 24 proper cube rotations, uniformly, applied alike to every volume of a
+    tile item (:class:`~rnamotif_data.learn.tiles.RNAMotifTiles`): the density ``(1, T, T, T)``
+    and the label volumes ``(T, T, T)`` rotate together, so every voxel keeps its label.
+    Other entries of the item (``tile_index`` ...) pass through. Returns a new dict."""
+
+    def __call__(self, item: dict) -> dict:
+        k = self._randint(24)
+        return {key: rotate(v, k).contiguous() if isinstance(v, torch.Tensor) and v.dim() >= 3 else v
+                for key, v in item.items()}
+
+    def __repr__(self) -> str:
+        return f"TileRotation24(seed={self.seed})"
 
 
 class RandomFlip(_Random):

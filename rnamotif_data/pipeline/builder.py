@@ -50,7 +50,7 @@ from rnamotif_data.pipeline.staging import changed_inputs, clean_staging, part_e
 from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.samples.background import ShapeDistribution, background_count
 from rnamotif_data.storage.checksums import sha256_file
-from rnamotif_data.storage.layout import FAILURES_FILE, FORMAT_VERSION, join, read_table
+from rnamotif_data.storage.layout import FAILURES_FILE, FORMAT_VERSION, METADATA_COLUMNS, join, read_table
 from rnamotif_data.storage.writer import ArraySpec, StoreWriter
 
 __all__ = ["BuildResult", "EXIT_PARTIAL", "build", "group_entries"]
@@ -135,6 +135,8 @@ class BuildResult:
     staging_seconds: dict = field(default_factory=dict)
     #: (wall s, CPU s) of the shard writers, this run
     writing: tuple = (0.0, 0.0)
+    #: with --tiles, the store's ``tiles`` attribute (counts of tiles, entries, instances)
+    tiles: dict | None = None
 
     def add_writing(self, out) -> None:
         """Add a :func:`rnamotif_data.pipeline.commit.commit_shard` result's seconds."""
@@ -149,6 +151,7 @@ class BuildResult:
         self.background_requested, self.background_short = done.background_requested, dict(done.background_short)
         self.map_warnings, self.timing, self.writing = dict(done.map_warnings), dict(done.timing), done.writing
         self.profile.extend(done.profile)
+        self.tiles = done.tiles
 
     @property
     def exit_status(self) -> int:
@@ -285,6 +288,7 @@ def _finished(root: str, old: dict, result: BuildResult, *, retry_failed: bool, 
     result.background_requested = int(old.get("background", {}).get("requested", result.n_background))
     result.background_short = dict(old.get("background", {}).get("short", {}))
     result.map_warnings = dict(old.get("map_warnings", {}))
+    result.tiles = old.get("tiles")
     result.timing = dict(old.get("build_timing", {}))
     clean_staging(root)
     return result
@@ -305,7 +309,7 @@ def _stage_and_commit(store_writer: StoreWriter, jobs: list[EntryJob], todo: lis
         return False
     t1 = time.perf_counter()
     result.add_commit(commit(store_writer, CommitInputs(jobs, rejections, raw_rows, dict(result.staging_seconds),
-                                                        result.writing), runner, writer))
+                                                        result.writing), runner, writer, volumes=config.tiles))
     result.commit_seconds = time.perf_counter() - t1
     return True
 
@@ -329,6 +333,8 @@ def _stage_and_write(store_writer: StoreWriter, jobs: list[EntryJob], todo: list
     n_max = sum(counts.get(j.key, len(j.rows) + background_count(len(j.rows), config.background)) for j in jobs)
     if write:
         store_writer.create_arrays(max(n_max, 1))
+    if config.tiles:  # before the entry tasks add their arrays to it
+        store_writer.create_volume_group()
     writer = ShardWriter(jobs, config.shard_size, counts)
     n_samples = n_failed = 0
     bar = tqdm(total=len(todo), desc="entries", unit="entry", disable=not progress)
@@ -382,13 +388,16 @@ def _staged(root: str, job: EntryJob, out, config_hash: str) -> dict:
 
 def _to_stage(root: str, job: EntryJob, config: BuildConfig, source_config: SourceConfig, retry_failed: bool) -> bool:
     """Whether ``job`` is (re)staged: not staged yet, failed as a whole with
-    ``retry_failed``, or staged from inputs that changed since (logged)."""
+    ``retry_failed``, staged by a package whose samples lack a metadata column (one before
+    ``source_loop_lengths``), or staged from inputs that changed since (logged)."""
     if not part_exists(root, job.key):
         return True
     part = read_part(root, job.key)
     if retry_failed and part["entry_failed"]:
         return True
-    why = changed_inputs(part.get("inputs"), current_inputs(job, part.get("inputs"), config, source_config))
+    lacks = [c for c in METADATA_COLUMNS if c != "sample_index" and part["meta"] and c not in part["meta"][0]]
+    why = (f"the staged part has no {', '.join(lacks)} column(s) (staged by an older package)" if lacks else
+           changed_inputs(part.get("inputs"), current_inputs(job, part.get("inputs"), config, source_config)))
     if why:
         log.warning("%s: %s; the entry is staged again", job.key, why)
     return why is not None

@@ -135,8 +135,8 @@ class CommitInputs:
 class Committed:
     """What a commit wrote: the counts of the summary, the store's ``build_timing``
     (:func:`rnamotif_data.pipeline.timing.timing_attrs`), one ``profile`` row per entry
-    (its counts and per-stage wall and CPU seconds) and the shard writers' (wall s, CPU s)
-    in all."""
+    (its counts and per-stage wall and CPU seconds), the shard writers' (wall s, CPU s)
+    in all, and with ``--tiles`` the store's ``tiles`` attribute (counts)."""
 
     n_samples: int
     n_background: int
@@ -148,6 +148,7 @@ class Committed:
     timing: dict
     profile: tuple[dict, ...]
     writing: tuple[float, float]
+    tiles: dict | None = None
 
 
 def _rejected_row(rej: Rejection, row: Mapping) -> dict:
@@ -159,12 +160,33 @@ def _rejected_row(rej: Rejection, row: Mapping) -> dict:
                         q_score=None)
 
 
-def commit(store: StoreWriter, inputs: CommitInputs, runner: Runner, shards: ShardWriter) -> Committed:
+def _write_volumes(store: StoreWriter, jobs: Sequence[EntryJob]) -> dict:
+    """Write the volume tables from the entries' staging records (entry order; tiles
+    numbered in that order); returns the store's ``tiles`` attribute (counts)."""
+    volumes, tiles, instances = [], [], []
+    for job in jobs:
+        rec = read_part(store.root, job.key).get("volumes")
+        if rec is None:
+            raise StoreError(f"{store.root}: the staged entry {job.key} has no volumes record (staged without "
+                             "--tiles); build into a new --out")
+        volumes.append(rec["volume"])
+        tiles += rec["tiles"]
+        instances += rec["instances"]
+    store.write_volume_tables(volumes, tiles, instances)
+    return {"n_tiles": len(tiles), "n_rna_tiles": sum(1 for t in tiles if t["holds_rna"]),
+            "n_entries": sum(1 for v in volumes if v["error"] is None), "n_entries_without": sum(
+                1 for v in volumes if v["error"] is not None), "n_instances": len(instances)}
+
+
+def commit(store: StoreWriter, inputs: CommitInputs, runner: Runner, shards: ShardWriter, *,
+           volumes: bool = False) -> Committed:
     """Finish a build whose entries are all staged (``store`` holds the lock): size the
     arrays to N samples, write the remaining shards (one task per shard, ``shards`` says
     which), then ``metadata.parquet``, ``failures.parquet`` (validation rejections
     included), the attributes (counts, background requested and placed, map warnings),
-    ``checksums.sha256`` and last ``build_state: complete``, all through ``store``.
+    ``checksums.sha256`` and last ``build_state: complete``, all through ``store``. With
+    ``volumes`` (a build with ``--tiles``), the volume tables too (``volumes.parquet``,
+    ``tiles.parquet``, ``instances.parquet``) and the ``tiles`` attribute.
 
     Raises
     ------
@@ -209,14 +231,16 @@ def commit(store: StoreWriter, inputs: CommitInputs, runner: Runner, shards: Sha
             wall, cpu = wall + out.get("wall", 0.0), cpu + out.get("cpu", 0.0)
     failures.sort(key=lambda f: f["manifest_row"])
     store.write_tables(StoreTables(metadata=metas, failures=failures))
+    tiles_attrs = _write_volumes(store, inputs.jobs) if volumes else None
     n_background = sum(1 for m in metas if m["is_background"])
     n_rows = len(inputs.rejections) + sum(len(job.rows) for job in inputs.jobs)
     total = sum_timings([*timings, {"wall": {"writing": wall}, "cpu": {"writing": cpu}}])
     timing = timing_attrs(total, len(inputs.jobs), n_rows, n_background)
     store.complete({"n_samples": n, "n_background": n_background, "n_failed_rows": len(failures),
                     "background": {"requested": requested, "placed": n_background, "short": short},
-                    "map_warnings": map_warnings, "build_timing": timing})
+                    "map_warnings": map_warnings, "build_timing": timing,
+                    **({"tiles": tiles_attrs} if tiles_attrs is not None else {})})
     return Committed(n_samples=n, n_background=n_background, n_failed_rows=len(failures),
                      reasons=Counter(f["stage"] for f in failures), background_requested=requested,
                      background_short=short, map_warnings=map_warnings, timing=timing, profile=tuple(profile),
-                     writing=(wall, cpu))
+                     writing=(wall, cpu), tiles=tiles_attrs)

@@ -16,11 +16,13 @@ from rnamotif_data.em.quality import QualityConfig
 from rnamotif_data.errors import ConfigError, RegistryError
 from rnamotif_data.samples.background import BackgroundConfig
 from rnamotif_data.samples.cubes import SegmentConfig
-from rnamotif_data.samples.rules import PlacementRules, QualityRules
+from rnamotif_data.samples.rules import LOOP_CONVENTIONS, PlacementRules, QualityRules
+from rnamotif_data.samples.tiles import TileConfig
+from rnamotif_data.samples.volumes import VolumeConfig
 from rnamotif_data.storage.registry import parse_version
 from rnamotif_data.storage.shards import DEFAULT_CODEC, check_codec
 
-__all__ = ["BuildConfig", "STORAGE_FIELDS", "PAIR_READERS", "check_dataset_version"]
+__all__ = ["BuildConfig", "STORAGE_FIELDS", "PAIR_READERS", "LOOP_CONVENTIONS", "check_dataset_version"]
 
 #: BuildConfig fields that change how cubes are stored, not what they are (not hashed)
 STORAGE_FIELDS = ("codec", "compression_level")
@@ -88,6 +90,21 @@ class BuildConfig:
         never chosen by what is installed, so a store's content does not depend on the
         machine. Left out of :meth:`to_dict` at its default, so stores built before it
         existed keep their ``config_hash``.
+    loop_convention:
+        How a motif's loop lengths, and so its fine type, are counted
+        (:data:`LOOP_CONVENTIONS`): ``"span"`` (default), every nucleotide between the
+        closing pairs (CoSSMos-like); ``"source"``, only those the source's own residue list
+        names (the RNA 3D Motif Atlas's unit ids: ``HL_1U9S_001``, A:84-88 + A:90, is then
+        ``hairpin4``, not ``hairpin5``), for rows whose source has such a list
+        (:func:`~rnamotif_data.samples.rules.apply_loop_convention`). The metadata holds both
+        (``loop_lengths``, ``source_loop_lengths``) either way. Left out of :meth:`to_dict`
+        at its default, like ``pairs``.
+    tiles:
+        Also store each entry's 1 Å density and label volumes and its tile table
+        (``rnamotif build --tiles``; :mod:`rnamotif_data.storage.volumes`). Left out of
+        :meth:`to_dict` (with ``tile``) when off, so cube-only stores keep their hash.
+    tile:
+        The tiles' and volumes' settings (:class:`~rnamotif_data.samples.tiles.TileConfig`).
     """
 
     segment: SegmentConfig = field(default_factory=SegmentConfig)
@@ -102,10 +119,16 @@ class BuildConfig:
     codec: str = DEFAULT_CODEC
     compression_level: int | None = None
     pairs: str = "geometric"
+    loop_convention: str = "span"
+    tiles: bool = False
+    tile: TileConfig = field(default_factory=TileConfig)
 
     def __post_init__(self) -> None:
         if self.pairs not in PAIR_READERS:
             raise ConfigError(f"pairs must be one of {', '.join(PAIR_READERS)}, got {self.pairs!r}")
+        if self.loop_convention not in LOOP_CONVENTIONS:
+            raise ConfigError(f"loop_convention must be one of {', '.join(LOOP_CONVENTIONS)}, "
+                              f"got {self.loop_convention!r}")
         if int(self.shard_size) != self.shard_size or self.shard_size < 1:
             raise ConfigError(f"shard_size must be an integer >= 1, got {self.shard_size}")
         check_codec(self.codec, self.compression_level)
@@ -120,16 +143,29 @@ class BuildConfig:
         return PlacementRules(self.min_motif_fit_z, self.min_motif_frac_above_1sd)
 
     @property
+    def volume_config(self) -> VolumeConfig:
+        """The volumes' :class:`~rnamotif_data.samples.volumes.VolumeConfig`: ``tile``'s grid and
+        labels, normalised by the cubes' percentile (``segment.normalise_percentile``)."""
+        t = self.tile
+        return VolumeConfig(voxel_size=t.voxel_size, label_radius=t.label_radius,
+                            normalise_percentile=self.segment.normalise_percentile, slab=t.slab,
+                            max_fraction_outside=t.max_fraction_outside)
+
+    @property
     def quality_rules(self) -> QualityRules:
         """The per-motif quality thresholds (``min_q_score``, ``min_cc_mask``)."""
         return QualityRules(self.min_q_score, self.min_cc_mask)
 
     def to_dict(self) -> dict:
         """JSON-serialisable dict of every field, nested configs included (``pairs`` only
-        when it is not ``"geometric"``)."""
+        when it is not ``"geometric"``, ``loop_convention`` only when it is not ``"span"``:
+        the hash of a default config is the one stores built before them record)."""
         d = asdict(self)
-        if d["pairs"] == "geometric":
-            del d["pairs"]
+        for name, default in (("pairs", "geometric"), ("loop_convention", "span")):
+            if d[name] == default:
+                del d[name]
+        if not d["tiles"]:
+            del d["tiles"], d["tile"]
         return d
 
     def config_hash(self) -> str:

@@ -39,6 +39,7 @@ from rnamotif_data.pipeline.config import BuildConfig
 from rnamotif_data.pipeline.context import MODELS, ModelContext, ModelUse
 from rnamotif_data.pipeline.staging import part_inputs, write_part
 from rnamotif_data.pipeline.timing import StageClock
+from rnamotif_data.pipeline.volumes import EntryVolumes, failed_volumes, stage_volumes
 from rnamotif_data.rna.modified import sequence_matches
 from rnamotif_data.rna.motifs import class_index, motif_class
 from rnamotif_data.rna.structure import format_residues
@@ -47,10 +48,12 @@ from rnamotif_data.samples.cubes import atoms_key, cut_model_motif, cut_motif
 from rnamotif_data.samples.rules import (
     CONTEXT_FLANK,
     SampleRejected,
+    apply_loop_convention,
     check_placement,
     check_quality,
     check_strands,
     source_flank_pairs,
+    source_residues,
 )
 from rnamotif_data.storage.checksums import sha256_file
 from rnamotif_data.storage.layout import failures_row, metadata_row
@@ -164,6 +167,9 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
         resolution = _resolution(sources, job)
         with clock("quality"):
             ctx = _Entry(job, emdb, use, dmap, stats, resolution, config, extra["map_warnings"], clock)
+        if config.tiles:  # before the cubes: a worker never holds the cubes and the volumes' slabs at once
+            with clock("volumes"):
+                extra["volumes"] = _entry_volumes(job, emdb, root, ctx, config, stage)
         samples, failures, motif_xyz, targets = _segment_rows(ctx)
         n_ok = len(samples)
         if n_ok == 0 and job.rows:
@@ -179,6 +185,8 @@ def stage_entry(job: EntryJob, config: BuildConfig, source_config: SourceConfig,
         log.debug("%s: %s failed: %s", job.key, stage, exc)
         samples, entry_failed = [], True
         failures = [failure_row(i, row, emdb, stage, exc) for i, row in job.rows]
+    if config.tiles and "volumes" not in extra:  # the entry stopped before its map was placed
+        extra["volumes"] = _entry_volumes(job, emdb, root, None, config, stage)
     ctx = dmap = None  # the map is not needed to write the cubes: a worker's peak stays below map + cubes
     extra["timing"] = clock.to_dict()
     with clock("staging"):
@@ -274,6 +282,17 @@ def current_inputs(job: EntryJob, recorded: dict | None, config: BuildConfig, so
     return part_inputs(config.config_hash(), emdb, *digests)
 
 
+def _entry_volumes(job: EntryJob, emdb: str | None, root: str, ctx: _Entry | None, config: BuildConfig,
+                   stage: str) -> dict:
+    """The entry's volumes and tiles (:func:`rnamotif_data.pipeline.volumes.stage_volumes`), or,
+    when the entry stopped before its map was placed, a record of why it has none."""
+    resolution = ctx.resolution if ctx is not None else job.resolution
+    who = EntryVolumes(root, job.key, job.pdb_id, emdb, resolution, job.rows)
+    if ctx is None:
+        return failed_volumes(who, config, f"{job.key}: the entry failed at stage {stage} (failures.parquet)")
+    return stage_volumes(who, ctx.model, ctx.dmap, ctx.stats, ctx.partner, config)
+
+
 def _nan_none(v: float) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
@@ -295,7 +314,8 @@ def _segment_rows(ctx: _Entry):
                 resolved = model.resolve(sel)
                 desc = f"{job.pdb_id} {sel} (row {i})"
                 loop_cols = check_strands(model, resolved, row["motif_type"], desc, ctx.partner,
-                                          source_flank_pairs(row))
+                                          source_flank_pairs(row), source_residues(model, resolved, row, desc))
+                mtype, loop_cols = apply_loop_convention(loop_cols, row["motif_type"], config.loop_convention, desc)
                 atoms = model.atoms.subset(resolved)
                 motif_xyz.append(atoms.xyz)
                 seq = atoms.sequence()
@@ -314,11 +334,11 @@ def _segment_rows(ctx: _Entry):
                 residues = format_residues(atoms.residues)
             targets.append((tuple(len(s) for s in model.strands(resolved)), resolved))  # kept motifs
             samples.append(_sample(
-                cube, sample_id=_sample_id(ctx.emdb, job.pdb_id, row["motif_type"], residues),
+                cube, sample_id=_sample_id(ctx.emdb, job.pdb_id, mtype, residues),
                 is_background=False, background_kind=None, manifest_row=int(i),
                 pdb_id=job.pdb_id, emdb_id=ctx.emdb, motif_id=row.get("motif_id"),
-                motif_type=row["motif_type"], motif_class=motif_class(row["motif_type"]),
-                class_index=class_index(row["motif_type"]), residues=residues, sequence=seq,
+                motif_type=mtype, motif_class=motif_class(mtype),
+                class_index=class_index(mtype), residues=residues, sequence=seq,
                 **ctx.strand_columns(resolved), model_hash=ctx.model_key, **loop_cols,
                 parent_sequence=ctx.parent_sequence(atoms.residues),
                 resolution=ctx.resolution, n_residues=len(atoms.residues),
@@ -368,6 +388,7 @@ def _background(ctx: _Entry, motif_xyz, n: int, targets) -> list[dict]:
             sequence=site.atoms.sequence() if modelled else None,
             **ctx.strand_columns(site.residue_indices),
             model_hash=ctx.model_key, loop_lengths=None, flank_pairs=None, loop_note=None,
+            source_loop_lengths=None, source_motif_type=None,
             parent_sequence=ctx.parent_sequence(res_ids),
             resolution=ctx.resolution, n_residues=len(res_ids),
             **qcols, map_warnings=ctx.map_warnings, source="background", source_id=None,

@@ -17,6 +17,7 @@ quality    Q-score and CC_mask of every motif (and the model's KD-tree they shar
 background the search for the entry's background sites (candidates, ranking, the placement
            checks and cuts of the candidates, which the selection makes itself); the
            chosen sites' Q-score and CC_mask count as quality, as for motifs
+volumes    with ``--tiles``: elements, the 1 Å label volumes, their blocks and the tile table
 staging    writing the entry's staging file
 writing    writing shards (one task per shard; not per entry)
 ========== ================================================================================
@@ -34,7 +35,8 @@ from typing import Iterable, Iterator
 __all__ = ["STAGES", "ENTRY_STAGES", "StageClock", "sum_timings", "timing_attrs", "format_timing"]
 
 #: every stage of a build, in order
-STAGES = ("fetch", "read", "statistics", "placement", "segment", "quality", "background", "staging", "writing")
+STAGES = ("fetch", "read", "statistics", "placement", "segment", "quality", "background", "volumes", "staging",
+          "writing")
 #: the stages timed inside an entry task
 ENTRY_STAGES = STAGES[:-1]
 

@@ -12,8 +12,9 @@ upgraded on the way. Codecs: :mod:`rnamotif_data.storage.shards`.
 Every cube is read from ``STORE`` through the checking reader (a damaged chunk stops the
 copy with its name), written shard by shard to ``--out``, then read back and compared with
 the source, all through the store writer (:class:`rnamotif_data.storage.writer.StoreWriter`);
-``metadata.parquet``, ``failures.parquet`` and ``splits/`` are copied byte for
-byte (so split fingerprints are unchanged). The copy's attributes are the source's with
+``metadata.parquet``, ``failures.parquet``, ``splits/`` and, for a store built with
+``--tiles``, ``volumes/`` and its three tables are copied byte for byte (so split
+fingerprints are unchanged; the volumes keep the source's codec). The copy's attributes are the source's with
 ``build_config.codec`` and ``compression_level`` changed and ``recoded_from`` (the
 source's codec); ``config_hash`` is kept (it covers the content, not the storage), so
 split files and their fingerprints stay valid. ``checksums.sha256`` is written
@@ -39,6 +40,7 @@ from rnamotif_data.storage.layout import ARRAYS, DERIVED_ARRAYS, FAILURES_FILE, 
 from rnamotif_data.storage.outdir import clear_store, foreign_files
 from rnamotif_data.storage.shards import check_codec
 from rnamotif_data.storage.store import open_store
+from rnamotif_data.storage.volumes import INSTANCES_FILE, TILES_FILE, VOLUMES, VOLUMES_FILE
 from rnamotif_data.storage.writer import ArraySpec, StoreWriter
 
 log = logging.getLogger("rnamotif_data.release.recode")
@@ -59,6 +61,11 @@ def _copy_files(src: str, dst: str) -> list[str]:
         root = base.rstrip("/").replace(os.sep, "/")
         rels += sorted(posixpath.relpath(p.replace(os.sep, "/"), root) for p in fs.find(feature_dir)
                        if "/." not in posixpath.relpath(p.replace(os.sep, "/"), root))
+    if fs.exists(join(base, VOLUMES_FILE)):  # --tiles: the volumes and their tables, as they are
+        root = base.rstrip("/").replace(os.sep, "/")
+        rels += [VOLUMES_FILE, TILES_FILE, INSTANCES_FILE]
+        rels += sorted(posixpath.relpath(p.replace(os.sep, "/"), root) for p in fs.find(join(base, VOLUMES))
+                       if ".tmp-" not in p)
     for rel in rels:
         put_bytes(join(dst, *rel.split("/")), fs.cat_file(join(base, *rel.split("/"))))
     return rels
@@ -124,10 +131,13 @@ def recode_store(src: str, out: str, codec: str, compression_level: int | None =
             fs.rm(path, recursive=True)
         else:  # an empty folder given as --out: remove only what was written into it
             for member in (*ARRAYS, *DERIVED_ARRAYS, "zarr.json", METADATA_FILE, FAILURES_FILE, "splits", "features",
-                           "checksums.sha256"):
+                           "checksums.sha256", VOLUMES, VOLUMES_FILE, TILES_FILE, INSTANCES_FILE):
                 p = join(path, member)
                 if fs.exists(p):
                     fs.rm(p, recursive=True)
         raise
-    log.info("%s: %d samples recoded from %s to %s (copied %s)", out, len(store), old_codec, codec, ", ".join(rels))
+    shown = [r for r in rels if not r.startswith(f"{VOLUMES}/")]
+    n_volume_files = len(rels) - len(shown)
+    log.info("%s: %d samples recoded from %s to %s (copied %s%s)", out, len(store), old_codec, codec, ", ".join(shown),
+             f", {VOLUMES}/ ({n_volume_files} files)" if n_volume_files else "")
     return out

@@ -16,7 +16,9 @@
   files' header anomalies (``map_warnings``);
 * the shortcut audit (:mod:`rnamotif_data.release.audit`, ``audit.png``): can structure-free features
   tell "unknown" from motifs? (needs scikit-learn, the ``audit`` extra; without it the
-  section says how to get it).
+  section says how to get it);
+* for a store built with ``--tiles``: the volumes and tiles (:mod:`rnamotif_data.release.tiles_report`,
+  ``tile.png``: one tile's density and element labels).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from rnamotif_data.errors import RNAMotifError, StoreError
 from rnamotif_data.inputs.demo import simulated_maps_note
 from rnamotif_data.learn.metrics import format_metric
 from rnamotif_data.release.audit import audit_lines, audit_store, plot_audit
+from rnamotif_data.release.tiles_report import has_tiles, tiles_section
 from rnamotif_data.rna.motifs import CLASS_NAMES
 from rnamotif_data.storage.store import open_store
 
@@ -195,7 +198,7 @@ def failures_table(failures: pd.DataFrame) -> list[str]:
 
 def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_name: str,
                     attrs: dict | None = None, placement_png: str = "placement.png",
-                    audit: list[str] | None = None) -> str:
+                    audit: list[str] | None = None, tiles: list[str] | None = None) -> str:
     """The QC page as Markdown (counts, per-class medians, failures by stage, per-motif
     placement, background cubes, map warnings, the shortcut audit's lines, the figures)."""
     attrs = attrs or {}
@@ -215,6 +218,8 @@ def report_markdown(meta: pd.DataFrame, failures: pd.DataFrame, store: str, png_
     lines += ["", "## Map warnings", ""]
     lines += map_warning_lines(attrs)
     lines += ["", "## Shortcut audit", ""] + (audit or ["Not run."])
+    if tiles:
+        lines += ["", "## Volumes and tiles", ""] + tiles
     low = meta[(~meta["is_background"]) & (meta["q_score_minus_expected"] < -0.2)]
     lines += ["", "## Motifs more than 0.2 below the expected Q-score", ""]
     if len(low):
@@ -247,8 +252,9 @@ def write_report(store_path: str, out_dir: Path) -> tuple[Path, Path]:
     name = Path(str(store_path)).name
     plot_qc(meta, png, f"{name}: {len(meta)} samples")
     plot_placement(meta, failures, store.attrs.get("build_config", {}), placement, f"{name}: per-motif placement")
+    tiles = tiles_section(store.root, out_dir / "tile.png") if has_tiles(store.root) else None
     md.write_text(report_markdown(meta, failures, str(store_path), png.name, store.attrs, placement.name,
-                                  audit_section(store, out_dir / "audit.png")))
+                                  audit_section(store, out_dir / "audit.png"), tiles))
     return png, md
 
 

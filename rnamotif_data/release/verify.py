@@ -25,7 +25,10 @@ Checks (each problem is printed as one line naming the array, column or file):
   :func:`rnamotif_data.split.splits.read_split`);
 - sequence features (``features/<name>``, ``rnamotif embed``), where present: their own
   checksums, the store build they were made for, one feature row per residue, and one voxel
-  slot per labelled voxel (:func:`rnamotif_data.features.stored.verify_features`).
+  slot per labelled voxel (:func:`rnamotif_data.features.stored.verify_features`);
+- the volumes section (``rnamotif build --tiles``), where present: the entries' block
+  arrays and ``volumes.parquet``, ``tiles.parquet``, ``instances.parquet``, with the values
+  of every block and the tiles' counts (:mod:`rnamotif_data.release.verify_volumes`).
 
 Exit status 0 when the store passes, 1 otherwise. Prints the class counts.
 """
@@ -39,8 +42,10 @@ import numpy as np
 
 from rnamotif_data.errors import StoreError, one_line
 from rnamotif_data.features.stored import features_dir, list_features, verify_features
+from rnamotif_data.release.verify_volumes import has_volumes, verify_volumes
 from rnamotif_data.rna.motifs import CLASS_NAMES, class_index, motif_class
 from rnamotif_data.split.splits import read_split
+from rnamotif_data.split.tiles import read_tile_split
 from rnamotif_data.storage.checksums import check_checksums
 from rnamotif_data.storage.layout import (
     ARRAY_DTYPES,
@@ -48,9 +53,9 @@ from rnamotif_data.storage.layout import (
     FAILURES_FILE,
     FAILURES_SCHEMA,
     METADATA_FILE,
-    METADATA_SCHEMA,
     SPLIT_SCHEMES,
     join,
+    metadata_schema_for,
     read_table,
     url_to_fs,
 )
@@ -120,6 +125,7 @@ def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str
         problems += value_problems
     if meta_t is not None:
         problems += _check_splits(store)
+    problems += _check_volumes(root, store.attrs, values)
     names = list_features(store)
     try:
         base: Path | None = features_dir(store.root, "x").parent
@@ -137,6 +143,17 @@ def verify_store(root: str, *, values: bool = True) -> tuple[list[str], dict[str
     return problems, counts
 
 
+def _check_volumes(root: str, attrs: dict, values: bool) -> list[str]:
+    """The volumes section's problems (:func:`~rnamotif_data.release.verify_volumes.verify_volumes`)
+    where the store has one."""
+    if not has_volumes(root, attrs):
+        return []
+    try:
+        return verify_volumes(root, attrs, values=values)
+    except Exception as exc:  # noqa: BLE001 - reported, never raised
+        return [f"volumes: cannot be checked ({one_line(exc)})"]
+
+
 def _check_splits(store) -> list[str]:
     """Every ``splits/*.parquet`` read through :func:`~rnamotif_data.split.splits.read_split`:
     its sample ids are the store's and its contents match its fingerprint; a Parquet file
@@ -150,6 +167,12 @@ def _check_splits(store) -> list[str]:
         if not name.endswith(".parquet"):
             continue
         scheme = name.removesuffix(".parquet")
+        if scheme == "tiles":  # the tile split (rnamotif split --tiles)
+            try:
+                read_tile_split(store)
+            except Exception as exc:  # noqa: BLE001 - reported, never raised
+                problems.append(f"splits/{name}: {one_line(exc)}")
+            continue
         if scheme not in SPLIT_SCHEMES:
             problems.append(f"splits/{name}: not a split of a known scheme ({', '.join(SPLIT_SCHEMES)})")
             continue
@@ -163,7 +186,7 @@ def _check_splits(store) -> list[str]:
 def _check_tables(store, meta_t, fail_t, n: int) -> list[str]:
 
     problems = []
-    if not meta_t.schema.equals(METADATA_SCHEMA, check_metadata=False):
+    if not meta_t.schema.equals(metadata_schema_for(meta_t.schema.names), check_metadata=False):
         problems.append(f"{METADATA_FILE}: schema differs from the store contract")
         return problems
     meta = meta_t.to_pandas()

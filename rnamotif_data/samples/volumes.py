@@ -62,7 +62,9 @@ about ``45 B × slab × H × W`` (the slab's density and four label volumes, 11 
 plus the interpolation's and the zone's temporaries; measured: 120 MiB for 16 planes of
 the 50S volumes' 413² grid, ``benchmarks/bench_volumes.py``), never the whole 1 Å grid: a
 1.5 Å, 400³ map (256 MiB) is a 600³ grid at 1 Å (2.4 GB of volumes) but with 16-plane
-slabs needs ~260 MB beside its input. :func:`label_volumes` gathers the slabs into whole
+slabs needs ~260 MB beside its input. The default is 8 planes: on a ribosome entry (439²
+planes) the labelling grows the process by 46 MiB instead of 134 MiB, in the same time
+(``benchmarks/RESULTS.md``, "Tiles: build cost"). :func:`label_volumes` gathers the slabs into whole
 arrays, 11 B per 1 Å voxel: for small maps and tests; a build writes the slabs as they come.
 """
 
@@ -119,7 +121,7 @@ class VolumeConfig:
     voxel_size: float = 1.0
     label_radius: float = 1.5
     normalise_percentile: float = 95.0
-    slab: int = 16
+    slab: int = 8
     max_fraction_outside: float = 0.5
 
     def __post_init__(self) -> None:

@@ -28,7 +28,8 @@ __all__ = [
     "FEATURE_ARRAYS",
     "FORMAT_VERSION", "ARRAYS", "DERIVED_ARRAYS", "ARRAY_DTYPES", "DIMENSION_NAMES", "METADATA_FILE",
     "FAILURES_FILE", "CHECKSUMS_FILE", "STAGING", "SPLIT_SCHEMES", "stored_arrays",
-    "METADATA_COLUMNS", "METADATA_SCHEMA", "FAILURES_COLUMNS", "FAILURES_SCHEMA", "metadata_row", "failures_row",
+    "METADATA_COLUMNS", "METADATA_SCHEMA", "LATER_METADATA_COLUMNS", "metadata_schema_for",
+    "FAILURES_COLUMNS", "FAILURES_SCHEMA", "metadata_row", "failures_row",
     "url_to_fs", "is_local", "zarr_location", "join", "put_bytes", "table_bytes", "write_table", "read_table",
     "set_attrs", "get_attrs",
 ]
@@ -198,6 +199,12 @@ METADATA_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "flank_pairs": (pa.list_(pa.int32()), "closing pairs the listing carries on each side (hairpin: one side; "
                     "loops: outer, inner), as read, or the source's convention where none was read"),
     "loop_note": (pa.string(), "why a side fell back to the source's convention (no closing pair read), or null"),
+    "source_loop_lengths": (pa.list_(pa.int32()), "unpaired nucleotides per strand (model order) between the same "
+                            "closing pairs that the source's own residue list names (an RNA 3D Motif Atlas "
+                            "instance's unit ids: selection less skipped; a residues list); null for background, "
+                            "rows whose loop lengths were not read and rows that give only ranges"),
+    "source_motif_type": (pa.string(), "the fine type source_loop_lengths make (may lie outside the 25 types); "
+                          "null where they are"),
     "parent_sequence": (pa.string(), "sha256 (first 16 hex) of the full one-letter sequences of the chains the "
                                      "sample's residues belong to, sorted and '/'-joined; null for density sites"),
     "resolution": (pa.float64(), "resolution of the map in Å (manifest, else RCSB record; null if unknown)"),
@@ -227,6 +234,18 @@ METADATA_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "upstream_fold": (pa.int8(), "upstream validation fold (1-5), if any"),
 }
 METADATA_SCHEMA = pa.schema([pa.field(k, t) for k, (t, _) in METADATA_COLUMNS.items()])
+#: metadata columns added within format 5 (additive and nullable, so the format was not
+#: bumped): a format-5 store built before them lacks them, and readers take them as null
+#: (:func:`metadata_schema_for`; ``SampleStore.metadata`` adds them as nulls)
+LATER_METADATA_COLUMNS = ("source_loop_lengths", "source_motif_type")
+
+
+def metadata_schema_for(names) -> pa.Schema:
+    """The metadata schema a store whose ``metadata.parquet`` has the columns ``names``
+    must have: :data:`METADATA_SCHEMA` less the :data:`LATER_METADATA_COLUMNS` it lacks
+    (a format-5 store built before them)."""
+    names = set(names)
+    return pa.schema([f for f in METADATA_SCHEMA if f.name in names or f.name not in LATER_METADATA_COLUMNS])
 
 #: failures.parquet columns: name -> (Arrow type, description).
 FAILURES_COLUMNS: dict[str, tuple[pa.DataType, str]] = {

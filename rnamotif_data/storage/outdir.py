@@ -30,13 +30,14 @@ from rnamotif_data.storage.layout import (
     url_to_fs,
 )
 from rnamotif_data.storage.lock import LOCK_FILE
+from rnamotif_data.storage.volumes import INSTANCES_FILE, TILES_FILE, VOLUME_ARRAYS, VOLUMES, VOLUMES_FILE
 
 __all__ = ["STORE_MEMBERS", "foreign_files", "check_out", "prepare_root", "clear_store"]
 
 
 #: what a store this package built may hold at its top level
 STORE_MEMBERS = frozenset({"zarr.json", *ARRAYS, *DERIVED_ARRAYS, METADATA_FILE, FAILURES_FILE, CHECKSUMS_FILE, STAGING, "splits",
-                           "features", LOCK_FILE})
+                           "features", LOCK_FILE, VOLUMES, VOLUMES_FILE, TILES_FILE, INSTANCES_FILE})
 #: the files of one stored feature set (rnamotif_data.features.stored)
 _FEATURE_FILES = ("attrs\\.json", "checksums\\.sha256", *(f"{name}\\.npy" for name in FEATURE_ARRAYS))
 
@@ -49,7 +50,10 @@ _OWN_FILE = re.compile(
     rf"zarr\.json|{re.escape(METADATA_FILE)}|{re.escape(FAILURES_FILE)}|{re.escape(CHECKSUMS_FILE)}|{re.escape(LOCK_FILE)}"
     rf"|(?:{_ARRAY_NAMES})/zarr\.json|(?:{_ARRAY_NAMES})/c(?:/\d+)+"
     rf"|{re.escape(STAGING)}/[^/]+\.npz"
-    rf"|splits/(?:{'|'.join(SPLIT_SCHEMES)})\.parquet"
+    rf"|{re.escape(VOLUMES_FILE)}|{re.escape(TILES_FILE)}|{re.escape(INSTANCES_FILE)}"
+    rf"|{VOLUMES}/zarr\.json|{VOLUMES}/[\w.-]+/zarr\.json"
+    rf"|{VOLUMES}/[\w.-]+/(?:{'|'.join(VOLUME_ARRAYS)})/(?:zarr\.json|c(?:/\d+)+)"
+    rf"|splits/(?:{'|'.join(SPLIT_SCHEMES)}|tiles)\.parquet"
     rf"|splits/(?:{'|'.join(SPLIT_SCHEMES)})-report\.md"
     rf"|splits/(?:{'|'.join(SPLIT_SCHEMES)})-[\w.-]+-pca\d+\.npz"
     rf"|features/[\w-][\w.-]*/(?:{'|'.join(_FEATURE_FILES)})"

@@ -131,10 +131,16 @@ class ShardReader:
     Parameters
     ----------
     root, name:
-        Store and array name; ``meta``: the array's ``zarr.json`` as a dict; ``n``: N.
+        Store and array name (a path inside the store, e.g. ``density`` or
+        ``volumes/<entry>/element``); ``meta``: the array's ``zarr.json`` as a dict; ``n``: N.
+    digests:
+        ``{shard k: sha256}`` of the shard files (None: not checked).
+    dtype:
+        The array's dtype (default: :data:`~rnamotif_data.storage.layout.ARRAY_DTYPES` of ``name``).
     """
 
-    def __init__(self, root: str, name: str, meta: dict, n: int, digests: dict[int, str] | None = None):
+    def __init__(self, root: str, name: str, meta: dict, n: int, digests: dict[int, str] | None = None,
+                 dtype: str | None = None):
         import numcodecs
 
 
@@ -145,7 +151,7 @@ class ShardReader:
         self.codec = {"blosc": "lz4", "zstd": "zstd"}.get(names[1], "none")
         self.shard = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
         self.cube = tuple(int(v) for v in codec["chunk_shape"][1:])
-        self.dtype = np.dtype(ARRAY_DTYPES[name]).newbyteorder("<")
+        self.dtype = np.dtype(dtype or ARRAY_DTYPES[name]).newbyteorder("<")
         self.nbytes = int(np.prod(self.cube)) * self.dtype.itemsize
         import numcodecs.blosc
         from numcodecs.checksum32 import crc32c_checksum

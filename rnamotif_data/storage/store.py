@@ -54,6 +54,8 @@ from rnamotif_data.storage.layout import (
     DIMENSION_NAMES,
     FAILURES_FILE,
     FORMAT_VERSION,
+    LATER_METADATA_COLUMNS,
+    METADATA_COLUMNS,
     METADATA_FILE,
     get_attrs,
     join,
@@ -288,9 +290,15 @@ class RNAMotifStore:
     @property
     def metadata(self):
         """``pandas.DataFrame`` of metadata.parquet, one row per sample in sample order
-        (verified against ``checksums.sha256``; raises :class:`StoreError` if it differs)."""
+        (verified against ``checksums.sha256``; raises :class:`StoreError` if it differs).
+        A format-5 store built before the :data:`~rnamotif_data.storage.layout.LATER_METADATA_COLUMNS`
+        gets them as nulls, in their place."""
         if self._metadata is None:
-            self._metadata = self._verified_table(METADATA_FILE).to_pandas()
+            meta = self._verified_table(METADATA_FILE).to_pandas()
+            for name in (c for c in LATER_METADATA_COLUMNS if c not in meta.columns):
+                before = list(METADATA_COLUMNS)[:list(METADATA_COLUMNS).index(name)]
+                meta.insert(sum(c in before for c in meta.columns), name, None)
+            self._metadata = meta
         return self._metadata
 
     @property

@@ -59,6 +59,18 @@ from rnamotif_data.storage.lock import BuildLock
 from rnamotif_data.storage.outdir import check_out, prepare_root
 from rnamotif_data.storage.shards import DEFAULT_CODEC
 from rnamotif_data.storage.store import create_arrays, write_shard
+from rnamotif_data.storage.volumes import (
+    INSTANCE_SCHEMA,
+    INSTANCES_FILE,
+    TILE_SCHEMA,
+    TILES_FILE,
+    VOLUME_SCHEMA,
+    VOLUMES_FILE,
+    create_volume_group,
+    instance_row,
+    tile_row,
+    volume_row,
+)
 
 __all__ = ["ArraySpec", "StoreTables", "StoreWriter", "StoreUpdate"]
 
@@ -209,6 +221,30 @@ class StoreWriter:
         fails = [failures_row(**row) for row in tables.failures]
         write_table(join(self.root, METADATA_FILE), pa.Table.from_pylist(meta, schema=METADATA_SCHEMA))
         write_table(join(self.root, FAILURES_FILE), pa.Table.from_pylist(fails, schema=FAILURES_SCHEMA))
+
+    def create_volume_group(self) -> None:
+        """Create the ``volumes`` group (a build with ``--tiles``, before its entry tasks
+        write their arrays: :mod:`rnamotif_data.storage.volumes`)."""
+        self._held()
+        create_volume_group(self.root)
+
+    def write_volume_tables(self, volumes: Sequence[Mapping], tiles: Sequence[Mapping],
+                            instances: Sequence[Mapping]) -> None:
+        """Write ``volumes.parquet``, ``tiles.parquet`` (rows numbered ``tile_index`` 0 ...
+        n-1 in order) and ``instances.parquet`` atomically.
+
+        Raises
+        ------
+        TypeError
+            If a row misses a column or has one that is not in its table (naming it).
+        """
+        self._held()
+        tiles = [tile_row(**{**row, "tile_index": k}) for k, row in enumerate(tiles)]
+        for name, rows, schema, check in ((VOLUMES_FILE, volumes, VOLUME_SCHEMA, volume_row),
+                                          (TILES_FILE, tiles, TILE_SCHEMA, tile_row),
+                                          (INSTANCES_FILE, instances, INSTANCE_SCHEMA, instance_row)):
+            table = pa.Table.from_pylist([check(**row) for row in rows], schema=schema)
+            write_table(join(self.root, name), table)
 
     def complete(self, attrs: Mapping | None = None) -> dict[str, str]:
         """Finish the store: add ``attrs`` (counts and the like) to the group's attributes,

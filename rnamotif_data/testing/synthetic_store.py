@@ -40,7 +40,8 @@ log = logging.getLogger("rnamotif_data.testing.synthetic_store")
 _NT = "ACGU"
 #: the columns a synthetic sample has no value for (no model, no map): stated as nulls
 _UNMEASURED = dict.fromkeys((
-    "strand_sequences", "context_sequence", "model_hash", "loop_lengths", "flank_pairs", "loop_note", "q_score",
+    "strand_sequences", "context_sequence", "model_hash", "loop_lengths", "flank_pairs", "loop_note",
+    "source_loop_lengths", "source_motif_type", "q_score",
     "q_score_min_residue", "cc_mask", "cc_local", "frac_atoms_above_1sd", "q_expected", "q_score_minus_expected",
     "map_warnings", "cossmos_number", "upstream_fold"))
 

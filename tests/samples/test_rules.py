@@ -16,9 +16,12 @@ from rnamotif_data.samples.rules import (
     PlacementRules,
     QualityRules,
     SampleRejected,
+    apply_loop_convention,
     check_placement,
     check_quality,
+    check_strands,
     source_flank_pairs,
+    source_residues,
 )
 
 MOTIF = "D:14-16,88-90"
@@ -59,6 +62,77 @@ def test_source_flank_pairs_convention():
     assert source_flank_pairs({"source": "cossmos"}) == 1
     assert source_flank_pairs({"source": "upstream", "flank_pairs": 1}) == 1
     assert source_flank_pairs({"source": "upstream", "flank_pairs": float("nan")}) == 2
+
+
+@pytest.fixture(scope="module")
+def atlas_1u9s():
+    """1U9S (the training demo's model) with its base-pair partners, and its manifest rows by source id."""
+    import pandas as pd
+
+    from rnamotif_data.inputs.demo import TRAINING_DIR, TRAINING_MANIFEST
+    from rnamotif_data.inputs.schema import row_selection
+    from rnamotif_data.rna.pairs import watson_crick_partners
+    from rnamotif_data.rna.structure import read_model
+
+    model = read_model(TRAINING_DIR / "models" / "1u9s.cif.gz", name="1U9S")
+    partner = watson_crick_partners(model.atoms, model.atoms.nucleotide_residues, wobble=True)
+    rows = pd.read_parquet(TRAINING_MANIFEST).query("pdb_id == '1U9S'")
+    return model, partner, {r["source_id"]: r for r in rows.to_dict("records")}, row_selection
+
+
+def _loops(atlas, source_id, **row_change):
+    model, partner, rows, row_selection = atlas
+    row = {**rows[source_id], **row_change}
+    resolved = model.resolve(row_selection(row))
+    return row, check_strands(model, resolved, row["motif_type"], source_id, partner, source_flank_pairs(row),
+                              source_residues(model, resolved, row, source_id))
+
+
+def test_source_loop_lengths_count_the_atlas_units_and_the_span_every_nucleotide(atlas_1u9s):
+    """Issue 38 item 5: HL_1U9S_001 lists A:84-88 and A:90 (selection A:84-90, skipped A:89)."""
+    row, cols = _loops(atlas_1u9s, "HL_1U9S_001")
+    assert row["skipped"] == "A:89" and row["motif_type"] == "hairpin5"
+    assert cols["loop_lengths"] == [5] and cols["flank_pairs"] == [1]
+    assert cols["source_loop_lengths"] == [4] and cols["source_motif_type"] == "hairpin4"
+    _, cols = _loops(atlas_1u9s, "IL_1U9S_002")  # A:111-115 (113 skipped) + A:228-229: bulge3 -> bulge2
+    assert cols["loop_lengths"] == [3, 0] and cols["source_loop_lengths"] == [2, 0]
+    assert cols["source_motif_type"] == "bulge2"
+    _, cols = _loops(atlas_1u9s, "HL_1U9S_004")  # nothing skipped: the two agree
+    assert cols["source_loop_lengths"] == cols["loop_lengths"] == [4]
+    _, cols = _loops(atlas_1u9s, "HL_1U9S_001", source="demo", skipped=None)  # ranges only: no list of its own
+    assert cols["loop_lengths"] == [5] and cols["source_loop_lengths"] is None and cols["source_motif_type"] is None
+    _, cols = _loops(atlas_1u9s, "HL_1U9S_001", source="my list", skipped="A:88-89")  # any source with skipped
+    assert cols["source_loop_lengths"] == [3]
+
+
+def test_source_residues_of_a_residue_list_are_all_listed_and_a_bad_skipped_is_one_line(atlas_1u9s):
+    model, _, rows, row_selection = atlas_1u9s
+    listed = [{"chain": "A", "seq_num": n, "icode": ""} for n in range(84, 91)]
+    row = {**rows["HL_1U9S_001"], "residues": listed, "selection": None, "source": "cossmos"}
+    resolved = model.resolve(row_selection(row))
+    assert source_residues(model, resolved, row) == [int(i) for i in resolved]
+    with pytest.raises(SampleRejected, match=r"HL_1U9S_001: skipped 'A:89-' is not a selection") as info:
+        _loops(atlas_1u9s, "HL_1U9S_001", skipped="A:89-")
+    assert info.value.stage == "selection"
+
+
+def test_loop_convention_source_relabels_only_rows_with_a_list_and_refuses_what_is_no_type(atlas_1u9s):
+    _, cols = _loops(atlas_1u9s, "HL_1U9S_001")
+    assert apply_loop_convention(cols, "hairpin5", "span", "x") == ("hairpin5", cols)
+    mtype, out = apply_loop_convention(cols, "hairpin5", "source", "x")
+    assert mtype == "hairpin4" and out["loop_lengths"] == [4] and out["source_loop_lengths"] == [4]
+    assert "the span between the closing pairs makes hairpin5 (5 nt)" in out["loop_note"]
+    assert cols["loop_lengths"] == [5]  # the input is not changed
+    _, cols = _loops(atlas_1u9s, "HL_1U9S_001", source="demo", skipped=None)
+    assert apply_loop_convention(cols, "hairpin5", "source", "x") == ("hairpin5", cols)
+    _, cols = _loops(atlas_1u9s, "IL_1U9S_003")  # A:116-117 + A:224-227, 225-226 skipped: no unpaired unit
+    assert cols["source_loop_lengths"] == [0, 0] and cols["source_motif_type"] is None
+    with pytest.raises(SampleRejected, match=r"IL_1U9S_003: --loop-convention source: the source's residue list "
+                       r"leaves 0 \+ 0 nt .*no loop.*the span: bulge2, 0 \+ 2 nt") as info:
+        apply_loop_convention(cols, "bulge2", "source", "IL_1U9S_003")
+    assert info.value.stage == "selection"
+    with pytest.raises(ConfigError, match="loop_convention must be one of span, source, got 'atlas'"):
+        apply_loop_convention(cols, "bulge2", "atlas", "x")
 
 
 def test_background_selection_checks_placement_and_cuts_itself(rna_model, sim_map):
