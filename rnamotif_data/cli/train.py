@@ -51,6 +51,8 @@ TRAIN_HELPS = {
                 "report the fold watched, final epoch (not a test result)",
     "sequence": "stored sequence features (rnamotif embed) for --network motif3dcnn_seq or seq_proj",
     "projection_dim": "channels of seq_proj",
+    "train_fraction": "share of the training subset trained on (a learning curve): a class-stratified draw "
+                      "seeded by --seed",
     "seeds": "with --all-folds: train each fold with seeds SEED .. SEED + SEEDS - 1",
 }
 

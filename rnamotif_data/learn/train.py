@@ -20,11 +20,12 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from tqdm import tqdm
@@ -46,7 +47,7 @@ from rnamotif_data.learn.references import references
 log = logging.getLogger("rnamotif_data.learn.train")
 
 __all__ = ["TrainConfig", "train", "train_all_folds", "predict", "reference_summary", "cv_markdown", "run_seeds", "seed_all",
-           "rng_state", "set_rng_state", "write_metrics", "resume_differences"]
+           "rng_state", "set_rng_state", "write_metrics", "resume_differences", "TrainFraction"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class TrainConfig:
     #: :func:`train_all_folds` trains each fold with seeds ``seed, seed + 1, ..., seed + seeds - 1``
     #: (a loop setting: each run's own ``seed`` is what its checkpoint records)
     seeds: int = 1
+    #: the share of the training subset trained on, for a learning curve: a class-stratified
+    #: draw seeded by ``seed`` (:class:`TrainFraction`); 1.0 trains on all of it
+    train_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -91,6 +95,8 @@ class TrainConfig:
                               f"{SEQUENCE_NETWORKS[0]} or --channels ... seq_proj")
         if self.seeds < 1:
             raise ConfigError(f"seeds must be >= 1, got {self.seeds}")
+        if not 0 < self.train_fraction <= 1:
+            raise ConfigError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ConfigError("epochs and batch_size must be >= 1 and lr > 0")
 
@@ -159,11 +165,45 @@ def predict(model: torch.nn.Module, loader, device: torch.device, amp: bool = Fa
     return np.concatenate(preds), np.concatenate(trues), loss_sum / n
 
 
+class TrainFraction(torch.utils.data.Subset):
+    """A seeded, class-stratified share of a training dataset (``TrainConfig.train_fraction``).
+
+    Keeps ``ceil(fraction × n_c)`` of the ``n_c`` samples of each class c, drawn without
+    replacement by ``numpy.random.default_rng(seed)``, in the dataset's order; the same
+    ``(dataset, fraction, seed)`` always gives the same samples. ``targets`` and ``metadata``
+    are those of the kept samples; every other attribute (``classes``, ``cube_shape``,
+    ``split_fingerprint``, ...) is the dataset's.
+    """
+
+    def __init__(self, dataset: RNAMotifDataset, fraction: float, seed: int):
+        rng = np.random.default_rng(seed)
+        t = dataset.targets
+        keep = [rng.choice(np.flatnonzero(t == c), math.ceil(fraction * int((t == c).sum())), replace=False)
+                for c in np.unique(t)]
+        super().__init__(dataset, np.sort(np.concatenate(keep or [np.zeros(0, np.int64)])).tolist())
+
+    @property
+    def targets(self) -> np.ndarray:
+        """``(len,)`` class index of every kept item."""
+        return cast(RNAMotifDataset, self.dataset).targets[self.indices]
+
+    @property
+    def metadata(self):
+        """The kept samples' metadata rows (a DataFrame, index 0..len-1)."""
+        return cast(RNAMotifDataset, self.dataset).metadata.iloc[list(self.indices)].reset_index(drop=True)
+
+    def __getattr__(self, name: str):
+        if name == "dataset":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
 def _loaders(cfg: TrainConfig, device: torch.device):
     common: dict[str, Any] = dict(root=cfg.root, split=cfg.split, scheme=cfg.scheme, channels=cfg.channels, masked=cfg.masked,
                   sequence=cfg.sequence, projection_dim=cfg.projection_dim)
     train_subset, val_subset = _SUBSETS[cfg.protocol]
-    train_ds = RNAMotifDataset(subset=train_subset, **common)
+    full = RNAMotifDataset(subset=train_subset, **common)
+    train_ds = TrainFraction(full, cfg.train_fraction, cfg.seed) if cfg.train_fraction < 1 else full
     val_ds = RNAMotifDataset(subset=val_subset, **common)
     kw = dict(batch_size=cfg.batch_size, num_workers=cfg.workers, pin_memory=device.type == "cuda",
               persistent_workers=cfg.workers > 0)
@@ -306,6 +346,8 @@ def _ckpt_config(cfg: TrainConfig) -> dict:
     d["channels"] = list(d["channels"])
     d.pop("out")
     d.pop("seeds")  # how many runs train_all_folds makes, not what one run is
+    if cfg.train_fraction == 1:  # configs of runs on the whole training subset read as before
+        d.pop("train_fraction")
     if not cfg.sequence:  # configs without sequence features read as before 0.9
         d.pop("sequence")
         d.pop("projection_dim")
@@ -397,7 +439,7 @@ def train_all_folds(cfg: TrainConfig, *, resume: bool = False, progress: bool = 
     label = ("nested: test fold K, model selected on fold K+1" if cfg.protocol == "nested" else
              "UPSTREAM PROTOCOL: final epoch scored on the fold the run watched -- not a test result")
     summary: dict = {"protocol": cfg.protocol, "label": label, "seeds": list(run_seeds(cfg)), "runs": rows,
-                     "folds": rows}
+                     "folds": rows, "train_fraction": cfg.train_fraction}
 
     def stat(values) -> dict:
         v = [x for x in values if x is not None]

@@ -235,6 +235,13 @@ def _card_limitations(store: RNAMotifStore) -> list[str]:
     n_cls = meta["class_index"].value_counts()
     bg = (attrs.get("build_config") or {}).get("background") or {}
     return ["## Limitations", "",
+            "* What the cube task measures: the four motif classes (and the fine types) follow from the selected "
+            "residues' strand layout -- one strand is a hairpin, a strand of 2 a bulge, equal strands a symmetric "
+            "loop, others an asymmetric loop -- so a fixed rule on the layout, with no density and no training, "
+            "scores macro sensitivity 0.80 on the 5 classes (every motif right, every \"unknown\" wrong). The "
+            "part the selection does not give away is motif versus \"unknown\" (the negatives share the motifs' "
+            "layouts): report its ROC AUC and balanced accuracy, per layout, beside the 5-class figure and the "
+            "layout rule's (`rnamotif evaluate` prints all three).",
             "* Labels come from the deposited model, not from the map: where the model is wrong, so are the "
             "labels; use the Q-score and CC_mask columns to filter.",
             "* Density is normalised per map (95th percentile of non-zero density): absolute levels are not "

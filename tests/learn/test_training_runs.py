@@ -277,3 +277,28 @@ def test_random_labels_nested_figures_stay_at_chance(tmp_path):
     picked = [max(h["val_macro_sensitivity"] for h in json.loads((tmp_path / "up" / f"fold{k}" / "metrics.json")
                                                                   .read_text())) for k in range(1, 6)]
     assert np.mean(picked) > mean
+
+
+# ------------------------------------------------------------------ learning curve (issue 38, item 4)
+def test_train_fraction_draws_a_seeded_stratified_subset_and_records_it(small_store, tmp_path):
+    from rnamotif_data.errors import ConfigError
+    from rnamotif_data.learn.train import TrainFraction
+
+    full = RNAMotifDataset(small_store, split="fold1", subset="inner_train")
+    half, again, other = (TrainFraction(full, 0.5, s) for s in (0, 0, 1))
+    assert half.indices == again.indices and half.indices != other.indices  # same seed, same draw
+    counts, kept = np.bincount(full.targets, minlength=5), np.bincount(half.targets, minlength=5)
+    assert kept.tolist() == [int(np.ceil(c / 2)) for c in counts]  # every class, ceil(half) of it
+    assert set(half.metadata["sample_id"]) < set(full.metadata["sample_id"])
+    assert half.metadata["sample_id"].tolist() == [full.metadata["sample_id"][i] for i in half.indices]
+    assert half.cube_shape == full.cube_shape and half.classes == full.classes
+    with pytest.raises(ConfigError, match="train_fraction"):
+        TrainConfig(root=small_store, out=str(tmp_path / "x"), train_fraction=0.0)
+
+    cfg = TrainConfig(root=small_store, split="fold1", out=str(tmp_path / "half"), epochs=1, batch_size=4, seed=0,
+                      device="cpu", train_fraction=0.5)
+    train(cfg, progress=False)
+    assert load_checkpoint(tmp_path / "half" / "last.pt", "cpu")["config"]["train_fraction"] == 0.5
+    whole = TrainConfig(**{**cfg.__dict__, "out": str(tmp_path / "whole"), "train_fraction": 1.0})
+    train(whole, progress=False)
+    assert "train_fraction" not in load_checkpoint(tmp_path / "whole" / "last.pt", "cpu")["config"]

@@ -204,6 +204,7 @@ def test_dry_run_prints_contents_and_planned_calls(demo_store, tmp_path, capsys,
                     "## How to cite", "## Changelog"):
         assert heading in card
     assert "CC-BY-4.0" in card and "## Splits" in card and "Not made: " in card
+    assert "What the cube task measures" in card and "motif versus \"unknown\"" in card  # issue 38, item 2
     sums = dict(line.split("  ")[::-1] for line in (out / "SHA256SUMS").read_text().splitlines())
     for name, digest in sums.items():
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
