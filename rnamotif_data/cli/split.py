@@ -215,9 +215,10 @@ def _configs(args: argparse.Namespace) -> tuple[SplitConfig, HomologyTables | No
         except SourceError as exc:
             if args.level is not None:  # asked for by name: no silent fallback
                 raise
-            log.warning("homology tables unavailable (%s): default level %s without them, so chains are compared "
-                        "within their entry only; give --homology-dir DIR (or $RNAMOTIF_HOMOLOGY_DIR) or allow the "
-                        "download", exc, level)
+            how = ("chains are compared by their sequences alone (>= 95 % identity joins them)" if args.tiles else
+                   "chains are compared within their entry only")
+            log.warning("homology tables unavailable (%s): default level %s without them, so %s; give --homology-dir "
+                        "DIR (or $RNAMOTIF_HOMOLOGY_DIR) or allow the download", exc, level, how)
     return config, tables
 
 

@@ -50,7 +50,8 @@ volume            dtype     values
                             (0 none, 1 A, 2 C, 3 G, 4 U, 5 other; modified
                             nucleotides as their parent)
 ``instance``      uint16    loop instance id (0 none; uint32 when a model has more
-                            than 65,535 loops), ``ElementAssignment.instances[id-1]``
+                            than 65,535 loops; a store keeps it as uint32),
+                            ``ElementAssignment.instances[id-1]``
 ================  ========  =====================================================
 
 Memory

@@ -137,16 +137,18 @@ class ShardReader:
         ``{shard k: sha256}`` of the shard files (None: not checked).
     dtype:
         The array's dtype (default: :data:`~rnamotif_data.storage.layout.ARRAY_DTYPES` of ``name``).
+    unit:
+        What one chunk is, for messages: ``"sample"`` (the cube arrays) or ``"block"`` (the volumes).
     """
 
     def __init__(self, root: str, name: str, meta: dict, n: int, digests: dict[int, str] | None = None,
-                 dtype: str | None = None):
+                 dtype: str | None = None, unit: str = "sample"):
         import numcodecs
 
 
         codec = meta["codecs"][0]["configuration"]
         names = [c["name"] for c in codec["codecs"]]
-        self.root, self.name, self.n = root, name, n
+        self.root, self.name, self.n, self.unit = root, name, n, unit
         self.chunk_crc = names[-1] == "crc32c"
         self.codec = {"blosc": "lz4", "zstd": "zstd"}.get(names[1], "none")
         self.shard = int(meta["chunk_grid"]["configuration"]["chunk_shape"][0])
@@ -220,7 +222,7 @@ class ShardReader:
             size = n_chunks * 16 + 4
             path = self._path(k)
             first, last = k * self.shard, min((k + 1) * self.shard, self.n) - 1
-            where = f"{self.root}: array {self.name}: shard c/{k}/0/0/0 (samples {first}-{last})"
+            where = f"{self.root}: array {self.name}: shard c/{k}/0/0/0 ({self.unit}s {first}-{last})"
             if not self.fs.exists(path):
                 raise StoreError(f"{where} is missing; the store is damaged (run rnamotif verify)")
             total = self.fs.size(path)
@@ -311,7 +313,7 @@ class ShardReader:
         k, r = divmod(i, self.shard)
         off, nbytes = self._index[k][r] if k in self._index else self._shard_index(k)[r]
         if off == _EMPTY:
-            raise StoreError(f"{self.root}: array {self.name}: the chunk of sample {i} is missing "
+            raise StoreError(f"{self.root}: array {self.name}: the chunk of {self.unit} {i} is missing "
                              f"from shard c/{k}/0/0/0; the store is damaged")
         try:
             if self.codec == "none" and self.chunk_crc and self.local:
@@ -325,7 +327,7 @@ class ShardReader:
                 raw = memoryview(raw)[:-4]
             self._decode(raw, dest)
         except (RuntimeError, ValueError) as exc:
-            raise StoreError(f"{self.root}: array {self.name}: sample {i} is damaged "
+            raise StoreError(f"{self.root}: array {self.name}: {self.unit} {i} is damaged "
                              f"({'CRC32C mismatch' if 'checksum' in str(exc) else exc})") from None
 
     def close(self) -> None:

@@ -324,7 +324,7 @@ class VolumeReader:
                 digests = {int(k[len(prefix):].split("/")[0]): v for k, v in self._digests.items()
                            if k.startswith(prefix)}
             r = self._readers[name] = ShardReader(self.root, rel, meta, int(meta["shape"][0]), digests,
-                                                  dtype=VOLUME_DTYPES[name])
+                                                  dtype=VOLUME_DTYPES[name], unit="block")
         return r
 
     def read_box(self, origin_zyx: Sequence[int], size: Sequence[int] | int,
