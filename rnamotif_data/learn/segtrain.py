@@ -62,8 +62,8 @@ from rnamotif_data.learn.segmetrics import (
     REFERENCES,
     TOLERANCE,
     SegmentationMetrics,
-    segmentation_markdown,
 )
+from rnamotif_data.learn.segreport import segmentation_markdown
 from rnamotif_data.learn.train import resume_differences, rng_state, seed_all, set_rng_state, write_metrics
 from rnamotif_data.rna.elements import ELEMENT_NAMES
 

@@ -36,8 +36,9 @@ import pandas as pd
 from rnamotif_data.errors import ConfigError
 from rnamotif_data.learn.checkpoints import choose_device
 from rnamotif_data.learn.detect import DetectConfig, inference_tile
-from rnamotif_data.learn.segmetrics import SegmentationMetrics, plot_tile_slice, segmentation_markdown
+from rnamotif_data.learn.segmetrics import SegmentationMetrics
 from rnamotif_data.learn.segnet import SEGMENTATION_KIND, build_segmentation_network, load_segmentation_checkpoint
+from rnamotif_data.learn.segreport import plot_tile_slice, segmentation_markdown
 from rnamotif_data.learn.segtrain import SegTrainConfig, train_segmentation
 from rnamotif_data.learn.stitch import predict_volume, torch_predict_fn
 from rnamotif_data.learn.tiles import RNAMotifTiles

@@ -18,12 +18,11 @@ from rnamotif_data.learn.segmetrics import (
     SegmentationMetrics,
     f1_scores,
     macro_f1,
-    plot_tile_slice,
     prior_prediction,
-    segmentation_markdown,
     voxel_counts,
     within_tolerance,
 )
+from rnamotif_data.learn.segreport import plot_tile_slice, segmentation_markdown
 
 from ..conftest import shared
 from .segdata import MODEL_6V5B, entry_volumes
