@@ -64,7 +64,7 @@ from rnamotif_data.learn.segmetrics import (
     SegmentationMetrics,
 )
 from rnamotif_data.learn.segreport import segmentation_markdown
-from rnamotif_data.learn.train import resume_differences, rng_state, seed_all, set_rng_state, write_metrics
+from rnamotif_data.learn.train import optimizer_step, resume_differences, rng_state, seed_all, set_rng_state, write_metrics
 from rnamotif_data.rna.elements import ELEMENT_NAMES
 
 log = logging.getLogger(__name__)
@@ -276,10 +276,7 @@ def _fit_tiles(model, opt, bar, device, weight, amp: bool, cfg: SegTrainConfig) 
             logits = model(x)
         _check_logits(logits, y, cfg)
         loss = nn.functional.cross_entropy(logits.float(), y, weight=weight, ignore_index=IGNORE_INDEX)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += float(loss.detach()) * len(y)
+        loss_sum += optimizer_step(opt, loss) * len(y)
         n += len(y)
         bar.set_postfix(loss=f"{loss_sum / n:.4f}")
         t_fetch = time.perf_counter()

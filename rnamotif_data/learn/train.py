@@ -47,7 +47,7 @@ from rnamotif_data.learn.references import references
 log = logging.getLogger("rnamotif_data.learn.train")
 
 __all__ = ["TrainConfig", "train", "train_all_folds", "predict", "reference_summary", "cv_markdown", "run_seeds", "seed_all",
-           "rng_state", "set_rng_state", "write_metrics", "resume_differences", "TrainFraction"]
+           "rng_state", "set_rng_state", "write_metrics", "resume_differences", "TrainFraction", "optimizer_step"]
 
 
 @dataclass(frozen=True)
@@ -320,14 +320,20 @@ def _fit_epoch(model, opt, bar, device, weight, amp: bool) -> tuple[float, int, 
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(*xs)
         loss = torch.nn.functional.cross_entropy(logits.float(), y, weight=weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        loss_sum += float(loss.detach()) * len(y)
+        loss_sum += optimizer_step(opt, loss) * len(y)
         n += len(y)
         bar.set_postfix(loss=f"{loss_sum / n:.4f}")
         t_fetch = time.perf_counter()
     return loss_sum, n, wait
+
+
+def optimizer_step(opt, loss) -> float:
+    """One step of ``opt`` on ``loss`` (gradients cleared, back-propagated, applied);
+    returns the loss as a float. The cube and the segmentation trainers share it."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
 
 
 #: settings a resumed run may change: more epochs extend it; workers and device are how, not what

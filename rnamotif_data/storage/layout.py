@@ -29,7 +29,7 @@ __all__ = [
     "FORMAT_VERSION", "ARRAYS", "DERIVED_ARRAYS", "ARRAY_DTYPES", "DIMENSION_NAMES", "METADATA_FILE",
     "FAILURES_FILE", "CHECKSUMS_FILE", "STAGING", "SPLIT_SCHEMES", "stored_arrays",
     "METADATA_COLUMNS", "METADATA_SCHEMA", "LATER_METADATA_COLUMNS", "metadata_schema_for",
-    "FAILURES_COLUMNS", "FAILURES_SCHEMA", "metadata_row", "failures_row",
+    "FAILURES_COLUMNS", "FAILURES_SCHEMA", "metadata_row", "failures_row", "checked_row",
     "url_to_fs", "is_local", "zarr_location", "join", "put_bytes", "table_bytes", "write_table", "read_table",
     "set_attrs", "get_attrs",
 ]
@@ -266,15 +266,24 @@ FAILURES_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
 FAILURES_SCHEMA = pa.schema([pa.field(k, t) for k, (t, _) in FAILURES_COLUMNS.items()])
 
 
-def _row(columns: dict, table: str, values: dict, optional: tuple[str, ...] = ()) -> dict:
-    """``values`` as a row of ``table`` in column order; every column stated, no other."""
+def checked_row(columns: dict, table: str, values: dict, optional: tuple[str, ...] = (), *,
+                names: str | None = None) -> dict:
+    """``values`` as a row of ``table`` in column order; every column stated, no other.
+    ``names``: where the column dictionary lives, for the message.
+
+    Raises
+    ------
+    TypeError
+        Naming the unknown and the missing columns.
+    """
     unknown = [k for k in values if k not in columns]
     missing = [k for k in columns if k not in values and k not in optional]
     if unknown or missing:
         why = [f"unknown column(s) {', '.join(unknown)}"] if unknown else []
         why += [f"missing column(s) {', '.join(missing)}"] if missing else []
-        raise TypeError(f"a {table} row: {'; '.join(why)} (the columns are rnamotif_data.storage.layout's "
-                        f"{'METADATA' if table == METADATA_FILE else 'FAILURES'}_COLUMNS; state a null as None)")
+        where = names or (f"rnamotif_data.storage.layout's "
+                          f"{'METADATA' if table == METADATA_FILE else 'FAILURES'}_COLUMNS")
+        raise TypeError(f"a {table} row: {'; '.join(why)} (the columns are {where}; state a null as None)")
     return {k: values[k] for k in columns if k in values}
 
 
@@ -289,7 +298,7 @@ def metadata_row(**values) -> dict:
         If a column is missing or a name is not a column (naming them): a row never gains a
         silent null.
     """
-    return _row(METADATA_COLUMNS, METADATA_FILE, values, optional=("sample_index",))
+    return checked_row(METADATA_COLUMNS, METADATA_FILE, values, optional=("sample_index",))
 
 
 def failures_row(**values) -> dict:
@@ -301,4 +310,4 @@ def failures_row(**values) -> dict:
     TypeError
         If a column is missing or a name is not a column (naming them).
     """
-    return _row(FAILURES_COLUMNS, FAILURES_FILE, values)
+    return checked_row(FAILURES_COLUMNS, FAILURES_FILE, values)

@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 
 from rnamotif_data.errors import StoreError
-from rnamotif_data.storage.layout import join, put_bytes, url_to_fs, zarr_location
+from rnamotif_data.storage.layout import checked_row, join, put_bytes, url_to_fs, zarr_location
 from rnamotif_data.storage.shards import ShardReader, check_codec, compressors
 
 __all__ = ["VOLUMES", "VOLUME_ARRAYS", "VOLUME_DTYPES", "VOLUMES_FILE", "TILES_FILE", "INSTANCES_FILE",
@@ -119,28 +119,20 @@ VOLUME_SCHEMA, TILE_SCHEMA, INSTANCE_SCHEMA = (_schema(VOLUME_COLUMNS), _schema(
                                                _schema(INSTANCE_COLUMNS))
 
 
-def _checked(columns: Mapping, table: str, values: dict) -> dict:
-    missing = [k for k in columns if k not in values]
-    extra = [k for k in values if k not in columns]
-    if missing or extra:
-        raise TypeError(f"{table} row: missing columns {missing}, unknown columns {extra}")
-    return {k: values[k] for k in columns}
-
-
 def volume_row(**values) -> dict:
     """A ``volumes.parquet`` row (every column of :data:`VOLUME_COLUMNS`; a missing or
     unknown one raises ``TypeError``, naming it)."""
-    return _checked(VOLUME_COLUMNS, VOLUMES_FILE, values)
+    return checked_row(VOLUME_COLUMNS, VOLUMES_FILE, values, names="rnamotif_data.storage.volumes.VOLUME_COLUMNS")
 
 
 def tile_row(**values) -> dict:
     """A ``tiles.parquet`` row (:data:`TILE_COLUMNS`; raises as :func:`volume_row`)."""
-    return _checked(TILE_COLUMNS, TILES_FILE, values)
+    return checked_row(TILE_COLUMNS, TILES_FILE, values, names="rnamotif_data.storage.volumes.TILE_COLUMNS")
 
 
 def instance_row(**values) -> dict:
     """An ``instances.parquet`` row (:data:`INSTANCE_COLUMNS`; raises as :func:`volume_row`)."""
-    return _checked(INSTANCE_COLUMNS, INSTANCES_FILE, values)
+    return checked_row(INSTANCE_COLUMNS, INSTANCES_FILE, values, names="rnamotif_data.storage.volumes.INSTANCE_COLUMNS")
 
 
 def blocks_per_axis(grid_shape: Sequence[int], block: int) -> tuple[int, int, int]:
