@@ -14,7 +14,7 @@ from rnamotif_data.learn.metrics import format_metric
 from rnamotif_data.learn.segmetrics import PREDICTOR_WORDS, RNA_CLASSES, ci_text
 from rnamotif_data.rna.elements import ELEMENT_NAMES
 
-__all__ = ["segmentation_markdown", "plot_tile_slice"]
+__all__ = ["segmentation_markdown", "plot_tile_slice", "ELEMENT_COLOURS"]
 
 
 def _cell(v, ci=None) -> str:
@@ -145,7 +145,8 @@ def segmentation_markdown(result: dict, title: str = "Segmentation") -> str:
 
 
 #: one colour per element class (none transparent-grey), for the slice plot
-_COLOURS = ("#f0f0f0", "#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#7f7f7f", "#17becf")
+#: a colour per element id (rna.elements.ELEMENT_NAMES), for every picture of labels
+ELEMENT_COLOURS = ("#f0f0f0", "#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#7f7f7f", "#17becf")
 
 
 def plot_tile_slice(density, true, pred, path, *, axis: int = 0, index: int | None = None,
@@ -180,7 +181,7 @@ def plot_tile_slice(density, true, pred, path, *, axis: int = 0, index: int | No
     plt = require("matplotlib.pyplot", "the tile slice plot")
     colors = require("matplotlib.colors", "the tile slice plot")
     patches = require("matplotlib.patches", "the tile slice plot")
-    cmap = colors.ListedColormap(_COLOURS[:len(class_names)])
+    cmap = colors.ListedColormap(ELEMENT_COLOURS[:len(class_names)])
     fig, axes = plt.subplots(1, 3, figsize=(11, 4))
     axes[0].imshow(np.take(density, index, axis=axis), cmap="gray", vmin=0, vmax=1, origin="lower")
     for ax, lab, name in ((axes[1], true, "true labels"), (axes[2], pred, "predicted labels")):
@@ -192,7 +193,7 @@ def plot_tile_slice(density, true, pred, path, *, axis: int = 0, index: int | No
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    handles = [patches.Patch(color=_COLOURS[i], label=n) for i, n in enumerate(class_names)]
+    handles = [patches.Patch(color=ELEMENT_COLOURS[i], label=n) for i, n in enumerate(class_names)]
     fig.legend(handles=handles, loc="lower center", ncol=len(class_names), fontsize=8, frameon=False)
     where = f"plane {index} along {'zyx'[axis]}"
     fig.suptitle(f"{title} ({where})" if title else where, fontsize=10)

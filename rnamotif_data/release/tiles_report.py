@@ -18,16 +18,14 @@ import numpy as np
 import pandas as pd
 
 from rnamotif_data.common.extras import require
+from rnamotif_data.learn.segreport import ELEMENT_COLOURS
 from rnamotif_data.rna.elements import ELEMENT_NAMES
 from rnamotif_data.storage.checksums import read_checksums
 from rnamotif_data.storage.layout import join, read_table, url_to_fs
 from rnamotif_data.storage.volumes import INSTANCES_FILE, TILES_FILE, VOLUMES, VOLUMES_FILE, VolumeReader
 
-__all__ = ["has_tiles", "tiles_section", "plot_tile", "ELEMENT_COLOURS"]
+__all__ = ["has_tiles", "tiles_section", "plot_tile"]
 
-#: a colour per element id (none transparent-white ... other)
-ELEMENT_COLOURS = ("#ffffff", "#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#bbbbbb",
-                   "#222222")
 _LOOPS = (2, 3, 4, 5)
 
 

@@ -204,7 +204,7 @@ def write_block_row(root: str, entry: str, row: int, arrays: Mapping[str, np.nda
         one :func:`create_volume_arrays` makes.
     """
     for name in VOLUME_ARRAYS:
-        url = join(root, VOLUMES, entry, name)
+        url = volume_array_url(root, entry, name)
         fs, path = url_to_fs(join(url, "zarr.json"))
         meta = json.loads(fs.cat_file(path))
         encode = _shard_encoder(meta, f"{root}: {VOLUMES}/{entry}/{name}")
