@@ -192,7 +192,8 @@ def _meta(batch: dict, i: int) -> dict:
 def reference_metrics(dataset, train_counts, cfg: SegTrainConfig, *, batch_size: int | None = None) -> SegmentationMetrics:
     """The reference lines (:data:`~rnamotif_data.learn.segmetrics.REFERENCES`) scored on
     every tile of ``dataset`` (no network), with the training voxel counts ``(C,)``."""
-    metrics = SegmentationMetrics(train_counts, n_classes=cfg.n_classes, tolerance=cfg.tolerance, seed=cfg.seed)
+    metrics = SegmentationMetrics(train_counts, n_classes=cfg.n_classes, tolerance=cfg.tolerance, seed=cfg.seed,
+                                  spacing=getattr(dataset, "voxel_size", 1.0))
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size or cfg.batch_size, shuffle=False,
                                          num_workers=cfg.workers)
     for batch in loader:
@@ -209,7 +210,8 @@ def evaluate_segmentation(model: nn.Module, dataset, cfg: SegTrainConfig, device
 
     Raises ConfigError when the network's output is not ``(B, C, T, T, T)``.
     """
-    metrics = SegmentationMetrics(n_classes=cfg.n_classes, tolerance=cfg.tolerance, references=False, seed=cfg.seed)
+    metrics = SegmentationMetrics(n_classes=cfg.n_classes, tolerance=cfg.tolerance, references=False, seed=cfg.seed,
+                                  spacing=getattr(dataset, "voxel_size", 1.0))
     loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers,
                                          pin_memory=device.type == "cuda")
     amp = cfg.amp and device.type == "cuda"

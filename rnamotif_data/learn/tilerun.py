@@ -118,9 +118,13 @@ def evaluate_tiles(checkpoint: str | Path, root: str, out: str | Path, *, split:
     entries = sorted(set(ds.tiles["entry"]))
     if not entries:
         raise ConfigError(f"{root}: {split}/{subset} has no tiles to evaluate")
+    if not np.isclose(ds.voxel_size, ck.volume_config.voxel_size):
+        raise ConfigError(f"{checkpoint}: trained on a {ck.volume_config.voxel_size:g} Å grid, but the volumes of "
+                          f"{root} are on a {ds.voxel_size:g} Å grid; evaluate it on a store built with "
+                          f"--tile-voxel-size {ck.volume_config.voxel_size:g}")
     counts = ck.extra.get("train_counts")
     metrics = SegmentationMetrics(np.asarray(counts) if counts is not None else None, n_classes=len(ck.class_names),
-                                  seed=0)
+                                  seed=0, spacing=ds.voxel_size)
     predict = torch_predict_fn(ck.model, dev)
     best = None
     for entry in entries:

@@ -130,6 +130,13 @@ class RNAMotifTiles(torch.utils.data.Dataset):
 
     # ------------------------------------------------------------------ info
     @property
+    def voxel_size(self) -> float:
+        """Å per voxel of the store's volumes (one grid spacing for every entry; 1.0 for a
+        store whose entries all lack volumes)."""
+        v = self.entries["voxel_size"].dropna().unique() if "voxel_size" in self.entries else []
+        return float(v[0]) if len(v) else 1.0
+
+    @property
     def tiles(self) -> pd.DataFrame:
         """The subset's rows of ``tiles.parquet`` (row i = item i)."""
         return self._tiles
