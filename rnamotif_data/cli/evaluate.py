@@ -13,7 +13,7 @@ from rnamotif_data.learn.checkpoints import load_checkpoint
 from rnamotif_data.learn.evaluate import Evaluator, log, write_outputs
 from rnamotif_data.learn.metrics import markdown_report
 from rnamotif_data.learn.segnet import SEGMENTATION_KIND
-from rnamotif_data.learn.tilerun import EVAL_FILES, evaluate_tiles
+from rnamotif_data.learn.tilerun import EVAL_FILES, evaluate_tiles, evaluate_tiles_cv
 from rnamotif_data.split.splits import SUBSETS
 from rnamotif_data.storage.outputs import claimed_output
 
@@ -26,7 +26,11 @@ EVALUATE_FILES = tuple(dict.fromkeys(("metrics.json", "report.md", "confusion.pn
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``rnamotif evaluate``."""
     p = argparse.ArgumentParser(prog="rnamotif evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", required=True)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--checkpoint", help="a checkpoint of rnamotif train (best.pt)")
+    what.add_argument("--cv", metavar="RUN", type=Path,
+                      help="a segmentation run of 'rnamotif train --network unet3d --all-folds': every fold's best.pt "
+                           "on its held-out test fold, pooled (default --out RUN/eval-cv)")
     p.add_argument("--root", help="store path or URL")
     p.add_argument("--split", default="fold1")
     p.add_argument("--subset", default="test", choices=SUBSETS,
@@ -46,6 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not a.mrc_folder and not a.root:
         p.error("--root or --mrc-folder is required")
+    if a.cv is not None:
+        if a.mrc_folder or not a.root:
+            p.error("--cv scores a segmentation run on its tiled store: give --root, not --mrc-folder")
+        out = a.out or a.cv / "eval-cv"
+        with claimed_output(out, "evaluate", EVALUATE_FILES):
+            evaluate_tiles_cv(a.cv, a.root, out, device=a.device)
+        log.info("%s\nwrote %s", (out / "report.md").read_text(), out)
+        return 0
     sub = "eval-mrc-folder" if a.mrc_folder else f"eval-{a.split}-{a.subset}"
     out = a.out or Path(a.checkpoint).parent / sub
     ck = load_checkpoint(a.checkpoint, "cpu")

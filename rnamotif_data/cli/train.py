@@ -100,7 +100,7 @@ def _train_segmentation(a: argparse.Namespace, argv: list[str] | None) -> int:
     with claimed_output(a.out, "train", TRAIN_FILES, mode="resume" if a.resume else "replace" if a.overwrite else "new"):
         kw = dict(protocol=a.protocol, width=a.width, depth=a.depth, resume=a.resume, progress=not a.no_progress)
         if a.all_folds:
-            train_tiles_all_folds(a.root, a.out, cfg, seeds=a.seeds, **kw)
+            train_tiles_all_folds(a.root, a.out, cfg, seeds=a.seeds, rotate=not a.no_rotate, **kw)
         else:
             sel = train_tiles(a.root, a.out, cfg, split=a.split, rotate=not a.no_rotate, **kw)
             log.info("%s: chosen epoch %s of %s", a.out, sel.get("best_epoch"), sel.get("last_epoch"))

@@ -522,6 +522,25 @@ class SegmentationMetrics:
                         if getattr(e, f"{kind}_true") is None:
                             setattr(e, f"{kind}_true", getattr(oe, f"{kind}_true").copy())
 
+    def merge(self, other: SegmentationMetrics) -> None:
+        """Add ``other``'s entries (e.g. the held-out fold of another cross-validation run,
+        scored with its own training prior) to this one's: a pooled score over folds, each
+        test entry once, bootstrapped over all of them.
+
+        Raises
+        ------
+        InputError
+            An entry present in both, or other classes, spacing or tolerance.
+        """
+        if (other.class_names, other.tolerance) != (self.class_names, self.tolerance) or not np.allclose(
+                np.broadcast_to(np.asarray(other.spacing, float), (3,)), np.broadcast_to(np.asarray(self.spacing, float), (3,))):
+            raise InputError("metrics of other classes, spacing or tolerance cannot be pooled")
+        both = sorted(set(self.entries) & set(other.entries))
+        if both:
+            raise InputError(f"entry {both[0]} is scored twice; pooled folds must hold disjoint entries")
+        self.entries.update(other.entries)
+        self.n_updates += other.n_updates
+
     def result(self) -> dict:
         """Every figure as a JSON-serialisable dict: ``classes``, ``tolerance`` (Å),
         ``unit``, ``n_entries``, ``n_updates``, ``groups`` -- ``all``, ``resolution``

@@ -137,6 +137,11 @@ class RNAMotifTiles(torch.utils.data.Dataset):
         return float(v[0]) if len(v) else 1.0
 
     @property
+    def tile_split(self) -> Split | None:
+        """The store's tile split this dataset reads (None for ``split="all"``)."""
+        return self._split
+
+    @property
     def tiles(self) -> pd.DataFrame:
         """The subset's rows of ``tiles.parquet`` (row i = item i)."""
         return self._tiles

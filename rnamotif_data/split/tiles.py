@@ -46,7 +46,7 @@ from rnamotif_data.storage.volumes import TILES_FILE, VOLUMES_FILE
 log = logging.getLogger(__name__)
 
 __all__ = ["TILE_SPLIT_FILE", "tile_split_path", "make_tile_split", "write_tile_split", "read_tile_split",
-           "entry_labels"]
+           "entry_labels", "related_levels"]
 
 #: the tile split, relative to the store
 TILE_SPLIT_FILE = "splits/tiles.parquet"
@@ -200,3 +200,32 @@ def read_tile_split(store: RNAMotifStore | str) -> Split | None:
                           f"remake it with 'rnamotif split {store.root} --tiles'")
     return Split(table=table, config=SplitConfig(**info["config"]), fingerprint=info["fingerprint"],
                  homology=info.get("homology"))
+
+
+def related_levels(split: Split, name: str, subset: str = "test", train_subset: str = "inner_train") -> dict[str, str]:
+    """Per entry of ``name``/``subset``, the strictest level at which it is related to the
+    entries of ``name``/``train_subset`` (the network's training set): ``identity`` (a chain
+    of the same identity class), ``family`` (of the same Rfam family or clan), ``none``, or
+    ``unknown`` for a split made without chain classes. The evaluation's "by similarity to
+    training" rows.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown split or subset name (:meth:`Split.indices`).
+    """
+    t = split.table
+    test = t.iloc[np.searchsorted(t["sample_index"].to_numpy(), split.indices(name, subset))]
+    train = t.iloc[np.searchsorted(t["sample_index"].to_numpy(), split.indices(name, train_subset))]
+    if "identity_class" not in t or "family" not in t:
+        return {str(e): "unknown" for e in test["entry"].unique()}
+
+    def labels(rows: pd.DataFrame, column: str) -> set[str]:
+        return {x for v in rows[column].dropna().astype(str).unique() for x in v.split(";") if x}
+
+    seen = {c: labels(train, c) for c in ("identity_class", "family")}
+    out = {}
+    for entry, rows in test.groupby("entry", sort=True):
+        out[str(entry)] = ("identity" if labels(rows, "identity_class") & seen["identity_class"]
+                           else "family" if labels(rows, "family") & seen["family"] else "none")
+    return out

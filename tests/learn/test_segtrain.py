@@ -165,3 +165,26 @@ def test_one_line_errors_for_tiles_networks_and_settings(tiles, tmp_path):
                            network_factory=lambda: torch.nn.Conv3d(1, 5, 1))
     with pytest.raises(ConfigError, match="epochs"):
         SegTrainConfig(epochs=0)
+
+
+class _Shifted(Oracle):
+    """The oracle's labels moved 2 voxels along x (edge voxels keep their own labels)."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        return torch.cat([out[..., :2], out[..., :-2]], dim=-1)
+
+
+def test_the_tolerance_is_in_angstrom_on_the_datasets_grid(tiles):
+    """A prediction 2 voxels off is within 3 Å on a 1 Å grid (2 Å) and outside it on a
+    2 Å grid (4 Å): validation reads the grid spacing from the dataset's ``voxel_size``."""
+    _, val_ds = tiles
+    net = _Shifted(val_ds.items)
+    scores = {}
+    for spacing in (1.0, 2.0):
+        ds = Tiles(val_ds.items)
+        ds.voxel_size = spacing
+        metrics, _ = evaluate_segmentation(net, ds, CFG, torch.device("cpu"))
+        assert metrics.spacing == spacing
+        scores[spacing] = metrics.result()["groups"]["all"]["predictors"]["network"]["macro_f1_tol"]
+    assert scores[1.0] > 0.99 and scores[2.0] < 0.95, scores
