@@ -336,10 +336,18 @@ def _cv_markdown(rows: list[dict], mean: dict, root: str) -> str:
                             for key, _ in _HEAD) for n in names]
         lines.append(f"| {'-' if r['seed'] is None else r['seed']} | {r['fold']} | {r['entries']} | "
                      + " | ".join(cells) + " |")
-    lines += ["", "Pooled over the held-out folds, mean ± sd over seeds (sd: n/a with one seed):", "",
-              "| figure | mean | sd | seeds |", "| --- | ---: | ---: | ---: |"]
-    for k, v in mean.items():
-        lines.append(f"| {k} | {_fmt(v['mean'])} | {_fmt(v['sd'])} | {v['n']} |")
+    n = max((v["n"] for v in mean.values()), default=0)
+    lines += ["", f"Pooled over the held-out folds, mean ± sd over {n} seed{'s' if n != 1 else ''} "
+              "(sd: n/a with one seed):", "",
+              "| predictor | " + " | ".join(label for key, label in _HEAD if key != "loops_found") + " |",
+              "| --- | " + " | ".join("---:" for key, _ in _HEAD if key != "loops_found") + " |"]
+    for name in names:
+        cells = []
+        for key, _ in _HEAD:
+            v = mean.get(f"{name}_{key}")
+            if key != "loops_found":
+                cells.append("n/a" if v is None else f"{_fmt(v['mean'])} ± {_fmt(v['sd'])}")
+        lines.append(f"| {PREDICTOR_WORDS.get(name, name)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -115,13 +115,18 @@ def _one_line(capsys, argv) -> str:
     return lines[0]
 
 
-def test_an_unfinished_run_and_a_store_of_another_grid_are_one_line_errors(cv_store, tiled_store, tmp_path, capsys):
+def test_an_unfinished_run_a_users_file_and_a_store_of_another_grid_are_one_line_errors(cv_store, tiled_store, tmp_path, capsys):
     run_dir = tmp_path / "run"
     _run(cv_store, run_dir)
     (run_dir / "fold5" / "best.pt").unlink()
     line = _one_line(capsys, ["--cv", run_dir, "--root", cv_store, "--device", "cpu"])
     assert "not a finished cross-validation run" in line and "fold5/best.pt" in line
     assert not (run_dir / "eval-cv").exists()  # a refused input leaves nothing behind
+    _run(cv_store, run_dir)
+    (run_dir / "eval-cv").mkdir()
+    (run_dir / "eval-cv" / "notes.txt").write_text("mine")
+    line = _one_line(capsys, ["--cv", run_dir, "--root", cv_store, "--device", "cpu"])
+    assert "notes.txt" in line and (run_dir / "eval-cv" / "notes.txt").read_text() == "mine"
     line = _one_line(capsys, ["--checkpoint", run_dir / "fold1" / "best.pt", "--root", tiled_store, "--device", "cpu",
                               "--split", "all", "--subset", "train", "--out", tmp_path / "e"])
     assert "trained on a 4 Å grid" in line and "1 Å grid" in line and "--tile-voxel-size 4" in line
