@@ -54,6 +54,7 @@ from rnamotif_data.rna.elements import ELEMENT_NAMES
 from rnamotif_data.samples.volumes import VolumeConfig
 from rnamotif_data.split.tiles import related_levels
 from rnamotif_data.storage.layout import get_attrs
+from rnamotif_data.storage.outputs import claimed_output
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +293,8 @@ def train_tiles_all_folds(root: str, out: str | Path, cfg: SegTrainConfig, *, se
             run = out / (f"seed{s}/fold{k}" if seeds > 1 else f"fold{k}")
             train_tiles(root, run, replace(cfg, seed=s), split=f"fold{k}", protocol=protocol, width=width, depth=depth,
                         rotate=rotate, resume=resume, progress=progress)
-    return evaluate_tiles_cv(out, root, out / "eval-cv", device=cfg.device, progress=progress)
+    with claimed_output(out / "eval-cv", "evaluate", EVAL_FILES):  # as `rnamotif evaluate --cv` writes it
+        return evaluate_tiles_cv(out, root, out / "eval-cv", device=cfg.device, progress=progress)
 
 
 def _headline(result: dict) -> dict:

@@ -158,3 +158,21 @@ def test_pooling_refuses_an_entry_twice():
     b.update(true, pred=true, density=true.astype(float), entry="E1")
     with pytest.raises(Exception, match="E1 is scored twice"):
         a.merge(b)
+
+
+def test_train_all_folds_then_evaluate_cv_again(cv_store, tmp_path, capsys):
+    """``rnamotif train --network unet3d --all-folds`` trains every fold and scores them into
+    RUN/eval-cv; ``rnamotif evaluate --cv RUN`` may score them again into the same folder
+    (its files, nothing else) and gives the same figures."""
+    from rnamotif_data.cli.train import main as train_main
+
+    run_dir = tmp_path / "run"
+    assert run(train_main, ["--network", "unet3d", "--root", cv_store, "--all-folds", "--epochs", "1", "--width", "2",
+                            "--depth", "1", "--device", "cpu", "--out", str(run_dir), "--no-progress"]) == 0
+    first = json.loads((run_dir / "eval-cv" / "metrics.json").read_text())
+    assert [r["fold"] for r in first["runs"]] == [1, 2, 3, 4, 5, "pooled"]
+    assert run(evaluate_main, ["--cv", str(run_dir), "--root", cv_store, "--device", "cpu"]) == 0
+    again = json.loads((run_dir / "eval-cv" / "metrics.json").read_text())
+    assert again["runs"] == first["runs"]
+    assert sorted(p.name for p in (run_dir / "eval-cv").iterdir()) == sorted(
+        [".rnamotif-output.json", "metrics.json", "report.md", "slice.png"])
