@@ -180,8 +180,8 @@ def evaluate_tiles(checkpoint: str | Path, root: str, out: str | Path, *, split:
                    device: str = "auto", margin: int = 16, batch_size: int = 2, progress: bool = True) -> dict:
     """Score a segmentation checkpoint on the whole entries of ``split``/``subset``
     (module docstring); writes :data:`EVAL_FILES` into ``out`` and returns the metrics.
-    Each entry's similarity level to the checkpoint's training set is
-    :func:`~rnamotif_data.split.tiles.related_levels`'.
+    Each entry is filed under its similarity level to the checkpoint's training set
+    (:func:`~rnamotif_data.split.tiles.related_levels`).
 
     Raises
     ------
