@@ -241,9 +241,11 @@ def evaluate_tiles_cv(run: str | Path, root: str, out: str | Path, *, device: st
         As :func:`cv_runs` and :func:`evaluate_tiles`.
     """
     runs = cv_runs(run)
-    rows, pooled, first_best = [], {}, None
+    rows: list[dict] = []
+    pooled: dict[int | None, dict] = {}
+    first_best = None
     for seed, folds in runs.items():
-        merged = None
+        merged: SegmentationMetrics | None = None
         for k, ckpt in folds.items():
             m, best = _score(ckpt, root, f"fold{k}", "test", device=device, margin=margin, batch_size=batch_size,
                              progress=progress)
@@ -254,17 +256,18 @@ def evaluate_tiles_cv(run: str | Path, root: str, out: str | Path, *, device: st
                 merged.merge(m)
             if seed == next(iter(runs)) and best is not None and (first_best is None or best[0] > first_best[0]):
                 first_best = best
+        assert merged is not None  # cv_runs gives five folds per seed
         pooled[seed] = merged.result()
         rows.append({"seed": seed, "fold": "pooled", "entries": pooled[seed]["n_entries"],
                      **_headline(pooled[seed])})
-    pooled_rows = [r for r in rows if r["fold"] == "pooled"]
-    summary = {"run": str(run), "root": str(root), "runs": rows, "mean_over_seeds": _mean_sd(pooled_rows),
+    mean = _mean_sd([r for r in rows if r["fold"] == "pooled"])
+    summary = {"run": str(run), "root": str(root), "runs": rows, "mean_over_seeds": mean,
                "pooled": {str(s): r for s, r in pooled.items()}}
     first = next(iter(pooled))
     title = (f"Pooled over the five held-out folds{'' if first is None else f' (seed {first})'}: "
              f"{pooled[first]['n_entries']} entries, whole maps")
     _write_eval(Path(out), pooled[first], title, first_best, {k: v for k, v in summary.items() if k != "pooled"},
-                extra_md=_cv_markdown(rows, summary["mean_over_seeds"], root) + "\n")
+                extra_md=_cv_markdown(rows, mean, root) + "\n")
     (Path(out) / "metrics.json").write_text(json.dumps(summary, indent=1, default=_plain))
     return summary
 
