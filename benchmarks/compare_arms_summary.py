@@ -25,12 +25,13 @@ def _boot(v: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def _stat(runs: list[dict], key: str) -> str:
+def _stat(runs: list[dict], key: str, count: bool = True) -> str:
+    """mean ± sd (bootstrap interval of the mean[; runs]) of ``key`` over ``runs``."""
     v = np.asarray([r[key] for r in runs if r.get(key) is not None], float)
     if not len(v):
         return "–"
     lo, hi = _boot(v)
-    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f} ({lo:.3f}–{hi:.3f}; {len(v)} runs)"
+    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f} ({lo:.3f}–{hi:.3f}{f'; {len(v)} runs' if count else ''})"
 
 
 def _auc_vs_half(runs: list[dict]) -> str:
@@ -81,14 +82,6 @@ def arm_markdown(name: str, summary: dict) -> str:
         f"- {_epochs(runs)}", ""])
 
 
-def _short(runs: list[dict], key: str) -> str:
-    v = np.asarray([r[key] for r in runs if r.get(key) is not None], float)
-    if not len(v):
-        return "–"
-    lo, hi = _boot(v)
-    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f} ({lo:.3f}–{hi:.3f})"
-
-
 def table_markdown(root: Path, arms: list[str]) -> str:
     """One row per finished arm: the three scores (mean ± sd, bootstrap interval of the mean),
     constant predictors, runs at chance, runs whose best epoch is the last."""
@@ -104,8 +97,8 @@ def table_markdown(root: Path, arms: list[str]) -> str:
         for r in runs:
             v = [row["val_macro_sensitivity"] for row in json.loads((Path(r["out"]) / "metrics.json").read_text())]
             last += int(np.argmax(v)) == len(v) - 1
-        lines.append(f"| {arm} | {len(runs)} | {_short(runs, 'macro_sensitivity')} | {_short(runs, 'motif_vs_unknown_auc')} | "
-                     f"{_short(runs, 'motif_vs_unknown_balanced_accuracy')} | {s['n_constant_predictors']} | "
+        lines.append(f"| {arm} | {len(runs)} | {_stat(runs, 'macro_sensitivity', False)} | {_stat(runs, 'motif_vs_unknown_auc', False)} | "
+                     f"{_stat(runs, 'motif_vs_unknown_balanced_accuracy', False)} | {s['n_constant_predictors']} | "
                      f"{s['n_at_chance']} | {last} |")
     return "\n".join(lines) + "\n"
 

@@ -120,7 +120,7 @@ def _checked(checkpoint, root: str, split: str, subset: str, device):
         raise ConfigError(f"{checkpoint}: trained on a {ck.volume_config.voxel_size:g} Å grid, but the volumes of "
                           f"{root} are on a {ds.voxel_size:g} Å grid; evaluate it on a store built with "
                           f"--tile-voxel-size {ck.volume_config.voxel_size:g}")
-    if not sorted(set(ds.tiles["entry"])):
+    if ds.tiles.empty:
         raise ConfigError(f"{root}: {split}/{subset} has no tiles to evaluate")
     return ck, ds, dev
 
@@ -166,10 +166,11 @@ def _score(checkpoint, root: str, split: str, subset: str, *, device, margin: in
     return metrics, best
 
 
-def _write_eval(out: Path, result: dict, title: str, best, record: dict, extra_md: str = "") -> None:
+def _write_eval(out: Path, report: str, best, doc: dict) -> None:
+    """:data:`EVAL_FILES`: ``report`` as report.md, ``doc`` as metrics.json, ``best`` as slice.png."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(extra_md + segmentation_markdown(result, title) + "\n")
-    (out / "metrics.json").write_text(json.dumps({**record, "result": result}, indent=1, default=_plain))
+    (out / "report.md").write_text(report + "\n")
+    (out / "metrics.json").write_text(json.dumps(doc, indent=1, default=_plain))
     if best is not None:
         _, entry, z, d, t, p = best
         plot_tile_slice(d[None], t[None], p[None], out / "slice.png", axis=0, index=0, class_names=ELEMENT_NAMES,
@@ -195,8 +196,9 @@ def evaluate_tiles(checkpoint: str | Path, root: str, out: str | Path, *, split:
                            progress=progress)
     result = metrics.result()
     title = f"Segmentation: {Path(str(checkpoint)).name} on {split}/{subset} of {root} ({result['n_entries']} entries, whole maps)"
-    _write_eval(Path(out), result, title, best, {"checkpoint": str(checkpoint), "root": str(root), "split": split,
-                                                 "subset": subset, "entries": sorted(metrics.entries)})
+    _write_eval(Path(out), segmentation_markdown(result, title), best,
+                {"checkpoint": str(checkpoint), "root": str(root), "split": split, "subset": subset,
+                 "entries": sorted(metrics.entries), "result": result})
     return result
 
 
@@ -266,9 +268,8 @@ def evaluate_tiles_cv(run: str | Path, root: str, out: str | Path, *, device: st
     first = next(iter(pooled))
     title = (f"Pooled over the five held-out folds{'' if first is None else f' (seed {first})'}: "
              f"{pooled[first]['n_entries']} entries, whole maps")
-    _write_eval(Path(out), pooled[first], title, first_best, {k: v for k, v in summary.items() if k != "pooled"},
-                extra_md=_cv_markdown(rows, mean, root) + "\n")
-    (Path(out) / "metrics.json").write_text(json.dumps(summary, indent=1, default=_plain))
+    _write_eval(Path(out), _cv_markdown(rows, mean, root) + "\n" + segmentation_markdown(pooled[first], title),
+                first_best, summary)
     return summary
 
 
